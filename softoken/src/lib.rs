@@ -1,1 +1,20 @@
+//! softoken: a PKCS#11 soft token whose database is NSS's own (cert9.db and
+//! key4.db), loadable by any PKCS#11 client.
+//!
+//! The C boundary lives in `ffi`; everything below it is safe Rust that
+//! tests can call without loading the shared library.
 
+pub mod attr;
+pub mod config;
+mod ffi;
+pub mod keydb;
+pub mod mechanism;
+pub mod module;
+pub mod nss;
+pub mod object;
+pub mod pbe;
+pub mod rv;
+pub mod session;
+pub mod token;
+
+pub use ffi::*;

@@ -1,0 +1,325 @@
+//! Configuration: the NSS-style parameter string a client passes in
+//! `CK_C_INITIALIZE_ARGS.pReserved` (what NSS passes from `pkcs11.txt`), else
+//! the `SOFTOKEN_CONFIGDIR` environment variable, else a default directory.
+
+use std::path::{Path, PathBuf};
+
+use crate::rv::{Result, Rv};
+
+/// The environment variable naming the database for clients that pass no
+/// parameters (pkcs11-tool, p11-kit).
+pub const CONFIGDIR_ENV: &str = "SOFTOKEN_CONFIGDIR";
+
+/// The default token and slot descriptions (NSS's, so that NSS tools and
+/// Firefox show what they show for their own database).
+pub const DEFAULT_TOKEN_LABEL: &str = "NSS Certificate DB";
+pub const DEFAULT_SLOT_DESCRIPTION: &str = "NSS User Private Key and Certificate Services";
+pub const DEFAULT_MANUFACTURER: &str = "softoken";
+pub const DEFAULT_LIBRARY_DESCRIPTION: &str = "softoken PKCS#11 soft token";
+
+/// Which storage format a database directory uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DbFormat {
+    /// cert9.db / key4.db (SQLite).
+    Sql,
+    /// cert8.db / key3.db (Berkeley DB 1.85), NSS's legacy format.
+    Dbm,
+}
+
+/// One database token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenConfig {
+    /// The slot id the token's slot gets.
+    pub slot_id: u64,
+    pub format: DbFormat,
+    pub dir: PathBuf,
+    pub cert_prefix: String,
+    pub key_prefix: String,
+    pub read_only: bool,
+    /// Open the slot even when the database cannot be opened (no token).
+    pub force_open: bool,
+    /// Ask for login even when the password is empty.
+    pub password_required: bool,
+    pub min_pin_len: usize,
+    /// A label given in the parameters; the label kept in the database wins
+    /// over the default, this wins over both.
+    pub token_description: Option<String>,
+    pub slot_description: String,
+}
+
+/// The whole module configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    pub manufacturer_id: String,
+    pub library_description: String,
+    /// The first is the main database token; further ones come from NSS's
+    /// `tokens=` parameter.
+    pub tokens: Vec<TokenConfig>,
+}
+
+/// The slot id of the main database token (NSS's id for its database slot).
+pub const MAIN_SLOT_ID: u64 = 2;
+
+/// Splits an NSS parameter string into (name, value) pairs. Values may be
+/// quoted with '…', "…", {…}, (…), […] or <…>; a backslash escapes the next
+/// character. Unterminated quotes take the rest of the string.
+pub fn parse_pairs(s: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut chars = s.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        if chars.peek().is_none() {
+            break;
+        }
+        let mut name = String::new();
+        while let Some(&c) = chars.peek() {
+            if c == '=' || c.is_whitespace() {
+                break;
+            }
+            name.push(c);
+            chars.next();
+        }
+        let mut value = String::new();
+        if chars.peek() == Some(&'=') {
+            chars.next();
+            let close = match chars.peek() {
+                Some('\'') => Some('\''),
+                Some('"') => Some('"'),
+                Some('{') => Some('}'),
+                Some('(') => Some(')'),
+                Some('[') => Some(']'),
+                Some('<') => Some('>'),
+                _ => None,
+            };
+            if let Some(close) = close {
+                let open = chars.next();
+                let mut depth = 0usize;
+                while let Some(c) = chars.next() {
+                    if c == '\\' {
+                        if let Some(n) = chars.next() {
+                            value.push(n);
+                        }
+                        continue;
+                    }
+                    if Some(c) == open && open != Some(close) {
+                        depth += 1;
+                    } else if c == close {
+                        if depth == 0 {
+                            break;
+                        }
+                        depth -= 1;
+                    }
+                    value.push(c);
+                }
+            } else {
+                while let Some(&c) = chars.peek() {
+                    if c.is_whitespace() {
+                        break;
+                    }
+                    chars.next();
+                    if c == '\\' {
+                        if let Some(n) = chars.next() {
+                            value.push(n);
+                        }
+                        continue;
+                    }
+                    value.push(c);
+                }
+            }
+        }
+        out.push((name, value));
+    }
+    out
+}
+
+fn get<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
+fn has_flag(flags: &str, flag: &str) -> bool {
+    flags
+        .split(',')
+        .any(|f| f.trim().eq_ignore_ascii_case(flag))
+}
+
+/// Splits `sql:DIR`, `dbm:DIR`, `extern:DIR` or a plain `DIR` (whose format
+/// comes from `NSS_DEFAULT_DB_TYPE`, else sql as in NSS since 3.35).
+pub fn parse_location(s: &str) -> Result<(DbFormat, PathBuf)> {
+    let lower = s.to_ascii_lowercase();
+    let (format, dir) = if lower.starts_with("sql:") || lower.starts_with("extern:") {
+        (DbFormat::Sql, &s[s.find(':').unwrap_or(0) + 1..])
+    } else if lower.starts_with("dbm:") {
+        (DbFormat::Dbm, &s[4..])
+    } else {
+        let format = match std::env::var("NSS_DEFAULT_DB_TYPE").as_deref() {
+            Ok("dbm") => DbFormat::Dbm,
+            _ => DbFormat::Sql,
+        };
+        (format, s)
+    };
+    if dir.is_empty() {
+        return Err(Rv::ArgumentsBad);
+    }
+    Ok((format, PathBuf::from(dir)))
+}
+
+/// The default database directory: `$XDG_DATA_HOME/softoken`, else
+/// `~/.local/share/softoken`.
+pub fn default_dir() -> Result<PathBuf> {
+    if let Some(xdg) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        let xdg = PathBuf::from(xdg);
+        if xdg.is_absolute() {
+            return Ok(xdg.join("softoken"));
+        }
+    }
+    let home = std::env::var_os("HOME")
+        .filter(|v| !v.is_empty())
+        .ok_or(Rv::FunctionFailed)?;
+    Ok(Path::new(&home).join(".local/share/softoken"))
+}
+
+fn token_from_pairs(
+    pairs: &[(String, String)],
+    slot_id: u64,
+    location: (DbFormat, PathBuf),
+) -> Result<TokenConfig> {
+    let flags = get(pairs, "flags").unwrap_or("");
+    let min_pin_len = match get(pairs, "minPWLen") {
+        Some(v) if !v.is_empty() => v.parse().map_err(|_| Rv::ArgumentsBad)?,
+        _ => 0,
+    };
+    let description = |names: &[&str]| {
+        names
+            .iter()
+            .find_map(|n| get(pairs, n))
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    };
+    Ok(TokenConfig {
+        slot_id,
+        format: location.0,
+        dir: location.1,
+        cert_prefix: get(pairs, "certPrefix").unwrap_or("").to_owned(),
+        key_prefix: get(pairs, "keyPrefix").unwrap_or("").to_owned(),
+        read_only: has_flag(flags, "readOnly"),
+        force_open: has_flag(flags, "forceOpen"),
+        password_required: has_flag(flags, "passwordRequired"),
+        min_pin_len,
+        token_description: description(&["tokenDescription", "dbTokenDescription"]),
+        slot_description: description(&["slotDescription", "dbSlotDescription"])
+            .unwrap_or_else(|| DEFAULT_SLOT_DESCRIPTION.to_owned()),
+    })
+}
+
+impl Config {
+    /// Builds the configuration from the parameter string (None when the
+    /// client passed none) and the environment.
+    pub fn from_parameters(params: Option<&str>) -> Result<Config> {
+        let pairs = params.map(parse_pairs).unwrap_or_default();
+        let location = match get(&pairs, "configdir").filter(|v| !v.is_empty()) {
+            Some(dir) => parse_location(dir)?,
+            None => match std::env::var(CONFIGDIR_ENV).ok().filter(|v| !v.is_empty()) {
+                Some(dir) => parse_location(&dir)?,
+                None => (DbFormat::Sql, default_dir()?),
+            },
+        };
+        let mut tokens = vec![token_from_pairs(&pairs, MAIN_SLOT_ID, location)?];
+        if let Some(extra) = get(&pairs, "tokens") {
+            for (slot, spec) in parse_pairs(extra) {
+                let slot_id = parse_slot_id(&slot)?;
+                if tokens.iter().any(|t| t.slot_id == slot_id) {
+                    return Err(Rv::ArgumentsBad);
+                }
+                let token_pairs = parse_pairs(&spec);
+                let dir = get(&token_pairs, "configdir")
+                    .filter(|v| !v.is_empty())
+                    .ok_or(Rv::ArgumentsBad)?;
+                tokens.push(token_from_pairs(
+                    &token_pairs,
+                    slot_id,
+                    parse_location(dir)?,
+                )?);
+            }
+        }
+        let text = |name: &str, default: &str| {
+            get(&pairs, name)
+                .filter(|v| !v.is_empty())
+                .unwrap_or(default)
+                .to_owned()
+        };
+        Ok(Config {
+            manufacturer_id: text("manufacturerID", DEFAULT_MANUFACTURER),
+            library_description: text("libraryDescription", DEFAULT_LIBRARY_DESCRIPTION),
+            tokens,
+        })
+    }
+}
+
+fn parse_slot_id(s: &str) -> Result<u64> {
+    let parsed = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(hex) => u64::from_str_radix(hex, 16),
+        None => s.parse(),
+    };
+    parsed.map_err(|_| Rv::ArgumentsBad)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_nss_parameter_string() {
+        let s = "configdir='sql:/tmp/a b' certPrefix='' keyPrefix='x-' secmod='secmod.db' \
+                 flags=readOnly,passwordRequired updatedir='' tokenDescription=\"My Token\"";
+        let c = Config::from_parameters(Some(s)).unwrap();
+        let t = &c.tokens[0];
+        assert_eq!(t.dir, PathBuf::from("/tmp/a b"));
+        assert_eq!(t.format, DbFormat::Sql);
+        assert_eq!(t.key_prefix, "x-");
+        assert!(t.read_only && t.password_required && !t.force_open);
+        assert_eq!(t.token_description.as_deref(), Some("My Token"));
+        assert_eq!(t.slot_id, MAIN_SLOT_ID);
+    }
+
+    #[test]
+    fn parses_extra_tokens_and_nested_quotes() {
+        let s = "configdir=dbm:/a tokens=<0x4=[configdir='sql:/b' tokenDescription='B (two)' \
+                 flags=readOnly] 5=[configdir=/c]>";
+        let c = Config::from_parameters(Some(s)).unwrap();
+        assert_eq!(c.tokens.len(), 3);
+        assert_eq!(c.tokens[0].format, DbFormat::Dbm);
+        assert_eq!(c.tokens[1].slot_id, 4);
+        assert_eq!(c.tokens[1].dir, PathBuf::from("/b"));
+        assert_eq!(c.tokens[1].token_description.as_deref(), Some("B (two)"));
+        assert!(c.tokens[1].read_only);
+        assert_eq!(c.tokens[2].slot_id, 5);
+    }
+
+    #[test]
+    fn escapes_and_case_insensitive_names() {
+        let pairs = parse_pairs(r"ConfigDir='/x\'y' a=b\ c");
+        assert_eq!(get(&pairs, "configdir"), Some("/x'y"));
+        assert_eq!(get(&pairs, "A"), Some("b c"));
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        assert_eq!(
+            Config::from_parameters(Some("configdir=sql: minPWLen=x")).unwrap_err(),
+            Rv::ArgumentsBad
+        );
+        assert_eq!(
+            Config::from_parameters(Some("configdir=/a tokens=<zz=[configdir=/b]>")).unwrap_err(),
+            Rv::ArgumentsBad
+        );
+        assert_eq!(
+            Config::from_parameters(Some("configdir=/a minPWLen=nope")).unwrap_err(),
+            Rv::ArgumentsBad
+        );
+    }
+}

@@ -1,0 +1,259 @@
+//! The function tables (the 2.40 list and the 3.0 list) and the
+//! interfaces that offer them.
+
+use pkcs11_sys::*;
+
+use super::list_out;
+use super::pending;
+use super::util::{boundary, out};
+use crate::rv::Rv;
+
+static FUNCTION_LIST: CK_FUNCTION_LIST = CK_FUNCTION_LIST {
+    version: CK_VERSION {
+        major: 2,
+        minor: 40,
+    },
+    C_Initialize: Some(super::C_Initialize),
+    C_Finalize: Some(super::C_Finalize),
+    C_GetInfo: Some(super::C_GetInfo),
+    C_GetFunctionList: Some(C_GetFunctionList),
+    C_GetSlotList: Some(super::C_GetSlotList),
+    C_GetSlotInfo: Some(super::C_GetSlotInfo),
+    C_GetTokenInfo: Some(super::C_GetTokenInfo),
+    C_GetMechanismList: Some(super::C_GetMechanismList),
+    C_GetMechanismInfo: Some(super::C_GetMechanismInfo),
+    C_InitToken: Some(super::C_InitToken),
+    C_InitPIN: Some(super::C_InitPIN),
+    C_SetPIN: Some(super::C_SetPIN),
+    C_OpenSession: Some(super::C_OpenSession),
+    C_CloseSession: Some(super::C_CloseSession),
+    C_CloseAllSessions: Some(super::C_CloseAllSessions),
+    C_GetSessionInfo: Some(super::C_GetSessionInfo),
+    C_GetOperationState: Some(super::C_GetOperationState),
+    C_SetOperationState: Some(super::C_SetOperationState),
+    C_Login: Some(super::C_Login),
+    C_Logout: Some(super::C_Logout),
+    C_CreateObject: Some(super::C_CreateObject),
+    C_CopyObject: Some(super::C_CopyObject),
+    C_DestroyObject: Some(super::C_DestroyObject),
+    C_GetObjectSize: Some(super::C_GetObjectSize),
+    C_GetAttributeValue: Some(super::C_GetAttributeValue),
+    C_SetAttributeValue: Some(super::C_SetAttributeValue),
+    C_FindObjectsInit: Some(super::C_FindObjectsInit),
+    C_FindObjects: Some(super::C_FindObjects),
+    C_FindObjectsFinal: Some(super::C_FindObjectsFinal),
+    C_EncryptInit: Some(pending::C_EncryptInit),
+    C_Encrypt: Some(pending::C_Encrypt),
+    C_EncryptUpdate: Some(pending::C_EncryptUpdate),
+    C_EncryptFinal: Some(pending::C_EncryptFinal),
+    C_DecryptInit: Some(pending::C_DecryptInit),
+    C_Decrypt: Some(pending::C_Decrypt),
+    C_DecryptUpdate: Some(pending::C_DecryptUpdate),
+    C_DecryptFinal: Some(pending::C_DecryptFinal),
+    C_DigestInit: Some(super::C_DigestInit),
+    C_Digest: Some(super::C_Digest),
+    C_DigestUpdate: Some(super::C_DigestUpdate),
+    C_DigestKey: Some(super::C_DigestKey),
+    C_DigestFinal: Some(super::C_DigestFinal),
+    C_SignInit: Some(pending::C_SignInit),
+    C_Sign: Some(pending::C_Sign),
+    C_SignUpdate: Some(pending::C_SignUpdate),
+    C_SignFinal: Some(pending::C_SignFinal),
+    C_SignRecoverInit: Some(pending::C_SignRecoverInit),
+    C_SignRecover: Some(pending::C_SignRecover),
+    C_VerifyInit: Some(pending::C_VerifyInit),
+    C_Verify: Some(pending::C_Verify),
+    C_VerifyUpdate: Some(pending::C_VerifyUpdate),
+    C_VerifyFinal: Some(pending::C_VerifyFinal),
+    C_VerifyRecoverInit: Some(pending::C_VerifyRecoverInit),
+    C_VerifyRecover: Some(pending::C_VerifyRecover),
+    C_DigestEncryptUpdate: Some(pending::C_DigestEncryptUpdate),
+    C_DecryptDigestUpdate: Some(pending::C_DecryptDigestUpdate),
+    C_SignEncryptUpdate: Some(pending::C_SignEncryptUpdate),
+    C_DecryptVerifyUpdate: Some(pending::C_DecryptVerifyUpdate),
+    C_GenerateKey: Some(pending::C_GenerateKey),
+    C_GenerateKeyPair: Some(pending::C_GenerateKeyPair),
+    C_WrapKey: Some(pending::C_WrapKey),
+    C_UnwrapKey: Some(pending::C_UnwrapKey),
+    C_DeriveKey: Some(pending::C_DeriveKey),
+    C_SeedRandom: Some(super::C_SeedRandom),
+    C_GenerateRandom: Some(super::C_GenerateRandom),
+    C_GetFunctionStatus: Some(super::C_GetFunctionStatus),
+    C_CancelFunction: Some(super::C_CancelFunction),
+    C_WaitForSlotEvent: Some(super::C_WaitForSlotEvent),
+};
+
+static FUNCTION_LIST_3_0: CK_FUNCTION_LIST_3_0 = CK_FUNCTION_LIST_3_0 {
+    version: CK_VERSION { major: 3, minor: 0 },
+    C_Initialize: Some(super::C_Initialize),
+    C_Finalize: Some(super::C_Finalize),
+    C_GetInfo: Some(super::C_GetInfo),
+    C_GetFunctionList: Some(C_GetFunctionList),
+    C_GetSlotList: Some(super::C_GetSlotList),
+    C_GetSlotInfo: Some(super::C_GetSlotInfo),
+    C_GetTokenInfo: Some(super::C_GetTokenInfo),
+    C_GetMechanismList: Some(super::C_GetMechanismList),
+    C_GetMechanismInfo: Some(super::C_GetMechanismInfo),
+    C_InitToken: Some(super::C_InitToken),
+    C_InitPIN: Some(super::C_InitPIN),
+    C_SetPIN: Some(super::C_SetPIN),
+    C_OpenSession: Some(super::C_OpenSession),
+    C_CloseSession: Some(super::C_CloseSession),
+    C_CloseAllSessions: Some(super::C_CloseAllSessions),
+    C_GetSessionInfo: Some(super::C_GetSessionInfo),
+    C_GetOperationState: Some(super::C_GetOperationState),
+    C_SetOperationState: Some(super::C_SetOperationState),
+    C_Login: Some(super::C_Login),
+    C_Logout: Some(super::C_Logout),
+    C_CreateObject: Some(super::C_CreateObject),
+    C_CopyObject: Some(super::C_CopyObject),
+    C_DestroyObject: Some(super::C_DestroyObject),
+    C_GetObjectSize: Some(super::C_GetObjectSize),
+    C_GetAttributeValue: Some(super::C_GetAttributeValue),
+    C_SetAttributeValue: Some(super::C_SetAttributeValue),
+    C_FindObjectsInit: Some(super::C_FindObjectsInit),
+    C_FindObjects: Some(super::C_FindObjects),
+    C_FindObjectsFinal: Some(super::C_FindObjectsFinal),
+    C_EncryptInit: Some(pending::C_EncryptInit),
+    C_Encrypt: Some(pending::C_Encrypt),
+    C_EncryptUpdate: Some(pending::C_EncryptUpdate),
+    C_EncryptFinal: Some(pending::C_EncryptFinal),
+    C_DecryptInit: Some(pending::C_DecryptInit),
+    C_Decrypt: Some(pending::C_Decrypt),
+    C_DecryptUpdate: Some(pending::C_DecryptUpdate),
+    C_DecryptFinal: Some(pending::C_DecryptFinal),
+    C_DigestInit: Some(super::C_DigestInit),
+    C_Digest: Some(super::C_Digest),
+    C_DigestUpdate: Some(super::C_DigestUpdate),
+    C_DigestKey: Some(super::C_DigestKey),
+    C_DigestFinal: Some(super::C_DigestFinal),
+    C_SignInit: Some(pending::C_SignInit),
+    C_Sign: Some(pending::C_Sign),
+    C_SignUpdate: Some(pending::C_SignUpdate),
+    C_SignFinal: Some(pending::C_SignFinal),
+    C_SignRecoverInit: Some(pending::C_SignRecoverInit),
+    C_SignRecover: Some(pending::C_SignRecover),
+    C_VerifyInit: Some(pending::C_VerifyInit),
+    C_Verify: Some(pending::C_Verify),
+    C_VerifyUpdate: Some(pending::C_VerifyUpdate),
+    C_VerifyFinal: Some(pending::C_VerifyFinal),
+    C_VerifyRecoverInit: Some(pending::C_VerifyRecoverInit),
+    C_VerifyRecover: Some(pending::C_VerifyRecover),
+    C_DigestEncryptUpdate: Some(pending::C_DigestEncryptUpdate),
+    C_DecryptDigestUpdate: Some(pending::C_DecryptDigestUpdate),
+    C_SignEncryptUpdate: Some(pending::C_SignEncryptUpdate),
+    C_DecryptVerifyUpdate: Some(pending::C_DecryptVerifyUpdate),
+    C_GenerateKey: Some(pending::C_GenerateKey),
+    C_GenerateKeyPair: Some(pending::C_GenerateKeyPair),
+    C_WrapKey: Some(pending::C_WrapKey),
+    C_UnwrapKey: Some(pending::C_UnwrapKey),
+    C_DeriveKey: Some(pending::C_DeriveKey),
+    C_SeedRandom: Some(super::C_SeedRandom),
+    C_GenerateRandom: Some(super::C_GenerateRandom),
+    C_GetFunctionStatus: Some(super::C_GetFunctionStatus),
+    C_CancelFunction: Some(super::C_CancelFunction),
+    C_WaitForSlotEvent: Some(super::C_WaitForSlotEvent),
+    C_GetInterfaceList: Some(C_GetInterfaceList),
+    C_GetInterface: Some(C_GetInterface),
+    C_LoginUser: Some(super::C_LoginUser),
+    C_SessionCancel: Some(super::C_SessionCancel),
+    C_MessageEncryptInit: Some(pending::C_MessageEncryptInit),
+    C_EncryptMessage: Some(pending::C_EncryptMessage),
+    C_EncryptMessageBegin: Some(pending::C_EncryptMessageBegin),
+    C_EncryptMessageNext: Some(pending::C_EncryptMessageNext),
+    C_MessageEncryptFinal: Some(pending::C_MessageEncryptFinal),
+    C_MessageDecryptInit: Some(pending::C_MessageDecryptInit),
+    C_DecryptMessage: Some(pending::C_DecryptMessage),
+    C_DecryptMessageBegin: Some(pending::C_DecryptMessageBegin),
+    C_DecryptMessageNext: Some(pending::C_DecryptMessageNext),
+    C_MessageDecryptFinal: Some(pending::C_MessageDecryptFinal),
+    C_MessageSignInit: Some(pending::C_MessageSignInit),
+    C_SignMessage: Some(pending::C_SignMessage),
+    C_SignMessageBegin: Some(pending::C_SignMessageBegin),
+    C_SignMessageNext: Some(pending::C_SignMessageNext),
+    C_MessageSignFinal: Some(pending::C_MessageSignFinal),
+    C_MessageVerifyInit: Some(pending::C_MessageVerifyInit),
+    C_VerifyMessage: Some(pending::C_VerifyMessage),
+    C_VerifyMessageBegin: Some(pending::C_VerifyMessageBegin),
+    C_VerifyMessageNext: Some(pending::C_VerifyMessageNext),
+    C_MessageVerifyFinal: Some(pending::C_MessageVerifyFinal),
+};
+
+/// The interface name of the standard function lists, NUL-terminated.
+static INTERFACE_NAME: &[u8; 8] = b"PKCS 11\0";
+
+/// The interfaces offered, best first. C_GetInterface hands out pointers
+/// into this table, so it is a static.
+struct InterfaceTable([CK_INTERFACE; 2]);
+// SAFETY: the table is never written and only points at immutable statics.
+unsafe impl Sync for InterfaceTable {}
+
+static INTERFACES: InterfaceTable = InterfaceTable([
+    CK_INTERFACE {
+        pInterfaceName: INTERFACE_NAME.as_ptr() as *mut CK_CHAR,
+        pFunctionList: &FUNCTION_LIST_3_0 as *const CK_FUNCTION_LIST_3_0 as *mut std::ffi::c_void,
+        flags: 0,
+    },
+    CK_INTERFACE {
+        pInterfaceName: INTERFACE_NAME.as_ptr() as *mut CK_CHAR,
+        pFunctionList: &FUNCTION_LIST as *const CK_FUNCTION_LIST as *mut std::ffi::c_void,
+        flags: 0,
+    },
+]);
+
+/// The version an interface's function list starts with.
+fn interface_version(i: &CK_INTERFACE) -> CK_VERSION {
+    // SAFETY: every interface points at one of the two static lists, both of
+    // which start with their CK_VERSION.
+    unsafe { *(i.pFunctionList as *const CK_VERSION) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_GetFunctionList(ppFunctionList: CK_FUNCTION_LIST_PTR_PTR) -> CK_RV {
+    boundary(|| {
+        // SAFETY: caller's pointer, checked for null.
+        let list = unsafe { out(ppFunctionList)? };
+        *list = &FUNCTION_LIST as *const CK_FUNCTION_LIST as *mut CK_FUNCTION_LIST;
+        Ok(())
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_GetInterfaceList(
+    pInterfacesList: CK_INTERFACE_PTR,
+    pulCount: CK_ULONG_PTR,
+) -> CK_RV {
+    // SAFETY: caller's pointers.
+    boundary(|| unsafe { list_out(&INTERFACES.0, pInterfacesList, pulCount) })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_GetInterface(
+    pInterfaceName: CK_UTF8CHAR_PTR,
+    pVersion: CK_VERSION_PTR,
+    ppInterface: CK_INTERFACE_PTR_PTR,
+    flags: CK_FLAGS,
+) -> CK_RV {
+    boundary(|| {
+        // SAFETY: caller's pointer, checked for null.
+        let slot = unsafe { out(ppInterface)? };
+        if !pInterfaceName.is_null() {
+            // SAFETY: a non-null name is a NUL-terminated string by the API.
+            let name =
+                unsafe { std::ffi::CStr::from_ptr(pInterfaceName as *const std::ffi::c_char) };
+            if name.to_bytes() != &INTERFACE_NAME[..INTERFACE_NAME.len() - 1] {
+                return Err(Rv::ArgumentsBad);
+            }
+        }
+        // SAFETY: caller's pointer; null means any version.
+        let wanted = unsafe { pVersion.as_ref() };
+        let found = INTERFACES.0.iter().find(|i| {
+            let v = interface_version(i);
+            wanted.is_none_or(|w| w.major == v.major && w.minor == v.minor)
+                && i.flags & flags == flags
+        });
+        let found = found.ok_or(Rv::ArgumentsBad)?;
+        *slot = found as *const CK_INTERFACE as *mut CK_INTERFACE;
+        Ok(())
+    })
+}

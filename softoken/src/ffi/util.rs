@@ -1,0 +1,193 @@
+//! Checked conversions of the raw pointers and lengths a caller passes, the
+//! panic boundary, and the one copy-out helper of the length-query protocol.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use pkcs11_sys::*;
+
+use crate::attr::Attrs;
+use crate::module::{self, Module};
+use crate::rv::{Result, Rv};
+
+/// Runs the safe body of an entry point: a panic becomes
+/// CKR_GENERAL_ERROR (never an abort that would take the client down), an
+/// error becomes its CK_RV.
+pub fn boundary(f: impl FnOnce() -> Result<()>) -> CK_RV {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(())) => CKR_OK,
+        Ok(Err(rv)) => rv.code(),
+        Err(_) => CKR_GENERAL_ERROR,
+    }
+}
+
+/// Like `boundary`, for calls that need the initialised module; holds the
+/// application's mutex around the call when it supplied one.
+pub fn with_module(f: impl FnOnce(&Module) -> Result<()>) -> CK_RV {
+    boundary(|| {
+        let m = module::get()?;
+        match m.call_lock() {
+            Some(lock) => {
+                lock.lock()?;
+                let r = catch_unwind(AssertUnwindSafe(|| f(&m)));
+                lock.unlock();
+                r.unwrap_or(Err(Rv::GeneralError))
+            }
+            None => f(&m),
+        }
+    })
+}
+
+/// A caller's output location.
+///
+/// # Safety
+/// `p` is null or valid for writes of a `T`.
+pub unsafe fn out<'a, T>(p: *mut T) -> Result<&'a mut T> {
+    // SAFETY: the caller of the C API promises a valid pointer or null.
+    unsafe { p.as_mut() }.ok_or(Rv::ArgumentsBad)
+}
+
+/// A caller's input bytes; a zero length needs no pointer.
+///
+/// # Safety
+/// `p` is null or valid for reads of `len` bytes.
+pub unsafe fn bytes<'a>(p: *const u8, len: CK_ULONG) -> Result<&'a [u8]> {
+    if len == 0 {
+        return Ok(&[]);
+    }
+    if p.is_null() || len > isize::MAX as CK_ULONG {
+        return Err(Rv::ArgumentsBad);
+    }
+    // SAFETY: non-null, and the caller promises `len` readable bytes.
+    Ok(unsafe { std::slice::from_raw_parts(p, len as usize) })
+}
+
+/// A caller's array of `count` items.
+///
+/// # Safety
+/// `p` is null or valid for reads of `count` items.
+pub unsafe fn items<'a, T>(p: *const T, count: CK_ULONG) -> Result<&'a [T]> {
+    if count == 0 {
+        return Ok(&[]);
+    }
+    if p.is_null() || count > (isize::MAX as usize / std::mem::size_of::<T>().max(1)) as CK_ULONG {
+        return Err(Rv::ArgumentsBad);
+    }
+    // SAFETY: non-null, and the caller promises `count` readable items.
+    Ok(unsafe { std::slice::from_raw_parts(p, count as usize) })
+}
+
+/// A caller's writable array of `count` items.
+///
+/// # Safety
+/// `p` is valid for writes of `count` items.
+pub unsafe fn items_mut<'a, T>(p: *mut T, count: usize) -> Result<&'a mut [T]> {
+    if count == 0 {
+        return Ok(&mut []);
+    }
+    if p.is_null() {
+        return Err(Rv::ArgumentsBad);
+    }
+    // SAFETY: non-null, and the caller promises room for `count` items.
+    Ok(unsafe { std::slice::from_raw_parts_mut(p, count) })
+}
+
+/// A template as an attribute map; a type given twice is inconsistent.
+///
+/// # Safety
+/// `p` is null or valid for `count` CK_ATTRIBUTEs whose values are valid.
+pub unsafe fn template(p: *const CK_ATTRIBUTE, count: CK_ULONG) -> Result<Attrs> {
+    // SAFETY: forwarded from the caller's promise.
+    let list = unsafe { items(p, count)? };
+    let mut attrs = Attrs::new();
+    for a in list {
+        // SAFETY: each attribute's value pointer and length come from the caller.
+        let value = unsafe { bytes(a.pValue as *const u8, a.ulValueLen)? };
+        if attrs.contains(a.type_) {
+            return Err(Rv::TemplateInconsistent);
+        }
+        attrs.set(a.type_, value.to_vec());
+    }
+    Ok(attrs)
+}
+
+/// The length-query protocol for a byte result: a null buffer asks for the
+/// length; a short buffer gets the length and CKR_BUFFER_TOO_SMALL.
+///
+/// # Safety
+/// `len_ptr` is null or valid; `p` is null or valid for `*len_ptr` bytes.
+pub unsafe fn copy_out(data: &[u8], p: *mut u8, len_ptr: *mut CK_ULONG) -> Result<()> {
+    // SAFETY: forwarded from the caller's promise.
+    let len = unsafe { out(len_ptr)? };
+    if p.is_null() {
+        *len = data.len() as CK_ULONG;
+        return Ok(());
+    }
+    if *len < data.len() as CK_ULONG {
+        *len = data.len() as CK_ULONG;
+        return Err(Rv::BufferTooSmall);
+    }
+    // SAFETY: the caller's buffer holds *len >= data.len() bytes.
+    let dst = unsafe { items_mut(p, data.len())? };
+    dst.copy_from_slice(data);
+    *len = data.len() as CK_ULONG;
+    Ok(())
+}
+
+/// A string in a blank-padded fixed field (cut at a character boundary).
+pub fn padded<const N: usize>(s: &str) -> [u8; N] {
+    let mut field = [b' '; N];
+    let mut end = s.len().min(N);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    field[..end].copy_from_slice(&s.as_bytes()[..end]);
+    field
+}
+
+/// The library's version from the crate version.
+pub fn library_version() -> CK_VERSION {
+    let mut parts = env!("CARGO_PKG_VERSION")
+        .split('.')
+        .map(|p| p.parse::<u8>().unwrap_or(0));
+    CK_VERSION {
+        major: parts.next().unwrap_or(0),
+        minor: parts.next().unwrap_or(0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn padding_cuts_at_char_boundaries() {
+        assert_eq!(&padded::<4>("ab"), b"ab  ");
+        assert_eq!(&padded::<3>("aé"), b"a\xc3\xa9");
+        assert_eq!(&padded::<2>("aé"), b"a ");
+    }
+
+    #[test]
+    fn copy_out_follows_the_length_protocol() {
+        let mut len: CK_ULONG = 0;
+        // SAFETY: valid local pointers.
+        unsafe {
+            copy_out(b"abc", std::ptr::null_mut(), &mut len).unwrap();
+            assert_eq!(len, 3);
+            let mut buf = [0u8; 2];
+            len = 2;
+            assert_eq!(
+                copy_out(b"abc", buf.as_mut_ptr(), &mut len),
+                Err(Rv::BufferTooSmall)
+            );
+            assert_eq!(len, 3);
+            let mut buf = [0u8; 8];
+            len = 8;
+            copy_out(b"abc", buf.as_mut_ptr(), &mut len).unwrap();
+            assert_eq!((len, &buf[..3]), (3, &b"abc"[..]));
+            assert_eq!(
+                copy_out(b"abc", buf.as_mut_ptr(), std::ptr::null_mut()),
+                Err(Rv::ArgumentsBad)
+            );
+        }
+    }
+}

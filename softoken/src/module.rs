@@ -1,0 +1,270 @@
+//! The module: its slots and tokens, its sessions, and the process-wide
+//! state C_Initialize creates and C_Finalize ends.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use arc_swap::ArcSwapOption;
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+use pkcs11_sys::*;
+
+use crate::config::{Config, TokenConfig};
+use crate::rv::{Result, Rv};
+use crate::session::Session;
+use crate::token::{Access, Token};
+
+/// Serialises calls when the application supplied its own mutex callbacks
+/// (and did not allow OS locking); implemented at the C boundary.
+pub trait CallLock: Send + Sync {
+    fn lock(&self) -> Result<()>;
+    fn unlock(&self);
+}
+
+pub struct Slot {
+    pub id: CK_SLOT_ID,
+    pub description: String,
+    /// None when the database could not be opened (`forceOpen`).
+    pub token: Option<Arc<Token>>,
+}
+
+pub struct Module {
+    pub config: Config,
+    pub slots: Vec<Slot>,
+    sessions: RwLock<HashMap<CK_SESSION_HANDLE, Arc<Mutex<Session>>>>,
+    next_session: AtomicU64,
+    call_lock: Option<Box<dyn CallLock>>,
+}
+
+impl Module {
+    pub fn new(config: Config, call_lock: Option<Box<dyn CallLock>>) -> Result<Module> {
+        let mut slots = Vec::new();
+        for tc in &config.tokens {
+            let token = match Token::open(tc.clone()) {
+                Ok(t) => Some(Arc::new(t)),
+                Err(_) if tc.force_open => None,
+                Err(e) => return Err(e),
+            };
+            slots.push(Slot {
+                id: tc.slot_id,
+                description: tc.slot_description.clone(),
+                token,
+            });
+        }
+        Ok(Module {
+            config,
+            slots,
+            sessions: RwLock::new(HashMap::new()),
+            next_session: AtomicU64::new(1),
+            call_lock,
+        })
+    }
+
+    pub fn call_lock(&self) -> Option<&dyn CallLock> {
+        self.call_lock.as_deref()
+    }
+
+    pub fn slot(&self, id: CK_SLOT_ID) -> Result<&Slot> {
+        self.slots
+            .iter()
+            .find(|s| s.id == id)
+            .ok_or(Rv::SlotIdInvalid)
+    }
+
+    pub fn token(&self, slot: CK_SLOT_ID) -> Result<&Arc<Token>> {
+        self.slot(slot)?.token.as_ref().ok_or(Rv::TokenNotPresent)
+    }
+
+    pub fn token_config(&self, slot: CK_SLOT_ID) -> Result<&TokenConfig> {
+        self.config
+            .tokens
+            .iter()
+            .find(|t| t.slot_id == slot)
+            .ok_or(Rv::SlotIdInvalid)
+    }
+
+    /// (all sessions, read-write sessions) of a slot.
+    pub fn session_counts(&self, slot: CK_SLOT_ID) -> (usize, usize) {
+        let sessions = self.sessions.read();
+        let mut all = 0;
+        let mut rw = 0;
+        for s in sessions.values() {
+            let s = s.lock();
+            if s.slot == slot {
+                all += 1;
+                rw += usize::from(s.rw);
+            }
+        }
+        (all, rw)
+    }
+
+    pub fn open_session(&self, slot: CK_SLOT_ID, flags: CK_FLAGS) -> Result<CK_SESSION_HANDLE> {
+        if flags & CKF_SERIAL_SESSION == 0 {
+            return Err(Rv::SessionParallelNotSupported);
+        }
+        let token = self.token(slot)?;
+        let rw = flags & CKF_RW_SESSION != 0;
+        if !rw && token.so_logged_in() {
+            return Err(Rv::SessionReadWriteSoExists);
+        }
+        let h = self.next_session.fetch_add(1, Ordering::Relaxed);
+        self.sessions
+            .write()
+            .insert(h, Arc::new(Mutex::new(Session::new(slot, rw))));
+        Ok(h)
+    }
+
+    /// The session and its token.
+    pub fn session(&self, h: CK_SESSION_HANDLE) -> Result<(Arc<Mutex<Session>>, Arc<Token>)> {
+        let session = self
+            .sessions
+            .read()
+            .get(&h)
+            .cloned()
+            .ok_or(Rv::SessionHandleInvalid)?;
+        let slot = session.lock().slot;
+        let token = self.token(slot)?.clone();
+        Ok((session, token))
+    }
+
+    /// The access rights a session gives.
+    pub fn access(&self, h: CK_SESSION_HANDLE) -> Result<(Access, Arc<Token>)> {
+        let (session, token) = self.session(h)?;
+        let rw = session.lock().rw;
+        Ok((Access { session: h, rw }, token))
+    }
+
+    pub fn close_session(&self, h: CK_SESSION_HANDLE) -> Result<()> {
+        let session = self
+            .sessions
+            .write()
+            .remove(&h)
+            .ok_or(Rv::SessionHandleInvalid)?;
+        let slot = session.lock().slot;
+        if let Ok(token) = self.token(slot) {
+            token.drop_session_objects(h);
+            if self.session_counts(slot).0 == 0 {
+                // The last session of an application ends its login.
+                token.end_login();
+            }
+        }
+        Ok(())
+    }
+
+    pub fn close_all_sessions(&self, slot: CK_SLOT_ID) -> Result<()> {
+        let token = self.token(slot)?;
+        let handles: Vec<CK_SESSION_HANDLE> = {
+            let mut sessions = self.sessions.write();
+            let handles: Vec<_> = sessions
+                .iter()
+                .filter(|(_, s)| s.lock().slot == slot)
+                .map(|(h, _)| *h)
+                .collect();
+            for h in &handles {
+                sessions.remove(h);
+            }
+            handles
+        };
+        for h in handles {
+            token.drop_session_objects(h);
+        }
+        token.end_login();
+        Ok(())
+    }
+
+    /// CK_SESSION_INFO.state of a session.
+    pub fn session_state(&self, token: &Token, rw: bool) -> CK_STATE {
+        match (token.so_logged_in(), token.user_logged_in(), rw) {
+            (true, _, _) => CKS_RW_SO_FUNCTIONS,
+            (_, true, true) => CKS_RW_USER_FUNCTIONS,
+            (_, true, false) => CKS_RO_USER_FUNCTIONS,
+            (_, false, true) => CKS_RW_PUBLIC_SESSION,
+            (_, false, false) => CKS_RO_PUBLIC_SESSION,
+        }
+    }
+
+    pub fn has_ro_session(&self, slot: CK_SLOT_ID) -> bool {
+        let (all, rw) = self.session_counts(slot);
+        all > rw
+    }
+}
+
+/// The process-wide state. A forked child must never use its parent's
+/// database handles or locks, so the state remembers the process that made
+/// it: in any other process the module reads as not initialised, and a
+/// C_Initialize there starts a new state. The inherited one is never
+/// touched again (its locks and SQLite handles belong to the parent).
+struct ProcessState {
+    pid: u32,
+    module: RwLock<Option<Arc<Module>>>,
+}
+
+static STATE: ArcSwapOption<ProcessState> = ArcSwapOption::const_empty();
+
+/// This process's state, creating it when missing or inherited.
+fn process_state() -> Arc<ProcessState> {
+    let pid = std::process::id();
+    loop {
+        let current = STATE.load_full();
+        if let Some(s) = current.as_ref().filter(|s| s.pid == pid) {
+            return s.clone();
+        }
+        let fresh = Arc::new(ProcessState {
+            pid,
+            module: RwLock::new(None),
+        });
+        let previous = STATE.compare_and_swap(&current, Some(fresh.clone()));
+        let swapped = match (&*previous, &current) {
+            (Some(p), Some(c)) => Arc::ptr_eq(p, c),
+            (None, None) => true,
+            _ => false,
+        };
+        if swapped {
+            // Leaked on purpose: dropping it would close the parent's handles.
+            std::mem::forget(current);
+            return fresh;
+        }
+    }
+}
+
+/// C_Initialize's work after the C boundary checked its arguments.
+pub fn initialize(params: Option<&str>, call_lock: Option<Box<dyn CallLock>>) -> Result<()> {
+    let state = process_state();
+    let mut module = state.module.write();
+    if module.is_some() {
+        return Err(Rv::CryptokiAlreadyInitialized);
+    }
+    let config = Config::from_parameters(params)?;
+    *module = Some(Arc::new(Module::new(config, call_lock)?));
+    Ok(())
+}
+
+/// C_Finalize: drops the module (its sessions and databases close once the
+/// calls still running in other threads return).
+pub fn finalize() -> Result<()> {
+    let state = process_state();
+    let module = state
+        .module
+        .write()
+        .take()
+        .ok_or(Rv::CryptokiNotInitialized)?;
+    for slot in &module.slots {
+        if let Some(token) = &slot.token {
+            token.end_login();
+        }
+    }
+    drop(module);
+    Ok(())
+}
+
+/// The initialised module of this process.
+pub fn get() -> Result<Arc<Module>> {
+    let guard = STATE.load();
+    let state = guard.as_ref().ok_or(Rv::CryptokiNotInitialized)?;
+    if state.pid != std::process::id() {
+        return Err(Rv::CryptokiNotInitialized);
+    }
+    let module = state.module.read().clone();
+    module.ok_or(Rv::CryptokiNotInitialized)
+}

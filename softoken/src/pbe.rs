@@ -1,0 +1,536 @@
+//! The password-based formats NSS uses in key4.db: PBES2 (PBKDF2 + AES-CBC)
+//! for private attributes and the password check, PBMAC1 (PBKDF2 + HMAC) for
+//! integrity records, and the legacy 3DES PBE of databases migrated from
+//! key3.db. This module knows the byte formats and the primitives; which key
+//! protects what is `keydb`'s business.
+
+use std::num::NonZeroU32;
+
+use aws_lc_rs::cipher::{
+    DecryptionContext, EncryptionContext, PaddedBlockDecryptingKey, PaddedBlockEncryptingKey,
+    UnboundCipherKey, AES_128, AES_192, AES_256,
+};
+use aws_lc_rs::{digest, hmac, pbkdf2};
+use der::asn1::{Any, ObjectIdentifier as Oid, OctetString};
+use der::{Decode, Encode, Sequence};
+use zeroize::Zeroizing;
+
+use crate::rv::{Result, Rv};
+
+const PBES2: Oid = Oid::new_unwrap("1.2.840.113549.1.5.13");
+const PBKDF2: Oid = Oid::new_unwrap("1.2.840.113549.1.5.12");
+const PBMAC1: Oid = Oid::new_unwrap("1.2.840.113549.1.5.14");
+const HMAC_SHA1: Oid = Oid::new_unwrap("1.2.840.113549.2.7");
+const HMAC_SHA256: Oid = Oid::new_unwrap("1.2.840.113549.2.9");
+const HMAC_SHA384: Oid = Oid::new_unwrap("1.2.840.113549.2.10");
+const HMAC_SHA512: Oid = Oid::new_unwrap("1.2.840.113549.2.11");
+const AES128_CBC: Oid = Oid::new_unwrap("2.16.840.1.101.3.4.1.2");
+const AES192_CBC: Oid = Oid::new_unwrap("2.16.840.1.101.3.4.1.22");
+const AES256_CBC: Oid = Oid::new_unwrap("2.16.840.1.101.3.4.1.42");
+/// NSS's legacy key3.db PBE: SHA-1 and 3-key 3DES-CBC with its own KDF.
+const LEGACY_PBE_SHA1_3DES: Oid = Oid::new_unwrap("1.2.840.113549.1.12.5.1.3");
+
+/// Length of the random salts we write (NSS writes 32).
+pub const SALT_LEN: usize = 32;
+/// Length of the keys PBKDF2 gives for AES-256 and HMAC-SHA256.
+pub const KEY_LEN: usize = 32;
+/// NSS writes the AES-CBC parameter as an OCTET STRING of 14 random bytes
+/// and uses the whole 16-byte TLV (`04 0e` + 14 bytes) as the IV.
+pub const IV_PARAM_LEN: usize = 14;
+
+#[derive(Clone, Debug, Sequence)]
+struct AlgorithmIdentifier {
+    oid: Oid,
+    parameters: Option<Any>,
+}
+
+/// The outer shape shared by encrypted values and MAC records.
+#[derive(Clone, Debug, Sequence)]
+struct Envelope {
+    algorithm: AlgorithmIdentifier,
+    data: OctetString,
+}
+
+#[derive(Clone, Debug, Sequence)]
+struct SchemePair {
+    kdf: AlgorithmIdentifier,
+    scheme: AlgorithmIdentifier,
+}
+
+#[derive(Clone, Debug, Sequence)]
+struct Pbkdf2Params {
+    salt: OctetString,
+    iterations: u32,
+    key_length: Option<u32>,
+    prf: Option<AlgorithmIdentifier>,
+}
+
+#[derive(Clone, Debug, Sequence)]
+struct LegacyPbeParams {
+    salt: OctetString,
+    iterations: u32,
+}
+
+fn malformed<E>(_: E) -> Rv {
+    // A value from disk that does not parse: the database is damaged.
+    Rv::DeviceError
+}
+
+/// The hash behind a PBKDF2 PRF or an HMAC.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Prf {
+    Sha1,
+    Sha256,
+    Sha384,
+    Sha512,
+}
+
+impl Prf {
+    fn from_oid(oid: &Oid) -> Result<Prf> {
+        Ok(match *oid {
+            HMAC_SHA1 => Prf::Sha1,
+            HMAC_SHA256 => Prf::Sha256,
+            HMAC_SHA384 => Prf::Sha384,
+            HMAC_SHA512 => Prf::Sha512,
+            _ => return Err(Rv::DeviceError),
+        })
+    }
+
+    fn pbkdf2(self) -> pbkdf2::Algorithm {
+        match self {
+            Prf::Sha1 => pbkdf2::PBKDF2_HMAC_SHA1,
+            Prf::Sha256 => pbkdf2::PBKDF2_HMAC_SHA256,
+            Prf::Sha384 => pbkdf2::PBKDF2_HMAC_SHA384,
+            Prf::Sha512 => pbkdf2::PBKDF2_HMAC_SHA512,
+        }
+    }
+
+    fn hmac(self) -> hmac::Algorithm {
+        match self {
+            Prf::Sha1 => hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY,
+            Prf::Sha256 => hmac::HMAC_SHA256,
+            Prf::Sha384 => hmac::HMAC_SHA384,
+            Prf::Sha512 => hmac::HMAC_SHA512,
+        }
+    }
+
+    fn output_len(self) -> usize {
+        self.hmac().digest_algorithm().output_len()
+    }
+}
+
+/// What a PBKDF2 derivation needs besides the secret; also the cache key of
+/// derived keys.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct KdfParams {
+    pub prf: Prf,
+    pub salt: Vec<u8>,
+    pub iterations: u32,
+    pub key_len: usize,
+}
+
+impl KdfParams {
+    fn parse(kdf: &AlgorithmIdentifier, default_key_len: usize) -> Result<KdfParams> {
+        if kdf.oid != PBKDF2 {
+            return Err(Rv::DeviceError);
+        }
+        let params: Pbkdf2Params = kdf
+            .parameters
+            .as_ref()
+            .ok_or(Rv::DeviceError)?
+            .decode_as()
+            .map_err(malformed)?;
+        let prf = match &params.prf {
+            Some(p) => Prf::from_oid(&p.oid)?,
+            None => Prf::Sha1,
+        };
+        let key_len = params.key_length.map_or(default_key_len, |l| l as usize);
+        // Bound what a damaged file can make us compute.
+        if params.iterations == 0 || key_len == 0 || key_len > 64 {
+            return Err(Rv::DeviceError);
+        }
+        Ok(KdfParams {
+            prf,
+            salt: params.salt.as_bytes().to_vec(),
+            iterations: params.iterations,
+            key_len,
+        })
+    }
+
+    fn encode(&self) -> Result<AlgorithmIdentifier> {
+        let prf_oid = match self.prf {
+            Prf::Sha1 => HMAC_SHA1,
+            Prf::Sha256 => HMAC_SHA256,
+            Prf::Sha384 => HMAC_SHA384,
+            Prf::Sha512 => HMAC_SHA512,
+        };
+        let params = Pbkdf2Params {
+            salt: OctetString::new(self.salt.clone()).map_err(|_| Rv::GeneralError)?,
+            iterations: self.iterations,
+            key_length: Some(self.key_len as u32),
+            prf: Some(AlgorithmIdentifier {
+                oid: prf_oid,
+                parameters: None,
+            }),
+        };
+        Ok(AlgorithmIdentifier {
+            oid: PBKDF2,
+            parameters: Some(Any::encode_from(&params).map_err(|_| Rv::GeneralError)?),
+        })
+    }
+
+    /// Runs PBKDF2 over the secret.
+    pub fn derive(&self, secret: &[u8]) -> Zeroizing<Vec<u8>> {
+        let mut out = Zeroizing::new(vec![0u8; self.key_len]);
+        let iterations = NonZeroU32::new(self.iterations).unwrap_or(NonZeroU32::MIN);
+        pbkdf2::derive(self.prf.pbkdf2(), iterations, &self.salt, secret, &mut out);
+        out
+    }
+}
+
+/// An encrypted value as stored in key4.db.
+#[derive(Clone, Debug)]
+pub enum Encrypted {
+    /// PBES2 with AES-CBC (what NSS writes).
+    Pbes2 {
+        kdf: KdfParams,
+        iv: [u8; 16],
+        ciphertext: Vec<u8>,
+    },
+    /// The legacy 3DES PBE (from key3.db, kept by NSS's migration).
+    Legacy {
+        salt: Vec<u8>,
+        iterations: u32,
+        ciphertext: Vec<u8>,
+    },
+}
+
+impl Encrypted {
+    pub fn parse(blob: &[u8]) -> Result<Encrypted> {
+        let env = Envelope::from_der(blob).map_err(malformed)?;
+        let ciphertext = env.data.as_bytes().to_vec();
+        let params = env.algorithm.parameters.as_ref().ok_or(Rv::DeviceError)?;
+        match env.algorithm.oid {
+            PBES2 => {
+                let pair: SchemePair = params.decode_as().map_err(malformed)?;
+                let aes_key_len = match pair.scheme.oid {
+                    AES128_CBC => 16,
+                    AES192_CBC => 24,
+                    AES256_CBC => 32,
+                    _ => return Err(Rv::DeviceError),
+                };
+                let kdf = KdfParams::parse(&pair.kdf, aes_key_len)?;
+                if kdf.key_len != aes_key_len {
+                    return Err(Rv::DeviceError);
+                }
+                let iv_any = pair.scheme.parameters.as_ref().ok_or(Rv::DeviceError)?;
+                let iv = aes_iv(iv_any)?;
+                Ok(Encrypted::Pbes2 {
+                    kdf,
+                    iv,
+                    ciphertext,
+                })
+            }
+            LEGACY_PBE_SHA1_3DES => {
+                let p: LegacyPbeParams = params.decode_as().map_err(malformed)?;
+                // NSS always wrote 1; a damaged file must not make us spin.
+                if p.iterations == 0 || p.iterations > 100_000 {
+                    return Err(Rv::DeviceError);
+                }
+                Ok(Encrypted::Legacy {
+                    salt: p.salt.as_bytes().to_vec(),
+                    iterations: p.iterations,
+                    ciphertext,
+                })
+            }
+            _ => Err(Rv::DeviceError),
+        }
+    }
+
+    /// Whether this value is NSS's current form (which has integrity records).
+    pub fn is_pbes2(&self) -> bool {
+        matches!(self, Encrypted::Pbes2 { .. })
+    }
+}
+
+/// The IV of an AES-CBC parameter: NSS's 16-byte TLV of a 14-byte OCTET
+/// STRING, or, as other writers do, a 16-byte OCTET STRING.
+fn aes_iv(param: &Any) -> Result<[u8; 16]> {
+    let tlv = param.to_der().map_err(malformed)?;
+    if let Ok(iv) = <[u8; 16]>::try_from(tlv.as_slice()) {
+        return Ok(iv);
+    }
+    <[u8; 16]>::try_from(param.value()).map_err(|_| Rv::DeviceError)
+}
+
+/// Encodes a PBES2 value (AES-256-CBC) in NSS's shape.
+pub fn encode_pbes2(
+    kdf: &KdfParams,
+    iv_param: &[u8; IV_PARAM_LEN],
+    ciphertext: Vec<u8>,
+) -> Result<Vec<u8>> {
+    let iv = Any::encode_from(&OctetString::new(iv_param.to_vec()).map_err(|_| Rv::GeneralError)?)
+        .map_err(|_| Rv::GeneralError)?;
+    let pair = SchemePair {
+        kdf: kdf.encode()?,
+        scheme: AlgorithmIdentifier {
+            oid: AES256_CBC,
+            parameters: Some(iv),
+        },
+    };
+    envelope(PBES2, &pair, ciphertext)
+}
+
+fn envelope(oid: Oid, params: &SchemePair, data: Vec<u8>) -> Result<Vec<u8>> {
+    let env = Envelope {
+        algorithm: AlgorithmIdentifier {
+            oid,
+            parameters: Some(Any::encode_from(params).map_err(|_| Rv::GeneralError)?),
+        },
+        data: OctetString::new(data).map_err(|_| Rv::GeneralError)?,
+    };
+    env.to_der().map_err(|_| Rv::GeneralError)
+}
+
+/// The 16-byte IV NSS uses for a 14-byte parameter: its DER TLV.
+pub fn iv_from_param(param: &[u8; IV_PARAM_LEN]) -> [u8; 16] {
+    let mut iv = [0u8; 16];
+    iv[0] = 0x04;
+    iv[1] = IV_PARAM_LEN as u8;
+    iv[2..].copy_from_slice(param);
+    iv
+}
+
+fn aes_algorithm(key: &[u8]) -> Result<&'static aws_lc_rs::cipher::Algorithm> {
+    Ok(match key.len() {
+        16 => &AES_128,
+        24 => &AES_192,
+        32 => &AES_256,
+        _ => return Err(Rv::GeneralError),
+    })
+}
+
+/// AES-CBC with PKCS#7 padding.
+pub fn aes_cbc_encrypt(key: &[u8], iv: [u8; 16], plaintext: &[u8]) -> Result<Vec<u8>> {
+    let unbound = UnboundCipherKey::new(aes_algorithm(key)?, key).map_err(|_| Rv::GeneralError)?;
+    let cipher = PaddedBlockEncryptingKey::cbc_pkcs7(unbound).map_err(|_| Rv::GeneralError)?;
+    let mut buf = plaintext.to_vec();
+    cipher
+        .less_safe_encrypt(&mut buf, EncryptionContext::Iv128(iv.into()))
+        .map_err(|_| Rv::GeneralError)?;
+    Ok(buf)
+}
+
+/// AES-CBC decryption with PKCS#7 padding removed; a bad key or damaged
+/// value gives `Rv::DeviceError` (the caller knows when it means a wrong
+/// password).
+pub fn aes_cbc_decrypt(key: &[u8], iv: [u8; 16], ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+    if ciphertext.is_empty() || !ciphertext.len().is_multiple_of(16) {
+        return Err(Rv::DeviceError);
+    }
+    let unbound = UnboundCipherKey::new(aes_algorithm(key)?, key).map_err(|_| Rv::GeneralError)?;
+    let cipher = PaddedBlockDecryptingKey::cbc_pkcs7(unbound).map_err(|_| Rv::GeneralError)?;
+    let mut buf = Zeroizing::new(ciphertext.to_vec());
+    let len = cipher
+        .decrypt(&mut buf, DecryptionContext::Iv128(iv.into()))
+        .map_err(|_| Rv::DeviceError)?
+        .len();
+    buf.truncate(len);
+    Ok(buf)
+}
+
+/// Decrypts a legacy value: NSS's SHA-1/HMAC key derivation, then 3-key
+/// 3DES-CBC with PKCS#7 padding.
+pub fn legacy_decrypt(
+    master: &[u8],
+    salt: &[u8],
+    iterations: u32,
+    ciphertext: &[u8],
+) -> Result<Zeroizing<Vec<u8>>> {
+    use cbc::cipher::{block_padding::Pkcs7, BlockDecryptMut, KeyIvInit};
+
+    if ciphertext.is_empty() || !ciphertext.len().is_multiple_of(8) {
+        return Err(Rv::DeviceError);
+    }
+    let mut ctx = digest::Context::new(&digest::SHA1_FOR_LEGACY_USE_ONLY);
+    ctx.update(master);
+    ctx.update(salt);
+    let mut h = Zeroizing::new(ctx.finish().as_ref().to_vec());
+    for _ in 1..iterations {
+        *h = digest::digest(&digest::SHA1_FOR_LEGACY_USE_ONLY, &h)
+            .as_ref()
+            .to_vec();
+    }
+    let hkey = hmac::Key::new(hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, &h);
+    let mut state = salt.to_vec();
+    if state.len() < 20 {
+        state.resize(20, 0);
+    }
+    let mut out = Zeroizing::new(Vec::with_capacity(40));
+    while out.len() < 32 {
+        let mut block_input = state.clone();
+        block_input.extend_from_slice(salt);
+        out.extend_from_slice(hmac::sign(&hkey, &block_input).as_ref());
+        state = hmac::sign(&hkey, &state).as_ref().to_vec();
+    }
+    let key = &out[..24];
+    let iv = &out[out.len() - 8..];
+    let decryptor =
+        cbc::Decryptor::<des::TdesEde3>::new_from_slices(key, iv).map_err(|_| Rv::GeneralError)?;
+    let mut buf = Zeroizing::new(ciphertext.to_vec());
+    let len = decryptor
+        .decrypt_padded_mut::<Pkcs7>(&mut buf)
+        .map_err(|_| Rv::DeviceError)?
+        .len();
+    buf.truncate(len);
+    Ok(buf)
+}
+
+/// A PBMAC1 integrity record.
+#[derive(Clone, Debug)]
+pub struct MacRecord {
+    pub kdf: KdfParams,
+    pub mac_prf: Prf,
+    pub mac: Vec<u8>,
+}
+
+impl MacRecord {
+    pub fn parse(blob: &[u8]) -> Result<MacRecord> {
+        let env = Envelope::from_der(blob).map_err(malformed)?;
+        if env.algorithm.oid != PBMAC1 {
+            return Err(Rv::DeviceError);
+        }
+        let pair: SchemePair = env
+            .algorithm
+            .parameters
+            .as_ref()
+            .ok_or(Rv::DeviceError)?
+            .decode_as()
+            .map_err(malformed)?;
+        let mac_prf = Prf::from_oid(&pair.scheme.oid)?;
+        let kdf = KdfParams::parse(&pair.kdf, mac_prf.output_len())?;
+        Ok(MacRecord {
+            kdf,
+            mac_prf,
+            mac: env.data.as_bytes().to_vec(),
+        })
+    }
+
+    pub fn encode(&self) -> Result<Vec<u8>> {
+        let scheme_oid = match self.mac_prf {
+            Prf::Sha1 => HMAC_SHA1,
+            Prf::Sha256 => HMAC_SHA256,
+            Prf::Sha384 => HMAC_SHA384,
+            Prf::Sha512 => HMAC_SHA512,
+        };
+        let pair = SchemePair {
+            kdf: self.kdf.encode()?,
+            scheme: AlgorithmIdentifier {
+                oid: scheme_oid,
+                parameters: None,
+            },
+        };
+        envelope(PBMAC1, &pair, self.mac.clone())
+    }
+}
+
+/// The MAC NSS computes over one attribute: HMAC(key, be32(objid) ||
+/// be32(type) || value).
+pub fn attribute_mac(
+    prf: Prf,
+    key: &[u8],
+    object_id: u32,
+    attr_type: u32,
+    value: &[u8],
+) -> Vec<u8> {
+    let key = hmac::Key::new(prf.hmac(), key);
+    let mut ctx = hmac::Context::with_key(&key);
+    ctx.update(&object_id.to_be_bytes());
+    ctx.update(&attr_type.to_be_bytes());
+    ctx.update(value);
+    ctx.sign().as_ref().to_vec()
+}
+
+/// Constant-time comparison of two MACs.
+pub fn macs_equal(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && aws_lc_rs::constant_time::verify_slices_are_equal(a, b).is_ok()
+}
+
+/// NSS's master key: SHA-1 of the global salt and the password.
+pub fn master_key(global_salt: &[u8], password: &[u8]) -> Zeroizing<Vec<u8>> {
+    let mut ctx = digest::Context::new(&digest::SHA1_FOR_LEGACY_USE_ONLY);
+    ctx.update(global_salt);
+    ctx.update(password);
+    Zeroizing::new(ctx.finish().as_ref().to_vec())
+}
+
+/// Fills a buffer from the crypto engine's RNG.
+pub fn random_fill(buf: &mut [u8]) -> Result<()> {
+    aws_lc_rs::rand::fill(buf).map_err(|_| Rv::FunctionFailed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pbes2_round_trip_has_nss_shape() {
+        let kdf = KdfParams {
+            prf: Prf::Sha256,
+            salt: vec![9; SALT_LEN],
+            iterations: 10000,
+            key_len: KEY_LEN,
+        };
+        let key = kdf.derive(b"master");
+        let param = [7u8; IV_PARAM_LEN];
+        let ct = aes_cbc_encrypt(&key, iv_from_param(&param), b"password-check").unwrap();
+        let blob = encode_pbes2(&kdf, &param, ct).unwrap();
+        // The layout NSS writes (nss-db-format.md §1.6).
+        assert_eq!(&blob[..3], &[0x30, 0x81, 0x82]);
+        assert!(blob.windows(4).any(|w| w == [0x02, 0x02, 0x27, 0x10]));
+        assert!(blob.windows(2).any(|w| w == [0x04, 0x0e]));
+        let Encrypted::Pbes2 {
+            kdf: parsed,
+            iv,
+            ciphertext,
+        } = Encrypted::parse(&blob).unwrap()
+        else {
+            panic!("not PBES2");
+        };
+        assert_eq!(parsed, kdf);
+        let pt = aes_cbc_decrypt(&parsed.derive(b"master"), iv, &ciphertext).unwrap();
+        assert_eq!(&pt[..], b"password-check");
+    }
+
+    #[test]
+    fn mac_record_round_trip() {
+        let rec = MacRecord {
+            kdf: KdfParams {
+                prf: Prf::Sha256,
+                salt: vec![1; 32],
+                iterations: 1,
+                key_len: 32,
+            },
+            mac_prf: Prf::Sha256,
+            mac: vec![5; 32],
+        };
+        let parsed = MacRecord::parse(&rec.encode().unwrap()).unwrap();
+        assert_eq!(parsed.kdf, rec.kdf);
+        assert_eq!(parsed.mac, rec.mac);
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        for blob in [
+            &b""[..],
+            b"\x30\x03\x02\x01\x01",
+            b"\x30\x80",
+            &[0x30, 0x82, 0xff, 0xff],
+        ] {
+            assert!(Encrypted::parse(blob).is_err());
+            assert!(MacRecord::parse(blob).is_err());
+        }
+        assert!(aes_cbc_decrypt(&[0; 32], [0; 16], &[1; 15]).is_err());
+        assert!(legacy_decrypt(b"k", b"s", 1, &[1; 7]).is_err());
+    }
+}

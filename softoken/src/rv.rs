@@ -1,0 +1,87 @@
+//! `Rv`: the one error type of the module's inner API, a Rust enum of the
+//! CK_RV codes the module returns. The C boundary turns it into a CK_RV.
+
+use pkcs11_sys as ck;
+
+macro_rules! rv_codes {
+    ($($variant:ident = $code:ident,)*) => {
+        /// A CK_RV other than CKR_OK.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum Rv { $($variant,)* }
+
+        impl Rv {
+            /// The CK_RV value of this error.
+            pub fn code(self) -> ck::CK_RV {
+                match self { $(Rv::$variant => ck::$code,)* }
+            }
+        }
+    };
+}
+
+rv_codes! {
+    ActionProhibited = CKR_ACTION_PROHIBITED,
+    ArgumentsBad = CKR_ARGUMENTS_BAD,
+    AttributeReadOnly = CKR_ATTRIBUTE_READ_ONLY,
+    AttributeSensitive = CKR_ATTRIBUTE_SENSITIVE,
+    AttributeTypeInvalid = CKR_ATTRIBUTE_TYPE_INVALID,
+    AttributeValueInvalid = CKR_ATTRIBUTE_VALUE_INVALID,
+    BufferTooSmall = CKR_BUFFER_TOO_SMALL,
+    CantLock = CKR_CANT_LOCK,
+    CryptokiAlreadyInitialized = CKR_CRYPTOKI_ALREADY_INITIALIZED,
+    CryptokiNotInitialized = CKR_CRYPTOKI_NOT_INITIALIZED,
+    DataLenRange = CKR_DATA_LEN_RANGE,
+    DeviceError = CKR_DEVICE_ERROR,
+    DeviceMemory = CKR_DEVICE_MEMORY,
+    FunctionFailed = CKR_FUNCTION_FAILED,
+    FunctionNotParallel = CKR_FUNCTION_NOT_PARALLEL,
+    FunctionNotSupported = CKR_FUNCTION_NOT_SUPPORTED,
+    GeneralError = CKR_GENERAL_ERROR,
+    HostMemory = CKR_HOST_MEMORY,
+    KeyHandleInvalid = CKR_KEY_HANDLE_INVALID,
+    KeyIndigestible = CKR_KEY_INDIGESTIBLE,
+    MechanismInvalid = CKR_MECHANISM_INVALID,
+    MechanismParamInvalid = CKR_MECHANISM_PARAM_INVALID,
+    NoEvent = CKR_NO_EVENT,
+    ObjectHandleInvalid = CKR_OBJECT_HANDLE_INVALID,
+    OperationActive = CKR_OPERATION_ACTIVE,
+    OperationNotInitialized = CKR_OPERATION_NOT_INITIALIZED,
+    PinIncorrect = CKR_PIN_INCORRECT,
+    PinInvalid = CKR_PIN_INVALID,
+    PinLenRange = CKR_PIN_LEN_RANGE,
+    RandomSeedNotSupported = CKR_RANDOM_SEED_NOT_SUPPORTED,
+    SavedStateInvalid = CKR_SAVED_STATE_INVALID,
+    SessionClosed = CKR_SESSION_CLOSED,
+    SessionExists = CKR_SESSION_EXISTS,
+    SessionHandleInvalid = CKR_SESSION_HANDLE_INVALID,
+    SessionParallelNotSupported = CKR_SESSION_PARALLEL_NOT_SUPPORTED,
+    SessionReadOnly = CKR_SESSION_READ_ONLY,
+    SessionReadOnlyExists = CKR_SESSION_READ_ONLY_EXISTS,
+    SessionReadWriteSoExists = CKR_SESSION_READ_WRITE_SO_EXISTS,
+    SlotIdInvalid = CKR_SLOT_ID_INVALID,
+    StateUnsaveable = CKR_STATE_UNSAVEABLE,
+    TemplateIncomplete = CKR_TEMPLATE_INCOMPLETE,
+    TemplateInconsistent = CKR_TEMPLATE_INCONSISTENT,
+    TokenNotPresent = CKR_TOKEN_NOT_PRESENT,
+    TokenWriteProtected = CKR_TOKEN_WRITE_PROTECTED,
+    UserAlreadyLoggedIn = CKR_USER_ALREADY_LOGGED_IN,
+    UserAnotherAlreadyLoggedIn = CKR_USER_ANOTHER_ALREADY_LOGGED_IN,
+    UserNotLoggedIn = CKR_USER_NOT_LOGGED_IN,
+    UserPinNotInitialized = CKR_USER_PIN_NOT_INITIALIZED,
+    UserTypeInvalid = CKR_USER_TYPE_INVALID,
+}
+
+pub type Result<T> = std::result::Result<T, Rv>;
+
+impl From<sdb::Error> for Rv {
+    fn from(e: sdb::Error) -> Rv {
+        match e {
+            sdb::Error::NotFound(_) => Rv::ObjectHandleInvalid,
+            sdb::Error::ReadOnly => Rv::TokenWriteProtected,
+            sdb::Error::IdsExhausted => Rv::DeviceMemory,
+            sdb::Error::Busy
+            | sdb::Error::Corrupt(_)
+            | sdb::Error::Io { .. }
+            | sdb::Error::Sqlite(_) => Rv::DeviceError,
+        }
+    }
+}

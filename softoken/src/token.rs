@@ -1,0 +1,996 @@
+//! A database token: its two databases, its login state and its session
+//! objects. Token objects live in the databases (certificates and public
+//! objects in cert9.db, keys and private objects in key4.db, as NSS does);
+//! their handles carry the row id, so no object is read until asked for.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+use pkcs11_sys::*;
+use sdb::{ObjectId, PasswordEntry, Sdb, SdbRead, Transaction};
+use zeroize::Zeroizing;
+
+use crate::attr::{self, Attrs};
+use crate::config::{DbFormat, TokenConfig, DEFAULT_TOKEN_LABEL};
+use crate::keydb::{self, DbKind, KeyState, PASSWORD_CHECK};
+use crate::object::{self, Policy};
+use crate::rv::{Result, Rv};
+
+/// Handle bit of token (stored) objects, and of those in the key database.
+const TOKEN_OBJECT_BIT: CK_OBJECT_HANDLE = 0x8000_0000;
+const KEY_DB_BIT: CK_OBJECT_HANDLE = 0x4000_0000;
+/// NSS's older records of private attributes used the handle, not the id.
+const LEGACY_SIG_ID_BITS: ObjectId = 0xC000_0000;
+
+/// Metadata rows of our own in key4.db (NSS ignores rows it does not know
+/// and removes them with the rest when it resets the key database).
+const LABEL_ROW: &str = "softoken-token-label";
+const SO_PIN_ROW: &str = "softoken-so-pin";
+/// What the SO PIN entry encrypts, as the password entry encrypts
+/// "password-check".
+const SO_PIN_CHECK: &[u8] = b"so-pin-check";
+
+/// Longest PIN accepted (the token info says so too).
+pub const MAX_PIN_LEN: usize = 500;
+
+/// Who is calling: the session and whether it is read-write.
+#[derive(Clone, Copy, Debug)]
+pub struct Access {
+    pub session: CK_SESSION_HANDLE,
+    pub rw: bool,
+}
+
+/// The answer for one requested attribute.
+pub enum AttrRead {
+    Value(Zeroizing<Vec<u8>>),
+    Sensitive,
+    Invalid,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ObjRef {
+    Session(CK_OBJECT_HANDLE),
+    Stored(DbKind, ObjectId),
+}
+
+fn resolve(h: CK_OBJECT_HANDLE) -> Result<ObjRef> {
+    if h == CK_INVALID_HANDLE || h > 0xffff_ffff {
+        return Err(Rv::ObjectHandleInvalid);
+    }
+    if h & TOKEN_OBJECT_BIT == 0 {
+        return Ok(ObjRef::Session(h));
+    }
+    let db = if h & KEY_DB_BIT != 0 {
+        DbKind::Key
+    } else {
+        DbKind::Cert
+    };
+    let id = (h & u64::from(sdb::MAX_OBJECT_ID)) as ObjectId;
+    if id == 0 {
+        return Err(Rv::ObjectHandleInvalid);
+    }
+    Ok(ObjRef::Stored(db, id))
+}
+
+fn stored_handle(db: DbKind, id: ObjectId) -> CK_OBJECT_HANDLE {
+    let db_bit = if db == DbKind::Key { KEY_DB_BIT } else { 0 };
+    TOKEN_OBJECT_BIT | db_bit | CK_OBJECT_HANDLE::from(id)
+}
+
+#[derive(Default)]
+struct Login {
+    /// The master key, when known (after login, or at once for an empty
+    /// password).
+    keys: Option<Arc<KeyState>>,
+    /// The entry `keys` unlocked: writes check it is still the current one,
+    /// so a password changed by another process never mixes keys.
+    entry: Option<PasswordEntry>,
+    user: bool,
+    so: bool,
+}
+
+struct SessionObject {
+    owner: CK_SESSION_HANDLE,
+    attrs: Attrs,
+}
+
+pub struct Token {
+    cfg: TokenConfig,
+    cert: Box<dyn Sdb>,
+    key: Box<dyn Sdb>,
+    login: RwLock<Login>,
+    objects: RwLock<HashMap<CK_OBJECT_HANDLE, SessionObject>>,
+    next_object: AtomicU64,
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Token")
+            .field("dir", &self.cfg.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Creates the directory of a database when missing, private to the user.
+fn ensure_dir(dir: &std::path::Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|_| Rv::FunctionFailed)
+}
+
+impl Token {
+    /// Opens the token's databases (creating them when missing, with the
+    /// empty password set, as Firefox does for a new profile).
+    pub fn open(cfg: TokenConfig) -> Result<Token> {
+        if cfg.format == DbFormat::Dbm {
+            // The legacy backend comes with its own crate.
+            return Err(Rv::FunctionFailed);
+        }
+        if !cfg.read_only {
+            ensure_dir(&cfg.dir)?;
+        }
+        let opened = sdb::open(&sdb::OpenOptions {
+            dir: cfg.dir.clone(),
+            cert_prefix: cfg.cert_prefix.clone(),
+            key_prefix: cfg.key_prefix.clone(),
+            read_only: cfg.read_only,
+        })
+        .map_err(|_| Rv::FunctionFailed)?;
+        let token = Token {
+            cfg,
+            cert: Box::new(opened.cert),
+            key: Box::new(opened.key),
+            login: RwLock::new(Login::default()),
+            objects: RwLock::new(HashMap::new()),
+            next_object: AtomicU64::new(1),
+        };
+        if opened.created && !token.cfg.read_only && token.key.get_password_entry()?.is_none() {
+            token.set_first_password(b"")?;
+        }
+        token.refresh_auto_login()?;
+        Ok(token)
+    }
+
+    /// Writes the password entry of a database that has none.
+    fn set_first_password(&self, pin: &[u8]) -> Result<()> {
+        let salt = keydb::new_global_salt()?;
+        let keys = KeyState::new(&salt, pin);
+        let entry = keys.password_entry(&salt, PASSWORD_CHECK)?;
+        let mut txn = self.key.begin()?;
+        if txn.get_password_entry()?.is_some() {
+            // Another process set one meanwhile: keep it.
+            return Ok(());
+        }
+        txn.put_password_entry(&entry)?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// With an empty password (and login not demanded) the key is known
+    /// without a login, as in NSS.
+    fn refresh_auto_login(&self) -> Result<()> {
+        let entry = self.key.get_password_entry()?;
+        let mut login = self.login.write();
+        if login.user {
+            return Ok(());
+        }
+        login.keys = None;
+        login.entry = None;
+        if let Some(entry) = entry {
+            if !self.cfg.password_required && keydb::is_empty_password(&entry) {
+                login.keys = Some(Arc::new(keydb::unlock(&entry, b"", PASSWORD_CHECK)?));
+                login.entry = Some(entry);
+            }
+        }
+        Ok(())
+    }
+
+    pub fn config(&self) -> &TokenConfig {
+        &self.cfg
+    }
+
+    pub fn is_read_only(&self) -> bool {
+        self.cfg.read_only
+    }
+
+    /// The token label: the parameters', else the one kept in the database,
+    /// else NSS's default.
+    pub fn label(&self) -> String {
+        if let Some(l) = &self.cfg.token_description {
+            return l.clone();
+        }
+        match self.key.get_metadata(LABEL_ROW) {
+            Ok(Some(m)) => String::from_utf8_lossy(&m.item1).into_owned(),
+            _ => DEFAULT_TOKEN_LABEL.to_owned(),
+        }
+    }
+
+    /// CK_TOKEN_INFO flags.
+    pub fn flags(&self) -> CK_FLAGS {
+        let mut flags = CKF_RNG | CKF_TOKEN_INITIALIZED | CKF_RESTORE_KEY_NOT_NEEDED;
+        if self.cfg.read_only {
+            flags |= CKF_WRITE_PROTECTED;
+        }
+        if let Ok(Some(entry)) = self.key.get_password_entry() {
+            flags |= CKF_USER_PIN_INITIALIZED;
+            if self.cfg.password_required || !self.login_is_automatic(&entry) {
+                flags |= CKF_LOGIN_REQUIRED;
+            }
+        }
+        flags
+    }
+
+    fn login_is_automatic(&self, entry: &PasswordEntry) -> bool {
+        let login = self.login.read();
+        if login.entry.as_ref() == Some(entry) {
+            return login.keys.as_ref().is_some_and(|k| k.is_empty_password());
+        }
+        drop(login);
+        keydb::is_empty_password(entry)
+    }
+
+    pub fn user_logged_in(&self) -> bool {
+        self.login.read().user
+    }
+
+    pub fn so_logged_in(&self) -> bool {
+        self.login.read().so
+    }
+
+    fn keys(&self) -> Option<Arc<KeyState>> {
+        self.login.read().keys.clone()
+    }
+
+    /// The key for writing, checked against the password entry of the open
+    /// transaction.
+    fn write_keys(&self, txn: &dyn Transaction) -> Result<Arc<KeyState>> {
+        let login = self.login.read();
+        let keys = login.keys.clone().ok_or(Rv::UserNotLoggedIn)?;
+        if txn.get_password_entry()? != login.entry {
+            return Err(Rv::UserNotLoggedIn);
+        }
+        Ok(keys)
+    }
+
+    // ---- login and PINs ----
+
+    fn check_pin_len(&self, pin: &[u8]) -> Result<()> {
+        if pin.len() > MAX_PIN_LEN || pin.len() < self.cfg.min_pin_len {
+            return Err(Rv::PinLenRange);
+        }
+        Ok(())
+    }
+
+    pub fn login(
+        &self,
+        user_type: CK_USER_TYPE,
+        pin: &[u8],
+        ro_session_exists: bool,
+    ) -> Result<()> {
+        match user_type {
+            CKU_USER => {
+                {
+                    let login = self.login.read();
+                    if login.so {
+                        return Err(Rv::UserAnotherAlreadyLoggedIn);
+                    }
+                    if login.user {
+                        return Err(Rv::UserAlreadyLoggedIn);
+                    }
+                }
+                let entry = self
+                    .key
+                    .get_password_entry()?
+                    .ok_or(Rv::UserPinNotInitialized)?;
+                let keys = keydb::unlock(&entry, pin, PASSWORD_CHECK)?;
+                let mut login = self.login.write();
+                login.keys = Some(Arc::new(keys));
+                login.entry = Some(entry);
+                login.user = true;
+                Ok(())
+            }
+            CKU_SO => {
+                {
+                    let login = self.login.read();
+                    if login.user {
+                        return Err(Rv::UserAnotherAlreadyLoggedIn);
+                    }
+                    if login.so {
+                        return Err(Rv::UserAlreadyLoggedIn);
+                    }
+                }
+                if ro_session_exists {
+                    return Err(Rv::SessionReadOnlyExists);
+                }
+                self.check_so_pin(pin)?;
+                self.login.write().so = true;
+                Ok(())
+            }
+            // No operation here needs a context-specific login.
+            CKU_CONTEXT_SPECIFIC => Err(Rv::OperationNotInitialized),
+            _ => Err(Rv::UserTypeInvalid),
+        }
+    }
+
+    /// An SO PIN set by C_InitToken must match; a database without one
+    /// (made by NSS) has NSS's empty SO PIN.
+    fn check_so_pin(&self, pin: &[u8]) -> Result<()> {
+        match self.key.get_metadata(SO_PIN_ROW)? {
+            Some(m) => {
+                let entry = PasswordEntry::from(m);
+                keydb::unlock(&entry, pin, SO_PIN_CHECK).map(|_| ())
+            }
+            None if pin.is_empty() => Ok(()),
+            None => Err(Rv::PinIncorrect),
+        }
+    }
+
+    pub fn logout(&self) -> Result<()> {
+        {
+            let mut login = self.login.write();
+            if !login.user && !login.so {
+                return Err(Rv::UserNotLoggedIn);
+            }
+            login.user = false;
+            login.so = false;
+        }
+        self.refresh_auto_login()
+    }
+
+    /// C_InitToken: checks (or, the first time, sets) the SO PIN, destroys
+    /// every object and the user PIN, and keeps the label.
+    pub fn init_token(&self, so_pin: &[u8], label: &str) -> Result<()> {
+        self.check_pin_len(so_pin)?;
+        let so_row = self.key.get_metadata(SO_PIN_ROW)?;
+        let so_entry = match so_row {
+            Some(m) => {
+                let entry = PasswordEntry::from(m);
+                keydb::unlock(&entry, so_pin, SO_PIN_CHECK)?;
+                entry
+            }
+            None => {
+                let salt = keydb::new_global_salt()?;
+                KeyState::new(&salt, so_pin).password_entry(&salt, SO_PIN_CHECK)?
+            }
+        };
+        // Always key4.db first, then cert9.db, as every writer here does.
+        let mut key_txn = self.key.begin()?;
+        let mut cert_txn = self.cert.begin()?;
+        cert_txn.reset()?;
+        key_txn.reset()?;
+        key_txn.put_metadata(SO_PIN_ROW, &so_entry.salt, Some(&so_entry.value))?;
+        key_txn.put_metadata(LABEL_ROW, label.as_bytes(), None)?;
+        key_txn.commit()?;
+        cert_txn.commit()?;
+        self.objects.write().clear();
+        *self.login.write() = Login::default();
+        Ok(())
+    }
+
+    /// C_InitPIN (by the SO): sets the user PIN where none is set, or
+    /// replaces the empty one (re-encrypting what it protects). A non-empty
+    /// PIN is never replaced blindly: the keys it protects would be lost.
+    pub fn init_pin(&self, pin: &[u8]) -> Result<()> {
+        self.check_pin_len(pin)?;
+        match self.key.get_password_entry()? {
+            None => {
+                self.set_first_password(pin)?;
+                self.refresh_auto_login()
+            }
+            Some(entry) => {
+                let old =
+                    keydb::unlock(&entry, b"", PASSWORD_CHECK).map_err(|_| Rv::FunctionFailed)?;
+                self.change_password(&old, &entry, pin)
+            }
+        }
+    }
+
+    /// C_SetPIN: the SO's PIN when the SO is logged in, else the user's.
+    pub fn set_pin(&self, old_pin: &[u8], new_pin: &[u8]) -> Result<()> {
+        self.check_pin_len(new_pin)?;
+        if self.so_logged_in() {
+            self.check_so_pin(old_pin)?;
+            let salt = keydb::new_global_salt()?;
+            let entry = KeyState::new(&salt, new_pin).password_entry(&salt, SO_PIN_CHECK)?;
+            let mut txn = self.key.begin()?;
+            txn.put_metadata(SO_PIN_ROW, &entry.salt, Some(&entry.value))?;
+            return Ok(txn.commit()?);
+        }
+        let entry = self
+            .key
+            .get_password_entry()?
+            .ok_or(Rv::UserPinNotInitialized)?;
+        let old = keydb::unlock(&entry, old_pin, PASSWORD_CHECK)?;
+        self.change_password(&old, &entry, new_pin)
+    }
+
+    /// Re-encrypts every private attribute and re-signs every integrity
+    /// record under the new password, in one key4.db transaction: a crash
+    /// leaves the old password or the new one.
+    fn change_password(
+        &self,
+        old: &KeyState,
+        old_entry: &PasswordEntry,
+        new_pin: &[u8],
+    ) -> Result<()> {
+        let new = KeyState::new(&old_entry.salt, new_pin);
+        let mut txn = self.key.begin()?;
+        if txn.get_password_entry()?.as_ref() != Some(old_entry) {
+            // Changed by another process since we read it.
+            return Err(Rv::PinIncorrect);
+        }
+        let ids = txn.find(&[])?.next_batch(usize::MAX);
+        for id in ids {
+            let stored = txn.read_object(id)?;
+            let mut changed: Vec<(u64, Vec<u8>)> = Vec::new();
+            for (t, v) in stored {
+                if attr::is_encrypted(t) {
+                    let plain = self.decrypt_checked(&*txn, old, id, t, &v)?;
+                    changed.push((t, new.encrypt(&plain)?));
+                    txn.put_metadata(
+                        &keydb::sig_name(DbKind::Key, id, t),
+                        &new.sign(0, t, &plain)?,
+                        None,
+                    )?;
+                } else if attr::is_authenticated(t) {
+                    self.check_record(&*txn, old, DbKind::Key, id, t, id, &v)?;
+                    txn.put_metadata(
+                        &keydb::sig_name(DbKind::Key, id, t),
+                        &new.sign(id, t, &v)?,
+                        None,
+                    )?;
+                }
+            }
+            let refs: Vec<(u64, &[u8])> = changed.iter().map(|(t, v)| (*t, v.as_slice())).collect();
+            txn.set_attributes(id, &refs)?;
+        }
+        for id in self.cert.find(&[])?.next_batch(usize::MAX) {
+            for (t, v) in self.cert.read_object(id)? {
+                if attr::is_authenticated(t) {
+                    self.check_record(&*txn, old, DbKind::Cert, id, t, id, &v)?;
+                    txn.put_metadata(
+                        &keydb::sig_name(DbKind::Cert, id, t),
+                        &new.sign(id, t, &v)?,
+                        None,
+                    )?;
+                }
+            }
+        }
+        let entry = new.password_entry(&old_entry.salt, PASSWORD_CHECK)?;
+        txn.put_password_entry(&entry)?;
+        txn.commit()?;
+        let mut login = self.login.write();
+        login.keys = Some(Arc::new(new));
+        login.entry = Some(entry);
+        Ok(())
+    }
+
+    // ---- integrity ----
+
+    /// Verifies the record of one attribute; a missing or wrong record is an
+    /// error, never silently accepted.
+    #[allow(clippy::too_many_arguments)]
+    fn check_record(
+        &self,
+        meta: &dyn SdbRead,
+        keys: &KeyState,
+        db: DbKind,
+        id: ObjectId,
+        t: u64,
+        mac_object_id: ObjectId,
+        value: &[u8],
+    ) -> Result<()> {
+        let mut record = meta.get_metadata(&keydb::sig_name(db, id, t))?;
+        if record.is_none() && db == DbKind::Key && mac_object_id == 0 {
+            record = meta.get_metadata(&keydb::sig_name(db, id | LEGACY_SIG_ID_BITS, t))?;
+        }
+        let record = record.ok_or(Rv::DeviceError)?;
+        if keys.verify(&record.item1, mac_object_id, t, value)? {
+            Ok(())
+        } else {
+            Err(Rv::DeviceError)
+        }
+    }
+
+    /// Decrypts a private attribute and checks its integrity record (NSS's
+    /// current form always has one; the legacy form never does).
+    fn decrypt_checked(
+        &self,
+        meta: &dyn SdbRead,
+        keys: &KeyState,
+        id: ObjectId,
+        t: u64,
+        blob: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        let (plain, current) = keys.decrypt(blob)?;
+        if current {
+            self.check_record(meta, keys, DbKind::Key, id, t, 0, &plain)?;
+        }
+        Ok(plain)
+    }
+
+    // ---- objects ----
+
+    fn db(&self, db: DbKind) -> &dyn Sdb {
+        match db {
+            DbKind::Cert => &*self.cert,
+            DbKind::Key => &*self.key,
+        }
+    }
+
+    /// A stored object's attributes in the caller's form, private values
+    /// still encrypted; hidden objects are `ObjectHandleInvalid`.
+    fn load(&self, db: DbKind, id: ObjectId) -> Result<Attrs> {
+        let stored = self.db(db).read_object(id)?;
+        let attrs: Attrs = stored
+            .into_iter()
+            .map(|(t, v)| (t, attr::from_disk(t, v)))
+            .collect();
+        if attrs.bool(CKA_PRIVATE) != Some(false) && self.keys().is_none() {
+            return Err(Rv::ObjectHandleInvalid);
+        }
+        Ok(attrs)
+    }
+
+    fn session_object<R>(
+        &self,
+        h: CK_OBJECT_HANDLE,
+        f: impl FnOnce(&SessionObject) -> Result<R>,
+    ) -> Result<R> {
+        let objects = self.objects.read();
+        let obj = objects.get(&h).ok_or(Rv::ObjectHandleInvalid)?;
+        if obj.attrs.bool(CKA_PRIVATE) == Some(true) && self.keys().is_none() {
+            return Err(Rv::ObjectHandleInvalid);
+        }
+        f(obj)
+    }
+
+    /// Every attribute of an object with private values decrypted (for
+    /// copying and for operations on keys).
+    fn full_attrs(&self, r: ObjRef) -> Result<Attrs> {
+        match r {
+            ObjRef::Session(h) => self.session_object(h, |o| Ok(o.attrs.clone())),
+            ObjRef::Stored(db, id) => {
+                let mut attrs = self.load(db, id)?;
+                if db == DbKind::Key {
+                    let encrypted: Vec<u64> =
+                        attrs.types().filter(|t| attr::is_encrypted(*t)).collect();
+                    if !encrypted.is_empty() {
+                        let keys = self.keys().ok_or(Rv::UserNotLoggedIn)?;
+                        for t in encrypted {
+                            let blob = attrs.get(t).unwrap_or_default().to_vec();
+                            let plain = self.decrypt_checked(&*self.key, &keys, id, t, &blob)?;
+                            attrs.set(t, plain.to_vec());
+                        }
+                    }
+                }
+                Ok(attrs)
+            }
+        }
+    }
+
+    fn check_write_access(&self, acc: Access, attrs: &Attrs) -> Result<()> {
+        let token = attrs.bool(CKA_TOKEN).unwrap_or(false);
+        if token && self.cfg.read_only {
+            return Err(Rv::TokenWriteProtected);
+        }
+        if token && !acc.rw {
+            return Err(Rv::SessionReadOnly);
+        }
+        if attrs.bool(CKA_PRIVATE).unwrap_or(false) && self.keys().is_none() {
+            return Err(Rv::UserNotLoggedIn);
+        }
+        Ok(())
+    }
+
+    pub fn create_object(&self, acc: Access, template: Attrs) -> Result<CK_OBJECT_HANDLE> {
+        let obj = object::new_object(template)?;
+        self.insert(acc, obj)
+    }
+
+    fn insert(&self, acc: Access, obj: Attrs) -> Result<CK_OBJECT_HANDLE> {
+        self.check_write_access(acc, &obj)?;
+        if !obj.bool(CKA_TOKEN).unwrap_or(false) {
+            let h = self.next_object.fetch_add(1, Ordering::Relaxed);
+            if h >= TOKEN_OBJECT_BIT {
+                return Err(Rv::DeviceMemory);
+            }
+            self.objects.write().insert(
+                h,
+                SessionObject {
+                    owner: acc.session,
+                    attrs: obj,
+                },
+            );
+            return Ok(h);
+        }
+        let class = obj.ulong(CKA_CLASS).unwrap_or(CKO_DATA);
+        let db = if matches!(class, CKO_PRIVATE_KEY | CKO_SECRET_KEY)
+            || obj.bool(CKA_PRIVATE) == Some(true)
+        {
+            DbKind::Key
+        } else {
+            DbKind::Cert
+        };
+        let id = self.store_new(db, &obj)?;
+        Ok(stored_handle(db, id))
+    }
+
+    /// Writes a new token object with its encrypted values and integrity
+    /// records. A cert9.db object's records live in key4.db: NSS commits the
+    /// two databases one after the other, and so do we, undoing the object
+    /// if its records cannot be written.
+    fn store_new(&self, db: DbKind, obj: &Attrs) -> Result<ObjectId> {
+        let needs_keys = obj
+            .types()
+            .any(|t| attr::is_authenticated(t) || (db == DbKind::Key && attr::is_encrypted(t)));
+        let mut key_txn = self.key.begin()?;
+        let keys = if needs_keys {
+            Some(self.write_keys(&*key_txn)?)
+        } else {
+            None
+        };
+        let mut disk: Vec<(u64, Vec<u8>)> = Vec::new();
+        for (t, v) in obj.iter() {
+            let stored = match &keys {
+                Some(k) if db == DbKind::Key && attr::is_encrypted(t) => k.encrypt(v)?,
+                _ => attr::to_disk(t, v)?,
+            };
+            disk.push((t, stored));
+        }
+        let refs: Vec<(u64, &[u8])> = disk.iter().map(|(t, v)| (*t, v.as_slice())).collect();
+        let id = match db {
+            DbKind::Key => key_txn.create_object(&refs)?,
+            DbKind::Cert => {
+                let mut cert_txn = self.cert.begin()?;
+                let id = cert_txn.create_object(&refs)?;
+                cert_txn.commit()?;
+                id
+            }
+        };
+        let signed = (|| -> Result<()> {
+            if let Some(k) = &keys {
+                for (t, v) in obj.iter() {
+                    let name = keydb::sig_name(db, id, t);
+                    if db == DbKind::Key && attr::is_encrypted(t) {
+                        key_txn.put_metadata(&name, &k.sign(0, t, v)?, None)?;
+                    } else if attr::is_authenticated(t) {
+                        key_txn.put_metadata(
+                            &name,
+                            &k.sign(id, t, &attr::to_disk(t, v)?)?,
+                            None,
+                        )?;
+                    }
+                }
+            }
+            Ok(key_txn.commit()?)
+        })();
+        if let Err(e) = signed {
+            if db == DbKind::Cert {
+                if let Ok(mut undo) = self.cert.begin() {
+                    if undo.destroy_object(id).is_ok() {
+                        // Nothing more can be done if this fails too; the
+                        // object then reads as failing its integrity check.
+                        let _ = undo.commit();
+                    }
+                }
+            }
+            return Err(e);
+        }
+        Ok(id)
+    }
+
+    pub fn copy_object(
+        &self,
+        acc: Access,
+        h: CK_OBJECT_HANDLE,
+        template: Attrs,
+    ) -> Result<CK_OBJECT_HANDLE> {
+        let mut attrs = self.full_attrs(resolve(h)?)?;
+        if attrs.bool(CKA_COPYABLE) == Some(false) {
+            return Err(Rv::ActionProhibited);
+        }
+        for (t, v) in template.iter() {
+            object::check_copy_change(&attrs, t, v)?;
+        }
+        // A copy may make an object private, never public again.
+        if attrs.bool(CKA_PRIVATE) == Some(true) && template.bool(CKA_PRIVATE) == Some(false) {
+            return Err(Rv::AttributeReadOnly);
+        }
+        for (t, v) in template.iter() {
+            attrs.set(t, v.to_vec());
+        }
+        self.insert(acc, attrs)
+    }
+
+    pub fn destroy_object(&self, acc: Access, h: CK_OBJECT_HANDLE) -> Result<()> {
+        match resolve(h)? {
+            ObjRef::Session(h) => {
+                self.session_object(h, |o| {
+                    if o.attrs.bool(CKA_DESTROYABLE) == Some(false) {
+                        Err(Rv::ActionProhibited)
+                    } else {
+                        Ok(())
+                    }
+                })?;
+                self.objects.write().remove(&h);
+                Ok(())
+            }
+            ObjRef::Stored(db, id) => {
+                let attrs = self.load(db, id)?;
+                if self.cfg.read_only {
+                    return Err(Rv::TokenWriteProtected);
+                }
+                if !acc.rw {
+                    return Err(Rv::SessionReadOnly);
+                }
+                if attrs.bool(CKA_DESTROYABLE) == Some(false) {
+                    return Err(Rv::ActionProhibited);
+                }
+                let mut key_txn = self.key.begin()?;
+                for name in key_txn.metadata_ids(&keydb::sig_prefix(db, id))? {
+                    key_txn.delete_metadata(&name)?;
+                }
+                match db {
+                    DbKind::Key => key_txn.destroy_object(id)?,
+                    DbKind::Cert => {
+                        let mut cert_txn = self.cert.begin()?;
+                        cert_txn.destroy_object(id)?;
+                        cert_txn.commit()?;
+                    }
+                }
+                Ok(key_txn.commit()?)
+            }
+        }
+    }
+
+    /// C_GetAttributeValue's answers, one per requested type.
+    pub fn get_attributes(
+        &self,
+        h: CK_OBJECT_HANDLE,
+        types: &[CK_ATTRIBUTE_TYPE],
+    ) -> Result<Vec<AttrRead>> {
+        let r = resolve(h)?;
+        let attrs = match r {
+            ObjRef::Session(h) => self.session_object(h, |o| Ok(o.attrs.clone()))?,
+            ObjRef::Stored(db, id) => self.load(db, id)?,
+        };
+        let policy = Policy::of(&attrs);
+        let hidden = object::hides_sensitive(&attrs);
+        let keys = self.keys();
+        let mut out = Vec::with_capacity(types.len());
+        for &t in types {
+            let Some(v) = attrs.get(t) else {
+                out.push(AttrRead::Invalid);
+                continue;
+            };
+            if hidden && policy.is_sensitive(t) {
+                out.push(AttrRead::Sensitive);
+                continue;
+            }
+            let value = match (r, &keys) {
+                (ObjRef::Stored(DbKind::Key, id), Some(k)) if attr::is_encrypted(t) => {
+                    self.decrypt_checked(&*self.key, k, id, t, v)?
+                }
+                // Encrypted and no key to open it with.
+                (ObjRef::Stored(DbKind::Key, _), None) if attr::is_encrypted(t) => {
+                    out.push(AttrRead::Sensitive);
+                    continue;
+                }
+                (ObjRef::Stored(db, id), Some(k)) if attr::is_authenticated(t) => {
+                    self.check_record(&*self.key, k, db, id, t, id, &attr::to_disk(t, v)?)?;
+                    Zeroizing::new(v.to_vec())
+                }
+                _ => Zeroizing::new(v.to_vec()),
+            };
+            out.push(AttrRead::Value(value));
+        }
+        Ok(out)
+    }
+
+    pub fn set_attributes(&self, acc: Access, h: CK_OBJECT_HANDLE, template: Attrs) -> Result<()> {
+        let r = resolve(h)?;
+        let current = match r {
+            ObjRef::Session(h) => self.session_object(h, |o| Ok(o.attrs.clone()))?,
+            ObjRef::Stored(db, id) => self.load(db, id)?,
+        };
+        if current.bool(CKA_MODIFIABLE) == Some(false) {
+            return Err(Rv::ActionProhibited);
+        }
+        for (t, v) in template.iter() {
+            object::check_change(&current, t, v)?;
+        }
+        match r {
+            ObjRef::Session(h) => {
+                let mut objects = self.objects.write();
+                let obj = objects.get_mut(&h).ok_or(Rv::ObjectHandleInvalid)?;
+                for (t, v) in template.iter() {
+                    obj.attrs.set(t, v.to_vec());
+                }
+                Ok(())
+            }
+            ObjRef::Stored(db, id) => {
+                if self.cfg.read_only {
+                    return Err(Rv::TokenWriteProtected);
+                }
+                if !acc.rw {
+                    return Err(Rv::SessionReadOnly);
+                }
+                self.store_changes(db, id, &template)
+            }
+        }
+    }
+
+    fn store_changes(&self, db: DbKind, id: ObjectId, template: &Attrs) -> Result<()> {
+        let needs_keys = template
+            .types()
+            .any(|t| attr::is_authenticated(t) || (db == DbKind::Key && attr::is_encrypted(t)));
+        let mut key_txn = self.key.begin()?;
+        let keys = if needs_keys {
+            Some(self.write_keys(&*key_txn)?)
+        } else {
+            None
+        };
+        let mut disk: Vec<(u64, Vec<u8>)> = Vec::new();
+        for (t, v) in template.iter() {
+            let name = keydb::sig_name(db, id, t);
+            let stored = match &keys {
+                Some(k) if db == DbKind::Key && attr::is_encrypted(t) => {
+                    key_txn.put_metadata(&name, &k.sign(0, t, v)?, None)?;
+                    k.encrypt(v)?
+                }
+                Some(k) if attr::is_authenticated(t) => {
+                    let stored = attr::to_disk(t, v)?;
+                    key_txn.put_metadata(&name, &k.sign(id, t, &stored)?, None)?;
+                    stored
+                }
+                _ => attr::to_disk(t, v)?,
+            };
+            disk.push((t, stored));
+        }
+        let refs: Vec<(u64, &[u8])> = disk.iter().map(|(t, v)| (*t, v.as_slice())).collect();
+        match db {
+            DbKind::Key => key_txn.set_attributes(id, &refs)?,
+            DbKind::Cert => {
+                let mut cert_txn = self.cert.begin()?;
+                cert_txn.set_attributes(id, &refs)?;
+                cert_txn.commit()?;
+            }
+        }
+        Ok(key_txn.commit()?)
+    }
+
+    /// The handles of the visible objects that match the template.
+    pub fn find(&self, template: &Attrs) -> Result<Vec<CK_OBJECT_HANDLE>> {
+        let keys = self.keys();
+        let mut out = Vec::new();
+        {
+            let objects = self.objects.read();
+            let mut session: Vec<_> = objects
+                .iter()
+                .filter(|(_, o)| keys.is_some() || o.attrs.bool(CKA_PRIVATE) != Some(true))
+                .filter(|(_, o)| template.iter().all(|(t, v)| o.attrs.get(t) == Some(v)))
+                .map(|(h, _)| *h)
+                .collect();
+            session.sort_unstable();
+            out.extend(session);
+        }
+        if template.bool(CKA_TOKEN) == Some(false) {
+            return Ok(out);
+        }
+        for db in [DbKind::Cert, DbKind::Key] {
+            out.extend(self.find_stored(db, template, keys.as_deref())?);
+        }
+        Ok(out)
+    }
+
+    fn find_stored(
+        &self,
+        db: DbKind,
+        template: &Attrs,
+        keys: Option<&KeyState>,
+    ) -> Result<Vec<CK_OBJECT_HANDLE>> {
+        let mut sql: Vec<(u64, Vec<u8>)> = Vec::new();
+        // Encrypted values cannot be compared in SQL: compare them after
+        // decryption.
+        let mut after: Vec<(u64, &[u8])> = Vec::new();
+        for (t, v) in template.iter() {
+            if db == DbKind::Key && attr::is_encrypted(t) {
+                if keys.is_none() {
+                    return Ok(Vec::new());
+                }
+                after.push((t, v));
+                continue;
+            }
+            match attr::to_disk(t, v) {
+                Ok(d) => sql.push((t, d)),
+                // A value no stored object can have.
+                Err(_) => return Ok(Vec::new()),
+            }
+        }
+        if keys.is_none() && template.bool(CKA_PRIVATE).is_none() {
+            sql.push((CKA_PRIVATE, vec![0]));
+        }
+        let refs: Vec<(u64, &[u8])> = sql.iter().map(|(t, v)| (*t, v.as_slice())).collect();
+        let ids = self.db(db).find(&refs)?.next_batch(usize::MAX);
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if !after.is_empty() {
+                let Some(k) = keys else { continue };
+                let stored = self
+                    .key
+                    .get_attributes(id, &after.iter().map(|(t, _)| *t).collect::<Vec<_>>())?;
+                let mut all = true;
+                for ((t, want), blob) in after.iter().zip(stored) {
+                    let Some(blob) = blob else {
+                        all = false;
+                        break;
+                    };
+                    let plain = self.decrypt_checked(&*self.key, k, id, *t, &blob)?;
+                    if plain.as_slice() != *want {
+                        all = false;
+                        break;
+                    }
+                }
+                if !all {
+                    continue;
+                }
+            }
+            out.push(stored_handle(db, id));
+        }
+        Ok(out)
+    }
+
+    pub fn object_size(&self, h: CK_OBJECT_HANDLE) -> Result<CK_ULONG> {
+        let attrs = match resolve(h)? {
+            ObjRef::Session(h) => self.session_object(h, |o| Ok(o.attrs.clone()))?,
+            ObjRef::Stored(db, id) => self.load(db, id)?,
+        };
+        Ok(attrs.iter().map(|(_, v)| v.len() + 16).sum::<usize>() as CK_ULONG)
+    }
+
+    /// The value of a secret key, for operations inside the token (such as
+    /// C_DigestKey), whatever its sensitivity.
+    pub fn secret_key_value(&self, h: CK_OBJECT_HANDLE) -> Result<Zeroizing<Vec<u8>>> {
+        let key_handle = |e: Rv| {
+            if e == Rv::ObjectHandleInvalid {
+                Rv::KeyHandleInvalid
+            } else {
+                e
+            }
+        };
+        let attrs = self
+            .full_attrs(resolve(h).map_err(key_handle)?)
+            .map_err(key_handle)?;
+        if attrs.ulong(CKA_CLASS) != Some(CKO_SECRET_KEY) {
+            return Err(Rv::KeyIndigestible);
+        }
+        Ok(Zeroizing::new(
+            attrs.get(CKA_VALUE).ok_or(Rv::KeyIndigestible)?.to_vec(),
+        ))
+    }
+
+    /// Destroys the session objects a closing session owned.
+    pub fn drop_session_objects(&self, session: CK_SESSION_HANDLE) {
+        self.objects.write().retain(|_, o| o.owner != session);
+    }
+
+    /// Ends every login (the last session closed, or C_Finalize).
+    pub fn end_login(&self) {
+        {
+            let mut login = self.login.write();
+            login.user = false;
+            login.so = false;
+        }
+        // An unreadable database now simply leaves the token logged out.
+        let _ = self.refresh_auto_login();
+    }
+}
