@@ -35,6 +35,19 @@ const SO_PIN_CHECK: &[u8] = b"so-pin-check";
 /// Longest PIN accepted (the token info says so too).
 pub const MAX_PIN_LEN: usize = 500;
 
+/// What an integrity check of the whole database found.
+#[derive(Debug, Default)]
+pub struct IntegrityReport {
+    /// Private attribute values that decrypted.
+    pub decrypted: usize,
+    /// Integrity records that matched their values.
+    pub verified: usize,
+    /// Values that failed: (handle, attribute type, error).
+    pub failures: Vec<(CK_OBJECT_HANDLE, CK_ATTRIBUTE_TYPE, Rv)>,
+    /// Integrity records whose object no longer exists.
+    pub orphaned_records: Vec<String>,
+}
+
 /// Who is calling: the session and whether it is read-write.
 #[derive(Clone, Copy, Debug)]
 pub struct Access {
@@ -517,6 +530,53 @@ impl Token {
         Ok(plain)
     }
 
+    /// Decrypts every private attribute and verifies every integrity record
+    /// of the token (the user must be logged in, or the password be empty).
+    pub fn check_integrity(&self) -> Result<IntegrityReport> {
+        let keys = self.keys().ok_or(Rv::UserNotLoggedIn)?;
+        let mut report = IntegrityReport::default();
+        for db in [DbKind::Cert, DbKind::Key] {
+            let ids = self.db(db).find(&[])?.next_batch(usize::MAX);
+            let present: std::collections::HashSet<ObjectId> = ids.iter().copied().collect();
+            for &id in &ids {
+                for (t, v) in self.db(db).read_object(id)? {
+                    let checked = if db == DbKind::Key && attr::is_encrypted(t) {
+                        keys.decrypt(&v).and_then(|(plain, current)| {
+                            report.decrypted += 1;
+                            if current {
+                                self.check_record(&*self.key, &keys, db, id, t, 0, &plain)?;
+                                report.verified += 1;
+                            }
+                            Ok(())
+                        })
+                    } else if attr::is_authenticated(t) {
+                        self.check_record(&*self.key, &keys, db, id, t, id, &v)
+                            .map(|()| report.verified += 1)
+                    } else {
+                        Ok(())
+                    };
+                    if let Err(e) = checked {
+                        report.failures.push((stored_handle(db, id), t, e));
+                    }
+                }
+            }
+            let prefix = match db {
+                DbKind::Cert => "sig_cert_",
+                DbKind::Key => "sig_key_",
+            };
+            for name in self.key.metadata_ids(prefix)? {
+                let id = name
+                    .get(prefix.len()..prefix.len() + 8)
+                    .and_then(|hex| ObjectId::from_str_radix(hex, 16).ok());
+                let exists = id.is_some_and(|id| present.contains(&(id & sdb::MAX_OBJECT_ID)));
+                if !exists {
+                    report.orphaned_records.push(name);
+                }
+            }
+        }
+        Ok(report)
+    }
+
     // ---- objects ----
 
     fn db(&self, db: DbKind) -> &dyn Sdb {
@@ -554,7 +614,12 @@ impl Token {
     }
 
     /// Every attribute of an object with private values decrypted (for
-    /// copying and for operations on keys).
+    /// copying and for operations on keys), whatever its sensitivity: never
+    /// hand these to a caller of the C API.
+    pub fn full_attributes(&self, h: CK_OBJECT_HANDLE) -> Result<Attrs> {
+        self.full_attrs(resolve(h)?)
+    }
+
     fn full_attrs(&self, r: ObjRef) -> Result<Attrs> {
         match r {
             ObjRef::Session(h) => self.session_object(h, |o| Ok(o.attrs.clone())),

@@ -1,1 +1,216 @@
+//! Helpers for tests that use the built module as a client does: each test
+//! loads its own copy of `libsoftoken.so` (a module is process-wide state,
+//! and tests run side by side), on its own database directory.
 
+use std::ffi::CString;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use tempfile::TempDir;
+
+/// The module under test: `SOFTOKEN_MODULE`, else the one cargo built beside
+/// the test executable.
+pub fn module_path() -> PathBuf {
+    if let Some(p) = std::env::var_os("SOFTOKEN_MODULE") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("test executable path");
+    let deps = exe.parent().expect("deps directory");
+    let so = deps.join("libsoftoken.so");
+    assert!(
+        so.exists(),
+        "{} is missing: build the workspace first",
+        so.display()
+    );
+    so
+}
+
+/// A private copy of the module, so that this test's C_Initialize is its own.
+pub struct ModuleCopy {
+    pub path: PathBuf,
+    _dir: TempDir,
+}
+
+pub fn module_copy() -> ModuleCopy {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("libsoftoken.so");
+    std::fs::copy(module_path(), &path).expect("copy module");
+    ModuleCopy { path, _dir: dir }
+}
+
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/nss")
+}
+
+pub fn manifest(name: &str) -> serde_json::Value {
+    let text =
+        std::fs::read_to_string(fixtures().join(name).join("MANIFEST.json")).expect("manifest");
+    serde_json::from_str(&text).expect("manifest json")
+}
+
+/// A writable copy of a fixture directory (fixtures must never be written).
+pub fn copy_fixture(name: &str) -> TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("temp dir");
+    for entry in std::fs::read_dir(fixtures().join(name)).expect("fixture dir") {
+        let entry = entry.expect("entry");
+        let dst = dir.path().join(entry.file_name());
+        std::fs::copy(entry.path(), &dst).expect("copy fixture file");
+        std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    }
+    dir
+}
+
+/// The parameter string NSS passes for a database directory.
+pub fn sql_params(dir: &Path) -> String {
+    format!(
+        "configdir='sql:{}' certPrefix='' keyPrefix='' secmod='secmod.db' flags=",
+        dir.display()
+    )
+}
+
+/// The module loaded through cryptoki and initialised with `params` in
+/// `pReserved`, as NSS initialises it.
+pub struct Client {
+    pub p11: Pkcs11,
+    _module: ModuleCopy,
+}
+
+pub fn client(params: &str) -> Client {
+    let module = module_copy();
+    let p11 = Pkcs11::new(&module.path).expect("load module");
+    let c = CString::new(params).expect("params");
+    let reserved = std::ptr::NonNull::new(c.as_ptr() as *mut std::ffi::c_void).expect("non-null");
+    // SAFETY: the module reads pReserved as a C string during C_Initialize
+    // only, and `c` outlives the call.
+    let args =
+        unsafe { CInitializeArgs::new_with_reserved(CInitializeFlags::OS_LOCKING_OK, reserved) };
+    p11.initialize(args).expect("C_Initialize");
+    Client {
+        p11,
+        _module: module,
+    }
+}
+
+/// Runs a command and returns its standard output; fails the test with its
+/// output when it fails. A missing tool is a failure too: CI installs them.
+pub fn run(cmd: &mut Command) -> String {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e} (is the tool installed? see .ci/run)"));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({})\nstdout:\n{stdout}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// Like `run`, for a command expected to fail; returns stdout and stderr.
+pub fn run_failing(cmd: &mut Command) -> String {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e} (is the tool installed? see .ci/run)"));
+    assert!(
+        !out.status.success(),
+        "{cmd:?} succeeded but should have failed"
+    );
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// SHA-1 and SHA-256 in hex, for comparing with the manifests.
+pub fn sha1_hex(data: &[u8]) -> String {
+    hex::encode(aws_lc_rs::digest::digest(
+        &aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY,
+        data,
+    ))
+}
+
+pub fn sha256_hex(data: &[u8]) -> String {
+    hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data))
+}
+
+/// The RSA private key of a PKCS#12 file (decrypted by openssl, not by the
+/// module under test).
+pub fn pkcs12_rsa_key(p12: &Path, password: &str) -> RsaKey {
+    let pem = run(Command::new("openssl").args([
+        "pkcs12",
+        "-in",
+        &p12.display().to_string(),
+        "-nocerts",
+        "-nodes",
+        "-passin",
+        &format!("pass:{password}"),
+    ]));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let pem_path = dir.path().join("key.pem");
+    std::fs::write(&pem_path, pem).expect("write pem");
+    let der_path = dir.path().join("key.der");
+    run(Command::new("openssl").args([
+        "pkey",
+        "-traditional",
+        "-in",
+        &pem_path.display().to_string(),
+        "-outform",
+        "DER",
+        "-out",
+        &der_path.display().to_string(),
+    ]));
+    rsa_key(&std::fs::read(der_path).expect("key der"))
+}
+
+/// The components of an RSA private key, as PKCS#11 attribute values.
+pub struct RsaKey {
+    pub modulus: Vec<u8>,
+    pub public_exponent: Vec<u8>,
+    pub private_exponent: Vec<u8>,
+    pub prime_1: Vec<u8>,
+    pub prime_2: Vec<u8>,
+    pub exponent_1: Vec<u8>,
+    pub exponent_2: Vec<u8>,
+    pub coefficient: Vec<u8>,
+}
+
+/// The components of a PKCS#1 RSAPrivateKey.
+pub fn rsa_key(pkcs1_der: &[u8]) -> RsaKey {
+    use der::Decode;
+    let key = pkcs1::RsaPrivateKey::from_der(pkcs1_der).expect("RSAPrivateKey");
+    let b = |u: pkcs1::UintRef<'_>| u.as_bytes().to_vec();
+    RsaKey {
+        modulus: b(key.modulus),
+        public_exponent: b(key.public_exponent),
+        private_exponent: b(key.private_exponent),
+        prime_1: b(key.prime1),
+        prime_2: b(key.prime2),
+        exponent_1: b(key.exponent1),
+        exponent_2: b(key.exponent2),
+        coefficient: b(key.coefficient),
+    }
+}
+
+/// What a certificate object needs from a certificate's DER.
+pub struct CertFields {
+    pub subject: Vec<u8>,
+    pub issuer: Vec<u8>,
+    pub serial: Vec<u8>,
+}
+
+pub fn cert_fields(der_cert: &[u8]) -> CertFields {
+    use der::{Decode, Encode};
+    let cert = x509_cert::Certificate::from_der(der_cert).expect("certificate");
+    let tbs = cert.tbs_certificate();
+    CertFields {
+        subject: tbs.subject().to_der().expect("subject"),
+        issuer: tbs.issuer().to_der().expect("issuer"),
+        serial: tbs.serial_number().to_der().expect("serial"),
+    }
+}
+
+pub mod raw;

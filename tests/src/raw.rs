@@ -1,0 +1,297 @@
+//! A minimal raw PKCS#11 client over the C function list, for tests that
+//! need exact return codes or NSS's vendor classes (which cryptoki refuses).
+
+use std::ffi::CString;
+
+use pkcs11_sys::*;
+
+use crate::{module_copy, ModuleCopy};
+
+/// A CK_ULONG attribute value in the native form.
+pub fn ul(v: CK_ULONG) -> Vec<u8> {
+    v.to_ne_bytes().to_vec()
+}
+
+pub fn as_ul(v: &[u8]) -> CK_ULONG {
+    CK_ULONG::from_ne_bytes(v.try_into().expect("CK_ULONG value"))
+}
+
+pub const TRUE: &[u8] = &[1];
+pub const FALSE: &[u8] = &[0];
+
+pub type Template = Vec<(CK_ATTRIBUTE_TYPE, Vec<u8>)>;
+
+pub struct Raw {
+    list: *const CK_FUNCTION_LIST,
+    _lib: libloading::Library,
+    _copy: ModuleCopy,
+}
+
+fn check(rv: CK_RV) -> Result<(), CK_RV> {
+    if rv == CKR_OK {
+        Ok(())
+    } else {
+        Err(rv)
+    }
+}
+
+fn c_template(t: &[(CK_ATTRIBUTE_TYPE, Vec<u8>)]) -> Vec<CK_ATTRIBUTE> {
+    t.iter()
+        .map(|(ty, v)| CK_ATTRIBUTE {
+            type_: *ty,
+            pValue: v.as_ptr() as *mut std::ffi::c_void,
+            ulValueLen: v.len() as CK_ULONG,
+        })
+        .collect()
+}
+
+impl Raw {
+    /// Loads a private copy of the module (not initialised).
+    pub fn load() -> Raw {
+        let copy = module_copy();
+        // SAFETY: loading our own module, whose initialisers are harmless.
+        let lib = unsafe { libloading::Library::new(&copy.path) }.expect("dlopen module");
+        let mut list: CK_FUNCTION_LIST_PTR = std::ptr::null_mut();
+        // SAFETY: the symbol has the C_GetFunctionList signature.
+        unsafe {
+            let get: libloading::Symbol<unsafe extern "C" fn(CK_FUNCTION_LIST_PTR_PTR) -> CK_RV> =
+                lib.get(b"C_GetFunctionList").expect("C_GetFunctionList");
+            assert_eq!(get(&mut list), CKR_OK);
+        }
+        assert!(!list.is_null());
+        Raw {
+            list,
+            _lib: lib,
+            _copy: copy,
+        }
+    }
+
+    /// Loads and initialises with a parameter string.
+    pub fn with_params(params: &str) -> Raw {
+        let raw = Raw::load();
+        assert_eq!(raw.initialize(Some(params)), CKR_OK, "C_Initialize");
+        raw
+    }
+
+    /// The function list.
+    pub fn f(&self) -> &CK_FUNCTION_LIST {
+        // SAFETY: the module's static function list lives as long as the library.
+        unsafe { &*self.list }
+    }
+
+    /// The module's shared-object path (for loading it elsewhere).
+    pub fn path(&self) -> &std::path::Path {
+        &self._copy.path
+    }
+
+    pub fn initialize(&self, params: Option<&str>) -> CK_RV {
+        let c = params.map(|p| CString::new(p).expect("params"));
+        let mut args = CK_C_INITIALIZE_ARGS {
+            CreateMutex: None,
+            DestroyMutex: None,
+            LockMutex: None,
+            UnlockMutex: None,
+            flags: CKF_OS_LOCKING_OK,
+            pReserved: c
+                .as_ref()
+                .map_or(std::ptr::null_mut(), |c| c.as_ptr() as *mut _),
+        };
+        // SAFETY: valid arguments for the call's duration.
+        unsafe { (self.f().C_Initialize.expect("fn"))(&mut args as *mut _ as *mut _) }
+    }
+
+    pub fn finalize(&self) -> CK_RV {
+        // SAFETY: no arguments.
+        unsafe { (self.f().C_Finalize.expect("fn"))(std::ptr::null_mut()) }
+    }
+
+    pub fn slots(&self) -> Vec<CK_SLOT_ID> {
+        let mut n: CK_ULONG = 0;
+        // SAFETY: length query, then a buffer of that length.
+        unsafe {
+            assert_eq!(
+                (self.f().C_GetSlotList.expect("fn"))(1, std::ptr::null_mut(), &mut n),
+                CKR_OK
+            );
+            let mut ids = vec![0; n as usize];
+            assert_eq!(
+                (self.f().C_GetSlotList.expect("fn"))(1, ids.as_mut_ptr(), &mut n),
+                CKR_OK
+            );
+            ids.truncate(n as usize);
+            ids
+        }
+    }
+
+    pub fn token_info(&self, slot: CK_SLOT_ID) -> CK_TOKEN_INFO {
+        let mut info = CK_TOKEN_INFO::default();
+        // SAFETY: valid out pointer.
+        let rv = unsafe { (self.f().C_GetTokenInfo.expect("fn"))(slot, &mut info) };
+        assert_eq!(rv, CKR_OK);
+        info
+    }
+
+    pub fn open(&self, slot: CK_SLOT_ID, rw: bool) -> Result<CK_SESSION_HANDLE, CK_RV> {
+        let mut h = 0;
+        let flags = CKF_SERIAL_SESSION | if rw { CKF_RW_SESSION } else { 0 };
+        // SAFETY: valid out pointer.
+        check(unsafe {
+            (self.f().C_OpenSession.expect("fn"))(slot, flags, std::ptr::null_mut(), None, &mut h)
+        })?;
+        Ok(h)
+    }
+
+    pub fn close(&self, s: CK_SESSION_HANDLE) -> CK_RV {
+        // SAFETY: plain values.
+        unsafe { (self.f().C_CloseSession.expect("fn"))(s) }
+    }
+
+    pub fn login(&self, s: CK_SESSION_HANDLE, user: CK_USER_TYPE, pin: &str) -> CK_RV {
+        // SAFETY: the PIN buffer is valid for its length.
+        unsafe {
+            (self.f().C_Login.expect("fn"))(s, user, pin.as_ptr() as *mut u8, pin.len() as CK_ULONG)
+        }
+    }
+
+    pub fn logout(&self, s: CK_SESSION_HANDLE) -> CK_RV {
+        // SAFETY: plain values.
+        unsafe { (self.f().C_Logout.expect("fn"))(s) }
+    }
+
+    pub fn find(
+        &self,
+        s: CK_SESSION_HANDLE,
+        t: &[(CK_ATTRIBUTE_TYPE, Vec<u8>)],
+    ) -> Result<Vec<CK_OBJECT_HANDLE>, CK_RV> {
+        let mut tmpl = c_template(t);
+        let mut out = Vec::new();
+        // SAFETY: the template's buffers outlive the calls; the handle buffer is sized.
+        unsafe {
+            check((self.f().C_FindObjectsInit.expect("fn"))(
+                s,
+                tmpl.as_mut_ptr(),
+                tmpl.len() as CK_ULONG,
+            ))?;
+            loop {
+                let mut batch = [0 as CK_OBJECT_HANDLE; 7];
+                let mut n = 0;
+                check((self.f().C_FindObjects.expect("fn"))(
+                    s,
+                    batch.as_mut_ptr(),
+                    7,
+                    &mut n,
+                ))?;
+                if n == 0 {
+                    break;
+                }
+                out.extend_from_slice(&batch[..n as usize]);
+            }
+            check((self.f().C_FindObjectsFinal.expect("fn"))(s))?;
+        }
+        Ok(out)
+    }
+
+    /// One attribute by the length-query protocol.
+    pub fn get(
+        &self,
+        s: CK_SESSION_HANDLE,
+        h: CK_OBJECT_HANDLE,
+        t: CK_ATTRIBUTE_TYPE,
+    ) -> Result<Vec<u8>, CK_RV> {
+        let mut a = CK_ATTRIBUTE {
+            type_: t,
+            pValue: std::ptr::null_mut(),
+            ulValueLen: 0,
+        };
+        // SAFETY: a single attribute; the second call gets a buffer of the length given.
+        unsafe {
+            check((self.f().C_GetAttributeValue.expect("fn"))(s, h, &mut a, 1))?;
+            let mut buf = vec![0u8; a.ulValueLen as usize];
+            a.pValue = buf.as_mut_ptr() as *mut _;
+            check((self.f().C_GetAttributeValue.expect("fn"))(s, h, &mut a, 1))?;
+            buf.truncate(a.ulValueLen as usize);
+            Ok(buf)
+        }
+    }
+
+    pub fn create(
+        &self,
+        s: CK_SESSION_HANDLE,
+        t: &[(CK_ATTRIBUTE_TYPE, Vec<u8>)],
+    ) -> Result<CK_OBJECT_HANDLE, CK_RV> {
+        let mut tmpl = c_template(t);
+        let mut h = 0;
+        // SAFETY: the template's buffers outlive the call.
+        check(unsafe {
+            (self.f().C_CreateObject.expect("fn"))(
+                s,
+                tmpl.as_mut_ptr(),
+                tmpl.len() as CK_ULONG,
+                &mut h,
+            )
+        })?;
+        Ok(h)
+    }
+
+    pub fn set(
+        &self,
+        s: CK_SESSION_HANDLE,
+        h: CK_OBJECT_HANDLE,
+        t: &[(CK_ATTRIBUTE_TYPE, Vec<u8>)],
+    ) -> CK_RV {
+        let mut tmpl = c_template(t);
+        // SAFETY: the template's buffers outlive the call.
+        unsafe {
+            (self.f().C_SetAttributeValue.expect("fn"))(
+                s,
+                h,
+                tmpl.as_mut_ptr(),
+                tmpl.len() as CK_ULONG,
+            )
+        }
+    }
+
+    pub fn destroy(&self, s: CK_SESSION_HANDLE, h: CK_OBJECT_HANDLE) -> CK_RV {
+        // SAFETY: plain values.
+        unsafe { (self.f().C_DestroyObject.expect("fn"))(s, h) }
+    }
+
+    pub fn init_token(&self, slot: CK_SLOT_ID, so_pin: &str, label: &str) -> CK_RV {
+        let mut field = [b' '; 32];
+        field[..label.len()].copy_from_slice(label.as_bytes());
+        // SAFETY: the PIN and the 32-byte label are valid.
+        unsafe {
+            (self.f().C_InitToken.expect("fn"))(
+                slot,
+                so_pin.as_ptr() as *mut u8,
+                so_pin.len() as CK_ULONG,
+                field.as_mut_ptr(),
+            )
+        }
+    }
+
+    pub fn init_pin(&self, s: CK_SESSION_HANDLE, pin: &str) -> CK_RV {
+        // SAFETY: the PIN buffer is valid.
+        unsafe {
+            (self.f().C_InitPIN.expect("fn"))(s, pin.as_ptr() as *mut u8, pin.len() as CK_ULONG)
+        }
+    }
+
+    pub fn set_pin(&self, s: CK_SESSION_HANDLE, old: &str, new: &str) -> CK_RV {
+        // SAFETY: the PIN buffers are valid.
+        unsafe {
+            (self.f().C_SetPIN.expect("fn"))(
+                s,
+                old.as_ptr() as *mut u8,
+                old.len() as CK_ULONG,
+                new.as_ptr() as *mut u8,
+                new.len() as CK_ULONG,
+            )
+        }
+    }
+}
+
+// SAFETY: the module is thread-safe (OS locking) and the list is immutable.
+unsafe impl Send for Raw {}
+// SAFETY: as above.
+unsafe impl Sync for Raw {}
