@@ -1,0 +1,290 @@
+//! softoken to NSS: what the module writes, NSS's own tools read, export and
+//! re-key; and NSS and the module writing one database at the same time.
+
+use std::path::Path;
+use std::process::Command;
+
+use pkcs11_sys::*;
+use softoken::nss::*;
+use softoken_tests::raw::{as_ul, ul, Raw, FALSE, TRUE};
+use softoken_tests::*;
+
+const DB_PW: &str = "db-pw";
+const NEW_PW: &str = "changed-by-certutil";
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p.display().to_string()
+}
+
+fn openssl_md5(data: &[u8]) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("in");
+    std::fs::write(&f, data).unwrap();
+    let out = run(Command::new("openssl").args(["dgst", "-md5", "-r", &f.display().to_string()]));
+    hex::decode(out.split_whitespace().next().unwrap()).unwrap()
+}
+
+/// Stores a certificate (and, for the user, its key pair) through the module.
+fn fill(raw: &Raw, s: CK_SESSION_HANDLE) -> Vec<u8> {
+    let exports = fixtures().join("exports");
+    let key = pkcs12_rsa_key(&exports.join("Fixture_RSA_User.p12"), "p12-pw");
+    let id = hex::decode(sha1_hex(&key.modulus)).unwrap();
+    let user_der = std::fs::read(exports.join("Fixture_RSA_User.der")).unwrap();
+    let user = cert_fields(&user_der);
+    let cert = |label: &str, der: &[u8], f: &CertFields, id: &[u8]| {
+        vec![
+            (CKA_CLASS, ul(CKO_CERTIFICATE)),
+            (CKA_TOKEN, TRUE.to_vec()),
+            (CKA_CERTIFICATE_TYPE, ul(CKC_X_509)),
+            (CKA_LABEL, label.as_bytes().to_vec()),
+            (CKA_SUBJECT, f.subject.clone()),
+            (CKA_ISSUER, f.issuer.clone()),
+            (CKA_SERIAL_NUMBER, f.serial.clone()),
+            (CKA_ID, id.to_vec()),
+            (CKA_VALUE, der.to_vec()),
+        ]
+    };
+    raw.create(s, &cert("Softoken RSA User", &user_der, &user, &id))
+        .unwrap();
+    raw.create(
+        s,
+        &[
+            (CKA_CLASS, ul(CKO_PRIVATE_KEY)),
+            (CKA_TOKEN, TRUE.to_vec()),
+            (CKA_PRIVATE, TRUE.to_vec()),
+            (CKA_KEY_TYPE, ul(CKK_RSA)),
+            (CKA_ID, id.clone()),
+            (CKA_SUBJECT, user.subject.clone()),
+            (CKA_SENSITIVE, TRUE.to_vec()),
+            (CKA_EXTRACTABLE, TRUE.to_vec()),
+            (CKA_SIGN, TRUE.to_vec()),
+            (CKA_DECRYPT, TRUE.to_vec()),
+            (CKA_MODULUS, key.modulus.clone()),
+            (CKA_PUBLIC_EXPONENT, key.public_exponent.clone()),
+            (CKA_PRIVATE_EXPONENT, key.private_exponent.clone()),
+            (CKA_PRIME_1, key.prime_1.clone()),
+            (CKA_PRIME_2, key.prime_2.clone()),
+            (CKA_EXPONENT_1, key.exponent_1.clone()),
+            (CKA_EXPONENT_2, key.exponent_2.clone()),
+            (CKA_COEFFICIENT, key.coefficient.clone()),
+            (CKA_NSS_DB, key.modulus.clone()),
+        ],
+    )
+    .unwrap();
+    raw.create(
+        s,
+        &[
+            (CKA_CLASS, ul(CKO_PUBLIC_KEY)),
+            (CKA_TOKEN, TRUE.to_vec()),
+            (CKA_KEY_TYPE, ul(CKK_RSA)),
+            (CKA_ID, id.clone()),
+            (CKA_MODULUS, key.modulus.clone()),
+            (CKA_PUBLIC_EXPONENT, key.public_exponent.clone()),
+        ],
+    )
+    .unwrap();
+
+    // The CA, trusted as NSS's "CT,C,C".
+    let ca_der = std::fs::read(exports.join("Fixture_CA.der")).unwrap();
+    let ca = cert_fields(&ca_der);
+    raw.create(s, &cert("Softoken CA", &ca_der, &ca, b""))
+        .unwrap();
+    let delegator = ul(CKT_NSS_TRUSTED_DELEGATOR);
+    raw.create(
+        s,
+        &[
+            (CKA_CLASS, ul(CKO_NSS_TRUST)),
+            (CKA_TOKEN, TRUE.to_vec()),
+            (CKA_ISSUER, ca.issuer.clone()),
+            (CKA_SERIAL_NUMBER, ca.serial.clone()),
+            (CKA_CERT_SHA1_HASH, hex::decode(sha1_hex(&ca_der)).unwrap()),
+            (CKA_CERT_MD5_HASH, openssl_md5(&ca_der)),
+            (CKA_TRUST_SERVER_AUTH, delegator.clone()),
+            (CKA_TRUST_CLIENT_AUTH, delegator.clone()),
+            (CKA_TRUST_EMAIL_PROTECTION, delegator.clone()),
+            (CKA_TRUST_CODE_SIGNING, delegator),
+            (CKA_TRUST_STEP_UP_APPROVED, FALSE.to_vec()),
+        ],
+    )
+    .unwrap();
+    id
+}
+
+#[test]
+fn nss_tools_read_export_and_rekey_what_the_module_wrote() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let db = format!("sql:{}", dir.path().display());
+    let pw_file = write(files.path(), "pw", DB_PW);
+    let new_pw_file = write(files.path(), "new-pw", NEW_PW);
+    let p12_pw_file = write(files.path(), "p12-pw", "export-pw");
+
+    let raw = Raw::with_params(&sql_params(dir.path()));
+    let slot = raw.slots()[0];
+    let s = raw.open(slot, true).unwrap();
+    // A new database has the empty password; set a real one.
+    assert_eq!(raw.set_pin(s, "", DB_PW), CKR_OK);
+    assert_eq!(raw.login(s, CKU_USER, DB_PW), CKR_OK);
+    let id = fill(&raw, s);
+    assert_eq!(raw.finalize(), CKR_OK);
+
+    let listed = run(Command::new("certutil").args(["-L", "-d", &db]));
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with("Softoken RSA User") && l.trim_end().ends_with("u,u,u")),
+        "{listed}"
+    );
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with("Softoken CA") && l.trim_end().ends_with("CT,C,C")),
+        "{listed}"
+    );
+    let keys = run(Command::new("certutil").args(["-K", "-d", &db, "-f", &pw_file]));
+    assert!(
+        keys.contains(&hex::encode(&id)) && keys.contains("Softoken RSA User"),
+        "{keys}"
+    );
+
+    let p12 = files.path().join("out.p12");
+    run(Command::new("pk12util").args([
+        "-o",
+        &p12.display().to_string(),
+        "-n",
+        "Softoken RSA User",
+        "-d",
+        &db,
+        "-k",
+        &pw_file,
+        "-w",
+        &p12_pw_file,
+    ]));
+    let exported = pkcs12_rsa_key(&p12, "export-pw");
+    let original = pkcs12_rsa_key(&fixtures().join("exports/Fixture_RSA_User.p12"), "p12-pw");
+    assert_eq!(exported.private_exponent, original.private_exponent);
+    assert_eq!(exported.modulus, original.modulus);
+
+    // NSS changes the password; the module follows.
+    run(Command::new("certutil").args(["-W", "-d", &db, "-f", &pw_file, "-@", &new_pw_file]));
+    assert_eq!(raw.initialize(Some(&sql_params(dir.path()))), CKR_OK);
+    let s = raw.open(slot, false).unwrap();
+    assert_eq!(raw.login(s, CKU_USER, DB_PW), CKR_PIN_INCORRECT);
+    assert_eq!(raw.login(s, CKU_USER, NEW_PW), CKR_OK);
+    let found = raw
+        .find(s, &[(CKA_CLASS, ul(CKO_PRIVATE_KEY)), (CKA_ID, id.clone())])
+        .unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(raw.get(s, found[0], CKA_MODULUS).unwrap(), original.modulus);
+    let trust = raw.find(s, &[(CKA_CLASS, ul(CKO_NSS_TRUST))]).unwrap();
+    assert_eq!(
+        as_ul(&raw.get(s, trust[0], CKA_TRUST_SERVER_AUTH).unwrap()),
+        CKT_NSS_TRUSTED_DELEGATOR
+    );
+    assert_eq!(raw.finalize(), CKR_OK);
+
+    // Every value re-encrypted by NSS decrypts and verifies here.
+    let cfg = softoken::config::Config::from_parameters(Some(&sql_params(dir.path())))
+        .unwrap()
+        .tokens
+        .remove(0);
+    let token = softoken::token::Token::open(cfg).unwrap();
+    token.login(CKU_USER, NEW_PW.as_bytes(), false).unwrap();
+    let report = token.check_integrity().unwrap();
+    assert!(
+        report.failures.is_empty() && report.orphaned_records.is_empty(),
+        "{report:?}"
+    );
+    assert_eq!(report.decrypted, 6);
+
+    // And the module's own password change is one NSS follows.
+    assert_eq!(raw.initialize(Some(&sql_params(dir.path()))), CKR_OK);
+    let s = raw.open(slot, true).unwrap();
+    assert_eq!(raw.set_pin(s, NEW_PW, DB_PW), CKR_OK);
+    assert_eq!(raw.finalize(), CKR_OK);
+    let keys = run(Command::new("certutil").args(["-K", "-d", &db, "-f", &pw_file]));
+    assert!(keys.contains(&hex::encode(&id)), "{keys}");
+}
+
+/// certutil adds certificates while the module creates objects in the same
+/// database: nothing is lost on either side.
+#[test]
+fn nss_and_module_write_one_database_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sql:{}", dir.path().display());
+    let raw = Raw::with_params(&sql_params(dir.path()));
+    let slot = raw.slots()[0];
+    const OBJECTS: usize = 150;
+
+    let exports = fixtures().join("exports");
+    let certs = [
+        "Fixture_Bob",
+        "Fixture_CA",
+        "Fixture_EC_User",
+        "Fixture_Email_User",
+        "Fixture_Peer",
+        "Fixture_RSA_User",
+    ];
+    std::thread::scope(|scope| {
+        let writer = scope.spawn(|| {
+            let s = raw.open(slot, true).unwrap();
+            for i in 0..OBJECTS {
+                let label = format!("data {i}");
+                raw.create(
+                    s,
+                    &[
+                        (CKA_CLASS, ul(CKO_DATA)),
+                        (CKA_TOKEN, TRUE.to_vec()),
+                        (CKA_LABEL, label.into_bytes()),
+                        (CKA_VALUE, vec![i as u8; 100]),
+                    ],
+                )
+                .unwrap();
+            }
+        });
+        for (i, name) in certs.iter().enumerate() {
+            let file = exports.join(format!("{name}.der"));
+            run(Command::new("certutil").args([
+                "-A",
+                "-d",
+                &db,
+                "-n",
+                &format!("nss cert {i}"),
+                "-t",
+                ",,",
+                "-i",
+                &file.display().to_string(),
+            ]));
+        }
+        writer.join().unwrap();
+    });
+
+    let listed = run(Command::new("certutil").args(["-L", "-d", &db]));
+    assert_eq!(
+        listed
+            .lines()
+            .filter(|l| l.starts_with("nss cert "))
+            .count(),
+        certs.len(),
+        "{listed}"
+    );
+    let s = raw.open(slot, false).unwrap();
+    assert_eq!(
+        raw.find(s, &[(CKA_CLASS, ul(CKO_DATA))]).unwrap().len(),
+        OBJECTS
+    );
+    assert_eq!(
+        raw.find(s, &[(CKA_CLASS, ul(CKO_CERTIFICATE))])
+            .unwrap()
+            .len(),
+        certs.len()
+    );
+    for i in [0, OBJECTS / 2, OBJECTS - 1] {
+        let h = raw
+            .find(s, &[(CKA_LABEL, format!("data {i}").into_bytes())])
+            .unwrap();
+        assert_eq!(raw.get(s, h[0], CKA_VALUE).unwrap(), vec![i as u8; 100]);
+    }
+}
