@@ -1,0 +1,267 @@
+//! OpenSC's pkcs11-tool against the built module: each command is its own
+//! process, as a user runs them, on a database named by SOFTOKEN_CONFIGDIR.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use softoken_tests::*;
+
+struct Tool {
+    module: ModuleCopy,
+    db: tempfile::TempDir,
+}
+
+impl Tool {
+    fn new() -> Tool {
+        Tool {
+            module: module_copy(),
+            db: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn output(&self, args: &[&str]) -> Output {
+        Command::new("pkcs11-tool")
+            .arg("--module")
+            .arg(&self.module.path)
+            .args(args)
+            .env(
+                "SOFTOKEN_CONFIGDIR",
+                format!("sql:{}", self.db.path().display()),
+            )
+            .output()
+            .expect("pkcs11-tool (apt-get install opensc)")
+    }
+
+    /// Runs a command that must succeed; returns its standard output.
+    fn ok(&self, args: &[&str]) -> Vec<u8> {
+        let out = self.output(args);
+        assert!(
+            out.status.success(),
+            "pkcs11-tool {args:?} failed\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    }
+
+    fn text(&self, args: &[&str]) -> String {
+        String::from_utf8(self.ok(args)).unwrap()
+    }
+
+    /// Runs a command that must fail with the given code in its message.
+    fn fails_with(&self, args: &[&str], code: &str) {
+        let out = self.output(args);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            !out.status.success(),
+            "pkcs11-tool {args:?} succeeded:\n{text}"
+        );
+        assert!(
+            text.contains(code),
+            "pkcs11-tool {args:?}: expected {code} in\n{text}"
+        );
+    }
+}
+
+/// Arguments with a login as user "pw" in front.
+fn with_login<'a>(args: &[&'a str]) -> Vec<&'a str> {
+    [&["--login", "--pin", "pw"][..], args].concat()
+}
+
+#[test]
+fn info_slots_and_mechanisms() {
+    let t = Tool::new();
+    assert!(t.text(&["-I"]).contains("softoken"));
+    let slots = t.text(&["-L"]);
+    assert!(slots.contains("Slot 0 (0x2)"), "{slots}");
+    assert!(
+        slots.contains("token label        : NSS Certificate DB"),
+        "{slots}"
+    );
+    assert!(slots.contains("PIN initialized"), "{slots}");
+    assert!(
+        !slots.contains("login required"),
+        "a new database has the empty password: {slots}"
+    );
+    let tokens = t.text(&["-T"]);
+    assert!(tokens.contains("NSS Certificate DB"), "{tokens}");
+    let mechs = t.text(&["-M"]);
+    for m in [
+        "SHA-1, digest",
+        "SHA256, digest",
+        "SHA512, digest",
+        "SHA3-256, digest",
+    ] {
+        assert!(mechs.contains(m), "{m} missing from\n{mechs}");
+    }
+}
+
+#[test]
+fn init_token_pins_and_login() {
+    let t = Tool::new();
+    assert!(t
+        .text(&[
+            "--init-token",
+            "--so-pin",
+            "sopin1",
+            "--label",
+            "tool token"
+        ])
+        .contains("successfully initialized"));
+    assert!(t
+        .text(&["--init-pin", "--so-pin", "sopin1", "--pin", "user1"])
+        .contains("successfully initialized"));
+    t.fails_with(
+        &["--init-pin", "--so-pin", "wrong-so", "--pin", "user1"],
+        "CKR_PIN_INCORRECT",
+    );
+    let token = t.text(&["-T"]);
+    assert!(token.contains("token label        : tool token"), "{token}");
+    assert!(token.contains("login required"), "{token}");
+
+    t.ok(&["--login", "--pin", "user1", "-O"]);
+    t.fails_with(&["--login", "--pin", "wrong", "-O"], "CKR_PIN_INCORRECT");
+    assert!(t
+        .text(&[
+            "--login",
+            "--pin",
+            "user1",
+            "--change-pin",
+            "--new-pin",
+            "user2"
+        ])
+        .contains("PIN successfully changed"));
+    t.fails_with(&["--login", "--pin", "user1", "-O"], "CKR_PIN_INCORRECT");
+    t.ok(&["--login", "--pin", "user2", "-O"]);
+    // Initialising again needs the SO PIN set the first time.
+    t.fails_with(
+        &["--init-token", "--so-pin", "not-the-so-pin", "--label", "x"],
+        "CKR_PIN_INCORRECT",
+    );
+}
+
+#[test]
+fn objects_written_read_and_deleted() {
+    let t = Tool::new();
+    let files = tempfile::tempdir().unwrap();
+    let cert = fixtures().join("exports/Fixture_Peer.der");
+    let data = files.path().join("data.bin");
+    std::fs::write(&data, b"some data \x00\x01\x02").unwrap();
+    let s = |p: &Path| p.display().to_string();
+
+    t.ok(&["--init-token", "--so-pin", "so", "--label", "objects"]);
+    t.ok(&["--init-pin", "--so-pin", "so", "--pin", "pw"]);
+    t.ok(&with_login(&[
+        "--write-object",
+        &s(&cert),
+        "--type",
+        "cert",
+        "--label",
+        "peer",
+        "--id",
+        "0a0b",
+    ]));
+    t.ok(&with_login(&[
+        "--write-object",
+        &s(&data),
+        "--type",
+        "data",
+        "--label",
+        "blob",
+    ]));
+    t.ok(&with_login(&[
+        "--write-object",
+        &s(&data),
+        "--type",
+        "data",
+        "--label",
+        "secret",
+        "--private",
+    ]));
+
+    // Certificates and plain data objects are public; the private one is
+    // hidden until login.
+    let listed = t.text(&["-O"]);
+    assert!(
+        listed.contains("label:      peer") && listed.contains("ID:         0a0b"),
+        "{listed}"
+    );
+    assert!(
+        listed.contains("'blob'") && !listed.contains("'secret'"),
+        "{listed}"
+    );
+    assert!(t.text(&with_login(&["-O"])).contains("'secret'"));
+    assert_eq!(
+        t.ok(&["--read-object", "--type", "cert", "--label", "peer"]),
+        std::fs::read(&cert).unwrap()
+    );
+    assert_eq!(
+        t.ok(&["--read-object", "--type", "data", "--label", "blob"]),
+        std::fs::read(&data).unwrap()
+    );
+    assert_eq!(
+        t.ok(&with_login(&[
+            "--read-object",
+            "--type",
+            "data",
+            "--label",
+            "secret"
+        ])),
+        std::fs::read(&data).unwrap()
+    );
+
+    t.ok(&with_login(&[
+        "--delete-object",
+        "--type",
+        "data",
+        "--label",
+        "blob",
+    ]));
+    let listed = t.text(&["-O"]);
+    assert!(
+        !listed.contains("'blob'") && listed.contains("peer"),
+        "{listed}"
+    );
+    // The private object survives a PIN change.
+    t.ok(&with_login(&["--change-pin", "--new-pin", "pw2"]));
+    assert_eq!(
+        t.ok(&[
+            "--login",
+            "--pin",
+            "pw2",
+            "--read-object",
+            "--type",
+            "data",
+            "--label",
+            "secret"
+        ]),
+        std::fs::read(&data).unwrap()
+    );
+}
+
+#[test]
+fn hash_and_random() {
+    let t = Tool::new();
+    let files = tempfile::tempdir().unwrap();
+    let input = files.path().join("in");
+    std::fs::write(&input, vec![0x5a; 100_000]).unwrap();
+    let input = input.display().to_string();
+    for (mech, expected) in [
+        ("SHA256", sha256_hex(&[0x5a; 100_000])),
+        ("SHA-1", sha1_hex(&[0x5a; 100_000])),
+    ] {
+        assert_eq!(
+            hex::encode(t.ok(&["--hash", "-m", mech, "-i", &input])),
+            expected,
+            "{mech}"
+        );
+    }
+    let a = t.ok(&["--generate-random", "64"]);
+    let b = t.ok(&["--generate-random", "64"]);
+    assert_eq!((a.len(), b.len()), (64, 64));
+    assert_ne!(a, b);
+}
