@@ -475,10 +475,10 @@ fn check_consistency(class: CK_OBJECT_CLASS, subtype: Option<CK_ULONG>, obj: &At
 pub fn check_change(current: &Attrs, t: CK_ATTRIBUTE_TYPE, v: &[u8]) -> Result<()> {
     let policy = Policy::of(current);
     let spec = policy.find(t).ok_or(Rv::AttributeTypeInvalid)?;
-    check_kind(spec, v)?;
     if spec.flags & (FIXED | TOKEN_SET) != 0 {
         return Err(Rv::AttributeReadOnly);
     }
+    check_kind(spec, v)?;
     let turns_off = v == [0];
     let turns_on = v == [1];
     match t {

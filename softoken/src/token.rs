@@ -481,9 +481,15 @@ impl Token {
         txn.put_password_entry(&entry)?;
         txn.commit()?;
         let mut login = self.login.write();
-        login.keys = Some(Arc::new(new));
-        login.entry = Some(entry);
-        Ok(())
+        if login.user {
+            login.keys = Some(Arc::new(new));
+            login.entry = Some(entry);
+            return Ok(());
+        }
+        // Not logged in (the old password was empty): the new one must be
+        // given to C_Login before private objects open again.
+        drop(login);
+        self.refresh_auto_login()
     }
 
     // ---- integrity ----

@@ -1,0 +1,781 @@
+//! The C API's return codes, called raw on the built module: initialisation,
+//! interfaces, slots, sessions and login rules, the attribute protocol,
+//! object visibility, digests.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use pkcs11_sys::*;
+use softoken_tests::raw::{as_ul, ul, Raw, FALSE, TRUE};
+use softoken_tests::*;
+
+fn fresh() -> (Raw, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = Raw::with_params(&sql_params(dir.path()));
+    (raw, dir)
+}
+
+#[test]
+fn initialize_and_finalize_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = Raw::load();
+    let mut n = 0;
+    // SAFETY: valid out pointer.
+    let rv = unsafe { (raw.f().C_GetSlotList.unwrap())(0, std::ptr::null_mut(), &mut n) };
+    assert_eq!(rv, CKR_CRYPTOKI_NOT_INITIALIZED);
+    assert_eq!(raw.finalize(), CKR_CRYPTOKI_NOT_INITIALIZED);
+
+    // Some mutex callbacks but not all.
+    extern "C" fn create(_: CK_VOID_PTR_PTR) -> CK_RV {
+        CKR_OK
+    }
+    let mut args = CK_C_INITIALIZE_ARGS {
+        CreateMutex: Some(create),
+        DestroyMutex: None,
+        LockMutex: None,
+        UnlockMutex: None,
+        flags: 0,
+        pReserved: std::ptr::null_mut(),
+    };
+    // SAFETY: valid arguments.
+    let rv = unsafe { (raw.f().C_Initialize.unwrap())(&mut args as *mut _ as *mut _) };
+    assert_eq!(rv, CKR_ARGUMENTS_BAD);
+
+    let params = sql_params(dir.path());
+    assert_eq!(raw.initialize(Some(&params)), CKR_OK);
+    assert_eq!(
+        raw.initialize(Some(&params)),
+        CKR_CRYPTOKI_ALREADY_INITIALIZED
+    );
+    // SAFETY: a non-null reserved pointer is refused before use.
+    let rv = unsafe { (raw.f().C_Finalize.unwrap())(8 as CK_VOID_PTR) };
+    assert_eq!(rv, CKR_ARGUMENTS_BAD);
+    assert_eq!(raw.finalize(), CKR_OK);
+    assert_eq!(raw.finalize(), CKR_CRYPTOKI_NOT_INITIALIZED);
+    // A bad parameter string is the caller's error.
+    assert_eq!(
+        raw.initialize(Some("configdir='sql:' flags=")),
+        CKR_ARGUMENTS_BAD
+    );
+    assert_eq!(raw.initialize(Some(&params)), CKR_OK);
+    assert_eq!(raw.finalize(), CKR_OK);
+}
+
+static LOCKS: AtomicUsize = AtomicUsize::new(0);
+
+#[test]
+fn application_mutex_callbacks_are_used() {
+    extern "C" fn create(m: CK_VOID_PTR_PTR) -> CK_RV {
+        // SAFETY: the module passes a valid out pointer.
+        unsafe { *m = 0x1234 as CK_VOID_PTR };
+        CKR_OK
+    }
+    extern "C" fn destroy(_: CK_VOID_PTR) -> CK_RV {
+        CKR_OK
+    }
+    extern "C" fn lock(m: CK_VOID_PTR) -> CK_RV {
+        assert_eq!(m as usize, 0x1234);
+        LOCKS.fetch_add(1, Ordering::SeqCst);
+        CKR_OK
+    }
+    extern "C" fn unlock(_: CK_VOID_PTR) -> CK_RV {
+        CKR_OK
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let raw = Raw::load();
+    let params = std::ffi::CString::new(sql_params(dir.path())).unwrap();
+    let mut args = CK_C_INITIALIZE_ARGS {
+        CreateMutex: Some(create),
+        DestroyMutex: Some(destroy),
+        LockMutex: Some(lock),
+        UnlockMutex: Some(unlock),
+        flags: 0,
+        pReserved: params.as_ptr() as *mut _,
+    };
+    // SAFETY: valid arguments.
+    let rv = unsafe { (raw.f().C_Initialize.unwrap())(&mut args as *mut _ as *mut _) };
+    assert_eq!(rv, CKR_OK);
+    let before = LOCKS.load(Ordering::SeqCst);
+    raw.slots();
+    assert!(LOCKS.load(Ordering::SeqCst) > before);
+    assert_eq!(raw.finalize(), CKR_OK);
+}
+
+#[test]
+fn interfaces_and_function_lists() {
+    let raw = Raw::load();
+    assert_eq!(raw.f().version.major, 2);
+    assert_eq!(raw.f().version.minor, 40);
+    // SAFETY: the symbols have the signatures of the PKCS#11 3.0 header.
+    unsafe {
+        let lib = libloading::Library::new(raw.path()).unwrap();
+        let list: libloading::Symbol<
+            unsafe extern "C" fn(CK_INTERFACE_PTR, CK_ULONG_PTR) -> CK_RV,
+        > = lib.get(b"C_GetInterfaceList").unwrap();
+        let mut n = 0;
+        assert_eq!(list(std::ptr::null_mut(), &mut n), CKR_OK);
+        assert_eq!(n, 2);
+        let mut ifaces = [CK_INTERFACE::default(); 2];
+        let mut small = 1;
+        assert_eq!(list(ifaces.as_mut_ptr(), &mut small), CKR_BUFFER_TOO_SMALL);
+        assert_eq!(small, 2);
+        assert_eq!(list(ifaces.as_mut_ptr(), &mut n), CKR_OK);
+        assert_eq!(
+            list(ifaces.as_mut_ptr(), std::ptr::null_mut()),
+            CKR_ARGUMENTS_BAD
+        );
+        for i in &ifaces {
+            let name = std::ffi::CStr::from_ptr(i.pInterfaceName as *const _);
+            assert_eq!(name.to_bytes(), b"PKCS 11");
+        }
+        let get: libloading::Symbol<
+            unsafe extern "C" fn(*mut u8, CK_VERSION_PTR, CK_INTERFACE_PTR_PTR, CK_FLAGS) -> CK_RV,
+        > = lib.get(b"C_GetInterface").unwrap();
+        let mut found: CK_INTERFACE_PTR = std::ptr::null_mut();
+        assert_eq!(
+            get(std::ptr::null_mut(), std::ptr::null_mut(), &mut found, 0),
+            CKR_OK
+        );
+        let f30 = &*((*found).pFunctionList as *const CK_FUNCTION_LIST_3_0);
+        assert_eq!((f30.version.major, f30.version.minor), (3, 0));
+        // Every function of the 3.0 list is there.
+        let words = std::slice::from_raw_parts(
+            (f30 as *const CK_FUNCTION_LIST_3_0 as *const usize).add(1),
+            (std::mem::size_of::<CK_FUNCTION_LIST_3_0>() - 8) / 8,
+        );
+        assert!(words.iter().all(|w| *w != 0));
+        let mut v240 = CK_VERSION {
+            major: 2,
+            minor: 40,
+        };
+        assert_eq!(
+            get(c"PKCS 11".as_ptr() as *mut u8, &mut v240, &mut found, 0),
+            CKR_OK
+        );
+        assert_eq!((*((*found).pFunctionList as *const CK_VERSION)).minor, 40);
+        let mut v99 = CK_VERSION { major: 9, minor: 9 };
+        assert_eq!(
+            get(std::ptr::null_mut(), &mut v99, &mut found, 0),
+            CKR_ARGUMENTS_BAD
+        );
+        assert_eq!(
+            get(
+                c"Vendor".as_ptr() as *mut u8,
+                std::ptr::null_mut(),
+                &mut found,
+                0
+            ),
+            CKR_ARGUMENTS_BAD
+        );
+        assert_eq!(
+            get(
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                0
+            ),
+            CKR_ARGUMENTS_BAD
+        );
+    }
+}
+
+#[test]
+fn slots_and_token_info() {
+    let (raw, _dir) = fresh();
+    let f = raw.f();
+    let mut n: CK_ULONG = 0;
+    let mut slot: CK_SLOT_ID = 0;
+    // SAFETY: valid pointers throughout.
+    unsafe {
+        assert_eq!(
+            (f.C_GetSlotList.unwrap())(0, std::ptr::null_mut(), &mut n),
+            CKR_OK
+        );
+        assert_eq!(n, 1);
+        let mut zero = 0;
+        assert_eq!(
+            (f.C_GetSlotList.unwrap())(0, &mut slot, &mut zero),
+            CKR_BUFFER_TOO_SMALL
+        );
+        assert_eq!(zero, 1);
+        assert_eq!((f.C_GetSlotList.unwrap())(0, &mut slot, &mut n), CKR_OK);
+        let mut info = CK_SLOT_INFO::default();
+        assert_eq!((f.C_GetSlotInfo.unwrap())(slot, &mut info), CKR_OK);
+        assert_ne!(info.flags & CKF_TOKEN_PRESENT, 0);
+        assert_eq!(
+            (f.C_GetSlotInfo.unwrap())(777, &mut info),
+            CKR_SLOT_ID_INVALID
+        );
+        assert_eq!(
+            (f.C_GetSlotInfo.unwrap())(slot, std::ptr::null_mut()),
+            CKR_ARGUMENTS_BAD
+        );
+        let mut mechs = [0; 32];
+        let mut count = 32;
+        assert_eq!(
+            (f.C_GetMechanismList.unwrap())(slot, mechs.as_mut_ptr(), &mut count),
+            CKR_OK
+        );
+        assert!(mechs[..count as usize].contains(&CKM_SHA256));
+        let mut mi = CK_MECHANISM_INFO::default();
+        assert_eq!(
+            (f.C_GetMechanismInfo.unwrap())(slot, CKM_SHA256, &mut mi),
+            CKR_OK
+        );
+        assert_eq!(mi.flags, CKF_DIGEST);
+        assert_eq!(
+            (f.C_GetMechanismInfo.unwrap())(slot, CKM_RSA_PKCS_OAEP, &mut mi),
+            CKR_MECHANISM_INVALID
+        );
+    }
+    let info = raw.token_info(slot);
+    assert_eq!(&info.label, b"NSS Certificate DB              ");
+    let expect = CKF_RNG | CKF_TOKEN_INITIALIZED | CKF_USER_PIN_INITIALIZED;
+    assert_eq!(info.flags & expect, expect);
+    assert_eq!(info.flags & (CKF_LOGIN_REQUIRED | CKF_WRITE_PROTECTED), 0);
+}
+
+#[test]
+fn session_and_login_rules() {
+    let (raw, _dir) = fresh();
+    let slot = raw.slots()[0];
+    let f = raw.f();
+    let mut h = 0;
+    // SAFETY: valid pointers.
+    let rv = unsafe { (f.C_OpenSession.unwrap())(slot, 0, std::ptr::null_mut(), None, &mut h) };
+    assert_eq!(rv, CKR_SESSION_PARALLEL_NOT_SUPPORTED);
+    assert_eq!(raw.open(99, true), Err(CKR_SLOT_ID_INVALID));
+    assert_eq!(raw.login(4242, CKU_USER, ""), CKR_SESSION_HANDLE_INVALID);
+
+    let info = |s| {
+        let mut i = CK_SESSION_INFO::default();
+        // SAFETY: valid out pointer.
+        assert_eq!(unsafe { (f.C_GetSessionInfo.unwrap())(s, &mut i) }, CKR_OK);
+        i
+    };
+    let ro = raw.open(slot, false).unwrap();
+    assert_eq!(info(ro).state, CKS_RO_PUBLIC_SESSION);
+    assert_eq!(raw.logout(ro), CKR_USER_NOT_LOGGED_IN);
+    // The SO cannot log in while a read-only session exists.
+    assert_eq!(raw.login(ro, CKU_SO, ""), CKR_SESSION_READ_ONLY_EXISTS);
+    assert_eq!(raw.login(ro, 77, ""), CKR_USER_TYPE_INVALID);
+    assert_eq!(raw.login(ro, CKU_USER, ""), CKR_OK);
+    assert_eq!(info(ro).state, CKS_RO_USER_FUNCTIONS);
+    let rw = raw.open(slot, true).unwrap();
+    assert_eq!(info(rw).state, CKS_RW_USER_FUNCTIONS);
+    assert_eq!(info(rw).flags, CKF_SERIAL_SESSION | CKF_RW_SESSION);
+    assert_eq!(
+        raw.login(rw, CKU_SO, ""),
+        CKR_USER_ANOTHER_ALREADY_LOGGED_IN
+    );
+    assert_eq!(raw.logout(rw), CKR_OK);
+    assert_eq!(info(ro).state, CKS_RO_PUBLIC_SESSION);
+    assert_eq!(raw.close(ro), CKR_OK);
+    assert_eq!(raw.close(ro), CKR_SESSION_HANDLE_INVALID);
+
+    // SO: only read-write sessions.
+    assert_eq!(
+        raw.login(rw, CKU_SO, "not the empty PIN"),
+        CKR_PIN_INCORRECT
+    );
+    assert_eq!(raw.login(rw, CKU_SO, ""), CKR_OK);
+    assert_eq!(info(rw).state, CKS_RW_SO_FUNCTIONS);
+    assert_eq!(raw.open(slot, false), Err(CKR_SESSION_READ_WRITE_SO_EXISTS));
+    assert_eq!(
+        raw.login(rw, CKU_USER, ""),
+        CKR_USER_ANOTHER_ALREADY_LOGGED_IN
+    );
+    // C_InitToken needs every session closed.
+    assert_eq!(raw.init_token(slot, "", "x"), CKR_SESSION_EXISTS);
+    // SAFETY: plain value.
+    assert_eq!(unsafe { (f.C_CloseAllSessions.unwrap())(slot) }, CKR_OK);
+    assert_eq!(raw.logout(rw), CKR_SESSION_HANDLE_INVALID);
+}
+
+#[test]
+fn init_token_and_pins() {
+    let (raw, _dir) = fresh();
+    let slot = raw.slots()[0];
+    assert_eq!(raw.init_token(slot, "so-pin", "Relabelled"), CKR_OK);
+    let info = raw.token_info(slot);
+    assert_eq!(&info.label[..10], b"Relabelled");
+    assert_eq!(
+        info.flags & CKF_USER_PIN_INITIALIZED,
+        0,
+        "the user PIN is gone"
+    );
+    assert_eq!(raw.init_token(slot, "other", "x"), CKR_PIN_INCORRECT);
+
+    let s = raw.open(slot, true).unwrap();
+    assert_eq!(raw.login(s, CKU_USER, ""), CKR_USER_PIN_NOT_INITIALIZED);
+    assert_eq!(raw.init_pin(s, "user-pin"), CKR_USER_NOT_LOGGED_IN);
+    assert_eq!(raw.login(s, CKU_SO, "wrong"), CKR_PIN_INCORRECT);
+    assert_eq!(raw.login(s, CKU_SO, "so-pin"), CKR_OK);
+    assert_eq!(raw.init_pin(s, "user-pin"), CKR_OK);
+    // The SO changes its own PIN.
+    assert_eq!(raw.set_pin(s, "so-pin", "so-pin-2"), CKR_OK);
+    assert_eq!(raw.logout(s), CKR_OK);
+    assert_eq!(raw.login(s, CKU_SO, "so-pin"), CKR_PIN_INCORRECT);
+    assert_eq!(raw.login(s, CKU_SO, "so-pin-2"), CKR_OK);
+    assert_eq!(raw.logout(s), CKR_OK);
+
+    let flags = raw.token_info(slot).flags;
+    assert_ne!(flags & CKF_USER_PIN_INITIALIZED, 0);
+    assert_ne!(flags & CKF_LOGIN_REQUIRED, 0);
+    assert_eq!(raw.set_pin(s, "wrong", "x"), CKR_PIN_INCORRECT);
+    assert_eq!(raw.login(s, CKU_USER, "user-pin"), CKR_OK);
+    assert_eq!(
+        raw.set_pin(s, "user-pin", &"p".repeat(501)),
+        CKR_PIN_LEN_RANGE
+    );
+    let ro = raw.open(slot, false).unwrap();
+    assert_eq!(raw.set_pin(ro, "user-pin", "new"), CKR_SESSION_READ_ONLY);
+}
+
+#[test]
+fn attribute_protocol() {
+    let (raw, _dir) = fresh();
+    let slot = raw.slots()[0];
+    let s = raw.open(slot, true).unwrap();
+    let obj = raw
+        .create(
+            s,
+            &[
+                (CKA_CLASS, ul(CKO_DATA)),
+                (CKA_TOKEN, TRUE.to_vec()),
+                (CKA_LABEL, b"protocol".to_vec()),
+                (CKA_VALUE, b"0123456789".to_vec()),
+            ],
+        )
+        .unwrap();
+    let mut label_buf = [0u8; 4];
+    let mut value_buf = [0u8; 64];
+    let mut t = [
+        CK_ATTRIBUTE {
+            type_: CKA_LABEL,
+            pValue: label_buf.as_mut_ptr() as *mut _,
+            ulValueLen: 4,
+        },
+        CK_ATTRIBUTE {
+            type_: CKA_VALUE,
+            pValue: value_buf.as_mut_ptr() as *mut _,
+            ulValueLen: 64,
+        },
+        CK_ATTRIBUTE {
+            type_: CKA_MODULUS,
+            pValue: std::ptr::null_mut(),
+            ulValueLen: 0,
+        },
+        CK_ATTRIBUTE {
+            type_: CKA_APPLICATION,
+            pValue: std::ptr::null_mut(),
+            ulValueLen: 0,
+        },
+    ];
+    // SAFETY: the template's buffers are valid for their lengths.
+    let rv = unsafe { (raw.f().C_GetAttributeValue.unwrap())(s, obj, t.as_mut_ptr(), 4) };
+    assert!(
+        rv == CKR_BUFFER_TOO_SMALL || rv == CKR_ATTRIBUTE_TYPE_INVALID,
+        "{rv:#x}"
+    );
+    assert_eq!(t[0].ulValueLen, CK_UNAVAILABLE_INFORMATION, "too small");
+    assert_eq!(t[1].ulValueLen, 10);
+    assert_eq!(&value_buf[..10], b"0123456789");
+    assert_eq!(
+        t[2].ulValueLen, CK_UNAVAILABLE_INFORMATION,
+        "no such attribute"
+    );
+    assert_eq!(t[3].ulValueLen, 0, "length query of an empty value");
+
+    // SAFETY: null template with a count is refused before use.
+    let rv = unsafe { (raw.f().C_GetAttributeValue.unwrap())(s, obj, std::ptr::null_mut(), 1) };
+    assert_eq!(rv, CKR_ARGUMENTS_BAD);
+    assert_eq!(
+        raw.get(s, 0x8000_0001, CKA_LABEL),
+        Err(CKR_OBJECT_HANDLE_INVALID)
+    );
+    assert_eq!(raw.get(s, 0, CKA_LABEL), Err(CKR_OBJECT_HANDLE_INVALID));
+
+    // Changes: allowed, read-only, wrongly typed.
+    assert_eq!(raw.set(s, obj, &[(CKA_LABEL, b"renamed".to_vec())]), CKR_OK);
+    assert_eq!(raw.get(s, obj, CKA_LABEL).unwrap(), b"renamed");
+    assert_eq!(
+        raw.set(s, obj, &[(CKA_CLASS, ul(CKO_CERTIFICATE))]),
+        CKR_ATTRIBUTE_READ_ONLY
+    );
+    assert_eq!(
+        raw.set(s, obj, &[(CKA_TOKEN, FALSE.to_vec())]),
+        CKR_ATTRIBUTE_READ_ONLY
+    );
+    assert_eq!(
+        raw.set(s, obj, &[(CKA_MODIFIABLE, vec![1, 1])]),
+        CKR_ATTRIBUTE_READ_ONLY
+    );
+    assert_eq!(
+        raw.set(s, obj, &[(CKA_MODULUS, vec![1])]),
+        CKR_ATTRIBUTE_TYPE_INVALID
+    );
+
+    // Creation errors.
+    assert_eq!(
+        raw.create(s, &[(CKA_LABEL, b"x".to_vec())]),
+        Err(CKR_TEMPLATE_INCOMPLETE)
+    );
+    assert_eq!(
+        raw.create(s, &[(CKA_CLASS, ul(CKO_DATA)), (CKA_TOKEN, vec![1, 0])]),
+        Err(CKR_ATTRIBUTE_VALUE_INVALID)
+    );
+    assert_eq!(
+        raw.create(
+            s,
+            &[
+                (CKA_CLASS, ul(CKO_DATA)),
+                (CKA_LABEL, b"a".to_vec()),
+                (CKA_LABEL, b"b".to_vec())
+            ]
+        ),
+        Err(CKR_TEMPLATE_INCONSISTENT)
+    );
+    assert_eq!(
+        raw.create(
+            s,
+            &[
+                (CKA_CLASS, ul(CKO_CERTIFICATE)),
+                (CKA_CERTIFICATE_TYPE, ul(CKC_X_509))
+            ]
+        ),
+        Err(CKR_TEMPLATE_INCOMPLETE)
+    );
+    assert_eq!(
+        raw.create(s, &[(CKA_CLASS, ul(CKO_DATA)), (0x7777_0000, vec![])]),
+        Err(CKR_ATTRIBUTE_TYPE_INVALID)
+    );
+
+    // A sensitive key value is never revealed; the other attributes are.
+    let key = raw
+        .create(
+            s,
+            &[
+                (CKA_CLASS, ul(CKO_SECRET_KEY)),
+                (CKA_KEY_TYPE, ul(CKK_AES)),
+                (CKA_TOKEN, TRUE.to_vec()),
+                (CKA_VALUE, vec![7; 32]),
+            ],
+        )
+        .unwrap();
+    assert_eq!(raw.get(s, key, CKA_VALUE), Err(CKR_ATTRIBUTE_SENSITIVE));
+    assert_eq!(as_ul(&raw.get(s, key, CKA_VALUE_LEN).unwrap()), 32);
+    assert_eq!(
+        raw.set(s, key, &[(CKA_SENSITIVE, FALSE.to_vec())]),
+        CKR_ATTRIBUTE_READ_ONLY
+    );
+    let mut size = 0;
+    // SAFETY: valid out pointer.
+    assert_eq!(
+        unsafe { (raw.f().C_GetObjectSize.unwrap())(s, key, &mut size) },
+        CKR_OK
+    );
+    assert!(size > 32);
+
+    // Not modifiable, not destroyable.
+    let fixed = raw
+        .create(
+            s,
+            &[
+                (CKA_CLASS, ul(CKO_DATA)),
+                (CKA_MODIFIABLE, FALSE.to_vec()),
+                (CKA_DESTROYABLE, FALSE.to_vec()),
+            ],
+        )
+        .unwrap();
+    assert_eq!(
+        raw.set(s, fixed, &[(CKA_LABEL, b"x".to_vec())]),
+        CKR_ACTION_PROHIBITED
+    );
+    assert_eq!(raw.destroy(s, fixed), CKR_ACTION_PROHIBITED);
+    assert_eq!(raw.destroy(s, obj), CKR_OK);
+    assert_eq!(raw.destroy(s, obj), CKR_OBJECT_HANDLE_INVALID);
+}
+
+#[test]
+fn object_visibility_and_lifetime() {
+    let dir = tempfile::tempdir().unwrap();
+    let params = sql_params(dir.path());
+    let raw = Raw::with_params(&params);
+    let slot = raw.slots()[0];
+    let s = raw.open(slot, true).unwrap();
+    assert_eq!(raw.set_pin(s, "", "pw"), CKR_OK);
+    assert_eq!(raw.logout(s), CKR_USER_NOT_LOGGED_IN);
+    // Logged out with a password set: private objects cannot be made or seen.
+    let private = [
+        (CKA_CLASS, ul(CKO_DATA)),
+        (CKA_TOKEN, TRUE.to_vec()),
+        (CKA_PRIVATE, TRUE.to_vec()),
+        (CKA_LABEL, b"p".to_vec()),
+    ];
+    assert_eq!(raw.create(s, &private), Err(CKR_USER_NOT_LOGGED_IN));
+    assert_eq!(raw.login(s, CKU_USER, "pw"), CKR_OK);
+    let p = raw.create(s, &private).unwrap();
+    let session_obj = raw
+        .create(
+            s,
+            &[(CKA_CLASS, ul(CKO_DATA)), (CKA_LABEL, b"session".to_vec())],
+        )
+        .unwrap();
+    assert!(
+        session_obj < 0x8000_0000,
+        "session objects have their own handles"
+    );
+    let ro = raw.open(slot, false).unwrap();
+    assert_eq!(
+        raw.create(ro, &[(CKA_CLASS, ul(CKO_DATA)), (CKA_TOKEN, TRUE.to_vec())]),
+        Err(CKR_SESSION_READ_ONLY)
+    );
+    assert_eq!(raw.destroy(ro, p), CKR_SESSION_READ_ONLY);
+    assert_eq!(
+        raw.find(ro, &[(CKA_LABEL, b"session".to_vec())]).unwrap(),
+        vec![session_obj]
+    );
+    assert_eq!(raw.logout(s), CKR_OK);
+    assert_eq!(raw.get(ro, p, CKA_LABEL), Err(CKR_OBJECT_HANDLE_INVALID));
+    assert!(raw
+        .find(ro, &[(CKA_LABEL, b"p".to_vec())])
+        .unwrap()
+        .is_empty());
+    // The session object ends with its session.
+    assert_eq!(raw.close(s), CKR_OK);
+    assert!(raw
+        .find(ro, &[(CKA_LABEL, b"session".to_vec())])
+        .unwrap()
+        .is_empty());
+
+    // Token objects outlive C_Finalize; login ended with it.
+    assert_eq!(raw.finalize(), CKR_OK);
+    assert_eq!(raw.initialize(Some(&params)), CKR_OK);
+    let s = raw.open(slot, false).unwrap();
+    assert!(raw
+        .find(s, &[(CKA_LABEL, b"p".to_vec())])
+        .unwrap()
+        .is_empty());
+    assert_eq!(raw.login(s, CKU_USER, "pw"), CKR_OK);
+    assert_eq!(raw.find(s, &[(CKA_LABEL, b"p".to_vec())]).unwrap(), vec![p]);
+    assert_eq!(
+        raw.find(
+            s,
+            &[(CKA_LABEL, b"p".to_vec()), (CKA_TOKEN, FALSE.to_vec())]
+        )
+        .unwrap(),
+        Vec::<CK_OBJECT_HANDLE>::new()
+    );
+
+    // C_FindObjects without Init, twice Init.
+    let mut n = 0;
+    let mut hs = [0; 4];
+    // SAFETY: valid pointers.
+    unsafe {
+        assert_eq!(
+            (raw.f().C_FindObjects.unwrap())(s, hs.as_mut_ptr(), 4, &mut n),
+            CKR_OPERATION_NOT_INITIALIZED
+        );
+        assert_eq!(
+            (raw.f().C_FindObjectsInit.unwrap())(s, std::ptr::null_mut(), 0),
+            CKR_OK
+        );
+        assert_eq!(
+            (raw.f().C_FindObjectsInit.unwrap())(s, std::ptr::null_mut(), 0),
+            CKR_OPERATION_ACTIVE
+        );
+        assert_eq!((raw.f().C_FindObjectsFinal.unwrap())(s), CKR_OK);
+        assert_eq!(
+            (raw.f().C_FindObjectsFinal.unwrap())(s),
+            CKR_OPERATION_NOT_INITIALIZED
+        );
+    }
+}
+
+#[test]
+fn read_only_database() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(Raw::with_params(&sql_params(dir.path())));
+    let raw = Raw::with_params(&format!(
+        "configdir='sql:{}' flags=readOnly",
+        dir.path().display()
+    ));
+    let slot = raw.slots()[0];
+    assert_ne!(raw.token_info(slot).flags & CKF_WRITE_PROTECTED, 0);
+    let s = raw.open(slot, true).unwrap();
+    let rv = raw.create(s, &[(CKA_CLASS, ul(CKO_DATA)), (CKA_TOKEN, TRUE.to_vec())]);
+    assert_eq!(rv, Err(CKR_TOKEN_WRITE_PROTECTED));
+    assert_eq!(raw.init_token(slot, "", "x"), CKR_SESSION_EXISTS);
+    // A missing database cannot be opened read-only.
+    let missing = Raw::load();
+    let rv = missing.initialize(Some("configdir='sql:/nonexistent/softoken' flags=readOnly"));
+    assert_eq!(rv, CKR_FUNCTION_FAILED);
+}
+
+#[test]
+fn digests_keep_the_operation_on_length_queries() {
+    let (raw, _dir) = fresh();
+    let slot = raw.slots()[0];
+    let s = raw.open(slot, false).unwrap();
+    let f = raw.f();
+    let mut mech = CK_MECHANISM {
+        mechanism: CKM_SHA256,
+        pParameter: std::ptr::null_mut(),
+        ulParameterLen: 0,
+    };
+    let data = b"abc".to_vec();
+    let expected = sha256_hex(&data);
+    // SAFETY: valid pointers and lengths throughout.
+    unsafe {
+        let mut len = 0;
+        assert_eq!(
+            (f.C_Digest.unwrap())(
+                s,
+                data.as_ptr() as *mut _,
+                3,
+                std::ptr::null_mut(),
+                &mut len
+            ),
+            CKR_OPERATION_NOT_INITIALIZED
+        );
+        assert_eq!((f.C_DigestInit.unwrap())(s, &mut mech), CKR_OK);
+        assert_eq!(
+            (f.C_DigestInit.unwrap())(s, &mut mech),
+            CKR_OPERATION_ACTIVE
+        );
+        assert_eq!(
+            (f.C_Digest.unwrap())(
+                s,
+                data.as_ptr() as *mut _,
+                3,
+                std::ptr::null_mut(),
+                &mut len
+            ),
+            CKR_OK
+        );
+        assert_eq!(len, 32);
+        let mut out = [0u8; 32];
+        let mut short = 31;
+        assert_eq!(
+            (f.C_Digest.unwrap())(s, data.as_ptr() as *mut _, 3, out.as_mut_ptr(), &mut short),
+            CKR_BUFFER_TOO_SMALL
+        );
+        assert_eq!(short, 32);
+        assert_eq!(
+            (f.C_Digest.unwrap())(s, data.as_ptr() as *mut _, 3, out.as_mut_ptr(), &mut len),
+            CKR_OK
+        );
+        assert_eq!(hex::encode(out), expected);
+        assert_eq!(
+            (f.C_Digest.unwrap())(s, data.as_ptr() as *mut _, 3, out.as_mut_ptr(), &mut len),
+            CKR_OPERATION_NOT_INITIALIZED
+        );
+
+        // Multi-part, in pieces.
+        assert_eq!((f.C_DigestInit.unwrap())(s, &mut mech), CKR_OK);
+        assert_eq!(
+            (f.C_DigestUpdate.unwrap())(s, b"a".as_ptr() as *mut _, 1),
+            CKR_OK
+        );
+        assert_eq!(
+            (f.C_Digest.unwrap())(s, data.as_ptr() as *mut _, 3, out.as_mut_ptr(), &mut len),
+            CKR_OPERATION_ACTIVE
+        );
+        assert_eq!(
+            (f.C_DigestUpdate.unwrap())(s, b"bc".as_ptr() as *mut _, 2),
+            CKR_OK
+        );
+        assert_eq!(
+            (f.C_DigestFinal.unwrap())(s, std::ptr::null_mut(), &mut len),
+            CKR_OK
+        );
+        assert_eq!(
+            (f.C_DigestFinal.unwrap())(s, out.as_mut_ptr(), &mut len),
+            CKR_OK
+        );
+        assert_eq!(hex::encode(out), expected);
+
+        let mut bad = CK_MECHANISM {
+            mechanism: CKM_MD2,
+            pParameter: std::ptr::null_mut(),
+            ulParameterLen: 0,
+        };
+        assert_eq!(
+            (f.C_DigestInit.unwrap())(s, &mut bad),
+            CKR_MECHANISM_INVALID
+        );
+        assert_eq!(
+            (f.C_DigestInit.unwrap())(s, std::ptr::null_mut()),
+            CKR_ARGUMENTS_BAD
+        );
+
+        // C_DigestKey digests a secret key's value inside the token.
+        let key = raw
+            .create(
+                s,
+                &[
+                    (CKA_CLASS, ul(CKO_SECRET_KEY)),
+                    (CKA_KEY_TYPE, ul(CKK_GENERIC_SECRET)),
+                    (CKA_VALUE, b"abc".to_vec()),
+                ],
+            )
+            .unwrap();
+        assert_eq!((f.C_DigestInit.unwrap())(s, &mut mech), CKR_OK);
+        assert_eq!((f.C_DigestKey.unwrap())(s, key), CKR_OK);
+        assert_eq!(
+            (f.C_DigestFinal.unwrap())(s, out.as_mut_ptr(), &mut len),
+            CKR_OK
+        );
+        assert_eq!(hex::encode(out), expected);
+        assert_eq!((f.C_DigestInit.unwrap())(s, &mut mech), CKR_OK);
+        assert_eq!((f.C_DigestKey.unwrap())(s, 12345), CKR_KEY_HANDLE_INVALID);
+    }
+}
+
+#[test]
+fn random_and_operations_without_mechanisms() {
+    let (raw, _dir) = fresh();
+    let slot = raw.slots()[0];
+    let s = raw.open(slot, false).unwrap();
+    let f = raw.f();
+    let mut buf = [0u8; 48];
+    let mut mech = CK_MECHANISM {
+        mechanism: CKM_RSA_PKCS,
+        pParameter: std::ptr::null_mut(),
+        ulParameterLen: 0,
+    };
+    // SAFETY: valid pointers and lengths.
+    unsafe {
+        assert_eq!(
+            (f.C_GenerateRandom.unwrap())(s, buf.as_mut_ptr(), 48),
+            CKR_OK
+        );
+        assert_ne!(buf, [0u8; 48]);
+        assert_eq!(
+            (f.C_GenerateRandom.unwrap())(s, std::ptr::null_mut(), 4),
+            CKR_ARGUMENTS_BAD
+        );
+        assert_eq!(
+            (f.C_SeedRandom.unwrap())(s, buf.as_mut_ptr(), 4),
+            CKR_RANDOM_SEED_NOT_SUPPORTED
+        );
+        assert_eq!(
+            (f.C_SignInit.unwrap())(s, &mut mech, 1),
+            CKR_MECHANISM_INVALID
+        );
+        let mut len = 0;
+        assert_eq!(
+            (f.C_Sign.unwrap())(s, buf.as_mut_ptr(), 4, std::ptr::null_mut(), &mut len),
+            CKR_OPERATION_NOT_INITIALIZED
+        );
+        assert_eq!(
+            (f.C_GetFunctionStatus.unwrap())(s),
+            CKR_FUNCTION_NOT_PARALLEL
+        );
+        let mut slot_out = 0;
+        assert_eq!(
+            (f.C_WaitForSlotEvent.unwrap())(CKF_DONT_BLOCK, &mut slot_out, std::ptr::null_mut()),
+            CKR_NO_EVENT
+        );
+    }
+}
