@@ -165,21 +165,39 @@ impl Token {
             objects: RwLock::new(HashMap::new()),
             next_object: AtomicU64::new(1),
         };
-        if opened.created && !token.cfg.read_only && token.key.get_password_entry()?.is_none() {
-            token.set_first_password(b"")?;
+        if !token.cfg.read_only && token.is_pristine(&*token.key)? {
+            token.set_first_password(b"", true)?;
         }
         token.refresh_auto_login()?;
         Ok(token)
     }
 
-    /// Writes the password entry of a database that has none.
-    fn set_first_password(&self, pin: &[u8]) -> Result<()> {
+    /// A database nobody has set up yet: no password, no SO PIN (C_InitToken
+    /// leaves one), no keys, and no legacy key3.db waiting to be migrated.
+    /// Every read-write open checks this, not just the one that created the
+    /// files, so that clients racing to open a new database agree.
+    fn is_pristine(&self, db: &dyn SdbRead) -> Result<bool> {
+        let legacy = self.cfg.dir.join(format!("{}key3.db", self.cfg.key_prefix));
+        Ok(db.get_password_entry()?.is_none()
+            && db.get_metadata(SO_PIN_ROW)?.is_none()
+            && db.find(&[])?.next_batch(1).is_empty()
+            && !legacy.exists())
+    }
+
+    /// Writes the password entry of a database that has none (and, for the
+    /// automatic empty password, only of a pristine one).
+    fn set_first_password(&self, pin: &[u8], only_if_pristine: bool) -> Result<()> {
         let salt = keydb::new_global_salt()?;
         let keys = KeyState::new(&salt, pin);
         let entry = keys.password_entry(&salt, PASSWORD_CHECK)?;
         let mut txn = self.key.begin()?;
-        if txn.get_password_entry()?.is_some() {
-            // Another process set one meanwhile: keep it.
+        let still_free = if only_if_pristine {
+            self.is_pristine(&*txn)?
+        } else {
+            txn.get_password_entry()?.is_none()
+        };
+        if !still_free {
+            // Another process set the database up meanwhile: keep its choice.
             return Ok(());
         }
         txn.put_password_entry(&entry)?;
@@ -395,7 +413,7 @@ impl Token {
         self.check_pin_len(pin)?;
         match self.key.get_password_entry()? {
             None => {
-                self.set_first_password(pin)?;
+                self.set_first_password(pin, false)?;
                 self.refresh_auto_login()
             }
             Some(entry) => {

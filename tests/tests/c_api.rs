@@ -779,3 +779,86 @@ fn random_and_operations_without_mechanisms() {
         );
     }
 }
+
+#[test]
+fn extra_tokens_and_descriptions() {
+    let main = tempfile::tempdir().unwrap();
+    let extra = tempfile::tempdir().unwrap();
+    let params = format!(
+        "configdir='sql:{}' tokenDescription='Main DB' tokens=<0x4=[configdir='sql:{}' tokenDescription='Second' slotDescription='Second slot']>",
+        main.path().display(),
+        extra.path().display()
+    );
+    let raw = Raw::with_params(&params);
+    let slots = raw.slots();
+    assert_eq!(slots, vec![2, 4], "the main database is the first slot");
+    assert_eq!(&raw.token_info(2).label[..7], b"Main DB");
+    assert_eq!(&raw.token_info(4).label[..6], b"Second");
+    // Each slot is its own database.
+    let s4 = raw.open(4, true).unwrap();
+    raw.create(
+        s4,
+        &[
+            (CKA_CLASS, ul(CKO_DATA)),
+            (CKA_TOKEN, TRUE.to_vec()),
+            (CKA_LABEL, b"in 4".to_vec()),
+        ],
+    )
+    .unwrap();
+    let s2 = raw.open(2, false).unwrap();
+    assert!(raw
+        .find(s2, &[(CKA_LABEL, b"in 4".to_vec())])
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        raw.find(s4, &[(CKA_LABEL, b"in 4".to_vec())])
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(extra.path().join("key4.db").exists());
+}
+
+#[test]
+fn copy_object_rules() {
+    let (raw, _dir) = fresh();
+    let slot = raw.slots()[0];
+    let s = raw.open(slot, true).unwrap();
+    let original = raw
+        .create(
+            s,
+            &[
+                (CKA_CLASS, ul(CKO_DATA)),
+                (CKA_LABEL, b"orig".to_vec()),
+                (CKA_VALUE, b"v".to_vec()),
+            ],
+        )
+        .unwrap();
+    let mut copy = 0;
+    let mut tmpl = [CK_ATTRIBUTE {
+        type_: CKA_TOKEN,
+        pValue: TRUE.as_ptr() as *mut _,
+        ulValueLen: 1,
+    }];
+    // SAFETY: valid template and out pointer.
+    let rv =
+        unsafe { (raw.f().C_CopyObject.unwrap())(s, original, tmpl.as_mut_ptr(), 1, &mut copy) };
+    assert_eq!(rv, CKR_OK);
+    assert!(copy >= 0x8000_0000, "the copy is a token object");
+    assert_eq!(raw.get(s, copy, CKA_VALUE).unwrap(), b"v");
+    assert_eq!(raw.get(s, copy, CKA_LABEL).unwrap(), b"orig");
+    let key = raw
+        .create(
+            s,
+            &[
+                (CKA_CLASS, ul(CKO_SECRET_KEY)),
+                (CKA_KEY_TYPE, ul(CKK_GENERIC_SECRET)),
+                (CKA_VALUE, vec![3; 16]),
+                (CKA_COPYABLE, FALSE.to_vec()),
+            ],
+        )
+        .unwrap();
+    // SAFETY: as above, with an empty template.
+    let rv = unsafe { (raw.f().C_CopyObject.unwrap())(s, key, std::ptr::null_mut(), 0, &mut copy) };
+    assert_eq!(rv, CKR_ACTION_PROHIBITED);
+}

@@ -288,3 +288,50 @@ fn nss_and_module_write_one_database_at_once() {
         assert_eq!(raw.get(s, h[0], CKA_VALUE).unwrap(), vec![i as u8; 100]);
     }
 }
+
+/// certutil sets the password of databases the module made: with -W from
+/// the empty password of a new database, and with -N once C_InitToken left
+/// the token without a user PIN.
+#[test]
+fn certutil_sets_passwords_on_module_databases() {
+    let files = tempfile::tempdir().unwrap();
+    let empty = write(files.path(), "empty", "\n");
+    let pw = write(files.path(), "pw", DB_PW);
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sql:{}", dir.path().display());
+    let raw = Raw::with_params(&sql_params(dir.path()));
+    let slot = raw.slots()[0];
+    assert_eq!(raw.token_info(slot).flags & CKF_LOGIN_REQUIRED, 0);
+    assert_eq!(raw.finalize(), CKR_OK);
+    run(Command::new("certutil").args(["-W", "-d", &db, "-f", &empty, "-@", &pw]));
+    assert_eq!(raw.initialize(Some(&sql_params(dir.path()))), CKR_OK);
+    assert_ne!(raw.token_info(slot).flags & CKF_LOGIN_REQUIRED, 0);
+    let s = raw.open(slot, false).unwrap();
+    assert_eq!(raw.login(s, CKU_USER, DB_PW), CKR_OK);
+    assert_eq!(raw.finalize(), CKR_OK);
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sql:{}", dir.path().display());
+    assert_eq!(raw.initialize(Some(&sql_params(dir.path()))), CKR_OK);
+    assert_eq!(raw.init_token(slot, "so", "for certutil"), CKR_OK);
+    assert_eq!(raw.token_info(slot).flags & CKF_USER_PIN_INITIALIZED, 0);
+    assert_eq!(raw.finalize(), CKR_OK);
+    run(Command::new("certutil").args(["-N", "-d", &db, "-f", &pw]));
+    assert_eq!(raw.initialize(Some(&sql_params(dir.path()))), CKR_OK);
+    let info = raw.token_info(slot);
+    assert_ne!(info.flags & CKF_USER_PIN_INITIALIZED, 0);
+    assert_eq!(&info.label[..12], b"for certutil");
+    let s = raw.open(slot, true).unwrap();
+    assert_eq!(raw.login(s, CKU_USER, "wrong"), CKR_PIN_INCORRECT);
+    assert_eq!(raw.login(s, CKU_USER, DB_PW), CKR_OK);
+    raw.create(
+        s,
+        &[
+            (CKA_CLASS, ul(CKO_DATA)),
+            (CKA_TOKEN, TRUE.to_vec()),
+            (CKA_PRIVATE, TRUE.to_vec()),
+        ],
+    )
+    .unwrap();
+}

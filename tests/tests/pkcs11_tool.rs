@@ -265,3 +265,36 @@ fn hash_and_random() {
     assert_eq!((a.len(), b.len()), (64, 64));
     assert_ne!(a, b);
 }
+
+/// Several clients opening a new database at the same instant all succeed
+/// and agree on one database (NSS's own softoken fails some of them).
+#[test]
+fn simultaneous_first_opens() {
+    let t = Tool::new();
+    let children: Vec<_> = (0..4)
+        .map(|_| {
+            Command::new("pkcs11-tool")
+                .arg("--module")
+                .arg(&t.module.path)
+                .arg("-L")
+                .env(
+                    "SOFTOKEN_CONFIGDIR",
+                    format!("sql:{}", t.db.path().display()),
+                )
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("pkcs11-tool")
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains("PIN initialized"));
+    }
+    assert!(!t.text(&["-T"]).contains("login required"));
+}
