@@ -96,6 +96,15 @@ impl Prf {
         })
     }
 
+    fn oid(self) -> Oid {
+        match self {
+            Prf::Sha1 => HMAC_SHA1,
+            Prf::Sha256 => HMAC_SHA256,
+            Prf::Sha384 => HMAC_SHA384,
+            Prf::Sha512 => HMAC_SHA512,
+        }
+    }
+
     fn pbkdf2(self) -> pbkdf2::Algorithm {
         match self {
             Prf::Sha1 => pbkdf2::PBKDF2_HMAC_SHA1,
@@ -158,18 +167,12 @@ impl KdfParams {
     }
 
     fn encode(&self) -> Result<AlgorithmIdentifier> {
-        let prf_oid = match self.prf {
-            Prf::Sha1 => HMAC_SHA1,
-            Prf::Sha256 => HMAC_SHA256,
-            Prf::Sha384 => HMAC_SHA384,
-            Prf::Sha512 => HMAC_SHA512,
-        };
         let params = Pbkdf2Params {
             salt: OctetString::new(self.salt.clone()).map_err(|_| Rv::GeneralError)?,
             iterations: self.iterations,
             key_length: Some(self.key_len as u32),
             prf: Some(AlgorithmIdentifier {
-                oid: prf_oid,
+                oid: self.prf.oid(),
                 parameters: None,
             }),
         };
@@ -417,16 +420,10 @@ impl MacRecord {
     }
 
     pub fn encode(&self) -> Result<Vec<u8>> {
-        let scheme_oid = match self.mac_prf {
-            Prf::Sha1 => HMAC_SHA1,
-            Prf::Sha256 => HMAC_SHA256,
-            Prf::Sha384 => HMAC_SHA384,
-            Prf::Sha512 => HMAC_SHA512,
-        };
         let pair = SchemePair {
             kdf: self.kdf.encode()?,
             scheme: AlgorithmIdentifier {
-                oid: scheme_oid,
+                oid: self.mac_prf.oid(),
                 parameters: None,
             },
         };

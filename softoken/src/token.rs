@@ -458,42 +458,30 @@ impl Token {
             // Changed by another process since we read it.
             return Err(Rv::PinIncorrect);
         }
-        let ids = txn.find(&[])?.next_batch(usize::MAX);
-        for id in ids {
-            let stored = txn.read_object(id)?;
-            let mut changed: Vec<(u64, Vec<u8>)> = Vec::new();
-            for (t, v) in stored {
+        for id in txn.find(&[])?.next_batch(usize::MAX) {
+            // The protected values, checked and in the caller's form.
+            let mut protected = Attrs::new();
+            for (t, v) in txn.read_object(id)? {
                 if attr::is_encrypted(t) {
-                    let plain = self.decrypt_checked(&*txn, old, id, t, &v)?;
-                    changed.push((t, new.encrypt(&plain)?));
-                    txn.put_metadata(
-                        &keydb::sig_name(DbKind::Key, id, t),
-                        &new.sign(0, t, &plain)?,
-                        None,
-                    )?;
+                    protected.set(t, self.decrypt_checked(&*txn, old, id, t, &v)?.to_vec());
                 } else if attr::is_authenticated(t) {
                     self.check_record(&*txn, old, DbKind::Key, id, t, id, &v)?;
-                    txn.put_metadata(
-                        &keydb::sig_name(DbKind::Key, id, t),
-                        &new.sign(id, t, &v)?,
-                        None,
-                    )?;
+                    protected.set(t, attr::from_disk(t, v));
                 }
             }
-            let refs: Vec<(u64, &[u8])> = changed.iter().map(|(t, v)| (*t, v.as_slice())).collect();
-            txn.set_attributes(id, &refs)?;
+            let stored = stored_form(DbKind::Key, Some(&new), &protected)?;
+            txn.set_attributes(id, &as_refs(&stored))?;
+            put_records(&mut *txn, &new, DbKind::Key, id, &protected)?;
         }
         for id in self.cert.find(&[])?.next_batch(usize::MAX) {
+            let mut protected = Attrs::new();
             for (t, v) in self.cert.read_object(id)? {
                 if attr::is_authenticated(t) {
                     self.check_record(&*txn, old, DbKind::Cert, id, t, id, &v)?;
-                    txn.put_metadata(
-                        &keydb::sig_name(DbKind::Cert, id, t),
-                        &new.sign(id, t, &v)?,
-                        None,
-                    )?;
+                    protected.set(t, attr::from_disk(t, v));
                 }
             }
+            put_records(&mut *txn, &new, DbKind::Cert, id, &protected)?;
         }
         let entry = new.password_entry(&old_entry.salt, PASSWORD_CHECK)?;
         txn.put_password_entry(&entry)?;
@@ -713,52 +701,40 @@ impl Token {
         Ok(stored_handle(db, id))
     }
 
+    /// Starts the key4.db transaction of a write, with the key when the
+    /// values need one (private values to encrypt, records to sign).
+    fn begin_write(&self, db: DbKind, attrs: &Attrs) -> Result<KeyWrite<'_>> {
+        let txn = self.key.begin()?;
+        let needs_keys = attrs
+            .types()
+            .any(|t| attr::is_authenticated(t) || (db == DbKind::Key && attr::is_encrypted(t)));
+        let keys = if needs_keys {
+            Some(self.write_keys(&*txn)?)
+        } else {
+            None
+        };
+        Ok((txn, keys))
+    }
+
     /// Writes a new token object with its encrypted values and integrity
     /// records. A cert9.db object's records live in key4.db: NSS commits the
     /// two databases one after the other, and so do we, undoing the object
     /// if its records cannot be written.
     fn store_new(&self, db: DbKind, obj: &Attrs) -> Result<ObjectId> {
-        let needs_keys = obj
-            .types()
-            .any(|t| attr::is_authenticated(t) || (db == DbKind::Key && attr::is_encrypted(t)));
-        let mut key_txn = self.key.begin()?;
-        let keys = if needs_keys {
-            Some(self.write_keys(&*key_txn)?)
-        } else {
-            None
-        };
-        let mut disk: Vec<(u64, Vec<u8>)> = Vec::new();
-        for (t, v) in obj.iter() {
-            let stored = match &keys {
-                Some(k) if db == DbKind::Key && attr::is_encrypted(t) => k.encrypt(v)?,
-                _ => attr::to_disk(t, v)?,
-            };
-            disk.push((t, stored));
-        }
-        let refs: Vec<(u64, &[u8])> = disk.iter().map(|(t, v)| (*t, v.as_slice())).collect();
+        let (mut key_txn, keys) = self.begin_write(db, obj)?;
+        let stored = stored_form(db, keys.as_deref(), obj)?;
         let id = match db {
-            DbKind::Key => key_txn.create_object(&refs)?,
+            DbKind::Key => key_txn.create_object(&as_refs(&stored))?,
             DbKind::Cert => {
                 let mut cert_txn = self.cert.begin()?;
-                let id = cert_txn.create_object(&refs)?;
+                let id = cert_txn.create_object(&as_refs(&stored))?;
                 cert_txn.commit()?;
                 id
             }
         };
         let signed = (|| -> Result<()> {
             if let Some(k) = &keys {
-                for (t, v) in obj.iter() {
-                    let name = keydb::sig_name(db, id, t);
-                    if db == DbKind::Key && attr::is_encrypted(t) {
-                        key_txn.put_metadata(&name, &k.sign(0, t, v)?, None)?;
-                    } else if attr::is_authenticated(t) {
-                        key_txn.put_metadata(
-                            &name,
-                            &k.sign(id, t, &attr::to_disk(t, v)?)?,
-                            None,
-                        )?;
-                    }
-                }
+                put_records(&mut *key_txn, k, db, id, obj)?;
             }
             Ok(key_txn.commit()?)
         })();
@@ -919,38 +895,16 @@ impl Token {
     }
 
     fn store_changes(&self, db: DbKind, id: ObjectId, template: &Attrs) -> Result<()> {
-        let needs_keys = template
-            .types()
-            .any(|t| attr::is_authenticated(t) || (db == DbKind::Key && attr::is_encrypted(t)));
-        let mut key_txn = self.key.begin()?;
-        let keys = if needs_keys {
-            Some(self.write_keys(&*key_txn)?)
-        } else {
-            None
-        };
-        let mut disk: Vec<(u64, Vec<u8>)> = Vec::new();
-        for (t, v) in template.iter() {
-            let name = keydb::sig_name(db, id, t);
-            let stored = match &keys {
-                Some(k) if db == DbKind::Key && attr::is_encrypted(t) => {
-                    key_txn.put_metadata(&name, &k.sign(0, t, v)?, None)?;
-                    k.encrypt(v)?
-                }
-                Some(k) if attr::is_authenticated(t) => {
-                    let stored = attr::to_disk(t, v)?;
-                    key_txn.put_metadata(&name, &k.sign(id, t, &stored)?, None)?;
-                    stored
-                }
-                _ => attr::to_disk(t, v)?,
-            };
-            disk.push((t, stored));
+        let (mut key_txn, keys) = self.begin_write(db, template)?;
+        let stored = stored_form(db, keys.as_deref(), template)?;
+        if let Some(k) = &keys {
+            put_records(&mut *key_txn, k, db, id, template)?;
         }
-        let refs: Vec<(u64, &[u8])> = disk.iter().map(|(t, v)| (*t, v.as_slice())).collect();
         match db {
-            DbKind::Key => key_txn.set_attributes(id, &refs)?,
+            DbKind::Key => key_txn.set_attributes(id, &as_refs(&stored))?,
             DbKind::Cert => {
                 let mut cert_txn = self.cert.begin()?;
-                cert_txn.set_attributes(id, &refs)?;
+                cert_txn.set_attributes(id, &as_refs(&stored))?;
                 cert_txn.commit()?;
             }
         }
@@ -1008,8 +962,7 @@ impl Token {
         if keys.is_none() && template.bool(CKA_PRIVATE).is_none() {
             sql.push((CKA_PRIVATE, vec![0]));
         }
-        let refs: Vec<(u64, &[u8])> = sql.iter().map(|(t, v)| (*t, v.as_slice())).collect();
-        let ids = self.db(db).find(&refs)?.next_batch(usize::MAX);
+        let ids = self.db(db).find(&as_refs(&sql))?.next_batch(usize::MAX);
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
             if !after.is_empty() {
@@ -1082,4 +1035,50 @@ impl Token {
         // An unreadable database now simply leaves the token logged out.
         let _ = self.refresh_auto_login();
     }
+}
+
+/// A key4.db write transaction and the key its values need, if any.
+type KeyWrite<'a> = (Box<dyn Transaction + 'a>, Option<Arc<KeyState>>);
+
+/// The stored form of values: private key material of the key database
+/// encrypted (a key is there whenever such values are), CK_ULONG as NSS
+/// stores it.
+fn stored_form(db: DbKind, keys: Option<&KeyState>, attrs: &Attrs) -> Result<Vec<(u64, Vec<u8>)>> {
+    attrs
+        .iter()
+        .map(|(t, v)| {
+            let stored = match keys {
+                Some(k) if db == DbKind::Key && attr::is_encrypted(t) => k.encrypt(v)?,
+                _ => attr::to_disk(t, v)?,
+            };
+            Ok((t, stored))
+        })
+        .collect()
+}
+
+/// Writes the integrity records of an object's protected values (given in
+/// the caller's form): over the plaintext with object id 0 for encrypted
+/// values, over the stored form with the object's id for authenticated ones.
+fn put_records(
+    txn: &mut dyn Transaction,
+    keys: &KeyState,
+    db: DbKind,
+    id: ObjectId,
+    attrs: &Attrs,
+) -> Result<()> {
+    for (t, v) in attrs.iter() {
+        let record = if db == DbKind::Key && attr::is_encrypted(t) {
+            keys.sign(0, t, v)?
+        } else if attr::is_authenticated(t) {
+            keys.sign(id, t, &attr::to_disk(t, v)?)?
+        } else {
+            continue;
+        };
+        txn.put_metadata(&keydb::sig_name(db, id, t), &record, None)?;
+    }
+    Ok(())
+}
+
+fn as_refs(values: &[(u64, Vec<u8>)]) -> Vec<(u64, &[u8])> {
+    values.iter().map(|(t, v)| (*t, v.as_slice())).collect()
 }

@@ -62,6 +62,27 @@ pub fn copy_fixture(name: &str) -> TempDir {
     dir
 }
 
+/// The databases of a directory, opened directly (below the module).
+pub fn open_databases(dir: &Path, read_only: bool) -> sdb::Opened {
+    sdb::open(&sdb::OpenOptions {
+        dir: dir.to_owned(),
+        cert_prefix: String::new(),
+        key_prefix: String::new(),
+        read_only,
+    })
+    .expect("open databases")
+}
+
+/// A directory's token through the library (below the C API), for checks a
+/// client cannot make, such as reading sensitive values.
+pub fn open_token(dir: &Path) -> softoken::token::Token {
+    let cfg = softoken::config::Config::from_parameters(Some(&sql_params(dir)))
+        .expect("parameters")
+        .tokens
+        .remove(0);
+    softoken::token::Token::open(cfg).expect("open token")
+}
+
 /// The parameter string NSS passes for a database directory.
 pub fn sql_params(dir: &Path) -> String {
     format!(

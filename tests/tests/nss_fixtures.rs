@@ -7,9 +7,7 @@ use std::collections::BTreeSet;
 use pkcs11_sys::*;
 use sdb::SdbRead;
 use serde_json::Value;
-use softoken::config::Config;
 use softoken::nss::*;
-use softoken::token::Token;
 use softoken_tests::raw::{as_ul, ul, Raw};
 use softoken_tests::*;
 
@@ -211,11 +209,7 @@ fn check_fixture(name: &str) {
 
     // Through the library: every private attribute decrypts and every
     // record in key4.db verifies.
-    let cfg = Config::from_parameters(Some(&sql_params(dir.path())))
-        .unwrap()
-        .tokens
-        .remove(0);
-    let token = Token::open(cfg).unwrap();
+    let token = open_token(dir.path());
     if !password.is_empty() {
         token.login(CKU_USER, password.as_bytes(), false).unwrap();
     }
@@ -226,14 +220,7 @@ fn check_fixture(name: &str) {
         "{name}: {:?}",
         report.orphaned_records
     );
-    let key_db = sdb::open(&sdb::OpenOptions {
-        dir: dir.path().to_owned(),
-        cert_prefix: String::new(),
-        key_prefix: String::new(),
-        read_only: true,
-    })
-    .unwrap()
-    .key;
+    let key_db = open_databases(dir.path(), true).key;
     assert_eq!(
         report.verified,
         key_db.metadata_ids("sig_").unwrap().len(),
@@ -273,11 +260,7 @@ fn decrypted_rsa_key_equals_pkcs12_export() {
     let cka_id = hex::decode(p12["expected"]["key"]["nss_ckaid"].as_str().unwrap()).unwrap();
     for name in ["sql-pw", "dbm-pw-upgraded"] {
         let dir = copy_fixture(name);
-        let cfg = Config::from_parameters(Some(&sql_params(dir.path())))
-            .unwrap()
-            .tokens
-            .remove(0);
-        let token = Token::open(cfg).unwrap();
+        let token = open_token(dir.path());
         token.login(CKU_USER, b"fixture-pw", false).unwrap();
         let template = [(CKA_CLASS, ul(CKO_PRIVATE_KEY)), (CKA_ID, cka_id.clone())]
             .into_iter()
@@ -308,13 +291,7 @@ fn decrypted_rsa_key_equals_pkcs12_export() {
 #[test]
 fn tampered_values_are_refused() {
     let dir = copy_fixture("sql-pw");
-    let opts = sdb::OpenOptions {
-        dir: dir.path().to_owned(),
-        cert_prefix: String::new(),
-        key_prefix: String::new(),
-        read_only: false,
-    };
-    let opened = sdb::open(&opts).unwrap();
+    let opened = open_databases(dir.path(), false);
     // Make the "P,," peer trusted for e-mail too, behind NSS's back.
     let peer_trust = opened
         .cert
@@ -367,11 +344,7 @@ fn tampered_values_are_refused() {
         CKT_NSS_TRUSTED
     );
 
-    let cfg = Config::from_parameters(Some(&sql_params(dir.path())))
-        .unwrap()
-        .tokens
-        .remove(0);
-    let token = Token::open(cfg).unwrap();
+    let token = open_token(dir.path());
     token.login(CKU_USER, b"fixture-pw", false).unwrap();
     let report = token.check_integrity().unwrap();
     let failed: BTreeSet<CK_ATTRIBUTE_TYPE> = report.failures.iter().map(|f| f.1).collect();

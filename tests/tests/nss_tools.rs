@@ -186,11 +186,7 @@ fn nss_tools_read_export_and_rekey_what_the_module_wrote() {
     assert_eq!(raw.finalize(), CKR_OK);
 
     // Every value re-encrypted by NSS decrypts and verifies here.
-    let cfg = softoken::config::Config::from_parameters(Some(&sql_params(dir.path())))
-        .unwrap()
-        .tokens
-        .remove(0);
-    let token = softoken::token::Token::open(cfg).unwrap();
+    let token = open_token(dir.path());
     token.login(CKU_USER, NEW_PW.as_bytes(), false).unwrap();
     let report = token.check_integrity().unwrap();
     assert!(
