@@ -171,7 +171,7 @@ mod tests {
         let mut len: CK_ULONG = 0;
         // SAFETY: valid local pointers.
         unsafe {
-            copy_out(b"abc", std::ptr::null_mut(), &mut len).unwrap();
+            assert_eq!(copy_out(b"abc", std::ptr::null_mut(), &mut len), Ok(()));
             assert_eq!(len, 3);
             let mut buf = [0u8; 2];
             len = 2;
@@ -182,7 +182,7 @@ mod tests {
             assert_eq!(len, 3);
             let mut buf = [0u8; 8];
             len = 8;
-            copy_out(b"abc", buf.as_mut_ptr(), &mut len).unwrap();
+            assert_eq!(copy_out(b"abc", buf.as_mut_ptr(), &mut len), Ok(()));
             assert_eq!((len, &buf[..3]), (3, &b"abc"[..]));
             assert_eq!(
                 copy_out(b"abc", buf.as_mut_ptr(), std::ptr::null_mut()),
