@@ -1,15 +1,54 @@
 //! The mechanisms: each is a value in one table, with its
 //! CK_MECHANISM_INFO and the constructor of its operation.
 
-use aws_lc_rs::digest;
+use aws_lc_rs::{digest, hmac};
 use pkcs11_sys::*;
+use zeroize::Zeroizing;
 
+use crate::attr::Attrs;
+use crate::object::Generated;
 use crate::rv::{Result, Rv};
 
 /// What a mechanism makes.
 #[derive(Clone, Copy)]
 pub enum Operation {
     Digest(&'static digest::Algorithm),
+    /// HMAC over a secret key; `general` takes the MAC length as parameter.
+    Hmac {
+        alg: hmac::Algorithm,
+        key_type: CK_KEY_TYPE,
+        general: bool,
+    },
+    /// A secret key of this type, of CKA_VALUE_LEN bytes.
+    SecretKeyGen {
+        key_type: CK_KEY_TYPE,
+    },
+}
+
+/// A mechanism as a caller names it: its type and its parameter's bytes.
+pub struct MechanismArg {
+    pub ty: CK_MECHANISM_TYPE,
+    pub param: Vec<u8>,
+}
+
+impl MechanismArg {
+    /// A parameter that is one CK_ULONG.
+    fn ulong_param(&self) -> Result<CK_ULONG> {
+        let bytes: [u8; std::mem::size_of::<CK_ULONG>()] = self
+            .param
+            .as_slice()
+            .try_into()
+            .map_err(|_| Rv::MechanismParamInvalid)?;
+        Ok(CK_ULONG::from_ne_bytes(bytes))
+    }
+
+    fn no_param(&self) -> Result<()> {
+        if self.param.is_empty() {
+            Ok(())
+        } else {
+            Err(Rv::MechanismParamInvalid)
+        }
+    }
 }
 
 pub struct Mechanism {
@@ -30,6 +69,44 @@ const fn digest_mechanism(ty: CK_MECHANISM_TYPE, alg: &'static digest::Algorithm
     }
 }
 
+/// HMAC keys: any length from one byte to this many (CK_MECHANISM_INFO
+/// sizes of HMAC and generic secrets are in bytes here, as NSS gives them).
+const MAX_SECRET_LEN: CK_ULONG = 4096;
+
+const fn hmac_mechanism(
+    ty: CK_MECHANISM_TYPE,
+    alg: hmac::Algorithm,
+    key_type: CK_KEY_TYPE,
+    general: bool,
+) -> Mechanism {
+    Mechanism {
+        ty,
+        min_key_size: 1,
+        max_key_size: MAX_SECRET_LEN,
+        flags: CKF_SIGN | CKF_VERIFY,
+        operation: Operation::Hmac {
+            alg,
+            key_type,
+            general,
+        },
+    }
+}
+
+const fn key_gen_mechanism(
+    ty: CK_MECHANISM_TYPE,
+    key_type: CK_KEY_TYPE,
+    min: CK_ULONG,
+    max: CK_ULONG,
+) -> Mechanism {
+    Mechanism {
+        ty,
+        min_key_size: min,
+        max_key_size: max,
+        flags: CKF_GENERATE,
+        operation: Operation::SecretKeyGen { key_type },
+    }
+}
+
 static MECHANISMS: &[Mechanism] = &[
     digest_mechanism(CKM_SHA_1, &digest::SHA1_FOR_LEGACY_USE_ONLY),
     digest_mechanism(CKM_SHA224, &digest::SHA224),
@@ -40,6 +117,53 @@ static MECHANISMS: &[Mechanism] = &[
     digest_mechanism(CKM_SHA3_256, &digest::SHA3_256),
     digest_mechanism(CKM_SHA3_384, &digest::SHA3_384),
     digest_mechanism(CKM_SHA3_512, &digest::SHA3_512),
+    hmac_mechanism(
+        CKM_SHA_1_HMAC,
+        hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY,
+        CKK_SHA_1_HMAC,
+        false,
+    ),
+    hmac_mechanism(
+        CKM_SHA_1_HMAC_GENERAL,
+        hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY,
+        CKK_SHA_1_HMAC,
+        true,
+    ),
+    hmac_mechanism(CKM_SHA224_HMAC, hmac::HMAC_SHA224, CKK_SHA224_HMAC, false),
+    hmac_mechanism(
+        CKM_SHA224_HMAC_GENERAL,
+        hmac::HMAC_SHA224,
+        CKK_SHA224_HMAC,
+        true,
+    ),
+    hmac_mechanism(CKM_SHA256_HMAC, hmac::HMAC_SHA256, CKK_SHA256_HMAC, false),
+    hmac_mechanism(
+        CKM_SHA256_HMAC_GENERAL,
+        hmac::HMAC_SHA256,
+        CKK_SHA256_HMAC,
+        true,
+    ),
+    hmac_mechanism(CKM_SHA384_HMAC, hmac::HMAC_SHA384, CKK_SHA384_HMAC, false),
+    hmac_mechanism(
+        CKM_SHA384_HMAC_GENERAL,
+        hmac::HMAC_SHA384,
+        CKK_SHA384_HMAC,
+        true,
+    ),
+    hmac_mechanism(CKM_SHA512_HMAC, hmac::HMAC_SHA512, CKK_SHA512_HMAC, false),
+    hmac_mechanism(
+        CKM_SHA512_HMAC_GENERAL,
+        hmac::HMAC_SHA512,
+        CKK_SHA512_HMAC,
+        true,
+    ),
+    key_gen_mechanism(
+        CKM_GENERIC_SECRET_KEY_GEN,
+        CKK_GENERIC_SECRET,
+        1,
+        MAX_SECRET_LEN,
+    ),
+    key_gen_mechanism(CKM_AES_KEY_GEN, CKK_AES, 16, 32),
 ];
 
 pub fn all() -> &'static [Mechanism] {
@@ -69,6 +193,7 @@ impl DigestOp {
                 ctx: digest::Context::new(alg),
                 multi_part: false,
             }),
+            _ => Err(Rv::MechanismInvalid),
         }
     }
 
@@ -85,4 +210,155 @@ impl DigestOp {
     pub fn result(&self) -> Vec<u8> {
         self.ctx.clone().finish().as_ref().to_vec()
     }
+}
+
+/// A signing (or MAC) operation in progress.
+pub trait SignOp: Send {
+    fn update(&mut self, data: &[u8]) -> Result<()>;
+    /// The length of the result, known before it is computed.
+    fn output_len(&self) -> usize;
+    /// The result over everything given so far.
+    fn sign(&mut self) -> Result<Vec<u8>>;
+}
+
+/// A verification in progress.
+pub trait VerifyOp: Send {
+    fn update(&mut self, data: &[u8]) -> Result<()>;
+    /// Checks the signature over everything given so far.
+    fn verify(&mut self, signature: &[u8]) -> Result<()>;
+}
+
+struct HmacOp {
+    ctx: hmac::Context,
+    out_len: usize,
+}
+
+impl SignOp for HmacOp {
+    fn update(&mut self, data: &[u8]) -> Result<()> {
+        self.ctx.update(data);
+        Ok(())
+    }
+    fn output_len(&self) -> usize {
+        self.out_len
+    }
+    fn sign(&mut self) -> Result<Vec<u8>> {
+        Ok(self.ctx.clone().sign().as_ref()[..self.out_len].to_vec())
+    }
+}
+
+impl VerifyOp for HmacOp {
+    fn update(&mut self, data: &[u8]) -> Result<()> {
+        self.ctx.update(data);
+        Ok(())
+    }
+    fn verify(&mut self, signature: &[u8]) -> Result<()> {
+        if signature.len() != self.out_len {
+            return Err(Rv::SignatureLenRange);
+        }
+        let mac = SignOp::sign(self)?;
+        aws_lc_rs::constant_time::verify_slices_are_equal(&mac, signature)
+            .map_err(|_| Rv::SignatureInvalid)
+    }
+}
+
+/// The secret value of a key usable with a MAC mechanism.
+fn mac_key(key: &Attrs, usage: CK_ATTRIBUTE_TYPE, key_type: CK_KEY_TYPE) -> Result<&[u8]> {
+    if key.ulong(CKA_CLASS) != Some(CKO_SECRET_KEY) {
+        return Err(Rv::KeyTypeInconsistent);
+    }
+    let kt = key.ulong(CKA_KEY_TYPE).ok_or(Rv::KeyTypeInconsistent)?;
+    if kt != key_type && kt != CKK_GENERIC_SECRET {
+        return Err(Rv::KeyTypeInconsistent);
+    }
+    if key.bool(usage) != Some(true) {
+        return Err(Rv::KeyFunctionNotPermitted);
+    }
+    let value = key.get(CKA_VALUE).ok_or(Rv::KeyTypeInconsistent)?;
+    if value.is_empty() || value.len() as CK_ULONG > MAX_SECRET_LEN {
+        return Err(Rv::KeySizeRange);
+    }
+    Ok(value)
+}
+
+fn hmac_op(
+    m: &Mechanism,
+    arg: &MechanismArg,
+    key: &Attrs,
+    usage: CK_ATTRIBUTE_TYPE,
+) -> Result<HmacOp> {
+    let Operation::Hmac {
+        alg,
+        key_type,
+        general,
+    } = m.operation
+    else {
+        return Err(Rv::MechanismInvalid);
+    };
+    let full = alg.digest_algorithm().output_len();
+    let out_len = if general {
+        let n = arg.ulong_param()?;
+        // Shorter MACs than half the hash are refused, as NSS does.
+        if n as usize > full || (n as usize) < full / 2 {
+            return Err(Rv::MechanismParamInvalid);
+        }
+        n as usize
+    } else {
+        arg.no_param()?;
+        full
+    };
+    let value = mac_key(key, usage, key_type)?;
+    Ok(HmacOp {
+        ctx: hmac::Context::with_key(&hmac::Key::new(alg, value)),
+        out_len,
+    })
+}
+
+/// The signing operation a mechanism makes with a key.
+pub fn sign_op(arg: &MechanismArg, key: &Attrs) -> Result<Box<dyn SignOp>> {
+    let m = find(arg.ty)?;
+    if m.flags & CKF_SIGN == 0 {
+        return Err(Rv::MechanismInvalid);
+    }
+    Ok(Box::new(hmac_op(m, arg, key, CKA_SIGN)?))
+}
+
+/// The verifying operation a mechanism makes with a key.
+pub fn verify_op(arg: &MechanismArg, key: &Attrs) -> Result<Box<dyn VerifyOp>> {
+    let m = find(arg.ty)?;
+    if m.flags & CKF_VERIFY == 0 {
+        return Err(Rv::MechanismInvalid);
+    }
+    Ok(Box::new(hmac_op(m, arg, key, CKA_VERIFY)?))
+}
+
+/// A new secret key's value (C_GenerateKey); the template gives its length.
+pub fn generate_key(arg: &MechanismArg, template: &Attrs) -> Result<Generated> {
+    let m = find(arg.ty)?;
+    let Operation::SecretKeyGen { key_type } = m.operation else {
+        return Err(Rv::MechanismInvalid);
+    };
+    arg.no_param()?;
+    let len = match template.get(CKA_VALUE_LEN) {
+        Some(_) => template
+            .ulong(CKA_VALUE_LEN)
+            .ok_or(Rv::AttributeValueInvalid)?,
+        None => return Err(Rv::TemplateIncomplete),
+    };
+    let valid = match key_type {
+        CKK_AES => [16, 24, 32].contains(&len),
+        _ => (m.min_key_size..=m.max_key_size).contains(&len),
+    };
+    if !valid {
+        return Err(Rv::AttributeValueInvalid);
+    }
+    let mut value = Zeroizing::new(vec![0u8; len as usize]);
+    crate::pbe::random_fill(&mut value)?;
+    let mut values = Attrs::new();
+    values.set(CKA_VALUE, value.to_vec());
+    Ok(Generated {
+        class: CKO_SECRET_KEY,
+        key_type,
+        mechanism: m.ty,
+        values,
+    })
 }

@@ -362,6 +362,45 @@ fn check_kind(spec: &Spec, v: &[u8]) -> Result<()> {
 /// every attribute against the class policy, fills defaults and the values
 /// the token sets.
 pub fn new_object(template: Attrs) -> Result<Attrs> {
+    build(template, None)
+}
+
+/// What the token made for a generated key: its mechanism and its values
+/// (the key value, and for key pairs the public parts).
+pub struct Generated {
+    pub class: CK_OBJECT_CLASS,
+    pub key_type: CK_KEY_TYPE,
+    pub mechanism: CK_MECHANISM_TYPE,
+    pub values: Attrs,
+}
+
+/// Builds a key the token generated (C_GenerateKey, C_GenerateKeyPair):
+/// the caller's template may not name the values the token makes, and
+/// CKA_LOCAL, CKA_KEY_GEN_MECHANISM, CKA_ALWAYS_SENSITIVE and
+/// CKA_NEVER_EXTRACTABLE record that the key was born here.
+pub fn new_generated(mut template: Attrs, generated: Generated) -> Result<Attrs> {
+    for (t, want) in [
+        (CKA_CLASS, generated.class),
+        (CKA_KEY_TYPE, generated.key_type),
+    ] {
+        match template.ulong(t) {
+            Some(v) if v != want => return Err(Rv::TemplateInconsistent),
+            None if template.contains(t) => return Err(Rv::AttributeValueInvalid),
+            _ => template.set_ulong(t, want),
+        }
+    }
+    for (t, _) in generated.values.iter() {
+        if template.contains(t) {
+            return Err(Rv::TemplateInconsistent);
+        }
+    }
+    for (t, v) in generated.values.iter() {
+        template.set(t, v.to_vec());
+    }
+    build(template, Some(generated.mechanism))
+}
+
+fn build(template: Attrs, generated_by: Option<CK_MECHANISM_TYPE>) -> Result<Attrs> {
     let class = template
         .ulong(CKA_CLASS)
         .ok_or(if template.contains(CKA_CLASS) {
@@ -408,7 +447,7 @@ pub fn new_object(template: Attrs) -> Result<Attrs> {
             }
         }
     }
-    set_token_values(class, subtype, &mut obj)?;
+    set_token_values(class, subtype, generated_by, &mut obj)?;
     for (t, v) in token_set {
         if obj.get(t) != Some(v.as_slice()) {
             return Err(Rv::AttributeReadOnly);
@@ -418,21 +457,27 @@ pub fn new_object(template: Attrs) -> Result<Attrs> {
     Ok(obj)
 }
 
-/// The values the token computes for a created (imported) object.
+/// The values the token computes for a new object: imported (created) or
+/// generated here by a mechanism.
 fn set_token_values(
     class: CK_OBJECT_CLASS,
     subtype: Option<CK_ULONG>,
+    generated_by: Option<CK_MECHANISM_TYPE>,
     obj: &mut Attrs,
 ) -> Result<()> {
     if matches!(class, CKO_PUBLIC_KEY | CKO_PRIVATE_KEY | CKO_SECRET_KEY) {
-        obj.set_bool(CKA_LOCAL, false);
-        obj.set_ulong(CKA_KEY_GEN_MECHANISM, CK_UNAVAILABLE_INFORMATION);
+        obj.set_bool(CKA_LOCAL, generated_by.is_some());
+        obj.set_ulong(
+            CKA_KEY_GEN_MECHANISM,
+            generated_by.unwrap_or(CK_UNAVAILABLE_INFORMATION),
+        );
     }
     if matches!(class, CKO_PRIVATE_KEY | CKO_SECRET_KEY) {
-        // An imported key was known outside the token.
         let sensitive = obj.bool(CKA_SENSITIVE).unwrap_or(false);
         obj.set_bool(CKA_ALWAYS_SENSITIVE, sensitive);
-        obj.set_bool(CKA_NEVER_EXTRACTABLE, false);
+        // An imported key was known outside the token.
+        let never_extractable = generated_by.is_some() && obj.bool(CKA_EXTRACTABLE) == Some(false);
+        obj.set_bool(CKA_NEVER_EXTRACTABLE, never_extractable);
     }
     if class == CKO_PUBLIC_KEY && subtype == Some(CKK_RSA) {
         let modulus = obj.get(CKA_MODULUS).unwrap_or_default();

@@ -2,7 +2,23 @@
 
 use pkcs11_sys::*;
 
-use crate::mechanism::DigestOp;
+use crate::mechanism::{DigestOp, SignOp, VerifyOp};
+
+/// An operation under way, and whether an `…Update` call started its
+/// multi-part form (after which the single-part call is not allowed).
+pub struct Active<T: ?Sized> {
+    pub op: Box<T>,
+    pub multi_part: bool,
+}
+
+impl<T: ?Sized> Active<T> {
+    pub fn new(op: Box<T>) -> Active<T> {
+        Active {
+            op,
+            multi_part: false,
+        }
+    }
+}
 
 /// A search begun by C_FindObjectsInit.
 pub struct FindOp {
@@ -26,6 +42,8 @@ pub struct Session {
     pub rw: bool,
     pub find: Option<FindOp>,
     pub digest: Option<DigestOp>,
+    pub sign: Option<Active<dyn SignOp>>,
+    pub verify: Option<Active<dyn VerifyOp>>,
 }
 
 impl Session {
@@ -35,6 +53,8 @@ impl Session {
             rw,
             find: None,
             digest: None,
+            sign: None,
+            verify: None,
         }
     }
 
@@ -45,6 +65,12 @@ impl Session {
         }
         if flags & CKF_DIGEST != 0 {
             self.digest = None;
+        }
+        if flags & CKF_SIGN != 0 {
+            self.sign = None;
+        }
+        if flags & CKF_VERIFY != 0 {
+            self.verify = None;
         }
     }
 }

@@ -999,9 +999,10 @@ impl Token {
         Ok(attrs.iter().map(|(_, v)| v.len() + 16).sum::<usize>() as CK_ULONG)
     }
 
-    /// The value of a secret key, for operations inside the token (such as
-    /// C_DigestKey), whatever its sensitivity.
-    pub fn secret_key_value(&self, h: CK_OBJECT_HANDLE) -> Result<Zeroizing<Vec<u8>>> {
+    /// A key for an operation inside the token, with its private values
+    /// decrypted whatever its sensitivity (the mechanism checks its class,
+    /// type and usage).
+    pub fn operation_key(&self, h: CK_OBJECT_HANDLE) -> Result<Attrs> {
         let key_handle = |e: Rv| {
             if e == Rv::ObjectHandleInvalid {
                 Rv::KeyHandleInvalid
@@ -1012,12 +1013,31 @@ impl Token {
         let attrs = self
             .full_attrs(resolve(h).map_err(key_handle)?)
             .map_err(key_handle)?;
+        match attrs.ulong(CKA_CLASS) {
+            Some(CKO_SECRET_KEY | CKO_PRIVATE_KEY | CKO_PUBLIC_KEY) => Ok(attrs),
+            _ => Err(Rv::KeyHandleInvalid),
+        }
+    }
+
+    /// The value of a secret key, for C_DigestKey.
+    pub fn secret_key_value(&self, h: CK_OBJECT_HANDLE) -> Result<Zeroizing<Vec<u8>>> {
+        let attrs = self.operation_key(h)?;
         if attrs.ulong(CKA_CLASS) != Some(CKO_SECRET_KEY) {
             return Err(Rv::KeyIndigestible);
         }
         Ok(Zeroizing::new(
             attrs.get(CKA_VALUE).ok_or(Rv::KeyIndigestible)?.to_vec(),
         ))
+    }
+
+    /// Stores a key the token generated.
+    pub fn store_generated(
+        &self,
+        acc: Access,
+        template: Attrs,
+        generated: object::Generated,
+    ) -> Result<CK_OBJECT_HANDLE> {
+        self.insert(acc, object::new_generated(template, generated)?)
     }
 
     /// Destroys the session objects a closing session owned.

@@ -10,6 +10,7 @@
 // The safety contract of each entry point is the specification's (above).
 #![allow(clippy::missing_safety_doc)]
 
+mod crypto;
 mod lists;
 mod pending;
 mod util;

@@ -46,15 +46,12 @@ macro_rules! not_initialized {
 
 no_mechanism!(C_EncryptInit(hKey: CK_OBJECT_HANDLE));
 no_mechanism!(C_DecryptInit(hKey: CK_OBJECT_HANDLE));
-no_mechanism!(C_SignInit(hKey: CK_OBJECT_HANDLE));
 no_mechanism!(C_SignRecoverInit(hKey: CK_OBJECT_HANDLE));
-no_mechanism!(C_VerifyInit(hKey: CK_OBJECT_HANDLE));
 no_mechanism!(C_VerifyRecoverInit(hKey: CK_OBJECT_HANDLE));
 no_mechanism!(C_MessageEncryptInit(hKey: CK_OBJECT_HANDLE));
 no_mechanism!(C_MessageDecryptInit(hKey: CK_OBJECT_HANDLE));
 no_mechanism!(C_MessageSignInit(hKey: CK_OBJECT_HANDLE));
 no_mechanism!(C_MessageVerifyInit(hKey: CK_OBJECT_HANDLE));
-no_mechanism!(C_GenerateKey(pTemplate: CK_ATTRIBUTE_PTR, ulCount: CK_ULONG, phKey: CK_OBJECT_HANDLE_PTR));
 no_mechanism!(C_GenerateKeyPair(pPublicKeyTemplate: CK_ATTRIBUTE_PTR, ulPublicKeyAttributeCount: CK_ULONG, pPrivateKeyTemplate: CK_ATTRIBUTE_PTR, ulPrivateKeyAttributeCount: CK_ULONG, phPublicKey: CK_OBJECT_HANDLE_PTR, phPrivateKey: CK_OBJECT_HANDLE_PTR));
 no_mechanism!(C_WrapKey(hWrappingKey: CK_OBJECT_HANDLE, hKey: CK_OBJECT_HANDLE, pWrappedKey: CK_BYTE_PTR, pulWrappedKeyLen: CK_ULONG_PTR));
 no_mechanism!(C_UnwrapKey(hUnwrappingKey: CK_OBJECT_HANDLE, pWrappedKey: CK_BYTE_PTR, ulWrappedKeyLen: CK_ULONG, pTemplate: CK_ATTRIBUTE_PTR, ulAttributeCount: CK_ULONG, phKey: CK_OBJECT_HANDLE_PTR));
@@ -65,13 +62,7 @@ not_initialized!(C_EncryptFinal(pLastEncryptedPart: CK_BYTE_PTR, pulLastEncrypte
 not_initialized!(C_Decrypt(pEncryptedData: CK_BYTE_PTR, ulEncryptedDataLen: CK_ULONG, pData: CK_BYTE_PTR, pulDataLen: CK_ULONG_PTR));
 not_initialized!(C_DecryptUpdate(pEncryptedPart: CK_BYTE_PTR, ulEncryptedPartLen: CK_ULONG, pPart: CK_BYTE_PTR, pulPartLen: CK_ULONG_PTR));
 not_initialized!(C_DecryptFinal(pLastPart: CK_BYTE_PTR, pulLastPartLen: CK_ULONG_PTR));
-not_initialized!(C_Sign(pData: CK_BYTE_PTR, ulDataLen: CK_ULONG, pSignature: CK_BYTE_PTR, pulSignatureLen: CK_ULONG_PTR));
-not_initialized!(C_SignUpdate(pPart: CK_BYTE_PTR, ulPartLen: CK_ULONG));
-not_initialized!(C_SignFinal(pSignature: CK_BYTE_PTR, pulSignatureLen: CK_ULONG_PTR));
 not_initialized!(C_SignRecover(pData: CK_BYTE_PTR, ulDataLen: CK_ULONG, pSignature: CK_BYTE_PTR, pulSignatureLen: CK_ULONG_PTR));
-not_initialized!(C_Verify(pData: CK_BYTE_PTR, ulDataLen: CK_ULONG, pSignature: CK_BYTE_PTR, ulSignatureLen: CK_ULONG));
-not_initialized!(C_VerifyUpdate(pPart: CK_BYTE_PTR, ulPartLen: CK_ULONG));
-not_initialized!(C_VerifyFinal(pSignature: CK_BYTE_PTR, ulSignatureLen: CK_ULONG));
 not_initialized!(C_VerifyRecover(pSignature: CK_BYTE_PTR, ulSignatureLen: CK_ULONG, pData: CK_BYTE_PTR, pulDataLen: CK_ULONG_PTR));
 not_initialized!(C_DigestEncryptUpdate(pPart: CK_BYTE_PTR, ulPartLen: CK_ULONG, pEncryptedPart: CK_BYTE_PTR, pulEncryptedPartLen: CK_ULONG_PTR));
 not_initialized!(C_DecryptDigestUpdate(pEncryptedPart: CK_BYTE_PTR, ulEncryptedPartLen: CK_ULONG, pPart: CK_BYTE_PTR, pulPartLen: CK_ULONG_PTR));

@@ -91,6 +91,22 @@ pub unsafe fn items_mut<'a, T>(p: *mut T, count: usize) -> Result<&'a mut [T]> {
     Ok(unsafe { std::slice::from_raw_parts_mut(p, count) })
 }
 
+/// A mechanism and a copy of its parameter.
+///
+/// # Safety
+/// `p` is null or a valid CK_MECHANISM whose parameter is valid.
+pub unsafe fn mechanism(p: CK_MECHANISM_PTR) -> Result<crate::mechanism::MechanismArg> {
+    // SAFETY: the caller's pointer, checked for null.
+    let m = unsafe { p.as_ref() }.ok_or(Rv::ArgumentsBad)?;
+    // SAFETY: the parameter's pointer and length come from the caller.
+    let param = unsafe { bytes(m.pParameter as *const u8, m.ulParameterLen) }
+        .map_err(|_| Rv::MechanismParamInvalid)?;
+    Ok(crate::mechanism::MechanismArg {
+        ty: m.mechanism,
+        param: param.to_vec(),
+    })
+}
+
 /// A template as an attribute map; a type given twice is inconsistent.
 ///
 /// # Safety

@@ -1,0 +1,407 @@
+//! Mechanisms through the C API: known answers (RFC 4231 and RFC 2202 for
+//! HMAC), the length-query and buffer conventions, key usage and type
+//! checks, and generated keys.
+
+use pkcs11_sys::*;
+use softoken_tests::raw::{as_ul, ul, Raw, FALSE, TRUE};
+use softoken_tests::*;
+
+struct Fixture {
+    raw: Raw,
+    s: CK_SESSION_HANDLE,
+    _dir: tempfile::TempDir,
+}
+
+fn setup() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = Raw::with_params(&sql_params(dir.path()));
+    let slot = raw.slots()[0];
+    let s = raw.open(slot, true).unwrap();
+    Fixture { raw, s, _dir: dir }
+}
+
+fn mech(ty: CK_MECHANISM_TYPE, param: &mut Vec<u8>) -> CK_MECHANISM {
+    CK_MECHANISM {
+        mechanism: ty,
+        pParameter: if param.is_empty() {
+            std::ptr::null_mut()
+        } else {
+            param.as_mut_ptr() as *mut _
+        },
+        ulParameterLen: param.len() as CK_ULONG,
+    }
+}
+
+impl Fixture {
+    fn secret(
+        &self,
+        key_type: CK_KEY_TYPE,
+        value: &[u8],
+        extra: &[(CK_ATTRIBUTE_TYPE, Vec<u8>)],
+    ) -> CK_OBJECT_HANDLE {
+        let mut t = vec![
+            (CKA_CLASS, ul(CKO_SECRET_KEY)),
+            (CKA_KEY_TYPE, ul(key_type)),
+            (CKA_VALUE, value.to_vec()),
+        ];
+        t.extend_from_slice(extra);
+        self.raw.create(self.s, &t).unwrap()
+    }
+
+    fn sign(
+        &self,
+        ty: CK_MECHANISM_TYPE,
+        mut param: Vec<u8>,
+        key: CK_OBJECT_HANDLE,
+        data: &[u8],
+    ) -> Result<Vec<u8>, CK_RV> {
+        let f = self.raw.f();
+        let mut m = mech(ty, &mut param);
+        // SAFETY: valid mechanism, buffers and lengths.
+        unsafe {
+            let rv = (f.C_SignInit.unwrap())(self.s, &mut m, key);
+            if rv != CKR_OK {
+                return Err(rv);
+            }
+            let mut len = 0;
+            let rv = (f.C_Sign.unwrap())(
+                self.s,
+                data.as_ptr() as *mut _,
+                data.len() as CK_ULONG,
+                std::ptr::null_mut(),
+                &mut len,
+            );
+            if rv != CKR_OK {
+                return Err(rv);
+            }
+            let mut out = vec![0u8; len as usize];
+            let rv = (f.C_Sign.unwrap())(
+                self.s,
+                data.as_ptr() as *mut _,
+                data.len() as CK_ULONG,
+                out.as_mut_ptr(),
+                &mut len,
+            );
+            if rv != CKR_OK {
+                return Err(rv);
+            }
+            out.truncate(len as usize);
+            Ok(out)
+        }
+    }
+
+    fn verify(
+        &self,
+        ty: CK_MECHANISM_TYPE,
+        mut param: Vec<u8>,
+        key: CK_OBJECT_HANDLE,
+        data: &[u8],
+        sig: &[u8],
+    ) -> CK_RV {
+        let f = self.raw.f();
+        let mut m = mech(ty, &mut param);
+        // SAFETY: valid mechanism, buffers and lengths.
+        unsafe {
+            let rv = (f.C_VerifyInit.unwrap())(self.s, &mut m, key);
+            if rv != CKR_OK {
+                return rv;
+            }
+            (f.C_Verify.unwrap())(
+                self.s,
+                data.as_ptr() as *mut _,
+                data.len() as CK_ULONG,
+                sig.as_ptr() as *mut _,
+                sig.len() as CK_ULONG,
+            )
+        }
+    }
+
+    fn generate(
+        &self,
+        ty: CK_MECHANISM_TYPE,
+        t: &[(CK_ATTRIBUTE_TYPE, Vec<u8>)],
+    ) -> Result<CK_OBJECT_HANDLE, CK_RV> {
+        let mut tmpl: Vec<CK_ATTRIBUTE> = t
+            .iter()
+            .map(|(ty, v)| CK_ATTRIBUTE {
+                type_: *ty,
+                pValue: v.as_ptr() as *mut _,
+                ulValueLen: v.len() as CK_ULONG,
+            })
+            .collect();
+        let mut m = mech(ty, &mut Vec::new());
+        let mut h = 0;
+        // SAFETY: valid mechanism, template and out pointer.
+        let rv = unsafe {
+            (self.raw.f().C_GenerateKey.unwrap())(
+                self.s,
+                &mut m,
+                tmpl.as_mut_ptr(),
+                tmpl.len() as CK_ULONG,
+                &mut h,
+            )
+        };
+        if rv == CKR_OK {
+            Ok(h)
+        } else {
+            Err(rv)
+        }
+    }
+}
+
+#[test]
+fn hmac_known_answers() {
+    let fx = setup();
+    let k1 = fx.secret(CKK_GENERIC_SECRET, &[0x0b; 20], &[]);
+    let jefe = fx.secret(CKK_GENERIC_SECRET, b"Jefe", &[]);
+    let cases: [(CK_MECHANISM_TYPE, CK_OBJECT_HANDLE, &[u8], &str); 5] = [
+        (CKM_SHA256_HMAC, k1, b"Hi There", "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"),
+        (
+            CKM_SHA512_HMAC,
+            k1,
+            b"Hi There",
+            "87aa7cdea5ef619d4ff0b4241a1d6cb02379f4e2ce4ec2787ad0b30545e17cdedaa833b7d6b8a702038b274eaea3f4e4be9d914eeb61f1702e696c203a126854",
+        ),
+        (
+            CKM_SHA384_HMAC,
+            jefe,
+            b"what do ya want for nothing?",
+            "af45d2e376484031617f78d2b58a6b1b9c7ef464f5a01b47e42ec3736322445e8e2240ca5e69e2c78b3239ecfab21649",
+        ),
+        (CKM_SHA224_HMAC, jefe, b"what do ya want for nothing?", "a30e01098bc6dbbf45690f3a7e9e6d0f8bbea2a39e6148008fd05e44"),
+        (CKM_SHA_1_HMAC, jefe, b"what do ya want for nothing?", "effcdf6ae5eb2fa2d27416d5f184df9c259a7c79"),
+    ];
+    for (ty, key, data, want) in cases {
+        let mac = fx.sign(ty, vec![], key, data).unwrap();
+        assert_eq!(hex::encode(&mac), want, "mechanism {ty:#x}");
+        assert_eq!(fx.verify(ty, vec![], key, data, &mac), CKR_OK);
+        let mut bad = mac.clone();
+        bad[0] ^= 1;
+        assert_eq!(
+            fx.verify(ty, vec![], key, data, &bad),
+            CKR_SIGNATURE_INVALID
+        );
+        assert_eq!(
+            fx.verify(ty, vec![], key, data, &mac[1..]),
+            CKR_SIGNATURE_LEN_RANGE
+        );
+    }
+    // The general form truncates to the length its parameter gives.
+    let short = fx
+        .sign(CKM_SHA256_HMAC_GENERAL, ul(16), k1, b"Hi There")
+        .unwrap();
+    assert_eq!(hex::encode(&short), "b0344c61d8db38535ca8afceaf0bf12b");
+    assert_eq!(
+        fx.verify(CKM_SHA256_HMAC_GENERAL, ul(16), k1, b"Hi There", &short),
+        CKR_OK
+    );
+    assert_eq!(
+        fx.sign(CKM_SHA256_HMAC_GENERAL, ul(33), k1, b"x"),
+        Err(CKR_MECHANISM_PARAM_INVALID)
+    );
+    assert_eq!(
+        fx.sign(CKM_SHA256_HMAC_GENERAL, vec![1, 2], k1, b"x"),
+        Err(CKR_MECHANISM_PARAM_INVALID)
+    );
+    assert_eq!(
+        fx.sign(CKM_SHA256_HMAC, ul(16), k1, b"x"),
+        Err(CKR_MECHANISM_PARAM_INVALID)
+    );
+}
+
+#[test]
+fn multi_part_and_length_conventions() {
+    let fx = setup();
+    let f = fx.raw.f();
+    let key = fx.secret(CKK_SHA256_HMAC, &[0x0b; 20], &[]);
+    let mut m = mech(CKM_SHA256_HMAC, &mut Vec::new());
+    // SAFETY: valid pointers and lengths throughout.
+    unsafe {
+        let mut len = 0;
+        assert_eq!(
+            (f.C_SignFinal.unwrap())(fx.s, std::ptr::null_mut(), &mut len),
+            CKR_OPERATION_NOT_INITIALIZED
+        );
+        assert_eq!((f.C_SignInit.unwrap())(fx.s, &mut m, key), CKR_OK);
+        assert_eq!(
+            (f.C_SignInit.unwrap())(fx.s, &mut m, key),
+            CKR_OPERATION_ACTIVE
+        );
+        assert_eq!(
+            (f.C_SignUpdate.unwrap())(fx.s, b"Hi ".as_ptr() as *mut _, 3),
+            CKR_OK
+        );
+        assert_eq!(
+            (f.C_Sign.unwrap())(
+                fx.s,
+                b"x".as_ptr() as *mut _,
+                1,
+                std::ptr::null_mut(),
+                &mut len
+            ),
+            CKR_OPERATION_ACTIVE
+        );
+        assert_eq!(
+            (f.C_SignUpdate.unwrap())(fx.s, b"There".as_ptr() as *mut _, 5),
+            CKR_OK
+        );
+        assert_eq!(
+            (f.C_SignFinal.unwrap())(fx.s, std::ptr::null_mut(), &mut len),
+            CKR_OK
+        );
+        assert_eq!(len, 32);
+        let mut out = [0u8; 32];
+        let mut short = 10;
+        assert_eq!(
+            (f.C_SignFinal.unwrap())(fx.s, out.as_mut_ptr(), &mut short),
+            CKR_BUFFER_TOO_SMALL
+        );
+        assert_eq!(short, 32);
+        assert_eq!(
+            (f.C_SignFinal.unwrap())(fx.s, out.as_mut_ptr(), &mut len),
+            CKR_OK
+        );
+        assert_eq!(
+            hex::encode(out),
+            "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"
+        );
+        assert_eq!(
+            (f.C_SignFinal.unwrap())(fx.s, out.as_mut_ptr(), &mut len),
+            CKR_OPERATION_NOT_INITIALIZED
+        );
+
+        assert_eq!((f.C_VerifyInit.unwrap())(fx.s, &mut m, key), CKR_OK);
+        assert_eq!(
+            (f.C_VerifyUpdate.unwrap())(fx.s, b"Hi There".as_ptr() as *mut _, 8),
+            CKR_OK
+        );
+        assert_eq!(
+            (f.C_VerifyFinal.unwrap())(fx.s, out.as_mut_ptr(), 32),
+            CKR_OK
+        );
+        assert_eq!(
+            (f.C_VerifyFinal.unwrap())(fx.s, out.as_mut_ptr(), 32),
+            CKR_OPERATION_NOT_INITIALIZED
+        );
+    }
+}
+
+#[test]
+fn key_checks() {
+    let fx = setup();
+    let no_sign = fx.secret(CKK_GENERIC_SECRET, &[1; 32], &[(CKA_SIGN, FALSE.to_vec())]);
+    assert_eq!(
+        fx.sign(CKM_SHA256_HMAC, vec![], no_sign, b"x"),
+        Err(CKR_KEY_FUNCTION_NOT_PERMITTED)
+    );
+    let aes = fx.secret(CKK_AES, &[1; 32], &[]);
+    assert_eq!(
+        fx.sign(CKM_SHA256_HMAC, vec![], aes, b"x"),
+        Err(CKR_KEY_TYPE_INCONSISTENT)
+    );
+    let sha1_key = fx.secret(CKK_SHA_1_HMAC, &[1; 32], &[]);
+    assert_eq!(
+        fx.sign(CKM_SHA256_HMAC, vec![], sha1_key, b"x"),
+        Err(CKR_KEY_TYPE_INCONSISTENT)
+    );
+    assert_eq!(
+        fx.sign(CKM_SHA256_HMAC, vec![], 0x8000_1234, b"x"),
+        Err(CKR_KEY_HANDLE_INVALID)
+    );
+    let data = fx.raw.create(fx.s, &[(CKA_CLASS, ul(CKO_DATA))]).unwrap();
+    assert_eq!(
+        fx.sign(CKM_SHA256_HMAC, vec![], data, b"x"),
+        Err(CKR_KEY_HANDLE_INVALID)
+    );
+    let key = fx.secret(CKK_GENERIC_SECRET, &[1; 32], &[]);
+    assert_eq!(
+        fx.sign(CKM_SHA256, vec![], key, b"x"),
+        Err(CKR_MECHANISM_INVALID)
+    );
+    assert_eq!(
+        fx.sign(0x7fff_0000, vec![], key, b"x"),
+        Err(CKR_MECHANISM_INVALID)
+    );
+}
+
+#[test]
+fn generated_secret_keys() {
+    let fx = setup();
+    let aes = fx
+        .generate(
+            CKM_AES_KEY_GEN,
+            &[
+                (CKA_VALUE_LEN, ul(32)),
+                (CKA_TOKEN, TRUE.to_vec()),
+                (CKA_LABEL, b"gen aes".to_vec()),
+            ],
+        )
+        .unwrap();
+    assert!(aes >= 0xC000_0000, "a token secret key lives in key4.db");
+    assert_eq!(
+        as_ul(&fx.raw.get(fx.s, aes, CKA_KEY_TYPE).unwrap()),
+        CKK_AES
+    );
+    assert_eq!(as_ul(&fx.raw.get(fx.s, aes, CKA_VALUE_LEN).unwrap()), 32);
+    assert_eq!(fx.raw.get(fx.s, aes, CKA_LOCAL).unwrap(), TRUE);
+    assert_eq!(
+        as_ul(&fx.raw.get(fx.s, aes, CKA_KEY_GEN_MECHANISM).unwrap()),
+        CKM_AES_KEY_GEN
+    );
+    assert_eq!(
+        fx.raw.get(fx.s, aes, CKA_VALUE),
+        Err(CKR_ATTRIBUTE_SENSITIVE)
+    );
+    assert_eq!(fx.raw.get(fx.s, aes, CKA_ALWAYS_SENSITIVE).unwrap(), TRUE);
+    assert_eq!(
+        fx.generate(CKM_AES_KEY_GEN, &[(CKA_VALUE_LEN, ul(20))]),
+        Err(CKR_ATTRIBUTE_VALUE_INVALID)
+    );
+    assert_eq!(
+        fx.generate(CKM_AES_KEY_GEN, &[]),
+        Err(CKR_TEMPLATE_INCOMPLETE)
+    );
+    assert_eq!(
+        fx.generate(
+            CKM_AES_KEY_GEN,
+            &[(CKA_VALUE_LEN, ul(16)), (CKA_KEY_TYPE, ul(CKK_DES3))]
+        ),
+        Err(CKR_TEMPLATE_INCONSISTENT)
+    );
+    assert_eq!(
+        fx.generate(
+            CKM_AES_KEY_GEN,
+            &[(CKA_VALUE_LEN, ul(16)), (CKA_VALUE, vec![0; 16])]
+        ),
+        Err(CKR_TEMPLATE_INCONSISTENT)
+    );
+    assert_eq!(
+        fx.generate(CKM_SHA256, &[(CKA_VALUE_LEN, ul(16))]),
+        Err(CKR_MECHANISM_INVALID)
+    );
+
+    // A generated, unextractable generic secret MACs like any other.
+    let secret = fx
+        .generate(
+            CKM_GENERIC_SECRET_KEY_GEN,
+            &[(CKA_VALUE_LEN, ul(48)), (CKA_EXTRACTABLE, FALSE.to_vec())],
+        )
+        .unwrap();
+    assert_eq!(
+        fx.raw.get(fx.s, secret, CKA_NEVER_EXTRACTABLE).unwrap(),
+        TRUE
+    );
+    let mac = fx.sign(CKM_SHA384_HMAC, vec![], secret, b"data").unwrap();
+    assert_eq!(
+        fx.verify(CKM_SHA384_HMAC, vec![], secret, b"data", &mac),
+        CKR_OK
+    );
+    // Two generated keys differ.
+    let other = fx
+        .generate(CKM_GENERIC_SECRET_KEY_GEN, &[(CKA_VALUE_LEN, ul(48))])
+        .unwrap();
+    assert_ne!(
+        fx.sign(CKM_SHA384_HMAC, vec![], other, b"data").unwrap(),
+        mac
+    );
+}
