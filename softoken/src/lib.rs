@@ -6,6 +6,8 @@
 
 pub mod attr;
 pub mod config;
+pub mod ec;
+pub mod engine_sys;
 mod ffi;
 pub mod keydb;
 pub mod mechanism;

@@ -23,6 +23,12 @@ pub enum Operation {
     SecretKeyGen {
         key_type: CK_KEY_TYPE,
     },
+    /// An EC key pair on the curve of the public template.
+    EcKeyPairGen,
+    /// ECDSA over the raw input, or over its hash.
+    Ecdsa {
+        hash: Option<&'static digest::Algorithm>,
+    },
 }
 
 /// A mechanism as a caller names it: its type and its parameter's bytes.
@@ -107,6 +113,22 @@ const fn key_gen_mechanism(
     }
 }
 
+/// What every EC mechanism says of its curves.
+const EC_FLAGS: CK_FLAGS = CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS;
+
+const fn ecdsa_mechanism(
+    ty: CK_MECHANISM_TYPE,
+    hash: Option<&'static digest::Algorithm>,
+) -> Mechanism {
+    Mechanism {
+        ty,
+        min_key_size: 256,
+        max_key_size: 521,
+        flags: CKF_SIGN | CKF_VERIFY | EC_FLAGS,
+        operation: Operation::Ecdsa { hash },
+    }
+}
+
 static MECHANISMS: &[Mechanism] = &[
     digest_mechanism(CKM_SHA_1, &digest::SHA1_FOR_LEGACY_USE_ONLY),
     digest_mechanism(CKM_SHA224, &digest::SHA224),
@@ -164,6 +186,22 @@ static MECHANISMS: &[Mechanism] = &[
         MAX_SECRET_LEN,
     ),
     key_gen_mechanism(CKM_AES_KEY_GEN, CKK_AES, 16, 32),
+    Mechanism {
+        ty: CKM_EC_KEY_PAIR_GEN,
+        min_key_size: 256,
+        max_key_size: 521,
+        flags: CKF_GENERATE_KEY_PAIR | EC_FLAGS,
+        operation: Operation::EcKeyPairGen,
+    },
+    ecdsa_mechanism(CKM_ECDSA, None),
+    ecdsa_mechanism(CKM_ECDSA_SHA1, Some(&digest::SHA1_FOR_LEGACY_USE_ONLY)),
+    ecdsa_mechanism(CKM_ECDSA_SHA224, Some(&digest::SHA224)),
+    ecdsa_mechanism(CKM_ECDSA_SHA256, Some(&digest::SHA256)),
+    ecdsa_mechanism(CKM_ECDSA_SHA384, Some(&digest::SHA384)),
+    ecdsa_mechanism(CKM_ECDSA_SHA512, Some(&digest::SHA512)),
+    ecdsa_mechanism(CKM_ECDSA_SHA3_256, Some(&digest::SHA3_256)),
+    ecdsa_mechanism(CKM_ECDSA_SHA3_384, Some(&digest::SHA3_384)),
+    ecdsa_mechanism(CKM_ECDSA_SHA3_512, Some(&digest::SHA3_512)),
 ];
 
 pub fn all() -> &'static [Mechanism] {
@@ -319,7 +357,13 @@ pub fn sign_op(arg: &MechanismArg, key: &Attrs) -> Result<Box<dyn SignOp>> {
     if m.flags & CKF_SIGN == 0 {
         return Err(Rv::MechanismInvalid);
     }
-    Ok(Box::new(hmac_op(m, arg, key, CKA_SIGN)?))
+    match m.operation {
+        Operation::Ecdsa { hash } => {
+            arg.no_param()?;
+            crate::ec::sign_op(key, hash)
+        }
+        _ => Ok(Box::new(hmac_op(m, arg, key, CKA_SIGN)?)),
+    }
 }
 
 /// The verifying operation a mechanism makes with a key.
@@ -328,7 +372,28 @@ pub fn verify_op(arg: &MechanismArg, key: &Attrs) -> Result<Box<dyn VerifyOp>> {
     if m.flags & CKF_VERIFY == 0 {
         return Err(Rv::MechanismInvalid);
     }
-    Ok(Box::new(hmac_op(m, arg, key, CKA_VERIFY)?))
+    match m.operation {
+        Operation::Ecdsa { hash } => {
+            arg.no_param()?;
+            crate::ec::verify_op(key, hash)
+        }
+        _ => Ok(Box::new(hmac_op(m, arg, key, CKA_VERIFY)?)),
+    }
+}
+
+/// A new key pair (C_GenerateKeyPair): the public half, then the private.
+pub fn generate_key_pair(
+    arg: &MechanismArg,
+    public_template: &Attrs,
+) -> Result<(Generated, Generated)> {
+    let m = find(arg.ty)?;
+    match m.operation {
+        Operation::EcKeyPairGen => {
+            arg.no_param()?;
+            crate::ec::generate(m.ty, public_template)
+        }
+        _ => Err(Rv::MechanismInvalid),
+    }
 }
 
 /// A new secret key's value (C_GenerateKey); the template gives its length.

@@ -389,8 +389,10 @@ pub fn new_generated(mut template: Attrs, generated: Generated) -> Result<Attrs>
             _ => template.set_ulong(t, want),
         }
     }
-    for (t, _) in generated.values.iter() {
-        if template.contains(t) {
+    for (t, v) in generated.values.iter() {
+        // A template may repeat a value the token sets (EC_PARAMS in both
+        // templates of a pair), never contradict it.
+        if template.get(t).is_some_and(|given| given != v) {
             return Err(Rv::TemplateInconsistent);
         }
     }

@@ -29,6 +29,7 @@ rv_codes! {
     CantLock = CKR_CANT_LOCK,
     CryptokiAlreadyInitialized = CKR_CRYPTOKI_ALREADY_INITIALIZED,
     CryptokiNotInitialized = CKR_CRYPTOKI_NOT_INITIALIZED,
+    CurveNotSupported = CKR_CURVE_NOT_SUPPORTED,
     DataLenRange = CKR_DATA_LEN_RANGE,
     DeviceError = CKR_DEVICE_ERROR,
     DeviceMemory = CKR_DEVICE_MEMORY,

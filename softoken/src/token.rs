@@ -1040,6 +1040,28 @@ impl Token {
         self.insert(acc, object::new_generated(template, generated)?)
     }
 
+    /// Stores a generated key pair: both halves, or neither.
+    pub fn store_generated_pair(
+        &self,
+        acc: Access,
+        public: (Attrs, object::Generated),
+        private: (Attrs, object::Generated),
+    ) -> Result<(CK_OBJECT_HANDLE, CK_OBJECT_HANDLE)> {
+        // Both objects are checked before either is stored.
+        let public = object::new_generated(public.0, public.1)?;
+        let private = object::new_generated(private.0, private.1)?;
+        let public_handle = self.insert(acc, public)?;
+        match self.insert(acc, private) {
+            Ok(private_handle) => Ok((public_handle, private_handle)),
+            Err(e) => {
+                // Undo the public half; if even that fails, it is a lone
+                // public key, which holds no secret.
+                let _ = self.destroy_object(acc, public_handle);
+                Err(e)
+            }
+        }
+    }
+
     /// Destroys the session objects a closing session owned.
     pub fn drop_session_objects(&self, session: CK_SESSION_HANDLE) {
         self.objects.write().retain(|_, o| o.owner != session);

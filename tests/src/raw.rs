@@ -291,6 +291,135 @@ impl Raw {
     }
 }
 
+/// A CK_MECHANISM over a parameter buffer that outlives it.
+pub fn mechanism(ty: CK_MECHANISM_TYPE, param: &mut [u8]) -> CK_MECHANISM {
+    CK_MECHANISM {
+        mechanism: ty,
+        pParameter: if param.is_empty() {
+            std::ptr::null_mut()
+        } else {
+            param.as_mut_ptr() as *mut _
+        },
+        ulParameterLen: param.len() as CK_ULONG,
+    }
+}
+
+impl Raw {
+    /// C_SignInit and a single-part C_Sign, with a length query first.
+    pub fn sign(
+        &self,
+        s: CK_SESSION_HANDLE,
+        ty: CK_MECHANISM_TYPE,
+        mut param: Vec<u8>,
+        key: CK_OBJECT_HANDLE,
+        data: &[u8],
+    ) -> Result<Vec<u8>, CK_RV> {
+        let f = self.f();
+        let mut m = mechanism(ty, &mut param);
+        // SAFETY: valid mechanism, buffers and lengths.
+        unsafe {
+            check((f.C_SignInit.expect("fn"))(s, &mut m, key))?;
+            let mut len = 0;
+            let data_ptr = data.as_ptr() as *mut u8;
+            check((f.C_Sign.expect("fn"))(
+                s,
+                data_ptr,
+                data.len() as CK_ULONG,
+                std::ptr::null_mut(),
+                &mut len,
+            ))?;
+            let mut out = vec![0u8; len as usize];
+            check((f.C_Sign.expect("fn"))(
+                s,
+                data_ptr,
+                data.len() as CK_ULONG,
+                out.as_mut_ptr(),
+                &mut len,
+            ))?;
+            out.truncate(len as usize);
+            Ok(out)
+        }
+    }
+
+    /// C_VerifyInit and a single-part C_Verify.
+    pub fn verify(
+        &self,
+        s: CK_SESSION_HANDLE,
+        ty: CK_MECHANISM_TYPE,
+        mut param: Vec<u8>,
+        key: CK_OBJECT_HANDLE,
+        data: &[u8],
+        sig: &[u8],
+    ) -> CK_RV {
+        let f = self.f();
+        let mut m = mechanism(ty, &mut param);
+        // SAFETY: valid mechanism, buffers and lengths.
+        unsafe {
+            let rv = (f.C_VerifyInit.expect("fn"))(s, &mut m, key);
+            if rv != CKR_OK {
+                return rv;
+            }
+            (f.C_Verify.expect("fn"))(
+                s,
+                data.as_ptr() as *mut u8,
+                data.len() as CK_ULONG,
+                sig.as_ptr() as *mut u8,
+                sig.len() as CK_ULONG,
+            )
+        }
+    }
+
+    pub fn generate_key(
+        &self,
+        s: CK_SESSION_HANDLE,
+        ty: CK_MECHANISM_TYPE,
+        t: &[(CK_ATTRIBUTE_TYPE, Vec<u8>)],
+    ) -> Result<CK_OBJECT_HANDLE, CK_RV> {
+        let mut tmpl = c_template(t);
+        let mut m = mechanism(ty, &mut []);
+        let mut h = 0;
+        // SAFETY: valid mechanism, template and out pointer.
+        check(unsafe {
+            (self.f().C_GenerateKey.expect("fn"))(
+                s,
+                &mut m,
+                tmpl.as_mut_ptr(),
+                tmpl.len() as CK_ULONG,
+                &mut h,
+            )
+        })?;
+        Ok(h)
+    }
+
+    /// C_GenerateKeyPair: (public, private) handles.
+    pub fn generate_key_pair(
+        &self,
+        s: CK_SESSION_HANDLE,
+        ty: CK_MECHANISM_TYPE,
+        public: &[(CK_ATTRIBUTE_TYPE, Vec<u8>)],
+        private: &[(CK_ATTRIBUTE_TYPE, Vec<u8>)],
+    ) -> Result<(CK_OBJECT_HANDLE, CK_OBJECT_HANDLE), CK_RV> {
+        let mut pubt = c_template(public);
+        let mut privt = c_template(private);
+        let mut m = mechanism(ty, &mut []);
+        let (mut hp, mut hs) = (0, 0);
+        // SAFETY: valid mechanism, templates and out pointers.
+        check(unsafe {
+            (self.f().C_GenerateKeyPair.expect("fn"))(
+                s,
+                &mut m,
+                pubt.as_mut_ptr(),
+                pubt.len() as CK_ULONG,
+                privt.as_mut_ptr(),
+                privt.len() as CK_ULONG,
+                &mut hp,
+                &mut hs,
+            )
+        })?;
+        Ok((hp, hs))
+    }
+}
+
 // SAFETY: the module is thread-safe (OS locking) and the list is immutable.
 unsafe impl Send for Raw {}
 // SAFETY: as above.

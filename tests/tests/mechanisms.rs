@@ -3,7 +3,7 @@
 //! checks, and generated keys.
 
 use pkcs11_sys::*;
-use softoken_tests::raw::{as_ul, ul, Raw, FALSE, TRUE};
+use softoken_tests::raw::{as_ul, mechanism, ul, Raw, FALSE, TRUE};
 use softoken_tests::*;
 
 struct Fixture {
@@ -18,18 +18,6 @@ fn setup() -> Fixture {
     let slot = raw.slots()[0];
     let s = raw.open(slot, true).unwrap();
     Fixture { raw, s, _dir: dir }
-}
-
-fn mech(ty: CK_MECHANISM_TYPE, param: &mut Vec<u8>) -> CK_MECHANISM {
-    CK_MECHANISM {
-        mechanism: ty,
-        pParameter: if param.is_empty() {
-            std::ptr::null_mut()
-        } else {
-            param.as_mut_ptr() as *mut _
-        },
-        ulParameterLen: param.len() as CK_ULONG,
-    }
 }
 
 impl Fixture {
@@ -51,69 +39,22 @@ impl Fixture {
     fn sign(
         &self,
         ty: CK_MECHANISM_TYPE,
-        mut param: Vec<u8>,
+        param: Vec<u8>,
         key: CK_OBJECT_HANDLE,
         data: &[u8],
     ) -> Result<Vec<u8>, CK_RV> {
-        let f = self.raw.f();
-        let mut m = mech(ty, &mut param);
-        // SAFETY: valid mechanism, buffers and lengths.
-        unsafe {
-            let rv = (f.C_SignInit.unwrap())(self.s, &mut m, key);
-            if rv != CKR_OK {
-                return Err(rv);
-            }
-            let mut len = 0;
-            let rv = (f.C_Sign.unwrap())(
-                self.s,
-                data.as_ptr() as *mut _,
-                data.len() as CK_ULONG,
-                std::ptr::null_mut(),
-                &mut len,
-            );
-            if rv != CKR_OK {
-                return Err(rv);
-            }
-            let mut out = vec![0u8; len as usize];
-            let rv = (f.C_Sign.unwrap())(
-                self.s,
-                data.as_ptr() as *mut _,
-                data.len() as CK_ULONG,
-                out.as_mut_ptr(),
-                &mut len,
-            );
-            if rv != CKR_OK {
-                return Err(rv);
-            }
-            out.truncate(len as usize);
-            Ok(out)
-        }
+        self.raw.sign(self.s, ty, param, key, data)
     }
 
     fn verify(
         &self,
         ty: CK_MECHANISM_TYPE,
-        mut param: Vec<u8>,
+        param: Vec<u8>,
         key: CK_OBJECT_HANDLE,
         data: &[u8],
         sig: &[u8],
     ) -> CK_RV {
-        let f = self.raw.f();
-        let mut m = mech(ty, &mut param);
-        // SAFETY: valid mechanism, buffers and lengths.
-        unsafe {
-            let rv = (f.C_VerifyInit.unwrap())(self.s, &mut m, key);
-            if rv != CKR_OK {
-                return rv;
-            }
-            (f.C_Verify.unwrap())(
-                self.s,
-                data.as_ptr() as *mut _,
-                data.len() as CK_ULONG,
-                sig.as_ptr() as *mut _,
-                sig.len() as CK_ULONG,
-            )
-        }
+        self.raw.verify(self.s, ty, param, key, data, sig)
     }
 
     fn generate(
@@ -121,31 +62,7 @@ impl Fixture {
         ty: CK_MECHANISM_TYPE,
         t: &[(CK_ATTRIBUTE_TYPE, Vec<u8>)],
     ) -> Result<CK_OBJECT_HANDLE, CK_RV> {
-        let mut tmpl: Vec<CK_ATTRIBUTE> = t
-            .iter()
-            .map(|(ty, v)| CK_ATTRIBUTE {
-                type_: *ty,
-                pValue: v.as_ptr() as *mut _,
-                ulValueLen: v.len() as CK_ULONG,
-            })
-            .collect();
-        let mut m = mech(ty, &mut Vec::new());
-        let mut h = 0;
-        // SAFETY: valid mechanism, template and out pointer.
-        let rv = unsafe {
-            (self.raw.f().C_GenerateKey.unwrap())(
-                self.s,
-                &mut m,
-                tmpl.as_mut_ptr(),
-                tmpl.len() as CK_ULONG,
-                &mut h,
-            )
-        };
-        if rv == CKR_OK {
-            Ok(h)
-        } else {
-            Err(rv)
-        }
+        self.raw.generate_key(self.s, ty, t)
     }
 }
 
@@ -214,7 +131,7 @@ fn multi_part_and_length_conventions() {
     let fx = setup();
     let f = fx.raw.f();
     let key = fx.secret(CKK_SHA256_HMAC, &[0x0b; 20], &[]);
-    let mut m = mech(CKM_SHA256_HMAC, &mut Vec::new());
+    let mut m = mechanism(CKM_SHA256_HMAC, &mut []);
     // SAFETY: valid pointers and lengths throughout.
     unsafe {
         let mut len = 0;

@@ -261,3 +261,35 @@ pub unsafe extern "C" fn C_GenerateKey(
         Ok(())
     })
 }
+
+#[no_mangle]
+pub unsafe extern "C" fn C_GenerateKeyPair(
+    hSession: CK_SESSION_HANDLE,
+    pMechanism: CK_MECHANISM_PTR,
+    pPublicKeyTemplate: CK_ATTRIBUTE_PTR,
+    ulPublicKeyAttributeCount: CK_ULONG,
+    pPrivateKeyTemplate: CK_ATTRIBUTE_PTR,
+    ulPrivateKeyAttributeCount: CK_ULONG,
+    phPublicKey: CK_OBJECT_HANDLE_PTR,
+    phPrivateKey: CK_OBJECT_HANDLE_PTR,
+) -> CK_RV {
+    with_module(|m| {
+        let (acc, token) = m.access(hSession)?;
+        // SAFETY: caller's pointers.
+        let (arg, public, private, public_out, private_out) = unsafe {
+            (
+                mechanism(pMechanism)?,
+                template(pPublicKeyTemplate, ulPublicKeyAttributeCount)?,
+                template(pPrivateKeyTemplate, ulPrivateKeyAttributeCount)?,
+                out(phPublicKey)?,
+                out(phPrivateKey)?,
+            )
+        };
+        let (public_made, private_made) = mechanism::generate_key_pair(&arg, &public)?;
+        let (h_public, h_private) =
+            token.store_generated_pair(acc, (public, public_made), (private, private_made))?;
+        *public_out = h_public;
+        *private_out = h_private;
+        Ok(())
+    })
+}

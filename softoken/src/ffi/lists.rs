@@ -73,7 +73,7 @@ macro_rules! function_list {
             C_SignEncryptUpdate: Some(pending::C_SignEncryptUpdate),
             C_DecryptVerifyUpdate: Some(pending::C_DecryptVerifyUpdate),
             C_GenerateKey: Some(super::crypto::C_GenerateKey),
-            C_GenerateKeyPair: Some(pending::C_GenerateKeyPair),
+            C_GenerateKeyPair: Some(super::crypto::C_GenerateKeyPair),
             C_WrapKey: Some(pending::C_WrapKey),
             C_UnwrapKey: Some(pending::C_UnwrapKey),
             C_DeriveKey: Some(pending::C_DeriveKey),

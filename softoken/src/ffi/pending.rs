@@ -52,7 +52,6 @@ no_mechanism!(C_MessageEncryptInit(hKey: CK_OBJECT_HANDLE));
 no_mechanism!(C_MessageDecryptInit(hKey: CK_OBJECT_HANDLE));
 no_mechanism!(C_MessageSignInit(hKey: CK_OBJECT_HANDLE));
 no_mechanism!(C_MessageVerifyInit(hKey: CK_OBJECT_HANDLE));
-no_mechanism!(C_GenerateKeyPair(pPublicKeyTemplate: CK_ATTRIBUTE_PTR, ulPublicKeyAttributeCount: CK_ULONG, pPrivateKeyTemplate: CK_ATTRIBUTE_PTR, ulPrivateKeyAttributeCount: CK_ULONG, phPublicKey: CK_OBJECT_HANDLE_PTR, phPrivateKey: CK_OBJECT_HANDLE_PTR));
 no_mechanism!(C_WrapKey(hWrappingKey: CK_OBJECT_HANDLE, hKey: CK_OBJECT_HANDLE, pWrappedKey: CK_BYTE_PTR, pulWrappedKeyLen: CK_ULONG_PTR));
 no_mechanism!(C_UnwrapKey(hUnwrappingKey: CK_OBJECT_HANDLE, pWrappedKey: CK_BYTE_PTR, ulWrappedKeyLen: CK_ULONG, pTemplate: CK_ATTRIBUTE_PTR, ulAttributeCount: CK_ULONG, phKey: CK_OBJECT_HANDLE_PTR));
 no_mechanism!(C_DeriveKey(hBaseKey: CK_OBJECT_HANDLE, pTemplate: CK_ATTRIBUTE_PTR, ulAttributeCount: CK_ULONG, phKey: CK_OBJECT_HANDLE_PTR));

@@ -1,0 +1,238 @@
+//! Elliptic-curve keys and ECDSA: curves named by CKA_EC_PARAMS, points in
+//! either encoding clients send, key pair generation, and the signing and
+//! verifying operations (raw, or over a hash streamed as data arrives).
+
+use aws_lc_rs::digest;
+use aws_lc_rs::encoding::AsBigEndian;
+use aws_lc_rs::signature::{
+    EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING, ECDSA_P384_SHA384_FIXED_SIGNING,
+    ECDSA_P521_SHA512_FIXED_SIGNING,
+};
+use pkcs11_sys::*;
+
+use crate::attr::Attrs;
+use crate::engine_sys::{Curve, EcKey};
+use crate::mechanism::{SignOp, VerifyOp};
+use crate::nss::CKA_NSS_DB;
+use crate::object::Generated;
+use crate::rv::{Result, Rv};
+
+/// CKA_EC_PARAMS of each curve: the DER of its named-curve OID.
+const CURVES: [(Curve, &[u8]); 3] = [
+    (
+        Curve::P256,
+        &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07],
+    ),
+    (Curve::P384, &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22]),
+    (Curve::P521, &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x23]),
+];
+
+/// Raw CKM_ECDSA input beyond this is refused (it is meant to be a hash).
+const MAX_RAW_INPUT: usize = 1024;
+
+pub fn curve_of(params: &[u8]) -> Result<Curve> {
+    CURVES
+        .iter()
+        .find(|(_, der)| *der == params)
+        .map(|(c, _)| *c)
+        .ok_or(Rv::CurveNotSupported)
+}
+
+fn params_of(curve: Curve) -> &'static [u8] {
+    CURVES
+        .iter()
+        .find(|(c, _)| *c == curve)
+        .map_or(&[], |(_, der)| der)
+}
+
+/// CKA_EC_POINT as NSS writes it: the point in a DER OCTET STRING.
+pub fn wrap_point(point: &[u8]) -> Vec<u8> {
+    let mut out = vec![0x04];
+    if point.len() < 0x80 {
+        out.push(point.len() as u8);
+    } else {
+        out.extend_from_slice(&[0x81, point.len() as u8]);
+    }
+    out.extend_from_slice(point);
+    out
+}
+
+/// The point of a CKA_EC_POINT value, given wrapped (as NSS and the
+/// specification have it) or raw (as some clients send it).
+pub fn unwrap_point(curve: Curve, value: &[u8]) -> Result<&[u8]> {
+    let raw_len = 2 * curve.field_len() + 1;
+    if value.len() == raw_len && value[0] == 0x04 {
+        return Ok(value);
+    }
+    let (header, len) = match value {
+        [0x04, 0x81, n, ..] => (3, *n as usize),
+        [0x04, n, ..] if *n < 0x80 => (2, *n as usize),
+        _ => return Err(Rv::KeyTypeInconsistent),
+    };
+    if value.len() != header + len {
+        return Err(Rv::KeyTypeInconsistent);
+    }
+    Ok(&value[header..])
+}
+
+/// A new key pair on the curve the public template names.
+pub fn generate(
+    mechanism: CK_MECHANISM_TYPE,
+    public_template: &Attrs,
+) -> Result<(Generated, Generated)> {
+    let params = public_template
+        .get(CKA_EC_PARAMS)
+        .ok_or(Rv::TemplateIncomplete)?;
+    let curve = curve_of(params)?;
+    let alg = match curve {
+        Curve::P256 => &ECDSA_P256_SHA256_FIXED_SIGNING,
+        Curve::P384 => &ECDSA_P384_SHA384_FIXED_SIGNING,
+        Curve::P521 => &ECDSA_P521_SHA512_FIXED_SIGNING,
+    };
+    let pair = EcdsaKeyPair::generate(alg).map_err(|_| Rv::FunctionFailed)?;
+    let scalar = pair
+        .private_key()
+        .as_be_bytes()
+        .map_err(|_| Rv::FunctionFailed)?;
+    let point = pair.public_key().as_ref().to_vec();
+
+    let mut public = Attrs::new();
+    public.set(CKA_EC_POINT, wrap_point(&point));
+    let mut private = Attrs::new();
+    private.set(CKA_EC_PARAMS, params_of(curve).to_vec());
+    private.set(CKA_VALUE, scalar.as_ref().to_vec());
+    // NSS keeps the public value beside the private key.
+    private.set(CKA_NSS_DB, point);
+    let made = |class, values| Generated {
+        class,
+        key_type: CKK_EC,
+        mechanism,
+        values,
+    };
+    Ok((made(CKO_PUBLIC_KEY, public), made(CKO_PRIVATE_KEY, private)))
+}
+
+/// The curve of an EC key object of this class that allows `usage`.
+fn checked_curve(key: &Attrs, class: CK_OBJECT_CLASS, usage: CK_ATTRIBUTE_TYPE) -> Result<Curve> {
+    if key.ulong(CKA_CLASS) != Some(class) || key.ulong(CKA_KEY_TYPE) != Some(CKK_EC) {
+        return Err(Rv::KeyTypeInconsistent);
+    }
+    if key.bool(usage) != Some(true) {
+        return Err(Rv::KeyFunctionNotPermitted);
+    }
+    curve_of(key.get(CKA_EC_PARAMS).ok_or(Rv::KeyTypeInconsistent)?)
+}
+
+/// The data given so far: a running hash, or the raw input of CKM_ECDSA.
+enum Input {
+    Hash(digest::Context),
+    Raw(Vec<u8>),
+}
+
+impl Input {
+    fn new(hash: Option<&'static digest::Algorithm>) -> Input {
+        match hash {
+            Some(alg) => Input::Hash(digest::Context::new(alg)),
+            None => Input::Raw(Vec::new()),
+        }
+    }
+
+    fn update(&mut self, data: &[u8]) -> Result<()> {
+        match self {
+            Input::Hash(ctx) => ctx.update(data),
+            Input::Raw(buf) => {
+                if buf.len() + data.len() > MAX_RAW_INPUT {
+                    return Err(Rv::DataLenRange);
+                }
+                buf.extend_from_slice(data);
+            }
+        }
+        Ok(())
+    }
+
+    fn digest(&self) -> Vec<u8> {
+        match self {
+            Input::Hash(ctx) => ctx.clone().finish().as_ref().to_vec(),
+            Input::Raw(buf) => buf.clone(),
+        }
+    }
+}
+
+struct EcdsaOp {
+    key: EcKey,
+    curve: Curve,
+    input: Input,
+}
+
+impl SignOp for EcdsaOp {
+    fn update(&mut self, data: &[u8]) -> Result<()> {
+        self.input.update(data)
+    }
+    fn output_len(&self) -> usize {
+        2 * self.curve.field_len()
+    }
+    fn sign(&mut self) -> Result<Vec<u8>> {
+        self.key.sign_digest(&self.input.digest())
+    }
+}
+
+impl VerifyOp for EcdsaOp {
+    fn update(&mut self, data: &[u8]) -> Result<()> {
+        self.input.update(data)
+    }
+    fn verify(&mut self, signature: &[u8]) -> Result<()> {
+        if self.key.verify_digest(&self.input.digest(), signature)? {
+            Ok(())
+        } else {
+            Err(Rv::SignatureInvalid)
+        }
+    }
+}
+
+pub fn sign_op(key: &Attrs, hash: Option<&'static digest::Algorithm>) -> Result<Box<dyn SignOp>> {
+    let curve = checked_curve(key, CKO_PRIVATE_KEY, CKA_SIGN)?;
+    let scalar = key.get(CKA_VALUE).ok_or(Rv::KeyTypeInconsistent)?;
+    Ok(Box::new(EcdsaOp {
+        key: EcKey::from_private(curve, scalar)?,
+        curve,
+        input: Input::new(hash),
+    }))
+}
+
+pub fn verify_op(
+    key: &Attrs,
+    hash: Option<&'static digest::Algorithm>,
+) -> Result<Box<dyn VerifyOp>> {
+    let curve = checked_curve(key, CKO_PUBLIC_KEY, CKA_VERIFY)?;
+    let point = unwrap_point(curve, key.get(CKA_EC_POINT).ok_or(Rv::KeyTypeInconsistent)?)?;
+    Ok(Box::new(EcdsaOp {
+        key: EcKey::from_public(curve, point)?,
+        curve,
+        input: Input::new(hash),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn points_in_both_encodings() {
+        let raw = [vec![4u8], vec![9u8; 64]].concat();
+        let wrapped = wrap_point(&raw);
+        assert_eq!(&wrapped[..2], &[0x04, 0x41]);
+        assert_eq!(unwrap_point(Curve::P256, &wrapped).unwrap(), &raw[..]);
+        assert_eq!(unwrap_point(Curve::P256, &raw).unwrap(), &raw[..]);
+        let p521 = [vec![4u8], vec![9u8; 132]].concat();
+        assert_eq!(&wrap_point(&p521)[..3], &[0x04, 0x81, 133]);
+        assert_eq!(
+            unwrap_point(Curve::P521, &wrap_point(&p521)).unwrap(),
+            &p521[..]
+        );
+        assert!(unwrap_point(Curve::P256, &wrapped[..20]).is_err());
+        assert_eq!(
+            curve_of(&[0x06, 0x01, 0x00]).unwrap_err(),
+            Rv::CurveNotSupported
+        );
+    }
+}
