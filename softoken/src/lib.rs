@@ -4,6 +4,7 @@
 //! The C boundary lives in `ffi`; everything below it is safe Rust that
 //! tests can call without loading the shared library.
 
+pub mod aes;
 pub mod attr;
 pub mod config;
 pub mod ec;

@@ -29,12 +29,16 @@ pub enum Operation {
     Ecdsa {
         hash: Option<&'static digest::Algorithm>,
     },
+    /// AES encryption and decryption in one mode.
+    Aes(crate::aes::Mode),
 }
 
-/// A mechanism as a caller names it: its type and its parameter's bytes.
+/// A mechanism as a caller names it: its type and its parameter's bytes
+/// (and, for parameters that hold pointers, what they point at).
 pub struct MechanismArg {
     pub ty: CK_MECHANISM_TYPE,
     pub param: Vec<u8>,
+    pub gcm: Option<crate::aes::GcmParams>,
 }
 
 impl MechanismArg {
@@ -48,7 +52,7 @@ impl MechanismArg {
         Ok(CK_ULONG::from_ne_bytes(bytes))
     }
 
-    fn no_param(&self) -> Result<()> {
+    pub fn no_param(&self) -> Result<()> {
         if self.param.is_empty() {
             Ok(())
         } else {
@@ -129,6 +133,16 @@ const fn ecdsa_mechanism(
     }
 }
 
+const fn aes_mechanism(ty: CK_MECHANISM_TYPE, mode: crate::aes::Mode) -> Mechanism {
+    Mechanism {
+        ty,
+        min_key_size: 16,
+        max_key_size: 32,
+        flags: CKF_ENCRYPT | CKF_DECRYPT,
+        operation: Operation::Aes(mode),
+    }
+}
+
 static MECHANISMS: &[Mechanism] = &[
     digest_mechanism(CKM_SHA_1, &digest::SHA1_FOR_LEGACY_USE_ONLY),
     digest_mechanism(CKM_SHA224, &digest::SHA224),
@@ -202,6 +216,11 @@ static MECHANISMS: &[Mechanism] = &[
     ecdsa_mechanism(CKM_ECDSA_SHA3_256, Some(&digest::SHA3_256)),
     ecdsa_mechanism(CKM_ECDSA_SHA3_384, Some(&digest::SHA3_384)),
     ecdsa_mechanism(CKM_ECDSA_SHA3_512, Some(&digest::SHA3_512)),
+    aes_mechanism(CKM_AES_ECB, crate::aes::Mode::Ecb),
+    aes_mechanism(CKM_AES_CBC, crate::aes::Mode::Cbc),
+    aes_mechanism(CKM_AES_CBC_PAD, crate::aes::Mode::CbcPad),
+    aes_mechanism(CKM_AES_CTR, crate::aes::Mode::Ctr),
+    aes_mechanism(CKM_AES_GCM, crate::aes::Mode::Gcm),
 ];
 
 pub fn all() -> &'static [Mechanism] {
@@ -248,6 +267,34 @@ impl DigestOp {
     pub fn result(&self) -> Vec<u8> {
         self.ctx.clone().finish().as_ref().to_vec()
     }
+}
+
+/// An encryption or decryption in progress.
+pub trait CipherOp: Send {
+    /// Enough room for the output of `more` bytes of input, and of the end
+    /// of the operation when `finishing` (it may exceed the exact length,
+    /// as the specification allows).
+    fn output_len(&self, more: usize, finishing: bool) -> usize;
+    /// Takes more input; returns the output it completes.
+    fn update(&mut self, input: &[u8]) -> Result<Vec<u8>>;
+    /// Ends the operation; returns the last output.
+    fn finish(&mut self) -> Result<Vec<u8>>;
+}
+
+/// The encrypting or decrypting operation a mechanism makes with a key.
+pub fn cipher_op(arg: &MechanismArg, key: &Attrs, encrypt: bool) -> Result<Box<dyn CipherOp>> {
+    match find(arg.ty)?.operation {
+        Operation::Aes(mode) => crate::aes::cipher_op(mode, arg, key, encrypt),
+        _ => Err(Rv::MechanismInvalid),
+    }
+}
+
+pub fn encrypt_op(arg: &MechanismArg, key: &Attrs) -> Result<Box<dyn CipherOp>> {
+    cipher_op(arg, key, true)
+}
+
+pub fn decrypt_op(arg: &MechanismArg, key: &Attrs) -> Result<Box<dyn CipherOp>> {
+    cipher_op(arg, key, false)
 }
 
 /// A signing (or MAC) operation in progress.

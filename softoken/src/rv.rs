@@ -20,6 +20,7 @@ macro_rules! rv_codes {
 
 rv_codes! {
     ActionProhibited = CKR_ACTION_PROHIBITED,
+    AeadDecryptFailed = CKR_AEAD_DECRYPT_FAILED,
     ArgumentsBad = CKR_ARGUMENTS_BAD,
     AttributeReadOnly = CKR_ATTRIBUTE_READ_ONLY,
     AttributeSensitive = CKR_ATTRIBUTE_SENSITIVE,
@@ -33,6 +34,8 @@ rv_codes! {
     DataLenRange = CKR_DATA_LEN_RANGE,
     DeviceError = CKR_DEVICE_ERROR,
     DeviceMemory = CKR_DEVICE_MEMORY,
+    EncryptedDataInvalid = CKR_ENCRYPTED_DATA_INVALID,
+    EncryptedDataLenRange = CKR_ENCRYPTED_DATA_LEN_RANGE,
     FunctionFailed = CKR_FUNCTION_FAILED,
     FunctionNotParallel = CKR_FUNCTION_NOT_PARALLEL,
     FunctionNotSupported = CKR_FUNCTION_NOT_SUPPORTED,

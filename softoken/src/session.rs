@@ -2,7 +2,7 @@
 
 use pkcs11_sys::*;
 
-use crate::mechanism::{DigestOp, SignOp, VerifyOp};
+use crate::mechanism::{CipherOp, DigestOp, SignOp, VerifyOp};
 
 /// An operation under way, and whether an `…Update` call started its
 /// multi-part form (after which the single-part call is not allowed).
@@ -44,6 +44,8 @@ pub struct Session {
     pub digest: Option<DigestOp>,
     pub sign: Option<Active<dyn SignOp>>,
     pub verify: Option<Active<dyn VerifyOp>>,
+    pub encrypt: Option<Active<dyn CipherOp>>,
+    pub decrypt: Option<Active<dyn CipherOp>>,
 }
 
 impl Session {
@@ -55,6 +57,8 @@ impl Session {
             digest: None,
             sign: None,
             verify: None,
+            encrypt: None,
+            decrypt: None,
         }
     }
 
@@ -71,6 +75,12 @@ impl Session {
         }
         if flags & CKF_VERIFY != 0 {
             self.verify = None;
+        }
+        if flags & CKF_ENCRYPT != 0 {
+            self.encrypt = None;
+        }
+        if flags & CKF_DECRYPT != 0 {
+            self.decrypt = None;
         }
     }
 }

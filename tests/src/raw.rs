@@ -420,6 +420,116 @@ impl Raw {
     }
 }
 
+/// Which way a cipher runs.
+#[derive(Clone, Copy)]
+pub enum Direction {
+    Encrypt,
+    Decrypt,
+}
+
+impl Raw {
+    /// Init and a single-part C_Encrypt / C_Decrypt with a length query.
+    pub fn crypt(
+        &self,
+        s: CK_SESSION_HANDLE,
+        dir: Direction,
+        ty: CK_MECHANISM_TYPE,
+        mut param: Vec<u8>,
+        key: CK_OBJECT_HANDLE,
+        input: &[u8],
+    ) -> Result<Vec<u8>, CK_RV> {
+        let f = self.f();
+        let (init, single) = match dir {
+            Direction::Encrypt => (f.C_EncryptInit.expect("fn"), f.C_Encrypt.expect("fn")),
+            Direction::Decrypt => (f.C_DecryptInit.expect("fn"), f.C_Decrypt.expect("fn")),
+        };
+        let mut m = mechanism(ty, &mut param);
+        let inp = input.as_ptr() as *mut u8;
+        let n = input.len() as CK_ULONG;
+        // SAFETY: valid mechanism, buffers and lengths.
+        unsafe {
+            check(init(s, &mut m, key))?;
+            let mut len = 0;
+            check(single(s, inp, n, std::ptr::null_mut(), &mut len))?;
+            let mut out = vec![0u8; len as usize];
+            check(single(s, inp, n, out.as_mut_ptr(), &mut len))?;
+            out.truncate(len as usize);
+            Ok(out)
+        }
+    }
+
+    /// Init, C_…Update for each part, then C_…Final, each output sized by
+    /// a length query first.
+    pub fn crypt_parts(
+        &self,
+        s: CK_SESSION_HANDLE,
+        dir: Direction,
+        ty: CK_MECHANISM_TYPE,
+        mut param: Vec<u8>,
+        key: CK_OBJECT_HANDLE,
+        parts: &[&[u8]],
+    ) -> Result<Vec<u8>, CK_RV> {
+        let f = self.f();
+        let (init, update, fin) = match dir {
+            Direction::Encrypt => (
+                f.C_EncryptInit.expect("fn"),
+                f.C_EncryptUpdate.expect("fn"),
+                f.C_EncryptFinal.expect("fn"),
+            ),
+            Direction::Decrypt => (
+                f.C_DecryptInit.expect("fn"),
+                f.C_DecryptUpdate.expect("fn"),
+                f.C_DecryptFinal.expect("fn"),
+            ),
+        };
+        let mut m = mechanism(ty, &mut param);
+        let mut out = Vec::new();
+        // SAFETY: valid mechanism, buffers and lengths.
+        unsafe {
+            check(init(s, &mut m, key))?;
+            for part in parts {
+                let (p, n) = (part.as_ptr() as *mut u8, part.len() as CK_ULONG);
+                let mut len = 0;
+                check(update(s, p, n, std::ptr::null_mut(), &mut len))?;
+                let mut buf = vec![0u8; len as usize];
+                check(update(s, p, n, buf.as_mut_ptr(), &mut len))?;
+                out.extend_from_slice(&buf[..len as usize]);
+            }
+            let mut len = 0;
+            check(fin(s, std::ptr::null_mut(), &mut len))?;
+            let mut buf = vec![0u8; len as usize];
+            check(fin(s, buf.as_mut_ptr(), &mut len))?;
+            out.extend_from_slice(&buf[..len as usize]);
+        }
+        Ok(out)
+    }
+}
+
+/// CK_GCM_PARAMS as parameter bytes; `iv` and `aad` must outlive its use.
+pub fn gcm_param(iv: &[u8], aad: &[u8], tag_bits: CK_ULONG) -> Vec<u8> {
+    let params = CK_GCM_PARAMS {
+        pIv: iv.as_ptr() as *mut u8,
+        ulIvLen: iv.len() as CK_ULONG,
+        ulIvBits: (iv.len() * 8) as CK_ULONG,
+        pAAD: aad.as_ptr() as *mut u8,
+        ulAADLen: aad.len() as CK_ULONG,
+        ulTagBits: tag_bits,
+    };
+    // SAFETY: a plain C struct viewed as its bytes.
+    unsafe {
+        std::slice::from_raw_parts(
+            &params as *const CK_GCM_PARAMS as *const u8,
+            std::mem::size_of::<CK_GCM_PARAMS>(),
+        )
+    }
+    .to_vec()
+}
+
+/// CK_AES_CTR_PARAMS as parameter bytes.
+pub fn ctr_param(counter_bits: CK_ULONG, counter: &[u8; 16]) -> Vec<u8> {
+    [&counter_bits.to_ne_bytes()[..], counter].concat()
+}
+
 // SAFETY: the module is thread-safe (OS locking) and the list is immutable.
 unsafe impl Send for Raw {}
 // SAFETY: as above.

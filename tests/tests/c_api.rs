@@ -209,13 +209,25 @@ fn slots_and_token_info() {
             (f.C_GetSlotInfo.unwrap())(slot, std::ptr::null_mut()),
             CKR_ARGUMENTS_BAD
         );
-        let mut mechs = [0; 32];
-        let mut count = 32;
+        let mut count = 0;
+        assert_eq!(
+            (f.C_GetMechanismList.unwrap())(slot, std::ptr::null_mut(), &mut count),
+            CKR_OK
+        );
+        let mut mechs = vec![0; count as usize];
+        let mut short = 1;
+        assert_eq!(
+            (f.C_GetMechanismList.unwrap())(slot, mechs.as_mut_ptr(), &mut short),
+            CKR_BUFFER_TOO_SMALL
+        );
+        assert_eq!(short, count);
         assert_eq!(
             (f.C_GetMechanismList.unwrap())(slot, mechs.as_mut_ptr(), &mut count),
             CKR_OK
         );
-        assert!(mechs[..count as usize].contains(&CKM_SHA256));
+        for m in [CKM_SHA256, CKM_SHA256_HMAC, CKM_ECDSA, CKM_AES_GCM] {
+            assert!(mechs.contains(&m), "{m:#x}");
+        }
         let mut mi = CK_MECHANISM_INFO::default();
         assert_eq!(
             (f.C_GetMechanismInfo.unwrap())(slot, CKM_SHA256, &mut mi),

@@ -3,7 +3,7 @@
 use pkcs11_sys::*;
 
 use super::util::{bytes, copy_out, mechanism, out, template, with_module};
-use crate::mechanism::{self, SignOp};
+use crate::mechanism::{self, CipherOp, SignOp};
 use crate::module::Module;
 use crate::rv::{Result, Rv};
 use crate::session::{Active, Session};
@@ -291,5 +291,265 @@ pub unsafe extern "C" fn C_GenerateKeyPair(
         *public_out = h_public;
         *private_out = h_private;
         Ok(())
+    })
+}
+
+/// Delivers cipher output by the length-query protocol: `input` is more
+/// data (if any), `finishing` ends the operation. Returns whether the
+/// operation goes on.
+unsafe fn deliver_cipher(
+    op: &mut dyn CipherOp,
+    input: &[u8],
+    finishing: bool,
+    p: *mut u8,
+    len: CK_ULONG_PTR,
+) -> (Result<()>, bool) {
+    // SAFETY: caller's pointer, checked for null.
+    let len_ref = match unsafe { out(len) } {
+        Ok(l) => l,
+        Err(e) => return (Err(e), false),
+    };
+    let need = op.output_len(input.len(), finishing) as CK_ULONG;
+    if p.is_null() {
+        *len_ref = need;
+        return (Ok(()), true);
+    }
+    if *len_ref < need {
+        *len_ref = need;
+        return (Err(Rv::BufferTooSmall), true);
+    }
+    let result = (|| {
+        let mut output = op.update(input)?;
+        if finishing {
+            output.extend_from_slice(&op.finish()?);
+        }
+        // SAFETY: the caller's buffer holds *len >= need >= output bytes.
+        unsafe { copy_out(&output, p, len) }
+    })();
+    let goes_on = result.is_ok() && !finishing;
+    (result, goes_on)
+}
+
+/// The encryption or decryption slot of a session.
+type CipherSlot = fn(&mut Session) -> &mut Option<Active<dyn CipherOp>>;
+
+/// C_Encrypt / C_Decrypt: single-part.
+unsafe fn cipher_single(
+    m: &Module,
+    hSession: CK_SESSION_HANDLE,
+    slot: CipherSlot,
+    input: CK_BYTE_PTR,
+    input_len: CK_ULONG,
+    output: CK_BYTE_PTR,
+    output_len: CK_ULONG_PTR,
+) -> Result<()> {
+    let (session, _) = m.session(hSession)?;
+    let mut s = session.lock();
+    let active = slot(&mut s).as_mut().ok_or(Rv::OperationNotInitialized)?;
+    if active.multi_part {
+        return Err(Rv::OperationActive);
+    }
+    // SAFETY: caller's pointers and lengths.
+    let (result, keep) = match unsafe { bytes(input, input_len) } {
+        Ok(data) => unsafe { deliver_cipher(&mut *active.op, data, true, output, output_len) },
+        Err(e) => (Err(e), false),
+    };
+    if !keep {
+        *slot(&mut s) = None;
+    }
+    result
+}
+
+/// C_EncryptUpdate / C_DecryptUpdate (with input) and C_EncryptFinal /
+/// C_DecryptFinal (without).
+unsafe fn cipher_part(
+    m: &Module,
+    hSession: CK_SESSION_HANDLE,
+    slot: CipherSlot,
+    input: Option<(CK_BYTE_PTR, CK_ULONG)>,
+    output: CK_BYTE_PTR,
+    output_len: CK_ULONG_PTR,
+) -> Result<()> {
+    let (session, _) = m.session(hSession)?;
+    let mut s = session.lock();
+    let active = slot(&mut s).as_mut().ok_or(Rv::OperationNotInitialized)?;
+    active.multi_part = true;
+    let (result, keep) = match input {
+        // SAFETY: caller's pointers and lengths.
+        Some((p, n)) => match unsafe { bytes(p, n) } {
+            Ok(data) => unsafe { deliver_cipher(&mut *active.op, data, false, output, output_len) },
+            Err(e) => (Err(e), false),
+        },
+        // SAFETY: caller's pointers.
+        None => unsafe { deliver_cipher(&mut *active.op, &[], true, output, output_len) },
+    };
+    if !keep {
+        *slot(&mut s) = None;
+    }
+    result
+}
+
+fn encrypt_slot(s: &mut Session) -> &mut Option<Active<dyn CipherOp>> {
+    &mut s.encrypt
+}
+
+fn decrypt_slot(s: &mut Session) -> &mut Option<Active<dyn CipherOp>> {
+    &mut s.decrypt
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_EncryptInit(
+    hSession: CK_SESSION_HANDLE,
+    pMechanism: CK_MECHANISM_PTR,
+    hKey: CK_OBJECT_HANDLE,
+) -> CK_RV {
+    // SAFETY: forwarded from the caller.
+    with_module(|m| unsafe {
+        start(
+            m,
+            hSession,
+            pMechanism,
+            hKey,
+            CKF_ENCRYPT,
+            encrypt_slot,
+            mechanism::encrypt_op,
+        )
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_Encrypt(
+    hSession: CK_SESSION_HANDLE,
+    pData: CK_BYTE_PTR,
+    ulDataLen: CK_ULONG,
+    pEncryptedData: CK_BYTE_PTR,
+    pulEncryptedDataLen: CK_ULONG_PTR,
+) -> CK_RV {
+    // SAFETY: forwarded from the caller.
+    with_module(|m| unsafe {
+        cipher_single(
+            m,
+            hSession,
+            encrypt_slot,
+            pData,
+            ulDataLen,
+            pEncryptedData,
+            pulEncryptedDataLen,
+        )
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_EncryptUpdate(
+    hSession: CK_SESSION_HANDLE,
+    pPart: CK_BYTE_PTR,
+    ulPartLen: CK_ULONG,
+    pEncryptedPart: CK_BYTE_PTR,
+    pulEncryptedPartLen: CK_ULONG_PTR,
+) -> CK_RV {
+    // SAFETY: forwarded from the caller.
+    with_module(|m| unsafe {
+        cipher_part(
+            m,
+            hSession,
+            encrypt_slot,
+            Some((pPart, ulPartLen)),
+            pEncryptedPart,
+            pulEncryptedPartLen,
+        )
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_EncryptFinal(
+    hSession: CK_SESSION_HANDLE,
+    pLastEncryptedPart: CK_BYTE_PTR,
+    pulLastEncryptedPartLen: CK_ULONG_PTR,
+) -> CK_RV {
+    // SAFETY: forwarded from the caller.
+    with_module(|m| unsafe {
+        cipher_part(
+            m,
+            hSession,
+            encrypt_slot,
+            None,
+            pLastEncryptedPart,
+            pulLastEncryptedPartLen,
+        )
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_DecryptInit(
+    hSession: CK_SESSION_HANDLE,
+    pMechanism: CK_MECHANISM_PTR,
+    hKey: CK_OBJECT_HANDLE,
+) -> CK_RV {
+    // SAFETY: forwarded from the caller.
+    with_module(|m| unsafe {
+        start(
+            m,
+            hSession,
+            pMechanism,
+            hKey,
+            CKF_DECRYPT,
+            decrypt_slot,
+            mechanism::decrypt_op,
+        )
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_Decrypt(
+    hSession: CK_SESSION_HANDLE,
+    pEncryptedData: CK_BYTE_PTR,
+    ulEncryptedDataLen: CK_ULONG,
+    pData: CK_BYTE_PTR,
+    pulDataLen: CK_ULONG_PTR,
+) -> CK_RV {
+    // SAFETY: forwarded from the caller.
+    with_module(|m| unsafe {
+        cipher_single(
+            m,
+            hSession,
+            decrypt_slot,
+            pEncryptedData,
+            ulEncryptedDataLen,
+            pData,
+            pulDataLen,
+        )
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_DecryptUpdate(
+    hSession: CK_SESSION_HANDLE,
+    pEncryptedPart: CK_BYTE_PTR,
+    ulEncryptedPartLen: CK_ULONG,
+    pPart: CK_BYTE_PTR,
+    pulPartLen: CK_ULONG_PTR,
+) -> CK_RV {
+    // SAFETY: forwarded from the caller.
+    with_module(|m| unsafe {
+        cipher_part(
+            m,
+            hSession,
+            decrypt_slot,
+            Some((pEncryptedPart, ulEncryptedPartLen)),
+            pPart,
+            pulPartLen,
+        )
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_DecryptFinal(
+    hSession: CK_SESSION_HANDLE,
+    pLastPart: CK_BYTE_PTR,
+    pulLastPartLen: CK_ULONG_PTR,
+) -> CK_RV {
+    // SAFETY: forwarded from the caller.
+    with_module(|m| unsafe {
+        cipher_part(m, hSession, decrypt_slot, None, pLastPart, pulLastPartLen)
     })
 }

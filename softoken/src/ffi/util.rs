@@ -91,7 +91,8 @@ pub unsafe fn items_mut<'a, T>(p: *mut T, count: usize) -> Result<&'a mut [T]> {
     Ok(unsafe { std::slice::from_raw_parts_mut(p, count) })
 }
 
-/// A mechanism and a copy of its parameter.
+/// A mechanism and a copy of its parameter (and of what a parameter's
+/// pointers point at).
 ///
 /// # Safety
 /// `p` is null or a valid CK_MECHANISM whose parameter is valid.
@@ -101,9 +102,52 @@ pub unsafe fn mechanism(p: CK_MECHANISM_PTR) -> Result<crate::mechanism::Mechani
     // SAFETY: the parameter's pointer and length come from the caller.
     let param = unsafe { bytes(m.pParameter as *const u8, m.ulParameterLen) }
         .map_err(|_| Rv::MechanismParamInvalid)?;
+    let gcm = if m.mechanism == CKM_AES_GCM {
+        // SAFETY: a GCM parameter is a CK_GCM_PARAMS of the length given.
+        Some(unsafe { gcm_params(param)? })
+    } else {
+        None
+    };
     Ok(crate::mechanism::MechanismArg {
         ty: m.mechanism,
         param: param.to_vec(),
+        gcm,
+    })
+}
+
+/// CK_GCM_PARAMS, in the 3.0 layout or the 2.40 one without ulIvBits
+/// (which some clients still send; told apart by the length).
+///
+/// # Safety
+/// `param` holds the caller's structure, whose pointers are valid.
+unsafe fn gcm_params(param: &[u8]) -> Result<crate::aes::GcmParams> {
+    const UL: usize = std::mem::size_of::<CK_ULONG>();
+    let word = |i: usize| -> Result<u64> {
+        let bytes: [u8; UL] = param
+            .get(i * UL..(i + 1) * UL)
+            .and_then(|b| b.try_into().ok())
+            .ok_or(Rv::MechanismParamInvalid)?;
+        Ok(u64::from_ne_bytes(bytes))
+    };
+    // pIv, ulIvLen, [ulIvBits,] pAAD, ulAADLen, ulTagBits
+    let (iv_ptr, iv_len, aad_ptr, aad_len, tag_bits) = match param.len() {
+        n if n == std::mem::size_of::<CK_GCM_PARAMS>() => {
+            (word(0)?, word(1)?, word(3)?, word(4)?, word(5)?)
+        }
+        n if n == 5 * UL => (word(0)?, word(1)?, word(2)?, word(3)?, word(4)?),
+        _ => return Err(Rv::MechanismParamInvalid),
+    };
+    // SAFETY: the caller's IV and AAD buffers, of the lengths it gives.
+    let (iv, aad) = unsafe {
+        (
+            bytes(iv_ptr as *const u8, iv_len)?,
+            bytes(aad_ptr as *const u8, aad_len)?,
+        )
+    };
+    Ok(crate::aes::GcmParams {
+        iv: iv.to_vec(),
+        aad: aad.to_vec(),
+        tag_bits,
     })
 }
 

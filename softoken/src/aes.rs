@@ -1,0 +1,384 @@
+//! AES encryption and decryption: ECB, CBC, CBC-PAD, CTR and GCM, single-
+//! and multi-part. Partial blocks are kept between calls here; the block
+//! work is aws-lc-rs's.
+
+use aws_lc_rs::aead::{self, Aad, LessSafeKey, Nonce, UnboundKey};
+use aws_lc_rs::cipher::{
+    DecryptingKey, DecryptionContext, EncryptingKey, EncryptionContext, PaddedBlockDecryptingKey,
+    UnboundCipherKey, AES_128, AES_192, AES_256,
+};
+use pkcs11_sys::*;
+use zeroize::Zeroizing;
+
+use crate::attr::Attrs;
+use crate::mechanism::{CipherOp, MechanismArg};
+use crate::rv::{Result, Rv};
+
+const BLOCK: usize = 16;
+
+/// The AES modes of the mechanism table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Ecb,
+    Cbc,
+    CbcPad,
+    Ctr,
+    Gcm,
+}
+
+/// CK_GCM_PARAMS, read at the C boundary.
+#[derive(Clone, Debug, Default)]
+pub struct GcmParams {
+    pub iv: Vec<u8>,
+    pub aad: Vec<u8>,
+    pub tag_bits: CK_ULONG,
+}
+
+fn cipher_key(key: &[u8]) -> Result<UnboundCipherKey> {
+    let alg = match key.len() {
+        16 => &AES_128,
+        24 => &AES_192,
+        32 => &AES_256,
+        _ => return Err(Rv::KeySizeRange),
+    };
+    UnboundCipherKey::new(alg, key).map_err(|_| Rv::GeneralError)
+}
+
+/// The value of an AES key that allows `usage`.
+fn aes_key(key: &Attrs, usage: CK_ATTRIBUTE_TYPE) -> Result<Zeroizing<Vec<u8>>> {
+    if key.ulong(CKA_CLASS) != Some(CKO_SECRET_KEY) || key.ulong(CKA_KEY_TYPE) != Some(CKK_AES) {
+        return Err(Rv::KeyTypeInconsistent);
+    }
+    if key.bool(usage) != Some(true) {
+        return Err(Rv::KeyFunctionNotPermitted);
+    }
+    let value = key.get(CKA_VALUE).ok_or(Rv::KeyTypeInconsistent)?;
+    if ![16, 24, 32].contains(&value.len()) {
+        return Err(Rv::KeySizeRange);
+    }
+    Ok(Zeroizing::new(value.to_vec()))
+}
+
+/// The error for input that is not a whole number of blocks.
+fn len_range(encrypt: bool) -> Rv {
+    if encrypt {
+        Rv::DataLenRange
+    } else {
+        Rv::EncryptedDataLenRange
+    }
+}
+
+/// ECB, CBC and CBC-PAD: whole blocks go through as they arrive; a partial
+/// block waits (and for CBC-PAD decryption, the last whole block too, since
+/// it holds the padding).
+struct BlockOp {
+    key: Zeroizing<Vec<u8>>,
+    mode: Mode,
+    encrypt: bool,
+    /// The chaining value for the next block (CBC modes).
+    iv: [u8; BLOCK],
+    pending: Zeroizing<Vec<u8>>,
+}
+
+impl BlockOp {
+    /// How many of `total` waiting bytes can go through now.
+    fn ready(&self, total: usize) -> usize {
+        let whole = total - total % BLOCK;
+        if self.mode == Mode::CbcPad && !self.encrypt && whole == total {
+            whole.saturating_sub(BLOCK)
+        } else {
+            whole
+        }
+    }
+
+    /// Runs whole blocks through the cipher, chaining the IV.
+    fn process(&mut self, blocks: &mut [u8]) -> Result<()> {
+        if blocks.is_empty() {
+            return Ok(());
+        }
+        let key = cipher_key(&self.key)?;
+        let next_iv: Option<[u8; BLOCK]> = match (self.mode, self.encrypt) {
+            (Mode::Ecb, _) => None,
+            // Decrypting: the last ciphertext block is the input's.
+            (_, false) => blocks[blocks.len() - BLOCK..].try_into().ok(),
+            (_, true) => None,
+        };
+        let result = match (self.mode, self.encrypt) {
+            (Mode::Ecb, true) => EncryptingKey::ecb(key).and_then(|k| {
+                k.less_safe_encrypt(blocks, EncryptionContext::None)
+                    .map(|_| ())
+            }),
+            (Mode::Ecb, false) => DecryptingKey::ecb(key)
+                .and_then(|k| k.decrypt(blocks, DecryptionContext::None).map(|_| ())),
+            (_, true) => EncryptingKey::cbc(key).and_then(|k| {
+                k.less_safe_encrypt(blocks, EncryptionContext::Iv128(self.iv.into()))
+                    .map(|_| ())
+            }),
+            (_, false) => DecryptingKey::cbc(key).and_then(|k| {
+                k.decrypt(blocks, DecryptionContext::Iv128(self.iv.into()))
+                    .map(|_| ())
+            }),
+        };
+        result.map_err(|_| Rv::GeneralError)?;
+        if self.mode != Mode::Ecb {
+            self.iv = match next_iv {
+                Some(iv) => iv,
+                None => blocks[blocks.len() - BLOCK..]
+                    .try_into()
+                    .map_err(|_| Rv::GeneralError)?,
+            };
+        }
+        Ok(())
+    }
+}
+
+impl CipherOp for BlockOp {
+    fn output_len(&self, more: usize, finishing: bool) -> usize {
+        let total = self.pending.len() + more;
+        match (self.mode, self.encrypt, finishing) {
+            (Mode::CbcPad, true, true) => total - total % BLOCK + BLOCK,
+            // At least one byte of padding goes.
+            (Mode::CbcPad, false, true) => total.saturating_sub(1),
+            _ => self.ready(total),
+        }
+    }
+
+    fn update(&mut self, input: &[u8]) -> Result<Vec<u8>> {
+        self.pending.extend_from_slice(input);
+        let n = self.ready(self.pending.len());
+        let mut out: Vec<u8> = self.pending.drain(..n).collect();
+        self.process(&mut out)?;
+        Ok(out)
+    }
+
+    fn finish(&mut self) -> Result<Vec<u8>> {
+        match (self.mode, self.encrypt) {
+            (Mode::CbcPad, true) => {
+                let pad = BLOCK - self.pending.len() % BLOCK;
+                let mut block = std::mem::take(&mut *self.pending);
+                block.resize(block.len() + pad, pad as u8);
+                self.process(&mut block)?;
+                Ok(block)
+            }
+            (Mode::CbcPad, false) => {
+                if self.pending.len() != BLOCK {
+                    return Err(Rv::EncryptedDataLenRange);
+                }
+                // The padded block, checked in constant time by aws-lc.
+                let key = PaddedBlockDecryptingKey::cbc_pkcs7(cipher_key(&self.key)?)
+                    .map_err(|_| Rv::GeneralError)?;
+                let mut block = std::mem::take(&mut *self.pending);
+                let len = key
+                    .decrypt(&mut block, DecryptionContext::Iv128(self.iv.into()))
+                    .map_err(|_| Rv::EncryptedDataInvalid)?
+                    .len();
+                block.truncate(len);
+                Ok(block)
+            }
+            _ if !self.pending.is_empty() => Err(len_range(self.encrypt)),
+            _ => Ok(Vec::new()),
+        }
+    }
+}
+
+/// CTR: the keystream is AES over counter blocks whose low `counter_bits`
+/// bits count; running past the counter's end is refused rather than
+/// reusing keystream.
+struct CtrOp {
+    key: Zeroizing<Vec<u8>>,
+    counter: [u8; BLOCK],
+    counter_bits: u32,
+    /// Counter blocks still free before the counter wraps.
+    blocks_left: u128,
+    /// Unused keystream of the last block.
+    keystream: Zeroizing<Vec<u8>>,
+}
+
+impl CtrOp {
+    fn next_counter(&mut self) {
+        let mask = if self.counter_bits == 128 {
+            u128::MAX
+        } else {
+            (1u128 << self.counter_bits) - 1
+        };
+        let c = u128::from_be_bytes(self.counter);
+        let next = (c & !mask) | (c.wrapping_add(1) & mask);
+        self.counter = next.to_be_bytes();
+    }
+}
+
+impl CipherOp for CtrOp {
+    fn output_len(&self, more: usize, _finishing: bool) -> usize {
+        more
+    }
+
+    fn update(&mut self, input: &[u8]) -> Result<Vec<u8>> {
+        let mut out = input.to_vec();
+        let mut done = 0;
+        while done < out.len() {
+            if self.keystream.is_empty() {
+                if self.blocks_left == 0 {
+                    return Err(Rv::DataLenRange);
+                }
+                // A run of counter blocks encrypted at once.
+                let blocks = ((out.len() - done).div_ceil(BLOCK) as u128)
+                    .min(self.blocks_left)
+                    .min(4096) as usize;
+                let mut stream = Zeroizing::new(Vec::with_capacity(blocks * BLOCK));
+                for _ in 0..blocks {
+                    stream.extend_from_slice(&self.counter);
+                    self.next_counter();
+                }
+                self.blocks_left -= blocks as u128;
+                EncryptingKey::ecb(cipher_key(&self.key)?)
+                    .and_then(|k| {
+                        k.less_safe_encrypt(&mut stream, EncryptionContext::None)
+                            .map(|_| ())
+                    })
+                    .map_err(|_| Rv::GeneralError)?;
+                self.keystream = stream;
+            }
+            let n = self.keystream.len().min(out.len() - done);
+            for (o, k) in out[done..done + n].iter_mut().zip(self.keystream.iter()) {
+                *o ^= k;
+            }
+            self.keystream.drain(..n);
+            done += n;
+        }
+        Ok(out)
+    }
+
+    fn finish(&mut self) -> Result<Vec<u8>> {
+        Ok(Vec::new())
+    }
+}
+
+/// GCM: the whole message is sealed or opened at the end.
+struct GcmOp {
+    key: LessSafeKey,
+    nonce: [u8; 12],
+    aad: Vec<u8>,
+    encrypt: bool,
+    data: Zeroizing<Vec<u8>>,
+}
+
+const GCM_TAG_LEN: usize = 16;
+
+impl CipherOp for GcmOp {
+    fn output_len(&self, more: usize, finishing: bool) -> usize {
+        let total = self.data.len() + more;
+        match (finishing, self.encrypt) {
+            (false, _) => 0,
+            (true, true) => total + GCM_TAG_LEN,
+            (true, false) => total.saturating_sub(GCM_TAG_LEN),
+        }
+    }
+
+    fn update(&mut self, input: &[u8]) -> Result<Vec<u8>> {
+        self.data.extend_from_slice(input);
+        Ok(Vec::new())
+    }
+
+    fn finish(&mut self) -> Result<Vec<u8>> {
+        let nonce = Nonce::assume_unique_for_key(self.nonce);
+        let mut data = std::mem::take(&mut *self.data);
+        if self.encrypt {
+            self.key
+                .seal_in_place_append_tag(nonce, Aad::from(&self.aad), &mut data)
+                .map_err(|_| Rv::GeneralError)?;
+            Ok(data)
+        } else {
+            if data.len() < GCM_TAG_LEN {
+                return Err(Rv::EncryptedDataLenRange);
+            }
+            let len = self
+                .key
+                .open_in_place(nonce, Aad::from(&self.aad), &mut data)
+                .map_err(|_| Rv::AeadDecryptFailed)?
+                .len();
+            data.truncate(len);
+            Ok(data)
+        }
+    }
+}
+
+/// The operation of an AES mechanism with a key.
+pub fn cipher_op(
+    mode: Mode,
+    arg: &MechanismArg,
+    key: &Attrs,
+    encrypt: bool,
+) -> Result<Box<dyn CipherOp>> {
+    let value = aes_key(key, if encrypt { CKA_ENCRYPT } else { CKA_DECRYPT })?;
+    let iv = |param: &[u8]| -> Result<[u8; BLOCK]> {
+        param.try_into().map_err(|_| Rv::MechanismParamInvalid)
+    };
+    Ok(match mode {
+        Mode::Ecb | Mode::Cbc | Mode::CbcPad => Box::new(BlockOp {
+            iv: if mode == Mode::Ecb {
+                arg.no_param()?;
+                [0; BLOCK]
+            } else {
+                iv(&arg.param)?
+            },
+            key: value,
+            mode,
+            encrypt,
+            pending: Zeroizing::new(Vec::new()),
+        }),
+        Mode::Ctr => {
+            // CK_AES_CTR_PARAMS: ulCounterBits, then the 16-byte counter block.
+            let ul = std::mem::size_of::<CK_ULONG>();
+            if arg.param.len() != ul + BLOCK {
+                return Err(Rv::MechanismParamInvalid);
+            }
+            let bits = CK_ULONG::from_ne_bytes(
+                arg.param[..ul]
+                    .try_into()
+                    .map_err(|_| Rv::MechanismParamInvalid)?,
+            );
+            if bits == 0 || bits > 128 {
+                return Err(Rv::MechanismParamInvalid);
+            }
+            let counter: [u8; BLOCK] = iv(&arg.param[ul..])?;
+            let mask = if bits == 128 {
+                u128::MAX
+            } else {
+                (1u128 << bits) - 1
+            };
+            let used = u128::from_be_bytes(counter) & mask;
+            Box::new(CtrOp {
+                key: value,
+                counter,
+                counter_bits: bits as u32,
+                blocks_left: (mask - used).saturating_add(1),
+                keystream: Zeroizing::new(Vec::new()),
+            })
+        }
+        Mode::Gcm => {
+            let gcm = arg.gcm.as_ref().ok_or(Rv::MechanismParamInvalid)?;
+            // aws-lc-rs offers the standard 96-bit IV and 128-bit tag.
+            let nonce: [u8; 12] = gcm
+                .iv
+                .as_slice()
+                .try_into()
+                .map_err(|_| Rv::MechanismParamInvalid)?;
+            if gcm.tag_bits != 128 {
+                return Err(Rv::MechanismParamInvalid);
+            }
+            let alg = match value.len() {
+                16 => &aead::AES_128_GCM,
+                24 => &aead::AES_192_GCM,
+                _ => &aead::AES_256_GCM,
+            };
+            let unbound = UnboundKey::new(alg, &value).map_err(|_| Rv::GeneralError)?;
+            Box::new(GcmOp {
+                key: LessSafeKey::new(unbound),
+                nonce,
+                aad: gcm.aad.clone(),
+                encrypt,
+                data: Zeroizing::new(Vec::new()),
+            })
+        }
+    })
+}

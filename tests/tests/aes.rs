@@ -1,0 +1,347 @@
+//! AES through the C API: NIST SP 800-38A and GCM known answers, OpenSSL
+//! agreeing on CBC-PAD, multi-part in awkward pieces, and the errors.
+
+use std::process::Command;
+
+use pkcs11_sys::*;
+use softoken_tests::raw::{ctr_param, gcm_param, ul, Direction, Raw, FALSE, TRUE};
+use softoken_tests::*;
+use Direction::{Decrypt, Encrypt};
+
+const KEY: &str = "2b7e151628aed2a6abf7158809cf4f3c";
+const PLAIN: &str = "6bc1bee22e409f96e93d7e117393172aae2d8a571e03ac9c9eb76fac45af8e5130c81c46a35ce411e5fbc1191a0a52eff69f2445df4f9b17ad2b417be66c3710";
+const IV: &str = "000102030405060708090a0b0c0d0e0f";
+
+fn h(s: &str) -> Vec<u8> {
+    hex::decode(s).unwrap()
+}
+
+fn setup() -> (Raw, CK_SESSION_HANDLE, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = Raw::with_params(&sql_params(dir.path()));
+    let slot = raw.slots()[0];
+    let s = raw.open(slot, true).unwrap();
+    (raw, s, dir)
+}
+
+fn aes_key(
+    raw: &Raw,
+    s: CK_SESSION_HANDLE,
+    value: &[u8],
+    extra: &[(CK_ATTRIBUTE_TYPE, Vec<u8>)],
+) -> CK_OBJECT_HANDLE {
+    let mut t = vec![
+        (CKA_CLASS, ul(CKO_SECRET_KEY)),
+        (CKA_KEY_TYPE, ul(CKK_AES)),
+        (CKA_VALUE, value.to_vec()),
+    ];
+    t.extend_from_slice(extra);
+    raw.create(s, &t).unwrap()
+}
+
+#[test]
+fn sp800_38a_known_answers_single_and_multi_part() {
+    let (raw, s, _dir) = setup();
+    let key = aes_key(&raw, s, &h(KEY), &[]);
+    let plain = h(PLAIN);
+    let counter: [u8; 16] = h("f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff").try_into().unwrap();
+    let cases = [
+        (CKM_AES_ECB, vec![], "3ad77bb40d7a3660a89ecaf32466ef97f5d3d58503b9699de785895a96fdbaaf43b1cd7f598ece23881b00e3ed0306887b0c785e27e8ad3f8223207104725dd4"),
+        (CKM_AES_CBC, h(IV), "7649abac8119b246cee98e9b12e9197d5086cb9b507219ee95db113a917678b273bed6b8e3c1743b7116e69e222295163ff1caa1681fac09120eca307586e1a7"),
+        (CKM_AES_CTR, ctr_param(128, &counter), "874d6191b620e3261bef6864990db6ce9806f66b7970fdff8617187bb9fffdff5ae4df3edbd5d35e5b4f09020db03eab1e031dda2fbe03d1792170a0f3009cee"),
+    ];
+    for (mech, param, want) in cases {
+        let ct = raw
+            .crypt(s, Encrypt, mech, param.clone(), key, &plain)
+            .unwrap();
+        assert_eq!(hex::encode(&ct), want, "mechanism {mech:#x}");
+        assert_eq!(
+            raw.crypt(s, Decrypt, mech, param.clone(), key, &ct)
+                .unwrap(),
+            plain
+        );
+        // The same in pieces that split blocks.
+        let pieces: Vec<&[u8]> = vec![
+            &plain[..1],
+            &plain[1..16],
+            &plain[16..17],
+            &plain[17..50],
+            &plain[50..],
+        ];
+        assert_eq!(
+            hex::encode(
+                raw.crypt_parts(s, Encrypt, mech, param.clone(), key, &pieces)
+                    .unwrap()
+            ),
+            want
+        );
+        let ct_pieces: Vec<&[u8]> = vec![&ct[..7], &ct[7..40], &ct[40..]];
+        assert_eq!(
+            raw.crypt_parts(s, Decrypt, mech, param, key, &ct_pieces)
+                .unwrap(),
+            plain
+        );
+    }
+}
+
+#[test]
+fn cbc_pad_agrees_with_openssl_at_every_length() {
+    let (raw, s, _dir) = setup();
+    let key = aes_key(&raw, s, &h(KEY), &[]);
+    let files = tempfile::tempdir().unwrap();
+    let input = files.path().join("in");
+    for n in 0..=40usize {
+        let data: Vec<u8> = (0..n as u8).collect();
+        std::fs::write(&input, &data).unwrap();
+        let expected = Command::new("openssl")
+            .args([
+                "enc",
+                "-aes-128-cbc",
+                "-K",
+                KEY,
+                "-iv",
+                IV,
+                "-in",
+                &input.display().to_string(),
+            ])
+            .output()
+            .unwrap()
+            .stdout;
+        let ct = raw
+            .crypt(s, Encrypt, CKM_AES_CBC_PAD, h(IV), key, &data)
+            .unwrap();
+        assert_eq!(ct, expected, "length {n}");
+        assert_eq!(
+            raw.crypt(s, Decrypt, CKM_AES_CBC_PAD, h(IV), key, &ct)
+                .unwrap(),
+            data,
+            "length {n}"
+        );
+        let split = ct.len() / 2 + 1;
+        assert_eq!(
+            raw.crypt_parts(
+                s,
+                Decrypt,
+                CKM_AES_CBC_PAD,
+                h(IV),
+                key,
+                &[&ct[..split], &ct[split..]]
+            )
+            .unwrap(),
+            data
+        );
+    }
+    // A wrong last byte is bad padding.
+    let mut ct = raw
+        .crypt(s, Encrypt, CKM_AES_CBC_PAD, h(IV), key, b"short")
+        .unwrap();
+    ct[15] ^= 0xff;
+    assert_eq!(
+        raw.crypt(s, Decrypt, CKM_AES_CBC_PAD, h(IV), key, &ct),
+        Err(CKR_ENCRYPTED_DATA_INVALID)
+    );
+    assert_eq!(
+        raw.crypt(s, Decrypt, CKM_AES_CBC_PAD, h(IV), key, &ct[..15]),
+        Err(CKR_ENCRYPTED_DATA_LEN_RANGE)
+    );
+}
+
+#[test]
+fn gcm_known_answer_and_failures() {
+    let (raw, s, _dir) = setup();
+    let key = aes_key(&raw, s, &h("feffe9928665731c6d6a8f9467308308"), &[]);
+    let iv = h("cafebabefacedbaddecaf888");
+    let aad = h("feedfacedeadbeeffeedfacedeadbeefabaddad2");
+    let plain = h("d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a721c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b39");
+    let want = "42831ec2217774244b7221b784d0d49ce3aa212f2c02a4e035c17e2329aca12e21d514b25466931c7d8f6a5aac84aa051ba30b396a0aac973d58e0915bc94fbc3221a5db94fae95ae7121a47";
+    let param = gcm_param(&iv, &aad, 128);
+    let ct = raw
+        .crypt(s, Encrypt, CKM_AES_GCM, param.clone(), key, &plain)
+        .unwrap();
+    assert_eq!(hex::encode(&ct), want);
+    assert_eq!(
+        raw.crypt(s, Decrypt, CKM_AES_GCM, param.clone(), key, &ct)
+            .unwrap(),
+        plain
+    );
+    assert_eq!(
+        raw.crypt_parts(
+            s,
+            Encrypt,
+            CKM_AES_GCM,
+            param.clone(),
+            key,
+            &[&plain[..13], &plain[13..]]
+        )
+        .unwrap(),
+        ct
+    );
+    assert_eq!(
+        raw.crypt_parts(
+            s,
+            Decrypt,
+            CKM_AES_GCM,
+            param.clone(),
+            key,
+            &[&ct[..50], &ct[50..]]
+        )
+        .unwrap(),
+        plain
+    );
+    let mut bad = ct.clone();
+    bad[70] ^= 1;
+    assert_eq!(
+        raw.crypt(s, Decrypt, CKM_AES_GCM, param.clone(), key, &bad),
+        Err(CKR_AEAD_DECRYPT_FAILED)
+    );
+    let other_aad = gcm_param(&iv, b"other", 128);
+    assert_eq!(
+        raw.crypt(s, Decrypt, CKM_AES_GCM, other_aad, key, &ct),
+        Err(CKR_AEAD_DECRYPT_FAILED)
+    );
+    assert_eq!(
+        raw.crypt(
+            s,
+            Encrypt,
+            CKM_AES_GCM,
+            gcm_param(&iv[..8], &aad, 128),
+            key,
+            b"x"
+        ),
+        Err(CKR_MECHANISM_PARAM_INVALID)
+    );
+    assert_eq!(
+        raw.crypt(s, Encrypt, CKM_AES_GCM, vec![1, 2, 3], key, b"x"),
+        Err(CKR_MECHANISM_PARAM_INVALID)
+    );
+}
+
+#[test]
+fn ctr_counter_does_not_wrap() {
+    let (raw, s, _dir) = setup();
+    let key = aes_key(&raw, s, &h(KEY), &[]);
+    // Two counter bits, starting at 2: blocks 2 and 3, then it would wrap.
+    let mut counter = [0u8; 16];
+    counter[15] = 2;
+    assert!(raw
+        .crypt(
+            s,
+            Encrypt,
+            CKM_AES_CTR,
+            ctr_param(2, &counter),
+            key,
+            &[0; 32]
+        )
+        .is_ok());
+    assert_eq!(
+        raw.crypt(
+            s,
+            Encrypt,
+            CKM_AES_CTR,
+            ctr_param(2, &counter),
+            key,
+            &[0; 33]
+        ),
+        Err(CKR_DATA_LEN_RANGE)
+    );
+    assert_eq!(
+        raw.crypt(
+            s,
+            Encrypt,
+            CKM_AES_CTR,
+            ctr_param(0, &counter),
+            key,
+            &[0; 3]
+        ),
+        Err(CKR_MECHANISM_PARAM_INVALID)
+    );
+}
+
+#[test]
+fn conventions_and_key_checks() {
+    let (raw, s, _dir) = setup();
+    let key = aes_key(&raw, s, &h(KEY), &[]);
+    assert_eq!(
+        raw.crypt(s, Encrypt, CKM_AES_CBC, h(IV), key, &[0; 17]),
+        Err(CKR_DATA_LEN_RANGE)
+    );
+    assert_eq!(
+        raw.crypt(s, Decrypt, CKM_AES_CBC, h(IV), key, &[0; 17]),
+        Err(CKR_ENCRYPTED_DATA_LEN_RANGE)
+    );
+    assert_eq!(
+        raw.crypt(s, Encrypt, CKM_AES_CBC, vec![0; 8], key, &[0; 16]),
+        Err(CKR_MECHANISM_PARAM_INVALID)
+    );
+    assert_eq!(
+        raw.crypt(s, Encrypt, CKM_AES_ECB, h(IV), key, &[0; 16]),
+        Err(CKR_MECHANISM_PARAM_INVALID)
+    );
+    let no_encrypt = aes_key(&raw, s, &h(KEY), &[(CKA_ENCRYPT, FALSE.to_vec())]);
+    assert_eq!(
+        raw.crypt(s, Encrypt, CKM_AES_ECB, vec![], no_encrypt, &[0; 16]),
+        Err(CKR_KEY_FUNCTION_NOT_PERMITTED)
+    );
+    let hmac = raw
+        .create(
+            s,
+            &[
+                (CKA_CLASS, ul(CKO_SECRET_KEY)),
+                (CKA_KEY_TYPE, ul(CKK_GENERIC_SECRET)),
+                (CKA_VALUE, vec![1; 16]),
+            ],
+        )
+        .unwrap();
+    assert_eq!(
+        raw.crypt(s, Encrypt, CKM_AES_ECB, vec![], hmac, &[0; 16]),
+        Err(CKR_KEY_TYPE_INCONSISTENT)
+    );
+
+    // A short buffer keeps the operation; the right one completes it.
+    let f = raw.f();
+    let mut param = h(IV);
+    let mut m = softoken_tests::raw::mechanism(CKM_AES_CBC_PAD, &mut param);
+    let data = [7u8; 20];
+    // SAFETY: valid mechanism, buffers and lengths.
+    unsafe {
+        assert_eq!((f.C_EncryptInit.unwrap())(s, &mut m, key), CKR_OK);
+        let mut out = [0u8; 32];
+        let mut len = 16;
+        let rv = (f.C_Encrypt.unwrap())(s, data.as_ptr() as *mut _, 20, out.as_mut_ptr(), &mut len);
+        assert_eq!(rv, CKR_BUFFER_TOO_SMALL);
+        assert_eq!(len, 32);
+        assert_eq!(
+            (f.C_Encrypt.unwrap())(s, data.as_ptr() as *mut _, 20, out.as_mut_ptr(), &mut len),
+            CKR_OK
+        );
+        assert_eq!(len, 32);
+        assert_eq!(
+            (f.C_EncryptFinal.unwrap())(s, out.as_mut_ptr(), &mut len),
+            CKR_OPERATION_NOT_INITIALIZED
+        );
+    }
+
+    // A generated, sensitive token key works from the database.
+    let token_key = raw
+        .generate_key(
+            s,
+            CKM_AES_KEY_GEN,
+            &[(CKA_VALUE_LEN, ul(32)), (CKA_TOKEN, TRUE.to_vec())],
+        )
+        .unwrap();
+    let ct = raw
+        .crypt(
+            s,
+            Encrypt,
+            CKM_AES_CBC_PAD,
+            h(IV),
+            token_key,
+            b"secret text",
+        )
+        .unwrap();
+    assert_eq!(
+        raw.crypt(s, Decrypt, CKM_AES_CBC_PAD, h(IV), token_key, &ct)
+            .unwrap(),
+        b"secret text"
+    );
+}
