@@ -12,7 +12,7 @@ use pkcs11_sys::*;
 
 use crate::attr::Attrs;
 use crate::engine_sys::{Curve, EcKey};
-use crate::mechanism::{SignOp, VerifyOp};
+use crate::mechanism::{MessageInput, SignOp, VerifyOp};
 use crate::nss::CKA_NSS_DB;
 use crate::object::Generated;
 use crate::rv::{Result, Rv};
@@ -26,9 +26,6 @@ const CURVES: [(Curve, &[u8]); 3] = [
     (Curve::P384, &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22]),
     (Curve::P521, &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x23]),
 ];
-
-/// Raw CKM_ECDSA input beyond this is refused (it is meant to be a hash).
-const MAX_RAW_INPUT: usize = 1024;
 
 pub fn curve_of(params: &[u8]) -> Result<Curve> {
     CURVES
@@ -123,45 +120,10 @@ fn checked_curve(key: &Attrs, class: CK_OBJECT_CLASS, usage: CK_ATTRIBUTE_TYPE) 
     curve_of(key.get(CKA_EC_PARAMS).ok_or(Rv::KeyTypeInconsistent)?)
 }
 
-/// The data given so far: a running hash, or the raw input of CKM_ECDSA.
-enum Input {
-    Hash(digest::Context),
-    Raw(Vec<u8>),
-}
-
-impl Input {
-    fn new(hash: Option<&'static digest::Algorithm>) -> Input {
-        match hash {
-            Some(alg) => Input::Hash(digest::Context::new(alg)),
-            None => Input::Raw(Vec::new()),
-        }
-    }
-
-    fn update(&mut self, data: &[u8]) -> Result<()> {
-        match self {
-            Input::Hash(ctx) => ctx.update(data),
-            Input::Raw(buf) => {
-                if buf.len() + data.len() > MAX_RAW_INPUT {
-                    return Err(Rv::DataLenRange);
-                }
-                buf.extend_from_slice(data);
-            }
-        }
-        Ok(())
-    }
-
-    fn digest(&self) -> Vec<u8> {
-        match self {
-            Input::Hash(ctx) => ctx.clone().finish().as_ref().to_vec(),
-            Input::Raw(buf) => buf.clone(),
-        }
-    }
-}
-
 struct EcdsaOp {
     key: EcKey,
     curve: Curve,
-    input: Input,
+    input: MessageInput,
 }
 
 impl SignOp for EcdsaOp {
@@ -195,7 +157,7 @@ pub fn sign_op(key: &Attrs, hash: Option<&'static digest::Algorithm>) -> Result<
     Ok(Box::new(EcdsaOp {
         key: EcKey::from_private(curve, scalar)?,
         curve,
-        input: Input::new(hash),
+        input: MessageInput::new(hash),
     }))
 }
 
@@ -208,7 +170,7 @@ pub fn verify_op(
     Ok(Box::new(EcdsaOp {
         key: EcKey::from_public(curve, point)?,
         curve,
-        input: Input::new(hash),
+        input: MessageInput::new(hash),
     }))
 }
 

@@ -1,13 +1,18 @@
 //! The few operations aws-lc-rs's safe API lacks, called through aws-lc-sys.
 //! This is the only module that does so.
 //!
-//! ECDSA over a caller's digest of any length (PKCS#11's CKM_ECDSA, and
-//! the hashed ECDSA mechanisms for every curve and hash pairing), with
-//! signatures in PKCS#11's fixed-width r || s form.
+//! - ECDSA over a caller's digest of any length (PKCS#11's CKM_ECDSA, and
+//!   the hashed ECDSA mechanisms for every curve and hash pairing), with
+//!   signatures in PKCS#11's fixed-width r || s form.
+//! - RSA from PKCS#11's key components: key generation with the caller's
+//!   public exponent, PKCS#1 v1.5 signatures over a caller-built DigestInfo,
+//!   PSS over a digest, and the raw (X.509) operation. aws-lc's private-key
+//!   operations are constant-time and blinded.
 
 use std::ptr::NonNull;
 
 use aws_lc_sys as sys;
+use zeroize::Zeroizing;
 
 use crate::rv::{Result, Rv};
 
@@ -211,6 +216,342 @@ impl EcKey {
     }
 }
 
+/// The hashes RSA-PSS names (for the digest and for MGF1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hash {
+    Sha1,
+    Sha224,
+    Sha256,
+    Sha384,
+    Sha512,
+}
+
+impl Hash {
+    fn md(self) -> *const sys::EVP_MD {
+        // SAFETY: these return pointers to static tables.
+        unsafe {
+            match self {
+                Hash::Sha1 => sys::EVP_sha1(),
+                Hash::Sha224 => sys::EVP_sha224(),
+                Hash::Sha256 => sys::EVP_sha256(),
+                Hash::Sha384 => sys::EVP_sha384(),
+                Hash::Sha512 => sys::EVP_sha512(),
+            }
+        }
+    }
+
+    pub fn output_len(self) -> usize {
+        match self {
+            Hash::Sha1 => 20,
+            Hash::Sha224 => 28,
+            Hash::Sha256 => 32,
+            Hash::Sha384 => 48,
+            Hash::Sha512 => 64,
+        }
+    }
+}
+
+/// The components of an RSA private key, big-endian, as PKCS#11 stores them.
+pub struct RsaParts {
+    pub modulus: Vec<u8>,
+    pub public_exponent: Vec<u8>,
+    pub private_exponent: Zeroizing<Vec<u8>>,
+    pub prime_1: Zeroizing<Vec<u8>>,
+    pub prime_2: Zeroizing<Vec<u8>>,
+    pub exponent_1: Zeroizing<Vec<u8>>,
+    pub exponent_2: Zeroizing<Vec<u8>>,
+    pub coefficient: Zeroizing<Vec<u8>>,
+}
+
+/// A BIGNUM from big-endian bytes; null on failure.
+fn bn(bytes: &[u8]) -> *mut sys::BIGNUM {
+    // SAFETY: valid buffer and length; a new BIGNUM is returned.
+    unsafe { sys::BN_bin2bn(bytes.as_ptr(), bytes.len(), std::ptr::null_mut()) }
+}
+
+/// Big-endian bytes of a BIGNUM (minimal length, as PKCS#11 wants).
+fn bn_bytes(b: *const sys::BIGNUM) -> Zeroizing<Vec<u8>> {
+    // SAFETY: a live BIGNUM; the buffer is sized by BN_num_bytes.
+    unsafe {
+        let mut out = Zeroizing::new(vec![0u8; sys::BN_num_bytes(b) as usize]);
+        sys::BN_bn2bin(b, out.as_mut_ptr());
+        out
+    }
+}
+
+/// An RSA key: private (with CRT components) or public.
+pub struct RsaKey {
+    rsa: Owned<sys::RSA>,
+}
+
+// SAFETY: the RSA object is owned by this value alone; aws-lc allows using
+// a key from any thread (its blinding cache is locked internally).
+unsafe impl Send for RsaKey {}
+
+impl RsaKey {
+    fn empty() -> Result<RsaKey> {
+        // SAFETY: a plain constructor.
+        Ok(RsaKey {
+            rsa: Owned::new(unsafe { sys::RSA_new() }, sys::RSA_free)?,
+        })
+    }
+
+    fn ptr(&self) -> *mut sys::RSA {
+        self.rsa.ptr.as_ptr()
+    }
+
+    /// Sets n, e and (when given) d; the values are handed over to the RSA.
+    fn set_key(&self, n: &[u8], e: &[u8], d: Option<&[u8]>) -> Result<()> {
+        let (n, e) = (bn(n), bn(e));
+        let d = d.map_or(std::ptr::null_mut(), bn);
+        // SAFETY: on success the RSA owns the BIGNUMs; on failure we free them.
+        unsafe {
+            if n.is_null() || e.is_null() || sys::RSA_set0_key(self.ptr(), n, e, d) != 1 {
+                sys::BN_free(n);
+                sys::BN_free(e);
+                sys::BN_clear_free(d);
+                return Err(Rv::KeyTypeInconsistent);
+            }
+        }
+        Ok(())
+    }
+
+    /// A public key.
+    pub fn from_public(modulus: &[u8], public_exponent: &[u8]) -> Result<RsaKey> {
+        let key = RsaKey::empty()?;
+        key.set_key(modulus, public_exponent, None)?;
+        Ok(key)
+    }
+
+    /// A private key with its CRT components, checked for consistency.
+    pub fn from_private(parts: &RsaParts) -> Result<RsaKey> {
+        let key = RsaKey::empty()?;
+        key.set_key(
+            &parts.modulus,
+            &parts.public_exponent,
+            Some(&parts.private_exponent),
+        )?;
+        let (p, q) = (bn(&parts.prime_1), bn(&parts.prime_2));
+        let (dp, dq, qinv) = (
+            bn(&parts.exponent_1),
+            bn(&parts.exponent_2),
+            bn(&parts.coefficient),
+        );
+        // SAFETY: on success the RSA owns the BIGNUMs; on failure we free them.
+        unsafe {
+            let factors =
+                !p.is_null() && !q.is_null() && sys::RSA_set0_factors(key.ptr(), p, q) == 1;
+            if !factors {
+                sys::BN_clear_free(p);
+                sys::BN_clear_free(q);
+            }
+            let crt = factors
+                && !dp.is_null()
+                && !dq.is_null()
+                && !qinv.is_null()
+                && sys::RSA_set0_crt_params(key.ptr(), dp, dq, qinv) == 1;
+            if !crt {
+                sys::BN_clear_free(dp);
+                sys::BN_clear_free(dq);
+                sys::BN_clear_free(qinv);
+                return Err(Rv::KeyTypeInconsistent);
+            }
+            if sys::RSA_check_key(key.ptr()) != 1 {
+                return Err(Rv::KeyTypeInconsistent);
+            }
+        }
+        Ok(key)
+    }
+
+    /// A new key of `bits` bits with the public exponent `e`.
+    pub fn generate(bits: usize, e: &[u8]) -> Result<RsaParts> {
+        let key = RsaKey::empty()?;
+        // SAFETY: a new BIGNUM, freed by Owned.
+        let e = Owned::new(bn(e), sys::BN_free)?;
+        let bits = i32::try_from(bits).map_err(|_| Rv::KeySizeRange)?;
+        // SAFETY: live RSA and exponent; no callback.
+        if unsafe {
+            sys::RSA_generate_key_ex(key.ptr(), bits, e.ptr.as_ptr(), std::ptr::null_mut())
+        } != 1
+        {
+            return Err(Rv::FunctionFailed);
+        }
+        let mut v: [*const sys::BIGNUM; 8] = [std::ptr::null(); 8];
+        // SAFETY: the getters borrow components of the live key.
+        unsafe {
+            sys::RSA_get0_key(key.ptr(), &mut v[0], &mut v[1], &mut v[2]);
+            sys::RSA_get0_factors(key.ptr(), &mut v[3], &mut v[4]);
+            sys::RSA_get0_crt_params(key.ptr(), &mut v[5], &mut v[6], &mut v[7]);
+        }
+        if v.iter().any(|p| p.is_null()) {
+            return Err(Rv::FunctionFailed);
+        }
+        Ok(RsaParts {
+            modulus: bn_bytes(v[0]).to_vec(),
+            public_exponent: bn_bytes(v[1]).to_vec(),
+            private_exponent: bn_bytes(v[2]),
+            prime_1: bn_bytes(v[3]),
+            prime_2: bn_bytes(v[4]),
+            exponent_1: bn_bytes(v[5]),
+            exponent_2: bn_bytes(v[6]),
+            coefficient: bn_bytes(v[7]),
+        })
+    }
+
+    /// The modulus length in bytes (the signature length).
+    pub fn size(&self) -> usize {
+        // SAFETY: a live key with a modulus.
+        unsafe { sys::RSA_size(self.ptr()) as usize }
+    }
+
+    /// The private-key operation with PKCS#1 v1.5 type 1 padding (or none,
+    /// for the raw X.509 mechanism, whose input is zero-extended).
+    pub fn sign_raw(&self, input: &[u8], padded: bool) -> Result<Vec<u8>> {
+        let k = self.size();
+        let (input, padding) = if padded {
+            if input.len() + 11 > k {
+                return Err(Rv::DataLenRange);
+            }
+            (input.to_vec(), sys::RSA_PKCS1_PADDING)
+        } else {
+            if input.len() > k {
+                return Err(Rv::DataLenRange);
+            }
+            let mut block = vec![0u8; k - input.len()];
+            block.extend_from_slice(input);
+            (block, sys::RSA_NO_PADDING)
+        };
+        let mut out = vec![0u8; k];
+        let mut len = 0;
+        // SAFETY: valid buffers of the sizes given.
+        let ok = unsafe {
+            sys::RSA_sign_raw(
+                self.ptr(),
+                &mut len,
+                out.as_mut_ptr(),
+                k,
+                input.as_ptr(),
+                input.len(),
+                padding,
+            )
+        };
+        if ok != 1 {
+            // Input not below the modulus (raw), or a key without its private half.
+            return Err(Rv::DataInvalid);
+        }
+        out.truncate(len);
+        Ok(out)
+    }
+
+    /// Checks a PKCS#1 v1.5 (or raw) signature against the expected input.
+    pub fn verify_raw(&self, input: &[u8], signature: &[u8], padded: bool) -> Result<bool> {
+        let k = self.size();
+        if signature.len() != k {
+            return Err(Rv::SignatureLenRange);
+        }
+        let mut out = vec![0u8; k];
+        let mut len = 0;
+        let padding = if padded {
+            sys::RSA_PKCS1_PADDING
+        } else {
+            sys::RSA_NO_PADDING
+        };
+        // SAFETY: valid buffers of the sizes given.
+        let ok = unsafe {
+            sys::RSA_verify_raw(
+                self.ptr(),
+                &mut len,
+                out.as_mut_ptr(),
+                k,
+                signature.as_ptr(),
+                signature.len(),
+                padding,
+            )
+        };
+        if ok != 1 {
+            return Ok(false);
+        }
+        out.truncate(len);
+        let expected: Vec<u8> = if padded {
+            input.to_vec()
+        } else {
+            let mut block = vec![0u8; k.saturating_sub(input.len())];
+            block.extend_from_slice(input);
+            block
+        };
+        Ok(out.len() == expected.len()
+            && aws_lc_rs::constant_time::verify_slices_are_equal(&out, &expected).is_ok())
+    }
+
+    /// An RSA-PSS signature over a digest.
+    pub fn sign_pss(
+        &self,
+        digest: &[u8],
+        hash: Hash,
+        mgf: Hash,
+        salt_len: usize,
+    ) -> Result<Vec<u8>> {
+        if digest.len() != hash.output_len() {
+            return Err(Rv::DataLenRange);
+        }
+        let k = self.size();
+        let salt = i32::try_from(salt_len).map_err(|_| Rv::MechanismParamInvalid)?;
+        let mut out = vec![0u8; k];
+        let mut len = 0;
+        // SAFETY: valid buffers of the sizes given; static digest tables.
+        let ok = unsafe {
+            sys::RSA_sign_pss_mgf1(
+                self.ptr(),
+                &mut len,
+                out.as_mut_ptr(),
+                k,
+                digest.as_ptr(),
+                digest.len(),
+                hash.md(),
+                mgf.md(),
+                salt,
+            )
+        };
+        if ok != 1 {
+            // The salt does not fit this modulus.
+            return Err(Rv::MechanismParamInvalid);
+        }
+        out.truncate(len);
+        Ok(out)
+    }
+
+    pub fn verify_pss(
+        &self,
+        digest: &[u8],
+        signature: &[u8],
+        hash: Hash,
+        mgf: Hash,
+        salt_len: usize,
+    ) -> Result<bool> {
+        if signature.len() != self.size() {
+            return Err(Rv::SignatureLenRange);
+        }
+        if digest.len() != hash.output_len() {
+            return Err(Rv::DataLenRange);
+        }
+        let salt = i32::try_from(salt_len).map_err(|_| Rv::MechanismParamInvalid)?;
+        // SAFETY: valid buffers of the sizes given; static digest tables.
+        let ok = unsafe {
+            sys::RSA_verify_pss_mgf1(
+                self.ptr(),
+                digest.as_ptr(),
+                digest.len(),
+                hash.md(),
+                mgf.md(),
+                salt,
+                signature.as_ptr(),
+                signature.len(),
+            )
+        };
+        Ok(ok == 1)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -231,6 +572,35 @@ mod tests {
         // A SHA-1-sized digest on this curve, as raw CKM_ECDSA allows.
         let short = private.sign_digest(&[1u8; 20]).unwrap();
         assert!(private.verify_digest(&[1u8; 20], &short).unwrap());
+    }
+
+    #[test]
+    fn rsa_generate_sign_verify() {
+        let parts = RsaKey::generate(2048, &[1, 0, 1]).unwrap();
+        assert_eq!(parts.modulus.len(), 256);
+        assert_eq!(parts.public_exponent, vec![1, 0, 1]);
+        let private = RsaKey::from_private(&parts).unwrap();
+        let public = RsaKey::from_public(&parts.modulus, &parts.public_exponent).unwrap();
+        let sig = private.sign_raw(b"digest info", true).unwrap();
+        assert_eq!(sig.len(), 256);
+        assert!(public.verify_raw(b"digest info", &sig, true).unwrap());
+        assert!(!public.verify_raw(b"digest inf0", &sig, true).unwrap());
+        let pss = private
+            .sign_pss(&[5; 32], Hash::Sha256, Hash::Sha256, 32)
+            .unwrap();
+        assert!(public
+            .verify_pss(&[5; 32], &pss, Hash::Sha256, Hash::Sha256, 32)
+            .unwrap());
+        assert!(!public
+            .verify_pss(&[6; 32], &pss, Hash::Sha256, Hash::Sha256, 32)
+            .unwrap());
+        // A caller's exponent is honoured.
+        let odd = RsaKey::generate(2048, &[0x01, 0x00, 0x00, 0x01]).unwrap();
+        assert_eq!(odd.public_exponent, vec![0x01, 0x00, 0x00, 0x01]);
+        // Inconsistent components are refused.
+        let mut broken = RsaKey::generate(2048, &[1, 0, 1]).unwrap();
+        broken.prime_1 = parts.prime_1.clone();
+        assert!(RsaKey::from_private(&broken).is_err());
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod module;
 pub mod nss;
 pub mod object;
 pub mod pbe;
+pub mod rsa;
 pub mod rv;
 pub mod session;
 pub mod token;

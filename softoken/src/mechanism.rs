@@ -31,6 +31,10 @@ pub enum Operation {
     },
     /// AES encryption and decryption in one mode.
     Aes(crate::aes::Mode),
+    /// An RSA key pair of CKA_MODULUS_BITS bits.
+    RsaKeyPairGen,
+    /// RSA signatures in one scheme.
+    Rsa(crate::rsa::Scheme),
 }
 
 /// A mechanism as a caller names it: its type and its parameter's bytes
@@ -143,6 +147,16 @@ const fn aes_mechanism(ty: CK_MECHANISM_TYPE, mode: crate::aes::Mode) -> Mechani
     }
 }
 
+const fn rsa_mechanism(ty: CK_MECHANISM_TYPE, scheme: crate::rsa::Scheme) -> Mechanism {
+    Mechanism {
+        ty,
+        min_key_size: crate::rsa::MIN_BITS,
+        max_key_size: crate::rsa::MAX_BITS,
+        flags: CKF_SIGN | CKF_VERIFY,
+        operation: Operation::Rsa(scheme),
+    }
+}
+
 static MECHANISMS: &[Mechanism] = &[
     digest_mechanism(CKM_SHA_1, &digest::SHA1_FOR_LEGACY_USE_ONLY),
     digest_mechanism(CKM_SHA224, &digest::SHA224),
@@ -221,6 +235,56 @@ static MECHANISMS: &[Mechanism] = &[
     aes_mechanism(CKM_AES_CBC_PAD, crate::aes::Mode::CbcPad),
     aes_mechanism(CKM_AES_CTR, crate::aes::Mode::Ctr),
     aes_mechanism(CKM_AES_GCM, crate::aes::Mode::Gcm),
+    Mechanism {
+        ty: CKM_RSA_PKCS_KEY_PAIR_GEN,
+        min_key_size: crate::rsa::MIN_BITS,
+        max_key_size: crate::rsa::MAX_BITS,
+        flags: CKF_GENERATE_KEY_PAIR,
+        operation: Operation::RsaKeyPairGen,
+    },
+    rsa_mechanism(CKM_RSA_PKCS, crate::rsa::Scheme::Pkcs1(None)),
+    rsa_mechanism(
+        CKM_SHA1_RSA_PKCS,
+        crate::rsa::Scheme::Pkcs1(Some(crate::rsa::SHA1)),
+    ),
+    rsa_mechanism(
+        CKM_SHA224_RSA_PKCS,
+        crate::rsa::Scheme::Pkcs1(Some(crate::rsa::SHA224)),
+    ),
+    rsa_mechanism(
+        CKM_SHA256_RSA_PKCS,
+        crate::rsa::Scheme::Pkcs1(Some(crate::rsa::SHA256)),
+    ),
+    rsa_mechanism(
+        CKM_SHA384_RSA_PKCS,
+        crate::rsa::Scheme::Pkcs1(Some(crate::rsa::SHA384)),
+    ),
+    rsa_mechanism(
+        CKM_SHA512_RSA_PKCS,
+        crate::rsa::Scheme::Pkcs1(Some(crate::rsa::SHA512)),
+    ),
+    rsa_mechanism(CKM_RSA_PKCS_PSS, crate::rsa::Scheme::Pss(None)),
+    rsa_mechanism(
+        CKM_SHA1_RSA_PKCS_PSS,
+        crate::rsa::Scheme::Pss(Some(crate::rsa::SHA1)),
+    ),
+    rsa_mechanism(
+        CKM_SHA224_RSA_PKCS_PSS,
+        crate::rsa::Scheme::Pss(Some(crate::rsa::SHA224)),
+    ),
+    rsa_mechanism(
+        CKM_SHA256_RSA_PKCS_PSS,
+        crate::rsa::Scheme::Pss(Some(crate::rsa::SHA256)),
+    ),
+    rsa_mechanism(
+        CKM_SHA384_RSA_PKCS_PSS,
+        crate::rsa::Scheme::Pss(Some(crate::rsa::SHA384)),
+    ),
+    rsa_mechanism(
+        CKM_SHA512_RSA_PKCS_PSS,
+        crate::rsa::Scheme::Pss(Some(crate::rsa::SHA512)),
+    ),
+    rsa_mechanism(CKM_RSA_X_509, crate::rsa::Scheme::X509),
 ];
 
 pub fn all() -> &'static [Mechanism] {
@@ -266,6 +330,47 @@ impl DigestOp {
     /// once the result has been delivered).
     pub fn result(&self) -> Vec<u8> {
         self.ctx.clone().finish().as_ref().to_vec()
+    }
+}
+
+/// Raw signature input beyond this is refused (it is meant to be a hash,
+/// or at most a modulus).
+const MAX_RAW_INPUT: usize = 1024;
+
+/// The data a signature covers, as it arrives: a running hash, or the raw
+/// input of a mechanism that takes a caller's digest.
+pub enum MessageInput {
+    Hash(digest::Context),
+    Raw(Vec<u8>),
+}
+
+impl MessageInput {
+    pub fn new(hash: Option<&'static digest::Algorithm>) -> MessageInput {
+        match hash {
+            Some(alg) => MessageInput::Hash(digest::Context::new(alg)),
+            None => MessageInput::Raw(Vec::new()),
+        }
+    }
+
+    pub fn update(&mut self, data: &[u8]) -> Result<()> {
+        match self {
+            MessageInput::Hash(ctx) => ctx.update(data),
+            MessageInput::Raw(buf) => {
+                if buf.len() + data.len() > MAX_RAW_INPUT {
+                    return Err(Rv::DataLenRange);
+                }
+                buf.extend_from_slice(data);
+            }
+        }
+        Ok(())
+    }
+
+    /// The hash so far, or the raw input.
+    pub fn digest(&self) -> Vec<u8> {
+        match self {
+            MessageInput::Hash(ctx) => ctx.clone().finish().as_ref().to_vec(),
+            MessageInput::Raw(buf) => buf.clone(),
+        }
     }
 }
 
@@ -409,6 +514,7 @@ pub fn sign_op(arg: &MechanismArg, key: &Attrs) -> Result<Box<dyn SignOp>> {
             arg.no_param()?;
             crate::ec::sign_op(key, hash)
         }
+        Operation::Rsa(scheme) => crate::rsa::sign_op(scheme, arg, key),
         _ => Ok(Box::new(hmac_op(m, arg, key, CKA_SIGN)?)),
     }
 }
@@ -424,6 +530,7 @@ pub fn verify_op(arg: &MechanismArg, key: &Attrs) -> Result<Box<dyn VerifyOp>> {
             arg.no_param()?;
             crate::ec::verify_op(key, hash)
         }
+        Operation::Rsa(scheme) => crate::rsa::verify_op(scheme, arg, key),
         _ => Ok(Box::new(hmac_op(m, arg, key, CKA_VERIFY)?)),
     }
 }
@@ -438,6 +545,10 @@ pub fn generate_key_pair(
         Operation::EcKeyPairGen => {
             arg.no_param()?;
             crate::ec::generate(m.ty, public_template)
+        }
+        Operation::RsaKeyPairGen => {
+            arg.no_param()?;
+            crate::rsa::generate(m.ty, public_template)
         }
         _ => Err(Rv::MechanismInvalid),
     }

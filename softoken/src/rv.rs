@@ -31,6 +31,7 @@ rv_codes! {
     CryptokiAlreadyInitialized = CKR_CRYPTOKI_ALREADY_INITIALIZED,
     CryptokiNotInitialized = CKR_CRYPTOKI_NOT_INITIALIZED,
     CurveNotSupported = CKR_CURVE_NOT_SUPPORTED,
+    DataInvalid = CKR_DATA_INVALID,
     DataLenRange = CKR_DATA_LEN_RANGE,
     DeviceError = CKR_DEVICE_ERROR,
     DeviceMemory = CKR_DEVICE_MEMORY,

@@ -235,3 +235,71 @@ pub fn cert_fields(der_cert: &[u8]) -> CertFields {
 }
 
 pub mod raw;
+
+/// A DER TLV (lengths up to 64 KiB).
+pub fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    match content.len() {
+        n if n < 0x80 => out.push(n as u8),
+        n if n < 0x100 => out.extend_from_slice(&[0x81, n as u8]),
+        n => out.extend_from_slice(&[0x82, (n >> 8) as u8, n as u8]),
+    }
+    out.extend_from_slice(content);
+    out
+}
+
+/// A DER INTEGER from unsigned big-endian bytes.
+pub fn der_integer(be: &[u8]) -> Vec<u8> {
+    let trimmed: Vec<u8> = be.iter().copied().skip_while(|b| *b == 0).collect();
+    let mut v = if trimmed.first().is_some_and(|b| b & 0x80 != 0) {
+        vec![0]
+    } else {
+        vec![]
+    };
+    v.extend(if trimmed.is_empty() { vec![0] } else { trimmed });
+    tlv(0x02, &v)
+}
+
+/// Whether OpenSSL (`openssl dgst`) accepts a signature over `data` made
+/// with the key whose SubjectPublicKeyInfo DER is `spki`; `options` are
+/// further `-sigopt` settings.
+pub fn openssl_verifies(
+    spki: &[u8],
+    data: &[u8],
+    signature: &[u8],
+    digest: &str,
+    options: &[&str],
+) -> bool {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let p = |n: &str| dir.path().join(n).display().to_string();
+    std::fs::write(p("pub.der"), spki).expect("write");
+    std::fs::write(p("sig"), signature).expect("write");
+    std::fs::write(p("data"), data).expect("write");
+    run(Command::new("openssl").args([
+        "pkey",
+        "-pubin",
+        "-inform",
+        "DER",
+        "-in",
+        &p("pub.der"),
+        "-out",
+        &p("pub.pem"),
+    ]));
+    let mut cmd = Command::new("openssl");
+    cmd.args([
+        "dgst",
+        &format!("-{digest}"),
+        "-verify",
+        &p("pub.pem"),
+        "-signature",
+        &p("sig"),
+    ]);
+    for o in options {
+        cmd.args(["-sigopt", o]);
+    }
+    cmd.arg(p("data"))
+        .output()
+        .expect("openssl")
+        .status
+        .success()
+}

@@ -745,7 +745,7 @@ fn digests_keep_the_operation_on_length_queries() {
 }
 
 #[test]
-fn random_and_operations_without_mechanisms() {
+fn random_and_operations_not_started() {
     let (raw, _dir) = fresh();
     let slot = raw.slots()[0];
     let s = raw.open(slot, false).unwrap();
@@ -771,8 +771,18 @@ fn random_and_operations_without_mechanisms() {
             (f.C_SeedRandom.unwrap())(s, buf.as_mut_ptr(), 4),
             CKR_RANDOM_SEED_NOT_SUPPORTED
         );
+        // A mechanism the token offers, with no such key; one it does not offer.
         assert_eq!(
             (f.C_SignInit.unwrap())(s, &mut mech, 1),
+            CKR_KEY_HANDLE_INVALID
+        );
+        let mut dsa = CK_MECHANISM {
+            mechanism: CKM_DSA,
+            pParameter: std::ptr::null_mut(),
+            ulParameterLen: 0,
+        };
+        assert_eq!(
+            (f.C_SignInit.unwrap())(s, &mut dsa, 1),
             CKR_MECHANISM_INVALID
         );
         let mut len = 0;

@@ -1,0 +1,311 @@
+//! RSA keys and signatures: key pair generation with the caller's public
+//! exponent, PKCS#1 v1.5 (raw over a caller's DigestInfo, or over a hash
+//! streamed as data arrives), PSS, and the raw X.509 operation.
+
+use aws_lc_rs::digest;
+use pkcs11_sys::*;
+
+use crate::attr::Attrs;
+use crate::engine_sys::{Hash, RsaKey, RsaParts};
+use crate::mechanism::{MechanismArg, MessageInput, SignOp, VerifyOp};
+use crate::nss::CKA_NSS_DB;
+use crate::object::Generated;
+use crate::rv::{Result, Rv};
+use zeroize::Zeroizing;
+
+/// A hash as the RSA mechanisms use it.
+#[derive(Clone, Copy, Debug)]
+pub struct HashSpec {
+    alg: &'static digest::Algorithm,
+    mechanism: CK_MECHANISM_TYPE,
+    engine: Hash,
+    /// The DER of DigestInfo up to the digest itself.
+    digest_info: &'static [u8],
+}
+
+pub const SHA1: HashSpec = HashSpec {
+    alg: &digest::SHA1_FOR_LEGACY_USE_ONLY,
+    mechanism: CKM_SHA_1,
+    engine: Hash::Sha1,
+    digest_info: &[
+        0x30, 0x21, 0x30, 0x09, 0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1a, 0x05, 0x00, 0x04, 0x14,
+    ],
+};
+pub const SHA224: HashSpec = HashSpec {
+    alg: &digest::SHA224,
+    mechanism: CKM_SHA224,
+    engine: Hash::Sha224,
+    digest_info: &[
+        0x30, 0x2d, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x04,
+        0x05, 0x00, 0x04, 0x1c,
+    ],
+};
+pub const SHA256: HashSpec = HashSpec {
+    alg: &digest::SHA256,
+    mechanism: CKM_SHA256,
+    engine: Hash::Sha256,
+    digest_info: &[
+        0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01,
+        0x05, 0x00, 0x04, 0x20,
+    ],
+};
+pub const SHA384: HashSpec = HashSpec {
+    alg: &digest::SHA384,
+    mechanism: CKM_SHA384,
+    engine: Hash::Sha384,
+    digest_info: &[
+        0x30, 0x41, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x02,
+        0x05, 0x00, 0x04, 0x30,
+    ],
+};
+pub const SHA512: HashSpec = HashSpec {
+    alg: &digest::SHA512,
+    mechanism: CKM_SHA512,
+    engine: Hash::Sha512,
+    digest_info: &[
+        0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x03,
+        0x05, 0x00, 0x04, 0x40,
+    ],
+};
+
+const HASHES: [HashSpec; 5] = [SHA1, SHA224, SHA256, SHA384, SHA512];
+
+/// RSA signature schemes of the mechanism table.
+#[derive(Clone, Copy, Debug)]
+pub enum Scheme {
+    /// PKCS#1 v1.5: over the caller's input (None), or a hash's DigestInfo.
+    Pkcs1(Option<HashSpec>),
+    /// PSS: over the caller's digest (None), or a hash of the data.
+    Pss(Option<HashSpec>),
+    /// The raw operation (CKM_RSA_X_509).
+    X509,
+}
+
+/// Key sizes offered, in bits.
+pub const MIN_BITS: CK_ULONG = 1024;
+pub const MAX_BITS: CK_ULONG = 8192;
+
+/// A new key pair as the public template asks (CKA_MODULUS_BITS, and
+/// CKA_PUBLIC_EXPONENT or 65537).
+pub fn generate(
+    mechanism: CK_MECHANISM_TYPE,
+    public_template: &Attrs,
+) -> Result<(Generated, Generated)> {
+    let bits = match public_template.get(CKA_MODULUS_BITS) {
+        Some(_) => public_template
+            .ulong(CKA_MODULUS_BITS)
+            .ok_or(Rv::AttributeValueInvalid)?,
+        None => return Err(Rv::TemplateIncomplete),
+    };
+    if !(MIN_BITS..=MAX_BITS).contains(&bits) || bits % 8 != 0 {
+        return Err(Rv::KeySizeRange);
+    }
+    let e = public_template
+        .get(CKA_PUBLIC_EXPONENT)
+        .unwrap_or(&[1, 0, 1]);
+    let e_trimmed: Vec<u8> = e.iter().copied().skip_while(|b| *b == 0).collect();
+    // An odd exponent above 1 that fits the engine's limit (33 bits).
+    let small_enough = e_trimmed.len() < 5 || (e_trimmed.len() == 5 && e_trimmed[0] == 1);
+    if e_trimmed.last().is_none_or(|b| b & 1 == 0) || e_trimmed == [1] || !small_enough {
+        return Err(Rv::AttributeValueInvalid);
+    }
+    let parts = RsaKey::generate(bits as usize, &e_trimmed)?;
+    let mut public = Attrs::new();
+    public.set(CKA_MODULUS, parts.modulus.clone());
+    public.set(CKA_PUBLIC_EXPONENT, parts.public_exponent.clone());
+    let mut private = Attrs::new();
+    private.set(CKA_MODULUS, parts.modulus.clone());
+    private.set(CKA_PUBLIC_EXPONENT, parts.public_exponent.clone());
+    private.set(CKA_PRIVATE_EXPONENT, parts.private_exponent.to_vec());
+    private.set(CKA_PRIME_1, parts.prime_1.to_vec());
+    private.set(CKA_PRIME_2, parts.prime_2.to_vec());
+    private.set(CKA_EXPONENT_1, parts.exponent_1.to_vec());
+    private.set(CKA_EXPONENT_2, parts.exponent_2.to_vec());
+    private.set(CKA_COEFFICIENT, parts.coefficient.to_vec());
+    // NSS keeps the public value beside the private key.
+    private.set(CKA_NSS_DB, parts.modulus);
+    let made = |class, values| Generated {
+        class,
+        key_type: CKK_RSA,
+        mechanism,
+        values,
+    };
+    // The template asked for the public exponent; if it gave one, the
+    // generated value repeats it (leading zeros aside).
+    let mut public_made = made(CKO_PUBLIC_KEY, public);
+    if public_template.contains(CKA_PUBLIC_EXPONENT) {
+        public_made.values.remove(CKA_PUBLIC_EXPONENT);
+    }
+    Ok((public_made, made(CKO_PRIVATE_KEY, private)))
+}
+
+fn check_key(key: &Attrs, class: CK_OBJECT_CLASS, usage: CK_ATTRIBUTE_TYPE) -> Result<()> {
+    if key.ulong(CKA_CLASS) != Some(class) || key.ulong(CKA_KEY_TYPE) != Some(CKK_RSA) {
+        return Err(Rv::KeyTypeInconsistent);
+    }
+    if key.bool(usage) != Some(true) {
+        return Err(Rv::KeyFunctionNotPermitted);
+    }
+    Ok(())
+}
+
+fn private_key(key: &Attrs) -> Result<RsaKey> {
+    let get = |t| {
+        key.get(t)
+            .map(<[u8]>::to_vec)
+            .ok_or(Rv::KeyTypeInconsistent)
+    };
+    let secret = |t| get(t).map(Zeroizing::new);
+    RsaKey::from_private(&RsaParts {
+        modulus: get(CKA_MODULUS)?,
+        public_exponent: get(CKA_PUBLIC_EXPONENT)?,
+        private_exponent: secret(CKA_PRIVATE_EXPONENT)?,
+        prime_1: secret(CKA_PRIME_1)?,
+        prime_2: secret(CKA_PRIME_2)?,
+        exponent_1: secret(CKA_EXPONENT_1)?,
+        exponent_2: secret(CKA_EXPONENT_2)?,
+        coefficient: secret(CKA_COEFFICIENT)?,
+    })
+}
+
+fn public_key(key: &Attrs) -> Result<RsaKey> {
+    let n = key.get(CKA_MODULUS).ok_or(Rv::KeyTypeInconsistent)?;
+    let e = key
+        .get(CKA_PUBLIC_EXPONENT)
+        .ok_or(Rv::KeyTypeInconsistent)?;
+    RsaKey::from_public(n, e)
+}
+
+/// What a signature is computed with once the input is complete.
+#[derive(Clone, Copy)]
+enum Resolved {
+    Pkcs1(Option<&'static [u8]>),
+    Pss { hash: Hash, mgf: Hash, salt: usize },
+    X509,
+}
+
+/// CK_RSA_PKCS_PSS_PARAMS: hashAlg, mgf, sLen.
+fn pss_params(arg: &MechanismArg, hash: Option<HashSpec>) -> Result<Resolved> {
+    let ul = std::mem::size_of::<CK_ULONG>();
+    if arg.param.len() != 3 * ul {
+        return Err(Rv::MechanismParamInvalid);
+    }
+    let word = |i: usize| -> Result<CK_ULONG> {
+        Ok(CK_ULONG::from_ne_bytes(
+            arg.param[i * ul..(i + 1) * ul]
+                .try_into()
+                .map_err(|_| Rv::MechanismParamInvalid)?,
+        ))
+    };
+    let named = HASHES
+        .iter()
+        .find(|h| h.mechanism == word(0).unwrap_or(0))
+        .ok_or(Rv::MechanismParamInvalid)?;
+    if hash.is_some_and(|h| h.mechanism != named.mechanism) {
+        return Err(Rv::MechanismParamInvalid);
+    }
+    let mgf = match word(1)? {
+        CKG_MGF1_SHA1 => Hash::Sha1,
+        CKG_MGF1_SHA224 => Hash::Sha224,
+        CKG_MGF1_SHA256 => Hash::Sha256,
+        CKG_MGF1_SHA384 => Hash::Sha384,
+        CKG_MGF1_SHA512 => Hash::Sha512,
+        _ => return Err(Rv::MechanismParamInvalid),
+    };
+    let salt = usize::try_from(word(2)?).map_err(|_| Rv::MechanismParamInvalid)?;
+    Ok(Resolved::Pss {
+        hash: named.engine,
+        mgf,
+        salt,
+    })
+}
+
+fn resolve(
+    scheme: Scheme,
+    arg: &MechanismArg,
+) -> Result<(Resolved, Option<&'static digest::Algorithm>)> {
+    Ok(match scheme {
+        Scheme::Pkcs1(hash) => {
+            arg.no_param()?;
+            (
+                Resolved::Pkcs1(hash.map(|h| h.digest_info)),
+                hash.map(|h| h.alg),
+            )
+        }
+        Scheme::Pss(hash) => (pss_params(arg, hash)?, hash.map(|h| h.alg)),
+        Scheme::X509 => {
+            arg.no_param()?;
+            (Resolved::X509, None)
+        }
+    })
+}
+
+struct RsaOp {
+    key: RsaKey,
+    scheme: Resolved,
+    input: MessageInput,
+}
+
+impl SignOp for RsaOp {
+    fn update(&mut self, data: &[u8]) -> Result<()> {
+        self.input.update(data)
+    }
+    fn output_len(&self) -> usize {
+        self.key.size()
+    }
+    fn sign(&mut self) -> Result<Vec<u8>> {
+        let digest = self.input.digest();
+        match self.scheme {
+            Resolved::Pkcs1(prefix) => self
+                .key
+                .sign_raw(&[prefix.unwrap_or_default(), &digest].concat(), true),
+            Resolved::Pss { hash, mgf, salt } => self.key.sign_pss(&digest, hash, mgf, salt),
+            Resolved::X509 => self.key.sign_raw(&digest, false),
+        }
+    }
+}
+
+impl VerifyOp for RsaOp {
+    fn update(&mut self, data: &[u8]) -> Result<()> {
+        self.input.update(data)
+    }
+    fn verify(&mut self, signature: &[u8]) -> Result<()> {
+        let digest = self.input.digest();
+        let valid = match self.scheme {
+            Resolved::Pkcs1(prefix) => self.key.verify_raw(
+                &[prefix.unwrap_or_default(), &digest].concat(),
+                signature,
+                true,
+            )?,
+            Resolved::Pss { hash, mgf, salt } => {
+                self.key.verify_pss(&digest, signature, hash, mgf, salt)?
+            }
+            Resolved::X509 => self.key.verify_raw(&digest, signature, false)?,
+        };
+        if valid {
+            Ok(())
+        } else {
+            Err(Rv::SignatureInvalid)
+        }
+    }
+}
+
+pub fn sign_op(scheme: Scheme, arg: &MechanismArg, key: &Attrs) -> Result<Box<dyn SignOp>> {
+    let (resolved, hash) = resolve(scheme, arg)?;
+    check_key(key, CKO_PRIVATE_KEY, CKA_SIGN)?;
+    Ok(Box::new(RsaOp {
+        key: private_key(key)?,
+        scheme: resolved,
+        input: MessageInput::new(hash),
+    }))
+}
+
+pub fn verify_op(scheme: Scheme, arg: &MechanismArg, key: &Attrs) -> Result<Box<dyn VerifyOp>> {
+    let (resolved, hash) = resolve(scheme, arg)?;
+    check_key(key, CKO_PUBLIC_KEY, CKA_VERIFY)?;
+    Ok(Box::new(RsaOp {
+        key: public_key(key)?,
+        scheme: resolved,
+        input: MessageInput::new(hash),
+    }))
+}

@@ -1,0 +1,293 @@
+//! RSA through the C API: key pair generation (the caller's exponent
+//! honoured), every signature mechanism, OpenSSL verifying what the module
+//! signs, NSS-made keys (also the migrated database's 3DES-protected one)
+//! signing, and the errors.
+
+use pkcs11_sys::*;
+use softoken_tests::raw::{as_ul, ul, Raw, TRUE};
+use softoken_tests::*;
+
+fn setup() -> (Raw, CK_SESSION_HANDLE, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = Raw::with_params(&sql_params(dir.path()));
+    let slot = raw.slots()[0];
+    let s = raw.open(slot, true).unwrap();
+    (raw, s, dir)
+}
+
+fn pair(
+    raw: &Raw,
+    s: CK_SESSION_HANDLE,
+    bits: CK_ULONG,
+    e: &[u8],
+) -> Result<(CK_OBJECT_HANDLE, CK_OBJECT_HANDLE), CK_RV> {
+    raw.generate_key_pair(
+        s,
+        CKM_RSA_PKCS_KEY_PAIR_GEN,
+        &[
+            (CKA_MODULUS_BITS, ul(bits)),
+            (CKA_PUBLIC_EXPONENT, e.to_vec()),
+            (CKA_TOKEN, TRUE.to_vec()),
+        ],
+        &[(CKA_TOKEN, TRUE.to_vec()), (CKA_SIGN, TRUE.to_vec())],
+    )
+}
+
+/// SubjectPublicKeyInfo of an RSA public key.
+fn rsa_spki(n: &[u8], e: &[u8]) -> Vec<u8> {
+    let rsa_encryption = [
+        0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01, 0x05, 0x00,
+    ];
+    let key = tlv(0x30, &[der_integer(n), der_integer(e)].concat());
+    tlv(
+        0x30,
+        &[
+            tlv(0x30, &rsa_encryption),
+            tlv(0x03, &[&[0u8][..], &key].concat()),
+        ]
+        .concat(),
+    )
+}
+
+/// CK_RSA_PKCS_PSS_PARAMS as bytes.
+fn pss(hash: CK_MECHANISM_TYPE, mgf: CK_ULONG, salt: CK_ULONG) -> Vec<u8> {
+    [ul(hash), ul(mgf), ul(salt)].concat()
+}
+
+#[test]
+fn generate_and_sign_with_every_mechanism() {
+    let (raw, s, _dir) = setup();
+    let (public, private) = pair(&raw, s, 2048, &[1, 0, 1]).unwrap();
+    assert_eq!(as_ul(&raw.get(s, public, CKA_MODULUS_BITS).unwrap()), 2048);
+    let n = raw.get(s, public, CKA_MODULUS).unwrap();
+    let e = raw.get(s, public, CKA_PUBLIC_EXPONENT).unwrap();
+    assert_eq!((n.len(), e.as_slice()), (256, &[1u8, 0, 1][..]));
+    assert_eq!(raw.get(s, private, CKA_MODULUS).unwrap(), n);
+    assert_eq!(
+        raw.get(s, private, CKA_PRIVATE_EXPONENT),
+        Err(CKR_ATTRIBUTE_SENSITIVE)
+    );
+    assert_eq!(raw.get(s, private, CKA_LOCAL).unwrap(), TRUE);
+    let spki = rsa_spki(&n, &e);
+    let data = b"an RSA-signed message".repeat(5);
+
+    for (mech, digest) in [
+        (CKM_SHA1_RSA_PKCS, "sha1"),
+        (CKM_SHA224_RSA_PKCS, "sha224"),
+        (CKM_SHA256_RSA_PKCS, "sha256"),
+        (CKM_SHA384_RSA_PKCS, "sha384"),
+        (CKM_SHA512_RSA_PKCS, "sha512"),
+    ] {
+        let sig = raw.sign(s, mech, vec![], private, &data).unwrap();
+        assert_eq!(sig.len(), 256);
+        assert_eq!(raw.verify(s, mech, vec![], public, &data, &sig), CKR_OK);
+        assert!(
+            openssl_verifies(&spki, &data, &sig, digest, &[]),
+            "{digest}"
+        );
+        let mut bad = sig.clone();
+        bad[100] ^= 1;
+        assert_eq!(
+            raw.verify(s, mech, vec![], public, &data, &bad),
+            CKR_SIGNATURE_INVALID
+        );
+        assert_eq!(
+            raw.verify(s, mech, vec![], public, &data, &sig[1..]),
+            CKR_SIGNATURE_LEN_RANGE
+        );
+    }
+
+    // CKM_RSA_PKCS over a caller-built DigestInfo gives the very same bytes
+    // (what NSS and OpenSSL's engine send).
+    let digest_info = [
+        &[
+            0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
+            0x01, 0x05, 0x00, 0x04, 0x20,
+        ][..],
+        &hex::decode(sha256_hex(&data)).unwrap(),
+    ]
+    .concat();
+    let raw_sig = raw
+        .sign(s, CKM_RSA_PKCS, vec![], private, &digest_info)
+        .unwrap();
+    assert_eq!(
+        raw_sig,
+        raw.sign(s, CKM_SHA256_RSA_PKCS, vec![], private, &data)
+            .unwrap()
+    );
+    assert_eq!(
+        raw.verify(s, CKM_RSA_PKCS, vec![], public, &digest_info, &raw_sig),
+        CKR_OK
+    );
+    assert_eq!(
+        raw.sign(s, CKM_RSA_PKCS, vec![], private, &[0; 246]),
+        Err(CKR_DATA_LEN_RANGE)
+    );
+
+    // PSS, hashed and over a caller's digest.
+    for (mech, hash, mgf, digest) in [
+        (
+            CKM_SHA256_RSA_PKCS_PSS,
+            CKM_SHA256,
+            CKG_MGF1_SHA256,
+            "sha256",
+        ),
+        (
+            CKM_SHA384_RSA_PKCS_PSS,
+            CKM_SHA384,
+            CKG_MGF1_SHA384,
+            "sha384",
+        ),
+        (
+            CKM_SHA512_RSA_PKCS_PSS,
+            CKM_SHA512,
+            CKG_MGF1_SHA512,
+            "sha512",
+        ),
+    ] {
+        let salt = match digest {
+            "sha256" => 32,
+            "sha384" => 48,
+            _ => 64,
+        };
+        let sig = raw
+            .sign(s, mech, pss(hash, mgf, salt), private, &data)
+            .unwrap();
+        assert_eq!(
+            raw.verify(s, mech, pss(hash, mgf, salt), public, &data, &sig),
+            CKR_OK
+        );
+        let salt_opt = format!("rsa_pss_saltlen:{salt}");
+        assert!(
+            openssl_verifies(
+                &spki,
+                &data,
+                &sig,
+                digest,
+                &["rsa_padding_mode:pss", &salt_opt]
+            ),
+            "{digest}"
+        );
+        assert_eq!(
+            raw.verify(s, mech, pss(hash, mgf, salt + 1), public, &data, &sig),
+            CKR_SIGNATURE_INVALID
+        );
+    }
+    let hashed = hex::decode(sha256_hex(&data)).unwrap();
+    let sig = raw
+        .sign(
+            s,
+            CKM_RSA_PKCS_PSS,
+            pss(CKM_SHA256, CKG_MGF1_SHA256, 32),
+            private,
+            &hashed,
+        )
+        .unwrap();
+    assert_eq!(
+        raw.verify(
+            s,
+            CKM_SHA256_RSA_PKCS_PSS,
+            pss(CKM_SHA256, CKG_MGF1_SHA256, 32),
+            public,
+            &data,
+            &sig
+        ),
+        CKR_OK
+    );
+    assert_eq!(
+        raw.sign(
+            s,
+            CKM_SHA256_RSA_PKCS_PSS,
+            pss(CKM_SHA384, CKG_MGF1_SHA256, 32),
+            private,
+            &data
+        ),
+        Err(CKR_MECHANISM_PARAM_INVALID)
+    );
+    assert_eq!(
+        raw.sign(s, CKM_SHA256_RSA_PKCS_PSS, vec![], private, &data),
+        Err(CKR_MECHANISM_PARAM_INVALID)
+    );
+    assert_eq!(
+        raw.sign(
+            s,
+            CKM_RSA_PKCS_PSS,
+            pss(CKM_SHA256, CKG_MGF1_SHA256, 32),
+            private,
+            &hashed[1..]
+        ),
+        Err(CKR_DATA_LEN_RANGE)
+    );
+
+    // The raw operation.
+    let x509 = raw
+        .sign(s, CKM_RSA_X_509, vec![], private, b"raw block")
+        .unwrap();
+    assert_eq!(
+        raw.verify(s, CKM_RSA_X_509, vec![], public, b"raw block", &x509),
+        CKR_OK
+    );
+}
+
+#[test]
+fn generation_parameters() {
+    let (raw, s, _dir) = setup();
+    let (public, _) = pair(&raw, s, 2048, &[3]).unwrap();
+    assert_eq!(raw.get(s, public, CKA_PUBLIC_EXPONENT).unwrap(), vec![3]);
+    let (public, _) = pair(&raw, s, 3072, &[1, 0, 0, 1]).unwrap();
+    assert_eq!(raw.get(s, public, CKA_MODULUS).unwrap().len(), 384);
+    assert_eq!(pair(&raw, s, 512, &[1, 0, 1]), Err(CKR_KEY_SIZE_RANGE));
+    assert_eq!(
+        pair(&raw, s, 2048, &[1, 0, 0]),
+        Err(CKR_ATTRIBUTE_VALUE_INVALID)
+    );
+    assert_eq!(pair(&raw, s, 2048, &[1]), Err(CKR_ATTRIBUTE_VALUE_INVALID));
+    assert_eq!(
+        raw.generate_key_pair(s, CKM_RSA_PKCS_KEY_PAIR_GEN, &[], &[]),
+        Err(CKR_TEMPLATE_INCOMPLETE)
+    );
+}
+
+/// Keys NSS made sign; OpenSSL checks the signatures against the
+/// certificates NSS issued. The migrated database's key is still protected
+/// by the legacy 3DES PBE.
+#[test]
+fn nss_fixture_keys_sign() {
+    let exported = pkcs12_rsa_key(&fixtures().join("exports/Fixture_RSA_User.p12"), "p12-pw");
+    let spki = rsa_spki(&exported.modulus, &exported.public_exponent);
+    for name in ["sql-pw", "dbm-pw-upgraded"] {
+        let dir = copy_fixture(name);
+        let raw = Raw::with_params(&sql_params(dir.path()));
+        let slot = raw.slots()[0];
+        let s = raw.open(slot, false).unwrap();
+        assert_eq!(raw.login(s, CKU_USER, "fixture-pw"), CKR_OK);
+        let id = hex::decode("3af1127cda10579bc7c7fa41e9c4bbc154f2aa2e").unwrap();
+        let private = raw
+            .find(s, &[(CKA_CLASS, ul(CKO_PRIVATE_KEY)), (CKA_ID, id)])
+            .unwrap()[0];
+        let data = b"signed by a key NSS stored";
+        let sig = raw
+            .sign(s, CKM_SHA256_RSA_PKCS, vec![], private, data)
+            .unwrap();
+        assert!(openssl_verifies(&spki, data, &sig, "sha256", &[]), "{name}");
+        let pss_sig = raw
+            .sign(
+                s,
+                CKM_SHA256_RSA_PKCS_PSS,
+                pss(CKM_SHA256, CKG_MGF1_SHA256, 32),
+                private,
+                data,
+            )
+            .unwrap();
+        assert!(
+            openssl_verifies(
+                &spki,
+                data,
+                &pss_sig,
+                "sha256",
+                &["rsa_padding_mode:pss", "rsa_pss_saltlen:32"]
+            ),
+            "{name}"
+        );
+    }
+}
