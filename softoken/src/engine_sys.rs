@@ -6,7 +6,8 @@
 //!   signatures in PKCS#11's fixed-width r || s form.
 //! - RSA from PKCS#11's key components: key generation with the caller's
 //!   public exponent, PKCS#1 v1.5 signatures over a caller-built DigestInfo,
-//!   PSS over a digest, and the raw (X.509) operation. aws-lc's private-key
+//!   PSS over a digest, the raw (X.509) operation, and encryption with
+//!   PKCS#1 v1.5 or OAEP padding (with a label). aws-lc's private-key
 //!   operations are constant-time and blinded.
 
 use std::ptr::NonNull;
@@ -549,6 +550,137 @@ impl RsaKey {
             )
         };
         Ok(ok == 1)
+    }
+}
+
+/// The padding of RSA encryption.
+#[derive(Clone, Debug)]
+pub enum RsaPadding {
+    Pkcs1,
+    /// None: the raw operation on a zero-extended block (CKM_RSA_X_509).
+    Raw,
+    Oaep {
+        hash: Hash,
+        mgf: Hash,
+        label: Vec<u8>,
+    },
+}
+
+impl RsaKey {
+    /// An EVP_PKEY context over this key, set up for `padding`.
+    fn pkey_ctx(&self, padding: &RsaPadding, encrypt: bool) -> Result<Owned<sys::EVP_PKEY_CTX>> {
+        // SAFETY: plain constructors; set1 takes its own reference to the RSA.
+        let pkey = Owned::new(unsafe { sys::EVP_PKEY_new() }, sys::EVP_PKEY_free)?;
+        if unsafe { sys::EVP_PKEY_set1_RSA(pkey.ptr.as_ptr(), self.ptr()) } != 1 {
+            return Err(Rv::GeneralError);
+        }
+        // SAFETY: the context takes its own reference to the key.
+        let ctx = Owned::new(
+            unsafe { sys::EVP_PKEY_CTX_new(pkey.ptr.as_ptr(), std::ptr::null_mut()) },
+            sys::EVP_PKEY_CTX_free,
+        )?;
+        let c = ctx.ptr.as_ptr();
+        // SAFETY: a live context; static digest tables.
+        let ok = unsafe {
+            let init = if encrypt {
+                sys::EVP_PKEY_encrypt_init(c)
+            } else {
+                sys::EVP_PKEY_decrypt_init(c)
+            };
+            init == 1
+                && match padding {
+                    RsaPadding::Pkcs1 => {
+                        sys::EVP_PKEY_CTX_set_rsa_padding(c, sys::RSA_PKCS1_PADDING) == 1
+                    }
+                    RsaPadding::Raw => {
+                        sys::EVP_PKEY_CTX_set_rsa_padding(c, sys::RSA_NO_PADDING) == 1
+                    }
+                    RsaPadding::Oaep { hash, mgf, label } => {
+                        sys::EVP_PKEY_CTX_set_rsa_padding(c, sys::RSA_PKCS1_OAEP_PADDING) == 1
+                            && sys::EVP_PKEY_CTX_set_rsa_oaep_md(c, hash.md()) == 1
+                            && sys::EVP_PKEY_CTX_set_rsa_mgf1_md(c, mgf.md()) == 1
+                            && (label.is_empty() || {
+                                // The context takes ownership of an aws-lc allocation.
+                                let copy = sys::OPENSSL_malloc(label.len()) as *mut u8;
+                                if copy.is_null() {
+                                    false
+                                } else {
+                                    std::ptr::copy_nonoverlapping(
+                                        label.as_ptr(),
+                                        copy,
+                                        label.len(),
+                                    );
+                                    let set =
+                                        sys::EVP_PKEY_CTX_set0_rsa_oaep_label(c, copy, label.len())
+                                            == 1;
+                                    if !set {
+                                        sys::OPENSSL_free(copy as *mut _);
+                                    }
+                                    set
+                                }
+                            })
+                    }
+                }
+        };
+        if ok {
+            Ok(ctx)
+        } else {
+            Err(Rv::MechanismParamInvalid)
+        }
+    }
+
+    pub fn encrypt(&self, input: &[u8], padding: &RsaPadding) -> Result<Vec<u8>> {
+        let k = self.size();
+        let input = match padding {
+            RsaPadding::Raw if input.len() <= k => {
+                [vec![0u8; k - input.len()], input.to_vec()].concat()
+            }
+            _ => input.to_vec(),
+        };
+        let ctx = self.pkey_ctx(padding, true)?;
+        let mut out = vec![0u8; k];
+        let mut len = k;
+        // SAFETY: valid buffers of the sizes given.
+        let ok = unsafe {
+            sys::EVP_PKEY_encrypt(
+                ctx.ptr.as_ptr(),
+                out.as_mut_ptr(),
+                &mut len,
+                input.as_ptr(),
+                input.len(),
+            )
+        };
+        if ok != 1 {
+            // Too long for the padding, or (raw) not below the modulus.
+            return Err(Rv::DataLenRange);
+        }
+        out.truncate(len);
+        Ok(out)
+    }
+
+    pub fn decrypt(&self, input: &[u8], padding: &RsaPadding) -> Result<Zeroizing<Vec<u8>>> {
+        let k = self.size();
+        if input.len() != k {
+            return Err(Rv::EncryptedDataLenRange);
+        }
+        let ctx = self.pkey_ctx(padding, false)?;
+        let mut out = Zeroizing::new(vec![0u8; k]);
+        let mut len = k;
+        // SAFETY: valid buffers of the sizes given.
+        let ok = unsafe {
+            sys::EVP_PKEY_decrypt(
+                ctx.ptr.as_ptr(),
+                out.as_mut_ptr(),
+                &mut len,
+                input.as_ptr(),
+                input.len(),
+            )
+        };
+        if ok != 1 {
+            return Err(Rv::EncryptedDataInvalid);
+        }
+        out.truncate(len);
+        Ok(out)
     }
 }
 

@@ -43,6 +43,8 @@ pub struct MechanismArg {
     pub ty: CK_MECHANISM_TYPE,
     pub param: Vec<u8>,
     pub gcm: Option<crate::aes::GcmParams>,
+    /// What the parameter's data pointer refers to (OAEP's label).
+    pub data: Option<Vec<u8>>,
 }
 
 impl MechanismArg {
@@ -148,11 +150,18 @@ const fn aes_mechanism(ty: CK_MECHANISM_TYPE, mode: crate::aes::Mode) -> Mechani
 }
 
 const fn rsa_mechanism(ty: CK_MECHANISM_TYPE, scheme: crate::rsa::Scheme) -> Mechanism {
+    let flags = match scheme {
+        crate::rsa::Scheme::Pkcs1(None) | crate::rsa::Scheme::X509 => {
+            CKF_SIGN | CKF_VERIFY | CKF_ENCRYPT | CKF_DECRYPT
+        }
+        crate::rsa::Scheme::Oaep => CKF_ENCRYPT | CKF_DECRYPT,
+        _ => CKF_SIGN | CKF_VERIFY,
+    };
     Mechanism {
         ty,
         min_key_size: crate::rsa::MIN_BITS,
         max_key_size: crate::rsa::MAX_BITS,
-        flags: CKF_SIGN | CKF_VERIFY,
+        flags,
         operation: Operation::Rsa(scheme),
     }
 }
@@ -285,6 +294,7 @@ static MECHANISMS: &[Mechanism] = &[
         crate::rsa::Scheme::Pss(Some(crate::rsa::SHA512)),
     ),
     rsa_mechanism(CKM_RSA_X_509, crate::rsa::Scheme::X509),
+    rsa_mechanism(CKM_RSA_PKCS_OAEP, crate::rsa::Scheme::Oaep),
 ];
 
 pub fn all() -> &'static [Mechanism] {
@@ -388,8 +398,13 @@ pub trait CipherOp: Send {
 
 /// The encrypting or decrypting operation a mechanism makes with a key.
 pub fn cipher_op(arg: &MechanismArg, key: &Attrs, encrypt: bool) -> Result<Box<dyn CipherOp>> {
-    match find(arg.ty)?.operation {
+    let m = find(arg.ty)?;
+    if m.flags & (if encrypt { CKF_ENCRYPT } else { CKF_DECRYPT }) == 0 {
+        return Err(Rv::MechanismInvalid);
+    }
+    match m.operation {
         Operation::Aes(mode) => crate::aes::cipher_op(mode, arg, key, encrypt),
+        Operation::Rsa(scheme) => crate::rsa::cipher_op(scheme, arg, key, encrypt),
         _ => Err(Rv::MechanismInvalid),
     }
 }

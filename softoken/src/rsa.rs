@@ -6,8 +6,8 @@ use aws_lc_rs::digest;
 use pkcs11_sys::*;
 
 use crate::attr::Attrs;
-use crate::engine_sys::{Hash, RsaKey, RsaParts};
-use crate::mechanism::{MechanismArg, MessageInput, SignOp, VerifyOp};
+use crate::engine_sys::{Hash, RsaKey, RsaPadding, RsaParts};
+use crate::mechanism::{CipherOp, MechanismArg, MessageInput, SignOp, VerifyOp};
 use crate::nss::CKA_NSS_DB;
 use crate::object::Generated;
 use crate::rv::{Result, Rv};
@@ -79,6 +79,8 @@ pub enum Scheme {
     Pss(Option<HashSpec>),
     /// The raw operation (CKM_RSA_X_509).
     X509,
+    /// OAEP encryption (CKM_RSA_PKCS_OAEP).
+    Oaep,
 }
 
 /// Key sizes offered, in bits.
@@ -184,27 +186,25 @@ enum Resolved {
     X509,
 }
 
-/// CK_RSA_PKCS_PSS_PARAMS: hashAlg, mgf, sLen.
-fn pss_params(arg: &MechanismArg, hash: Option<HashSpec>) -> Result<Resolved> {
+/// The i-th CK_ULONG of a parameter structure.
+fn param_word(arg: &MechanismArg, i: usize) -> Result<CK_ULONG> {
     let ul = std::mem::size_of::<CK_ULONG>();
-    if arg.param.len() != 3 * ul {
-        return Err(Rv::MechanismParamInvalid);
-    }
-    let word = |i: usize| -> Result<CK_ULONG> {
-        Ok(CK_ULONG::from_ne_bytes(
-            arg.param[i * ul..(i + 1) * ul]
-                .try_into()
-                .map_err(|_| Rv::MechanismParamInvalid)?,
-        ))
-    };
-    let named = HASHES
-        .iter()
-        .find(|h| h.mechanism == word(0).unwrap_or(0))
+    let bytes = arg
+        .param
+        .get(i * ul..(i + 1) * ul)
         .ok_or(Rv::MechanismParamInvalid)?;
-    if hash.is_some_and(|h| h.mechanism != named.mechanism) {
-        return Err(Rv::MechanismParamInvalid);
-    }
-    let mgf = match word(1)? {
+    Ok(CK_ULONG::from_ne_bytes(
+        bytes.try_into().map_err(|_| Rv::MechanismParamInvalid)?,
+    ))
+}
+
+/// The hash a parameter names (hashAlg), and its MGF1 hash (mgf).
+fn named_hashes(hash_alg: CK_ULONG, mgf: CK_ULONG) -> Result<(HashSpec, Hash)> {
+    let named = *HASHES
+        .iter()
+        .find(|h| h.mechanism == hash_alg)
+        .ok_or(Rv::MechanismParamInvalid)?;
+    let mgf = match mgf {
         CKG_MGF1_SHA1 => Hash::Sha1,
         CKG_MGF1_SHA224 => Hash::Sha224,
         CKG_MGF1_SHA256 => Hash::Sha256,
@@ -212,7 +212,19 @@ fn pss_params(arg: &MechanismArg, hash: Option<HashSpec>) -> Result<Resolved> {
         CKG_MGF1_SHA512 => Hash::Sha512,
         _ => return Err(Rv::MechanismParamInvalid),
     };
-    let salt = usize::try_from(word(2)?).map_err(|_| Rv::MechanismParamInvalid)?;
+    Ok((named, mgf))
+}
+
+/// CK_RSA_PKCS_PSS_PARAMS: hashAlg, mgf, sLen.
+fn pss_params(arg: &MechanismArg, hash: Option<HashSpec>) -> Result<Resolved> {
+    if arg.param.len() != 3 * std::mem::size_of::<CK_ULONG>() {
+        return Err(Rv::MechanismParamInvalid);
+    }
+    let (named, mgf) = named_hashes(param_word(arg, 0)?, param_word(arg, 1)?)?;
+    if hash.is_some_and(|h| h.mechanism != named.mechanism) {
+        return Err(Rv::MechanismParamInvalid);
+    }
+    let salt = usize::try_from(param_word(arg, 2)?).map_err(|_| Rv::MechanismParamInvalid)?;
     Ok(Resolved::Pss {
         hash: named.engine,
         mgf,
@@ -237,6 +249,7 @@ fn resolve(
             arg.no_param()?;
             (Resolved::X509, None)
         }
+        Scheme::Oaep => return Err(Rv::MechanismInvalid),
     })
 }
 
@@ -307,5 +320,95 @@ pub fn verify_op(scheme: Scheme, arg: &MechanismArg, key: &Attrs) -> Result<Box<
         key: public_key(key)?,
         scheme: resolved,
         input: MessageInput::new(hash),
+    }))
+}
+
+/// CK_RSA_PKCS_OAEP_PARAMS: hashAlg, mgf, source, and the label (read at
+/// the C boundary from pSourceData).
+fn oaep_padding(arg: &MechanismArg) -> Result<RsaPadding> {
+    let (hash, mgf) = named_hashes(param_word(arg, 0)?, param_word(arg, 1)?)?;
+    let label = arg.data.clone().unwrap_or_default();
+    match param_word(arg, 2)? {
+        CKZ_DATA_SPECIFIED => {}
+        // No source: only an empty label makes sense.
+        0 if label.is_empty() => {}
+        _ => return Err(Rv::MechanismParamInvalid),
+    }
+    Ok(RsaPadding::Oaep {
+        hash: hash.engine,
+        mgf,
+        label,
+    })
+}
+
+/// RSA encryption or decryption: single-part (input is collected until
+/// the operation ends).
+struct RsaCipher {
+    key: RsaKey,
+    padding: RsaPadding,
+    encrypt: bool,
+    input: Zeroizing<Vec<u8>>,
+}
+
+impl CipherOp for RsaCipher {
+    fn output_len(&self, _more: usize, finishing: bool) -> usize {
+        if finishing {
+            self.key.size()
+        } else {
+            0
+        }
+    }
+
+    fn update(&mut self, input: &[u8]) -> Result<Vec<u8>> {
+        if self.input.len() + input.len() > self.key.size() {
+            return Err(if self.encrypt {
+                Rv::DataLenRange
+            } else {
+                Rv::EncryptedDataLenRange
+            });
+        }
+        self.input.extend_from_slice(input);
+        Ok(Vec::new())
+    }
+
+    fn finish(&mut self) -> Result<Vec<u8>> {
+        if self.encrypt {
+            self.key.encrypt(&self.input, &self.padding)
+        } else {
+            Ok(self.key.decrypt(&self.input, &self.padding)?.to_vec())
+        }
+    }
+}
+
+pub fn cipher_op(
+    scheme: Scheme,
+    arg: &MechanismArg,
+    key: &Attrs,
+    encrypt: bool,
+) -> Result<Box<dyn CipherOp>> {
+    let padding = match scheme {
+        Scheme::Pkcs1(None) => {
+            arg.no_param()?;
+            RsaPadding::Pkcs1
+        }
+        Scheme::X509 => {
+            arg.no_param()?;
+            RsaPadding::Raw
+        }
+        Scheme::Oaep => oaep_padding(arg)?,
+        _ => return Err(Rv::MechanismInvalid),
+    };
+    let rsa = if encrypt {
+        check_key(key, CKO_PUBLIC_KEY, CKA_ENCRYPT)?;
+        public_key(key)?
+    } else {
+        check_key(key, CKO_PRIVATE_KEY, CKA_DECRYPT)?;
+        private_key(key)?
+    };
+    Ok(Box::new(RsaCipher {
+        key: rsa,
+        padding,
+        encrypt,
+        input: Zeroizing::new(Vec::new()),
     }))
 }

@@ -525,6 +525,25 @@ pub fn gcm_param(iv: &[u8], aad: &[u8], tag_bits: CK_ULONG) -> Vec<u8> {
     .to_vec()
 }
 
+/// CK_RSA_PKCS_OAEP_PARAMS as parameter bytes; `label` must outlive its use.
+pub fn oaep_param(hash: CK_MECHANISM_TYPE, mgf: CK_ULONG, label: &[u8]) -> Vec<u8> {
+    let params = CK_RSA_PKCS_OAEP_PARAMS {
+        hashAlg: hash,
+        mgf,
+        source: CKZ_DATA_SPECIFIED,
+        pSourceData: label.as_ptr() as *mut std::ffi::c_void,
+        ulSourceDataLen: label.len() as CK_ULONG,
+    };
+    // SAFETY: a plain C struct viewed as its bytes.
+    unsafe {
+        std::slice::from_raw_parts(
+            &params as *const CK_RSA_PKCS_OAEP_PARAMS as *const u8,
+            std::mem::size_of::<CK_RSA_PKCS_OAEP_PARAMS>(),
+        )
+    }
+    .to_vec()
+}
+
 /// CK_AES_CTR_PARAMS as parameter bytes.
 pub fn ctr_param(counter_bits: CK_ULONG, counter: &[u8; 16]) -> Vec<u8> {
     [&counter_bits.to_ne_bytes()[..], counter].concat()

@@ -235,7 +235,7 @@ fn slots_and_token_info() {
         );
         assert_eq!(mi.flags, CKF_DIGEST);
         assert_eq!(
-            (f.C_GetMechanismInfo.unwrap())(slot, CKM_RSA_PKCS_OAEP, &mut mi),
+            (f.C_GetMechanismInfo.unwrap())(slot, CKM_DSA, &mut mi),
             CKR_MECHANISM_INVALID
         );
     }

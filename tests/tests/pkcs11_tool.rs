@@ -409,3 +409,44 @@ fn rsa_keys_across_processes() {
         );
     }
 }
+
+/// pkcs11-tool's own self-test (digests, random, RSA verification and
+/// decryption with PKCS#1 v1.5, X.509 and OAEP with a label) passes with
+/// an RSA and an EC key on the token.
+#[test]
+fn pkcs11_tool_self_test() {
+    let t = Tool::new();
+    t.ok(&["--init-token", "--so-pin", "so", "--label", "self test"]);
+    t.ok(&["--init-pin", "--so-pin", "so", "--pin", "pw"]);
+    t.ok(&with_login(&[
+        "--keypairgen",
+        "--key-type",
+        "rsa:2048",
+        "--id",
+        "01",
+        "--label",
+        "rsa",
+    ]));
+    t.ok(&with_login(&[
+        "--keypairgen",
+        "--key-type",
+        "EC:prime256v1",
+        "--id",
+        "02",
+        "--label",
+        "ec",
+    ]));
+    let out = t.output(&with_login(&["--test"]));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("No errors"), "{text}");
+    assert!(
+        text.contains("RSA-PKCS-OAEP") && text.contains("SHA1-RSA-PKCS: OK"),
+        "{text}"
+    );
+    assert!(!text.contains("ERR") && !text.contains("FAIL"), "{text}");
+}

@@ -4,7 +4,9 @@
 //! signing, and the errors.
 
 use pkcs11_sys::*;
-use softoken_tests::raw::{as_ul, ul, Raw, TRUE};
+use std::process::Command;
+
+use softoken_tests::raw::{as_ul, oaep_param, ul, Direction, Raw, TRUE};
 use softoken_tests::*;
 
 fn setup() -> (Raw, CK_SESSION_HANDLE, tempfile::TempDir) {
@@ -290,4 +292,168 @@ fn nss_fixture_keys_sign() {
             "{name}"
         );
     }
+}
+
+/// OpenSSL encrypts to the module's public key (PKCS#1 v1.5, and OAEP with
+/// a label); the module decrypts. The module's own round trips, and the
+/// failures.
+#[test]
+fn encryption_with_openssl() {
+    let (raw, s, _dir) = setup();
+    let (public, private) = raw
+        .generate_key_pair(
+            s,
+            CKM_RSA_PKCS_KEY_PAIR_GEN,
+            &[(CKA_MODULUS_BITS, ul(2048)), (CKA_ENCRYPT, TRUE.to_vec())],
+            &[(CKA_DECRYPT, TRUE.to_vec())],
+        )
+        .unwrap();
+    let n = raw.get(s, public, CKA_MODULUS).unwrap();
+    let e = raw.get(s, public, CKA_PUBLIC_EXPONENT).unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let p = |name: &str| files.path().join(name).display().to_string();
+    std::fs::write(p("pub.der"), rsa_spki(&n, &e)).unwrap();
+    run(Command::new("openssl").args([
+        "pkey",
+        "-pubin",
+        "-inform",
+        "DER",
+        "-in",
+        &p("pub.der"),
+        "-out",
+        &p("pub.pem"),
+    ]));
+    std::fs::write(p("secret"), b"a session key, say").unwrap();
+    let openssl_encrypt = |options: &[&str]| -> Vec<u8> {
+        let mut cmd = Command::new("openssl");
+        cmd.args([
+            "pkeyutl",
+            "-encrypt",
+            "-pubin",
+            "-inkey",
+            &p("pub.pem"),
+            "-in",
+            &p("secret"),
+            "-out",
+            &p("ct"),
+        ]);
+        for o in options {
+            cmd.args(["-pkeyopt", o]);
+        }
+        run(&mut cmd);
+        std::fs::read(p("ct")).unwrap()
+    };
+
+    let ct = openssl_encrypt(&[]);
+    assert_eq!(
+        raw.crypt(s, Direction::Decrypt, CKM_RSA_PKCS, vec![], private, &ct)
+            .unwrap(),
+        b"a session key, say"
+    );
+    let label = b"a label";
+    let ct = openssl_encrypt(&[
+        "rsa_padding_mode:oaep",
+        "rsa_oaep_md:sha256",
+        "rsa_mgf1_md:sha256",
+        &format!("rsa_oaep_label:{}", hex::encode(label)),
+    ]);
+    let param = oaep_param(CKM_SHA256, CKG_MGF1_SHA256, label);
+    assert_eq!(
+        raw.crypt(
+            s,
+            Direction::Decrypt,
+            CKM_RSA_PKCS_OAEP,
+            param.clone(),
+            private,
+            &ct
+        )
+        .unwrap(),
+        b"a session key, say"
+    );
+    let wrong_label = oaep_param(CKM_SHA256, CKG_MGF1_SHA256, b"another");
+    assert_eq!(
+        raw.crypt(
+            s,
+            Direction::Decrypt,
+            CKM_RSA_PKCS_OAEP,
+            wrong_label,
+            private,
+            &ct
+        ),
+        Err(CKR_ENCRYPTED_DATA_INVALID)
+    );
+
+    // The module's own round trips.
+    for (mech, param) in [
+        (CKM_RSA_PKCS, vec![]),
+        (CKM_RSA_PKCS_OAEP, oaep_param(CKM_SHA_1, CKG_MGF1_SHA1, b"")),
+        (CKM_RSA_PKCS_OAEP, param.clone()),
+        (CKM_RSA_X_509, vec![]),
+    ] {
+        let ct = raw
+            .crypt(
+                s,
+                Direction::Encrypt,
+                mech,
+                param.clone(),
+                public,
+                b"round trip",
+            )
+            .unwrap();
+        assert_eq!(ct.len(), 256);
+        let pt = raw
+            .crypt(s, Direction::Decrypt, mech, param.clone(), private, &ct)
+            .unwrap();
+        if mech == CKM_RSA_X_509 {
+            // The raw operation gives the whole zero-extended block back.
+            assert_eq!(&pt[pt.len() - 10..], b"round trip");
+        } else {
+            assert_eq!(pt, b"round trip");
+        }
+        let mut bad = ct.clone();
+        bad[200] ^= 1;
+        if mech != CKM_RSA_X_509 {
+            assert_eq!(
+                raw.crypt(s, Direction::Decrypt, mech, param.clone(), private, &bad),
+                Err(CKR_ENCRYPTED_DATA_INVALID)
+            );
+        }
+        assert_eq!(
+            raw.crypt(
+                s,
+                Direction::Decrypt,
+                mech,
+                param.clone(),
+                private,
+                &ct[1..]
+            ),
+            Err(CKR_ENCRYPTED_DATA_LEN_RANGE)
+        );
+    }
+    assert_eq!(
+        raw.crypt(
+            s,
+            Direction::Encrypt,
+            CKM_RSA_PKCS,
+            vec![],
+            public,
+            &[1; 246]
+        ),
+        Err(CKR_DATA_LEN_RANGE)
+    );
+    assert_eq!(
+        raw.crypt(
+            s,
+            Direction::Encrypt,
+            CKM_SHA256_RSA_PKCS,
+            vec![],
+            public,
+            b"x"
+        ),
+        Err(CKR_MECHANISM_INVALID)
+    );
+    assert_eq!(
+        raw.crypt(s, Direction::Encrypt, CKM_RSA_PKCS, vec![], private, b"x"),
+        Err(CKR_KEY_TYPE_INCONSISTENT)
+    );
 }

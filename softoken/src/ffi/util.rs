@@ -108,11 +108,38 @@ pub unsafe fn mechanism(p: CK_MECHANISM_PTR) -> Result<crate::mechanism::Mechani
     } else {
         None
     };
+    let data = if m.mechanism == CKM_RSA_PKCS_OAEP {
+        // SAFETY: an OAEP parameter is a CK_RSA_PKCS_OAEP_PARAMS.
+        Some(unsafe { oaep_label(param)? })
+    } else {
+        None
+    };
     Ok(crate::mechanism::MechanismArg {
         ty: m.mechanism,
         param: param.to_vec(),
         gcm,
+        data,
     })
+}
+
+/// The label of CK_RSA_PKCS_OAEP_PARAMS (hashAlg, mgf, source,
+/// pSourceData, ulSourceDataLen).
+///
+/// # Safety
+/// `param` holds the caller's structure, whose data pointer is valid.
+unsafe fn oaep_label(param: &[u8]) -> Result<Vec<u8>> {
+    if param.len() != std::mem::size_of::<CK_RSA_PKCS_OAEP_PARAMS>() {
+        return Err(Rv::MechanismParamInvalid);
+    }
+    const UL: usize = std::mem::size_of::<CK_ULONG>();
+    let word = |i: usize| -> Result<u64> {
+        let bytes: [u8; UL] = param[i * UL..(i + 1) * UL]
+            .try_into()
+            .map_err(|_| Rv::MechanismParamInvalid)?;
+        Ok(u64::from_ne_bytes(bytes))
+    };
+    // SAFETY: the caller's label buffer, of the length it gives.
+    Ok(unsafe { bytes(word(3)? as *const u8, word(4)?)? }.to_vec())
 }
 
 /// CK_GCM_PARAMS, in the 3.0 layout or the 2.40 one without ulIvBits
