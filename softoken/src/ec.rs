@@ -14,7 +14,7 @@ use crate::attr::Attrs;
 use crate::engine_sys::{Curve, EcKey};
 use crate::mechanism::{MessageInput, SignOp, VerifyOp};
 use crate::nss::CKA_NSS_DB;
-use crate::object::Generated;
+use crate::object::{Generated, Origin};
 use crate::rv::{Result, Rv};
 
 /// CKA_EC_PARAMS of each curve: the DER of its named-curve OID.
@@ -105,6 +105,7 @@ pub fn generate(
         key_type: CKK_EC,
         mechanism,
         values,
+        origin: crate::object::Origin::Generated,
     };
     Ok((made(CKO_PUBLIC_KEY, public), made(CKO_PRIVATE_KEY, private)))
 }
@@ -172,6 +173,104 @@ pub fn verify_op(
         curve,
         input: MessageInput::new(hash),
     }))
+}
+
+/// ECDH1_DERIVE: the shared secret with the peer's public point, through
+/// the KDF CK_ECDH1_DERIVE_PARAMS names (NULL, or ANSI X9.63 with SHA-1 or
+/// SHA-2), as a new secret key.
+pub fn derive(
+    mechanism: CK_MECHANISM_TYPE,
+    arg: &crate::mechanism::MechanismArg,
+    base: &Attrs,
+    template: &Attrs,
+) -> Result<Generated> {
+    use aws_lc_rs::agreement;
+
+    let curve = checked_curve(base, CKO_PRIVATE_KEY, CKA_DERIVE)?;
+    let ul = std::mem::size_of::<CK_ULONG>();
+    let kdf_word = arg.param.get(..ul).ok_or(Rv::MechanismParamInvalid)?;
+    let kdf = CK_ULONG::from_ne_bytes(kdf_word.try_into().map_err(|_| Rv::MechanismParamInvalid)?);
+    let [shared_data, public_data] = arg.pointed.as_slice() else {
+        return Err(Rv::MechanismParamInvalid);
+    };
+    let hash = match kdf {
+        CKD_NULL if shared_data.is_empty() => None,
+        CKD_SHA1_KDF => Some(&digest::SHA1_FOR_LEGACY_USE_ONLY),
+        CKD_SHA224_KDF => Some(&digest::SHA224),
+        CKD_SHA256_KDF => Some(&digest::SHA256),
+        CKD_SHA384_KDF => Some(&digest::SHA384),
+        CKD_SHA512_KDF => Some(&digest::SHA512),
+        _ => return Err(Rv::MechanismParamInvalid),
+    };
+    let peer = unwrap_point(curve, public_data).map_err(|_| Rv::MechanismParamInvalid)?;
+    let alg = match curve {
+        Curve::P256 => &agreement::ECDH_P256,
+        Curve::P384 => &agreement::ECDH_P384,
+        Curve::P521 => &agreement::ECDH_P521,
+    };
+    // aws-lc-rs wants the scalar at the curve's full width.
+    let scalar = base.get(CKA_VALUE).ok_or(Rv::KeyTypeInconsistent)?;
+    if scalar.len() > curve.field_len() {
+        return Err(Rv::KeyTypeInconsistent);
+    }
+    let mut padded = zeroize::Zeroizing::new(vec![0u8; curve.field_len() - scalar.len()]);
+    padded.extend_from_slice(scalar);
+    let private = agreement::PrivateKey::from_private_key(alg, &padded)
+        .map_err(|_| Rv::KeyTypeInconsistent)?;
+    let secret = agreement::agree(
+        &private,
+        agreement::UnparsedPublicKey::new(alg, peer),
+        Rv::MechanismParamInvalid,
+        |z| Ok(zeroize::Zeroizing::new(z.to_vec())),
+    )?;
+
+    let key_type = match template.get(CKA_KEY_TYPE) {
+        Some(_) => template
+            .ulong(CKA_KEY_TYPE)
+            .ok_or(Rv::AttributeValueInvalid)?,
+        None => CKK_GENERIC_SECRET,
+    };
+    let len = match (template.get(CKA_VALUE_LEN), key_type) {
+        (Some(_), _) => template
+            .ulong(CKA_VALUE_LEN)
+            .ok_or(Rv::AttributeValueInvalid)? as usize,
+        (None, CKK_GENERIC_SECRET) => secret.len(),
+        (None, CKK_AES) => return Err(Rv::TemplateIncomplete),
+        (None, _) => secret.len(),
+    };
+    let value = match hash {
+        None if len <= secret.len() => secret[..len].to_vec(),
+        None => return Err(Rv::TemplateInconsistent),
+        Some(alg) => x963_kdf(alg, &secret, shared_data, len),
+    };
+    let mut values = Attrs::new();
+    values.set(CKA_VALUE, value);
+    Ok(Generated {
+        class: CKO_SECRET_KEY,
+        key_type,
+        mechanism,
+        values,
+        origin: Origin::Derived {
+            always_sensitive: base.bool(CKA_ALWAYS_SENSITIVE).unwrap_or(false),
+            never_extractable: base.bool(CKA_NEVER_EXTRACTABLE).unwrap_or(false),
+        },
+    })
+}
+
+/// The ANSI X9.63 KDF: Hash(Z || counter || SharedInfo) for counter 1, 2...
+fn x963_kdf(alg: &'static digest::Algorithm, z: &[u8], shared_info: &[u8], len: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len + alg.output_len());
+    let mut counter = 1u32;
+    while out.len() < len {
+        let mut ctx = digest::Context::new(alg);
+        ctx.update(z);
+        ctx.update(&counter.to_be_bytes());
+        ctx.update(shared_info);
+        out.extend_from_slice(ctx.finish().as_ref());
+        counter += 1;
+    }
+    out.truncate(len);
+    out
 }
 
 #[cfg(test)]

@@ -35,6 +35,8 @@ pub enum Operation {
     RsaKeyPairGen,
     /// RSA signatures in one scheme.
     Rsa(crate::rsa::Scheme),
+    /// ECDH key derivation (the cofactor form is the same on NIST curves).
+    EcdhDerive,
 }
 
 /// A mechanism as a caller names it: its type and its parameter's bytes
@@ -43,8 +45,9 @@ pub struct MechanismArg {
     pub ty: CK_MECHANISM_TYPE,
     pub param: Vec<u8>,
     pub gcm: Option<crate::aes::GcmParams>,
-    /// What the parameter's data pointer refers to (OAEP's label).
-    pub data: Option<Vec<u8>>,
+    /// What the parameter's pointers refer to, in the structure's order
+    /// (OAEP: the label; ECDH: the shared data, then the public data).
+    pub pointed: Vec<Vec<u8>>,
 }
 
 impl MechanismArg {
@@ -295,6 +298,20 @@ static MECHANISMS: &[Mechanism] = &[
     ),
     rsa_mechanism(CKM_RSA_X_509, crate::rsa::Scheme::X509),
     rsa_mechanism(CKM_RSA_PKCS_OAEP, crate::rsa::Scheme::Oaep),
+    Mechanism {
+        ty: CKM_ECDH1_DERIVE,
+        min_key_size: 256,
+        max_key_size: 521,
+        flags: CKF_DERIVE | EC_FLAGS,
+        operation: Operation::EcdhDerive,
+    },
+    Mechanism {
+        ty: CKM_ECDH1_COFACTOR_DERIVE,
+        min_key_size: 256,
+        max_key_size: 521,
+        flags: CKF_DERIVE | EC_FLAGS,
+        operation: Operation::EcdhDerive,
+    },
 ];
 
 pub fn all() -> &'static [Mechanism] {
@@ -598,5 +615,15 @@ pub fn generate_key(arg: &MechanismArg, template: &Attrs) -> Result<Generated> {
         key_type,
         mechanism: m.ty,
         values,
+        origin: crate::object::Origin::Generated,
     })
+}
+
+/// A key derived from a base key (C_DeriveKey).
+pub fn derive_key(arg: &MechanismArg, base: &Attrs, template: &Attrs) -> Result<Generated> {
+    let m = find(arg.ty)?;
+    match m.operation {
+        Operation::EcdhDerive => crate::ec::derive(m.ty, arg, base, template),
+        _ => Err(Rv::MechanismInvalid),
+    }
 }

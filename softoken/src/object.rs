@@ -365,13 +365,26 @@ pub fn new_object(template: Attrs) -> Result<Attrs> {
     build(template, None)
 }
 
-/// What the token made for a generated key: its mechanism and its values
-/// (the key value, and for key pairs the public parts).
+/// What the token made for a new key: its mechanism and its values (the
+/// key value, and for key pairs the public parts).
 pub struct Generated {
     pub class: CK_OBJECT_CLASS,
     pub key_type: CK_KEY_TYPE,
     pub mechanism: CK_MECHANISM_TYPE,
     pub values: Attrs,
+    pub origin: Origin,
+}
+
+/// How the token made a key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// Generated here (CKA_LOCAL).
+    Generated,
+    /// Derived from a base key, whose history it inherits.
+    Derived {
+        always_sensitive: bool,
+        never_extractable: bool,
+    },
 }
 
 /// Builds a key the token generated (C_GenerateKey, C_GenerateKeyPair):
@@ -399,10 +412,10 @@ pub fn new_generated(mut template: Attrs, generated: Generated) -> Result<Attrs>
     for (t, v) in generated.values.iter() {
         template.set(t, v.to_vec());
     }
-    build(template, Some(generated.mechanism))
+    build(template, Some((generated.mechanism, generated.origin)))
 }
 
-fn build(template: Attrs, generated_by: Option<CK_MECHANISM_TYPE>) -> Result<Attrs> {
+fn build(template: Attrs, made_by: Option<(CK_MECHANISM_TYPE, Origin)>) -> Result<Attrs> {
     let class = template
         .ulong(CKA_CLASS)
         .ok_or(if template.contains(CKA_CLASS) {
@@ -449,7 +462,7 @@ fn build(template: Attrs, generated_by: Option<CK_MECHANISM_TYPE>) -> Result<Att
             }
         }
     }
-    set_token_values(class, subtype, generated_by, &mut obj)?;
+    set_token_values(class, subtype, made_by, &mut obj)?;
     for (t, v) in token_set {
         if obj.get(t) != Some(v.as_slice()) {
             return Err(Rv::AttributeReadOnly);
@@ -459,26 +472,40 @@ fn build(template: Attrs, generated_by: Option<CK_MECHANISM_TYPE>) -> Result<Att
     Ok(obj)
 }
 
-/// The values the token computes for a new object: imported (created) or
-/// generated here by a mechanism.
+/// The values the token computes for a new object: imported (created), or
+/// made here by a mechanism.
 fn set_token_values(
     class: CK_OBJECT_CLASS,
     subtype: Option<CK_ULONG>,
-    generated_by: Option<CK_MECHANISM_TYPE>,
+    made_by: Option<(CK_MECHANISM_TYPE, Origin)>,
     obj: &mut Attrs,
 ) -> Result<()> {
     if matches!(class, CKO_PUBLIC_KEY | CKO_PRIVATE_KEY | CKO_SECRET_KEY) {
-        obj.set_bool(CKA_LOCAL, generated_by.is_some());
+        obj.set_bool(CKA_LOCAL, matches!(made_by, Some((_, Origin::Generated))));
         obj.set_ulong(
             CKA_KEY_GEN_MECHANISM,
-            generated_by.unwrap_or(CK_UNAVAILABLE_INFORMATION),
+            made_by.map_or(CK_UNAVAILABLE_INFORMATION, |(m, _)| m),
         );
     }
     if matches!(class, CKO_PRIVATE_KEY | CKO_SECRET_KEY) {
         let sensitive = obj.bool(CKA_SENSITIVE).unwrap_or(false);
-        obj.set_bool(CKA_ALWAYS_SENSITIVE, sensitive);
-        // An imported key was known outside the token.
-        let never_extractable = generated_by.is_some() && obj.bool(CKA_EXTRACTABLE) == Some(false);
+        let unextractable = obj.bool(CKA_EXTRACTABLE) == Some(false);
+        let (always_sensitive, never_extractable) = match made_by {
+            Some((_, Origin::Generated)) => (sensitive, unextractable),
+            Some((
+                _,
+                Origin::Derived {
+                    always_sensitive,
+                    never_extractable,
+                },
+            )) => (
+                always_sensitive && sensitive,
+                never_extractable && unextractable,
+            ),
+            // An imported key was known outside the token.
+            None => (sensitive, false),
+        };
+        obj.set_bool(CKA_ALWAYS_SENSITIVE, always_sensitive);
         obj.set_bool(CKA_NEVER_EXTRACTABLE, never_extractable);
     }
     if class == CKO_PUBLIC_KEY && subtype == Some(CKK_RSA) {

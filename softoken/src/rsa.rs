@@ -131,6 +131,7 @@ pub fn generate(
         key_type: CKK_RSA,
         mechanism,
         values,
+        origin: crate::object::Origin::Generated,
     };
     // The template asked for the public exponent; if it gave one, the
     // generated value repeats it (leading zeros aside).
@@ -327,7 +328,7 @@ pub fn verify_op(scheme: Scheme, arg: &MechanismArg, key: &Attrs) -> Result<Box<
 /// the C boundary from pSourceData).
 fn oaep_padding(arg: &MechanismArg) -> Result<RsaPadding> {
     let (hash, mgf) = named_hashes(param_word(arg, 0)?, param_word(arg, 1)?)?;
-    let label = arg.data.clone().unwrap_or_default();
+    let label = arg.pointed.first().cloned().unwrap_or_default();
     match param_word(arg, 2)? {
         CKZ_DATA_SPECIFIED => {}
         // No source: only an empty label makes sense.

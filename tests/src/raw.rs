@@ -544,6 +544,53 @@ pub fn oaep_param(hash: CK_MECHANISM_TYPE, mgf: CK_ULONG, label: &[u8]) -> Vec<u
     .to_vec()
 }
 
+/// CK_ECDH1_DERIVE_PARAMS as parameter bytes; the buffers must outlive its use.
+pub fn ecdh_param(kdf: CK_ULONG, shared: &[u8], public: &[u8]) -> Vec<u8> {
+    let params = CK_ECDH1_DERIVE_PARAMS {
+        kdf,
+        ulSharedDataLen: shared.len() as CK_ULONG,
+        pSharedData: shared.as_ptr() as *mut u8,
+        ulPublicDataLen: public.len() as CK_ULONG,
+        pPublicData: public.as_ptr() as *mut u8,
+    };
+    // SAFETY: a plain C struct viewed as its bytes.
+    unsafe {
+        std::slice::from_raw_parts(
+            &params as *const CK_ECDH1_DERIVE_PARAMS as *const u8,
+            std::mem::size_of::<CK_ECDH1_DERIVE_PARAMS>(),
+        )
+    }
+    .to_vec()
+}
+
+impl Raw {
+    /// C_DeriveKey.
+    pub fn derive(
+        &self,
+        s: CK_SESSION_HANDLE,
+        ty: CK_MECHANISM_TYPE,
+        mut param: Vec<u8>,
+        base: CK_OBJECT_HANDLE,
+        t: &[(CK_ATTRIBUTE_TYPE, Vec<u8>)],
+    ) -> Result<CK_OBJECT_HANDLE, CK_RV> {
+        let mut tmpl = c_template(t);
+        let mut m = mechanism(ty, &mut param);
+        let mut h = 0;
+        // SAFETY: valid mechanism, template and out pointer.
+        check(unsafe {
+            (self.f().C_DeriveKey.expect("fn"))(
+                s,
+                &mut m,
+                base,
+                tmpl.as_mut_ptr(),
+                tmpl.len() as CK_ULONG,
+                &mut h,
+            )
+        })?;
+        Ok(h)
+    }
+}
+
 /// CK_AES_CTR_PARAMS as parameter bytes.
 pub fn ctr_param(counter_bits: CK_ULONG, counter: &[u8; 16]) -> Vec<u8> {
     [&counter_bits.to_ne_bytes()[..], counter].concat()

@@ -5,7 +5,7 @@
 use std::process::Command;
 
 use pkcs11_sys::*;
-use softoken_tests::raw::{as_ul, ul, Raw, TRUE};
+use softoken_tests::raw::{as_ul, ecdh_param, ul, Raw, FALSE, TRUE};
 use softoken_tests::*;
 
 const P256: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
@@ -301,4 +301,230 @@ fn nss_fixture_key_signs() {
         .map(|l| l.trim().replace(':', ""))
         .collect();
     assert_eq!(hex_point, hex::encode(&point_attr[2..]));
+}
+
+/// Template of an extractable derived secret, so the test can compare it.
+fn readable_secret(len: Option<CK_ULONG>) -> Vec<(CK_ATTRIBUTE_TYPE, Vec<u8>)> {
+    let mut t = vec![
+        (CKA_CLASS, ul(CKO_SECRET_KEY)),
+        (CKA_KEY_TYPE, ul(CKK_GENERIC_SECRET)),
+        (CKA_SENSITIVE, FALSE.to_vec()),
+        (CKA_EXTRACTABLE, TRUE.to_vec()),
+    ];
+    if let Some(n) = len {
+        t.push((CKA_VALUE_LEN, ul(n)));
+    }
+    t
+}
+
+/// Two parties agree on the same secret; with NSS's fixture key, OpenSSL
+/// agrees too; the X9.63 KDF gives what its definition says.
+#[test]
+fn ecdh_derives_agreed_secrets() {
+    let (raw, s, _dir) = setup();
+    for params in [P256, P384] {
+        let (a_pub, a_priv) = raw
+            .generate_key_pair(
+                s,
+                CKM_EC_KEY_PAIR_GEN,
+                &[(CKA_EC_PARAMS, params.to_vec())],
+                &[(CKA_DERIVE, TRUE.to_vec())],
+            )
+            .unwrap();
+        let (b_pub, b_priv) = raw
+            .generate_key_pair(
+                s,
+                CKM_EC_KEY_PAIR_GEN,
+                &[(CKA_EC_PARAMS, params.to_vec())],
+                &[(CKA_DERIVE, TRUE.to_vec())],
+            )
+            .unwrap();
+        let a_point = raw.get(s, a_pub, CKA_EC_POINT).unwrap();
+        let b_point = raw.get(s, b_pub, CKA_EC_POINT).unwrap();
+        // Public data wrapped (as NSS keeps it) on one side, raw on the other.
+        let ab = raw
+            .derive(
+                s,
+                CKM_ECDH1_DERIVE,
+                ecdh_param(CKD_NULL, b"", &b_point),
+                a_priv,
+                &readable_secret(None),
+            )
+            .unwrap();
+        let raw_a = &a_point[a_point.len() - (b_point.len() - 2)..];
+        let ba = raw
+            .derive(
+                s,
+                CKM_ECDH1_COFACTOR_DERIVE,
+                ecdh_param(CKD_NULL, b"", raw_a),
+                b_priv,
+                &readable_secret(None),
+            )
+            .unwrap();
+        let z = raw.get(s, ab, CKA_VALUE).unwrap();
+        assert_eq!(z, raw.get(s, ba, CKA_VALUE).unwrap());
+        assert_eq!(z.len(), if params == P256 { 32 } else { 48 });
+        assert_eq!(raw.get(s, ab, CKA_LOCAL).unwrap(), FALSE);
+        assert_eq!(
+            as_ul(&raw.get(s, ab, CKA_KEY_GEN_MECHANISM).unwrap()),
+            CKM_ECDH1_DERIVE
+        );
+
+        // X9.63 with SHA-256 and shared info, 40 bytes: two hash blocks.
+        let kdf = raw
+            .derive(
+                s,
+                CKM_ECDH1_DERIVE,
+                ecdh_param(CKD_SHA256_KDF, b"info", &b_point),
+                a_priv,
+                &readable_secret(Some(40)),
+            )
+            .unwrap();
+        let block = |counter: u8| {
+            hex::decode(sha256_hex(&[&z[..], &[0, 0, 0, counter], b"info"].concat())).unwrap()
+        };
+        assert_eq!(
+            raw.get(s, kdf, CKA_VALUE).unwrap(),
+            [block(1), block(2)].concat()[..40].to_vec()
+        );
+
+        // An AES key, sensitive by default.
+        let aes = raw
+            .derive(
+                s,
+                CKM_ECDH1_DERIVE,
+                ecdh_param(CKD_SHA256_KDF, b"", &b_point),
+                a_priv,
+                &[
+                    (CKA_CLASS, ul(CKO_SECRET_KEY)),
+                    (CKA_KEY_TYPE, ul(CKK_AES)),
+                    (CKA_VALUE_LEN, ul(16)),
+                ],
+            )
+            .unwrap();
+        assert_eq!(raw.get(s, aes, CKA_VALUE), Err(CKR_ATTRIBUTE_SENSITIVE));
+    }
+}
+
+#[test]
+fn ecdh_with_openssl_and_nss_key() {
+    let dir = copy_fixture("sql-pw");
+    let raw = Raw::with_params(&sql_params(dir.path()));
+    let slot = raw.slots()[0];
+    let s = raw.open(slot, true).unwrap();
+    assert_eq!(raw.login(s, CKU_USER, "fixture-pw"), CKR_OK);
+    let id = hex::decode("80fd1f8980566666880de0b6a879393a3793ce4b").unwrap();
+    let nss_key = raw
+        .find(s, &[(CKA_CLASS, ul(CKO_PRIVATE_KEY)), (CKA_ID, id)])
+        .unwrap()[0];
+
+    let files = tempfile::tempdir().unwrap();
+    let p = |n: &str| files.path().join(n).display().to_string();
+    run(Command::new("openssl").args([
+        "ecparam",
+        "-name",
+        "prime256v1",
+        "-genkey",
+        "-noout",
+        "-out",
+        &p("peer.pem"),
+    ]));
+    run(Command::new("openssl").args([
+        "ec",
+        "-in",
+        &p("peer.pem"),
+        "-pubout",
+        "-outform",
+        "DER",
+        "-out",
+        &p("peer.der"),
+    ]));
+    let peer_spki = std::fs::read(p("peer.der")).unwrap();
+    let peer_point = &peer_spki[peer_spki.len() - 65..];
+    let nss_pub = run(Command::new("openssl").args([
+        "x509",
+        "-inform",
+        "DER",
+        "-in",
+        &fixtures()
+            .join("exports/Fixture_EC_User.der")
+            .display()
+            .to_string(),
+        "-pubkey",
+        "-noout",
+    ]));
+    std::fs::write(p("nss.pem"), nss_pub).unwrap();
+    run(Command::new("openssl").args([
+        "pkeyutl",
+        "-derive",
+        "-inkey",
+        &p("peer.pem"),
+        "-peerkey",
+        &p("nss.pem"),
+        "-out",
+        &p("z"),
+    ]));
+    let z = std::fs::read(p("z")).unwrap();
+
+    let derived = raw
+        .derive(
+            s,
+            CKM_ECDH1_DERIVE,
+            ecdh_param(CKD_NULL, b"", peer_point),
+            nss_key,
+            &readable_secret(None),
+        )
+        .unwrap();
+    assert_eq!(raw.get(s, derived, CKA_VALUE).unwrap(), z);
+
+    // Errors: unknown KDF, shared data with the NULL KDF, a point off the
+    // curve, a key that may not derive.
+    let tmpl = readable_secret(None);
+    assert_eq!(
+        raw.derive(
+            s,
+            CKM_ECDH1_DERIVE,
+            ecdh_param(0x99, b"", peer_point),
+            nss_key,
+            &tmpl
+        ),
+        Err(CKR_MECHANISM_PARAM_INVALID)
+    );
+    assert_eq!(
+        raw.derive(
+            s,
+            CKM_ECDH1_DERIVE,
+            ecdh_param(CKD_NULL, b"x", peer_point),
+            nss_key,
+            &tmpl
+        ),
+        Err(CKR_MECHANISM_PARAM_INVALID)
+    );
+    let mut off = peer_point.to_vec();
+    off[40] ^= 1;
+    assert_eq!(
+        raw.derive(
+            s,
+            CKM_ECDH1_DERIVE,
+            ecdh_param(CKD_NULL, b"", &off),
+            nss_key,
+            &tmpl
+        ),
+        Err(CKR_MECHANISM_PARAM_INVALID)
+    );
+    assert_eq!(
+        raw.derive(s, CKM_ECDH1_DERIVE, vec![1, 2], nss_key, &tmpl),
+        Err(CKR_MECHANISM_PARAM_INVALID)
+    );
+    assert_eq!(raw.set(s, nss_key, &[(CKA_DERIVE, FALSE.to_vec())]), CKR_OK);
+    assert_eq!(
+        raw.derive(
+            s,
+            CKM_ECDH1_DERIVE,
+            ecdh_param(CKD_NULL, b"", peer_point),
+            nss_key,
+            &tmpl
+        ),
+        Err(CKR_KEY_FUNCTION_NOT_PERMITTED)
+    );
 }

@@ -553,3 +553,32 @@ pub unsafe extern "C" fn C_DecryptFinal(
         cipher_part(m, hSession, decrypt_slot, None, pLastPart, pulLastPartLen)
     })
 }
+
+#[no_mangle]
+pub unsafe extern "C" fn C_DeriveKey(
+    hSession: CK_SESSION_HANDLE,
+    pMechanism: CK_MECHANISM_PTR,
+    hBaseKey: CK_OBJECT_HANDLE,
+    pTemplate: CK_ATTRIBUTE_PTR,
+    ulAttributeCount: CK_ULONG,
+    phKey: CK_OBJECT_HANDLE_PTR,
+) -> CK_RV {
+    with_module(|m| {
+        let (acc, token) = m.access(hSession)?;
+        // SAFETY: caller's pointers.
+        let (arg, attrs, handle) = unsafe {
+            (
+                mechanism(pMechanism)?,
+                template(pTemplate, ulAttributeCount)?,
+                out(phKey)?,
+            )
+        };
+        if mechanism::find(arg.ty)?.flags & CKF_DERIVE == 0 {
+            return Err(Rv::MechanismInvalid);
+        }
+        let base = token.operation_key(hBaseKey)?;
+        let derived = mechanism::derive_key(&arg, &base, &attrs)?;
+        *handle = token.store_generated(acc, attrs, derived)?;
+        Ok(())
+    })
+}

@@ -76,7 +76,7 @@ macro_rules! function_list {
             C_GenerateKeyPair: Some(super::crypto::C_GenerateKeyPair),
             C_WrapKey: Some(pending::C_WrapKey),
             C_UnwrapKey: Some(pending::C_UnwrapKey),
-            C_DeriveKey: Some(pending::C_DeriveKey),
+            C_DeriveKey: Some(super::crypto::C_DeriveKey),
             C_SeedRandom: Some(super::C_SeedRandom),
             C_GenerateRandom: Some(super::C_GenerateRandom),
             C_GetFunctionStatus: Some(super::C_GetFunctionStatus),

@@ -108,18 +108,50 @@ pub unsafe fn mechanism(p: CK_MECHANISM_PTR) -> Result<crate::mechanism::Mechani
     } else {
         None
     };
-    let data = if m.mechanism == CKM_RSA_PKCS_OAEP {
+    let pointed = match m.mechanism {
         // SAFETY: an OAEP parameter is a CK_RSA_PKCS_OAEP_PARAMS.
-        Some(unsafe { oaep_label(param)? })
-    } else {
-        None
+        CKM_RSA_PKCS_OAEP => vec![unsafe { oaep_label(param)? }],
+        // SAFETY: an ECDH parameter is a CK_ECDH1_DERIVE_PARAMS.
+        CKM_ECDH1_DERIVE | CKM_ECDH1_COFACTOR_DERIVE => unsafe { ecdh_data(param)? },
+        _ => Vec::new(),
     };
     Ok(crate::mechanism::MechanismArg {
         ty: m.mechanism,
         param: param.to_vec(),
         gcm,
-        data,
+        pointed,
     })
+}
+
+/// The i-th word of a parameter structure whose fields are all CK_ULONG
+/// or pointers (both 8 bytes here).
+fn param_word(param: &[u8], i: usize) -> Result<u64> {
+    const UL: usize = std::mem::size_of::<CK_ULONG>();
+    let bytes: [u8; UL] = param
+        .get(i * UL..(i + 1) * UL)
+        .and_then(|b| b.try_into().ok())
+        .ok_or(Rv::MechanismParamInvalid)?;
+    Ok(u64::from_ne_bytes(bytes))
+}
+
+/// The shared data and the public data of CK_ECDH1_DERIVE_PARAMS (kdf,
+/// ulSharedDataLen, pSharedData, ulPublicDataLen, pPublicData).
+///
+/// # Safety
+/// `param` holds the caller's structure, whose pointers are valid.
+unsafe fn ecdh_data(param: &[u8]) -> Result<Vec<Vec<u8>>> {
+    if param.len() != std::mem::size_of::<CK_ECDH1_DERIVE_PARAMS>() {
+        return Err(Rv::MechanismParamInvalid);
+    }
+    let w = |i| param_word(param, i);
+    // SAFETY: the caller's buffers, of the lengths it gives.
+    let (shared, public) = unsafe {
+        (
+            bytes(w(2)? as *const u8, w(1)?)?,
+            bytes(w(4)? as *const u8, w(3)?)?,
+        )
+    };
+    Ok(vec![shared.to_vec(), public.to_vec()])
 }
 
 /// The label of CK_RSA_PKCS_OAEP_PARAMS (hashAlg, mgf, source,
