@@ -184,9 +184,6 @@ pub fn derive(
     base: &Attrs,
     template: &Attrs,
 ) -> Result<Generated> {
-    use aws_lc_rs::agreement;
-
-    let curve = checked_curve(base, CKO_PRIVATE_KEY, CKA_DERIVE)?;
     let ul = std::mem::size_of::<CK_ULONG>();
     let kdf_word = arg.param.get(..ul).ok_or(Rv::MechanismParamInvalid)?;
     let kdf = CK_ULONG::from_ne_bytes(kdf_word.try_into().map_err(|_| Rv::MechanismParamInvalid)?);
@@ -202,28 +199,11 @@ pub fn derive(
         CKD_SHA512_KDF => Some(&digest::SHA512),
         _ => return Err(Rv::MechanismParamInvalid),
     };
-    let peer = unwrap_point(curve, public_data).map_err(|_| Rv::MechanismParamInvalid)?;
-    let alg = match curve {
-        Curve::P256 => &agreement::ECDH_P256,
-        Curve::P384 => &agreement::ECDH_P384,
-        Curve::P521 => &agreement::ECDH_P521,
+    let secret = if base.ulong(CKA_KEY_TYPE) == Some(CKK_EC_MONTGOMERY) {
+        crate::curve25519::x25519_secret(base, public_data)?
+    } else {
+        nist_secret(base, public_data)?
     };
-    // aws-lc-rs wants the scalar at the curve's full width.
-    let scalar = base.get(CKA_VALUE).ok_or(Rv::KeyTypeInconsistent)?;
-    if scalar.len() > curve.field_len() {
-        return Err(Rv::KeyTypeInconsistent);
-    }
-    let mut padded = zeroize::Zeroizing::new(vec![0u8; curve.field_len() - scalar.len()]);
-    padded.extend_from_slice(scalar);
-    let private = agreement::PrivateKey::from_private_key(alg, &padded)
-        .map_err(|_| Rv::KeyTypeInconsistent)?;
-    let secret = agreement::agree(
-        &private,
-        agreement::UnparsedPublicKey::new(alg, peer),
-        Rv::MechanismParamInvalid,
-        |z| Ok(zeroize::Zeroizing::new(z.to_vec())),
-    )?;
-
     let key_type = match template.get(CKA_KEY_TYPE) {
         Some(_) => template
             .ulong(CKA_KEY_TYPE)
@@ -255,6 +235,34 @@ pub fn derive(
             never_extractable: base.bool(CKA_NEVER_EXTRACTABLE).unwrap_or(false),
         },
     })
+}
+
+/// The ECDH shared secret of a NIST-curve private key and a peer's point.
+fn nist_secret(base: &Attrs, public_data: &[u8]) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+    use aws_lc_rs::agreement;
+
+    let curve = checked_curve(base, CKO_PRIVATE_KEY, CKA_DERIVE)?;
+    let peer = unwrap_point(curve, public_data).map_err(|_| Rv::MechanismParamInvalid)?;
+    let alg = match curve {
+        Curve::P256 => &agreement::ECDH_P256,
+        Curve::P384 => &agreement::ECDH_P384,
+        Curve::P521 => &agreement::ECDH_P521,
+    };
+    // aws-lc-rs wants the scalar at the curve's full width.
+    let scalar = base.get(CKA_VALUE).ok_or(Rv::KeyTypeInconsistent)?;
+    if scalar.len() > curve.field_len() {
+        return Err(Rv::KeyTypeInconsistent);
+    }
+    let mut padded = zeroize::Zeroizing::new(vec![0u8; curve.field_len() - scalar.len()]);
+    padded.extend_from_slice(scalar);
+    let private = agreement::PrivateKey::from_private_key(alg, &padded)
+        .map_err(|_| Rv::KeyTypeInconsistent)?;
+    agreement::agree(
+        &private,
+        agreement::UnparsedPublicKey::new(alg, peer),
+        Rv::MechanismParamInvalid,
+        |z| Ok(zeroize::Zeroizing::new(z.to_vec())),
+    )
 }
 
 /// The ANSI X9.63 KDF: Hash(Z || counter || SharedInfo) for counter 1, 2...

@@ -7,6 +7,7 @@
 pub mod aes;
 pub mod attr;
 pub mod config;
+pub mod curve25519;
 pub mod ec;
 pub mod engine_sys;
 mod ffi;

@@ -37,6 +37,12 @@ pub enum Operation {
     Rsa(crate::rsa::Scheme),
     /// ECDH key derivation (the cofactor form is the same on NIST curves).
     EcdhDerive,
+    /// An Ed25519 (Edwards) or X25519 (Montgomery) key pair.
+    Curve25519KeyPairGen {
+        key_type: CK_KEY_TYPE,
+    },
+    /// Pure Ed25519 signatures.
+    Eddsa,
 }
 
 /// A mechanism as a caller names it: its type and its parameter's bytes
@@ -312,6 +318,31 @@ static MECHANISMS: &[Mechanism] = &[
         flags: CKF_DERIVE | EC_FLAGS,
         operation: Operation::EcdhDerive,
     },
+    Mechanism {
+        ty: CKM_EC_EDWARDS_KEY_PAIR_GEN,
+        min_key_size: 255,
+        max_key_size: 255,
+        flags: CKF_GENERATE_KEY_PAIR,
+        operation: Operation::Curve25519KeyPairGen {
+            key_type: CKK_EC_EDWARDS,
+        },
+    },
+    Mechanism {
+        ty: CKM_EC_MONTGOMERY_KEY_PAIR_GEN,
+        min_key_size: 255,
+        max_key_size: 255,
+        flags: CKF_GENERATE_KEY_PAIR,
+        operation: Operation::Curve25519KeyPairGen {
+            key_type: CKK_EC_MONTGOMERY,
+        },
+    },
+    Mechanism {
+        ty: CKM_EDDSA,
+        min_key_size: 255,
+        max_key_size: 255,
+        flags: CKF_SIGN | CKF_VERIFY,
+        operation: Operation::Eddsa,
+    },
 ];
 
 pub fn all() -> &'static [Mechanism] {
@@ -547,6 +578,7 @@ pub fn sign_op(arg: &MechanismArg, key: &Attrs) -> Result<Box<dyn SignOp>> {
             crate::ec::sign_op(key, hash)
         }
         Operation::Rsa(scheme) => crate::rsa::sign_op(scheme, arg, key),
+        Operation::Eddsa => crate::curve25519::sign_op(arg, key),
         _ => Ok(Box::new(hmac_op(m, arg, key, CKA_SIGN)?)),
     }
 }
@@ -563,6 +595,7 @@ pub fn verify_op(arg: &MechanismArg, key: &Attrs) -> Result<Box<dyn VerifyOp>> {
             crate::ec::verify_op(key, hash)
         }
         Operation::Rsa(scheme) => crate::rsa::verify_op(scheme, arg, key),
+        Operation::Eddsa => crate::curve25519::verify_op(arg, key),
         _ => Ok(Box::new(hmac_op(m, arg, key, CKA_VERIFY)?)),
     }
 }
@@ -581,6 +614,10 @@ pub fn generate_key_pair(
         Operation::RsaKeyPairGen => {
             arg.no_param()?;
             crate::rsa::generate(m.ty, public_template)
+        }
+        Operation::Curve25519KeyPairGen { key_type } => {
+            arg.no_param()?;
+            crate::curve25519::generate(m.ty, key_type, public_template)
         }
         _ => Err(Rv::MechanismInvalid),
     }

@@ -450,3 +450,48 @@ fn pkcs11_tool_self_test() {
     );
     assert!(!text.contains("ERR") && !text.contains("FAIL"), "{text}");
 }
+
+/// An Ed25519 key pair made by pkcs11-tool (which names the curve by
+/// GnuPG's OID) signs in another process and verifies in a third.
+#[test]
+fn ed25519_keys_across_processes() {
+    let t = Tool::new();
+    let files = tempfile::tempdir().unwrap();
+    let data = files.path().join("data");
+    std::fs::write(&data, b"sign me with Ed25519").unwrap();
+    let sig = files.path().join("sig");
+    let s = |p: &Path| p.display().to_string();
+    t.ok(&[
+        "--keypairgen",
+        "--key-type",
+        "EC:edwards25519",
+        "--id",
+        "ed",
+        "--label",
+        "ed key",
+    ]);
+    t.ok(&[
+        "--sign",
+        "-m",
+        "EDDSA",
+        "--id",
+        "ed",
+        "-i",
+        &s(&data),
+        "-o",
+        &s(&sig),
+    ]);
+    assert_eq!(std::fs::read(&sig).unwrap().len(), 64);
+    let verified = t.text(&[
+        "--verify",
+        "-m",
+        "EDDSA",
+        "--id",
+        "ed",
+        "-i",
+        &s(&data),
+        "--signature-file",
+        &s(&sig),
+    ]);
+    assert!(verified.contains("Signature is valid"), "{verified}");
+}
