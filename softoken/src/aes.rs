@@ -24,6 +24,10 @@ pub enum Mode {
     CbcPad,
     Ctr,
     Gcm,
+    /// RFC 3394 key wrap (input a multiple of 8 bytes).
+    KeyWrap,
+    /// RFC 5649 key wrap with padding (any input length).
+    KeyWrapPad,
 }
 
 /// CK_GCM_PARAMS, read at the C boundary.
@@ -42,6 +46,68 @@ fn cipher_key(key: &[u8]) -> Result<UnboundCipherKey> {
         _ => return Err(Rv::KeySizeRange),
     };
     UnboundCipherKey::new(alg, key).map_err(|_| Rv::GeneralError)
+}
+
+/// RFC 3394 and RFC 5649 key wrap: single-part, the input is collected.
+struct KeyWrapOp {
+    key: Zeroizing<Vec<u8>>,
+    padded: bool,
+    encrypt: bool,
+    input: Zeroizing<Vec<u8>>,
+}
+
+impl CipherOp for KeyWrapOp {
+    fn output_len(&self, more: usize, finishing: bool) -> usize {
+        let total = self.input.len() + more;
+        match (finishing, self.encrypt) {
+            (false, _) => 0,
+            (true, true) => total.div_ceil(8) * 8 + 8,
+            (true, false) => total.saturating_sub(8),
+        }
+    }
+
+    fn update(&mut self, input: &[u8]) -> Result<Vec<u8>> {
+        self.input.extend_from_slice(input);
+        Ok(Vec::new())
+    }
+
+    fn finish(&mut self) -> Result<Vec<u8>> {
+        use aws_lc_rs::key_wrap::{AesKek, KeyWrap, KeyWrapPadded, AES_128, AES_256};
+        let cipher = match self.key.len() {
+            16 => &AES_128,
+            32 => &AES_256,
+            // aws-lc-rs's key wrap takes AES-128 and AES-256 keys.
+            _ => return Err(Rv::KeySizeRange),
+        };
+        let kek = AesKek::new(cipher, &self.key).map_err(|_| Rv::GeneralError)?;
+        let input = std::mem::take(&mut *self.input);
+        let mut out = Zeroizing::new(vec![0u8; input.len().div_ceil(8) * 8 + 16]);
+        let len = match (self.padded, self.encrypt) {
+            (false, true) => {
+                if input.len() < 16 || !input.len().is_multiple_of(8) {
+                    return Err(Rv::DataLenRange);
+                }
+                kek.wrap(&input, &mut out).map(|o| o.len())
+            }
+            (true, true) => {
+                if input.is_empty() {
+                    return Err(Rv::DataLenRange);
+                }
+                kek.wrap_with_padding(&input, &mut out).map(|o| o.len())
+            }
+            (false, false) => kek.unwrap(&input, &mut out).map(|o| o.len()),
+            (true, false) => kek.unwrap_with_padding(&input, &mut out).map(|o| o.len()),
+        };
+        let len = len.map_err(|_| {
+            if self.encrypt {
+                Rv::DataLenRange
+            } else {
+                Rv::EncryptedDataInvalid
+            }
+        })?;
+        out.truncate(len);
+        Ok(out.to_vec())
+    }
 }
 
 /// The value of an AES key that allows `usage`.
@@ -302,14 +368,16 @@ impl CipherOp for GcmOp {
     }
 }
 
-/// The operation of an AES mechanism with a key.
+/// The operation of an AES mechanism with a key that allows `usage`
+/// (CKA_ENCRYPT/CKA_DECRYPT, or CKA_WRAP/CKA_UNWRAP when wrapping keys).
 pub fn cipher_op(
     mode: Mode,
     arg: &MechanismArg,
     key: &Attrs,
     encrypt: bool,
+    usage: CK_ATTRIBUTE_TYPE,
 ) -> Result<Box<dyn CipherOp>> {
-    let value = aes_key(key, if encrypt { CKA_ENCRYPT } else { CKA_DECRYPT })?;
+    let value = aes_key(key, usage)?;
     let iv = |param: &[u8]| -> Result<[u8; BLOCK]> {
         param.try_into().map_err(|_| Rv::MechanismParamInvalid)
     };
@@ -353,6 +421,16 @@ pub fn cipher_op(
                 counter_bits: bits as u32,
                 blocks_left: (mask - used).saturating_add(1),
                 keystream: Zeroizing::new(Vec::new()),
+            })
+        }
+        Mode::KeyWrap | Mode::KeyWrapPad => {
+            // The RFCs' default initial values; others are not offered.
+            arg.no_param()?;
+            Box::new(KeyWrapOp {
+                key: value,
+                padded: mode == Mode::KeyWrapPad,
+                encrypt,
+                input: Zeroizing::new(Vec::new()),
             })
         }
         Mode::Gcm => {

@@ -21,5 +21,6 @@ pub mod rsa;
 pub mod rv;
 pub mod session;
 pub mod token;
+pub mod wrap;
 
 pub use ffi::*;

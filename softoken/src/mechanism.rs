@@ -153,7 +153,12 @@ const fn aes_mechanism(ty: CK_MECHANISM_TYPE, mode: crate::aes::Mode) -> Mechani
         ty,
         min_key_size: 16,
         max_key_size: 32,
-        flags: CKF_ENCRYPT | CKF_DECRYPT,
+        // CTR and GCM do not wrap keys: a key stream or a nonce that must
+        // never repeat has no place in key transport.
+        flags: match mode {
+            crate::aes::Mode::Ctr | crate::aes::Mode::Gcm => CKF_ENCRYPT | CKF_DECRYPT,
+            _ => CKF_ENCRYPT | CKF_DECRYPT | CKF_WRAP | CKF_UNWRAP,
+        },
         operation: Operation::Aes(mode),
     }
 }
@@ -161,9 +166,9 @@ const fn aes_mechanism(ty: CK_MECHANISM_TYPE, mode: crate::aes::Mode) -> Mechani
 const fn rsa_mechanism(ty: CK_MECHANISM_TYPE, scheme: crate::rsa::Scheme) -> Mechanism {
     let flags = match scheme {
         crate::rsa::Scheme::Pkcs1(None) | crate::rsa::Scheme::X509 => {
-            CKF_SIGN | CKF_VERIFY | CKF_ENCRYPT | CKF_DECRYPT
+            CKF_SIGN | CKF_VERIFY | CKF_ENCRYPT | CKF_DECRYPT | CKF_WRAP | CKF_UNWRAP
         }
-        crate::rsa::Scheme::Oaep => CKF_ENCRYPT | CKF_DECRYPT,
+        crate::rsa::Scheme::Oaep => CKF_ENCRYPT | CKF_DECRYPT | CKF_WRAP | CKF_UNWRAP,
         _ => CKF_SIGN | CKF_VERIFY,
     };
     Mechanism {
@@ -253,6 +258,11 @@ static MECHANISMS: &[Mechanism] = &[
     aes_mechanism(CKM_AES_CBC_PAD, crate::aes::Mode::CbcPad),
     aes_mechanism(CKM_AES_CTR, crate::aes::Mode::Ctr),
     aes_mechanism(CKM_AES_GCM, crate::aes::Mode::Gcm),
+    aes_mechanism(CKM_AES_KEY_WRAP, crate::aes::Mode::KeyWrap),
+    // RFC 5649 under both numbers: 3.0's KWP, and KEY_WRAP_PAD as SoftHSMv2
+    // and other tokens implement it.
+    aes_mechanism(CKM_AES_KEY_WRAP_PAD, crate::aes::Mode::KeyWrapPad),
+    aes_mechanism(CKM_AES_KEY_WRAP_KWP, crate::aes::Mode::KeyWrapPad),
     Mechanism {
         ty: CKM_RSA_PKCS_KEY_PAIR_GEN,
         min_key_size: crate::rsa::MIN_BITS,
@@ -444,25 +454,37 @@ pub trait CipherOp: Send {
     fn finish(&mut self) -> Result<Vec<u8>>;
 }
 
-/// The encrypting or decrypting operation a mechanism makes with a key.
-pub fn cipher_op(arg: &MechanismArg, key: &Attrs, encrypt: bool) -> Result<Box<dyn CipherOp>> {
+/// The cipher a mechanism makes with a key: for encryption or decryption
+/// (C_Encrypt*, C_Decrypt*), or for wrapping or unwrapping keys.
+pub fn cipher_op(
+    arg: &MechanismArg,
+    key: &Attrs,
+    encrypt: bool,
+    wrapping: bool,
+) -> Result<Box<dyn CipherOp>> {
     let m = find(arg.ty)?;
-    if m.flags & (if encrypt { CKF_ENCRYPT } else { CKF_DECRYPT }) == 0 {
+    let (flag, usage) = match (encrypt, wrapping) {
+        (true, false) => (CKF_ENCRYPT, CKA_ENCRYPT),
+        (false, false) => (CKF_DECRYPT, CKA_DECRYPT),
+        (true, true) => (CKF_WRAP, CKA_WRAP),
+        (false, true) => (CKF_UNWRAP, CKA_UNWRAP),
+    };
+    if m.flags & flag == 0 {
         return Err(Rv::MechanismInvalid);
     }
     match m.operation {
-        Operation::Aes(mode) => crate::aes::cipher_op(mode, arg, key, encrypt),
-        Operation::Rsa(scheme) => crate::rsa::cipher_op(scheme, arg, key, encrypt),
+        Operation::Aes(mode) => crate::aes::cipher_op(mode, arg, key, encrypt, usage),
+        Operation::Rsa(scheme) => crate::rsa::cipher_op(scheme, arg, key, encrypt, usage),
         _ => Err(Rv::MechanismInvalid),
     }
 }
 
 pub fn encrypt_op(arg: &MechanismArg, key: &Attrs) -> Result<Box<dyn CipherOp>> {
-    cipher_op(arg, key, true)
+    cipher_op(arg, key, true, false)
 }
 
 pub fn decrypt_op(arg: &MechanismArg, key: &Attrs) -> Result<Box<dyn CipherOp>> {
-    cipher_op(arg, key, false)
+    cipher_op(arg, key, false, false)
 }
 
 /// A signing (or MAC) operation in progress.

@@ -38,10 +38,11 @@ pub const KEY_LEN: usize = 32;
 /// and uses the whole 16-byte TLV (`04 0e` + 14 bytes) as the IV.
 pub const IV_PARAM_LEN: usize = 14;
 
+/// X.509's AlgorithmIdentifier (also PKCS#8's).
 #[derive(Clone, Debug, Sequence)]
-struct AlgorithmIdentifier {
-    oid: Oid,
-    parameters: Option<Any>,
+pub struct AlgorithmIdentifier {
+    pub oid: Oid,
+    pub parameters: Option<Any>,
 }
 
 /// The outer shape shared by encrypted values and MAC records.

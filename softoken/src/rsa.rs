@@ -386,6 +386,7 @@ pub fn cipher_op(
     arg: &MechanismArg,
     key: &Attrs,
     encrypt: bool,
+    usage: CK_ATTRIBUTE_TYPE,
 ) -> Result<Box<dyn CipherOp>> {
     let padding = match scheme {
         Scheme::Pkcs1(None) => {
@@ -400,10 +401,10 @@ pub fn cipher_op(
         _ => return Err(Rv::MechanismInvalid),
     };
     let rsa = if encrypt {
-        check_key(key, CKO_PUBLIC_KEY, CKA_ENCRYPT)?;
+        check_key(key, CKO_PUBLIC_KEY, usage)?;
         public_key(key)?
     } else {
-        check_key(key, CKO_PRIVATE_KEY, CKA_DECRYPT)?;
+        check_key(key, CKO_PRIVATE_KEY, usage)?;
         private_key(key)?
     };
     Ok(Box::new(RsaCipher {

@@ -46,7 +46,9 @@ rv_codes! {
     KeyHandleInvalid = CKR_KEY_HANDLE_INVALID,
     KeySizeRange = CKR_KEY_SIZE_RANGE,
     KeyTypeInconsistent = CKR_KEY_TYPE_INCONSISTENT,
+    KeyUnextractable = CKR_KEY_UNEXTRACTABLE,
     KeyIndigestible = CKR_KEY_INDIGESTIBLE,
+    KeyNotWrappable = CKR_KEY_NOT_WRAPPABLE,
     MechanismInvalid = CKR_MECHANISM_INVALID,
     MechanismParamInvalid = CKR_MECHANISM_PARAM_INVALID,
     NoEvent = CKR_NO_EVENT,
@@ -78,6 +80,10 @@ rv_codes! {
     UserNotLoggedIn = CKR_USER_NOT_LOGGED_IN,
     UserPinNotInitialized = CKR_USER_PIN_NOT_INITIALIZED,
     UserTypeInvalid = CKR_USER_TYPE_INVALID,
+    UnwrappingKeyHandleInvalid = CKR_UNWRAPPING_KEY_HANDLE_INVALID,
+    WrappedKeyInvalid = CKR_WRAPPED_KEY_INVALID,
+    WrappedKeyLenRange = CKR_WRAPPED_KEY_LEN_RANGE,
+    WrappingKeyHandleInvalid = CKR_WRAPPING_KEY_HANDLE_INVALID,
 }
 
 pub type Result<T> = std::result::Result<T, Rv>;

@@ -591,6 +591,59 @@ impl Raw {
     }
 }
 
+impl Raw {
+    /// C_WrapKey, with a length query first.
+    pub fn wrap_key(
+        &self,
+        s: CK_SESSION_HANDLE,
+        ty: CK_MECHANISM_TYPE,
+        mut param: Vec<u8>,
+        wrapping: CK_OBJECT_HANDLE,
+        key: CK_OBJECT_HANDLE,
+    ) -> Result<Vec<u8>, CK_RV> {
+        let f = self.f().C_WrapKey.expect("fn");
+        let mut m = mechanism(ty, &mut param);
+        // SAFETY: valid mechanism, buffer and lengths.
+        unsafe {
+            let mut len = 0;
+            check(f(s, &mut m, wrapping, key, std::ptr::null_mut(), &mut len))?;
+            let mut out = vec![0u8; len as usize];
+            check(f(s, &mut m, wrapping, key, out.as_mut_ptr(), &mut len))?;
+            out.truncate(len as usize);
+            Ok(out)
+        }
+    }
+
+    /// C_UnwrapKey.
+    pub fn unwrap_key(
+        &self,
+        s: CK_SESSION_HANDLE,
+        ty: CK_MECHANISM_TYPE,
+        mut param: Vec<u8>,
+        unwrapping: CK_OBJECT_HANDLE,
+        wrapped: &[u8],
+        t: &[(CK_ATTRIBUTE_TYPE, Vec<u8>)],
+    ) -> Result<CK_OBJECT_HANDLE, CK_RV> {
+        let mut tmpl = c_template(t);
+        let mut m = mechanism(ty, &mut param);
+        let mut h = 0;
+        // SAFETY: valid mechanism, buffers, template and out pointer.
+        check(unsafe {
+            (self.f().C_UnwrapKey.expect("fn"))(
+                s,
+                &mut m,
+                unwrapping,
+                wrapped.as_ptr() as *mut u8,
+                wrapped.len() as CK_ULONG,
+                tmpl.as_mut_ptr(),
+                tmpl.len() as CK_ULONG,
+                &mut h,
+            )
+        })?;
+        Ok(h)
+    }
+}
+
 /// CK_AES_CTR_PARAMS as parameter bytes.
 pub fn ctr_param(counter_bits: CK_ULONG, counter: &[u8; 16]) -> Vec<u8> {
     [&counter_bits.to_ne_bytes()[..], counter].concat()

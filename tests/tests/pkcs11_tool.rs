@@ -495,3 +495,144 @@ fn ed25519_keys_across_processes() {
     ]);
     assert!(verified.contains("Signature is valid"), "{verified}");
 }
+
+/// pkcs11-tool's AES keys encrypt, decrypt, wrap and unwrap across
+/// processes; an RSA key decrypts what OpenSSL encrypted to its public key
+/// (pkcs11-tool 0.23 encrypts with secret keys only).
+#[test]
+fn encryption_and_wrapping_across_processes() {
+    let t = Tool::new();
+    let files = tempfile::tempdir().unwrap();
+    let f = |n: &str| files.path().join(n).display().to_string();
+    std::fs::write(f("plain"), b"some plaintext to protect").unwrap();
+    let iv = "000102030405060708090a0b0c0d0e0f";
+    t.ok(&[
+        "--keygen",
+        "--key-type",
+        "AES:32",
+        "--id",
+        "01",
+        "--label",
+        "data key",
+        "--extractable",
+    ]);
+    t.ok(&[
+        "--keygen",
+        "--key-type",
+        "AES:32",
+        "--id",
+        "02",
+        "--label",
+        "kek",
+        "--usage-wrap",
+    ]);
+    t.ok(&[
+        "--encrypt",
+        "-m",
+        "AES-CBC-PAD",
+        "--iv",
+        iv,
+        "--id",
+        "01",
+        "-i",
+        &f("plain"),
+        "-o",
+        &f("ct"),
+    ]);
+    assert_eq!(std::fs::read(f("ct")).unwrap().len(), 32);
+    t.ok(&[
+        "--wrap",
+        "-m",
+        "AES-KEY-WRAP",
+        "--id",
+        "02",
+        "--application-id",
+        "01",
+        "-o",
+        &f("wrapped"),
+    ]);
+    assert_eq!(std::fs::read(f("wrapped")).unwrap().len(), 40);
+    t.ok(&[
+        "--unwrap",
+        "-m",
+        "AES-KEY-WRAP",
+        "--id",
+        "02",
+        "-i",
+        &f("wrapped"),
+        "--key-type",
+        "AES:",
+        "--application-id",
+        "03",
+        "--application-label",
+        "unwrapped",
+    ]);
+    // The unwrapped key decrypts what the original encrypted.
+    t.ok(&[
+        "--decrypt",
+        "-m",
+        "AES-CBC-PAD",
+        "--iv",
+        iv,
+        "--id",
+        "03",
+        "-i",
+        &f("ct"),
+        "-o",
+        &f("back"),
+    ]);
+    assert_eq!(
+        std::fs::read(f("back")).unwrap(),
+        b"some plaintext to protect"
+    );
+
+    t.ok(&[
+        "--keypairgen",
+        "--key-type",
+        "rsa:2048",
+        "--id",
+        "0b",
+        "--usage-decrypt",
+    ]);
+    std::fs::write(
+        f("pub.der"),
+        t.ok(&["--read-object", "--type", "pubkey", "--id", "0b"]),
+    )
+    .unwrap();
+    run(Command::new("openssl").args([
+        "pkey",
+        "-pubin",
+        "-inform",
+        "DER",
+        "-in",
+        &f("pub.der"),
+        "-out",
+        &f("pub.pem"),
+    ]));
+    run(Command::new("openssl").args([
+        "pkeyutl",
+        "-encrypt",
+        "-pubin",
+        "-inkey",
+        &f("pub.pem"),
+        "-in",
+        &f("plain"),
+        "-out",
+        &f("rsa-ct"),
+    ]));
+    t.ok(&[
+        "--decrypt",
+        "-m",
+        "RSA-PKCS",
+        "--id",
+        "0b",
+        "-i",
+        &f("rsa-ct"),
+        "-o",
+        &f("rsa-back"),
+    ]);
+    assert_eq!(
+        std::fs::read(f("rsa-back")).unwrap(),
+        b"some plaintext to protect"
+    );
+}

@@ -582,3 +582,106 @@ pub unsafe extern "C" fn C_DeriveKey(
         Ok(())
     })
 }
+
+/// Runs a wrapping cipher over all of `input` at once.
+fn run_cipher(op: &mut dyn CipherOp, input: &[u8]) -> Result<Vec<u8>> {
+    let mut out = op.update(input)?;
+    out.extend_from_slice(&op.finish()?);
+    Ok(out)
+}
+
+/// A handle error about a wrapping key says so.
+fn wrapping_key_error(e: Rv, invalid: Rv) -> Rv {
+    if e == Rv::KeyHandleInvalid {
+        invalid
+    } else {
+        e
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_WrapKey(
+    hSession: CK_SESSION_HANDLE,
+    pMechanism: CK_MECHANISM_PTR,
+    hWrappingKey: CK_OBJECT_HANDLE,
+    hKey: CK_OBJECT_HANDLE,
+    pWrappedKey: CK_BYTE_PTR,
+    pulWrappedKeyLen: CK_ULONG_PTR,
+) -> CK_RV {
+    with_module(|m| {
+        let (_, token) = m.session(hSession)?;
+        // SAFETY: caller's pointers.
+        let (arg, len) = unsafe { (mechanism(pMechanism)?, out(pulWrappedKeyLen)?) };
+        if mechanism::find(arg.ty)?.flags & CKF_WRAP == 0 {
+            return Err(Rv::MechanismInvalid);
+        }
+        let wrapping = token
+            .operation_key(hWrappingKey)
+            .map_err(|e| wrapping_key_error(e, Rv::WrappingKeyHandleInvalid))?;
+        let key = token.operation_key(hKey)?;
+        if key.bool(CKA_EXTRACTABLE) != Some(true) {
+            return Err(Rv::KeyUnextractable);
+        }
+        if key.bool(CKA_WRAP_WITH_TRUSTED) == Some(true) && wrapping.bool(CKA_TRUSTED) != Some(true)
+        {
+            return Err(Rv::KeyNotWrappable);
+        }
+        let plaintext = crate::wrap::key_bytes(&key)?;
+        let mut op = mechanism::cipher_op(&arg, &wrapping, true, true)?;
+        let need = op.output_len(plaintext.len(), true) as CK_ULONG;
+        if pWrappedKey.is_null() {
+            *len = need;
+            return Ok(());
+        }
+        if *len < need {
+            *len = need;
+            return Err(Rv::BufferTooSmall);
+        }
+        let wrapped = run_cipher(&mut *op, &plaintext)?;
+        // SAFETY: the caller's buffer holds *len >= need bytes.
+        unsafe { copy_out(&wrapped, pWrappedKey, pulWrappedKeyLen) }
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_UnwrapKey(
+    hSession: CK_SESSION_HANDLE,
+    pMechanism: CK_MECHANISM_PTR,
+    hUnwrappingKey: CK_OBJECT_HANDLE,
+    pWrappedKey: CK_BYTE_PTR,
+    ulWrappedKeyLen: CK_ULONG,
+    pTemplate: CK_ATTRIBUTE_PTR,
+    ulAttributeCount: CK_ULONG,
+    phKey: CK_OBJECT_HANDLE_PTR,
+) -> CK_RV {
+    with_module(|m| {
+        let (acc, token) = m.access(hSession)?;
+        // SAFETY: caller's pointers.
+        let (arg, wrapped, attrs, handle) = unsafe {
+            (
+                mechanism(pMechanism)?,
+                bytes(pWrappedKey, ulWrappedKeyLen)?,
+                template(pTemplate, ulAttributeCount)?,
+                out(phKey)?,
+            )
+        };
+        if mechanism::find(arg.ty)?.flags & CKF_UNWRAP == 0 {
+            return Err(Rv::MechanismInvalid);
+        }
+        let unwrapping = token
+            .operation_key(hUnwrappingKey)
+            .map_err(|e| wrapping_key_error(e, Rv::UnwrappingKeyHandleInvalid))?;
+        let mut op = mechanism::cipher_op(&arg, &unwrapping, false, true)?;
+        let plaintext =
+            zeroize::Zeroizing::new(run_cipher(&mut *op, wrapped).map_err(|e| match e {
+                Rv::EncryptedDataInvalid => Rv::WrappedKeyInvalid,
+                Rv::EncryptedDataLenRange | Rv::DataLenRange => Rv::WrappedKeyLenRange,
+                other => other,
+            })?);
+        let key = crate::wrap::unwrapped_key(&plaintext, &attrs)?;
+        // An unwrapped key is an imported one: the same checks and defaults
+        // as C_CreateObject.
+        *handle = token.create_object(acc, key)?;
+        Ok(())
+    })
+}

@@ -50,8 +50,6 @@ no_mechanism!(C_MessageEncryptInit(hKey: CK_OBJECT_HANDLE));
 no_mechanism!(C_MessageDecryptInit(hKey: CK_OBJECT_HANDLE));
 no_mechanism!(C_MessageSignInit(hKey: CK_OBJECT_HANDLE));
 no_mechanism!(C_MessageVerifyInit(hKey: CK_OBJECT_HANDLE));
-no_mechanism!(C_WrapKey(hWrappingKey: CK_OBJECT_HANDLE, hKey: CK_OBJECT_HANDLE, pWrappedKey: CK_BYTE_PTR, pulWrappedKeyLen: CK_ULONG_PTR));
-no_mechanism!(C_UnwrapKey(hUnwrappingKey: CK_OBJECT_HANDLE, pWrappedKey: CK_BYTE_PTR, ulWrappedKeyLen: CK_ULONG, pTemplate: CK_ATTRIBUTE_PTR, ulAttributeCount: CK_ULONG, phKey: CK_OBJECT_HANDLE_PTR));
 not_initialized!(C_SignRecover(pData: CK_BYTE_PTR, ulDataLen: CK_ULONG, pSignature: CK_BYTE_PTR, pulSignatureLen: CK_ULONG_PTR));
 not_initialized!(C_VerifyRecover(pSignature: CK_BYTE_PTR, ulSignatureLen: CK_ULONG, pData: CK_BYTE_PTR, pulDataLen: CK_ULONG_PTR));
 not_initialized!(C_DigestEncryptUpdate(pPart: CK_BYTE_PTR, ulPartLen: CK_ULONG, pEncryptedPart: CK_BYTE_PTR, pulEncryptedPartLen: CK_ULONG_PTR));

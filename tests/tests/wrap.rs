@@ -1,0 +1,398 @@
+//! Wrapping and unwrapping keys: AES key wrap (RFC 3394, RFC 5649), AES
+//! CBC-PAD and RSA-OAEP; secret keys as their value, private keys as PKCS#8
+//! that OpenSSL reads; the unwrapped keys work.
+
+use std::process::Command;
+
+use pkcs11_sys::*;
+use softoken_tests::raw::{oaep_param, ul, Direction, Raw, FALSE, TRUE};
+use softoken_tests::*;
+
+fn h(s: &str) -> Vec<u8> {
+    hex::decode(s).unwrap()
+}
+
+fn setup() -> (Raw, CK_SESSION_HANDLE, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = Raw::with_params(&sql_params(dir.path()));
+    let slot = raw.slots()[0];
+    let s = raw.open(slot, true).unwrap();
+    (raw, s, dir)
+}
+
+fn secret(
+    raw: &Raw,
+    s: CK_SESSION_HANDLE,
+    key_type: CK_KEY_TYPE,
+    value: &[u8],
+    extra: &[(CK_ATTRIBUTE_TYPE, Vec<u8>)],
+) -> CK_OBJECT_HANDLE {
+    let mut t = vec![
+        (CKA_CLASS, ul(CKO_SECRET_KEY)),
+        (CKA_KEY_TYPE, ul(key_type)),
+        (CKA_VALUE, value.to_vec()),
+    ];
+    t.extend_from_slice(extra);
+    raw.create(s, &t).unwrap()
+}
+
+#[test]
+fn rfc3394_vector_and_openssl_agree() {
+    let (raw, s, _dir) = setup();
+    let kek = secret(
+        &raw,
+        s,
+        CKK_AES,
+        &h("000102030405060708090a0b0c0d0e0f"),
+        &[],
+    );
+    let data = h("00112233445566778899aabbccddeeff");
+    let want = "1fa68b0a8112b447aef34bd8fb5a7b829d3e862371d2cfe5";
+    assert_eq!(
+        hex::encode(
+            raw.crypt(s, Direction::Encrypt, CKM_AES_KEY_WRAP, vec![], kek, &data)
+                .unwrap()
+        ),
+        want
+    );
+    let key = secret(
+        &raw,
+        s,
+        CKK_GENERIC_SECRET,
+        &data,
+        &[(CKA_EXTRACTABLE, TRUE.to_vec())],
+    );
+    assert_eq!(
+        hex::encode(raw.wrap_key(s, CKM_AES_KEY_WRAP, vec![], kek, key).unwrap()),
+        want
+    );
+
+    // RFC 5649 with a 256-bit KEK, as OpenSSL computes it.
+    let kek256 = h(&"0123456789abcdef".repeat(4));
+    let kek2 = secret(&raw, s, CKK_AES, &kek256, &[]);
+    let files = tempfile::tempdir().unwrap();
+    let input = files.path().join("in");
+    for n in [1usize, 7, 8, 20, 33] {
+        let data: Vec<u8> = (0..n as u8).collect();
+        std::fs::write(&input, &data).unwrap();
+        let expected = Command::new("openssl")
+            .args([
+                "enc",
+                "-id-aes256-wrap-pad",
+                "-K",
+                &hex::encode(&kek256),
+                "-iv",
+                "A65959A6",
+                "-in",
+                &input.display().to_string(),
+            ])
+            .output()
+            .unwrap()
+            .stdout;
+        for mech in [CKM_AES_KEY_WRAP_KWP, CKM_AES_KEY_WRAP_PAD] {
+            let ct = raw
+                .crypt(s, Direction::Encrypt, mech, vec![], kek2, &data)
+                .unwrap();
+            assert_eq!(ct, expected, "length {n}");
+            assert_eq!(
+                raw.crypt(s, Direction::Decrypt, mech, vec![], kek2, &ct)
+                    .unwrap(),
+                data
+            );
+        }
+    }
+    let mut ct = raw
+        .crypt(
+            s,
+            Direction::Encrypt,
+            CKM_AES_KEY_WRAP_KWP,
+            vec![],
+            kek2,
+            b"tamper me",
+        )
+        .unwrap();
+    ct[3] ^= 1;
+    assert_eq!(
+        raw.crypt(
+            s,
+            Direction::Decrypt,
+            CKM_AES_KEY_WRAP_KWP,
+            vec![],
+            kek2,
+            &ct
+        ),
+        Err(CKR_ENCRYPTED_DATA_INVALID)
+    );
+    assert_eq!(
+        raw.crypt(
+            s,
+            Direction::Encrypt,
+            CKM_AES_KEY_WRAP,
+            vec![],
+            kek2,
+            &[0; 20]
+        ),
+        Err(CKR_DATA_LEN_RANGE)
+    );
+}
+
+#[test]
+fn private_keys_wrap_as_pkcs8_and_unwrap_into_working_keys() {
+    let (raw, s, _dir) = setup();
+    let kek_value = h(&"00112233445566778899aabbccddeeff".repeat(2));
+    let kek = secret(&raw, s, CKK_AES, &kek_value, &[]);
+    let exportable = [(CKA_EXTRACTABLE, TRUE.to_vec()), (CKA_SIGN, TRUE.to_vec())];
+
+    // RSA under RFC 5649; OpenSSL unwraps it and reads the PKCS#8.
+    let (rsa_pub, rsa_priv) = raw
+        .generate_key_pair(
+            s,
+            CKM_RSA_PKCS_KEY_PAIR_GEN,
+            &[(CKA_MODULUS_BITS, ul(2048))],
+            &exportable,
+        )
+        .unwrap();
+    let wrapped = raw
+        .wrap_key(s, CKM_AES_KEY_WRAP_KWP, vec![], kek, rsa_priv)
+        .unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let p = |n: &str| files.path().join(n).display().to_string();
+    std::fs::write(p("wrapped"), &wrapped).unwrap();
+    run(Command::new("openssl").args([
+        "enc",
+        "-d",
+        "-id-aes256-wrap-pad",
+        "-K",
+        &hex::encode(&kek_value),
+        "-iv",
+        "A65959A6",
+        "-in",
+        &p("wrapped"),
+        "-out",
+        &p("key.der"),
+    ]));
+    let text = run(Command::new("openssl").args([
+        "pkey",
+        "-inform",
+        "DER",
+        "-in",
+        &p("key.der"),
+        "-text",
+        "-noout",
+    ]));
+    assert!(text.contains("Private-Key: (2048 bit"), "{text}");
+    let unwrapped = raw
+        .unwrap_key(
+            s,
+            CKM_AES_KEY_WRAP_KWP,
+            vec![],
+            kek,
+            &wrapped,
+            &[
+                (CKA_CLASS, ul(CKO_PRIVATE_KEY)),
+                (CKA_SIGN, TRUE.to_vec()),
+                (CKA_TOKEN, TRUE.to_vec()),
+            ],
+        )
+        .unwrap();
+    assert_eq!(
+        raw.get(s, unwrapped, CKA_PRIVATE_EXPONENT),
+        Err(CKR_ATTRIBUTE_SENSITIVE)
+    );
+    assert_eq!(raw.get(s, unwrapped, CKA_LOCAL).unwrap(), FALSE);
+    let sig = raw
+        .sign(s, CKM_SHA256_RSA_PKCS, vec![], unwrapped, b"data")
+        .unwrap();
+    assert_eq!(
+        raw.verify(s, CKM_SHA256_RSA_PKCS, vec![], rsa_pub, b"data", &sig),
+        CKR_OK
+    );
+
+    // EC under AES-CBC-PAD.
+    let p256 = h("06082a8648ce3d030107");
+    let (ec_pub, ec_priv) = raw
+        .generate_key_pair(
+            s,
+            CKM_EC_KEY_PAIR_GEN,
+            &[(CKA_EC_PARAMS, p256)],
+            &exportable,
+        )
+        .unwrap();
+    let iv = vec![9u8; 16];
+    let wrapped = raw
+        .wrap_key(s, CKM_AES_CBC_PAD, iv.clone(), kek, ec_priv)
+        .unwrap();
+    let unwrapped = raw
+        .unwrap_key(
+            s,
+            CKM_AES_CBC_PAD,
+            iv,
+            kek,
+            &wrapped,
+            &[(CKA_CLASS, ul(CKO_PRIVATE_KEY)), (CKA_SIGN, TRUE.to_vec())],
+        )
+        .unwrap();
+    let sig = raw
+        .sign(s, CKM_ECDSA_SHA256, vec![], unwrapped, b"data")
+        .unwrap();
+    assert_eq!(
+        raw.verify(s, CKM_ECDSA_SHA256, vec![], ec_pub, b"data", &sig),
+        CKR_OK
+    );
+
+    // Ed25519: deterministic, so both keys sign alike.
+    let (_, ed_priv) = raw
+        .generate_key_pair(
+            s,
+            CKM_EC_EDWARDS_KEY_PAIR_GEN,
+            &[(CKA_EC_PARAMS, h("06032b6570"))],
+            &exportable,
+        )
+        .unwrap();
+    let wrapped = raw
+        .wrap_key(s, CKM_AES_KEY_WRAP_PAD, vec![], kek, ed_priv)
+        .unwrap();
+    let unwrapped = raw
+        .unwrap_key(
+            s,
+            CKM_AES_KEY_WRAP_PAD,
+            vec![],
+            kek,
+            &wrapped,
+            &[(CKA_CLASS, ul(CKO_PRIVATE_KEY)), (CKA_SIGN, TRUE.to_vec())],
+        )
+        .unwrap();
+    assert_eq!(
+        raw.sign(s, CKM_EDDSA, vec![], unwrapped, b"m").unwrap(),
+        raw.sign(s, CKM_EDDSA, vec![], ed_priv, b"m").unwrap()
+    );
+}
+
+#[test]
+fn secret_keys_under_rsa_oaep_and_the_refusals() {
+    let (raw, s, _dir) = setup();
+    let (rsa_pub, rsa_priv) = raw
+        .generate_key_pair(
+            s,
+            CKM_RSA_PKCS_KEY_PAIR_GEN,
+            &[(CKA_MODULUS_BITS, ul(2048)), (CKA_WRAP, TRUE.to_vec())],
+            &[(CKA_UNWRAP, TRUE.to_vec())],
+        )
+        .unwrap();
+    let aes = secret(
+        &raw,
+        s,
+        CKK_AES,
+        &[5; 32],
+        &[(CKA_EXTRACTABLE, TRUE.to_vec())],
+    );
+    let oaep = oaep_param(CKM_SHA256, CKG_MGF1_SHA256, b"");
+    let wrapped = raw
+        .wrap_key(s, CKM_RSA_PKCS_OAEP, oaep.clone(), rsa_pub, aes)
+        .unwrap();
+    assert_eq!(wrapped.len(), 256);
+    let unwrapped = raw
+        .unwrap_key(
+            s,
+            CKM_RSA_PKCS_OAEP,
+            oaep.clone(),
+            rsa_priv,
+            &wrapped,
+            &[
+                (CKA_CLASS, ul(CKO_SECRET_KEY)),
+                (CKA_KEY_TYPE, ul(CKK_AES)),
+                (CKA_ENCRYPT, TRUE.to_vec()),
+            ],
+        )
+        .unwrap();
+    let iv = vec![0u8; 16];
+    assert_eq!(
+        raw.crypt(
+            s,
+            Direction::Encrypt,
+            CKM_AES_CBC,
+            iv.clone(),
+            unwrapped,
+            &[1; 16]
+        )
+        .unwrap(),
+        raw.crypt(s, Direction::Encrypt, CKM_AES_CBC, iv, aes, &[1; 16])
+            .unwrap()
+    );
+
+    let kek = secret(&raw, s, CKK_AES, &[7; 16], &[]);
+    let locked = secret(
+        &raw,
+        s,
+        CKK_AES,
+        &[8; 16],
+        &[(CKA_EXTRACTABLE, FALSE.to_vec())],
+    );
+    assert_eq!(
+        raw.wrap_key(s, CKM_AES_KEY_WRAP, vec![], kek, locked),
+        Err(CKR_KEY_UNEXTRACTABLE)
+    );
+    let no_wrap = secret(&raw, s, CKK_AES, &[7; 16], &[(CKA_WRAP, FALSE.to_vec())]);
+    assert_eq!(
+        raw.wrap_key(s, CKM_AES_KEY_WRAP, vec![], no_wrap, aes),
+        Err(CKR_KEY_FUNCTION_NOT_PERMITTED)
+    );
+    assert_eq!(
+        raw.wrap_key(s, CKM_AES_KEY_WRAP, vec![], 0x8000_4444, aes),
+        Err(CKR_WRAPPING_KEY_HANDLE_INVALID)
+    );
+    assert_eq!(
+        raw.wrap_key(s, CKM_AES_CTR, vec![0; 24], kek, aes),
+        Err(CKR_MECHANISM_INVALID)
+    );
+    let trusted_only = secret(
+        &raw,
+        s,
+        CKK_AES,
+        &[9; 16],
+        &[
+            (CKA_EXTRACTABLE, TRUE.to_vec()),
+            (CKA_WRAP_WITH_TRUSTED, TRUE.to_vec()),
+        ],
+    );
+    assert_eq!(
+        raw.wrap_key(s, CKM_AES_KEY_WRAP, vec![], kek, trusted_only),
+        Err(CKR_KEY_NOT_WRAPPABLE)
+    );
+
+    let wrapped = raw.wrap_key(s, CKM_AES_KEY_WRAP, vec![], kek, aes).unwrap();
+    let secret_template = [(CKA_CLASS, ul(CKO_SECRET_KEY)), (CKA_KEY_TYPE, ul(CKK_AES))];
+    let mut bad = wrapped.clone();
+    bad[0] ^= 1;
+    assert_eq!(
+        raw.unwrap_key(s, CKM_AES_KEY_WRAP, vec![], kek, &bad, &secret_template),
+        Err(CKR_WRAPPED_KEY_INVALID)
+    );
+    assert_eq!(
+        raw.unwrap_key(s, CKM_AES_KEY_WRAP, vec![], kek, &wrapped, &[]),
+        Err(CKR_TEMPLATE_INCOMPLETE)
+    );
+    assert_eq!(
+        raw.unwrap_key(
+            s,
+            CKM_AES_KEY_WRAP,
+            vec![],
+            0x8000_4444,
+            &wrapped,
+            &secret_template
+        ),
+        Err(CKR_UNWRAPPING_KEY_HANDLE_INVALID)
+    );
+    // A private key template over a secret's bytes is no PKCS#8.
+    assert_eq!(
+        raw.unwrap_key(
+            s,
+            CKM_AES_KEY_WRAP,
+            vec![],
+            kek,
+            &wrapped,
+            &[(CKA_CLASS, ul(CKO_PRIVATE_KEY))]
+        ),
+        Err(CKR_WRAPPED_KEY_INVALID)
+    );
+}
