@@ -9,6 +9,8 @@
 //!   PSS over a digest, the raw (X.509) operation, and encryption with
 //!   PKCS#1 v1.5 or OAEP padding (with a label). aws-lc's private-key
 //!   operations are constant-time and blinded.
+//! - The hashes aws-lc-rs does not offer (SHA-512/224, SHA3-224) and HMAC
+//!   over the SHA3 family, through EVP; AES-CMAC.
 
 use std::ptr::NonNull;
 
@@ -217,7 +219,8 @@ impl EcKey {
     }
 }
 
-/// The hashes RSA-PSS names (for the digest and for MGF1).
+/// The hashes the engine's EVP layer is asked for (RSA-PSS and MGF1, and
+/// the digests and HMACs aws-lc-rs lacks).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Hash {
     Sha1,
@@ -225,6 +228,11 @@ pub enum Hash {
     Sha256,
     Sha384,
     Sha512,
+    Sha512_224,
+    Sha3_224,
+    Sha3_256,
+    Sha3_384,
+    Sha3_512,
 }
 
 impl Hash {
@@ -237,6 +245,11 @@ impl Hash {
                 Hash::Sha256 => sys::EVP_sha256(),
                 Hash::Sha384 => sys::EVP_sha384(),
                 Hash::Sha512 => sys::EVP_sha512(),
+                Hash::Sha512_224 => sys::EVP_sha512_224(),
+                Hash::Sha3_224 => sys::EVP_sha3_224(),
+                Hash::Sha3_256 => sys::EVP_sha3_256(),
+                Hash::Sha3_384 => sys::EVP_sha3_384(),
+                Hash::Sha3_512 => sys::EVP_sha3_512(),
             }
         }
     }
@@ -244,10 +257,165 @@ impl Hash {
     pub fn output_len(self) -> usize {
         match self {
             Hash::Sha1 => 20,
-            Hash::Sha224 => 28,
-            Hash::Sha256 => 32,
-            Hash::Sha384 => 48,
-            Hash::Sha512 => 64,
+            Hash::Sha224 | Hash::Sha512_224 | Hash::Sha3_224 => 28,
+            Hash::Sha256 | Hash::Sha3_256 => 32,
+            Hash::Sha384 | Hash::Sha3_384 => 48,
+            Hash::Sha512 | Hash::Sha3_512 => 64,
+        }
+    }
+}
+
+/// A running digest over EVP.
+pub struct EvpDigest {
+    ctx: Owned<sys::EVP_MD_CTX>,
+    hash: Hash,
+}
+
+// SAFETY: the context is owned by this value alone and used from one
+// thread at a time (a session's operation is behind its lock).
+unsafe impl Send for EvpDigest {}
+
+impl EvpDigest {
+    pub fn new(hash: Hash) -> Result<EvpDigest> {
+        // SAFETY: a plain constructor, then initialisation with a static table.
+        let ctx = Owned::new(unsafe { sys::EVP_MD_CTX_new() }, sys::EVP_MD_CTX_free)?;
+        if unsafe { sys::EVP_DigestInit_ex(ctx.ptr.as_ptr(), hash.md(), std::ptr::null_mut()) } != 1
+        {
+            return Err(Rv::GeneralError);
+        }
+        Ok(EvpDigest { ctx, hash })
+    }
+
+    pub fn update(&mut self, data: &[u8]) {
+        // SAFETY: a live context and a valid buffer (it cannot fail then).
+        unsafe {
+            sys::EVP_DigestUpdate(self.ctx.ptr.as_ptr(), data.as_ptr() as *const _, data.len())
+        };
+    }
+
+    /// The digest so far; the running state is left as it is.
+    pub fn result(&self) -> Result<Vec<u8>> {
+        // SAFETY: a copy of the live context is finalised into a buffer of
+        // the hash's size.
+        unsafe {
+            let copy = Owned::new(sys::EVP_MD_CTX_new(), sys::EVP_MD_CTX_free)?;
+            let mut out = vec![0u8; self.hash.output_len()];
+            let mut len = 0;
+            if sys::EVP_MD_CTX_copy_ex(copy.ptr.as_ptr(), self.ctx.ptr.as_ptr()) != 1
+                || sys::EVP_DigestFinal_ex(copy.ptr.as_ptr(), out.as_mut_ptr(), &mut len) != 1
+            {
+                return Err(Rv::GeneralError);
+            }
+            Ok(out)
+        }
+    }
+}
+
+/// A running HMAC over EVP (for the SHA3 family and SHA-512/224).
+pub struct EvpHmac {
+    ctx: Owned<sys::HMAC_CTX>,
+    hash: Hash,
+}
+
+// SAFETY: as for EvpDigest.
+unsafe impl Send for EvpHmac {}
+
+impl EvpHmac {
+    pub fn new(hash: Hash, key: &[u8]) -> Result<EvpHmac> {
+        // SAFETY: a plain constructor, then a valid key buffer and a static table.
+        let ctx = Owned::new(unsafe { sys::HMAC_CTX_new() }, sys::HMAC_CTX_free)?;
+        let ok = unsafe {
+            sys::HMAC_Init_ex(
+                ctx.ptr.as_ptr(),
+                key.as_ptr() as *const _,
+                key.len(),
+                hash.md(),
+                std::ptr::null_mut(),
+            )
+        };
+        if ok != 1 {
+            return Err(Rv::GeneralError);
+        }
+        Ok(EvpHmac { ctx, hash })
+    }
+
+    pub fn update(&mut self, data: &[u8]) {
+        // SAFETY: a live context and a valid buffer.
+        unsafe { sys::HMAC_Update(self.ctx.ptr.as_ptr(), data.as_ptr(), data.len()) };
+    }
+
+    /// The MAC so far; the running state is left as it is.
+    pub fn result(&self) -> Result<Vec<u8>> {
+        // SAFETY: a copy of the live context is finalised into a buffer of
+        // the hash's size.
+        unsafe {
+            let copy = Owned::new(sys::HMAC_CTX_new(), sys::HMAC_CTX_free)?;
+            let mut out = vec![0u8; self.hash.output_len()];
+            let mut len = 0;
+            if sys::HMAC_CTX_copy_ex(copy.ptr.as_ptr(), self.ctx.ptr.as_ptr()) != 1
+                || sys::HMAC_Final(copy.ptr.as_ptr(), out.as_mut_ptr(), &mut len) != 1
+            {
+                return Err(Rv::GeneralError);
+            }
+            Ok(out)
+        }
+    }
+}
+
+/// A running AES-CMAC.
+pub struct Cmac {
+    ctx: Owned<sys::CMAC_CTX>,
+}
+
+// SAFETY: as for EvpDigest.
+unsafe impl Send for Cmac {}
+
+impl Cmac {
+    pub fn new(key: &[u8]) -> Result<Cmac> {
+        // SAFETY: static cipher tables.
+        let cipher = unsafe {
+            match key.len() {
+                16 => sys::EVP_aes_128_cbc(),
+                24 => sys::EVP_aes_192_cbc(),
+                32 => sys::EVP_aes_256_cbc(),
+                _ => return Err(Rv::KeySizeRange),
+            }
+        };
+        // SAFETY: a plain constructor, then a valid key buffer.
+        let ctx = Owned::new(unsafe { sys::CMAC_CTX_new() }, sys::CMAC_CTX_free)?;
+        if unsafe {
+            sys::CMAC_Init(
+                ctx.ptr.as_ptr(),
+                key.as_ptr() as *const _,
+                key.len(),
+                cipher,
+                std::ptr::null_mut(),
+            )
+        } != 1
+        {
+            return Err(Rv::GeneralError);
+        }
+        Ok(Cmac { ctx })
+    }
+
+    pub fn update(&mut self, data: &[u8]) {
+        // SAFETY: a live context and a valid buffer.
+        unsafe { sys::CMAC_Update(self.ctx.ptr.as_ptr(), data.as_ptr(), data.len()) };
+    }
+
+    /// The 16-byte MAC so far; the running state is left as it is.
+    pub fn result(&self) -> Result<Vec<u8>> {
+        // SAFETY: a copy of the live context is finalised into 16 bytes.
+        unsafe {
+            let copy = Owned::new(sys::CMAC_CTX_new(), sys::CMAC_CTX_free)?;
+            let mut out = vec![0u8; 16];
+            let mut len = 0;
+            if sys::CMAC_CTX_copy(copy.ptr.as_ptr(), self.ctx.ptr.as_ptr()) != 1
+                || sys::CMAC_Final(copy.ptr.as_ptr(), out.as_mut_ptr(), &mut len) != 1
+            {
+                return Err(Rv::GeneralError);
+            }
+            Ok(out)
         }
     }
 }

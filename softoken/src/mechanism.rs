@@ -6,16 +6,17 @@ use pkcs11_sys::*;
 use zeroize::Zeroizing;
 
 use crate::attr::Attrs;
+use crate::engine_sys::{Cmac, EvpDigest, EvpHmac, Hash};
 use crate::object::Generated;
 use crate::rv::{Result, Rv};
 
 /// What a mechanism makes.
 #[derive(Clone, Copy)]
 pub enum Operation {
-    Digest(&'static digest::Algorithm),
-    /// HMAC over a secret key; `general` takes the MAC length as parameter.
-    Hmac {
-        alg: hmac::Algorithm,
+    Digest(HashAlg),
+    /// A MAC over a secret key; `general` takes the MAC length as parameter.
+    Mac {
+        alg: MacAlg,
         key_type: CK_KEY_TYPE,
         general: bool,
     },
@@ -43,6 +44,31 @@ pub enum Operation {
     },
     /// Pure Ed25519 signatures.
     Eddsa,
+}
+
+/// A hash: aws-lc-rs's, or (for those it lacks) the engine's EVP one.
+#[derive(Clone, Copy)]
+pub enum HashAlg {
+    Rs(&'static digest::Algorithm),
+    Evp(Hash),
+}
+
+/// A MAC: HMAC by aws-lc-rs or by EVP, or AES-CMAC.
+#[derive(Clone, Copy)]
+pub enum MacAlg {
+    Hmac(hmac::Algorithm),
+    EvpHmac(Hash),
+    Cmac,
+}
+
+impl MacAlg {
+    fn output_len(self) -> usize {
+        match self {
+            MacAlg::Hmac(a) => a.digest_algorithm().output_len(),
+            MacAlg::EvpHmac(h) => h.output_len(),
+            MacAlg::Cmac => 16,
+        }
+    }
 }
 
 /// A mechanism as a caller names it: its type and its parameter's bytes
@@ -84,7 +110,7 @@ pub struct Mechanism {
     pub operation: Operation,
 }
 
-const fn digest_mechanism(ty: CK_MECHANISM_TYPE, alg: &'static digest::Algorithm) -> Mechanism {
+const fn digest_mechanism(ty: CK_MECHANISM_TYPE, alg: HashAlg) -> Mechanism {
     Mechanism {
         ty,
         min_key_size: 0,
@@ -100,16 +126,20 @@ const MAX_SECRET_LEN: CK_ULONG = 4096;
 
 const fn hmac_mechanism(
     ty: CK_MECHANISM_TYPE,
-    alg: hmac::Algorithm,
+    alg: MacAlg,
     key_type: CK_KEY_TYPE,
     general: bool,
 ) -> Mechanism {
+    let (min_key_size, max_key_size) = match alg {
+        MacAlg::Cmac => (16, 32),
+        _ => (1, MAX_SECRET_LEN),
+    };
     Mechanism {
         ty,
-        min_key_size: 1,
-        max_key_size: MAX_SECRET_LEN,
+        min_key_size,
+        max_key_size,
         flags: CKF_SIGN | CKF_VERIFY,
-        operation: Operation::Hmac {
+        operation: Operation::Mac {
             alg,
             key_type,
             general,
@@ -181,55 +211,139 @@ const fn rsa_mechanism(ty: CK_MECHANISM_TYPE, scheme: crate::rsa::Scheme) -> Mec
 }
 
 static MECHANISMS: &[Mechanism] = &[
-    digest_mechanism(CKM_SHA_1, &digest::SHA1_FOR_LEGACY_USE_ONLY),
-    digest_mechanism(CKM_SHA224, &digest::SHA224),
-    digest_mechanism(CKM_SHA256, &digest::SHA256),
-    digest_mechanism(CKM_SHA384, &digest::SHA384),
-    digest_mechanism(CKM_SHA512, &digest::SHA512),
-    digest_mechanism(CKM_SHA512_256, &digest::SHA512_256),
-    digest_mechanism(CKM_SHA3_256, &digest::SHA3_256),
-    digest_mechanism(CKM_SHA3_384, &digest::SHA3_384),
-    digest_mechanism(CKM_SHA3_512, &digest::SHA3_512),
+    digest_mechanism(CKM_SHA_1, HashAlg::Rs(&digest::SHA1_FOR_LEGACY_USE_ONLY)),
+    digest_mechanism(CKM_SHA224, HashAlg::Rs(&digest::SHA224)),
+    digest_mechanism(CKM_SHA256, HashAlg::Rs(&digest::SHA256)),
+    digest_mechanism(CKM_SHA384, HashAlg::Rs(&digest::SHA384)),
+    digest_mechanism(CKM_SHA512, HashAlg::Rs(&digest::SHA512)),
+    digest_mechanism(CKM_SHA512_224, HashAlg::Evp(Hash::Sha512_224)),
+    digest_mechanism(CKM_SHA512_256, HashAlg::Rs(&digest::SHA512_256)),
+    digest_mechanism(CKM_SHA3_224, HashAlg::Evp(Hash::Sha3_224)),
+    digest_mechanism(CKM_SHA3_256, HashAlg::Rs(&digest::SHA3_256)),
+    digest_mechanism(CKM_SHA3_384, HashAlg::Rs(&digest::SHA3_384)),
+    digest_mechanism(CKM_SHA3_512, HashAlg::Rs(&digest::SHA3_512)),
     hmac_mechanism(
         CKM_SHA_1_HMAC,
-        hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY,
+        MacAlg::Hmac(hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY),
         CKK_SHA_1_HMAC,
         false,
     ),
     hmac_mechanism(
         CKM_SHA_1_HMAC_GENERAL,
-        hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY,
+        MacAlg::Hmac(hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY),
         CKK_SHA_1_HMAC,
         true,
     ),
-    hmac_mechanism(CKM_SHA224_HMAC, hmac::HMAC_SHA224, CKK_SHA224_HMAC, false),
+    hmac_mechanism(
+        CKM_SHA224_HMAC,
+        MacAlg::Hmac(hmac::HMAC_SHA224),
+        CKK_SHA224_HMAC,
+        false,
+    ),
     hmac_mechanism(
         CKM_SHA224_HMAC_GENERAL,
-        hmac::HMAC_SHA224,
+        MacAlg::Hmac(hmac::HMAC_SHA224),
         CKK_SHA224_HMAC,
         true,
     ),
-    hmac_mechanism(CKM_SHA256_HMAC, hmac::HMAC_SHA256, CKK_SHA256_HMAC, false),
+    hmac_mechanism(
+        CKM_SHA256_HMAC,
+        MacAlg::Hmac(hmac::HMAC_SHA256),
+        CKK_SHA256_HMAC,
+        false,
+    ),
     hmac_mechanism(
         CKM_SHA256_HMAC_GENERAL,
-        hmac::HMAC_SHA256,
+        MacAlg::Hmac(hmac::HMAC_SHA256),
         CKK_SHA256_HMAC,
         true,
     ),
-    hmac_mechanism(CKM_SHA384_HMAC, hmac::HMAC_SHA384, CKK_SHA384_HMAC, false),
+    hmac_mechanism(
+        CKM_SHA384_HMAC,
+        MacAlg::Hmac(hmac::HMAC_SHA384),
+        CKK_SHA384_HMAC,
+        false,
+    ),
     hmac_mechanism(
         CKM_SHA384_HMAC_GENERAL,
-        hmac::HMAC_SHA384,
+        MacAlg::Hmac(hmac::HMAC_SHA384),
         CKK_SHA384_HMAC,
         true,
     ),
-    hmac_mechanism(CKM_SHA512_HMAC, hmac::HMAC_SHA512, CKK_SHA512_HMAC, false),
+    hmac_mechanism(
+        CKM_SHA512_HMAC,
+        MacAlg::Hmac(hmac::HMAC_SHA512),
+        CKK_SHA512_HMAC,
+        false,
+    ),
     hmac_mechanism(
         CKM_SHA512_HMAC_GENERAL,
-        hmac::HMAC_SHA512,
+        MacAlg::Hmac(hmac::HMAC_SHA512),
         CKK_SHA512_HMAC,
         true,
     ),
+    hmac_mechanism(
+        CKM_SHA512_224_HMAC,
+        MacAlg::EvpHmac(Hash::Sha512_224),
+        CKK_GENERIC_SECRET,
+        false,
+    ),
+    hmac_mechanism(
+        CKM_SHA512_224_HMAC_GENERAL,
+        MacAlg::EvpHmac(Hash::Sha512_224),
+        CKK_GENERIC_SECRET,
+        true,
+    ),
+    hmac_mechanism(
+        CKM_SHA3_224_HMAC,
+        MacAlg::EvpHmac(Hash::Sha3_224),
+        CKK_SHA3_224_HMAC,
+        false,
+    ),
+    hmac_mechanism(
+        CKM_SHA3_224_HMAC_GENERAL,
+        MacAlg::EvpHmac(Hash::Sha3_224),
+        CKK_SHA3_224_HMAC,
+        true,
+    ),
+    hmac_mechanism(
+        CKM_SHA3_256_HMAC,
+        MacAlg::EvpHmac(Hash::Sha3_256),
+        CKK_SHA3_256_HMAC,
+        false,
+    ),
+    hmac_mechanism(
+        CKM_SHA3_256_HMAC_GENERAL,
+        MacAlg::EvpHmac(Hash::Sha3_256),
+        CKK_SHA3_256_HMAC,
+        true,
+    ),
+    hmac_mechanism(
+        CKM_SHA3_384_HMAC,
+        MacAlg::EvpHmac(Hash::Sha3_384),
+        CKK_SHA3_384_HMAC,
+        false,
+    ),
+    hmac_mechanism(
+        CKM_SHA3_384_HMAC_GENERAL,
+        MacAlg::EvpHmac(Hash::Sha3_384),
+        CKK_SHA3_384_HMAC,
+        true,
+    ),
+    hmac_mechanism(
+        CKM_SHA3_512_HMAC,
+        MacAlg::EvpHmac(Hash::Sha3_512),
+        CKK_SHA3_512_HMAC,
+        false,
+    ),
+    hmac_mechanism(
+        CKM_SHA3_512_HMAC_GENERAL,
+        MacAlg::EvpHmac(Hash::Sha3_512),
+        CKK_SHA3_512_HMAC,
+        true,
+    ),
+    hmac_mechanism(CKM_AES_CMAC, MacAlg::Cmac, CKK_AES, false),
+    hmac_mechanism(CKM_AES_CMAC_GENERAL, MacAlg::Cmac, CKK_AES, true),
     key_gen_mechanism(
         CKM_GENERIC_SECRET_KEY_GEN,
         CKK_GENERIC_SECRET,
@@ -312,6 +426,30 @@ static MECHANISMS: &[Mechanism] = &[
         CKM_SHA512_RSA_PKCS_PSS,
         crate::rsa::Scheme::Pss(Some(crate::rsa::SHA512)),
     ),
+    rsa_mechanism(
+        CKM_SHA3_256_RSA_PKCS,
+        crate::rsa::Scheme::Pkcs1(Some(crate::rsa::SHA3_256)),
+    ),
+    rsa_mechanism(
+        CKM_SHA3_384_RSA_PKCS,
+        crate::rsa::Scheme::Pkcs1(Some(crate::rsa::SHA3_384)),
+    ),
+    rsa_mechanism(
+        CKM_SHA3_512_RSA_PKCS,
+        crate::rsa::Scheme::Pkcs1(Some(crate::rsa::SHA3_512)),
+    ),
+    rsa_mechanism(
+        CKM_SHA3_256_RSA_PKCS_PSS,
+        crate::rsa::Scheme::Pss(Some(crate::rsa::SHA3_256)),
+    ),
+    rsa_mechanism(
+        CKM_SHA3_384_RSA_PKCS_PSS,
+        crate::rsa::Scheme::Pss(Some(crate::rsa::SHA3_384)),
+    ),
+    rsa_mechanism(
+        CKM_SHA3_512_RSA_PKCS_PSS,
+        crate::rsa::Scheme::Pss(Some(crate::rsa::SHA3_512)),
+    ),
     rsa_mechanism(CKM_RSA_X_509, crate::rsa::Scheme::X509),
     rsa_mechanism(CKM_RSA_PKCS_OAEP, crate::rsa::Scheme::Oaep),
     Mechanism {
@@ -366,10 +504,16 @@ pub fn find(ty: CK_MECHANISM_TYPE) -> Result<&'static Mechanism> {
         .ok_or(Rv::MechanismInvalid)
 }
 
+/// A running hash: aws-lc-rs's, or the engine's.
+enum DigestState {
+    Rs(digest::Context),
+    Evp(EvpDigest),
+}
+
 /// A digest in progress.
-#[derive(Clone)]
 pub struct DigestOp {
-    ctx: digest::Context,
+    state: DigestState,
+    len: usize,
     /// Whether C_DigestUpdate/C_DigestKey started a multi-part digest (then
     /// C_Digest is not allowed).
     pub multi_part: bool,
@@ -377,27 +521,40 @@ pub struct DigestOp {
 
 impl DigestOp {
     pub fn new(m: &Mechanism) -> Result<DigestOp> {
-        match m.operation {
-            Operation::Digest(alg) => Ok(DigestOp {
-                ctx: digest::Context::new(alg),
-                multi_part: false,
-            }),
-            _ => Err(Rv::MechanismInvalid),
-        }
+        let (state, len) = match m.operation {
+            Operation::Digest(HashAlg::Rs(alg)) => {
+                (DigestState::Rs(digest::Context::new(alg)), alg.output_len())
+            }
+            Operation::Digest(HashAlg::Evp(h)) => {
+                (DigestState::Evp(EvpDigest::new(h)?), h.output_len())
+            }
+            _ => return Err(Rv::MechanismInvalid),
+        };
+        Ok(DigestOp {
+            state,
+            len,
+            multi_part: false,
+        })
     }
 
     pub fn output_len(&self) -> usize {
-        self.ctx.algorithm().output_len()
+        self.len
     }
 
     pub fn update(&mut self, data: &[u8]) {
-        self.ctx.update(data);
+        match &mut self.state {
+            DigestState::Rs(ctx) => ctx.update(data),
+            DigestState::Evp(ctx) => ctx.update(data),
+        }
     }
 
     /// The digest so far, leaving the operation as it is (the caller ends it
     /// once the result has been delivered).
-    pub fn result(&self) -> Vec<u8> {
-        self.ctx.clone().finish().as_ref().to_vec()
+    pub fn result(&self) -> Result<Vec<u8>> {
+        match &self.state {
+            DigestState::Rs(ctx) => Ok(ctx.clone().finish().as_ref().to_vec()),
+            DigestState::Evp(ctx) => ctx.result(),
+        }
     }
 }
 
@@ -503,34 +660,60 @@ pub trait VerifyOp: Send {
     fn verify(&mut self, signature: &[u8]) -> Result<()>;
 }
 
-struct HmacOp {
-    ctx: hmac::Context,
+/// A running MAC.
+enum MacState {
+    Hmac(Box<hmac::Context>),
+    EvpHmac(EvpHmac),
+    Cmac(Cmac),
+}
+
+struct MacOp {
+    state: MacState,
     out_len: usize,
 }
 
-impl SignOp for HmacOp {
+impl MacOp {
+    fn absorb(&mut self, data: &[u8]) {
+        match &mut self.state {
+            MacState::Hmac(ctx) => ctx.update(data),
+            MacState::EvpHmac(ctx) => ctx.update(data),
+            MacState::Cmac(ctx) => ctx.update(data),
+        }
+    }
+
+    fn mac(&self) -> Result<Vec<u8>> {
+        let full = match &self.state {
+            MacState::Hmac(ctx) => ctx.clone().sign().as_ref().to_vec(),
+            MacState::EvpHmac(ctx) => ctx.result()?,
+            MacState::Cmac(ctx) => ctx.result()?,
+        };
+        Ok(full[..self.out_len].to_vec())
+    }
+}
+
+impl SignOp for MacOp {
     fn update(&mut self, data: &[u8]) -> Result<()> {
-        self.ctx.update(data);
+        self.absorb(data);
         Ok(())
     }
     fn output_len(&self) -> usize {
         self.out_len
     }
     fn sign(&mut self) -> Result<Vec<u8>> {
-        Ok(self.ctx.clone().sign().as_ref()[..self.out_len].to_vec())
+        self.mac()
     }
 }
 
-impl VerifyOp for HmacOp {
+impl VerifyOp for MacOp {
     fn update(&mut self, data: &[u8]) -> Result<()> {
-        self.ctx.update(data);
+        self.absorb(data);
         Ok(())
     }
     fn verify(&mut self, signature: &[u8]) -> Result<()> {
         if signature.len() != self.out_len {
             return Err(Rv::SignatureLenRange);
         }
-        let mac = SignOp::sign(self)?;
+        let mac = self.mac()?;
         aws_lc_rs::constant_time::verify_slices_are_equal(&mac, signature)
             .map_err(|_| Rv::SignatureInvalid)
     }
@@ -542,7 +725,8 @@ fn mac_key(key: &Attrs, usage: CK_ATTRIBUTE_TYPE, key_type: CK_KEY_TYPE) -> Resu
         return Err(Rv::KeyTypeInconsistent);
     }
     let kt = key.ulong(CKA_KEY_TYPE).ok_or(Rv::KeyTypeInconsistent)?;
-    if kt != key_type && kt != CKK_GENERIC_SECRET {
+    // HMACs take generic secrets too; CMAC takes AES keys only.
+    if kt != key_type && (kt != CKK_GENERIC_SECRET || key_type == CKK_AES) {
         return Err(Rv::KeyTypeInconsistent);
     }
     if key.bool(usage) != Some(true) {
@@ -555,13 +739,13 @@ fn mac_key(key: &Attrs, usage: CK_ATTRIBUTE_TYPE, key_type: CK_KEY_TYPE) -> Resu
     Ok(value)
 }
 
-fn hmac_op(
+fn mac_op(
     m: &Mechanism,
     arg: &MechanismArg,
     key: &Attrs,
     usage: CK_ATTRIBUTE_TYPE,
-) -> Result<HmacOp> {
-    let Operation::Hmac {
+) -> Result<MacOp> {
+    let Operation::Mac {
         alg,
         key_type,
         general,
@@ -569,23 +753,33 @@ fn hmac_op(
     else {
         return Err(Rv::MechanismInvalid);
     };
-    let full = alg.digest_algorithm().output_len();
+    let full = alg.output_len();
     let out_len = if general {
-        let n = arg.ulong_param()?;
-        // Shorter MACs than half the hash are refused, as NSS does.
-        if n as usize > full || (n as usize) < full / 2 {
+        let n = arg.ulong_param()? as usize;
+        // HMACs shorter than half the hash are refused, as NSS does; a CMAC
+        // keeps at least 64 bits (SP 800-38B's advice).
+        let min = if matches!(alg, MacAlg::Cmac) {
+            8
+        } else {
+            full / 2
+        };
+        if n > full || n < min {
             return Err(Rv::MechanismParamInvalid);
         }
-        n as usize
+        n
     } else {
         arg.no_param()?;
         full
     };
     let value = mac_key(key, usage, key_type)?;
-    Ok(HmacOp {
-        ctx: hmac::Context::with_key(&hmac::Key::new(alg, value)),
-        out_len,
-    })
+    let state = match alg {
+        MacAlg::Hmac(a) => {
+            MacState::Hmac(Box::new(hmac::Context::with_key(&hmac::Key::new(a, value))))
+        }
+        MacAlg::EvpHmac(h) => MacState::EvpHmac(EvpHmac::new(h, value)?),
+        MacAlg::Cmac => MacState::Cmac(Cmac::new(value)?),
+    };
+    Ok(MacOp { state, out_len })
 }
 
 /// The signing operation a mechanism makes with a key.
@@ -601,7 +795,7 @@ pub fn sign_op(arg: &MechanismArg, key: &Attrs) -> Result<Box<dyn SignOp>> {
         }
         Operation::Rsa(scheme) => crate::rsa::sign_op(scheme, arg, key),
         Operation::Eddsa => crate::curve25519::sign_op(arg, key),
-        _ => Ok(Box::new(hmac_op(m, arg, key, CKA_SIGN)?)),
+        _ => Ok(Box::new(mac_op(m, arg, key, CKA_SIGN)?)),
     }
 }
 
@@ -618,7 +812,7 @@ pub fn verify_op(arg: &MechanismArg, key: &Attrs) -> Result<Box<dyn VerifyOp>> {
         }
         Operation::Rsa(scheme) => crate::rsa::verify_op(scheme, arg, key),
         Operation::Eddsa => crate::curve25519::verify_op(arg, key),
-        _ => Ok(Box::new(hmac_op(m, arg, key, CKA_VERIFY)?)),
+        _ => Ok(Box::new(mac_op(m, arg, key, CKA_VERIFY)?)),
     }
 }
 

@@ -68,7 +68,57 @@ pub const SHA512: HashSpec = HashSpec {
     ],
 };
 
-const HASHES: [HashSpec; 5] = [SHA1, SHA224, SHA256, SHA384, SHA512];
+/// DigestInfo of a SHA-2 or SHA3 hash: its OID's last arc and its length.
+const fn digest_info(arc: u8, len: u8) -> [u8; 19] {
+    [
+        0x30,
+        17 + len,
+        0x30,
+        0x0d,
+        0x06,
+        0x09,
+        0x60,
+        0x86,
+        0x48,
+        0x01,
+        0x65,
+        0x03,
+        0x04,
+        0x02,
+        arc,
+        0x05,
+        0x00,
+        0x04,
+        len,
+    ]
+}
+
+const SHA3_256_INFO: [u8; 19] = digest_info(0x08, 32);
+const SHA3_384_INFO: [u8; 19] = digest_info(0x09, 48);
+const SHA3_512_INFO: [u8; 19] = digest_info(0x0a, 64);
+
+pub const SHA3_256: HashSpec = HashSpec {
+    alg: &digest::SHA3_256,
+    mechanism: CKM_SHA3_256,
+    engine: Hash::Sha3_256,
+    digest_info: &SHA3_256_INFO,
+};
+pub const SHA3_384: HashSpec = HashSpec {
+    alg: &digest::SHA3_384,
+    mechanism: CKM_SHA3_384,
+    engine: Hash::Sha3_384,
+    digest_info: &SHA3_384_INFO,
+};
+pub const SHA3_512: HashSpec = HashSpec {
+    alg: &digest::SHA3_512,
+    mechanism: CKM_SHA3_512,
+    engine: Hash::Sha3_512,
+    digest_info: &SHA3_512_INFO,
+};
+
+const HASHES: [HashSpec; 8] = [
+    SHA1, SHA224, SHA256, SHA384, SHA512, SHA3_256, SHA3_384, SHA3_512,
+];
 
 /// RSA signature schemes of the mechanism table.
 #[derive(Clone, Copy, Debug)]
@@ -211,6 +261,10 @@ fn named_hashes(hash_alg: CK_ULONG, mgf: CK_ULONG) -> Result<(HashSpec, Hash)> {
         CKG_MGF1_SHA256 => Hash::Sha256,
         CKG_MGF1_SHA384 => Hash::Sha384,
         CKG_MGF1_SHA512 => Hash::Sha512,
+        CKG_MGF1_SHA3_224 => Hash::Sha3_224,
+        CKG_MGF1_SHA3_256 => Hash::Sha3_256,
+        CKG_MGF1_SHA3_384 => Hash::Sha3_384,
+        CKG_MGF1_SHA3_512 => Hash::Sha3_512,
         _ => return Err(Rv::MechanismParamInvalid),
     };
     Ok((named, mgf))

@@ -884,3 +884,47 @@ fn copy_object_rules() {
     let rv = unsafe { (raw.f().C_CopyObject.unwrap())(s, key, std::ptr::null_mut(), 0, &mut copy) };
     assert_eq!(rv, CKR_ACTION_PROHIBITED);
 }
+
+/// Every digest on NIST's "abc" example (and SHA-256 on the empty input).
+#[test]
+fn digest_known_answers() {
+    let (raw, _dir) = fresh();
+    let slot = raw.slots()[0];
+    let s = raw.open(slot, false).unwrap();
+    let f = raw.f();
+    for (mech, input, want) in [
+        (CKM_SHA_1, &b"abc"[..], "a9993e364706816aba3e25717850c26c9cd0d89d"),
+        (CKM_SHA224, b"abc", "23097d223405d8228642a477bda255b32aadbce4bda0b3f7e36c9da7"),
+        (CKM_SHA256, b"abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"),
+        (CKM_SHA256, b"", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"),
+        (CKM_SHA384, b"abc", "cb00753f45a35e8bb5a03d699ac65007272c32ab0eded1631a8b605a43ff5bed8086072ba1e7cc2358baeca134c825a7"),
+        (
+            CKM_SHA512,
+            b"abc",
+            "ddaf35a193617abacc417349ae20413112e6fa4e89a97ea20a9eeee64b55d39a2192992a274fc1a836ba3c23a3feebbd454d4423643ce80e2a9ac94fa54ca49f",
+        ),
+        (CKM_SHA512_224, b"abc", "4634270f707b6a54daae7530460842e20e37ed265ceee9a43e8924aa"),
+        (CKM_SHA512_256, b"abc", "53048e2681941ef99b2e29b76b4c7dabe4c2d0c634fc6d46e0e2f13107e7af23"),
+        (CKM_SHA3_224, b"abc", "e642824c3f8cf24ad09234ee7d3c766fc9a3a5168d0c94ad73b46fdf"),
+        (CKM_SHA3_256, b"abc", "3a985da74fe225b2045c172d6bd390bd855f086e3e9d525b46bfe24511431532"),
+        (CKM_SHA3_384, b"abc", "ec01498288516fc926459f58e2c6ad8df9b473cb0fc08c2596da7cf0e49be4b298d88cea927ac7f539f1edf228376d25"),
+        (
+            CKM_SHA3_512,
+            b"abc",
+            "b751850b1a57168a5693cd924b6b096e08f621827444f70d884f5d0240d2712e10e116e9192af3c91a7ec57647e3934057340b4cf408d5a56592f8274eec53f0",
+        ),
+    ] {
+        let mut m = CK_MECHANISM { mechanism: mech, pParameter: std::ptr::null_mut(), ulParameterLen: 0 };
+        let mut out = [0u8; 64];
+        let mut len = 64;
+        // SAFETY: valid mechanism, buffers and lengths.
+        unsafe {
+            assert_eq!((f.C_DigestInit.unwrap())(s, &mut m), CKR_OK);
+            assert_eq!(
+                (f.C_Digest.unwrap())(s, input.as_ptr() as *mut _, input.len() as CK_ULONG, out.as_mut_ptr(), &mut len),
+                CKR_OK
+            );
+        }
+        assert_eq!(hex::encode(&out[..len as usize]), want, "mechanism {mech:#x}");
+    }
+}

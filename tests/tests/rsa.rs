@@ -79,6 +79,8 @@ fn generate_and_sign_with_every_mechanism() {
         (CKM_SHA256_RSA_PKCS, "sha256"),
         (CKM_SHA384_RSA_PKCS, "sha384"),
         (CKM_SHA512_RSA_PKCS, "sha512"),
+        (CKM_SHA3_256_RSA_PKCS, "sha3-256"),
+        (CKM_SHA3_512_RSA_PKCS, "sha3-512"),
     ] {
         let sig = raw.sign(s, mech, vec![], private, &data).unwrap();
         assert_eq!(sig.len(), 256);

