@@ -11,6 +11,7 @@ pub mod curve25519;
 pub mod ec;
 pub mod engine_sys;
 mod ffi;
+pub mod kdf;
 pub mod keydb;
 pub mod mechanism;
 pub mod module;

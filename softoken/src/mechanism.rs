@@ -44,6 +44,12 @@ pub enum Operation {
     },
     /// Pure Ed25519 signatures.
     Eddsa,
+    /// HKDF, into a secret key or (HKDF_DATA) a data object.
+    Hkdf,
+    /// PBKDF2, a key generation mechanism.
+    Pbkdf2,
+    /// NIST SP 800-108 in counter mode.
+    Sp800_108,
 }
 
 /// A hash: aws-lc-rs's, or (for those it lacks) the engine's EVP one.
@@ -80,6 +86,8 @@ pub struct MechanismArg {
     /// What the parameter's pointers refer to, in the structure's order
     /// (OAEP: the label; ECDH: the shared data, then the public data).
     pub pointed: Vec<Vec<u8>>,
+    /// A KDF's parameters (HKDF, PBKDF2, SP 800-108).
+    pub kdf: Option<crate::kdf::KdfParams>,
 }
 
 impl MechanismArg {
@@ -485,6 +493,35 @@ static MECHANISMS: &[Mechanism] = &[
         },
     },
     Mechanism {
+        ty: CKM_HKDF_DERIVE,
+        min_key_size: 1,
+        max_key_size: MAX_SECRET_LEN,
+        flags: CKF_DERIVE,
+        operation: Operation::Hkdf,
+    },
+    Mechanism {
+        ty: CKM_HKDF_DATA,
+        min_key_size: 1,
+        max_key_size: MAX_SECRET_LEN,
+        flags: CKF_DERIVE,
+        operation: Operation::Hkdf,
+    },
+    key_gen_mechanism(CKM_HKDF_KEY_GEN, CKK_HKDF, 1, MAX_SECRET_LEN),
+    Mechanism {
+        ty: CKM_PKCS5_PBKD2,
+        min_key_size: 1,
+        max_key_size: 1024,
+        flags: CKF_GENERATE,
+        operation: Operation::Pbkdf2,
+    },
+    Mechanism {
+        ty: CKM_SP800_108_COUNTER_KDF,
+        min_key_size: 1,
+        max_key_size: MAX_SECRET_LEN,
+        flags: CKF_DERIVE,
+        operation: Operation::Sp800_108,
+    },
+    Mechanism {
         ty: CKM_EDDSA,
         min_key_size: 255,
         max_key_size: 255,
@@ -842,8 +879,10 @@ pub fn generate_key_pair(
 /// A new secret key's value (C_GenerateKey); the template gives its length.
 pub fn generate_key(arg: &MechanismArg, template: &Attrs) -> Result<Generated> {
     let m = find(arg.ty)?;
-    let Operation::SecretKeyGen { key_type } = m.operation else {
-        return Err(Rv::MechanismInvalid);
+    let key_type = match m.operation {
+        Operation::SecretKeyGen { key_type } => key_type,
+        Operation::Pbkdf2 => return crate::kdf::pbkdf2_key(m.ty, arg, template),
+        _ => return Err(Rv::MechanismInvalid),
     };
     arg.no_param()?;
     let len = match template.get(CKA_VALUE_LEN) {
@@ -877,6 +916,37 @@ pub fn derive_key(arg: &MechanismArg, base: &Attrs, template: &Attrs) -> Result<
     let m = find(arg.ty)?;
     match m.operation {
         Operation::EcdhDerive => crate::ec::derive(m.ty, arg, base, template),
+        Operation::Sp800_108 => crate::kdf::sp800_108(m.ty, arg, base, template),
+        Operation::Hkdf => crate::kdf::hkdf(m.ty, arg, base, template),
         _ => Err(Rv::MechanismInvalid),
     }
+}
+
+/// The output length of a MAC mechanism (a PRF for SP 800-108).
+pub fn mac_output_len(ty: CK_MECHANISM_TYPE) -> Result<usize> {
+    match find(ty)?.operation {
+        Operation::Mac { alg, .. } => Ok(alg.output_len()),
+        _ => Err(Rv::MechanismParamInvalid),
+    }
+}
+
+/// A MAC mechanism over raw key bytes (a PRF inside another mechanism).
+pub fn mac_with_key(arg: &MechanismArg, key: &[u8], data: &[u8]) -> Result<Vec<u8>> {
+    let m = find(arg.ty).map_err(|_| Rv::MechanismParamInvalid)?;
+    let Operation::Mac { alg, .. } = m.operation else {
+        return Err(Rv::MechanismParamInvalid);
+    };
+    let state = match alg {
+        MacAlg::Hmac(a) => {
+            MacState::Hmac(Box::new(hmac::Context::with_key(&hmac::Key::new(a, key))))
+        }
+        MacAlg::EvpHmac(h) => MacState::EvpHmac(EvpHmac::new(h, key)?),
+        MacAlg::Cmac => MacState::Cmac(Cmac::new(key)?),
+    };
+    let mut op = MacOp {
+        state,
+        out_len: alg.output_len(),
+    };
+    op.absorb(data);
+    op.mac()
 }

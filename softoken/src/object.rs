@@ -392,10 +392,20 @@ pub enum Origin {
 /// CKA_LOCAL, CKA_KEY_GEN_MECHANISM, CKA_ALWAYS_SENSITIVE and
 /// CKA_NEVER_EXTRACTABLE record that the key was born here.
 pub fn new_generated(mut template: Attrs, generated: Generated) -> Result<Attrs> {
-    for (t, want) in [
-        (CKA_CLASS, generated.class),
-        (CKA_KEY_TYPE, generated.key_type),
-    ] {
+    // A data object (HKDF_DATA's output) has no key type, and the length
+    // its template asked for was the derivation's, not an attribute.
+    if generated.class == CKO_DATA {
+        template.remove(CKA_VALUE_LEN);
+    }
+    let fixed: &[(CK_ATTRIBUTE_TYPE, CK_ULONG)] = if generated.class == CKO_DATA {
+        &[(CKA_CLASS, generated.class)]
+    } else {
+        &[
+            (CKA_CLASS, generated.class),
+            (CKA_KEY_TYPE, generated.key_type),
+        ]
+    };
+    for &(t, want) in fixed {
         match template.ulong(t) {
             Some(v) if v != want => return Err(Rv::TemplateInconsistent),
             None if template.contains(t) => return Err(Rv::AttributeValueInvalid),

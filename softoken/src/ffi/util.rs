@@ -6,6 +6,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use pkcs11_sys::*;
 
 use crate::attr::Attrs;
+use crate::kdf::{DataParam, HkdfSalt, KdfParams};
 use crate::module::{self, Module};
 use crate::rv::{Result, Rv};
 
@@ -115,12 +116,132 @@ pub unsafe fn mechanism(p: CK_MECHANISM_PTR) -> Result<crate::mechanism::Mechani
         CKM_ECDH1_DERIVE | CKM_ECDH1_COFACTOR_DERIVE => unsafe { ecdh_data(param)? },
         _ => Vec::new(),
     };
+    let kdf = match m.mechanism {
+        // SAFETY: each is the parameter structure its mechanism defines.
+        CKM_HKDF_DERIVE | CKM_HKDF_DATA => Some(unsafe { hkdf_params(param)? }),
+        CKM_PKCS5_PBKD2 => Some(unsafe { pbkdf2_params(param)? }),
+        CKM_SP800_108_COUNTER_KDF => Some(unsafe { sp800_108_params(param)? }),
+        _ => None,
+    };
     Ok(crate::mechanism::MechanismArg {
         ty: m.mechanism,
         param: param.to_vec(),
         gcm,
         pointed,
+        kdf,
     })
+}
+
+/// CK_HKDF_PARAMS: bExtract and bExpand (bytes), then prfHashMechanism,
+/// ulSaltType, pSalt, ulSaltLen, hSaltKey, pInfo, ulInfoLen.
+///
+/// # Safety
+/// `param` holds the caller's structure, whose pointers are valid.
+unsafe fn hkdf_params(param: &[u8]) -> Result<KdfParams> {
+    if param.len() != std::mem::size_of::<CK_HKDF_PARAMS>() {
+        return Err(Rv::MechanismParamInvalid);
+    }
+    let w = |i| param_word(param, i);
+    let salt = match w(2)? {
+        CKF_HKDF_SALT_NULL => HkdfSalt::Null,
+        // SAFETY: the caller's salt buffer, of the length it gives.
+        CKF_HKDF_SALT_DATA => HkdfSalt::Data(unsafe { bytes(w(3)? as *const u8, w(4)?)? }.to_vec()),
+        CKF_HKDF_SALT_KEY => HkdfSalt::Key(w(5)?),
+        _ => return Err(Rv::MechanismParamInvalid),
+    };
+    Ok(KdfParams::Hkdf {
+        extract: param[0] != 0,
+        expand: param[1] != 0,
+        prf: w(1)?,
+        salt,
+        // SAFETY: the caller's info buffer, of the length it gives.
+        info: unsafe { bytes(w(6)? as *const u8, w(7)?)? }.to_vec(),
+    })
+}
+
+/// CK_PKCS5_PBKD2_PARAMS2 (saltSource, pSaltSourceData, ulSaltSourceDataLen,
+/// iterations, prf, pPrfData, ulPrfDataLen, pPassword, ulPasswordLen), or
+/// the older CK_PKCS5_PBKD2_PARAMS, of the same size, whose last field
+/// points at the length: no pointer is as small as a password's length.
+///
+/// # Safety
+/// `param` holds the caller's structure, whose pointers are valid.
+unsafe fn pbkdf2_params(param: &[u8]) -> Result<KdfParams> {
+    if param.len() != std::mem::size_of::<CK_PKCS5_PBKD2_PARAMS2>() {
+        return Err(Rv::MechanismParamInvalid);
+    }
+    let w = |i| param_word(param, i);
+    if w(0)? != CKZ_SALT_SPECIFIED {
+        return Err(Rv::MechanismParamInvalid);
+    }
+    let last = w(8)?;
+    let password_len = if last <= crate::token::MAX_PIN_LEN as u64 * 4 {
+        last
+    } else {
+        // SAFETY: in the older layout this field points at the length.
+        unsafe { *(last as *const CK_ULONG) }
+    };
+    // SAFETY: the caller's salt and password buffers, of the lengths given.
+    let (salt, password) = unsafe {
+        (
+            bytes(w(1)? as *const u8, w(2)?)?,
+            bytes(w(7)? as *const u8, password_len)?,
+        )
+    };
+    Ok(KdfParams::Pbkdf2 {
+        salt: salt.to_vec(),
+        iterations: w(3)?,
+        prf: w(4)?,
+        password: zeroize::Zeroizing::new(password.to_vec()),
+    })
+}
+
+/// CK_SP800_108_KDF_PARAMS: prfType, ulNumberOfDataParams, pDataParams,
+/// ulAdditionalDerivedKeys (must be 0), pAdditionalDerivedKeys.
+///
+/// # Safety
+/// `param` holds the caller's structure, whose pointers are valid.
+unsafe fn sp800_108_params(param: &[u8]) -> Result<KdfParams> {
+    if param.len() != std::mem::size_of::<CK_SP800_108_KDF_PARAMS>() {
+        return Err(Rv::MechanismParamInvalid);
+    }
+    let w = |i| param_word(param, i);
+    if w(3)? != 0 {
+        // Additional derived keys are not offered.
+        return Err(Rv::MechanismParamInvalid);
+    }
+    // SAFETY: the caller's array of data parameters, of the count it gives.
+    let list = unsafe { items(w(2)? as *const CK_PRF_DATA_PARAM, w(1)?)? };
+    let mut data = Vec::with_capacity(list.len());
+    for d in list {
+        // SAFETY: each data parameter's value, of the length it gives.
+        let value = unsafe { bytes(d.pValue as *const u8, d.ulValueLen)? };
+        let word = |i| param_word(value, i);
+        let width =
+            |i| word(i).and_then(|v| u32::try_from(v).map_err(|_| Rv::MechanismParamInvalid));
+        data.push(match d.type_ {
+            CK_SP800_108_ITERATION_VARIABLE
+                if value.len() == std::mem::size_of::<CK_SP800_108_COUNTER_FORMAT>() =>
+            {
+                DataParam::Counter {
+                    little_endian: value[0] != 0,
+                    width: width(1)?,
+                }
+            }
+            CK_SP800_108_DKM_LENGTH
+                if value.len() == std::mem::size_of::<CK_SP800_108_DKM_LENGTH_FORMAT>() =>
+            {
+                DataParam::DkmLength {
+                    of_segments: word(0)? == CK_SP800_108_DKM_LENGTH_SUM_OF_SEGMENTS,
+                    little_endian: value[8] != 0,
+                    width: width(2)?,
+                }
+            }
+            CK_SP800_108_BYTE_ARRAY => DataParam::Bytes(value.to_vec()),
+            _ => return Err(Rv::MechanismParamInvalid),
+        });
+    }
+    Ok(KdfParams::Sp800_108 { prf: w(0)?, data })
 }
 
 /// The i-th word of a parameter structure whose fields are all CK_ULONG

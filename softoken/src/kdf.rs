@@ -1,0 +1,333 @@
+//! Key derivation: HKDF (RFC 5869; CKM_HKDF_DERIVE, CKM_HKDF_DATA), PBKDF2
+//! (CKM_PKCS5_PBKD2, through C_GenerateKey) and NIST SP 800-108's counter
+//! mode (CKM_SP800_108_COUNTER_KDF) over HMAC or CMAC.
+
+use std::num::NonZeroU32;
+
+use aws_lc_rs::{hmac, pbkdf2};
+use pkcs11_sys::*;
+use zeroize::Zeroizing;
+
+use crate::attr::Attrs;
+use crate::mechanism::{self, MechanismArg};
+use crate::object::{Generated, Origin};
+use crate::rv::{Result, Rv};
+
+/// Where an HKDF salt comes from.
+#[derive(Clone, Debug)]
+pub enum HkdfSalt {
+    Null,
+    Data(Vec<u8>),
+    /// A key's value: the caller gives a handle, which C_DeriveKey turns
+    /// into the key's value (Data) before the derivation runs.
+    Key(CK_OBJECT_HANDLE),
+}
+
+/// One piece of SP 800-108's fixed input.
+#[derive(Clone, Debug)]
+pub enum DataParam {
+    /// The iteration counter, `width` bits.
+    Counter {
+        little_endian: bool,
+        width: u32,
+    },
+    /// The length of the derived material in bits (of all keys, or of all
+    /// PRF outputs).
+    DkmLength {
+        of_segments: bool,
+        little_endian: bool,
+        width: u32,
+    },
+    Bytes(Vec<u8>),
+}
+
+/// The parameters of a KDF, read at the C boundary (they hold pointers).
+#[derive(Clone, Debug)]
+pub enum KdfParams {
+    Hkdf {
+        extract: bool,
+        expand: bool,
+        prf: CK_MECHANISM_TYPE,
+        salt: HkdfSalt,
+        info: Vec<u8>,
+    },
+    Pbkdf2 {
+        salt: Vec<u8>,
+        iterations: CK_ULONG,
+        prf: CK_ULONG,
+        password: Zeroizing<Vec<u8>>,
+    },
+    Sp800_108 {
+        prf: CK_MECHANISM_TYPE,
+        data: Vec<DataParam>,
+    },
+}
+
+/// PBKDF2 iteration counts above this are refused (a call must not run for
+/// hours); NSS's own PKCS#12 files use 600,000.
+const MAX_PBKDF2_ITERATIONS: CK_ULONG = 10_000_000;
+
+fn hmac_alg(prf: CK_MECHANISM_TYPE) -> Result<hmac::Algorithm> {
+    Ok(match prf {
+        CKM_SHA_1 => hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY,
+        CKM_SHA224 => hmac::HMAC_SHA224,
+        CKM_SHA256 => hmac::HMAC_SHA256,
+        CKM_SHA384 => hmac::HMAC_SHA384,
+        CKM_SHA512 => hmac::HMAC_SHA512,
+        _ => return Err(Rv::MechanismParamInvalid),
+    })
+}
+
+/// The length asked for by CKA_VALUE_LEN (required unless `default` is set).
+fn wanted_len(template: &Attrs, default: Option<usize>) -> Result<usize> {
+    match template.get(CKA_VALUE_LEN) {
+        Some(_) => Ok(template
+            .ulong(CKA_VALUE_LEN)
+            .ok_or(Rv::AttributeValueInvalid)? as usize),
+        None => default.ok_or(Rv::TemplateIncomplete),
+    }
+}
+
+/// The secret value of a base key allowed to derive.
+fn base_value(base: &Attrs) -> Result<&[u8]> {
+    if base.ulong(CKA_CLASS) != Some(CKO_SECRET_KEY) {
+        return Err(Rv::KeyTypeInconsistent);
+    }
+    if base.bool(CKA_DERIVE) != Some(true) {
+        return Err(Rv::KeyFunctionNotPermitted);
+    }
+    base.get(CKA_VALUE).ok_or(Rv::KeyTypeInconsistent)
+}
+
+/// What a derivation made: the value and its class and key type.
+fn made(
+    mechanism: CK_MECHANISM_TYPE,
+    template: &Attrs,
+    value: Vec<u8>,
+    origin: Origin,
+    data_object: bool,
+) -> Result<Generated> {
+    let mut values = Attrs::new();
+    values.set(CKA_VALUE, value);
+    let (class, key_type) = if data_object {
+        (CKO_DATA, 0)
+    } else {
+        let key_type = match template.get(CKA_KEY_TYPE) {
+            Some(_) => template
+                .ulong(CKA_KEY_TYPE)
+                .ok_or(Rv::AttributeValueInvalid)?,
+            None => CKK_GENERIC_SECRET,
+        };
+        (CKO_SECRET_KEY, key_type)
+    };
+    Ok(Generated {
+        class,
+        key_type,
+        mechanism,
+        values,
+        origin,
+    })
+}
+
+fn derived_origin(base: &Attrs) -> Origin {
+    Origin::Derived {
+        always_sensitive: base.bool(CKA_ALWAYS_SENSITIVE).unwrap_or(false),
+        never_extractable: base.bool(CKA_NEVER_EXTRACTABLE).unwrap_or(false),
+    }
+}
+
+/// HKDF (CKM_HKDF_DERIVE, and CKM_HKDF_DATA whose output is a data object).
+pub fn hkdf(
+    mechanism: CK_MECHANISM_TYPE,
+    arg: &MechanismArg,
+    base: &Attrs,
+    template: &Attrs,
+) -> Result<Generated> {
+    let Some(KdfParams::Hkdf {
+        extract,
+        expand,
+        prf,
+        salt,
+        info,
+    }) = &arg.kdf
+    else {
+        return Err(Rv::MechanismParamInvalid);
+    };
+    if !extract && !expand {
+        return Err(Rv::MechanismParamInvalid);
+    }
+    let alg = hmac_alg(*prf)?;
+    let hash_len = alg.digest_algorithm().output_len();
+    let ikm = base_value(base)?;
+    let prk: Zeroizing<Vec<u8>> = if *extract {
+        let salt_bytes: Vec<u8> = match salt {
+            HkdfSalt::Null => vec![0; hash_len],
+            HkdfSalt::Data(d) => d.clone(),
+            HkdfSalt::Key(_) => return Err(Rv::MechanismParamInvalid),
+        };
+        Zeroizing::new(
+            hmac::sign(&hmac::Key::new(alg, &salt_bytes), ikm)
+                .as_ref()
+                .to_vec(),
+        )
+    } else {
+        Zeroizing::new(ikm.to_vec())
+    };
+    let data_object = mechanism == CKM_HKDF_DATA;
+    let value = if *expand {
+        let len = wanted_len(template, None)?;
+        if len == 0 || len > 255 * hash_len {
+            return Err(Rv::TemplateInconsistent);
+        }
+        let key = hmac::Key::new(alg, &prk);
+        let mut out = Zeroizing::new(Vec::with_capacity(len + hash_len));
+        let mut block: Vec<u8> = Vec::new();
+        for i in 1..=len.div_ceil(hash_len) {
+            let mut ctx = hmac::Context::with_key(&key);
+            ctx.update(&block);
+            ctx.update(info);
+            ctx.update(&[i as u8]);
+            block = ctx.sign().as_ref().to_vec();
+            out.extend_from_slice(&block);
+        }
+        out.truncate(len);
+        out.to_vec()
+    } else {
+        prk.to_vec()
+    };
+    made(
+        mechanism,
+        template,
+        value,
+        derived_origin(base),
+        data_object,
+    )
+}
+
+/// PBKDF2 (CKM_PKCS5_PBKD2, a key generation mechanism).
+pub fn pbkdf2_key(
+    mechanism: CK_MECHANISM_TYPE,
+    arg: &MechanismArg,
+    template: &Attrs,
+) -> Result<Generated> {
+    let Some(KdfParams::Pbkdf2 {
+        salt,
+        iterations,
+        prf,
+        password,
+    }) = &arg.kdf
+    else {
+        return Err(Rv::MechanismParamInvalid);
+    };
+    let alg = match *prf {
+        1 => pbkdf2::PBKDF2_HMAC_SHA1,
+        4 => pbkdf2::PBKDF2_HMAC_SHA256,
+        5 => pbkdf2::PBKDF2_HMAC_SHA384,
+        6 => pbkdf2::PBKDF2_HMAC_SHA512,
+        // SHA-224 and SHA-512/t PRFs are not in aws-lc-rs's PBKDF2.
+        _ => return Err(Rv::MechanismParamInvalid),
+    };
+    if *iterations > MAX_PBKDF2_ITERATIONS {
+        return Err(Rv::MechanismParamInvalid);
+    }
+    let iterations = NonZeroU32::new(*iterations as u32).ok_or(Rv::MechanismParamInvalid)?;
+    let len = match template.ulong(CKA_KEY_TYPE) {
+        Some(CKK_DES3) => 24,
+        _ => wanted_len(template, None)?,
+    };
+    if len == 0 || len > 1024 {
+        return Err(Rv::TemplateInconsistent);
+    }
+    let mut value = Zeroizing::new(vec![0u8; len]);
+    pbkdf2::derive(alg, iterations, salt, password, &mut value);
+    made(
+        mechanism,
+        template,
+        value.to_vec(),
+        Origin::Generated,
+        false,
+    )
+}
+
+fn put_number(out: &mut Vec<u8>, value: u64, width: u32, little_endian: bool) -> Result<()> {
+    if width == 0 || !width.is_multiple_of(8) || width > 64 || (width < 64 && value >> width != 0) {
+        return Err(Rv::MechanismParamInvalid);
+    }
+    let bytes = value.to_be_bytes();
+    let mut field = bytes[8 - (width / 8) as usize..].to_vec();
+    if little_endian {
+        field.reverse();
+    }
+    out.extend_from_slice(&field);
+    Ok(())
+}
+
+/// SP 800-108 in counter mode: K(i) = PRF(KI, fixed input with counter i).
+pub fn sp800_108(
+    mechanism: CK_MECHANISM_TYPE,
+    arg: &MechanismArg,
+    base: &Attrs,
+    template: &Attrs,
+) -> Result<Generated> {
+    let Some(KdfParams::Sp800_108 { prf, data }) = &arg.kdf else {
+        return Err(Rv::MechanismParamInvalid);
+    };
+    let counters = data
+        .iter()
+        .filter(|d| matches!(d, DataParam::Counter { .. }))
+        .count();
+    if counters != 1
+        || data
+            .iter()
+            .filter(|d| matches!(d, DataParam::DkmLength { .. }))
+            .count()
+            > 1
+    {
+        return Err(Rv::MechanismParamInvalid);
+    }
+    let ki = base_value(base)?;
+    let len = wanted_len(template, None)?;
+    let prf_arg = MechanismArg {
+        ty: *prf,
+        param: Vec::new(),
+        gcm: None,
+        pointed: Vec::new(),
+        kdf: None,
+    };
+    let prf_len = mechanism::mac_output_len(*prf)?;
+    let blocks = len.div_ceil(prf_len);
+    let mut out = Zeroizing::new(Vec::with_capacity(blocks * prf_len));
+    for i in 1..=blocks {
+        let mut input = Vec::new();
+        for d in data {
+            match d {
+                DataParam::Counter {
+                    little_endian,
+                    width,
+                } => put_number(&mut input, i as u64, *width, *little_endian)?,
+                DataParam::DkmLength {
+                    of_segments,
+                    little_endian,
+                    width,
+                } => {
+                    let bits = if *of_segments {
+                        blocks * prf_len * 8
+                    } else {
+                        len * 8
+                    };
+                    put_number(&mut input, bits as u64, *width, *little_endian)?
+                }
+                DataParam::Bytes(b) => input.extend_from_slice(b),
+            }
+        }
+        out.extend_from_slice(&mechanism::mac_with_key(&prf_arg, ki, &input)?);
+    }
+    out.truncate(len);
+    made(
+        mechanism,
+        template,
+        out.to_vec(),
+        derived_origin(base),
+        false,
+    )
+}
