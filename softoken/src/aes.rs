@@ -444,14 +444,8 @@ pub fn cipher_op(
             if gcm.tag_bits != 128 {
                 return Err(Rv::MechanismParamInvalid);
             }
-            let alg = match value.len() {
-                16 => &aead::AES_128_GCM,
-                24 => &aead::AES_192_GCM,
-                _ => &aead::AES_256_GCM,
-            };
-            let unbound = UnboundKey::new(alg, &value).map_err(|_| Rv::GeneralError)?;
             Box::new(GcmOp {
-                key: LessSafeKey::new(unbound),
+                key: gcm_key(&value)?,
                 nonce,
                 aad: gcm.aad.clone(),
                 encrypt,
@@ -459,4 +453,55 @@ pub fn cipher_op(
             })
         }
     })
+}
+
+/// One AES-GCM message (the 3.0 message API): seal gives the ciphertext and
+/// the 16-byte tag apart.
+pub fn gcm_seal(key: &[u8], iv: &[u8], aad: &[u8], plaintext: &[u8]) -> Result<(Vec<u8>, Vec<u8>)> {
+    let key = gcm_key(key)?;
+    let nonce = Nonce::try_assume_unique_for_key(iv).map_err(|_| Rv::MechanismParamInvalid)?;
+    let mut data = plaintext.to_vec();
+    let tag = key
+        .seal_in_place_separate_tag(nonce, Aad::from(aad), &mut data)
+        .map_err(|_| Rv::GeneralError)?;
+    Ok((data, tag.as_ref().to_vec()))
+}
+
+/// Opens one AES-GCM message whose tag comes apart.
+pub fn gcm_open(
+    key: &[u8],
+    iv: &[u8],
+    aad: &[u8],
+    ciphertext: &[u8],
+    tag: &[u8],
+) -> Result<Zeroizing<Vec<u8>>> {
+    let key = gcm_key(key)?;
+    let nonce = Nonce::try_assume_unique_for_key(iv).map_err(|_| Rv::MechanismParamInvalid)?;
+    if tag.len() != GCM_TAG_LEN {
+        return Err(Rv::MechanismParamInvalid);
+    }
+    let mut data = Zeroizing::new([ciphertext, tag].concat());
+    let len = key
+        .open_in_place(nonce, Aad::from(aad), &mut data)
+        .map_err(|_| Rv::AeadDecryptFailed)?
+        .len();
+    data.truncate(len);
+    Ok(data)
+}
+
+fn gcm_key(key: &[u8]) -> Result<LessSafeKey> {
+    let alg = match key.len() {
+        16 => &aead::AES_128_GCM,
+        24 => &aead::AES_192_GCM,
+        32 => &aead::AES_256_GCM,
+        _ => return Err(Rv::KeySizeRange),
+    };
+    Ok(LessSafeKey::new(
+        UnboundKey::new(alg, key).map_err(|_| Rv::GeneralError)?,
+    ))
+}
+
+/// The value of an AES key for the message API.
+pub fn message_key(key: &Attrs, encrypt: bool) -> Result<Zeroizing<Vec<u8>>> {
+    aes_key(key, if encrypt { CKA_ENCRYPT } else { CKA_DECRYPT })
 }

@@ -79,6 +79,7 @@ impl MacAlg {
 
 /// A mechanism as a caller names it: its type and its parameter's bytes
 /// (and, for parameters that hold pointers, what they point at).
+#[derive(Clone)]
 pub struct MechanismArg {
     pub ty: CK_MECHANISM_TYPE,
     pub param: Vec<u8>,
@@ -532,6 +533,24 @@ static MECHANISMS: &[Mechanism] = &[
 
 pub fn all() -> &'static [Mechanism] {
     MECHANISMS
+}
+
+impl Mechanism {
+    /// CK_MECHANISM_INFO.flags: the table's, with the 3.0 message-based
+    /// flags for what the message API runs (every signature, AES-GCM).
+    pub fn info_flags(&self) -> CK_FLAGS {
+        let mut flags = self.flags;
+        if flags & CKF_SIGN != 0 {
+            flags |= CKF_MESSAGE_SIGN;
+        }
+        if flags & CKF_VERIFY != 0 {
+            flags |= CKF_MESSAGE_VERIFY;
+        }
+        if matches!(self.operation, Operation::Aes(crate::aes::Mode::Gcm)) {
+            flags |= CKF_MESSAGE_ENCRYPT | CKF_MESSAGE_DECRYPT;
+        }
+        flags
+    }
 }
 
 pub fn find(ty: CK_MECHANISM_TYPE) -> Result<&'static Mechanism> {

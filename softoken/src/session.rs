@@ -46,6 +46,34 @@ pub struct Session {
     pub verify: Option<Active<dyn VerifyOp>>,
     pub encrypt: Option<Active<dyn CipherOp>>,
     pub decrypt: Option<Active<dyn CipherOp>>,
+    pub message_encrypt: Option<MessageCipher>,
+    pub message_decrypt: Option<MessageCipher>,
+    pub message_sign: Option<MessageSign>,
+    pub message_verify: Option<MessageSign>,
+}
+
+/// A message-based AES-GCM session (C_MessageEncryptInit...): its key, the
+/// counter for generated IVs, and the message being built part by part.
+pub struct MessageCipher {
+    pub key: zeroize::Zeroizing<Vec<u8>>,
+    pub counter: u64,
+    pub pending: Option<PendingMessage>,
+}
+
+/// A message given in parts (C_EncryptMessageBegin/Next).
+pub struct PendingMessage {
+    pub iv: Vec<u8>,
+    pub aad: Vec<u8>,
+    pub data: zeroize::Zeroizing<Vec<u8>>,
+}
+
+/// Message-based signing or verification: the mechanism and key each
+/// message uses, and the operation of a message given in parts.
+pub struct MessageSign {
+    pub mechanism: crate::mechanism::MechanismArg,
+    pub key: crate::attr::Attrs,
+    pub sign: Option<Box<dyn SignOp>>,
+    pub verify: Option<Box<dyn VerifyOp>>,
 }
 
 impl Session {
@@ -59,6 +87,10 @@ impl Session {
             verify: None,
             encrypt: None,
             decrypt: None,
+            message_encrypt: None,
+            message_decrypt: None,
+            message_sign: None,
+            message_verify: None,
         }
     }
 
@@ -81,6 +113,18 @@ impl Session {
         }
         if flags & CKF_DECRYPT != 0 {
             self.decrypt = None;
+        }
+        if flags & CKF_MESSAGE_ENCRYPT != 0 {
+            self.message_encrypt = None;
+        }
+        if flags & CKF_MESSAGE_DECRYPT != 0 {
+            self.message_decrypt = None;
+        }
+        if flags & CKF_MESSAGE_SIGN != 0 {
+            self.message_sign = None;
+        }
+        if flags & CKF_MESSAGE_VERIFY != 0 {
+            self.message_verify = None;
         }
     }
 }

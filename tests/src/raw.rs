@@ -79,6 +79,28 @@ impl Raw {
         unsafe { &*self.list }
     }
 
+    /// The 3.0 function list, as C_GetInterface gives it by default.
+    pub fn f30(&self) -> &CK_FUNCTION_LIST_3_0 {
+        // SAFETY: C_GetInterface has the 3.0 header's signature; the list it
+        // hands out is static in the module, which lives as long as `self`.
+        unsafe {
+            let get: libloading::Symbol<
+                unsafe extern "C" fn(
+                    *mut u8,
+                    CK_VERSION_PTR,
+                    CK_INTERFACE_PTR_PTR,
+                    CK_FLAGS,
+                ) -> CK_RV,
+            > = self._lib.get(b"C_GetInterface").expect("C_GetInterface");
+            let mut found: CK_INTERFACE_PTR = std::ptr::null_mut();
+            assert_eq!(
+                get(std::ptr::null_mut(), std::ptr::null_mut(), &mut found, 0),
+                CKR_OK
+            );
+            &*((*found).pFunctionList as *const CK_FUNCTION_LIST_3_0)
+        }
+    }
+
     /// The module's shared-object path (for loading it elsewhere).
     pub fn path(&self) -> &std::path::Path {
         &self._copy.path

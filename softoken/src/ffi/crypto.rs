@@ -37,7 +37,7 @@ unsafe fn start<T: ?Sized>(
 
 /// Delivers a signature by the length-query protocol. Returns whether the
 /// operation goes on (a length query, or a buffer too small).
-unsafe fn deliver(
+pub(super) unsafe fn deliver(
     op: &mut dyn SignOp,
     data: Option<&[u8]>,
     p: *mut u8,

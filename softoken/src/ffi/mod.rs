@@ -12,6 +12,7 @@
 
 mod crypto;
 mod lists;
+mod message;
 mod pending;
 mod util;
 
@@ -268,7 +269,7 @@ pub unsafe extern "C" fn C_GetMechanismInfo(
         *info = CK_MECHANISM_INFO {
             ulMinKeySize: mech.min_key_size,
             ulMaxKeySize: mech.max_key_size,
-            flags: mech.flags,
+            flags: mech.info_flags(),
         };
         Ok(())
     })

@@ -1,0 +1,769 @@
+//! The PKCS#11 3.0 message-based functions: AES-GCM encryption and
+//! decryption with per-message parameters (the IV given, or generated and
+//! handed back, and the tag apart), and signing and verification of
+//! messages with any signature mechanism.
+
+use pkcs11_sys::*;
+use zeroize::Zeroizing;
+
+use super::util::{bytes, copy_out, items_mut, mechanism, out, with_module};
+use crate::module::Module;
+use crate::rv::{Result, Rv};
+use crate::session::{MessageCipher, MessageSign, PendingMessage, Session};
+
+/// CK_GCM_MESSAGE_PARAMS as the caller gave it.
+struct GcmMessage {
+    iv: *mut u8,
+    iv_len: usize,
+    fixed_bits: usize,
+    generator: CK_ULONG,
+    tag: *mut u8,
+    tag_bits: CK_ULONG,
+}
+
+/// Reads a message's CK_GCM_MESSAGE_PARAMS.
+///
+/// # Safety
+/// `p` is null or valid for `len` bytes.
+unsafe fn gcm_message(p: CK_VOID_PTR, len: CK_ULONG) -> Result<GcmMessage> {
+    if len as usize != std::mem::size_of::<CK_GCM_MESSAGE_PARAMS>() || p.is_null() {
+        return Err(Rv::MechanismParamInvalid);
+    }
+    // SAFETY: a CK_GCM_MESSAGE_PARAMS of the size checked above.
+    let m = unsafe { &*(p as *const CK_GCM_MESSAGE_PARAMS) };
+    if m.ulTagBits != 128
+        || m.ulIvLen != 12
+        || m.pIv.is_null()
+        || m.pTag.is_null()
+        || m.ulIvFixedBits > 96
+    {
+        return Err(Rv::MechanismParamInvalid);
+    }
+    Ok(GcmMessage {
+        iv: m.pIv,
+        iv_len: m.ulIvLen as usize,
+        fixed_bits: m.ulIvFixedBits as usize,
+        generator: m.ivGenerator,
+        tag: m.pTag,
+        tag_bits: m.ulTagBits,
+    })
+}
+
+impl GcmMessage {
+    /// The message's IV: the caller's, or one made here after the caller's
+    /// fixed bits (random or counting) and written back to the caller.
+    ///
+    /// # Safety
+    /// The parameter's pointers are valid (as `gcm_message` read them).
+    unsafe fn iv(&self, cipher: &mut MessageCipher, encrypt: bool) -> Result<Vec<u8>> {
+        // SAFETY: the caller's IV buffer of ulIvLen bytes.
+        let buf = unsafe { items_mut(self.iv, self.iv_len)? };
+        match self.generator {
+            CKG_NO_GENERATE => return Ok(buf.to_vec()),
+            // Only an encrypting side makes IVs.
+            _ if !encrypt => return Err(Rv::MechanismParamInvalid),
+            CKG_GENERATE_RANDOM => {
+                let mut fresh = vec![0u8; self.iv_len];
+                crate::pbe::random_fill(&mut fresh)?;
+                set_free_bits(buf, &fresh, self.fixed_bits);
+            }
+            CKG_GENERATE | CKG_GENERATE_COUNTER => {
+                cipher.counter = cipher.counter.checked_add(1).ok_or(Rv::DataLenRange)?;
+                let mut count = vec![0u8; self.iv_len];
+                count[self.iv_len - 8..].copy_from_slice(&cipher.counter.to_be_bytes());
+                set_free_bits(buf, &count, self.fixed_bits);
+            }
+            _ => return Err(Rv::MechanismParamInvalid),
+        }
+        Ok(buf.to_vec())
+    }
+
+    /// Hands the tag back (encryption) or reads it (decryption).
+    ///
+    /// # Safety
+    /// As for `iv`; the buffer is the caller's, borrowed for the call `'a`.
+    unsafe fn tag<'a>(&self) -> Result<&'a mut [u8]> {
+        // SAFETY: the caller's tag buffer of ulTagBits / 8 bytes.
+        unsafe { items_mut(self.tag, (self.tag_bits / 8) as usize) }
+    }
+}
+
+/// Sets the bits after the first `fixed` bits of `iv` from `source`.
+fn set_free_bits(iv: &mut [u8], source: &[u8], fixed: usize) {
+    for (i, (b, s)) in iv.iter_mut().zip(source).enumerate() {
+        let first_free_bit = (fixed.saturating_sub(i * 8)).min(8);
+        let keep = if first_free_bit == 0 {
+            0
+        } else {
+            0xffu8 << (8 - first_free_bit)
+        };
+        *b = (*b & keep) | (*s & !keep);
+    }
+}
+
+type CipherSlot = fn(&mut Session) -> &mut Option<MessageCipher>;
+
+fn encrypt_slot(s: &mut Session) -> &mut Option<MessageCipher> {
+    &mut s.message_encrypt
+}
+
+fn decrypt_slot(s: &mut Session) -> &mut Option<MessageCipher> {
+    &mut s.message_decrypt
+}
+
+unsafe fn cipher_init(
+    m: &Module,
+    h: CK_SESSION_HANDLE,
+    p_mech: CK_MECHANISM_PTR,
+    key: CK_OBJECT_HANDLE,
+    encrypt: bool,
+) -> Result<()> {
+    let (session, token) = m.session(h)?;
+    // SAFETY: the caller's pointer, checked for null. Only the type is
+    // read: the parameters come with each message.
+    let ty = unsafe { p_mech.as_ref() }
+        .ok_or(Rv::ArgumentsBad)?
+        .mechanism;
+    let flag = if encrypt {
+        CKF_MESSAGE_ENCRYPT
+    } else {
+        CKF_MESSAGE_DECRYPT
+    };
+    if crate::mechanism::find(ty)?.info_flags() & flag == 0 {
+        return Err(Rv::MechanismInvalid);
+    }
+    let slot: CipherSlot = if encrypt { encrypt_slot } else { decrypt_slot };
+    if slot(&mut session.lock()).is_some() {
+        return Err(Rv::OperationActive);
+    }
+    let value = crate::aes::message_key(&token.operation_key(key)?, encrypt)?;
+    *slot(&mut session.lock()) = Some(MessageCipher {
+        key: value,
+        counter: 0,
+        pending: None,
+    });
+    Ok(())
+}
+
+/// One whole message: C_EncryptMessage / C_DecryptMessage.
+#[allow(clippy::too_many_arguments)]
+unsafe fn cipher_message(
+    m: &Module,
+    h: CK_SESSION_HANDLE,
+    encrypt: bool,
+    param: CK_VOID_PTR,
+    param_len: CK_ULONG,
+    aad: CK_BYTE_PTR,
+    aad_len: CK_ULONG,
+    input: CK_BYTE_PTR,
+    input_len: CK_ULONG,
+    output: CK_BYTE_PTR,
+    output_len: CK_ULONG_PTR,
+) -> Result<()> {
+    let (session, _) = m.session(h)?;
+    let mut s = session.lock();
+    let slot: CipherSlot = if encrypt { encrypt_slot } else { decrypt_slot };
+    let cipher = slot(&mut s).as_mut().ok_or(Rv::OperationNotInitialized)?;
+    if cipher.pending.is_some() {
+        return Err(Rv::OperationActive);
+    }
+    // SAFETY: caller's pointers and lengths.
+    let (params, aad, input, len) = unsafe {
+        (
+            gcm_message(param, param_len)?,
+            bytes(aad, aad_len)?,
+            bytes(input, input_len)?,
+            out(output_len)?,
+        )
+    };
+    // The ciphertext is as long as the plaintext (the tag goes apart).
+    let need = input.len() as CK_ULONG;
+    if output.is_null() {
+        *len = need;
+        return Ok(());
+    }
+    if *len < need {
+        *len = need;
+        return Err(Rv::BufferTooSmall);
+    }
+    // SAFETY: the parameter's pointers, as read above.
+    let iv = unsafe { params.iv(cipher, encrypt)? };
+    let tag = unsafe { params.tag()? };
+    let result = if encrypt {
+        let (ct, t) = crate::aes::gcm_seal(&cipher.key, &iv, aad, input)?;
+        tag.copy_from_slice(&t);
+        Zeroizing::new(ct)
+    } else {
+        crate::aes::gcm_open(&cipher.key, &iv, aad, input, tag)?
+    };
+    // SAFETY: the caller's buffer holds *len >= need bytes.
+    unsafe { copy_out(&result, output, output_len) }
+}
+
+unsafe fn cipher_begin(
+    m: &Module,
+    h: CK_SESSION_HANDLE,
+    encrypt: bool,
+    param: CK_VOID_PTR,
+    param_len: CK_ULONG,
+    aad: CK_BYTE_PTR,
+    aad_len: CK_ULONG,
+) -> Result<()> {
+    let (session, _) = m.session(h)?;
+    let mut s = session.lock();
+    let slot: CipherSlot = if encrypt { encrypt_slot } else { decrypt_slot };
+    let cipher = slot(&mut s).as_mut().ok_or(Rv::OperationNotInitialized)?;
+    if cipher.pending.is_some() {
+        return Err(Rv::OperationActive);
+    }
+    // SAFETY: caller's pointers and lengths.
+    let (params, aad) = unsafe { (gcm_message(param, param_len)?, bytes(aad, aad_len)?) };
+    // SAFETY: the parameter's pointers, as read above.
+    let iv = unsafe { params.iv(cipher, encrypt)? };
+    cipher.pending = Some(PendingMessage {
+        iv,
+        aad: aad.to_vec(),
+        data: Zeroizing::new(Vec::new()),
+    });
+    Ok(())
+}
+
+/// A part of a message; the whole comes out with the last part (AES-GCM
+/// checks the tag over everything before releasing any plaintext).
+#[allow(clippy::too_many_arguments)]
+unsafe fn cipher_next(
+    m: &Module,
+    h: CK_SESSION_HANDLE,
+    encrypt: bool,
+    param: CK_VOID_PTR,
+    param_len: CK_ULONG,
+    input: CK_BYTE_PTR,
+    input_len: CK_ULONG,
+    output: CK_BYTE_PTR,
+    output_len: CK_ULONG_PTR,
+    flags: CK_FLAGS,
+) -> Result<()> {
+    let (session, _) = m.session(h)?;
+    let mut s = session.lock();
+    let slot: CipherSlot = if encrypt { encrypt_slot } else { decrypt_slot };
+    let cipher = slot(&mut s).as_mut().ok_or(Rv::OperationNotInitialized)?;
+    let pending = cipher.pending.as_ref().ok_or(Rv::OperationNotInitialized)?;
+    // SAFETY: caller's pointers and lengths.
+    let (input, len) = unsafe { (bytes(input, input_len)?, out(output_len)?) };
+    let last = flags & CKF_END_OF_MESSAGE != 0;
+    let need = if last {
+        (pending.data.len() + input.len()) as CK_ULONG
+    } else {
+        0
+    };
+    if output.is_null() && need > 0 {
+        *len = need;
+        return Ok(());
+    }
+    if *len < need {
+        *len = need;
+        return Err(Rv::BufferTooSmall);
+    }
+    let pending = cipher.pending.as_mut().ok_or(Rv::OperationNotInitialized)?;
+    pending.data.extend_from_slice(input);
+    if !last {
+        *len = 0;
+        return Ok(());
+    }
+    let message = cipher.pending.take().ok_or(Rv::OperationNotInitialized)?;
+    // SAFETY: caller's parameter, read now for its tag.
+    let params = unsafe { gcm_message(param, param_len)? };
+    let tag = unsafe { params.tag()? };
+    let result = if encrypt {
+        let (ct, t) = crate::aes::gcm_seal(&cipher.key, &message.iv, &message.aad, &message.data)?;
+        tag.copy_from_slice(&t);
+        Zeroizing::new(ct)
+    } else {
+        crate::aes::gcm_open(&cipher.key, &message.iv, &message.aad, &message.data, tag)?
+    };
+    // SAFETY: the caller's buffer holds *len >= need bytes.
+    unsafe { copy_out(&result, output, output_len) }
+}
+
+fn cipher_final(m: &Module, h: CK_SESSION_HANDLE, encrypt: bool) -> Result<()> {
+    let (session, _) = m.session(h)?;
+    let slot: CipherSlot = if encrypt { encrypt_slot } else { decrypt_slot };
+    slot(&mut session.lock())
+        .take()
+        .ok_or(Rv::OperationNotInitialized)?;
+    Ok(())
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_MessageEncryptInit(
+    hSession: CK_SESSION_HANDLE,
+    pMechanism: CK_MECHANISM_PTR,
+    hKey: CK_OBJECT_HANDLE,
+) -> CK_RV {
+    // SAFETY: forwarded from the caller.
+    with_module(|m| unsafe { cipher_init(m, hSession, pMechanism, hKey, true) })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_EncryptMessage(
+    hSession: CK_SESSION_HANDLE,
+    pParameter: CK_VOID_PTR,
+    ulParameterLen: CK_ULONG,
+    pAssociatedData: CK_BYTE_PTR,
+    ulAssociatedDataLen: CK_ULONG,
+    pPlaintext: CK_BYTE_PTR,
+    ulPlaintextLen: CK_ULONG,
+    pCiphertext: CK_BYTE_PTR,
+    pulCiphertextLen: CK_ULONG_PTR,
+) -> CK_RV {
+    // SAFETY: forwarded from the caller.
+    with_module(|m| unsafe {
+        cipher_message(
+            m,
+            hSession,
+            true,
+            pParameter,
+            ulParameterLen,
+            pAssociatedData,
+            ulAssociatedDataLen,
+            pPlaintext,
+            ulPlaintextLen,
+            pCiphertext,
+            pulCiphertextLen,
+        )
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_EncryptMessageBegin(
+    hSession: CK_SESSION_HANDLE,
+    pParameter: CK_VOID_PTR,
+    ulParameterLen: CK_ULONG,
+    pAssociatedData: CK_BYTE_PTR,
+    ulAssociatedDataLen: CK_ULONG,
+) -> CK_RV {
+    // SAFETY: forwarded from the caller.
+    with_module(|m| unsafe {
+        cipher_begin(
+            m,
+            hSession,
+            true,
+            pParameter,
+            ulParameterLen,
+            pAssociatedData,
+            ulAssociatedDataLen,
+        )
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_EncryptMessageNext(
+    hSession: CK_SESSION_HANDLE,
+    pParameter: CK_VOID_PTR,
+    ulParameterLen: CK_ULONG,
+    pPlaintextPart: CK_BYTE_PTR,
+    ulPlaintextPartLen: CK_ULONG,
+    pCiphertextPart: CK_BYTE_PTR,
+    pulCiphertextPartLen: CK_ULONG_PTR,
+    flags: CK_FLAGS,
+) -> CK_RV {
+    // SAFETY: forwarded from the caller.
+    with_module(|m| unsafe {
+        cipher_next(
+            m,
+            hSession,
+            true,
+            pParameter,
+            ulParameterLen,
+            pPlaintextPart,
+            ulPlaintextPartLen,
+            pCiphertextPart,
+            pulCiphertextPartLen,
+            flags,
+        )
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_MessageEncryptFinal(hSession: CK_SESSION_HANDLE) -> CK_RV {
+    with_module(|m| cipher_final(m, hSession, true))
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_MessageDecryptInit(
+    hSession: CK_SESSION_HANDLE,
+    pMechanism: CK_MECHANISM_PTR,
+    hKey: CK_OBJECT_HANDLE,
+) -> CK_RV {
+    // SAFETY: forwarded from the caller.
+    with_module(|m| unsafe { cipher_init(m, hSession, pMechanism, hKey, false) })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_DecryptMessage(
+    hSession: CK_SESSION_HANDLE,
+    pParameter: CK_VOID_PTR,
+    ulParameterLen: CK_ULONG,
+    pAssociatedData: CK_BYTE_PTR,
+    ulAssociatedDataLen: CK_ULONG,
+    pCiphertext: CK_BYTE_PTR,
+    ulCiphertextLen: CK_ULONG,
+    pPlaintext: CK_BYTE_PTR,
+    pulPlaintextLen: CK_ULONG_PTR,
+) -> CK_RV {
+    // SAFETY: forwarded from the caller.
+    with_module(|m| unsafe {
+        cipher_message(
+            m,
+            hSession,
+            false,
+            pParameter,
+            ulParameterLen,
+            pAssociatedData,
+            ulAssociatedDataLen,
+            pCiphertext,
+            ulCiphertextLen,
+            pPlaintext,
+            pulPlaintextLen,
+        )
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_DecryptMessageBegin(
+    hSession: CK_SESSION_HANDLE,
+    pParameter: CK_VOID_PTR,
+    ulParameterLen: CK_ULONG,
+    pAssociatedData: CK_BYTE_PTR,
+    ulAssociatedDataLen: CK_ULONG,
+) -> CK_RV {
+    // SAFETY: forwarded from the caller.
+    with_module(|m| unsafe {
+        cipher_begin(
+            m,
+            hSession,
+            false,
+            pParameter,
+            ulParameterLen,
+            pAssociatedData,
+            ulAssociatedDataLen,
+        )
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_DecryptMessageNext(
+    hSession: CK_SESSION_HANDLE,
+    pParameter: CK_VOID_PTR,
+    ulParameterLen: CK_ULONG,
+    pCiphertextPart: CK_BYTE_PTR,
+    ulCiphertextPartLen: CK_ULONG,
+    pPlaintextPart: CK_BYTE_PTR,
+    pulPlaintextPartLen: CK_ULONG_PTR,
+    flags: CK_FLAGS,
+) -> CK_RV {
+    // SAFETY: forwarded from the caller.
+    with_module(|m| unsafe {
+        cipher_next(
+            m,
+            hSession,
+            false,
+            pParameter,
+            ulParameterLen,
+            pCiphertextPart,
+            ulCiphertextPartLen,
+            pPlaintextPart,
+            pulPlaintextPartLen,
+            flags,
+        )
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_MessageDecryptFinal(hSession: CK_SESSION_HANDLE) -> CK_RV {
+    with_module(|m| cipher_final(m, hSession, false))
+}
+
+type SignSlot = fn(&mut Session) -> &mut Option<MessageSign>;
+
+fn sign_slot(s: &mut Session) -> &mut Option<MessageSign> {
+    &mut s.message_sign
+}
+
+fn verify_slot(s: &mut Session) -> &mut Option<MessageSign> {
+    &mut s.message_verify
+}
+
+unsafe fn sign_init(
+    m: &Module,
+    h: CK_SESSION_HANDLE,
+    p_mech: CK_MECHANISM_PTR,
+    key: CK_OBJECT_HANDLE,
+    sign: bool,
+) -> Result<()> {
+    let (session, token) = m.session(h)?;
+    // SAFETY: forwarded from the caller.
+    let arg = unsafe { mechanism(p_mech)? };
+    let flag = if sign {
+        CKF_MESSAGE_SIGN
+    } else {
+        CKF_MESSAGE_VERIFY
+    };
+    if crate::mechanism::find(arg.ty)?.info_flags() & flag == 0 {
+        return Err(Rv::MechanismInvalid);
+    }
+    let slot: SignSlot = if sign { sign_slot } else { verify_slot };
+    if slot(&mut session.lock()).is_some() {
+        return Err(Rv::OperationActive);
+    }
+    let key = token.operation_key(key)?;
+    // Built once now so that the key and parameters are checked at Init.
+    if sign {
+        crate::mechanism::sign_op(&arg, &key)?;
+    } else {
+        crate::mechanism::verify_op(&arg, &key)?;
+    }
+    *slot(&mut session.lock()) = Some(MessageSign {
+        mechanism: arg,
+        key,
+        sign: None,
+        verify: None,
+    });
+    Ok(())
+}
+
+/// Messages are signed with the parameters given at Init: a per-message
+/// parameter is not taken.
+fn no_message_param(len: CK_ULONG) -> Result<()> {
+    if len == 0 {
+        Ok(())
+    } else {
+        Err(Rv::MechanismParamInvalid)
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_MessageSignInit(
+    hSession: CK_SESSION_HANDLE,
+    pMechanism: CK_MECHANISM_PTR,
+    hKey: CK_OBJECT_HANDLE,
+) -> CK_RV {
+    // SAFETY: forwarded from the caller.
+    with_module(|m| unsafe { sign_init(m, hSession, pMechanism, hKey, true) })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_SignMessage(
+    hSession: CK_SESSION_HANDLE,
+    pParameter: CK_VOID_PTR,
+    ulParameterLen: CK_ULONG,
+    pData: CK_BYTE_PTR,
+    ulDataLen: CK_ULONG,
+    pSignature: CK_BYTE_PTR,
+    pulSignatureLen: CK_ULONG_PTR,
+) -> CK_RV {
+    let _ = pParameter;
+    with_module(|m| {
+        no_message_param(ulParameterLen)?;
+        let (session, _) = m.session(hSession)?;
+        let mut s = session.lock();
+        let ms = s.message_sign.as_mut().ok_or(Rv::OperationNotInitialized)?;
+        if ms.sign.is_some() {
+            return Err(Rv::OperationActive);
+        }
+        let mut op = crate::mechanism::sign_op(&ms.mechanism, &ms.key)?;
+        // SAFETY: caller's pointers and lengths.
+        let data = unsafe { bytes(pData, ulDataLen)? };
+        // SAFETY: caller's pointers; each message is its own operation.
+        unsafe { super::crypto::deliver(&mut *op, Some(data), pSignature, pulSignatureLen) }.0
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_SignMessageBegin(
+    hSession: CK_SESSION_HANDLE,
+    pParameter: CK_VOID_PTR,
+    ulParameterLen: CK_ULONG,
+) -> CK_RV {
+    let _ = pParameter;
+    with_module(|m| {
+        no_message_param(ulParameterLen)?;
+        let (session, _) = m.session(hSession)?;
+        let mut s = session.lock();
+        let ms = s.message_sign.as_mut().ok_or(Rv::OperationNotInitialized)?;
+        if ms.sign.is_some() {
+            return Err(Rv::OperationActive);
+        }
+        ms.sign = Some(crate::mechanism::sign_op(&ms.mechanism, &ms.key)?);
+        Ok(())
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_SignMessageNext(
+    hSession: CK_SESSION_HANDLE,
+    pParameter: CK_VOID_PTR,
+    ulParameterLen: CK_ULONG,
+    pData: CK_BYTE_PTR,
+    ulDataLen: CK_ULONG,
+    pSignature: CK_BYTE_PTR,
+    pulSignatureLen: CK_ULONG_PTR,
+) -> CK_RV {
+    let _ = (pParameter, ulParameterLen);
+    with_module(|m| {
+        let (session, _) = m.session(hSession)?;
+        let mut s = session.lock();
+        let ms = s.message_sign.as_mut().ok_or(Rv::OperationNotInitialized)?;
+        let op = ms.sign.as_mut().ok_or(Rv::OperationNotInitialized)?;
+        // SAFETY: caller's pointer and length.
+        let data = unsafe { bytes(pData, ulDataLen)? };
+        // A null signature length pointer: another part; else the last one.
+        if pulSignatureLen.is_null() {
+            return op.update(data);
+        }
+        // SAFETY: caller's pointers.
+        let (result, keep) =
+            unsafe { super::crypto::deliver(&mut **op, Some(data), pSignature, pulSignatureLen) };
+        if !keep {
+            ms.sign = None;
+        }
+        result
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_MessageSignFinal(hSession: CK_SESSION_HANDLE) -> CK_RV {
+    with_module(|m| {
+        let (session, _) = m.session(hSession)?;
+        session
+            .lock()
+            .message_sign
+            .take()
+            .ok_or(Rv::OperationNotInitialized)?;
+        Ok(())
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_MessageVerifyInit(
+    hSession: CK_SESSION_HANDLE,
+    pMechanism: CK_MECHANISM_PTR,
+    hKey: CK_OBJECT_HANDLE,
+) -> CK_RV {
+    // SAFETY: forwarded from the caller.
+    with_module(|m| unsafe { sign_init(m, hSession, pMechanism, hKey, false) })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_VerifyMessage(
+    hSession: CK_SESSION_HANDLE,
+    pParameter: CK_VOID_PTR,
+    ulParameterLen: CK_ULONG,
+    pData: CK_BYTE_PTR,
+    ulDataLen: CK_ULONG,
+    pSignature: CK_BYTE_PTR,
+    ulSignatureLen: CK_ULONG,
+) -> CK_RV {
+    let _ = pParameter;
+    with_module(|m| {
+        no_message_param(ulParameterLen)?;
+        let (session, _) = m.session(hSession)?;
+        let mut s = session.lock();
+        let ms = s
+            .message_verify
+            .as_mut()
+            .ok_or(Rv::OperationNotInitialized)?;
+        if ms.verify.is_some() {
+            return Err(Rv::OperationActive);
+        }
+        let mut op = crate::mechanism::verify_op(&ms.mechanism, &ms.key)?;
+        // SAFETY: caller's pointers and lengths.
+        let (data, sig) = unsafe { (bytes(pData, ulDataLen)?, bytes(pSignature, ulSignatureLen)?) };
+        op.update(data)?;
+        op.verify(sig)
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_VerifyMessageBegin(
+    hSession: CK_SESSION_HANDLE,
+    pParameter: CK_VOID_PTR,
+    ulParameterLen: CK_ULONG,
+) -> CK_RV {
+    let _ = pParameter;
+    with_module(|m| {
+        no_message_param(ulParameterLen)?;
+        let (session, _) = m.session(hSession)?;
+        let mut s = session.lock();
+        let ms = s
+            .message_verify
+            .as_mut()
+            .ok_or(Rv::OperationNotInitialized)?;
+        if ms.verify.is_some() {
+            return Err(Rv::OperationActive);
+        }
+        ms.verify = Some(crate::mechanism::verify_op(&ms.mechanism, &ms.key)?);
+        Ok(())
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_VerifyMessageNext(
+    hSession: CK_SESSION_HANDLE,
+    pParameter: CK_VOID_PTR,
+    ulParameterLen: CK_ULONG,
+    pData: CK_BYTE_PTR,
+    ulDataLen: CK_ULONG,
+    pSignature: CK_BYTE_PTR,
+    ulSignatureLen: CK_ULONG,
+) -> CK_RV {
+    let _ = (pParameter, ulParameterLen);
+    with_module(|m| {
+        let (session, _) = m.session(hSession)?;
+        let mut s = session.lock();
+        let ms = s
+            .message_verify
+            .as_mut()
+            .ok_or(Rv::OperationNotInitialized)?;
+        let op = ms.verify.as_mut().ok_or(Rv::OperationNotInitialized)?;
+        // SAFETY: caller's pointer and length.
+        let data = unsafe { bytes(pData, ulDataLen)? };
+        op.update(data)?;
+        // A null signature: another part; else the last one.
+        if pSignature.is_null() {
+            return Ok(());
+        }
+        // SAFETY: caller's pointer and length.
+        let sig = unsafe { bytes(pSignature, ulSignatureLen)? };
+        let result = op.verify(sig);
+        ms.verify = None;
+        result
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_MessageVerifyFinal(hSession: CK_SESSION_HANDLE) -> CK_RV {
+    with_module(|m| {
+        let (session, _) = m.session(hSession)?;
+        session
+            .lock()
+            .message_verify
+            .take()
+            .ok_or(Rv::OperationNotInitialized)?;
+        Ok(())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_iv_bits_keep_the_fixed_prefix() {
+        let mut iv = [0xaa; 12];
+        set_free_bits(&mut iv, &[0x55; 12], 12);
+        assert_eq!(iv[0], 0xaa);
+        assert_eq!(iv[1], 0xa5);
+        assert_eq!(&iv[2..], &[0x55; 10]);
+    }
+}
