@@ -128,11 +128,37 @@ impl Module {
         Ok((session, token))
     }
 
+    /// C_Logout: ends the token's login and wipes the keys its sessions
+    /// hold decrypted.
+    pub fn logout(&self, h: CK_SESSION_HANDLE) -> Result<()> {
+        let (session, token) = self.session(h)?;
+        token.logout()?;
+        let slot = session.lock().slot;
+        // Collected first: no session is locked under the table's lock.
+        let all: Vec<_> = self.sessions.read().values().cloned().collect();
+        for s in all {
+            let mut s = s.lock();
+            if s.slot == slot {
+                s.key_cache.clear();
+            }
+        }
+        Ok(())
+    }
+
     /// The access rights a session gives.
     pub fn access(&self, h: CK_SESSION_HANDLE) -> Result<(Access, Arc<Token>)> {
+        let (_, acc, token) = self.session_access(h)?;
+        Ok((acc, token))
+    }
+
+    /// The session, the access rights it gives, and its token.
+    pub fn session_access(
+        &self,
+        h: CK_SESSION_HANDLE,
+    ) -> Result<(Arc<Mutex<Session>>, Access, Arc<Token>)> {
         let (session, token) = self.session(h)?;
         let rw = session.lock().rw;
-        Ok((Access { session: h, rw }, token))
+        Ok((session, Access { session: h, rw }, token))
     }
 
     pub fn close_session(&self, h: CK_SESSION_HANDLE) -> Result<()> {

@@ -50,6 +50,7 @@ pub struct Session {
     pub message_decrypt: Option<MessageCipher>,
     pub message_sign: Option<MessageSign>,
     pub message_verify: Option<MessageSign>,
+    pub key_cache: crate::token::KeyCache,
 }
 
 /// A message-based AES-GCM session (C_MessageEncryptInit...): its key, the
@@ -76,6 +77,20 @@ pub struct MessageSign {
     pub verify: Option<Box<dyn VerifyOp>>,
 }
 
+/// A key for an operation in a session, through the session's cache of
+/// decrypted key material. The session is not locked while the key is read
+/// and decrypted.
+pub fn operation_key(
+    session: &parking_lot::Mutex<Session>,
+    token: &crate::token::Token,
+    h: CK_OBJECT_HANDLE,
+) -> crate::rv::Result<crate::attr::Attrs> {
+    let mut cache = std::mem::take(&mut session.lock().key_cache);
+    let key = token.operation_key(h, &mut cache);
+    session.lock().key_cache = cache;
+    key
+}
+
 impl Session {
     pub fn new(slot: CK_SLOT_ID, rw: bool) -> Session {
         Session {
@@ -91,6 +106,7 @@ impl Session {
             message_decrypt: None,
             message_sign: None,
             message_verify: None,
+            key_cache: Default::default(),
         }
     }
 

@@ -62,6 +62,54 @@ pub enum AttrRead {
     Invalid,
 }
 
+/// Most token keys a session keeps decrypted; past that the cache starts
+/// again (sessions seldom use more keys than this).
+const KEY_CACHE_ENTRIES: usize = 32;
+
+/// The decrypted private attributes of the token keys a session has used,
+/// so that using a key again costs a database read rather than the PBKDF2
+/// and integrity check of each of its private attributes. An entry serves
+/// only while the stored ciphertexts are byte for byte those it was made
+/// from: a key another process changed, or one re-encrypted under a new
+/// password, is decrypted afresh. Values are wiped when dropped.
+#[derive(Default)]
+pub struct KeyCache(HashMap<CK_OBJECT_HANDLE, CachedKey>);
+
+struct CachedKey {
+    sealed: Vec<(CK_ATTRIBUTE_TYPE, Vec<u8>)>,
+    plain: Vec<Zeroizing<Vec<u8>>>,
+}
+
+impl KeyCache {
+    fn get(
+        &self,
+        h: CK_OBJECT_HANDLE,
+        sealed: &[(CK_ATTRIBUTE_TYPE, Vec<u8>)],
+    ) -> Option<&[Zeroizing<Vec<u8>>]> {
+        self.0
+            .get(&h)
+            .filter(|entry| entry.sealed == sealed)
+            .map(|entry| entry.plain.as_slice())
+    }
+
+    fn put(
+        &mut self,
+        h: CK_OBJECT_HANDLE,
+        sealed: Vec<(CK_ATTRIBUTE_TYPE, Vec<u8>)>,
+        plain: Vec<Zeroizing<Vec<u8>>>,
+    ) {
+        if self.0.len() >= KEY_CACHE_ENTRIES && !self.0.contains_key(&h) {
+            self.0.clear();
+        }
+        self.0.insert(h, CachedKey { sealed, plain });
+    }
+
+    /// Forgets every key (at logout).
+    pub fn clear(&mut self) {
+        self.0.clear();
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum ObjRef {
     Session(CK_OBJECT_HANDLE),
@@ -629,23 +677,37 @@ impl Token {
     /// copying and for operations on keys), whatever its sensitivity: never
     /// hand these to a caller of the C API.
     pub fn full_attributes(&self, h: CK_OBJECT_HANDLE) -> Result<Attrs> {
-        self.full_attrs(resolve(h)?)
+        self.full_attrs(resolve(h)?, None)
     }
 
-    fn full_attrs(&self, r: ObjRef) -> Result<Attrs> {
+    fn full_attrs(&self, r: ObjRef, cache: Option<&mut KeyCache>) -> Result<Attrs> {
         match r {
             ObjRef::Session(h) => self.session_object(h, |o| Ok(o.attrs.clone())),
             ObjRef::Stored(db, id) => {
                 let mut attrs = self.load(db, id)?;
                 if db == DbKind::Key {
-                    let encrypted: Vec<u64> =
-                        attrs.types().filter(|t| attr::is_encrypted(*t)).collect();
-                    if !encrypted.is_empty() {
+                    let sealed: Vec<(u64, Vec<u8>)> = attrs
+                        .iter()
+                        .filter(|(t, _)| attr::is_encrypted(*t))
+                        .map(|(t, v)| (t, v.to_vec()))
+                        .collect();
+                    if !sealed.is_empty() {
                         let keys = self.keys().ok_or(Rv::UserNotLoggedIn)?;
-                        for t in encrypted {
-                            let blob = attrs.get(t).unwrap_or_default().to_vec();
-                            let plain = self.decrypt_checked(&*self.key, &keys, id, t, &blob)?;
-                            attrs.set(t, plain.to_vec());
+                        let handle = stored_handle(db, id);
+                        if let Some(plain) = cache.as_ref().and_then(|c| c.get(handle, &sealed)) {
+                            for ((t, _), value) in sealed.iter().zip(plain) {
+                                attrs.set(*t, value.to_vec());
+                            }
+                            return Ok(attrs);
+                        }
+                        let mut plain = Vec::with_capacity(sealed.len());
+                        for (t, blob) in &sealed {
+                            let value = self.decrypt_checked(&*self.key, &keys, id, *t, blob)?;
+                            attrs.set(*t, value.to_vec());
+                            plain.push(value);
+                        }
+                        if let Some(cache) = cache {
+                            cache.put(handle, sealed, plain);
                         }
                     }
                 }
@@ -759,7 +821,7 @@ impl Token {
         h: CK_OBJECT_HANDLE,
         template: Attrs,
     ) -> Result<CK_OBJECT_HANDLE> {
-        let mut attrs = self.full_attrs(resolve(h)?)?;
+        let mut attrs = self.full_attrs(resolve(h)?, None)?;
         if attrs.bool(CKA_COPYABLE) == Some(false) {
             return Err(Rv::ActionProhibited);
         }
@@ -1002,7 +1064,7 @@ impl Token {
     /// A key for an operation inside the token, with its private values
     /// decrypted whatever its sensitivity (the mechanism checks its class,
     /// type and usage).
-    pub fn operation_key(&self, h: CK_OBJECT_HANDLE) -> Result<Attrs> {
+    pub fn operation_key(&self, h: CK_OBJECT_HANDLE, cache: &mut KeyCache) -> Result<Attrs> {
         let key_handle = |e: Rv| {
             if e == Rv::ObjectHandleInvalid {
                 Rv::KeyHandleInvalid
@@ -1011,7 +1073,7 @@ impl Token {
             }
         };
         let attrs = self
-            .full_attrs(resolve(h).map_err(key_handle)?)
+            .full_attrs(resolve(h).map_err(key_handle)?, Some(cache))
             .map_err(key_handle)?;
         match attrs.ulong(CKA_CLASS) {
             Some(CKO_SECRET_KEY | CKO_PRIVATE_KEY | CKO_PUBLIC_KEY) => Ok(attrs),
@@ -1020,8 +1082,12 @@ impl Token {
     }
 
     /// The value of a secret key, for C_DigestKey.
-    pub fn secret_key_value(&self, h: CK_OBJECT_HANDLE) -> Result<Zeroizing<Vec<u8>>> {
-        let attrs = self.operation_key(h)?;
+    pub fn secret_key_value(
+        &self,
+        h: CK_OBJECT_HANDLE,
+        cache: &mut KeyCache,
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        let attrs = self.operation_key(h, cache)?;
         if attrs.ulong(CKA_CLASS) != Some(CKO_SECRET_KEY) {
             return Err(Rv::KeyIndigestible);
         }
@@ -1123,4 +1189,46 @@ fn put_records(
 
 fn as_refs(values: &[(u64, Vec<u8>)]) -> Vec<(u64, &[u8])> {
     values.iter().map(|(t, v)| (*t, v.as_slice())).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plain(v: &[u8]) -> Vec<Zeroizing<Vec<u8>>> {
+        vec![Zeroizing::new(v.to_vec())]
+    }
+
+    #[test]
+    fn cached_keys_serve_only_the_ciphertexts_they_came_from() {
+        let mut cache = KeyCache::default();
+        let sealed = vec![(CKA_VALUE, b"ciphertext one".to_vec())];
+        cache.put(7, sealed.clone(), plain(b"secret"));
+        assert_eq!(cache.get(7, &sealed).unwrap()[0].as_slice(), b"secret");
+        assert!(cache.get(8, &sealed).is_none());
+        // Re-encrypted (new password) or replaced by another process.
+        let resealed = vec![(CKA_VALUE, b"ciphertext two".to_vec())];
+        assert!(cache.get(7, &resealed).is_none());
+        let more = vec![
+            (CKA_VALUE, b"ciphertext one".to_vec()),
+            (CKA_PRIME_1, vec![1]),
+        ];
+        assert!(cache.get(7, &more).is_none());
+        cache.clear();
+        assert!(cache.get(7, &sealed).is_none());
+    }
+
+    #[test]
+    fn the_cache_stays_bounded() {
+        let mut cache = KeyCache::default();
+        for h in 0..KEY_CACHE_ENTRIES as CK_OBJECT_HANDLE * 3 {
+            cache.put(h, vec![(CKA_VALUE, h.to_ne_bytes().to_vec())], plain(b"k"));
+            assert!(cache.0.len() <= KEY_CACHE_ENTRIES);
+        }
+        // The newest key is always kept.
+        let last = KEY_CACHE_ENTRIES as CK_OBJECT_HANDLE * 3 - 1;
+        assert!(cache
+            .get(last, &[(CKA_VALUE, last.to_ne_bytes().to_vec())])
+            .is_some());
+    }
 }

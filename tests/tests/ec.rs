@@ -528,3 +528,44 @@ fn ecdh_with_openssl_and_nss_key() {
         Err(CKR_KEY_FUNCTION_NOT_PERMITTED)
     );
 }
+
+/// A session keeps a token key decrypted for reuse; that must never outlive
+/// the login, nor survive the key's re-encryption under a new password, in
+/// this module or in another one sharing the database.
+#[test]
+fn reused_token_keys_follow_logout_and_password_changes() {
+    let (raw, s, dir) = setup();
+    let (public, private) = pair(&raw, s, P256).unwrap();
+    let signs = |raw: &Raw, s| {
+        let sig = raw.sign(s, CKM_ECDSA_SHA256, vec![], private, b"data")?;
+        assert_eq!(
+            raw.verify(s, CKM_ECDSA_SHA256, vec![], public, b"data", &sig),
+            CKR_OK
+        );
+        Ok::<_, CK_RV>(())
+    };
+    signs(&raw, s).unwrap();
+    signs(&raw, s).unwrap();
+    // Setting a password ends the password-less login (as in NSS).
+    assert_eq!(raw.set_pin(s, "", "pin-one"), CKR_OK);
+    assert_eq!(signs(&raw, s), Err(CKR_KEY_HANDLE_INVALID));
+    assert_eq!(raw.login(s, CKU_USER, "pin-one"), CKR_OK);
+    signs(&raw, s).unwrap();
+    assert_eq!(raw.logout(s), CKR_OK);
+    assert!(signs(&raw, s).is_err(), "a cached key outlived the login");
+    assert_eq!(raw.login(s, CKU_USER, "pin-one"), CKR_OK);
+    signs(&raw, s).unwrap();
+
+    // Another module changes the password: the keys are re-encrypted.
+    let other = Raw::with_params(&sql_params(dir.path()));
+    let os = other.open(other.slots()[0], true).unwrap();
+    assert_eq!(other.login(os, CKU_USER, "pin-one"), CKR_OK);
+    assert_eq!(other.set_pin(os, "pin-one", "pin-two"), CKR_OK);
+    signs(&other, os).unwrap();
+    // This module logged in under the old password: its cached copy is not
+    // used for the re-encrypted key, which its old key cannot open.
+    assert!(signs(&raw, s).is_err());
+    assert_eq!(raw.logout(s), CKR_OK);
+    assert_eq!(raw.login(s, CKU_USER, "pin-two"), CKR_OK);
+    signs(&raw, s).unwrap();
+}

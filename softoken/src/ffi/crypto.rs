@@ -6,7 +6,7 @@ use super::util::{bytes, copy_out, mechanism, out, template, with_module};
 use crate::mechanism::{self, CipherOp, SignOp};
 use crate::module::Module;
 use crate::rv::{Result, Rv};
-use crate::session::{Active, Session};
+use crate::session::{operation_key, Active, Session};
 
 /// Starts an operation: checks the session, reads the mechanism (which must
 /// offer `function`), fetches the key and lets the mechanism build the
@@ -29,7 +29,7 @@ unsafe fn start<T: ?Sized>(
     if slot(&mut session.lock()).is_some() {
         return Err(Rv::OperationActive);
     }
-    let key = token.operation_key(hKey)?;
+    let key = operation_key(&session, &token, hKey)?;
     let op = make(&arg, &key)?;
     *slot(&mut session.lock()) = Some(Active::new(op));
     Ok(())
@@ -564,7 +564,7 @@ pub unsafe extern "C" fn C_DeriveKey(
     phKey: CK_OBJECT_HANDLE_PTR,
 ) -> CK_RV {
     with_module(|m| {
-        let (acc, token) = m.access(hSession)?;
+        let (session, acc, token) = m.session_access(hSession)?;
         // SAFETY: caller's pointers.
         let (arg, attrs, handle) = unsafe {
             (
@@ -580,16 +580,15 @@ pub unsafe extern "C" fn C_DeriveKey(
         // An HKDF salt given as a key is that key's value.
         if let Some(crate::kdf::KdfParams::Hkdf { salt, .. }) = &mut arg.kdf {
             if let crate::kdf::HkdfSalt::Key(h) = *salt {
-                let key = token
-                    .operation_key(h)
-                    .map_err(|_| Rv::MechanismParamInvalid)?;
+                let key =
+                    operation_key(&session, &token, h).map_err(|_| Rv::MechanismParamInvalid)?;
                 if key.ulong(CKA_CLASS) != Some(CKO_SECRET_KEY) {
                     return Err(Rv::MechanismParamInvalid);
                 }
                 *salt = crate::kdf::HkdfSalt::Data(key.get(CKA_VALUE).unwrap_or_default().to_vec());
             }
         }
-        let base = token.operation_key(hBaseKey)?;
+        let base = operation_key(&session, &token, hBaseKey)?;
         let derived = mechanism::derive_key(&arg, &base, &attrs)?;
         *handle = token.store_generated(acc, attrs, derived)?;
         Ok(())
@@ -622,16 +621,15 @@ pub unsafe extern "C" fn C_WrapKey(
     pulWrappedKeyLen: CK_ULONG_PTR,
 ) -> CK_RV {
     with_module(|m| {
-        let (_, token) = m.session(hSession)?;
+        let (session, token) = m.session(hSession)?;
         // SAFETY: caller's pointers.
         let (arg, len) = unsafe { (mechanism(pMechanism)?, out(pulWrappedKeyLen)?) };
         if mechanism::find(arg.ty)?.flags & CKF_WRAP == 0 {
             return Err(Rv::MechanismInvalid);
         }
-        let wrapping = token
-            .operation_key(hWrappingKey)
+        let wrapping = operation_key(&session, &token, hWrappingKey)
             .map_err(|e| wrapping_key_error(e, Rv::WrappingKeyHandleInvalid))?;
-        let key = token.operation_key(hKey)?;
+        let key = operation_key(&session, &token, hKey)?;
         if key.bool(CKA_EXTRACTABLE) != Some(true) {
             return Err(Rv::KeyUnextractable);
         }
@@ -668,7 +666,7 @@ pub unsafe extern "C" fn C_UnwrapKey(
     phKey: CK_OBJECT_HANDLE_PTR,
 ) -> CK_RV {
     with_module(|m| {
-        let (acc, token) = m.access(hSession)?;
+        let (session, acc, token) = m.session_access(hSession)?;
         // SAFETY: caller's pointers.
         let (arg, wrapped, attrs, handle) = unsafe {
             (
@@ -681,8 +679,7 @@ pub unsafe extern "C" fn C_UnwrapKey(
         if mechanism::find(arg.ty)?.flags & CKF_UNWRAP == 0 {
             return Err(Rv::MechanismInvalid);
         }
-        let unwrapping = token
-            .operation_key(hUnwrappingKey)
+        let unwrapping = operation_key(&session, &token, hUnwrappingKey)
             .map_err(|e| wrapping_key_error(e, Rv::UnwrappingKeyHandleInvalid))?;
         let mut op = mechanism::cipher_op(&arg, &unwrapping, false, true)?;
         let plaintext =

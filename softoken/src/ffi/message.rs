@@ -9,7 +9,7 @@ use zeroize::Zeroizing;
 use super::util::{bytes, copy_out, items_mut, mechanism, out, with_module};
 use crate::module::Module;
 use crate::rv::{Result, Rv};
-use crate::session::{MessageCipher, MessageSign, PendingMessage, Session};
+use crate::session::{operation_key, MessageCipher, MessageSign, PendingMessage, Session};
 
 /// CK_GCM_MESSAGE_PARAMS as the caller gave it.
 struct GcmMessage {
@@ -136,7 +136,7 @@ unsafe fn cipher_init(
     if slot(&mut session.lock()).is_some() {
         return Err(Rv::OperationActive);
     }
-    let value = crate::aes::message_key(&token.operation_key(key)?, encrypt)?;
+    let value = crate::aes::message_key(&operation_key(&session, &token, key)?, encrypt)?;
     *slot(&mut session.lock()) = Some(MessageCipher {
         key: value,
         counter: 0,
@@ -516,7 +516,7 @@ unsafe fn sign_init(
     if slot(&mut session.lock()).is_some() {
         return Err(Rv::OperationActive);
     }
-    let key = token.operation_key(key)?;
+    let key = operation_key(&session, &token, key)?;
     // Built once now so that the key and parameters are checked at Init.
     if sign {
         crate::mechanism::sign_op(&arg, &key)?;

@@ -489,7 +489,7 @@ pub unsafe extern "C" fn C_LoginUser(
 
 #[no_mangle]
 pub unsafe extern "C" fn C_Logout(hSession: CK_SESSION_HANDLE) -> CK_RV {
-    with_module(|m| m.session(hSession)?.1.logout())
+    with_module(|m| m.logout(hSession))
 }
 
 #[no_mangle]
@@ -782,7 +782,7 @@ pub unsafe extern "C" fn C_DigestKey(hSession: CK_SESSION_HANDLE, hKey: CK_OBJEC
         if s.digest.is_none() {
             return Err(Rv::OperationNotInitialized);
         }
-        let value = match token.secret_key_value(hKey) {
+        let value = match token.secret_key_value(hKey, &mut s.key_cache) {
             Ok(v) => v,
             Err(e) => {
                 s.digest = None;
