@@ -331,7 +331,7 @@ unsafe fn deliver_cipher(
 }
 
 /// The encryption or decryption slot of a session.
-type CipherSlot = fn(&mut Session) -> &mut Option<Active<dyn CipherOp>>;
+pub(super) type CipherSlot = fn(&mut Session) -> &mut Option<Active<dyn CipherOp>>;
 
 /// C_Encrypt / C_Decrypt: single-part.
 unsafe fn cipher_single(
@@ -372,28 +372,53 @@ unsafe fn cipher_part(
 ) -> Result<()> {
     let (session, _) = m.session(hSession)?;
     let mut s = session.lock();
-    let active = slot(&mut s).as_mut().ok_or(Rv::OperationNotInitialized)?;
-    active.multi_part = true;
-    let (result, keep) = match input {
-        // SAFETY: caller's pointers and lengths.
-        Some((p, n)) => match unsafe { bytes(p, n) } {
-            Ok(data) => unsafe { deliver_cipher(&mut *active.op, data, false, output, output_len) },
-            Err(e) => (Err(e), false),
-        },
-        // SAFETY: caller's pointers.
-        None => unsafe { deliver_cipher(&mut *active.op, &[], true, output, output_len) },
-    };
-    if !keep {
-        *slot(&mut s) = None;
+    match input {
+        // SAFETY: forwarded from the caller.
+        Some((p, n)) => unsafe { cipher_step(&mut s, slot, p, n, output, output_len) }.map(|_| ()),
+        None => {
+            let active = slot(&mut s).as_mut().ok_or(Rv::OperationNotInitialized)?;
+            // SAFETY: caller's pointers.
+            let (result, keep) =
+                unsafe { deliver_cipher(&mut *active.op, &[], true, output, output_len) };
+            if !keep {
+                *slot(&mut s) = None;
+            }
+            result
+        }
     }
-    result
 }
 
-fn encrypt_slot(s: &mut Session) -> &mut Option<Active<dyn CipherOp>> {
+/// One part through the session's cipher in `slot`, by the length-query
+/// protocol. Returns whether the part went through (not a length query).
+///
+/// # Safety
+/// The pointers are the caller's, valid for their lengths.
+pub(super) unsafe fn cipher_step(
+    s: &mut Session,
+    slot: CipherSlot,
+    input: CK_BYTE_PTR,
+    input_len: CK_ULONG,
+    output: CK_BYTE_PTR,
+    output_len: CK_ULONG_PTR,
+) -> Result<bool> {
+    let active = slot(s).as_mut().ok_or(Rv::OperationNotInitialized)?;
+    active.multi_part = true;
+    // SAFETY: caller's pointers and lengths.
+    let (result, keep) = match unsafe { bytes(input, input_len) } {
+        Ok(data) => unsafe { deliver_cipher(&mut *active.op, data, false, output, output_len) },
+        Err(e) => (Err(e), false),
+    };
+    if !keep {
+        *slot(s) = None;
+    }
+    result.map(|()| !output.is_null())
+}
+
+pub(super) fn encrypt_slot(s: &mut Session) -> &mut Option<Active<dyn CipherOp>> {
     &mut s.encrypt
 }
 
-fn decrypt_slot(s: &mut Session) -> &mut Option<Active<dyn CipherOp>> {
+pub(super) fn decrypt_slot(s: &mut Session) -> &mut Option<Active<dyn CipherOp>> {
     &mut s.decrypt
 }
 

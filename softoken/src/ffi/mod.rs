@@ -11,6 +11,7 @@
 #![allow(clippy::missing_safety_doc)]
 
 mod crypto;
+mod dual;
 mod lists;
 mod message;
 mod pending;
