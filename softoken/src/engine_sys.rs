@@ -612,8 +612,9 @@ impl RsaKey {
         Ok(out)
     }
 
-    /// Checks a PKCS#1 v1.5 (or raw) signature against the expected input.
-    pub fn verify_raw(&self, input: &[u8], signature: &[u8], padded: bool) -> Result<bool> {
+    /// What a PKCS#1 v1.5 (or raw) signature holds: the signed input (or the
+    /// whole block). A signature that is not one is SignatureInvalid.
+    pub fn recover(&self, signature: &[u8], padded: bool) -> Result<Vec<u8>> {
         let k = self.size();
         if signature.len() != k {
             return Err(Rv::SignatureLenRange);
@@ -638,9 +639,20 @@ impl RsaKey {
             )
         };
         if ok != 1 {
-            return Ok(false);
+            return Err(Rv::SignatureInvalid);
         }
         out.truncate(len);
+        Ok(out)
+    }
+
+    /// Checks a PKCS#1 v1.5 (or raw) signature against the expected input.
+    pub fn verify_raw(&self, input: &[u8], signature: &[u8], padded: bool) -> Result<bool> {
+        let k = self.size();
+        let out = match self.recover(signature, padded) {
+            Ok(out) => out,
+            Err(Rv::SignatureInvalid) => return Ok(false),
+            Err(e) => return Err(e),
+        };
         let expected: Vec<u8> = if padded {
             input.to_vec()
         } else {

@@ -205,7 +205,14 @@ const fn aes_mechanism(ty: CK_MECHANISM_TYPE, mode: crate::aes::Mode) -> Mechani
 const fn rsa_mechanism(ty: CK_MECHANISM_TYPE, scheme: crate::rsa::Scheme) -> Mechanism {
     let flags = match scheme {
         crate::rsa::Scheme::Pkcs1(None) | crate::rsa::Scheme::X509 => {
-            CKF_SIGN | CKF_VERIFY | CKF_ENCRYPT | CKF_DECRYPT | CKF_WRAP | CKF_UNWRAP
+            CKF_SIGN
+                | CKF_VERIFY
+                | CKF_SIGN_RECOVER
+                | CKF_VERIFY_RECOVER
+                | CKF_ENCRYPT
+                | CKF_DECRYPT
+                | CKF_WRAP
+                | CKF_UNWRAP
         }
         crate::rsa::Scheme::Oaep => CKF_ENCRYPT | CKF_DECRYPT | CKF_WRAP | CKF_UNWRAP,
         _ => CKF_SIGN | CKF_VERIFY,

@@ -378,6 +378,44 @@ pub fn verify_op(scheme: Scheme, arg: &MechanismArg, key: &Attrs) -> Result<Box<
     }))
 }
 
+/// Signing with message recovery (C_SignRecover, C_VerifyRecover) by
+/// CKM_RSA_PKCS or CKM_RSA_X_509: the data is inside the signature.
+pub struct RecoverOp {
+    key: RsaKey,
+    padded: bool,
+}
+
+impl RecoverOp {
+    pub fn new(scheme: Scheme, key: &Attrs, sign: bool) -> Result<RecoverOp> {
+        let padded = match scheme {
+            Scheme::Pkcs1(None) => true,
+            Scheme::X509 => false,
+            _ => return Err(Rv::MechanismInvalid),
+        };
+        let key = if sign {
+            check_key(key, CKO_PRIVATE_KEY, CKA_SIGN_RECOVER)?;
+            private_key(key)?
+        } else {
+            check_key(key, CKO_PUBLIC_KEY, CKA_VERIFY_RECOVER)?;
+            public_key(key)?
+        };
+        Ok(RecoverOp { key, padded })
+    }
+
+    /// The signature length.
+    pub fn size(&self) -> usize {
+        self.key.size()
+    }
+
+    pub fn sign(&self, data: &[u8]) -> Result<Vec<u8>> {
+        self.key.sign_raw(data, self.padded)
+    }
+
+    pub fn recover(&self, signature: &[u8]) -> Result<Vec<u8>> {
+        self.key.recover(signature, self.padded)
+    }
+}
+
 /// CK_RSA_PKCS_OAEP_PARAMS: hashAlg, mgf, source, and the label (read at
 /// the C boundary from pSourceData).
 fn oaep_padding(arg: &MechanismArg) -> Result<RsaPadding> {

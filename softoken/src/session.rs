@@ -50,6 +50,8 @@ pub struct Session {
     pub message_decrypt: Option<MessageCipher>,
     pub message_sign: Option<MessageSign>,
     pub message_verify: Option<MessageSign>,
+    pub sign_recover: Option<crate::rsa::RecoverOp>,
+    pub verify_recover: Option<crate::rsa::RecoverOp>,
     pub key_cache: crate::token::KeyCache,
 }
 
@@ -106,6 +108,8 @@ impl Session {
             message_decrypt: None,
             message_sign: None,
             message_verify: None,
+            sign_recover: None,
+            verify_recover: None,
             key_cache: Default::default(),
         }
     }
@@ -141,6 +145,12 @@ impl Session {
         }
         if flags & CKF_MESSAGE_VERIFY != 0 {
             self.message_verify = None;
+        }
+        if flags & CKF_SIGN_RECOVER != 0 {
+            self.sign_recover = None;
+        }
+        if flags & CKF_VERIFY_RECOVER != 0 {
+            self.verify_recover = None;
         }
     }
 }

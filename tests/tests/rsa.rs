@@ -459,3 +459,115 @@ fn encryption_with_openssl() {
         Err(CKR_KEY_TYPE_INCONSISTENT)
     );
 }
+
+/// C_SignRecover / C_VerifyRecover with a length query or a too-small
+/// buffer first, as `(rv, output)`.
+fn recover_call(
+    raw: &Raw,
+    s: CK_SESSION_HANDLE,
+    sign: bool,
+    ty: CK_MECHANISM_TYPE,
+    key: CK_OBJECT_HANDLE,
+    input: &[u8],
+) -> Result<Vec<u8>, CK_RV> {
+    let f = raw.f();
+    let mut m = softoken_tests::raw::mechanism(ty, &mut []);
+    let (init, call) = if sign {
+        (f.C_SignRecoverInit.unwrap(), f.C_SignRecover.unwrap())
+    } else {
+        (f.C_VerifyRecoverInit.unwrap(), f.C_VerifyRecover.unwrap())
+    };
+    let (p, n) = (input.as_ptr() as *mut u8, input.len() as CK_ULONG);
+    // SAFETY: valid mechanism, buffers and lengths.
+    unsafe {
+        let rv = init(s, &mut m, key);
+        if rv != CKR_OK {
+            return Err(rv);
+        }
+        let mut len = 0;
+        let rv = call(s, p, n, std::ptr::null_mut(), &mut len);
+        if rv != CKR_OK {
+            return Err(rv);
+        }
+        let mut out = vec![0u8; len as usize];
+        let mut small = 1;
+        if len > 1 {
+            assert_eq!(
+                call(s, p, n, out.as_mut_ptr(), &mut small),
+                CKR_BUFFER_TOO_SMALL
+            );
+            assert_eq!(small, len);
+        }
+        let rv = call(s, p, n, out.as_mut_ptr(), &mut len);
+        if rv != CKR_OK {
+            return Err(rv);
+        }
+        out.truncate(len as usize);
+        // The operation ended with the result.
+        assert_eq!(
+            call(s, p, n, out.as_mut_ptr(), &mut len),
+            CKR_OPERATION_NOT_INITIALIZED
+        );
+        Ok(out)
+    }
+}
+
+#[test]
+fn signatures_with_recovery() {
+    let (raw, s, _dir) = setup();
+    let (public, private) = pair(&raw, s, 2048, &[1, 0, 1]).unwrap();
+    let data = b"recover me";
+    for ty in [CKM_RSA_PKCS, CKM_RSA_X_509] {
+        let sig = recover_call(&raw, s, true, ty, private, data).unwrap();
+        assert_eq!(sig.len(), 256);
+        // The same signature C_Sign makes, and C_Verify accepts.
+        assert_eq!(raw.sign(s, ty, vec![], private, data).unwrap(), sig);
+        let back = recover_call(&raw, s, false, ty, public, &sig).unwrap();
+        if ty == CKM_RSA_PKCS {
+            assert_eq!(back, data);
+        } else {
+            // The raw block, zero-extended to the modulus length.
+            assert_eq!(&back[256 - data.len()..], data);
+            assert!(back[..256 - data.len()].iter().all(|b| *b == 0));
+        }
+        let mut bad = sig.clone();
+        bad[100] ^= 1;
+        if ty == CKM_RSA_PKCS {
+            assert_eq!(
+                recover_call(&raw, s, false, ty, public, &bad),
+                Err(CKR_SIGNATURE_INVALID)
+            );
+        }
+        assert_eq!(
+            recover_call(&raw, s, false, ty, public, &sig[1..]),
+            Err(CKR_SIGNATURE_LEN_RANGE)
+        );
+    }
+    assert_eq!(
+        recover_call(&raw, s, true, CKM_RSA_PKCS, private, &[0; 246]),
+        Err(CKR_DATA_LEN_RANGE)
+    );
+    // Only the two recoverable mechanisms, with the right keys.
+    assert_eq!(
+        recover_call(&raw, s, true, CKM_SHA256_RSA_PKCS, private, data),
+        Err(CKR_MECHANISM_INVALID)
+    );
+    assert_eq!(
+        recover_call(&raw, s, true, CKM_RSA_PKCS, public, data),
+        Err(CKR_KEY_TYPE_INCONSISTENT)
+    );
+    assert_eq!(raw.set(s, private, &[(CKA_SIGN_RECOVER, vec![0])]), CKR_OK);
+    assert_eq!(
+        recover_call(&raw, s, true, CKM_RSA_PKCS, private, data),
+        Err(CKR_KEY_FUNCTION_NOT_PERMITTED)
+    );
+    let slot = raw.slots()[0];
+    let mut info = CK_MECHANISM_INFO::default();
+    // SAFETY: a valid out pointer.
+    assert_eq!(
+        unsafe { (raw.f().C_GetMechanismInfo.unwrap())(slot, CKM_RSA_PKCS, &mut info) },
+        CKR_OK
+    );
+    assert_ne!(info.flags & CKF_SIGN_RECOVER, 0);
+    assert_ne!(info.flags & CKF_VERIFY_RECOVER, 0);
+}

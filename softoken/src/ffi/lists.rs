@@ -4,7 +4,6 @@
 use pkcs11_sys::*;
 
 use super::list_out;
-use super::pending;
 use super::util::{boundary, out};
 use crate::rv::Rv;
 
@@ -60,14 +59,14 @@ macro_rules! function_list {
             C_Sign: Some(super::crypto::C_Sign),
             C_SignUpdate: Some(super::crypto::C_SignUpdate),
             C_SignFinal: Some(super::crypto::C_SignFinal),
-            C_SignRecoverInit: Some(pending::C_SignRecoverInit),
-            C_SignRecover: Some(pending::C_SignRecover),
+            C_SignRecoverInit: Some(super::recover::C_SignRecoverInit),
+            C_SignRecover: Some(super::recover::C_SignRecover),
             C_VerifyInit: Some(super::crypto::C_VerifyInit),
             C_Verify: Some(super::crypto::C_Verify),
             C_VerifyUpdate: Some(super::crypto::C_VerifyUpdate),
             C_VerifyFinal: Some(super::crypto::C_VerifyFinal),
-            C_VerifyRecoverInit: Some(pending::C_VerifyRecoverInit),
-            C_VerifyRecover: Some(pending::C_VerifyRecover),
+            C_VerifyRecoverInit: Some(super::recover::C_VerifyRecoverInit),
+            C_VerifyRecover: Some(super::recover::C_VerifyRecover),
             C_DigestEncryptUpdate: Some(super::dual::C_DigestEncryptUpdate),
             C_DecryptDigestUpdate: Some(super::dual::C_DecryptDigestUpdate),
             C_SignEncryptUpdate: Some(super::dual::C_SignEncryptUpdate),

@@ -14,7 +14,7 @@ mod crypto;
 mod dual;
 mod lists;
 mod message;
-mod pending;
+mod recover;
 mod util;
 
 use std::ffi::CStr;
