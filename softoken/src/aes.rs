@@ -2,7 +2,6 @@
 //! and multi-part. Partial blocks are kept between calls here; the block
 //! work is aws-lc-rs's.
 
-use aws_lc_rs::aead::{self, Aad, LessSafeKey, Nonce, UnboundKey};
 use aws_lc_rs::cipher::{
     DecryptingKey, DecryptionContext, EncryptingKey, EncryptionContext, PaddedBlockDecryptingKey,
     UnboundCipherKey, AES_128, AES_192, AES_256,
@@ -321,22 +320,30 @@ impl CipherOp for CtrOp {
 
 /// GCM: the whole message is sealed or opened at the end.
 struct GcmOp {
-    key: LessSafeKey,
-    nonce: [u8; 12],
+    key: Zeroizing<Vec<u8>>,
+    iv: Vec<u8>,
     aad: Vec<u8>,
+    tag_len: usize,
     encrypt: bool,
     data: Zeroizing<Vec<u8>>,
 }
 
-const GCM_TAG_LEN: usize = 16;
+/// The tag length of a GCM parameter: whole bytes, 1 to 16 (NIST SP
+/// 800-38D recommends 12 or more; shorter ones are the caller's choice).
+pub fn gcm_tag_len(tag_bits: CK_ULONG) -> Result<usize> {
+    if tag_bits == 0 || tag_bits > 128 || !tag_bits.is_multiple_of(8) {
+        return Err(Rv::MechanismParamInvalid);
+    }
+    Ok(tag_bits as usize / 8)
+}
 
 impl CipherOp for GcmOp {
     fn output_len(&self, more: usize, finishing: bool) -> usize {
         let total = self.data.len() + more;
         match (finishing, self.encrypt) {
             (false, _) => 0,
-            (true, true) => total + GCM_TAG_LEN,
-            (true, false) => total.saturating_sub(GCM_TAG_LEN),
+            (true, true) => total + self.tag_len,
+            (true, false) => total.saturating_sub(self.tag_len),
         }
     }
 
@@ -346,24 +353,22 @@ impl CipherOp for GcmOp {
     }
 
     fn finish(&mut self) -> Result<Vec<u8>> {
-        let nonce = Nonce::assume_unique_for_key(self.nonce);
-        let mut data = std::mem::take(&mut *self.data);
+        let data = std::mem::take(&mut self.data);
         if self.encrypt {
-            self.key
-                .seal_in_place_append_tag(nonce, Aad::from(&self.aad), &mut data)
-                .map_err(|_| Rv::GeneralError)?;
-            Ok(data)
+            let (mut sealed, tag) =
+                crate::engine_sys::gcm_seal(&self.key, &self.iv, &self.aad, &data, self.tag_len)?;
+            sealed.extend_from_slice(&tag);
+            Ok(sealed)
         } else {
-            if data.len() < GCM_TAG_LEN {
-                return Err(Rv::EncryptedDataLenRange);
-            }
-            let len = self
-                .key
-                .open_in_place(nonce, Aad::from(&self.aad), &mut data)
-                .map_err(|_| Rv::AeadDecryptFailed)?
-                .len();
-            data.truncate(len);
-            Ok(data)
+            let split = data
+                .len()
+                .checked_sub(self.tag_len)
+                .ok_or(Rv::EncryptedDataLenRange)?;
+            let (ciphertext, tag) = data.split_at(split);
+            Ok(
+                crate::engine_sys::gcm_open(&self.key, &self.iv, &self.aad, ciphertext, tag)?
+                    .to_vec(),
+            )
         }
     }
 }
@@ -435,70 +440,19 @@ pub fn cipher_op(
         }
         Mode::Gcm => {
             let gcm = arg.gcm.as_ref().ok_or(Rv::MechanismParamInvalid)?;
-            // aws-lc-rs offers the standard 96-bit IV and 128-bit tag.
-            let nonce: [u8; 12] = gcm
-                .iv
-                .as_slice()
-                .try_into()
-                .map_err(|_| Rv::MechanismParamInvalid)?;
-            if gcm.tag_bits != 128 {
+            if gcm.iv.is_empty() {
                 return Err(Rv::MechanismParamInvalid);
             }
             Box::new(GcmOp {
-                key: gcm_key(&value)?,
-                nonce,
+                key: value,
+                iv: gcm.iv.clone(),
                 aad: gcm.aad.clone(),
+                tag_len: gcm_tag_len(gcm.tag_bits)?,
                 encrypt,
                 data: Zeroizing::new(Vec::new()),
             })
         }
     })
-}
-
-/// One AES-GCM message (the 3.0 message API): seal gives the ciphertext and
-/// the 16-byte tag apart.
-pub fn gcm_seal(key: &[u8], iv: &[u8], aad: &[u8], plaintext: &[u8]) -> Result<(Vec<u8>, Vec<u8>)> {
-    let key = gcm_key(key)?;
-    let nonce = Nonce::try_assume_unique_for_key(iv).map_err(|_| Rv::MechanismParamInvalid)?;
-    let mut data = plaintext.to_vec();
-    let tag = key
-        .seal_in_place_separate_tag(nonce, Aad::from(aad), &mut data)
-        .map_err(|_| Rv::GeneralError)?;
-    Ok((data, tag.as_ref().to_vec()))
-}
-
-/// Opens one AES-GCM message whose tag comes apart.
-pub fn gcm_open(
-    key: &[u8],
-    iv: &[u8],
-    aad: &[u8],
-    ciphertext: &[u8],
-    tag: &[u8],
-) -> Result<Zeroizing<Vec<u8>>> {
-    let key = gcm_key(key)?;
-    let nonce = Nonce::try_assume_unique_for_key(iv).map_err(|_| Rv::MechanismParamInvalid)?;
-    if tag.len() != GCM_TAG_LEN {
-        return Err(Rv::MechanismParamInvalid);
-    }
-    let mut data = Zeroizing::new([ciphertext, tag].concat());
-    let len = key
-        .open_in_place(nonce, Aad::from(aad), &mut data)
-        .map_err(|_| Rv::AeadDecryptFailed)?
-        .len();
-    data.truncate(len);
-    Ok(data)
-}
-
-fn gcm_key(key: &[u8]) -> Result<LessSafeKey> {
-    let alg = match key.len() {
-        16 => &aead::AES_128_GCM,
-        24 => &aead::AES_192_GCM,
-        32 => &aead::AES_256_GCM,
-        _ => return Err(Rv::KeySizeRange),
-    };
-    Ok(LessSafeKey::new(
-        UnboundKey::new(alg, key).map_err(|_| Rv::GeneralError)?,
-    ))
 }
 
 /// The value of an AES key for the message API.

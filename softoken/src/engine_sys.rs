@@ -10,7 +10,8 @@
 //!   PKCS#1 v1.5 or OAEP padding (with a label). aws-lc's private-key
 //!   operations are constant-time and blinded.
 //! - The hashes aws-lc-rs does not offer (SHA-512/224, SHA3-224) and HMAC
-//!   over the SHA3 family, through EVP; AES-CMAC.
+//!   over the SHA3 family, through EVP; AES-CMAC; AES-GCM with any IV
+//!   length and tag length.
 
 use std::ptr::NonNull;
 
@@ -862,6 +863,151 @@ impl RsaKey {
         out.truncate(len);
         Ok(out)
     }
+}
+
+/// An AES-GCM context for one message with the IV set: the key length picks
+/// AES-128/192/256; the IV may have any length (aws-lc-rs's safe API takes
+/// only 96 bits).
+fn gcm_context(key: &[u8], iv: &[u8], encrypt: bool) -> Result<Owned<sys::EVP_CIPHER_CTX>> {
+    // SAFETY: static cipher tables.
+    let cipher = unsafe {
+        match key.len() {
+            16 => sys::EVP_aes_128_gcm(),
+            24 => sys::EVP_aes_192_gcm(),
+            32 => sys::EVP_aes_256_gcm(),
+            _ => return Err(Rv::KeySizeRange),
+        }
+    };
+    let iv_len = i32::try_from(iv.len()).map_err(|_| Rv::MechanismParamInvalid)?;
+    if iv.is_empty() {
+        return Err(Rv::MechanismParamInvalid);
+    }
+    // SAFETY: a plain constructor.
+    let ctx = Owned::new(
+        unsafe { sys::EVP_CIPHER_CTX_new() },
+        sys::EVP_CIPHER_CTX_free,
+    )?;
+    let c = ctx.ptr.as_ptr();
+    let enc = i32::from(encrypt);
+    // SAFETY: a live context; the key is as long as the cipher takes (checked
+    // above) and the IV as long as set just before.
+    let ok = unsafe {
+        sys::EVP_CipherInit_ex(
+            c,
+            cipher,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+            enc,
+        ) == 1
+            && sys::EVP_CIPHER_CTX_ctrl(
+                c,
+                sys::EVP_CTRL_AEAD_SET_IVLEN,
+                iv_len,
+                std::ptr::null_mut(),
+            ) == 1
+            && sys::EVP_CipherInit_ex(
+                c,
+                std::ptr::null(),
+                std::ptr::null_mut(),
+                key.as_ptr(),
+                iv.as_ptr(),
+                enc,
+            ) == 1
+    };
+    if !ok {
+        return Err(Rv::MechanismParamInvalid);
+    }
+    Ok(ctx)
+}
+
+/// Runs the AAD and then the data through a GCM context.
+fn gcm_run(
+    ctx: &Owned<sys::EVP_CIPHER_CTX>,
+    aad: &[u8],
+    input: &[u8],
+) -> Result<Zeroizing<Vec<u8>>> {
+    let c = ctx.ptr.as_ptr();
+    let too_long = |n: usize| i32::try_from(n).map_err(|_| Rv::DataLenRange);
+    let (aad_len, input_len) = (too_long(aad.len())?, too_long(input.len())?);
+    let mut out = Zeroizing::new(vec![0u8; input.len()]);
+    let mut n = 0;
+    // SAFETY: a live context; GCM outputs as many bytes as it takes in, and
+    // a null output marks the AAD.
+    let ok = unsafe {
+        sys::EVP_CipherUpdate(c, std::ptr::null_mut(), &mut n, aad.as_ptr(), aad_len) == 1
+            && sys::EVP_CipherUpdate(c, out.as_mut_ptr(), &mut n, input.as_ptr(), input_len) == 1
+    };
+    if !ok {
+        return Err(Rv::GeneralError);
+    }
+    Ok(out)
+}
+
+/// Seals one AES-GCM message: the ciphertext and a tag of `tag_len` bytes.
+pub fn gcm_seal(
+    key: &[u8],
+    iv: &[u8],
+    aad: &[u8],
+    plaintext: &[u8],
+    tag_len: usize,
+) -> Result<(Vec<u8>, Vec<u8>)> {
+    if !(1..=16).contains(&tag_len) {
+        return Err(Rv::MechanismParamInvalid);
+    }
+    let ctx = gcm_context(key, iv, true)?;
+    let ciphertext = gcm_run(&ctx, aad, plaintext)?;
+    let mut tag = vec![0u8; tag_len];
+    let (mut rest, mut n) = ([0u8; 16], 0);
+    // SAFETY: a live context; GCM ends with no output (room for a block
+    // given anyway); the tag buffer holds tag_len (at most 16) bytes.
+    let ok = unsafe {
+        sys::EVP_CipherFinal_ex(ctx.ptr.as_ptr(), rest.as_mut_ptr(), &mut n) == 1
+            && sys::EVP_CIPHER_CTX_ctrl(
+                ctx.ptr.as_ptr(),
+                sys::EVP_CTRL_AEAD_GET_TAG,
+                tag_len as i32,
+                tag.as_mut_ptr().cast(),
+            ) == 1
+    };
+    if !ok {
+        return Err(Rv::GeneralError);
+    }
+    Ok((ciphertext.to_vec(), tag))
+}
+
+/// Opens one AES-GCM message whose tag (1 to 16 bytes) comes apart; no
+/// plaintext leaves unless the tag matches.
+pub fn gcm_open(
+    key: &[u8],
+    iv: &[u8],
+    aad: &[u8],
+    ciphertext: &[u8],
+    tag: &[u8],
+) -> Result<Zeroizing<Vec<u8>>> {
+    if !(1..=16).contains(&tag.len()) {
+        return Err(Rv::MechanismParamInvalid);
+    }
+    let ctx = gcm_context(key, iv, false)?;
+    let plaintext = gcm_run(&ctx, aad, ciphertext)?;
+    let mut expected = [0u8; 16];
+    expected[..tag.len()].copy_from_slice(tag);
+    let (mut rest, mut n) = ([0u8; 16], 0);
+    // SAFETY: a live context; the tag buffer holds tag.len() bytes; GCM
+    // ends with no output (room for a block given anyway).
+    let ok = unsafe {
+        sys::EVP_CIPHER_CTX_ctrl(
+            ctx.ptr.as_ptr(),
+            sys::EVP_CTRL_AEAD_SET_TAG,
+            tag.len() as i32,
+            expected.as_mut_ptr().cast(),
+        ) == 1
+            && sys::EVP_CipherFinal_ex(ctx.ptr.as_ptr(), rest.as_mut_ptr(), &mut n) == 1
+    };
+    if !ok {
+        return Err(Rv::AeadDecryptFailed);
+    }
+    Ok(plaintext)
 }
 
 #[cfg(test)]

@@ -42,6 +42,7 @@ rv_codes! {
     FunctionNotSupported = CKR_FUNCTION_NOT_SUPPORTED,
     GeneralError = CKR_GENERAL_ERROR,
     HostMemory = CKR_HOST_MEMORY,
+    KeyExhausted = CKR_KEY_EXHAUSTED,
     KeyFunctionNotPermitted = CKR_KEY_FUNCTION_NOT_PERMITTED,
     KeyHandleInvalid = CKR_KEY_HANDLE_INVALID,
     KeySizeRange = CKR_KEY_SIZE_RANGE,

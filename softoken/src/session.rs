@@ -57,6 +57,8 @@ pub struct Session {
 
 /// A message-based AES-GCM session (C_MessageEncryptInit...): its key, the
 /// counter for generated IVs, and the message being built part by part.
+/// The counter starts again with each Init (as NSS's does): the caller's
+/// fixed IV bits are what tell one such context from another.
 pub struct MessageCipher {
     pub key: zeroize::Zeroizing<Vec<u8>>,
     pub counter: u64,

@@ -199,21 +199,61 @@ fn gcm_known_answer_and_failures() {
         raw.crypt(s, Decrypt, CKM_AES_GCM, other_aad, key, &ct),
         Err(CKR_AEAD_DECRYPT_FAILED)
     );
-    assert_eq!(
-        raw.crypt(
+    // A shorter tag is the full one cut (NIST SP 800-38D), and checked as such.
+    let short = raw
+        .crypt(
             s,
             Encrypt,
             CKM_AES_GCM,
-            gcm_param(&iv[..8], &aad, 128),
+            gcm_param(&iv, &aad, 96),
             key,
-            b"x"
+            &plain,
+        )
+        .unwrap();
+    assert_eq!(short, ct[..ct.len() - 4]);
+    assert_eq!(
+        raw.crypt(
+            s,
+            Decrypt,
+            CKM_AES_GCM,
+            gcm_param(&iv, &aad, 96),
+            key,
+            &short
         ),
-        Err(CKR_MECHANISM_PARAM_INVALID)
+        Ok(plain.clone())
     );
     assert_eq!(
-        raw.crypt(s, Encrypt, CKM_AES_GCM, vec![1, 2, 3], key, b"x"),
-        Err(CKR_MECHANISM_PARAM_INVALID)
+        raw.crypt(
+            s,
+            Decrypt,
+            CKM_AES_GCM,
+            gcm_param(&iv, &aad, 128),
+            key,
+            &short
+        ),
+        Err(CKR_AEAD_DECRYPT_FAILED)
     );
+    // NIST's test case 6: a 60-byte IV.
+    let long_iv = h("9313225df88406e555909c5aff5269aa6a7a9538534f7da1e4c303d2a318a728c3c0c95156809539fcf0e2429a6b525416aedbf5a0de6a57a637b39b");
+    assert_eq!(
+        hex::encode(
+            raw.crypt(s, Encrypt, CKM_AES_GCM, gcm_param(&long_iv, &aad, 128), key, &plain)
+                .unwrap()
+        ),
+        "8ce24998625615b603a033aca13fb894be9112a5c3a211a8ba262a3cca7e2ca701e4a9a4fba43c90ccdcb281d48c7c6fd62875d2aca417034c34aee5619cc5aefffe0bfa462af43c1699d050"
+    );
+    for bad_param in [
+        gcm_param(&[], &aad, 128),
+        gcm_param(&iv, &aad, 0),
+        gcm_param(&iv, &aad, 100),
+        gcm_param(&iv, &aad, 136),
+        vec![1, 2, 3],
+    ] {
+        assert_eq!(
+            raw.crypt(s, Encrypt, CKM_AES_GCM, bad_param, key, b"x"),
+            Err(CKR_MECHANISM_PARAM_INVALID)
+        );
+    }
 }
 
 #[test]

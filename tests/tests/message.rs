@@ -314,6 +314,37 @@ fn generated_ivs_keep_the_fixed_part_and_never_repeat() {
     let mut begun = Message::new(&fixed, 32, CKG_GENERATE_COUNTER);
     in_parts(&raw, s, true, &mut begun, b"", &[b"a", b"b"]).unwrap();
     assert_eq!(begun.iv[11], 4);
+
+    // A counter never outgrows its free bits (that would repeat an IV), and
+    // a generator with no free bits is refused.
+    let (key2, fixed94) = (
+        secret(&raw, s, CKK_AES, &[9; 32]),
+        h("ffffffffffffffffffffffff"),
+    );
+    assert_eq!(init(&raw, s, true, CKM_AES_GCM, key2), CKR_OPERATION_ACTIVE);
+    let f = raw.f30();
+    // SAFETY: a plain session call.
+    assert_eq!(unsafe { (f.C_MessageEncryptFinal.unwrap())(s) }, CKR_OK);
+    assert_eq!(init(&raw, s, true, CKM_AES_GCM, key2), CKR_OK);
+    for n in 1u8..=3 {
+        let mut msg = Message::new(&fixed94, 94, CKG_GENERATE_COUNTER);
+        one_message(&raw, s, true, &mut msg, b"", b"x").unwrap();
+        assert_eq!(msg.iv[11], 0xfc | n);
+    }
+    let mut spent = Message::new(&fixed94, 94, CKG_GENERATE_COUNTER);
+    assert_eq!(
+        one_message(&raw, s, true, &mut spent, b"", b"x"),
+        Err(CKR_KEY_EXHAUSTED)
+    );
+    let mut none_free = Message::new(&fixed94, 96, CKG_GENERATE_RANDOM);
+    assert_eq!(
+        one_message(&raw, s, true, &mut none_free, b"", b"x"),
+        Err(CKR_MECHANISM_PARAM_INVALID)
+    );
+    // Short IVs count too.
+    let mut short = Message::new(&[0; 4], 0, CKG_GENERATE_COUNTER);
+    one_message(&raw, s, true, &mut short, b"", b"x").unwrap();
+    assert_eq!(short.iv, [0, 0, 0, 4]);
 }
 
 #[test]
@@ -327,7 +358,7 @@ fn bad_message_parameters_and_keys_are_refused() {
         CKR_KEY_TYPE_INCONSISTENT
     );
     assert_eq!(init(&raw, s, true, CKM_AES_GCM, key), CKR_OK);
-    let mut short_iv = Message::new(&[0; 8], 0, CKG_NO_GENERATE);
+    let mut short_iv = Message::new(&[], 0, CKG_NO_GENERATE);
     assert_eq!(
         one_message(&raw, s, true, &mut short_iv, b"", b"x"),
         Err(CKR_MECHANISM_PARAM_INVALID)
@@ -338,7 +369,7 @@ fn bad_message_parameters_and_keys_are_refused() {
         Err(CKR_MECHANISM_PARAM_INVALID)
     );
     let mut short_tag = Message::new(&[0; 12], 0, CKG_NO_GENERATE);
-    short_tag.params.ulTagBits = 96;
+    short_tag.params.ulTagBits = 100;
     assert_eq!(
         one_message(&raw, s, true, &mut short_tag, b"", b"x"),
         Err(CKR_MECHANISM_PARAM_INVALID)

@@ -31,11 +31,11 @@ unsafe fn gcm_message(p: CK_VOID_PTR, len: CK_ULONG) -> Result<GcmMessage> {
     }
     // SAFETY: a CK_GCM_MESSAGE_PARAMS of the size checked above.
     let m = unsafe { &*(p as *const CK_GCM_MESSAGE_PARAMS) };
-    if m.ulTagBits != 128
-        || m.ulIvLen != 12
+    crate::aes::gcm_tag_len(m.ulTagBits)?;
+    if m.ulIvLen == 0
         || m.pIv.is_null()
         || m.pTag.is_null()
-        || m.ulIvFixedBits > 96
+        || m.ulIvFixedBits > m.ulIvLen.saturating_mul(8)
     {
         return Err(Rv::MechanismParamInvalid);
     }
@@ -58,19 +58,27 @@ impl GcmMessage {
     unsafe fn iv(&self, cipher: &mut MessageCipher, encrypt: bool) -> Result<Vec<u8>> {
         // SAFETY: the caller's IV buffer of ulIvLen bytes.
         let buf = unsafe { items_mut(self.iv, self.iv_len)? };
+        // The bits an IV made here may vary: none would repeat one IV.
+        let free_bits = self.iv_len * 8 - self.fixed_bits;
         match self.generator {
             CKG_NO_GENERATE => return Ok(buf.to_vec()),
             // Only an encrypting side makes IVs.
-            _ if !encrypt => return Err(Rv::MechanismParamInvalid),
+            _ if !encrypt || free_bits == 0 => return Err(Rv::MechanismParamInvalid),
             CKG_GENERATE_RANDOM => {
                 let mut fresh = vec![0u8; self.iv_len];
                 crate::pbe::random_fill(&mut fresh)?;
                 set_free_bits(buf, &fresh, self.fixed_bits);
             }
             CKG_GENERATE | CKG_GENERATE_COUNTER => {
-                cipher.counter = cipher.counter.checked_add(1).ok_or(Rv::DataLenRange)?;
+                // A counter that outgrew its bits would repeat an IV.
+                let next = cipher.counter.checked_add(1).ok_or(Rv::KeyExhausted)?;
+                if free_bits < 64 && next >> free_bits != 0 {
+                    return Err(Rv::KeyExhausted);
+                }
+                cipher.counter = next;
                 let mut count = vec![0u8; self.iv_len];
-                count[self.iv_len - 8..].copy_from_slice(&cipher.counter.to_be_bytes());
+                let n = self.iv_len.min(8);
+                count[self.iv_len - n..].copy_from_slice(&next.to_be_bytes()[8 - n..]);
                 set_free_bits(buf, &count, self.fixed_bits);
             }
             _ => return Err(Rv::MechanismParamInvalid),
@@ -190,11 +198,11 @@ unsafe fn cipher_message(
     let iv = unsafe { params.iv(cipher, encrypt)? };
     let tag = unsafe { params.tag()? };
     let result = if encrypt {
-        let (ct, t) = crate::aes::gcm_seal(&cipher.key, &iv, aad, input)?;
+        let (ct, t) = crate::engine_sys::gcm_seal(&cipher.key, &iv, aad, input, tag.len())?;
         tag.copy_from_slice(&t);
         Zeroizing::new(ct)
     } else {
-        crate::aes::gcm_open(&cipher.key, &iv, aad, input, tag)?
+        crate::engine_sys::gcm_open(&cipher.key, &iv, aad, input, tag)?
     };
     // SAFETY: the caller's buffer holds *len >= need bytes.
     unsafe { copy_out(&result, output, output_len) }
@@ -275,11 +283,17 @@ unsafe fn cipher_next(
     let params = unsafe { gcm_message(param, param_len)? };
     let tag = unsafe { params.tag()? };
     let result = if encrypt {
-        let (ct, t) = crate::aes::gcm_seal(&cipher.key, &message.iv, &message.aad, &message.data)?;
+        let (ct, t) = crate::engine_sys::gcm_seal(
+            &cipher.key,
+            &message.iv,
+            &message.aad,
+            &message.data,
+            tag.len(),
+        )?;
         tag.copy_from_slice(&t);
         Zeroizing::new(ct)
     } else {
-        crate::aes::gcm_open(&cipher.key, &message.iv, &message.aad, &message.data, tag)?
+        crate::engine_sys::gcm_open(&cipher.key, &message.iv, &message.aad, &message.data, tag)?
     };
     // SAFETY: the caller's buffer holds *len >= need bytes.
     unsafe { copy_out(&result, output, output_len) }
