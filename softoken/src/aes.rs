@@ -71,41 +71,8 @@ impl CipherOp for KeyWrapOp {
     }
 
     fn finish(&mut self) -> Result<Vec<u8>> {
-        use aws_lc_rs::key_wrap::{AesKek, KeyWrap, KeyWrapPadded, AES_128, AES_256};
-        let cipher = match self.key.len() {
-            16 => &AES_128,
-            32 => &AES_256,
-            // aws-lc-rs's key wrap takes AES-128 and AES-256 keys.
-            _ => return Err(Rv::KeySizeRange),
-        };
-        let kek = AesKek::new(cipher, &self.key).map_err(|_| Rv::GeneralError)?;
-        let input = std::mem::take(&mut *self.input);
-        let mut out = Zeroizing::new(vec![0u8; input.len().div_ceil(8) * 8 + 16]);
-        let len = match (self.padded, self.encrypt) {
-            (false, true) => {
-                if input.len() < 16 || !input.len().is_multiple_of(8) {
-                    return Err(Rv::DataLenRange);
-                }
-                kek.wrap(&input, &mut out).map(|o| o.len())
-            }
-            (true, true) => {
-                if input.is_empty() {
-                    return Err(Rv::DataLenRange);
-                }
-                kek.wrap_with_padding(&input, &mut out).map(|o| o.len())
-            }
-            (false, false) => kek.unwrap(&input, &mut out).map(|o| o.len()),
-            (true, false) => kek.unwrap_with_padding(&input, &mut out).map(|o| o.len()),
-        };
-        let len = len.map_err(|_| {
-            if self.encrypt {
-                Rv::DataLenRange
-            } else {
-                Rv::EncryptedDataInvalid
-            }
-        })?;
-        out.truncate(len);
-        Ok(out.to_vec())
+        let input = std::mem::take(&mut self.input);
+        Ok(crate::engine_sys::aes_key_wrap(&self.key, &input, self.padded, self.encrypt)?.to_vec())
     }
 }
 

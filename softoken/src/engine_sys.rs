@@ -11,7 +11,7 @@
 //!   operations are constant-time and blinded.
 //! - The hashes aws-lc-rs does not offer (SHA-512/224, SHA3-224) and HMAC
 //!   over the SHA3 family, through EVP; AES-CMAC; AES-GCM with any IV
-//!   length and tag length.
+//!   length and tag length; AES key wrap with AES-192 keys too.
 
 use std::ptr::NonNull;
 
@@ -1008,6 +1008,115 @@ pub fn gcm_open(
         return Err(Rv::AeadDecryptFailed);
     }
     Ok(plaintext)
+}
+
+/// An AES key schedule, wiped when dropped (it is the key, expanded).
+struct AesSchedule(sys::AES_KEY);
+
+impl Drop for AesSchedule {
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        self.0.rd_key.zeroize();
+    }
+}
+
+/// AES key wrap (RFC 3394) or key wrap with padding (RFC 5649) with a KEK
+/// of any AES size (aws-lc-rs's safe API takes AES-128 and AES-256 only).
+/// Errors: DataLenRange for input that cannot be wrapped,
+/// EncryptedDataInvalid for a wrapping that does not check out.
+pub fn aes_key_wrap(
+    kek: &[u8],
+    input: &[u8],
+    padded: bool,
+    wrap: bool,
+) -> Result<Zeroizing<Vec<u8>>> {
+    if !matches!(kek.len(), 16 | 24 | 32) {
+        return Err(Rv::KeySizeRange);
+    }
+    let mut schedule = AesSchedule(sys::AES_KEY {
+        rd_key: [0; 60],
+        rounds: 0,
+    });
+    let bits = (kek.len() * 8) as u32;
+    // SAFETY: a key buffer of the length given in bits, and a schedule to fill.
+    let set = unsafe {
+        if wrap {
+            sys::AES_set_encrypt_key(kek.as_ptr(), bits, &mut schedule.0)
+        } else {
+            sys::AES_set_decrypt_key(kek.as_ptr(), bits, &mut schedule.0)
+        }
+    };
+    if set != 0 {
+        return Err(Rv::GeneralError);
+    }
+    let failed = if wrap {
+        Rv::DataLenRange
+    } else {
+        Rv::EncryptedDataInvalid
+    };
+    if !padded && (input.len() < if wrap { 16 } else { 24 } || !input.len().is_multiple_of(8)) {
+        return Err(failed);
+    }
+    if padded
+        && (input.is_empty() || (!wrap && (input.len() < 16 || !input.len().is_multiple_of(8))))
+    {
+        return Err(failed);
+    }
+    let mut out = Zeroizing::new(vec![0u8; input.len().div_ceil(8) * 8 + 8]);
+    let mut len = 0usize;
+    // SAFETY: the schedule set above; the output holds the input rounded up
+    // to 8 bytes plus the 8-byte integrity block, the most either makes.
+    let ok = unsafe {
+        match (padded, wrap) {
+            (false, true) => {
+                let n = sys::AES_wrap_key(
+                    &schedule.0,
+                    std::ptr::null(),
+                    out.as_mut_ptr(),
+                    input.as_ptr(),
+                    input.len(),
+                );
+                len = usize::try_from(n).unwrap_or(0);
+                n > 0
+            }
+            (false, false) => {
+                let n = sys::AES_unwrap_key(
+                    &schedule.0,
+                    std::ptr::null(),
+                    out.as_mut_ptr(),
+                    input.as_ptr(),
+                    input.len(),
+                );
+                len = usize::try_from(n).unwrap_or(0);
+                n > 0
+            }
+            (true, true) => {
+                sys::AES_wrap_key_padded(
+                    &schedule.0,
+                    out.as_mut_ptr(),
+                    &mut len,
+                    out.len(),
+                    input.as_ptr(),
+                    input.len(),
+                ) == 1
+            }
+            (true, false) => {
+                sys::AES_unwrap_key_padded(
+                    &schedule.0,
+                    out.as_mut_ptr(),
+                    &mut len,
+                    out.len(),
+                    input.as_ptr(),
+                    input.len(),
+                ) == 1
+            }
+        }
+    };
+    if !ok {
+        return Err(failed);
+    }
+    out.truncate(len);
+    Ok(out)
 }
 
 #[cfg(test)]

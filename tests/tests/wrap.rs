@@ -66,6 +66,33 @@ fn rfc3394_vector_and_openssl_agree() {
         hex::encode(raw.wrap_key(s, CKM_AES_KEY_WRAP, vec![], kek, key).unwrap()),
         want
     );
+    // RFC 3394 4.2: the same data under a 192-bit KEK, both ways.
+    let kek192 = secret(
+        &raw,
+        s,
+        CKK_AES,
+        &h("000102030405060708090a0b0c0d0e0f1011121314151617"),
+        &[],
+    );
+    let wrapped = raw
+        .wrap_key(s, CKM_AES_KEY_WRAP, vec![], kek192, key)
+        .unwrap();
+    assert_eq!(
+        hex::encode(&wrapped),
+        "96778b25ae6ca435f92b5b97c050aed2468ab8a17ad84e5d"
+    );
+    assert_eq!(
+        raw.crypt(
+            s,
+            Direction::Decrypt,
+            CKM_AES_KEY_WRAP,
+            vec![],
+            kek192,
+            &wrapped
+        )
+        .unwrap(),
+        data
+    );
 
     // RFC 5649 with a 256-bit KEK, as OpenSSL computes it.
     let kek256 = h(&"0123456789abcdef".repeat(4));
