@@ -252,11 +252,39 @@ fn generation_parameters() {
     );
 }
 
-/// Keys NSS made sign; OpenSSL checks the signatures against the
-/// certificates NSS issued. The migrated database's key is still protected
-/// by the legacy 3DES PBE.
+/// OpenSSL's `pkeyutl -encrypt` of `data` to a public key given as its
+/// SubjectPublicKeyInfo, with `-pkeyopt` options.
+fn openssl_encrypt_to(spki: &[u8], data: &[u8], options: &[&str]) -> Vec<u8> {
+    let files = tempfile::tempdir().unwrap();
+    let p = |name: &str| files.path().join(name).display().to_string();
+    std::fs::write(p("pub.der"), spki).unwrap();
+    std::fs::write(p("data"), data).unwrap();
+    let mut cmd = Command::new("openssl");
+    cmd.args([
+        "pkeyutl",
+        "-encrypt",
+        "-pubin",
+        "-keyform",
+        "DER",
+        "-inkey",
+        &p("pub.der"),
+        "-in",
+        &p("data"),
+        "-out",
+        &p("ct"),
+    ]);
+    for o in options {
+        cmd.args(["-pkeyopt", o]);
+    }
+    run(&mut cmd);
+    std::fs::read(p("ct")).unwrap()
+}
+
+/// Keys NSS made sign, and decrypt what OpenSSL encrypted to them; OpenSSL
+/// checks the signatures against the certificates NSS issued. The migrated
+/// database's key is still protected by the legacy 3DES PBE.
 #[test]
-fn nss_fixture_keys_sign() {
+fn nss_fixture_keys_sign_and_decrypt() {
     let exported = pkcs12_rsa_key(&fixtures().join("exports/Fixture_RSA_User.p12"), "p12-pw");
     let spki = rsa_spki(&exported.modulus, &exported.public_exponent);
     for name in ["sql-pw", "dbm-pw-upgraded"] {
@@ -293,6 +321,26 @@ fn nss_fixture_keys_sign() {
             ),
             "{name}"
         );
+        for (mech, param, options) in [
+            (CKM_RSA_PKCS, vec![], vec![]),
+            (
+                CKM_RSA_PKCS_OAEP,
+                oaep_param(CKM_SHA256, CKG_MGF1_SHA256, b""),
+                vec![
+                    "rsa_padding_mode:oaep",
+                    "rsa_oaep_md:sha256",
+                    "rsa_mgf1_md:sha256",
+                ],
+            ),
+        ] {
+            let ct = openssl_encrypt_to(&spki, b"for NSS's key", &options);
+            let plain = raw.crypt(s, Direction::Decrypt, mech, param, private, &ct);
+            assert_eq!(
+                plain.as_deref(),
+                Ok(&b"for NSS's key"[..]),
+                "{name} {mech:#x}"
+            );
+        }
     }
 }
 
@@ -312,39 +360,9 @@ fn encryption_with_openssl() {
         .unwrap();
     let n = raw.get(s, public, CKA_MODULUS).unwrap();
     let e = raw.get(s, public, CKA_PUBLIC_EXPONENT).unwrap();
-    let files = tempfile::tempdir().unwrap();
-    let p = |name: &str| files.path().join(name).display().to_string();
-    std::fs::write(p("pub.der"), rsa_spki(&n, &e)).unwrap();
-    run(Command::new("openssl").args([
-        "pkey",
-        "-pubin",
-        "-inform",
-        "DER",
-        "-in",
-        &p("pub.der"),
-        "-out",
-        &p("pub.pem"),
-    ]));
-    std::fs::write(p("secret"), b"a session key, say").unwrap();
-    let openssl_encrypt = |options: &[&str]| -> Vec<u8> {
-        let mut cmd = Command::new("openssl");
-        cmd.args([
-            "pkeyutl",
-            "-encrypt",
-            "-pubin",
-            "-inkey",
-            &p("pub.pem"),
-            "-in",
-            &p("secret"),
-            "-out",
-            &p("ct"),
-        ]);
-        for o in options {
-            cmd.args(["-pkeyopt", o]);
-        }
-        run(&mut cmd);
-        std::fs::read(p("ct")).unwrap()
-    };
+    let spki = rsa_spki(&n, &e);
+    let openssl_encrypt =
+        |options: &[&str]| openssl_encrypt_to(&spki, b"a session key, say", options);
 
     let ct = openssl_encrypt(&[]);
     assert_eq!(
