@@ -1064,53 +1064,44 @@ pub fn aes_key_wrap(
     }
     let mut out = Zeroizing::new(vec![0u8; input.len().div_ceil(8) * 8 + 8]);
     let mut len = 0usize;
-    // SAFETY: the schedule set above; the output holds the input rounded up
-    // to 8 bytes plus the 8-byte integrity block, the most either makes.
-    let ok = unsafe {
-        match (padded, wrap) {
-            (false, true) => {
-                let n = sys::AES_wrap_key(
-                    &schedule.0,
-                    std::ptr::null(),
-                    out.as_mut_ptr(),
-                    input.as_ptr(),
-                    input.len(),
-                );
-                len = usize::try_from(n).unwrap_or(0);
-                n > 0
-            }
-            (false, false) => {
-                let n = sys::AES_unwrap_key(
-                    &schedule.0,
-                    std::ptr::null(),
-                    out.as_mut_ptr(),
-                    input.as_ptr(),
-                    input.len(),
-                );
-                len = usize::try_from(n).unwrap_or(0);
-                n > 0
-            }
-            (true, true) => {
-                sys::AES_wrap_key_padded(
-                    &schedule.0,
-                    out.as_mut_ptr(),
-                    &mut len,
-                    out.len(),
-                    input.as_ptr(),
-                    input.len(),
-                ) == 1
-            }
-            (true, false) => {
-                sys::AES_unwrap_key_padded(
-                    &schedule.0,
-                    out.as_mut_ptr(),
-                    &mut len,
-                    out.len(),
-                    input.as_ptr(),
-                    input.len(),
-                ) == 1
-            }
+    // Below: the schedule is set; the output holds the input rounded up to
+    // 8 bytes plus the 8-byte integrity block, the most any of these makes.
+    let ok = if padded {
+        let run = if wrap {
+            sys::AES_wrap_key_padded
+        } else {
+            sys::AES_unwrap_key_padded
+        };
+        // SAFETY: as above; `len` receives the length written.
+        unsafe {
+            run(
+                &schedule.0,
+                out.as_mut_ptr(),
+                &mut len,
+                out.len(),
+                input.as_ptr(),
+                input.len(),
+            ) == 1
         }
+    } else {
+        let run = if wrap {
+            sys::AES_wrap_key
+        } else {
+            sys::AES_unwrap_key
+        };
+        // SAFETY: as above; a null IV is RFC 3394's default. It returns the
+        // length written, or -1.
+        let n = unsafe {
+            run(
+                &schedule.0,
+                std::ptr::null(),
+                out.as_mut_ptr(),
+                input.as_ptr(),
+                input.len(),
+            )
+        };
+        len = usize::try_from(n).unwrap_or(0);
+        n > 0
     };
     if !ok {
         return Err(failed);
