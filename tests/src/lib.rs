@@ -91,6 +91,20 @@ pub fn sql_params(dir: &Path) -> String {
     )
 }
 
+/// The module loaded on a new database in a temporary directory, with a
+/// read-write session open on its token.
+pub fn new_token_session() -> (raw::Raw, pkcs11_sys::CK_SESSION_HANDLE, TempDir) {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let raw = raw::Raw::with_params(&sql_params(dir.path()));
+    let s = raw.open(raw.slots()[0], true).expect("read-write session");
+    (raw, s, dir)
+}
+
+/// Bytes written as hex in a test.
+pub fn unhex(s: &str) -> Vec<u8> {
+    hex::decode(s).expect("hex")
+}
+
 /// The module loaded through cryptoki and initialised with `params` in
 /// `pReserved`, as NSS initialises it.
 pub struct Client {

@@ -12,18 +12,6 @@ const KEY: &str = "2b7e151628aed2a6abf7158809cf4f3c";
 const PLAIN: &str = "6bc1bee22e409f96e93d7e117393172aae2d8a571e03ac9c9eb76fac45af8e5130c81c46a35ce411e5fbc1191a0a52eff69f2445df4f9b17ad2b417be66c3710";
 const IV: &str = "000102030405060708090a0b0c0d0e0f";
 
-fn h(s: &str) -> Vec<u8> {
-    hex::decode(s).unwrap()
-}
-
-fn setup() -> (Raw, CK_SESSION_HANDLE, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let raw = Raw::with_params(&sql_params(dir.path()));
-    let slot = raw.slots()[0];
-    let s = raw.open(slot, true).unwrap();
-    (raw, s, dir)
-}
-
 fn aes_key(
     raw: &Raw,
     s: CK_SESSION_HANDLE,
@@ -41,13 +29,15 @@ fn aes_key(
 
 #[test]
 fn sp800_38a_known_answers_single_and_multi_part() {
-    let (raw, s, _dir) = setup();
-    let key = aes_key(&raw, s, &h(KEY), &[]);
-    let plain = h(PLAIN);
-    let counter: [u8; 16] = h("f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff").try_into().unwrap();
+    let (raw, s, _dir) = new_token_session();
+    let key = aes_key(&raw, s, &unhex(KEY), &[]);
+    let plain = unhex(PLAIN);
+    let counter: [u8; 16] = unhex("f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff")
+        .try_into()
+        .unwrap();
     let cases = [
         (CKM_AES_ECB, vec![], "3ad77bb40d7a3660a89ecaf32466ef97f5d3d58503b9699de785895a96fdbaaf43b1cd7f598ece23881b00e3ed0306887b0c785e27e8ad3f8223207104725dd4"),
-        (CKM_AES_CBC, h(IV), "7649abac8119b246cee98e9b12e9197d5086cb9b507219ee95db113a917678b273bed6b8e3c1743b7116e69e222295163ff1caa1681fac09120eca307586e1a7"),
+        (CKM_AES_CBC, unhex(IV), "7649abac8119b246cee98e9b12e9197d5086cb9b507219ee95db113a917678b273bed6b8e3c1743b7116e69e222295163ff1caa1681fac09120eca307586e1a7"),
         (CKM_AES_CTR, ctr_param(128, &counter), "874d6191b620e3261bef6864990db6ce9806f66b7970fdff8617187bb9fffdff5ae4df3edbd5d35e5b4f09020db03eab1e031dda2fbe03d1792170a0f3009cee"),
     ];
     for (mech, param, want) in cases {
@@ -86,8 +76,8 @@ fn sp800_38a_known_answers_single_and_multi_part() {
 
 #[test]
 fn cbc_pad_agrees_with_openssl_at_every_length() {
-    let (raw, s, _dir) = setup();
-    let key = aes_key(&raw, s, &h(KEY), &[]);
+    let (raw, s, _dir) = new_token_session();
+    let key = aes_key(&raw, s, &unhex(KEY), &[]);
     let files = tempfile::tempdir().unwrap();
     let input = files.path().join("in");
     for n in 0..=40usize {
@@ -108,11 +98,11 @@ fn cbc_pad_agrees_with_openssl_at_every_length() {
             .unwrap()
             .stdout;
         let ct = raw
-            .crypt(s, Encrypt, CKM_AES_CBC_PAD, h(IV), key, &data)
+            .crypt(s, Encrypt, CKM_AES_CBC_PAD, unhex(IV), key, &data)
             .unwrap();
         assert_eq!(ct, expected, "length {n}");
         assert_eq!(
-            raw.crypt(s, Decrypt, CKM_AES_CBC_PAD, h(IV), key, &ct)
+            raw.crypt(s, Decrypt, CKM_AES_CBC_PAD, unhex(IV), key, &ct)
                 .unwrap(),
             data,
             "length {n}"
@@ -123,7 +113,7 @@ fn cbc_pad_agrees_with_openssl_at_every_length() {
                 s,
                 Decrypt,
                 CKM_AES_CBC_PAD,
-                h(IV),
+                unhex(IV),
                 key,
                 &[&ct[..split], &ct[split..]]
             )
@@ -133,26 +123,26 @@ fn cbc_pad_agrees_with_openssl_at_every_length() {
     }
     // A wrong last byte is bad padding.
     let mut ct = raw
-        .crypt(s, Encrypt, CKM_AES_CBC_PAD, h(IV), key, b"short")
+        .crypt(s, Encrypt, CKM_AES_CBC_PAD, unhex(IV), key, b"short")
         .unwrap();
     ct[15] ^= 0xff;
     assert_eq!(
-        raw.crypt(s, Decrypt, CKM_AES_CBC_PAD, h(IV), key, &ct),
+        raw.crypt(s, Decrypt, CKM_AES_CBC_PAD, unhex(IV), key, &ct),
         Err(CKR_ENCRYPTED_DATA_INVALID)
     );
     assert_eq!(
-        raw.crypt(s, Decrypt, CKM_AES_CBC_PAD, h(IV), key, &ct[..15]),
+        raw.crypt(s, Decrypt, CKM_AES_CBC_PAD, unhex(IV), key, &ct[..15]),
         Err(CKR_ENCRYPTED_DATA_LEN_RANGE)
     );
 }
 
 #[test]
 fn gcm_known_answer_and_failures() {
-    let (raw, s, _dir) = setup();
-    let key = aes_key(&raw, s, &h("feffe9928665731c6d6a8f9467308308"), &[]);
-    let iv = h("cafebabefacedbaddecaf888");
-    let aad = h("feedfacedeadbeeffeedfacedeadbeefabaddad2");
-    let plain = h("d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a721c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b39");
+    let (raw, s, _dir) = new_token_session();
+    let key = aes_key(&raw, s, &unhex("feffe9928665731c6d6a8f9467308308"), &[]);
+    let iv = unhex("cafebabefacedbaddecaf888");
+    let aad = unhex("feedfacedeadbeeffeedfacedeadbeefabaddad2");
+    let plain = unhex("d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a721c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b39");
     let want = "42831ec2217774244b7221b784d0d49ce3aa212f2c02a4e035c17e2329aca12e21d514b25466931c7d8f6a5aac84aa051ba30b396a0aac973d58e0915bc94fbc3221a5db94fae95ae7121a47";
     let param = gcm_param(&iv, &aad, 128);
     let ct = raw
@@ -234,7 +224,7 @@ fn gcm_known_answer_and_failures() {
         Err(CKR_AEAD_DECRYPT_FAILED)
     );
     // NIST's test case 6: a 60-byte IV.
-    let long_iv = h("9313225df88406e555909c5aff5269aa6a7a9538534f7da1e4c303d2a318a728c3c0c95156809539fcf0e2429a6b525416aedbf5a0de6a57a637b39b");
+    let long_iv = unhex("9313225df88406e555909c5aff5269aa6a7a9538534f7da1e4c303d2a318a728c3c0c95156809539fcf0e2429a6b525416aedbf5a0de6a57a637b39b");
     assert_eq!(
         hex::encode(
             raw.crypt(s, Encrypt, CKM_AES_GCM, gcm_param(&long_iv, &aad, 128), key, &plain)
@@ -258,8 +248,8 @@ fn gcm_known_answer_and_failures() {
 
 #[test]
 fn ctr_counter_does_not_wrap() {
-    let (raw, s, _dir) = setup();
-    let key = aes_key(&raw, s, &h(KEY), &[]);
+    let (raw, s, _dir) = new_token_session();
+    let key = aes_key(&raw, s, &unhex(KEY), &[]);
     // Two counter bits, starting at 2: blocks 2 and 3, then it would wrap.
     let mut counter = [0u8; 16];
     counter[15] = 2;
@@ -299,14 +289,14 @@ fn ctr_counter_does_not_wrap() {
 
 #[test]
 fn conventions_and_key_checks() {
-    let (raw, s, _dir) = setup();
-    let key = aes_key(&raw, s, &h(KEY), &[]);
+    let (raw, s, _dir) = new_token_session();
+    let key = aes_key(&raw, s, &unhex(KEY), &[]);
     assert_eq!(
-        raw.crypt(s, Encrypt, CKM_AES_CBC, h(IV), key, &[0; 17]),
+        raw.crypt(s, Encrypt, CKM_AES_CBC, unhex(IV), key, &[0; 17]),
         Err(CKR_DATA_LEN_RANGE)
     );
     assert_eq!(
-        raw.crypt(s, Decrypt, CKM_AES_CBC, h(IV), key, &[0; 17]),
+        raw.crypt(s, Decrypt, CKM_AES_CBC, unhex(IV), key, &[0; 17]),
         Err(CKR_ENCRYPTED_DATA_LEN_RANGE)
     );
     assert_eq!(
@@ -314,10 +304,10 @@ fn conventions_and_key_checks() {
         Err(CKR_MECHANISM_PARAM_INVALID)
     );
     assert_eq!(
-        raw.crypt(s, Encrypt, CKM_AES_ECB, h(IV), key, &[0; 16]),
+        raw.crypt(s, Encrypt, CKM_AES_ECB, unhex(IV), key, &[0; 16]),
         Err(CKR_MECHANISM_PARAM_INVALID)
     );
-    let no_encrypt = aes_key(&raw, s, &h(KEY), &[(CKA_ENCRYPT, FALSE.to_vec())]);
+    let no_encrypt = aes_key(&raw, s, &unhex(KEY), &[(CKA_ENCRYPT, FALSE.to_vec())]);
     assert_eq!(
         raw.crypt(s, Encrypt, CKM_AES_ECB, vec![], no_encrypt, &[0; 16]),
         Err(CKR_KEY_FUNCTION_NOT_PERMITTED)
@@ -339,7 +329,7 @@ fn conventions_and_key_checks() {
 
     // A short buffer keeps the operation; the right one completes it.
     let f = raw.f();
-    let mut param = h(IV);
+    let mut param = unhex(IV);
     let mut m = softoken_tests::raw::mechanism(CKM_AES_CBC_PAD, &mut param);
     let data = [7u8; 20];
     // SAFETY: valid mechanism, buffers and lengths.
@@ -374,13 +364,13 @@ fn conventions_and_key_checks() {
             s,
             Encrypt,
             CKM_AES_CBC_PAD,
-            h(IV),
+            unhex(IV),
             token_key,
             b"secret text",
         )
         .unwrap();
     assert_eq!(
-        raw.crypt(s, Decrypt, CKM_AES_CBC_PAD, h(IV), token_key, &ct)
+        raw.crypt(s, Decrypt, CKM_AES_CBC_PAD, unhex(IV), token_key, &ct)
             .unwrap(),
         b"secret text"
     );

@@ -10,18 +10,6 @@ use softoken_tests::*;
 const ED25519: &[u8] = &[0x06, 0x03, 0x2b, 0x65, 0x70];
 const X25519: &[u8] = &[0x06, 0x03, 0x2b, 0x65, 0x6e];
 
-fn h(s: &str) -> Vec<u8> {
-    hex::decode(s).unwrap()
-}
-
-fn setup() -> (Raw, CK_SESSION_HANDLE, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let raw = Raw::with_params(&sql_params(dir.path()));
-    let slot = raw.slots()[0];
-    let s = raw.open(slot, true).unwrap();
-    (raw, s, dir)
-}
-
 fn key(
     raw: &Raw,
     s: CK_SESSION_HANDLE,
@@ -46,7 +34,7 @@ fn key(
 
 #[test]
 fn ed25519_rfc8032_vector_and_generated_keys() {
-    let (raw, s, _dir) = setup();
+    let (raw, s, _dir) = new_token_session();
     let private = key(
         &raw,
         s,
@@ -54,9 +42,9 @@ fn ed25519_rfc8032_vector_and_generated_keys() {
         CKK_EC_EDWARDS,
         ED25519,
         CKA_VALUE,
-        h("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60"),
+        unhex("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60"),
     );
-    let public_raw = h("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a");
+    let public_raw = unhex("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a");
     let public = key(
         &raw,
         s,
@@ -107,7 +95,7 @@ fn ed25519_rfc8032_vector_and_generated_keys() {
     assert_eq!(raw.verify(s, CKM_EDDSA, vec![], gpub, data, &sig), CKR_OK);
     let files = tempfile::tempdir().unwrap();
     let p = |n: &str| files.path().join(n).display().to_string();
-    let spki = [&h("302a300506032b6570032100")[..], &point[2..]].concat();
+    let spki = [&unhex("302a300506032b6570032100")[..], &point[2..]].concat();
     std::fs::write(p("pub.der"), spki).unwrap();
     std::fs::write(p("data"), data).unwrap();
     std::fs::write(p("sig"), &sig).unwrap();
@@ -147,7 +135,7 @@ fn ed25519_rfc8032_vector_and_generated_keys() {
 
 #[test]
 fn x25519_rfc7748_vector_and_generated_keys() {
-    let (raw, s, _dir) = setup();
+    let (raw, s, _dir) = new_token_session();
     let alice = key(
         &raw,
         s,
@@ -155,9 +143,9 @@ fn x25519_rfc7748_vector_and_generated_keys() {
         CKK_EC_MONTGOMERY,
         X25519,
         CKA_VALUE,
-        h("77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a"),
+        unhex("77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a"),
     );
-    let bob_public = h("de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f");
+    let bob_public = unhex("de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f");
     let readable = [
         (CKA_CLASS, ul(CKO_SECRET_KEY)),
         (CKA_KEY_TYPE, ul(CKK_GENERIC_SECRET)),

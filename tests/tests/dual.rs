@@ -23,9 +23,7 @@ fn setup() -> (
     CK_OBJECT_HANDLE,
     CK_OBJECT_HANDLE,
 ) {
-    let dir = tempfile::tempdir().unwrap();
-    let raw = Raw::with_params(&sql_params(dir.path()));
-    let s = raw.open(raw.slots()[0], true).unwrap();
+    let (raw, s, dir) = new_token_session();
     let secret = |ty, value: &[u8]| {
         raw.create(
             s,

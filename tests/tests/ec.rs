@@ -32,14 +32,6 @@ fn openssl_verifies_ec(params: &[u8], point: &[u8], data: &[u8], rs: &[u8], dige
     openssl_verifies(&spki, data, &sig, digest, &[])
 }
 
-fn setup() -> (Raw, CK_SESSION_HANDLE, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let raw = Raw::with_params(&sql_params(dir.path()));
-    let slot = raw.slots()[0];
-    let s = raw.open(slot, true).unwrap();
-    (raw, s, dir)
-}
-
 fn pair(
     raw: &Raw,
     s: CK_SESSION_HANDLE,
@@ -63,7 +55,7 @@ fn pair(
 
 #[test]
 fn generate_sign_verify_on_every_curve() {
-    let (raw, s, _dir) = setup();
+    let (raw, s, _dir) = new_token_session();
     for (params, field) in [(P256, 32), (P384, 48), (P521, 66)] {
         let (public, private) = pair(&raw, s, params).unwrap();
         assert!(
@@ -123,7 +115,7 @@ fn generate_sign_verify_on_every_curve() {
 
 #[test]
 fn multi_part_hashing_matches_single_part() {
-    let (raw, s, _dir) = setup();
+    let (raw, s, _dir) = new_token_session();
     let (public, private) = pair(&raw, s, P256).unwrap();
     let f = raw.f();
     let mut m = softoken_tests::raw::mechanism(CKM_ECDSA_SHA256, &mut []);
@@ -158,7 +150,7 @@ fn multi_part_hashing_matches_single_part() {
 
 #[test]
 fn generation_and_key_errors() {
-    let (raw, s, _dir) = setup();
+    let (raw, s, _dir) = new_token_session();
     assert_eq!(pair(&raw, s, SECP256K1), Err(CKR_CURVE_NOT_SUPPORTED));
     assert_eq!(
         raw.generate_key_pair(s, CKM_EC_KEY_PAIR_GEN, &[], &[]),
@@ -321,7 +313,7 @@ fn readable_secret(len: Option<CK_ULONG>) -> Vec<(CK_ATTRIBUTE_TYPE, Vec<u8>)> {
 /// agrees too; the X9.63 KDF gives what its definition says.
 #[test]
 fn ecdh_derives_agreed_secrets() {
-    let (raw, s, _dir) = setup();
+    let (raw, s, _dir) = new_token_session();
     for params in [P256, P384] {
         let (a_pub, a_priv) = raw
             .generate_key_pair(
@@ -534,7 +526,7 @@ fn ecdh_with_openssl_and_nss_key() {
 /// this module or in another one sharing the database.
 #[test]
 fn reused_token_keys_follow_logout_and_password_changes() {
-    let (raw, s, dir) = setup();
+    let (raw, s, dir) = new_token_session();
     let (public, private) = pair(&raw, s, P256).unwrap();
     let signs = |raw: &Raw, s| {
         let sig = raw.sign(s, CKM_ECDSA_SHA256, vec![], private, b"data")?;

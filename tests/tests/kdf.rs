@@ -6,17 +6,6 @@ use pkcs11_sys::*;
 use softoken_tests::raw::{mechanism, ul, Raw, FALSE, TRUE};
 use softoken_tests::*;
 
-fn h(s: &str) -> Vec<u8> {
-    hex::decode(s).unwrap()
-}
-
-fn setup() -> (Raw, CK_SESSION_HANDLE, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let raw = Raw::with_params(&sql_params(dir.path()));
-    let s = raw.open(raw.slots()[0], true).unwrap();
-    (raw, s, dir)
-}
-
 fn base(raw: &Raw, s: CK_SESSION_HANDLE, value: &[u8]) -> CK_OBJECT_HANDLE {
     raw.create(
         s,
@@ -74,10 +63,10 @@ fn hkdf_param(
 
 #[test]
 fn hkdf_rfc5869_case_1() {
-    let (raw, s, _dir) = setup();
+    let (raw, s, _dir) = new_token_session();
     let ikm = base(&raw, s, &[0x0b; 22]);
-    let salt = h("000102030405060708090a0b0c");
-    let info = h("f0f1f2f3f4f5f6f7f8f9");
+    let salt = unhex("000102030405060708090a0b0c");
+    let info = unhex("f0f1f2f3f4f5f6f7f8f9");
     let prk = "077709362c2e32df0ddc3f0dc47bba6390b6c73bb50f9c3122ec844ad7c2b3e5";
     let okm =
         "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865";
@@ -103,7 +92,7 @@ fn hkdf_rfc5869_case_1() {
         )
         .unwrap();
     assert_eq!(value(extracted), prk);
-    let prk_key = base(&raw, s, &h(prk));
+    let prk_key = base(&raw, s, &unhex(prk));
     let expanded = raw
         .derive(
             s,
@@ -190,7 +179,7 @@ fn pbkdf2_param(
 
 #[test]
 fn pbkdf2_rfc6070() {
-    let (raw, s, _dir) = setup();
+    let (raw, s, _dir) = new_token_session();
     let f = raw.f();
     let generate = |param: Vec<u8>, len: CK_ULONG| -> Result<String, CK_RV> {
         let mut param = param;
@@ -250,8 +239,8 @@ fn pbkdf2_rfc6070() {
 
 #[test]
 fn sp800_108_counter_mode() {
-    let (raw, s, _dir) = setup();
-    let ki = h("00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff");
+    let (raw, s, _dir) = new_token_session();
+    let ki = unhex("00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff");
     let key = base(&raw, s, &ki);
     let counter = [vec![0u8; 8], ul(32)].concat(); // big-endian, 32 bits
     let dkm = [

@@ -6,18 +6,6 @@ use pkcs11_sys::*;
 use softoken_tests::raw::{gcm_param, mechanism, ul, Direction, Raw, TRUE};
 use softoken_tests::*;
 
-fn h(s: &str) -> Vec<u8> {
-    hex::decode(s).unwrap()
-}
-
-fn setup() -> (Raw, CK_SESSION_HANDLE, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let raw = Raw::with_params(&sql_params(dir.path()));
-    let slot = raw.slots()[0];
-    let s = raw.open(slot, true).unwrap();
-    (raw, s, dir)
-}
-
 fn secret(raw: &Raw, s: CK_SESSION_HANDLE, ty: CK_KEY_TYPE, value: &[u8]) -> CK_OBJECT_HANDLE {
     raw.create(
         s,
@@ -199,17 +187,17 @@ const TAG: &str = "5bc94fbc3221a5db94fae95ae7121a47";
 
 #[test]
 fn gcm_messages_match_the_nist_answer_whole_and_in_parts() {
-    let (raw, s, _dir) = setup();
-    let key = secret(&raw, s, CKK_AES, &h(KEY));
-    let (plain, aad) = (h(PLAIN), h(AAD));
+    let (raw, s, _dir) = new_token_session();
+    let key = secret(&raw, s, CKK_AES, &unhex(KEY));
+    let (plain, aad) = (unhex(PLAIN), unhex(AAD));
 
     assert_eq!(init(&raw, s, true, CKM_AES_GCM, key), CKR_OK);
     assert_eq!(init(&raw, s, true, CKM_AES_GCM, key), CKR_OPERATION_ACTIVE);
-    let mut msg = Message::new(&h(IV), 0, CKG_NO_GENERATE);
+    let mut msg = Message::new(&unhex(IV), 0, CKG_NO_GENERATE);
     let ct = one_message(&raw, s, true, &mut msg, &aad, &plain).unwrap();
     assert_eq!(hex::encode(&ct), CIPHER);
     assert_eq!(hex::encode(&msg.tag), TAG);
-    let mut parts_msg = Message::new(&h(IV), 0, CKG_NO_GENERATE);
+    let mut parts_msg = Message::new(&unhex(IV), 0, CKG_NO_GENERATE);
     let ct_parts = in_parts(
         &raw,
         s,
@@ -225,8 +213,8 @@ fn gcm_messages_match_the_nist_answer_whole_and_in_parts() {
     // The same messages open, whole and in parts; one flipped bit of the
     // tag, the data or the AAD fails the whole message.
     assert_eq!(init(&raw, s, false, CKM_AES_GCM, key), CKR_OK);
-    let mut open = Message::new(&h(IV), 0, CKG_NO_GENERATE);
-    open.tag.copy_from_slice(&h(TAG));
+    let mut open = Message::new(&unhex(IV), 0, CKG_NO_GENERATE);
+    open.tag.copy_from_slice(&unhex(TAG));
     assert_eq!(
         one_message(&raw, s, false, &mut open, &aad, &ct).unwrap(),
         plain
@@ -252,7 +240,7 @@ fn gcm_messages_match_the_nist_answer_whole_and_in_parts() {
         Err(CKR_AEAD_DECRYPT_FAILED)
     );
     // The decrypting side never makes IVs.
-    let mut generated = Message::new(&h(IV), 0, CKG_GENERATE_RANDOM);
+    let mut generated = Message::new(&unhex(IV), 0, CKG_GENERATE_RANDOM);
     assert_eq!(
         one_message(&raw, s, false, &mut generated, &aad, &ct),
         Err(CKR_MECHANISM_PARAM_INVALID)
@@ -277,10 +265,10 @@ fn gcm_messages_match_the_nist_answer_whole_and_in_parts() {
 
 #[test]
 fn generated_ivs_keep_the_fixed_part_and_never_repeat() {
-    let (raw, s, _dir) = setup();
-    let key = secret(&raw, s, CKK_AES, &h(KEY));
+    let (raw, s, _dir) = new_token_session();
+    let key = secret(&raw, s, CKK_AES, &unhex(KEY));
     assert_eq!(init(&raw, s, true, CKM_AES_GCM, key), CKR_OK);
-    let fixed = h("0102030400000000ffffffff");
+    let fixed = unhex("0102030400000000ffffffff");
     let mut seen = Vec::new();
     for _ in 0..3 {
         let mut msg = Message::new(&fixed, 32, CKG_GENERATE_RANDOM);
@@ -319,7 +307,7 @@ fn generated_ivs_keep_the_fixed_part_and_never_repeat() {
     // a generator with no free bits is refused.
     let (key2, fixed94) = (
         secret(&raw, s, CKK_AES, &[9; 32]),
-        h("ffffffffffffffffffffffff"),
+        unhex("ffffffffffffffffffffffff"),
     );
     assert_eq!(init(&raw, s, true, CKM_AES_GCM, key2), CKR_OPERATION_ACTIVE);
     let f = raw.f30();
@@ -349,8 +337,8 @@ fn generated_ivs_keep_the_fixed_part_and_never_repeat() {
 
 #[test]
 fn bad_message_parameters_and_keys_are_refused() {
-    let (raw, s, _dir) = setup();
-    let key = secret(&raw, s, CKK_AES, &h(KEY));
+    let (raw, s, _dir) = new_token_session();
+    let key = secret(&raw, s, CKK_AES, &unhex(KEY));
     let hmac = secret(&raw, s, CKK_GENERIC_SECRET, &[7; 32]);
     assert_eq!(init(&raw, s, true, CKM_AES_CBC, key), CKR_MECHANISM_INVALID);
     assert_eq!(
@@ -469,7 +457,7 @@ fn bad_message_parameters_and_keys_are_refused() {
 
 #[test]
 fn mechanism_info_lists_the_message_operations() {
-    let (raw, _s, _dir) = setup();
+    let (raw, _s, _dir) = new_token_session();
     let slot = raw.slots()[0];
     let info = |ty| {
         let mut info = CK_MECHANISM_INFO::default();
@@ -560,7 +548,7 @@ fn sign_verify_init(
 
 #[test]
 fn hmac_messages_equal_c_sign_and_verify_whole_and_in_parts() {
-    let (raw, s, _dir) = setup();
+    let (raw, s, _dir) = new_token_session();
     let key = secret(&raw, s, CKK_GENERIC_SECRET, b"Jefe");
     sign_verify_init(&raw, s, CKM_SHA256_HMAC, key, key);
     let data = b"what do ya want for nothing?";
@@ -656,7 +644,7 @@ fn hmac_messages_equal_c_sign_and_verify_whole_and_in_parts() {
 
 #[test]
 fn ecdsa_message_signatures_verify_with_c_verify() {
-    let (raw, s, _dir) = setup();
+    let (raw, s, _dir) = new_token_session();
     let p256 = vec![0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
     let (public, private) = raw
         .generate_key_pair(

@@ -9,14 +9,6 @@ use std::process::Command;
 use softoken_tests::raw::{as_ul, oaep_param, ul, Direction, Raw, TRUE};
 use softoken_tests::*;
 
-fn setup() -> (Raw, CK_SESSION_HANDLE, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let raw = Raw::with_params(&sql_params(dir.path()));
-    let slot = raw.slots()[0];
-    let s = raw.open(slot, true).unwrap();
-    (raw, s, dir)
-}
-
 fn pair(
     raw: &Raw,
     s: CK_SESSION_HANDLE,
@@ -58,7 +50,7 @@ fn pss(hash: CK_MECHANISM_TYPE, mgf: CK_ULONG, salt: CK_ULONG) -> Vec<u8> {
 
 #[test]
 fn generate_and_sign_with_every_mechanism() {
-    let (raw, s, _dir) = setup();
+    let (raw, s, _dir) = new_token_session();
     let (public, private) = pair(&raw, s, 2048, &[1, 0, 1]).unwrap();
     assert_eq!(as_ul(&raw.get(s, public, CKA_MODULUS_BITS).unwrap()), 2048);
     let n = raw.get(s, public, CKA_MODULUS).unwrap();
@@ -235,7 +227,7 @@ fn generate_and_sign_with_every_mechanism() {
 
 #[test]
 fn generation_parameters() {
-    let (raw, s, _dir) = setup();
+    let (raw, s, _dir) = new_token_session();
     let (public, _) = pair(&raw, s, 2048, &[3]).unwrap();
     assert_eq!(raw.get(s, public, CKA_PUBLIC_EXPONENT).unwrap(), vec![3]);
     let (public, _) = pair(&raw, s, 3072, &[1, 0, 0, 1]).unwrap();
@@ -349,7 +341,7 @@ fn nss_fixture_keys_sign_and_decrypt() {
 /// failures.
 #[test]
 fn encryption_with_openssl() {
-    let (raw, s, _dir) = setup();
+    let (raw, s, _dir) = new_token_session();
     let (public, private) = raw
         .generate_key_pair(
             s,
@@ -532,7 +524,7 @@ fn recover_call(
 
 #[test]
 fn signatures_with_recovery() {
-    let (raw, s, _dir) = setup();
+    let (raw, s, _dir) = new_token_session();
     let (public, private) = pair(&raw, s, 2048, &[1, 0, 1]).unwrap();
     let data = b"recover me";
     for ty in [CKM_RSA_PKCS, CKM_RSA_X_509] {

@@ -8,18 +8,6 @@ use pkcs11_sys::*;
 use softoken_tests::raw::{oaep_param, ul, Direction, Raw, FALSE, TRUE};
 use softoken_tests::*;
 
-fn h(s: &str) -> Vec<u8> {
-    hex::decode(s).unwrap()
-}
-
-fn setup() -> (Raw, CK_SESSION_HANDLE, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let raw = Raw::with_params(&sql_params(dir.path()));
-    let slot = raw.slots()[0];
-    let s = raw.open(slot, true).unwrap();
-    (raw, s, dir)
-}
-
 fn secret(
     raw: &Raw,
     s: CK_SESSION_HANDLE,
@@ -38,15 +26,15 @@ fn secret(
 
 #[test]
 fn rfc3394_vector_and_openssl_agree() {
-    let (raw, s, _dir) = setup();
+    let (raw, s, _dir) = new_token_session();
     let kek = secret(
         &raw,
         s,
         CKK_AES,
-        &h("000102030405060708090a0b0c0d0e0f"),
+        &unhex("000102030405060708090a0b0c0d0e0f"),
         &[],
     );
-    let data = h("00112233445566778899aabbccddeeff");
+    let data = unhex("00112233445566778899aabbccddeeff");
     let want = "1fa68b0a8112b447aef34bd8fb5a7b829d3e862371d2cfe5";
     assert_eq!(
         hex::encode(
@@ -71,7 +59,7 @@ fn rfc3394_vector_and_openssl_agree() {
         &raw,
         s,
         CKK_AES,
-        &h("000102030405060708090a0b0c0d0e0f1011121314151617"),
+        &unhex("000102030405060708090a0b0c0d0e0f1011121314151617"),
         &[],
     );
     let wrapped = raw
@@ -95,7 +83,7 @@ fn rfc3394_vector_and_openssl_agree() {
     );
 
     // RFC 5649 with a 256-bit KEK, as OpenSSL computes it.
-    let kek256 = h(&"0123456789abcdef".repeat(4));
+    let kek256 = unhex(&"0123456789abcdef".repeat(4));
     let kek2 = secret(&raw, s, CKK_AES, &kek256, &[]);
     let files = tempfile::tempdir().unwrap();
     let input = files.path().join("in");
@@ -165,8 +153,8 @@ fn rfc3394_vector_and_openssl_agree() {
 
 #[test]
 fn private_keys_wrap_as_pkcs8_and_unwrap_into_working_keys() {
-    let (raw, s, _dir) = setup();
-    let kek_value = h(&"00112233445566778899aabbccddeeff".repeat(2));
+    let (raw, s, _dir) = new_token_session();
+    let kek_value = unhex(&"00112233445566778899aabbccddeeff".repeat(2));
     let kek = secret(&raw, s, CKK_AES, &kek_value, &[]);
     let exportable = [(CKA_EXTRACTABLE, TRUE.to_vec()), (CKA_SIGN, TRUE.to_vec())];
 
@@ -236,7 +224,7 @@ fn private_keys_wrap_as_pkcs8_and_unwrap_into_working_keys() {
     );
 
     // EC under AES-CBC-PAD.
-    let p256 = h("06082a8648ce3d030107");
+    let p256 = unhex("06082a8648ce3d030107");
     let (ec_pub, ec_priv) = raw
         .generate_key_pair(
             s,
@@ -272,7 +260,7 @@ fn private_keys_wrap_as_pkcs8_and_unwrap_into_working_keys() {
         .generate_key_pair(
             s,
             CKM_EC_EDWARDS_KEY_PAIR_GEN,
-            &[(CKA_EC_PARAMS, h("06032b6570"))],
+            &[(CKA_EC_PARAMS, unhex("06032b6570"))],
             &exportable,
         )
         .unwrap();
@@ -297,7 +285,7 @@ fn private_keys_wrap_as_pkcs8_and_unwrap_into_working_keys() {
 
 #[test]
 fn secret_keys_under_rsa_oaep_and_the_refusals() {
-    let (raw, s, _dir) = setup();
+    let (raw, s, _dir) = new_token_session();
     let (rsa_pub, rsa_priv) = raw
         .generate_key_pair(
             s,
