@@ -2,7 +2,7 @@
 
 use pkcs11_sys::*;
 
-use super::util::{bytes, copy_out, mechanism, out, template, with_module};
+use super::util::{bytes, copy_out, deliver_output, mechanism, out, template, with_module};
 use crate::mechanism::{self, CipherOp, SignOp};
 use crate::module::Module;
 use crate::rv::{Result, Rv};
@@ -43,29 +43,15 @@ pub(super) unsafe fn deliver(
     p: *mut u8,
     len: CK_ULONG_PTR,
 ) -> (Result<()>, bool) {
-    // SAFETY: caller's pointer, checked for null.
-    let len = match unsafe { out(len) } {
-        Ok(l) => l,
-        Err(e) => return (Err(e), false),
-    };
-    let need = op.output_len() as CK_ULONG;
-    if p.is_null() {
-        *len = need;
-        return (Ok(()), true);
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        deliver_output(op.output_len(), p, len, || {
+            if let Some(data) = data {
+                op.update(data)?;
+            }
+            op.sign()
+        })
     }
-    if *len < need {
-        *len = need;
-        return (Err(Rv::BufferTooSmall), true);
-    }
-    let result = (|| {
-        if let Some(data) = data {
-            op.update(data)?;
-        }
-        let sig = op.sign()?;
-        // SAFETY: the caller's buffer holds *len >= need bytes.
-        unsafe { copy_out(&sig, p, len) }
-    })();
-    (result, false)
 }
 
 #[no_mangle]
@@ -304,29 +290,19 @@ unsafe fn deliver_cipher(
     p: *mut u8,
     len: CK_ULONG_PTR,
 ) -> (Result<()>, bool) {
-    // SAFETY: caller's pointer, checked for null.
-    let len_ref = match unsafe { out(len) } {
-        Ok(l) => l,
-        Err(e) => return (Err(e), false),
+    let need = op.output_len(input.len(), finishing);
+    // SAFETY: forwarded from the caller.
+    let (result, waiting) = unsafe {
+        deliver_output(need, p, len, || {
+            let mut output = op.update(input)?;
+            if finishing {
+                output.extend_from_slice(&op.finish()?);
+            }
+            Ok(output)
+        })
     };
-    let need = op.output_len(input.len(), finishing) as CK_ULONG;
-    if p.is_null() {
-        *len_ref = need;
-        return (Ok(()), true);
-    }
-    if *len_ref < need {
-        *len_ref = need;
-        return (Err(Rv::BufferTooSmall), true);
-    }
-    let result = (|| {
-        let mut output = op.update(input)?;
-        if finishing {
-            output.extend_from_slice(&op.finish()?);
-        }
-        // SAFETY: the caller's buffer holds *len >= need >= output bytes.
-        unsafe { copy_out(&output, p, len) }
-    })();
-    let goes_on = result.is_ok() && !finishing;
+    // An update that went through leaves the operation open for more.
+    let goes_on = waiting || (result.is_ok() && !finishing);
     (result, goes_on)
 }
 

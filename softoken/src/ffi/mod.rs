@@ -26,7 +26,9 @@ use crate::module::{self, CallLock};
 use crate::rv::{Result, Rv};
 use crate::session::FindOp;
 use crate::token::{AttrRead, MAX_PIN_LEN};
-use util::{boundary, bytes, copy_out, items_mut, out, padded, template, with_module};
+use util::{
+    boundary, bytes, copy_out, deliver_output, items_mut, out, padded, template, with_module,
+};
 
 pub use lists::{C_GetFunctionList, C_GetInterface, C_GetInterfaceList};
 
@@ -726,28 +728,15 @@ unsafe fn deliver_digest(
     p: *mut u8,
     len: CK_ULONG_PTR,
 ) -> (Result<()>, bool) {
-    // SAFETY: caller's pointer, checked for null.
-    let len_ref = match unsafe { out(len) } {
-        Ok(l) => l,
-        Err(e) => return (Err(e), false),
-    };
-    let need = op.output_len() as CK_ULONG;
-    if p.is_null() {
-        *len_ref = need;
-        return (Ok(()), true);
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        deliver_output(op.output_len(), p, len, || {
+            if let Some(data) = data {
+                op.update(data);
+            }
+            op.result()
+        })
     }
-    if *len_ref < need {
-        *len_ref = need;
-        return (Err(Rv::BufferTooSmall), true);
-    }
-    if let Some(data) = data {
-        op.update(data);
-    }
-    // SAFETY: the caller's buffer holds *len >= need bytes.
-    let r = op
-        .result()
-        .and_then(|digest| unsafe { copy_out(&digest, p, len) });
-    (r, false)
 }
 
 #[no_mangle]

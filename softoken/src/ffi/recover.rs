@@ -4,7 +4,7 @@
 
 use pkcs11_sys::*;
 
-use super::util::{bytes, copy_out, mechanism, out, with_module};
+use super::util::{bytes, deliver_output, mechanism, with_module};
 use crate::mechanism::Operation;
 use crate::module::Module;
 use crate::rsa::RecoverOp;
@@ -90,40 +90,26 @@ unsafe fn deliver(
     output: CK_BYTE_PTR,
     output_len: CK_ULONG_PTR,
 ) -> (Result<()>, bool) {
-    // SAFETY: caller's pointers and lengths.
-    let (input, len) = match unsafe { (bytes(input, input_len), out(output_len)) } {
-        (Ok(input), Ok(len)) => (input, len),
-        (Err(e), _) | (_, Err(e)) => return (Err(e), false),
+    // SAFETY: caller's pointer and length.
+    let input = match unsafe { bytes(input, input_len) } {
+        Ok(input) => input,
+        Err(e) => return (Err(e), false),
     };
-    // A signature's length is known ahead, and it is made only into a
-    // buffer that holds it; recovered data is measured by recovering it (a
-    // public-key operation, cheap).
-    let recovered = if sign {
-        None
-    } else {
-        match op.recover(input) {
-            Ok(data) => Some(data),
-            Err(e) => return (Err(e), false),
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        if sign {
+            // A signature's length is known ahead; it is made only into a
+            // buffer that holds it.
+            deliver_output(op.size(), output, output_len, || op.sign(input))
+        } else {
+            // Recovered data is measured by recovering it (a public-key
+            // operation, cheap).
+            match op.recover(input) {
+                Ok(data) => deliver_output(data.len(), output, output_len, || Ok(data)),
+                Err(e) => (Err(e), false),
+            }
         }
-    };
-    let need = recovered.as_ref().map_or(op.size(), Vec::len) as CK_ULONG;
-    if output.is_null() {
-        *len = need;
-        return (Ok(()), true);
     }
-    if *len < need {
-        *len = need;
-        return (Err(Rv::BufferTooSmall), true);
-    }
-    let made = match recovered {
-        Some(data) => data,
-        None => match op.sign(input) {
-            Ok(sig) => sig,
-            Err(e) => return (Err(e), false),
-        },
-    };
-    // SAFETY: the caller's buffer holds *len >= need bytes.
-    (unsafe { copy_out(&made, output, output_len) }, false)
 }
 
 #[no_mangle]

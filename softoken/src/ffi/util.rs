@@ -350,6 +350,41 @@ pub unsafe fn template(p: *const CK_ATTRIBUTE, count: CK_ULONG) -> Result<Attrs>
     Ok(attrs)
 }
 
+/// The length-query protocol for an output of at most `need` bytes: a null
+/// buffer learns the length, a short one gets CKR_BUFFER_TOO_SMALL (both
+/// keep the operation going: the second value is true); otherwise `make`
+/// produces the output, which is copied out, and the operation is over
+/// (false).
+///
+/// # Safety
+/// `len_ptr` is null or valid; `p` is null or valid for `*len_ptr` bytes.
+pub unsafe fn deliver_output(
+    need: usize,
+    p: *mut u8,
+    len_ptr: CK_ULONG_PTR,
+    make: impl FnOnce() -> Result<Vec<u8>>,
+) -> (Result<()>, bool) {
+    // SAFETY: forwarded from the caller's promise.
+    let len = match unsafe { out(len_ptr) } {
+        Ok(len) => len,
+        Err(e) => return (Err(e), false),
+    };
+    if p.is_null() {
+        *len = need as CK_ULONG;
+        return (Ok(()), true);
+    }
+    if *len < need as CK_ULONG {
+        *len = need as CK_ULONG;
+        return (Err(Rv::BufferTooSmall), true);
+    }
+    // SAFETY: the caller's buffer holds *len >= need bytes, and the output
+    // is no longer than need.
+    (
+        make().and_then(|output| unsafe { copy_out(&output, p, len_ptr) }),
+        false,
+    )
+}
+
 /// The length-query protocol for a byte result: a null buffer asks for the
 /// length; a short buffer gets the length and CKR_BUFFER_TOO_SMALL.
 ///
