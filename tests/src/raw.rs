@@ -24,7 +24,9 @@ pub type Template = Vec<(CK_ATTRIBUTE_TYPE, Vec<u8>)>;
 pub struct Raw {
     list: *const CK_FUNCTION_LIST,
     _lib: libloading::Library,
-    _copy: ModuleCopy,
+    path: std::path::PathBuf,
+    /// Our module's private copy, when loaded from one.
+    _copy: Option<ModuleCopy>,
 }
 
 fn check(rv: CK_RV) -> Result<(), CK_RV> {
@@ -49,8 +51,17 @@ impl Raw {
     /// Loads a private copy of the module (not initialised).
     pub fn load() -> Raw {
         let copy = module_copy();
-        // SAFETY: loading our own module, whose initialisers are harmless.
-        let lib = unsafe { libloading::Library::new(&copy.path) }.expect("dlopen module");
+        let mut raw = Raw::load_path(&copy.path);
+        raw._copy = Some(copy);
+        raw
+    }
+
+    /// Loads any PKCS#11 module by path (not initialised).
+    pub fn load_path(path: &std::path::Path) -> Raw {
+        // SAFETY: loading a PKCS#11 module, whose initialisers are meant to
+        // run in any client.
+        let lib = unsafe { libloading::Library::new(path) }
+            .unwrap_or_else(|e| panic!("dlopen {}: {e}", path.display()));
         let mut list: CK_FUNCTION_LIST_PTR = std::ptr::null_mut();
         // SAFETY: the symbol has the C_GetFunctionList signature.
         unsafe {
@@ -62,7 +73,8 @@ impl Raw {
         Raw {
             list,
             _lib: lib,
-            _copy: copy,
+            path: path.to_path_buf(),
+            _copy: None,
         }
     }
 
@@ -103,7 +115,7 @@ impl Raw {
 
     /// The module's shared-object path (for loading it elsewhere).
     pub fn path(&self) -> &std::path::Path {
-        &self._copy.path
+        &self.path
     }
 
     pub fn initialize(&self, params: Option<&str>) -> CK_RV {
@@ -571,7 +583,12 @@ pub fn ecdh_param(kdf: CK_ULONG, shared: &[u8], public: &[u8]) -> Vec<u8> {
     let params = CK_ECDH1_DERIVE_PARAMS {
         kdf,
         ulSharedDataLen: shared.len() as CK_ULONG,
-        pSharedData: shared.as_ptr() as *mut u8,
+        // No shared data is a null pointer (NSS and SoftHSMv2 insist).
+        pSharedData: if shared.is_empty() {
+            std::ptr::null_mut()
+        } else {
+            shared.as_ptr() as *mut u8
+        },
         ulPublicDataLen: public.len() as CK_ULONG,
         pPublicData: public.as_ptr() as *mut u8,
     };
