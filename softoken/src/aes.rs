@@ -320,22 +320,15 @@ impl CipherOp for GcmOp {
     }
 
     fn finish(&mut self) -> Result<Vec<u8>> {
-        let data = std::mem::take(&mut self.data);
+        let mut data = std::mem::take(&mut self.data);
         if self.encrypt {
-            let (mut sealed, tag) =
-                crate::engine_sys::gcm_seal(&self.key, &self.iv, &self.aad, &data, self.tag_len)?;
-            sealed.extend_from_slice(&tag);
-            Ok(sealed)
+            // Sealed in place: no copy of the plaintext is left behind.
+            let plaintext = std::mem::take(&mut *data);
+            crate::engine_sys::gcm_seal(&self.key, &self.iv, &self.aad, plaintext, self.tag_len)
         } else {
-            let split = data
-                .len()
-                .checked_sub(self.tag_len)
-                .ok_or(Rv::EncryptedDataLenRange)?;
-            let (ciphertext, tag) = data.split_at(split);
-            Ok(
-                crate::engine_sys::gcm_open(&self.key, &self.iv, &self.aad, ciphertext, tag)?
-                    .to_vec(),
-            )
+            let mut plaintext =
+                crate::engine_sys::gcm_open(&self.key, &self.iv, &self.aad, data, self.tag_len)?;
+            Ok(std::mem::take(&mut *plaintext))
         }
     }
 }

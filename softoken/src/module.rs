@@ -133,6 +133,7 @@ impl Module {
     pub fn logout(&self, h: CK_SESSION_HANDLE) -> Result<()> {
         let (session, token) = self.session(h)?;
         token.logout()?;
+        crate::rsa::forget_built_keys();
         let slot = session.lock().slot;
         // Collected first: no session is locked under the table's lock.
         let all: Vec<_> = self.sessions.read().values().cloned().collect();
@@ -173,6 +174,7 @@ impl Module {
             if self.session_counts(slot).0 == 0 {
                 // The last session of an application ends its login.
                 token.end_login();
+                crate::rsa::forget_built_keys();
             }
         }
         Ok(())
@@ -262,6 +264,8 @@ pub fn initialize(params: Option<&str>, call_lock: Option<Box<dyn CallLock>>) ->
         return Err(Rv::CryptokiAlreadyInitialized);
     }
     let config = Config::from_parameters(params)?;
+    // Keys built before a fork must not be shared with the parent.
+    crate::rsa::forget_built_keys();
     *module = Some(Arc::new(Module::new(config, call_lock)?));
     Ok(())
 }
@@ -281,6 +285,7 @@ pub fn finalize() -> Result<()> {
         }
     }
     drop(module);
+    crate::rsa::forget_built_keys();
     Ok(())
 }
 

@@ -9,15 +9,22 @@ use std::process::Command;
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use tempfile::TempDir;
 
-/// The module under test: `SOFTOKEN_MODULE`, else the one cargo built beside
-/// the test executable.
+/// The module under test: `SOFTOKEN_MODULE`, else the one cargo built
+/// with this executable: beside a test, in `deps/` below a binary (the copy
+/// cargo leaves beside a binary is only refreshed when the softoken package
+/// itself is built, so it can be stale).
 pub fn module_path() -> PathBuf {
     if let Some(p) = std::env::var_os("SOFTOKEN_MODULE") {
         return PathBuf::from(p);
     }
-    let exe = std::env::current_exe().expect("test executable path");
-    let deps = exe.parent().expect("deps directory");
-    let so = deps.join("libsoftoken.so");
+    let exe = std::env::current_exe().expect("executable path");
+    let dir = exe.parent().expect("executable directory");
+    let below = dir.join("deps").join("libsoftoken.so");
+    let so = if below.exists() {
+        below
+    } else {
+        dir.join("libsoftoken.so")
+    };
     assert!(
         so.exists(),
         "{} is missing: build the workspace first",

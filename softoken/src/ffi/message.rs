@@ -109,6 +109,33 @@ fn set_free_bits(iv: &mut [u8], source: &[u8], fixed: usize) {
     }
 }
 
+/// Seals a message, handing the tag back in the caller's tag buffer.
+fn seal_apart(
+    key: &[u8],
+    iv: &[u8],
+    aad: &[u8],
+    plaintext: Vec<u8>,
+    tag: &mut [u8],
+) -> Result<Zeroizing<Vec<u8>>> {
+    let len = plaintext.len();
+    let mut sealed = crate::engine_sys::gcm_seal(key, iv, aad, plaintext, tag.len())?;
+    tag.copy_from_slice(&sealed[len..]);
+    sealed.truncate(len);
+    Ok(Zeroizing::new(sealed))
+}
+
+/// Opens a message whose tag comes apart.
+fn open_apart(
+    key: &[u8],
+    iv: &[u8],
+    aad: &[u8],
+    ciphertext: &[u8],
+    tag: &[u8],
+) -> Result<Zeroizing<Vec<u8>>> {
+    let sealed = Zeroizing::new([ciphertext, tag].concat());
+    crate::engine_sys::gcm_open(key, iv, aad, sealed, tag.len())
+}
+
 type CipherSlot = fn(&mut Session) -> &mut Option<MessageCipher>;
 
 fn encrypt_slot(s: &mut Session) -> &mut Option<MessageCipher> {
@@ -198,11 +225,9 @@ unsafe fn cipher_message(
     let iv = unsafe { params.iv(cipher, encrypt)? };
     let tag = unsafe { params.tag()? };
     let result = if encrypt {
-        let (ct, t) = crate::engine_sys::gcm_seal(&cipher.key, &iv, aad, input, tag.len())?;
-        tag.copy_from_slice(&t);
-        Zeroizing::new(ct)
+        seal_apart(&cipher.key, &iv, aad, input.to_vec(), tag)?
     } else {
-        crate::engine_sys::gcm_open(&cipher.key, &iv, aad, input, tag)?
+        open_apart(&cipher.key, &iv, aad, input, tag)?
     };
     // SAFETY: the caller's buffer holds *len >= need bytes.
     unsafe { copy_out(&result, output, output_len) }
@@ -278,22 +303,15 @@ unsafe fn cipher_next(
         *len = 0;
         return Ok(());
     }
-    let message = cipher.pending.take().ok_or(Rv::OperationNotInitialized)?;
+    let mut message = cipher.pending.take().ok_or(Rv::OperationNotInitialized)?;
     // SAFETY: caller's parameter, read now for its tag.
     let params = unsafe { gcm_message(param, param_len)? };
     let tag = unsafe { params.tag()? };
     let result = if encrypt {
-        let (ct, t) = crate::engine_sys::gcm_seal(
-            &cipher.key,
-            &message.iv,
-            &message.aad,
-            &message.data,
-            tag.len(),
-        )?;
-        tag.copy_from_slice(&t);
-        Zeroizing::new(ct)
+        let plaintext = std::mem::take(&mut *message.data);
+        seal_apart(&cipher.key, &message.iv, &message.aad, plaintext, tag)?
     } else {
-        crate::engine_sys::gcm_open(&cipher.key, &message.iv, &message.aad, &message.data, tag)?
+        open_apart(&cipher.key, &message.iv, &message.aad, &message.data, tag)?
     };
     // SAFETY: the caller's buffer holds *len >= need bytes.
     unsafe { copy_out(&result, output, output_len) }
