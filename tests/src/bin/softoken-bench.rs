@@ -5,7 +5,7 @@
 //! One operation is C_xxxInit plus one call with a buffer already sized, as
 //! a client does.
 //!
-//! Usage: softoken-bench [--quick] [--rounds N] [--module NAME=PATH]...
+//! Usage: softoken-bench [--quick] [--rounds N] [--only TEXT] [--module NAME=PATH]...
 //! Without --module: ours (beside this binary), NSS's libsoftokn3.so and
 //! SoftHSMv2's libsofthsm2.so, those installed.
 
@@ -378,6 +378,8 @@ struct Options {
     rounds: usize,
     round: Duration,
     find_sizes: Vec<usize>,
+    /// Only the rows whose name contains this (for profiling one path).
+    only: Option<String>,
     modules: Vec<(String, PathBuf)>,
 }
 
@@ -386,11 +388,13 @@ fn options() -> Options {
         rounds: 5,
         round: Duration::from_millis(300),
         find_sizes: vec![1_000, 10_000],
+        only: None,
         modules: Vec::new(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
+            "--only" => o.only = Some(args.next().expect("--only TEXT")),
             "--quick" => {
                 o.rounds = 1;
                 o.round = Duration::from_millis(20);
@@ -408,7 +412,7 @@ fn options() -> Options {
                 o.modules.push((name.to_string(), PathBuf::from(path)));
             }
             "--help" | "-h" => {
-                println!("usage: softoken-bench [--quick] [--rounds N] [--module NAME=PATH]...");
+                println!("usage: softoken-bench [--quick] [--rounds N] [--only TEXT] [--module NAME=PATH]...");
                 std::process::exit(0);
             }
             other => {
@@ -437,6 +441,12 @@ fn main() {
     let peers: Vec<Peer> = o.modules.iter().map(|(n, p)| Peer::new(n, p)).collect();
     let mut rows: Vec<Row> = Vec::new();
     let mut row = |name: &str, unit: Unit, run: &dyn Fn(&Peer) -> Option<Vec<f64>>| {
+        if o.only
+            .as_ref()
+            .is_some_and(|only| !name.contains(only.as_str()))
+        {
+            return;
+        }
         eprintln!("{name}...");
         rows.push(Row {
             name: name.to_string(),
