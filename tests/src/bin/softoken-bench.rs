@@ -256,7 +256,46 @@ fn ec_pair(p: &Peer, curve: &[u8]) -> Option<(CK_OBJECT_HANDLE, CK_OBJECT_HANDLE
         .ok()
 }
 
-/// C_SignInit + C_Sign into a buffer already sized.
+type InitFn = unsafe extern "C" fn(CK_SESSION_HANDLE, CK_MECHANISM_PTR, CK_OBJECT_HANDLE) -> CK_RV;
+type OneShotFn = unsafe extern "C" fn(
+    CK_SESSION_HANDLE,
+    CK_BYTE_PTR,
+    CK_ULONG,
+    CK_BYTE_PTR,
+    CK_ULONG_PTR,
+) -> CK_RV;
+
+/// An Init and its single-part call (C_Sign, C_Encrypt) into a buffer
+/// already sized.
+#[allow(clippy::too_many_arguments)]
+fn init_and_run(
+    p: &Peer,
+    init: Option<InitFn>,
+    run: Option<OneShotFn>,
+    ty: CK_MECHANISM_TYPE,
+    param: &mut [u8],
+    key: CK_OBJECT_HANDLE,
+    data: &[u8],
+    out: &mut [u8],
+) -> bool {
+    let mut m = mechanism(ty, param);
+    let mut len = out.len() as CK_ULONG;
+    let (Some(init), Some(run)) = (init, run) else {
+        return false;
+    };
+    // SAFETY: valid mechanism, buffers and lengths.
+    unsafe {
+        init(p.s(), &mut m, key) == CKR_OK
+            && run(
+                p.s(),
+                data.as_ptr() as *mut u8,
+                data.len() as CK_ULONG,
+                out.as_mut_ptr(),
+                &mut len,
+            ) == CKR_OK
+    }
+}
+
 fn sign_once(
     p: &Peer,
     ty: CK_MECHANISM_TYPE,
@@ -265,20 +304,27 @@ fn sign_once(
     data: &[u8],
     out: &mut [u8],
 ) -> bool {
-    let f = p.f();
-    let mut m = mechanism(ty, param);
-    let mut len = out.len() as CK_ULONG;
-    // SAFETY: valid mechanism, buffers and lengths.
-    unsafe {
-        (f.C_SignInit.unwrap())(p.s(), &mut m, key) == CKR_OK
-            && (f.C_Sign.unwrap())(
-                p.s(),
-                data.as_ptr() as *mut u8,
-                data.len() as CK_ULONG,
-                out.as_mut_ptr(),
-                &mut len,
-            ) == CKR_OK
-    }
+    init_and_run(p, p.f().C_SignInit, p.f().C_Sign, ty, param, key, data, out)
+}
+
+fn encrypt_once(
+    p: &Peer,
+    ty: CK_MECHANISM_TYPE,
+    param: &mut [u8],
+    key: CK_OBJECT_HANDLE,
+    data: &[u8],
+    out: &mut [u8],
+) -> bool {
+    init_and_run(
+        p,
+        p.f().C_EncryptInit,
+        p.f().C_Encrypt,
+        ty,
+        param,
+        key,
+        data,
+        out,
+    )
 }
 
 fn verify_once(
@@ -300,30 +346,6 @@ fn verify_once(
                 data.len() as CK_ULONG,
                 sig.as_ptr() as *mut u8,
                 sig.len() as CK_ULONG,
-            ) == CKR_OK
-    }
-}
-
-fn encrypt_once(
-    p: &Peer,
-    ty: CK_MECHANISM_TYPE,
-    param: &mut [u8],
-    key: CK_OBJECT_HANDLE,
-    data: &[u8],
-    out: &mut [u8],
-) -> bool {
-    let f = p.f();
-    let mut m = mechanism(ty, param);
-    let mut len = out.len() as CK_ULONG;
-    // SAFETY: valid mechanism, buffers and lengths.
-    unsafe {
-        (f.C_EncryptInit.unwrap())(p.s(), &mut m, key) == CKR_OK
-            && (f.C_Encrypt.unwrap())(
-                p.s(),
-                data.as_ptr() as *mut u8,
-                data.len() as CK_ULONG,
-                out.as_mut_ptr(),
-                &mut len,
             ) == CKR_OK
     }
 }
