@@ -564,6 +564,26 @@ unsafe fn sign_init(
     Ok(())
 }
 
+fn sign_final(m: &Module, h: CK_SESSION_HANDLE, sign: bool) -> Result<()> {
+    let (session, _) = m.session(h)?;
+    let slot: SignSlot = if sign { sign_slot } else { verify_slot };
+    slot(&mut session.lock())
+        .take()
+        .ok_or(Rv::OperationNotInitialized)?;
+    Ok(())
+}
+
+/// The session's message signing (`sign`) or verification context, with
+/// no message given in parts under way.
+fn idle_message(s: &mut Session, sign: bool) -> Result<&mut MessageSign> {
+    let slot: SignSlot = if sign { sign_slot } else { verify_slot };
+    let ms = slot(s).as_mut().ok_or(Rv::OperationNotInitialized)?;
+    if ms.sign.is_some() || ms.verify.is_some() {
+        return Err(Rv::OperationActive);
+    }
+    Ok(ms)
+}
+
 /// Messages are signed with the parameters given at Init: a per-message
 /// parameter is not taken.
 fn no_message_param(len: CK_ULONG) -> Result<()> {
@@ -599,10 +619,7 @@ pub unsafe extern "C" fn C_SignMessage(
         no_message_param(ulParameterLen)?;
         let (session, _) = m.session(hSession)?;
         let mut s = session.lock();
-        let ms = s.message_sign.as_mut().ok_or(Rv::OperationNotInitialized)?;
-        if ms.sign.is_some() {
-            return Err(Rv::OperationActive);
-        }
+        let ms = idle_message(&mut s, true)?;
         let mut op = crate::mechanism::sign_op(&ms.mechanism, &ms.key)?;
         // SAFETY: caller's pointers and lengths.
         let data = unsafe { bytes(pData, ulDataLen)? };
@@ -622,10 +639,7 @@ pub unsafe extern "C" fn C_SignMessageBegin(
         no_message_param(ulParameterLen)?;
         let (session, _) = m.session(hSession)?;
         let mut s = session.lock();
-        let ms = s.message_sign.as_mut().ok_or(Rv::OperationNotInitialized)?;
-        if ms.sign.is_some() {
-            return Err(Rv::OperationActive);
-        }
+        let ms = idle_message(&mut s, true)?;
         ms.sign = Some(crate::mechanism::sign_op(&ms.mechanism, &ms.key)?);
         Ok(())
     })
@@ -645,7 +659,9 @@ pub unsafe extern "C" fn C_SignMessageNext(
     with_module(|m| {
         let (session, _) = m.session(hSession)?;
         let mut s = session.lock();
-        let ms = s.message_sign.as_mut().ok_or(Rv::OperationNotInitialized)?;
+        let ms = sign_slot(&mut s)
+            .as_mut()
+            .ok_or(Rv::OperationNotInitialized)?;
         let op = ms.sign.as_mut().ok_or(Rv::OperationNotInitialized)?;
         // SAFETY: caller's pointer and length.
         let data = unsafe { bytes(pData, ulDataLen)? };
@@ -665,15 +681,7 @@ pub unsafe extern "C" fn C_SignMessageNext(
 
 #[no_mangle]
 pub unsafe extern "C" fn C_MessageSignFinal(hSession: CK_SESSION_HANDLE) -> CK_RV {
-    with_module(|m| {
-        let (session, _) = m.session(hSession)?;
-        session
-            .lock()
-            .message_sign
-            .take()
-            .ok_or(Rv::OperationNotInitialized)?;
-        Ok(())
-    })
+    with_module(|m| sign_final(m, hSession, true))
 }
 
 #[no_mangle]
@@ -701,13 +709,7 @@ pub unsafe extern "C" fn C_VerifyMessage(
         no_message_param(ulParameterLen)?;
         let (session, _) = m.session(hSession)?;
         let mut s = session.lock();
-        let ms = s
-            .message_verify
-            .as_mut()
-            .ok_or(Rv::OperationNotInitialized)?;
-        if ms.verify.is_some() {
-            return Err(Rv::OperationActive);
-        }
+        let ms = idle_message(&mut s, false)?;
         let mut op = crate::mechanism::verify_op(&ms.mechanism, &ms.key)?;
         // SAFETY: caller's pointers and lengths.
         let (data, sig) = unsafe { (bytes(pData, ulDataLen)?, bytes(pSignature, ulSignatureLen)?) };
@@ -727,13 +729,7 @@ pub unsafe extern "C" fn C_VerifyMessageBegin(
         no_message_param(ulParameterLen)?;
         let (session, _) = m.session(hSession)?;
         let mut s = session.lock();
-        let ms = s
-            .message_verify
-            .as_mut()
-            .ok_or(Rv::OperationNotInitialized)?;
-        if ms.verify.is_some() {
-            return Err(Rv::OperationActive);
-        }
+        let ms = idle_message(&mut s, false)?;
         ms.verify = Some(crate::mechanism::verify_op(&ms.mechanism, &ms.key)?);
         Ok(())
     })
@@ -753,8 +749,7 @@ pub unsafe extern "C" fn C_VerifyMessageNext(
     with_module(|m| {
         let (session, _) = m.session(hSession)?;
         let mut s = session.lock();
-        let ms = s
-            .message_verify
+        let ms = verify_slot(&mut s)
             .as_mut()
             .ok_or(Rv::OperationNotInitialized)?;
         let op = ms.verify.as_mut().ok_or(Rv::OperationNotInitialized)?;
@@ -775,15 +770,7 @@ pub unsafe extern "C" fn C_VerifyMessageNext(
 
 #[no_mangle]
 pub unsafe extern "C" fn C_MessageVerifyFinal(hSession: CK_SESSION_HANDLE) -> CK_RV {
-    with_module(|m| {
-        let (session, _) = m.session(hSession)?;
-        session
-            .lock()
-            .message_verify
-            .take()
-            .ok_or(Rv::OperationNotInitialized)?;
-        Ok(())
-    })
+    with_module(|m| sign_final(m, hSession, false))
 }
 
 #[cfg(test)]
