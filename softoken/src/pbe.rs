@@ -351,11 +351,6 @@ pub fn legacy_decrypt(
     iterations: u32,
     ciphertext: &[u8],
 ) -> Result<Zeroizing<Vec<u8>>> {
-    use cbc::cipher::{block_padding::Pkcs7, BlockDecryptMut, KeyIvInit};
-
-    if ciphertext.is_empty() || !ciphertext.len().is_multiple_of(8) {
-        return Err(Rv::DeviceError);
-    }
     let mut ctx = digest::Context::new(&digest::SHA1_FOR_LEGACY_USE_ONLY);
     ctx.update(master);
     ctx.update(salt);
@@ -377,8 +372,17 @@ pub fn legacy_decrypt(
         out.extend_from_slice(hmac::sign(&hkey, &block_input).as_ref());
         state = hmac::sign(&hkey, &state).as_ref().to_vec();
     }
-    let key = &out[..24];
-    let iv = &out[out.len() - 8..];
+    des3_cbc_decrypt(&out[..24], &out[out.len() - 8..], ciphertext)
+}
+
+/// 3-key 3DES-CBC decryption with PKCS#7 padding removed (legacy values,
+/// and old PKCS#12 files); damage gives `Rv::DeviceError`.
+pub fn des3_cbc_decrypt(key: &[u8], iv: &[u8], ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+    use cbc::cipher::{block_padding::Pkcs7, BlockDecryptMut, KeyIvInit};
+
+    if ciphertext.is_empty() || !ciphertext.len().is_multiple_of(8) {
+        return Err(Rv::DeviceError);
+    }
     let decryptor =
         cbc::Decryptor::<des::TdesEde3>::new_from_slices(key, iv).map_err(|_| Rv::GeneralError)?;
     let mut buf = Zeroizing::new(ciphertext.to_vec());

@@ -592,13 +592,24 @@ impl Token {
 
     /// Decrypts every private attribute and verifies every integrity record
     /// of the token (the user must be logged in, or the password be empty).
-    pub fn check_integrity(&self) -> Result<IntegrityReport> {
+    /// `progress` hears (objects done, objects in all) as the check goes.
+    pub fn check_integrity(
+        &self,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<IntegrityReport> {
         let keys = self.keys().ok_or(Rv::UserNotLoggedIn)?;
         let mut report = IntegrityReport::default();
-        for db in [DbKind::Cert, DbKind::Key] {
-            let ids = self.db(db).find(&[])?.next_batch(usize::MAX);
+        let all_ids = [DbKind::Cert, DbKind::Key]
+            .map(|db| self.db(db).find(&[]).map(|mut f| f.next_batch(usize::MAX)));
+        let [cert_ids, key_ids] = all_ids;
+        let (cert_ids, key_ids) = (cert_ids?, key_ids?);
+        let total = cert_ids.len() + key_ids.len();
+        let mut done = 0;
+        for (db, ids) in [(DbKind::Cert, cert_ids), (DbKind::Key, key_ids)] {
             let present: std::collections::HashSet<ObjectId> = ids.iter().copied().collect();
             for &id in &ids {
+                done += 1;
+                progress(done, total);
                 for (t, v) in self.db(db).read_object(id)? {
                     let checked = if db == DbKind::Key && attr::is_encrypted(t) {
                         keys.decrypt(&v).and_then(|(plain, current)| {

@@ -232,7 +232,7 @@ fn certutil_pk12util_and_cmsutil_use_the_token() {
         key.get(CKA_PRIVATE_EXPONENT).unwrap(),
         expected.private_exponent.as_slice()
     );
-    let report = token.check_integrity().unwrap();
+    let report = token.check_integrity(&mut |_, _| {}).unwrap();
     assert!(
         report.failures.is_empty() && report.orphaned_records.is_empty(),
         "{report:?}"

@@ -213,7 +213,7 @@ fn check_fixture(name: &str) {
     if !password.is_empty() {
         token.login(CKU_USER, password.as_bytes(), false).unwrap();
     }
-    let report = token.check_integrity().unwrap();
+    let report = token.check_integrity(&mut |_, _| {}).unwrap();
     assert!(report.failures.is_empty(), "{name}: {:?}", report.failures);
     assert!(
         report.orphaned_records.is_empty(),
@@ -346,7 +346,7 @@ fn tampered_values_are_refused() {
 
     let token = open_token(dir.path());
     token.login(CKU_USER, b"fixture-pw", false).unwrap();
-    let report = token.check_integrity().unwrap();
+    let report = token.check_integrity(&mut |_, _| {}).unwrap();
     let failed: BTreeSet<CK_ATTRIBUTE_TYPE> = report.failures.iter().map(|f| f.1).collect();
     assert_eq!(
         failed,
