@@ -1,0 +1,647 @@
+//! softoken-modutil as a user runs it, checked against NSS's own tools,
+//! p11-kit and a Firefox-style profile, with every failure's exit code.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/nss");
+
+fn tool() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_softoken-modutil"))
+}
+
+/// A private copy of the freshly built module (NSS loads a library once
+/// per path, and tests run in parallel).
+fn module_copy(dir: &Path) -> PathBuf {
+    let exe = PathBuf::from(env!("CARGO_BIN_EXE_softoken-modutil"));
+    let built = exe.parent().unwrap().join("deps/libsoftoken.so");
+    let built = if built.exists() {
+        built
+    } else {
+        exe.parent().unwrap().join("libsoftoken.so")
+    };
+    let copy = dir.join("libsoftoken-test.so");
+    std::fs::copy(built, &copy).unwrap();
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+    copy
+}
+
+fn output(cmd: &mut Command) -> Output {
+    cmd.output().expect("command runs")
+}
+
+/// Runs and expects success; returns stdout.
+fn ok(cmd: &mut Command) -> String {
+    let out = output(cmd);
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs and expects exit code `code` with `message` on stderr.
+fn fails(cmd: &mut Command, code: i32, message: &str) {
+    let out = output(cmd);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "{cmd:?}: {stderr}");
+    assert!(
+        stderr.contains(message),
+        "{cmd:?}: {stderr:?} lacks {message:?}"
+    );
+}
+
+fn write(path: &Path, text: &str) -> PathBuf {
+    std::fs::write(path, text).unwrap();
+    path.to_path_buf()
+}
+
+fn nss_db(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    ok(Command::new("certutil")
+        .args(["-N", "--empty-password", "-d"])
+        .arg(format!("sql:{}", dir.display())));
+}
+
+fn is_root() -> bool {
+    std::os::unix::fs::MetadataExt::uid(&std::fs::metadata("/proc/self").unwrap()) == 0
+}
+
+/// As root, a command runs as `nobody` (for p11-kit's user configuration
+/// and for permissions root would override).
+fn unprivileged(program: &str) -> Command {
+    if is_root() {
+        let mut c = Command::new("setpriv");
+        c.args([
+            "--reuid=nobody",
+            "--regid=nogroup",
+            "--clear-groups",
+            program,
+        ]);
+        c
+    } else {
+        Command::new(program)
+    }
+}
+
+fn open_up(paths: &[&Path]) {
+    for p in paths {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o777)).unwrap();
+    }
+}
+
+#[test]
+fn modules_round_trip_with_nss_modutil() {
+    let top = tempfile::tempdir().unwrap();
+    let lib = module_copy(top.path());
+    let nssdb = top.path().join("nssdb");
+    nss_db(&nssdb);
+    let tokendb = top.path().join("tokendb");
+    std::fs::create_dir(&tokendb).unwrap();
+    let params = format!("configdir='sql:{}'", tokendb.display());
+
+    // Ours adds; NSS lists and loads it.
+    ok(tool()
+        .args(["add", "ours", "--libfile"])
+        .arg(&lib)
+        .args(["--params", &params, "--mechanisms", "RSA:AES:FRIENDLY"])
+        .arg("--dbdir")
+        .arg(format!("sql:{}", nssdb.display())));
+    let listed = ok(Command::new("modutil")
+        .args(["-list", "ours", "-dbdir"])
+        .arg(format!("sql:{}", nssdb.display())));
+    assert!(listed.contains(&lib.display().to_string()), "{listed}");
+    assert!(
+        listed.contains("Default Mechanism Flags: RSA:AES:FRIENDLY"),
+        "{listed}"
+    );
+    assert!(
+        listed.contains("Token Name: NSS Certificate DB"),
+        "{listed}"
+    );
+    let tokens = ok(Command::new("certutil")
+        .args(["-U", "-d"])
+        .arg(format!("sql:{}", nssdb.display())));
+    assert!(tokens.contains("softoken"), "{tokens}");
+
+    // Disabled by ours, NSS sees it disabled; enabled again, it does not.
+    ok(tool().args(["disable", "ours", "-d"]).arg(&nssdb));
+    let listed = ok(Command::new("modutil")
+        .args(["-list", "ours", "-dbdir"])
+        .arg(format!("sql:{}", nssdb.display())));
+    assert!(listed.contains("DISABLED"), "{listed}");
+    ok(tool().args(["enable", "ours", "-d"]).arg(&nssdb));
+    let listed = ok(Command::new("modutil")
+        .args(["-list", "ours", "-dbdir"])
+        .arg(format!("sql:{}", nssdb.display())));
+    assert!(!listed.contains("DISABLED"), "{listed}");
+
+    // NSS adds; ours lists and deletes it, keeping the rest byte for byte.
+    let nss_lib = top.path().join("libnss-added.so");
+    std::fs::copy(&lib, &nss_lib).unwrap();
+    let mut nss_add = Command::new("modutil");
+    nss_add
+        .args(["-add", "nssadded", "-libfile"])
+        .arg(&nss_lib)
+        .args(["-string", &params, "-force", "-dbdir"])
+        .arg(format!("sql:{}", nssdb.display()));
+    ok(&mut nss_add);
+    let before = std::fs::read_to_string(nssdb.join("pkcs11.txt")).unwrap();
+    let json = ok(tool().args(["list", "--json", "-d"]).arg(&nssdb));
+    let modules: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let names: Vec<&str> = modules
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["NSS Internal PKCS #11 Module", "ours", "nssadded"]);
+    ok(tool().args(["delete", "nssadded", "-d"]).arg(&nssdb));
+    let after = std::fs::read_to_string(nssdb.join("pkcs11.txt")).unwrap();
+    let nss_stanza_start = before
+        .find(&format!("library={}", nss_lib.display()))
+        .unwrap();
+    assert_eq!(after, before[..nss_stanza_start], "only NSS's stanza went");
+    let listed = ok(Command::new("modutil")
+        .args(["-list", "-dbdir"])
+        .arg(format!("sql:{}", nssdb.display())));
+    assert!(
+        !listed.contains("nssadded") && listed.contains("ours"),
+        "{listed}"
+    );
+
+    // Failures.
+    fails(
+        tool().args(["delete", "absent", "-d"]).arg(&nssdb),
+        3,
+        "no module named",
+    );
+    fails(
+        tool()
+            .args(["delete", "NSS Internal PKCS #11 Module", "-d"])
+            .arg(&nssdb),
+        1,
+        "internal module",
+    );
+    fails(
+        tool()
+            .args(["add", "ours", "--libfile"])
+            .arg(&lib)
+            .args(["--params", &params, "-d"])
+            .arg(&nssdb),
+        8,
+        "already registered",
+    );
+    fails(
+        tool()
+            .args(["add", "x", "--libfile", "/nonexistent/lib.so", "-d"])
+            .arg(&nssdb),
+        3,
+        "no such file",
+    );
+    fails(
+        tool().args(["list", "-d"]).arg(top.path()),
+        3,
+        "pkcs11.txt does not exist",
+    );
+    fails(
+        tool().args(["list", "-d", "/nonexistent"]),
+        3,
+        "is not a directory",
+    );
+    fails(
+        tool().args(["add", "y", "--libfile"]).arg(&lib),
+        1,
+        "needs --dbdir",
+    );
+    fails(
+        tool()
+            .args(["default", "ours", "--mechanisms", "NOPE", "-d"])
+            .arg(&nssdb),
+        1,
+        "unknown mechanism",
+    );
+    fails(tool().args(["frobnicate"]), 2, "unrecognized subcommand");
+}
+
+#[test]
+fn library_diagnostics_say_why() {
+    let top = tempfile::tempdir().unwrap();
+    let text = write(&top.path().join("text.so"), "not a library\n");
+    fails(
+        tool().arg("check-library").arg(&text),
+        4,
+        "is a text file, not a shared object",
+    );
+    fails(
+        tool().args(["check-library", "/nonexistent.so"]),
+        3,
+        "no such file",
+    );
+    fails(
+        tool().args(["check-library", "/lib/x86_64-linux-gnu/libz.so.1"]),
+        4,
+        "not a PKCS#11 module: it has no C_GetFunctionList",
+    );
+    // A library whose dependency is missing.
+    let broken = top.path().join("broken.so");
+    let mut bytes = std::fs::read("/lib/x86_64-linux-gnu/libz.so.1").unwrap();
+    let needed = b"libc.so.6";
+    let at = bytes
+        .windows(needed.len())
+        .position(|w| w == needed)
+        .unwrap();
+    bytes[at..at + needed.len()].copy_from_slice(b"libq.so.6");
+    std::fs::write(&broken, bytes).unwrap();
+    fails(tool().arg("check-library").arg(&broken), 4, "libq.so.6");
+    // NSS's softoken without its parameters, then with them.
+    let nss = "/usr/lib/x86_64-linux-gnu/libsoftokn3.so";
+    fails(
+        tool().args(["check-library", nss]),
+        4,
+        "C_Initialize failed: CKR_ARGUMENTS_BAD",
+    );
+    let db = top.path().join("db");
+    nss_db(&db);
+    let out = ok(tool().args(["check-library", nss, "--params"]).arg(format!(
+        "configdir='sql:{}' certPrefix='' keyPrefix='' secmod='secmod.db' flags=readOnly",
+        db.display()
+    )));
+    assert!(out.contains("is a working PKCS#11 module"), "{out}");
+    let lib = module_copy(top.path());
+    let out = ok(tool().args(["check-library", "--json"]).arg(&lib));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["manufacturer"], "softoken");
+}
+
+#[test]
+fn firefox_profiles_load_the_module() {
+    let top = tempfile::tempdir().unwrap();
+    let lib = module_copy(top.path());
+    let firefox = top.path().join("firefox");
+    let profile = firefox.join("abcd.default-esr");
+    nss_db(&profile);
+    write(
+        &firefox.join("profiles.ini"),
+        "[Profile0]\nName=default-esr\nIsRelative=1\nPath=abcd.default-esr\nDefault=1\n\n[General]\nStartWithLastProfile=1\n",
+    );
+    let token_db = top.path().join("token");
+    std::fs::create_dir(&token_db).unwrap();
+
+    // A profile Firefox has open is refused.
+    std::os::unix::fs::symlink(
+        format!("127.0.0.1:+{}", std::process::id()),
+        profile.join("lock"),
+    )
+    .unwrap();
+    fails(
+        tool()
+            .args(["firefox-register", "--libfile"])
+            .arg(&lib)
+            .arg("--firefox-dir")
+            .arg(&firefox),
+        7,
+        "Firefox profile in use",
+    );
+    std::fs::remove_file(profile.join("lock")).unwrap();
+
+    ok(tool()
+        .args(["firefox-register", "--libfile"])
+        .arg(&lib)
+        .arg("--firefox-dir")
+        .arg(&firefox)
+        .env("SOFTOKEN_CONFIGDIR", format!("sql:{}", token_db.display())));
+    let listed = ok(Command::new("modutil")
+        .args(["-list", "softoken", "-dbdir"])
+        .arg(format!("sql:{}", profile.display()))
+        .env("SOFTOKEN_CONFIGDIR", format!("sql:{}", token_db.display())));
+    assert!(
+        listed.contains("Token Name: NSS Certificate DB"),
+        "{listed}"
+    );
+    assert!(listed.contains("Manufacturer: softoken"), "{listed}");
+    ok(tool()
+        .args(["firefox-unregister", "--firefox-dir"])
+        .arg(&firefox));
+    let listed = ok(Command::new("modutil")
+        .args(["-list", "-dbdir"])
+        .arg(format!("sql:{}", profile.display())));
+    assert!(!listed.contains("softoken"), "{listed}");
+    fails(
+        tool()
+            .args(["firefox-unregister", "--firefox-dir"])
+            .arg(&firefox),
+        3,
+        "no profile has a module",
+    );
+    fails(
+        tool()
+            .args(["firefox-register", "--libfile"])
+            .arg(&lib)
+            .arg("--firefox-dir")
+            .arg(top.path()),
+        3,
+        "profiles.ini",
+    );
+
+    // The enterprise policy, printed and merged into an existing file.
+    let printed = ok(tool().args(["firefox-policy", "--libfile"]).arg(&lib));
+    let v: serde_json::Value = serde_json::from_str(&printed).unwrap();
+    assert_eq!(
+        v["policies"]["SecurityDevices"]["Add"]["softoken"],
+        lib.display().to_string()
+    );
+    let policies = write(
+        &top.path().join("policies.json"),
+        r#"{"policies":{"DisableAppUpdate":true}}"#,
+    );
+    ok(tool()
+        .args(["firefox-policy", "--install", "--libfile"])
+        .arg(&lib)
+        .arg("--policies-file")
+        .arg(&policies));
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&policies).unwrap()).unwrap();
+    assert_eq!(v["policies"]["DisableAppUpdate"], true);
+    assert_eq!(
+        v["policies"]["SecurityDevices"]["Add"]["softoken"],
+        lib.display().to_string()
+    );
+    ok(tool()
+        .args(["firefox-policy", "--remove", "--policies-file"])
+        .arg(&policies));
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&policies).unwrap()).unwrap();
+    assert!(v["policies"]["SecurityDevices"]["Add"]
+        .get("softoken")
+        .is_none());
+}
+
+#[test]
+fn p11kit_sees_the_token_after_install_and_not_after_removal() {
+    let top = tempfile::tempdir().unwrap();
+    let lib = module_copy(top.path());
+    let home = top.path().join("home");
+    let token_db = top.path().join("token");
+    std::fs::create_dir_all(home.join(".config")).unwrap();
+    std::fs::create_dir(&token_db).unwrap();
+    let params = format!("configdir='sql:{}'", token_db.display());
+    let install = |cmd: &mut Command| {
+        cmd.env("HOME", &home)
+            .env("XDG_CONFIG_HOME", home.join(".config"));
+    };
+    let mut cmd = tool();
+    cmd.args(["p11kit-install", "--name", "softoken-cli-test", "--libfile"])
+        .arg(&lib)
+        .args(["--params", &params]);
+    install(&mut cmd);
+    ok(&mut cmd);
+    let module_file = home.join(".config/pkcs11/modules/softoken-cli-test.module");
+    assert!(module_file.exists());
+    open_up(&[
+        top.path(),
+        &home,
+        &home.join(".config"),
+        &home.join(".config/pkcs11"),
+        &home.join(".config/pkcs11/modules"),
+        &token_db,
+    ]);
+    let list = |home: &Path| {
+        let mut c = unprivileged("p11-kit");
+        c.arg("list-modules")
+            .env("HOME", home)
+            .env("XDG_CONFIG_HOME", home.join(".config"));
+        ok(&mut c)
+    };
+    let listed = list(&home);
+    assert!(listed.contains("softoken-cli-test:"), "{listed}");
+    assert!(listed.contains("token: NSS Certificate DB"), "{listed}");
+    assert!(
+        token_db.join("cert9.db").exists(),
+        "x-init-reserved reached the module"
+    );
+
+    let mut cmd = tool();
+    cmd.args(["p11kit-remove", "--name", "softoken-cli-test"]);
+    install(&mut cmd);
+    ok(&mut cmd);
+    assert!(!list(&home).contains("softoken-cli-test"));
+    let mut cmd = tool();
+    cmd.args(["p11kit-remove", "--name", "softoken-cli-test"]);
+    install(&mut cmd);
+    fails(&mut cmd, 3, "cannot remove");
+}
+
+#[test]
+fn databases_are_administered_through_the_module() {
+    let top = tempfile::tempdir().unwrap();
+    let lib = module_copy(top.path());
+    let db = top.path().join("db");
+    let pw = write(&top.path().join("pw"), "s3cret\n");
+    let wrong = write(&top.path().join("wrong"), "nope\n");
+    let p12pw = PathBuf::from(FIXTURES).join("pkcs12/p12-password.txt");
+    let p12 = PathBuf::from(FIXTURES).join("pkcs12/fixture-rsa-user.p12");
+    let with_db = |args: &[&str]| {
+        let mut c = tool();
+        // The subcommand, the module and database, then the rest.
+        c.arg(args[0])
+            .arg("--libfile")
+            .arg(&lib)
+            .arg("--dbdir")
+            .arg(format!("sql:{}", db.display()));
+        c.args(&args[1..]);
+        c
+    };
+
+    ok(with_db(&["create", "--password-file"]).arg(&pw));
+    assert!(
+        db.join("cert9.db").exists()
+            && db.join("key4.db").exists()
+            && db.join("pkcs11.txt").exists()
+    );
+    fails(
+        &mut with_db(&["create", "--empty-password"]),
+        8,
+        "already holds a database",
+    );
+    let tokens = ok(&mut with_db(&["tokens", "--json"]));
+    let t: serde_json::Value = serde_json::from_str(&tokens).unwrap();
+    assert_eq!(t[0]["login_required"], true, "{tokens}");
+
+    // Import the fixture's PKCS#12 (NSS-made: BER, PBES2, SHA-256 MAC).
+    fails(
+        with_db(&["import"])
+            .arg(&p12)
+            .arg("-f")
+            .arg(&pw)
+            .arg("--p12-password-file")
+            .arg(&wrong),
+        5,
+        "wrong PKCS#12 password",
+    );
+    fails(
+        with_db(&["import"])
+            .arg(&p12)
+            .arg("-f")
+            .arg(&wrong)
+            .arg("--p12-password-file")
+            .arg(&p12pw),
+        5,
+        "CKR_PIN_INCORRECT",
+    );
+    ok(with_db(&["import"])
+        .arg(&p12)
+        .arg("-f")
+        .arg(&pw)
+        .arg("--p12-password-file")
+        .arg(&p12pw));
+    let keys = ok(with_db(&["keys", "--json", "-f"]).arg(&pw));
+    let k: serde_json::Value = serde_json::from_str(&keys).unwrap();
+    assert_eq!(
+        k[0]["id"], "3af1127cda10579bc7c7fa41e9c4bbc154f2aa2e",
+        "{keys}"
+    );
+    assert_eq!(k[0]["label"], "Fixture RSA User");
+    assert_eq!(k[0]["bits"], 2048);
+    let certs = ok(with_db(&["certs", "-f"]).arg(&pw));
+    assert!(
+        certs.contains("Fixture RSA User") && certs.contains("u,u,u"),
+        "{certs}"
+    );
+    assert!(certs.contains("Fixture CA"), "{certs}");
+    // NSS's own tools see the same.
+    let nss_keys = ok(Command::new("certutil")
+        .args(["-K", "-d"])
+        .arg(format!("sql:{}", db.display()))
+        .arg("-f")
+        .arg(&pw));
+    assert!(
+        nss_keys.contains("3af1127cda10579bc7c7fa41e9c4bbc154f2aa2e"),
+        "{nss_keys}"
+    );
+
+    // Export, and NSS's pk12util imports the file into its own database.
+    let out = top.path().join("out.p12");
+    ok(
+        with_db(&["export", "Fixture RSA User", "--iterations", "10000", "-o"])
+            .arg(&out)
+            .arg("-f")
+            .arg(&pw)
+            .arg("--p12-password-file")
+            .arg(&p12pw),
+    );
+    let nssdb = top.path().join("nssdb");
+    nss_db(&nssdb);
+    ok(Command::new("pk12util")
+        .arg("-i")
+        .arg(&out)
+        .arg("-d")
+        .arg(format!("sql:{}", nssdb.display()))
+        .arg("-w")
+        .arg(&p12pw));
+    let nss_keys = ok(Command::new("certutil")
+        .args(["-K", "-d"])
+        .arg(format!("sql:{}", nssdb.display())));
+    assert!(
+        nss_keys.contains("3af1127cda10579bc7c7fa41e9c4bbc154f2aa2e"),
+        "{nss_keys}"
+    );
+    fails(
+        with_db(&["export", "absent", "-o"])
+            .arg(&out)
+            .arg("-f")
+            .arg(&pw)
+            .arg("--p12-password-file")
+            .arg(&p12pw),
+        3,
+        "no certificate with nickname",
+    );
+
+    // Integrity, then a password change.
+    let report = ok(with_db(&["check", "--json", "-f"]).arg(&pw));
+    let r: serde_json::Value = serde_json::from_str(&report).unwrap();
+    assert_eq!(r["ok"], true, "{report}");
+    assert!(r["verified"].as_u64().unwrap() > 0);
+    fails(with_db(&["check", "-f"]).arg(&wrong), 5, "wrong password");
+    let new = write(&top.path().join("new"), "n3w\n");
+    fails(
+        with_db(&["passwd", "-f"])
+            .arg(&wrong)
+            .arg("--new-password-file")
+            .arg(&new),
+        5,
+        "CKR_PIN_INCORRECT",
+    );
+    ok(with_db(&["passwd", "-f"])
+        .arg(&pw)
+        .arg("--new-password-file")
+        .arg(&new));
+    ok(with_db(&["check", "-f"]).arg(&new));
+    fails(with_db(&["keys", "-f"]).arg(&pw), 5, "wrong password");
+
+    // A tampered value is reported.
+    tamper_private_value(&db);
+    let out = output(with_db(&["check", "--json", "-f"]).arg(&new));
+    assert_eq!(out.status.code(), Some(1));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(!r["failures"].as_array().unwrap().is_empty(), "{r}");
+
+    // No database where one is named: a clear message, and none is made.
+    let empty = top.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let mut c = tool();
+    c.args(["keys", "--libfile"])
+        .arg(&lib)
+        .arg("-d")
+        .arg(&empty)
+        .arg("-f")
+        .arg(&pw);
+    fails(&mut c, 3, "holds no database");
+    assert!(!empty.join("key4.db").exists());
+}
+
+/// Flips a bit of a stored key attribute behind the module's back.
+fn tamper_private_value(db: &Path) {
+    let conn = rusqlite::Connection::open(db.join("key4.db")).unwrap();
+    let (id, mut value): (i64, Vec<u8>) = conn
+        .query_row(
+            "SELECT id, a120 FROM nssPrivate WHERE a120 IS NOT NULL",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    *value.last_mut().unwrap() ^= 1;
+    conn.execute(
+        "UPDATE nssPrivate SET a120 = ?1 WHERE id = ?2",
+        rusqlite::params![value, id],
+    )
+    .unwrap();
+}
+
+#[test]
+fn read_only_directories_are_reported() {
+    let top = tempfile::tempdir().unwrap();
+    let nssdb = top.path().join("nssdb");
+    nss_db(&nssdb);
+    std::fs::set_permissions(top.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&nssdb, std::fs::Permissions::from_mode(0o555)).unwrap();
+    std::fs::set_permissions(
+        nssdb.join("pkcs11.txt"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let mut c = unprivileged(env!("CARGO_BIN_EXE_softoken-modutil"));
+    c.args([
+        "disable",
+        "NSS Internal PKCS #11 Module",
+        "--slot",
+        "1",
+        "-d",
+    ])
+    .arg(&nssdb);
+    fails(&mut c, 6, "cannot");
+    std::fs::set_permissions(&nssdb, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
