@@ -733,12 +733,7 @@ pub fn export_p12(
     let file = softoken::engine_sys::pkcs12_build(&pkcs8, &value, nickname, &p12_pw, iterations)
         .map_err(|e| p12_failure("building the PKCS#12 file", e))?;
     progress.finish_and_clear();
-    let dir = out
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let dir_handle = std::fs::File::open(dir).map_err(|e| Failure::io("open", dir, e))?;
-    registry::write_atomically(out, &file, &dir_handle)
+    registry::write_atomically(out, &file, None)
 }
 
 /// `check`: every private value decrypted and every integrity record

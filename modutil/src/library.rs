@@ -192,6 +192,15 @@ pub struct Module {
     pub pkcs11: Pkcs11,
 }
 
+impl Module {
+    /// Every slot, with a token or not.
+    pub fn slots(&self) -> Outcome<Vec<cryptoki::slot::Slot>> {
+        self.pkcs11
+            .get_all_slots()
+            .map_err(|e| p11_failure("C_GetSlotList", e))
+    }
+}
+
 /// Loads and initialises a module, `params` passed as NSS passes a
 /// module's parameter string (in `pReserved`).
 pub fn load(path: &Path, params: Option<&str>) -> Outcome<Module> {

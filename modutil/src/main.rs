@@ -341,10 +341,7 @@ fn slot_ids(stanza: &registry::Stanza, slot: &SlotArgs) -> Outcome<Vec<u64>> {
         return Ok(if named.is_empty() { vec![1, 2] } else { named });
     }
     let module = library::load(Path::new(stanza.library()), Some(stanza.parameters()))?;
-    let slots = module
-        .pkcs11
-        .get_all_slots()
-        .map_err(|e| library::p11_failure("C_GetSlotList", e))?;
+    let slots = module.slots()?;
     let mut ids = Vec::new();
     for s in slots {
         let info = module
@@ -503,13 +500,7 @@ fn run(cli: &Cli) -> Outcome<()> {
                 std::path::absolute(libfile).map_err(|e| Failure::io("resolve", libfile, e))?;
             // NSS's modutil also loads a module before adding it.
             let module = library::load(&lib, params.as_deref())?;
-            let slots: Vec<u64> = module
-                .pkcs11
-                .get_all_slots()
-                .map_err(|e| library::p11_failure("C_GetSlotList", e))?
-                .iter()
-                .map(|s| s.id())
-                .collect();
+            let slots: Vec<u64> = module.slots()?.iter().map(|s| s.id()).collect();
             drop(module);
             let mut stanza = registry::Stanza::new(name, &lib.to_string_lossy(), params.as_deref());
             if !flags.is_empty() {
@@ -540,10 +531,8 @@ fn run(cli: &Cli) -> Outcome<()> {
                         Path::new(stanza.library()),
                         Some(stanza.parameters())
                     ) {
-                        Ok(module) => format!(
-                            "loads, {} slot(s)",
-                            module.pkcs11.get_all_slots().map_or(0, |s| s.len())
-                        ),
+                        Ok(module) =>
+                            format!("loads, {} slot(s)", module.slots().map_or(0, |s| s.len())),
                         Err(f) => format!("does not load: {f}"),
                     });
                 }
@@ -610,10 +599,7 @@ fn run(cli: &Cli) -> Outcome<()> {
                 .pkcs11
                 .get_library_info()
                 .map_err(|e| library::p11_failure("C_GetInfo", e))?;
-            let slots = module
-                .pkcs11
-                .get_all_slots()
-                .map_err(|e| library::p11_failure("C_GetSlotList", e))?;
+            let slots = module.slots()?;
             say(
                 format!(
                     "{} is a working PKCS#11 module: {} ({}), version {}, {} slot(s)",
@@ -730,15 +716,8 @@ fn run(cli: &Cli) -> Outcome<()> {
                 .filter(|p| !p.as_os_str().is_empty())
                 .unwrap_or(Path::new("."));
             std::fs::create_dir_all(dir).map_err(|e| Failure::io("create", dir, e))?;
-            let dir_handle = std::fs::File::open(dir).map_err(|e| Failure::io("open", dir, e))?;
             let text = serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n";
-            registry::write_atomically(policies_file, text.as_bytes(), &dir_handle)?;
-            let mut perms = std::fs::metadata(policies_file)
-                .map_err(|e| Failure::io("read", policies_file, e))?
-                .permissions();
-            std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o644);
-            std::fs::set_permissions(policies_file, perms)
-                .map_err(|e| Failure::io("write", policies_file, e))?;
+            registry::write_atomically(policies_file, text.as_bytes(), Some(0o644))?;
             say(
                 format!(
                     "{} {:?} in {}",

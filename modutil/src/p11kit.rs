@@ -63,13 +63,7 @@ pub fn install(dir: &Path, name: &str, library: &Path, params: Option<&str>) -> 
     check_name(name)?;
     fs::create_dir_all(dir).map_err(|e| Failure::io("create", dir, e))?;
     let path = dir.join(format!("{name}.module"));
-    let dir_handle = fs::File::open(dir).map_err(|e| Failure::io("open", dir, e))?;
-    registry::write_atomically(&path, module_file(library, params).as_bytes(), &dir_handle)?;
-    let mut perms = fs::metadata(&path)
-        .map_err(|e| Failure::io("read", &path, e))?
-        .permissions();
-    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o644);
-    fs::set_permissions(&path, perms).map_err(|e| Failure::io("write", &path, e))?;
+    registry::write_atomically(&path, module_file(library, params).as_bytes(), Some(0o644))?;
     Ok(path)
 }
 

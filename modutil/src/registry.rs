@@ -666,17 +666,24 @@ pub fn update<T>(
     let before = registry.clone();
     let result = change(&mut registry)?;
     if registry != before || !path.exists() {
-        write_atomically(&path, registry.render().as_bytes(), &dir_handle)?;
+        write_atomically(&path, registry.render().as_bytes(), None)?;
     }
     Ok(result)
 }
 
 /// Writes `bytes` to a temporary file beside `path`, flushes it and renames
-/// it over `path`, keeping the old file's permissions (0600 for a new one).
-pub fn write_atomically(path: &Path, bytes: &[u8], dir_handle: &fs::File) -> Outcome<()> {
-    let mode = fs::metadata(path)
-        .map(|m| m.permissions().mode() & 0o7777)
-        .unwrap_or(0o600);
+/// it over `path`: readers see the old file or the new, never a part. The
+/// file gets `mode`, else the old file's permissions, else 0600.
+pub fn write_atomically(path: &Path, bytes: &[u8], mode: Option<u32>) -> Outcome<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mode = mode.unwrap_or_else(|| {
+        fs::metadata(path)
+            .map(|m| m.permissions().mode() & 0o7777)
+            .unwrap_or(0o600)
+    });
     let tmp = path.with_file_name(format!(
         ".{}.tmp-{}",
         path.file_name().unwrap_or_default().to_string_lossy(),
@@ -693,7 +700,7 @@ pub fn write_atomically(path: &Path, bytes: &[u8], dir_handle: &fs::File) -> Out
         f.set_permissions(fs::Permissions::from_mode(mode))?;
         f.sync_all()?;
         fs::rename(&tmp, path)?;
-        dir_handle.sync_all()
+        fs::File::open(dir)?.sync_all()
     })();
     written.map_err(|e| {
         let _ = fs::remove_file(&tmp);
