@@ -502,16 +502,6 @@ fn common_name(cert: &x509_cert::Certificate) -> Option<String> {
         .find_map(|rdn| rdn.trim().strip_prefix("CN=").map(str::to_string))
 }
 
-fn p12_failure(what: &str, e: softoken::rv::Rv) -> Failure {
-    match e {
-        softoken::rv::Rv::PinIncorrect => Failure::new(
-            Kind::WrongPassword,
-            format!("{what}: wrong PKCS#12 password"),
-        ),
-        other => Failure::new(Kind::Failed, format!("{what}: {other:?}")),
-    }
-}
-
 /// A session AES key whose value this tool knows, to move private keys
 /// through C_WrapKey/C_UnwrapKey as pk12util does.
 fn transport_key(token: &Token) -> Outcome<(ObjectHandle, Zeroizing<Vec<u8>>)> {
@@ -731,7 +721,15 @@ pub fn export_p12(
     let p12_pw = p12_password.read_new("Password for the PKCS#12 file")?;
     let progress = crate::progress::spinner("encrypting the PKCS#12 file");
     let file = softoken::engine_sys::pkcs12_build(&pkcs8, &value, nickname, &p12_pw, iterations)
-        .map_err(|e| p12_failure("building the PKCS#12 file", e))?;
+        .map_err(|e| match e {
+            softoken::rv::Rv::PinInvalid => {
+                Failure::new(Kind::Failed, "a PKCS#12 password cannot contain a NUL byte")
+            }
+            other => Failure::new(
+                Kind::Failed,
+                format!("building the PKCS#12 file failed: {other:?}"),
+            ),
+        })?;
     progress.finish_and_clear();
     registry::write_atomically(out, &file, None)
 }
