@@ -645,3 +645,40 @@ fn read_only_directories_are_reported() {
     fails(&mut c, 6, "cannot");
     std::fs::set_permissions(&nssdb, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
+
+#[test]
+fn certificates_carry_certutils_trust_letters() {
+    let top = tempfile::tempdir().unwrap();
+    let lib = module_copy(top.path());
+    let db = top.path().join("db");
+    std::fs::create_dir(&db).unwrap();
+    for f in ["cert9.db", "key4.db", "pkcs11.txt"] {
+        std::fs::copy(PathBuf::from(FIXTURES).join("sql-pw").join(f), db.join(f)).unwrap();
+        std::fs::set_permissions(db.join(f), std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let pw = write(&top.path().join("pw"), "fixture-pw\n");
+    let ours = ok(tool()
+        .args(["certs", "--json", "--libfile"])
+        .arg(&lib)
+        .arg("-d")
+        .arg(&db)
+        .arg("-f")
+        .arg(&pw));
+    let ours: serde_json::Value = serde_json::from_str(&ours).unwrap();
+    let nss = ok(Command::new("certutil")
+        .args(["-L", "-d"])
+        .arg(format!("sql:{}", db.display())));
+    let mut compared = 0;
+    for line in nss.lines().skip(3).filter(|l| !l.trim().is_empty()) {
+        let (nick, trust) = line.trim_end().rsplit_once(' ').unwrap();
+        let entry = ours
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["nickname"] == nick.trim_end())
+            .unwrap_or_else(|| panic!("{nick} missing from {ours}"));
+        assert_eq!(entry["trust"], trust, "{nick}");
+        compared += 1;
+    }
+    assert_eq!(compared, 6, "{nss}");
+}
