@@ -100,6 +100,9 @@ fn is_missing_meta_table(e: &rusqlite::Error) -> bool {
 fn sql_err(e: rusqlite::Error) -> Error {
     if is_busy(&e) {
         Error::Busy
+    } else if e.sqlite_error_code() == Some(ErrorCode::ReadOnly) {
+        // Files or a directory this process may not write.
+        Error::ReadOnly
     } else {
         Error::Sqlite(e)
     }
@@ -196,9 +199,14 @@ impl SqlDb {
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
                 Err(e) => return Err(io_err(path, e)),
             }
-            let meta = fs::metadata(path).map_err(|e| io_err(path, e))?;
-            if meta.permissions().readonly() {
-                return Err(Error::ReadOnly);
+            // SQLite would quietly open a file it may not write read-only;
+            // say so now, so that the caller can open it read-only.
+            match fs::OpenOptions::new().write(true).open(path) {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                    return Err(Error::ReadOnly)
+                }
+                Err(e) => return Err(io_err(path, e)),
             }
         } else if !path.exists() {
             return Err(io_err(

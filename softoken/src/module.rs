@@ -104,6 +104,9 @@ impl Module {
             return Err(Rv::SessionParallelNotSupported);
         }
         let token = self.token(slot)?;
+        // A write-protected token still opens read-write sessions, as NSS's
+        // softoken does (NSS's callers ask for them on read-only databases);
+        // writes to the token then fail with CKR_TOKEN_WRITE_PROTECTED.
         let rw = flags & CKF_RW_SESSION != 0;
         if !rw && token.so_logged_in() {
             return Err(Rv::SessionReadWriteSoExists);

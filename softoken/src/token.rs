@@ -190,7 +190,7 @@ fn ensure_dir(dir: &std::path::Path) -> Result<()> {
 impl Token {
     /// Opens the token's databases (creating them when missing, with the
     /// empty password set, as Firefox does for a new profile).
-    pub fn open(cfg: TokenConfig) -> Result<Token> {
+    pub fn open(mut cfg: TokenConfig) -> Result<Token> {
         if cfg.format == DbFormat::Dbm {
             // The legacy backend comes with its own crate.
             return Err(Rv::FunctionFailed);
@@ -198,12 +198,24 @@ impl Token {
         if !cfg.read_only {
             ensure_dir(&cfg.dir)?;
         }
-        let opened = sdb::open(&sdb::OpenOptions {
-            dir: cfg.dir.clone(),
-            cert_prefix: cfg.cert_prefix.clone(),
-            key_prefix: cfg.key_prefix.clone(),
-            read_only: cfg.read_only,
-        })
+        let open = |read_only| {
+            sdb::open(&sdb::OpenOptions {
+                dir: cfg.dir.clone(),
+                cert_prefix: cfg.cert_prefix.clone(),
+                key_prefix: cfg.key_prefix.clone(),
+                read_only,
+            })
+        };
+        // Files this process may not write are opened read-only and the
+        // token says it is write-protected, as NSS does.
+        let opened = match open(cfg.read_only) {
+            Err(sdb::Error::ReadOnly) if !cfg.read_only => {
+                let opened = open(true);
+                cfg.read_only = true;
+                opened
+            }
+            other => other,
+        }
         .map_err(|_| Rv::FunctionFailed)?;
         let token = Token {
             cfg,
