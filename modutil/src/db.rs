@@ -673,7 +673,8 @@ pub fn export_p12(
 ) -> Outcome<()> {
     use aws_lc_rs::key_wrap::KeyWrapPadded;
 
-    let token = Token::open(target, true)?;
+    // Only a session object is made: a read-only session will do.
+    let token = Token::open(target, false)?;
     token.login(password)?;
     let certs = token.find(&[
         Attribute::Class(ObjectClass::CERTIFICATE),
@@ -720,16 +721,7 @@ pub fn export_p12(
     pkcs8.truncate(len);
     let p12_pw = p12_password.read_new("Password for the PKCS#12 file")?;
     let progress = crate::progress::spinner("encrypting the PKCS#12 file");
-    let file = softoken::engine_sys::pkcs12_build(&pkcs8, &value, nickname, &p12_pw, iterations)
-        .map_err(|e| match e {
-            softoken::rv::Rv::PinInvalid => {
-                Failure::new(Kind::Failed, "a PKCS#12 password cannot contain a NUL byte")
-            }
-            other => Failure::new(
-                Kind::Failed,
-                format!("building the PKCS#12 file failed: {other:?}"),
-            ),
-        })?;
+    let file = crate::pkcs12::build(&pkcs8, &value, nickname, &p12_pw, iterations)?;
     progress.finish_and_clear();
     registry::write_atomically(out, &file, None)
 }

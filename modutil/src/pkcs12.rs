@@ -1,8 +1,9 @@
-//! Reading PKCS#12 files (RFC 7292) as NSS's pk12util, OpenSSL and others
-//! write them: BER with indefinite lengths, PBES2 (PBKDF2 with HMAC-SHA-1
+//! PKCS#12 files (RFC 7292), read as NSS's pk12util, OpenSSL and others
+//! write them, BER with indefinite lengths, PBES2 (PBKDF2 with HMAC-SHA-1
 //! or SHA-2, AES-CBC) or the legacy SHA-1/3DES PBE, and a SHA-1 or SHA-2
-//! MAC. aws-lc's reader refuses NSS's files (it insists on a NULL
-//! parameter after the PBKDF2 PRF, which NSS leaves out), hence this one.
+//! MAC; and written as pk12util writes them. aws-lc's reader refuses NSS's
+//! files (it insists on a NULL parameter after the PBKDF2 PRF, which NSS
+//! leaves out) and its writer cannot make PBES2 files, hence these.
 
 use aws_lc_rs::{digest, hmac, pbkdf2};
 use zeroize::Zeroizing;
@@ -539,6 +540,171 @@ pub fn parse(file: &[u8], password: &str) -> Outcome<Contents> {
     })
 }
 
+// ---- writing ----
+
+const NULL: &[u8] = &[0x05, 0x00];
+
+fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    out.extend(der_length(content.len()));
+    out.extend_from_slice(content);
+    out
+}
+
+fn seq(parts: &[&[u8]]) -> Vec<u8> {
+    tlv(SEQUENCE, &parts.concat())
+}
+
+fn der_uint(n: u32) -> Vec<u8> {
+    let mut bytes: Vec<u8> = n
+        .to_be_bytes()
+        .into_iter()
+        .skip_while(|b| *b == 0)
+        .collect();
+    if bytes.first().is_none_or(|b| b & 0x80 != 0) {
+        bytes.insert(0, 0);
+    }
+    tlv(INTEGER, &bytes)
+}
+
+fn random<const N: usize>() -> Outcome<[u8; N]> {
+    let mut out = [0u8; N];
+    aws_lc_rs::rand::fill(&mut out).map_err(|_| Failure::new(Kind::Failed, "no random numbers"))?;
+    Ok(out)
+}
+
+/// PBES2 (PBKDF2-HMAC-SHA256, AES-256-CBC) encryption: the
+/// AlgorithmIdentifier and the ciphertext.
+fn pbes2_encrypt(plaintext: &[u8], password: &str, rounds: u32) -> Outcome<(Vec<u8>, Vec<u8>)> {
+    let salt: [u8; 16] = random()?;
+    let iv: [u8; 16] = random()?;
+    let n = std::num::NonZeroU32::new(rounds)
+        .ok_or_else(|| Failure::new(Kind::Failed, "the iteration count must be at least 1"))?;
+    let mut key = Zeroizing::new([0u8; 32]);
+    pbkdf2::derive(
+        pbkdf2::PBKDF2_HMAC_SHA256,
+        n,
+        &salt,
+        password.as_bytes(),
+        &mut *key,
+    );
+    let ciphertext = softoken::pbe::aes_cbc_encrypt(&*key, iv, plaintext)
+        .map_err(|e| Failure::new(Kind::Failed, format!("encryption failed: {e:?}")))?;
+    let kdf = seq(&[
+        &tlv(OID, OID_PBKDF2),
+        &seq(&[
+            &tlv(OCTET_STRING, &salt),
+            &der_uint(rounds),
+            &seq(&[&tlv(OID, OID_HMAC_SHA256), NULL]),
+        ]),
+    ]);
+    let scheme = seq(&[&tlv(OID, OID_AES256_CBC), &tlv(OCTET_STRING, &iv)]);
+    let alg = seq(&[&tlv(OID, OID_PBES2), &seq(&[&kdf, &scheme])]);
+    Ok((alg, ciphertext))
+}
+
+fn bag_attributes_der(name: &str, key_id: &[u8]) -> Vec<u8> {
+    let bmp: Vec<u8> = name.encode_utf16().flat_map(u16::to_be_bytes).collect();
+    tlv(
+        SET,
+        &[
+            seq(&[
+                &tlv(OID, OID_FRIENDLY_NAME),
+                &tlv(SET, &tlv(BMP_STRING, &bmp)),
+            ]),
+            seq(&[
+                &tlv(OID, OID_LOCAL_KEY_ID),
+                &tlv(SET, &tlv(OCTET_STRING, key_id)),
+            ]),
+        ]
+        .concat(),
+    )
+}
+
+/// Writes a PKCS#12 file as NSS's pk12util does: the key in a shrouded key
+/// bag and the certificate in an encrypted safe, both PBES2 with
+/// PBKDF2-HMAC-SHA256 and AES-256-CBC, and an HMAC-SHA256 MAC; `rounds`
+/// iterations for each.
+pub fn build(
+    private_key: &[u8],
+    certificate: &[u8],
+    name: &str,
+    password: &str,
+    rounds: u32,
+) -> Outcome<Vec<u8>> {
+    let key_id = digest::digest(&digest::SHA1_FOR_LEGACY_USE_ONLY, certificate);
+    let attrs = bag_attributes_der(name, key_id.as_ref());
+
+    let (key_alg, key_ciphertext) = pbes2_encrypt(private_key, password, rounds)?;
+    let key_bag = seq(&[
+        &tlv(OID, OID_SHROUDED_KEY_BAG),
+        &tlv(
+            CONTEXT_0,
+            &seq(&[&key_alg, &tlv(OCTET_STRING, &key_ciphertext)]),
+        ),
+        &attrs,
+    ]);
+    let key_safe = seq(&[
+        &tlv(OID, OID_DATA),
+        &tlv(CONTEXT_0, &tlv(OCTET_STRING, &seq(&[&key_bag]))),
+    ]);
+
+    let cert_bag = seq(&[
+        &tlv(OID, OID_CERT_BAG),
+        &tlv(
+            CONTEXT_0,
+            &seq(&[
+                &tlv(OID, OID_X509_CERT),
+                &tlv(CONTEXT_0, &tlv(OCTET_STRING, certificate)),
+            ]),
+        ),
+        &attrs,
+    ]);
+    let (cert_alg, cert_ciphertext) = pbes2_encrypt(&seq(&[&cert_bag]), password, rounds)?;
+    let cert_safe = seq(&[
+        &tlv(OID, OID_ENCRYPTED_DATA),
+        &tlv(
+            CONTEXT_0,
+            &seq(&[
+                &der_uint(0),
+                &seq(&[
+                    &tlv(OID, OID_DATA),
+                    &cert_alg,
+                    &tlv(CONTEXT_0_PRIMITIVE, &cert_ciphertext),
+                ]),
+            ]),
+        ),
+    ]);
+
+    let auth_safe = seq(&[&cert_safe, &key_safe]);
+    let salt: [u8; 16] = random()?;
+    let mac_key = pkcs12_kdf(
+        &digest::SHA256,
+        &bmp_password(password),
+        &salt,
+        3,
+        rounds,
+        32,
+    );
+    let mac = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, &mac_key), &auth_safe);
+    let mac_data = seq(&[
+        &seq(&[
+            &seq(&[&tlv(OID, OID_SHA256), NULL]),
+            &tlv(OCTET_STRING, mac.as_ref()),
+        ]),
+        &tlv(OCTET_STRING, &salt),
+        &der_uint(rounds),
+    ]);
+    Ok(seq(&[
+        &der_uint(3),
+        &seq(&[
+            &tlv(OID, OID_DATA),
+            &tlv(CONTEXT_0, &tlv(OCTET_STRING, &auth_safe)),
+        ]),
+        &mac_data,
+    ]))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -591,5 +757,26 @@ mod tests {
             hex::encode(&*key),
             "8aaae6297b6cb04642ab5b077851284eb7128f1a2a7fbca3"
         );
+    }
+
+    #[test]
+    fn written_files_read_back() {
+        let key = b"\x30\x03\x02\x01\x00 not really a key";
+        let cert = b"\x30\x03\x02\x01\x01 nor a certificate";
+        let file = build(key, cert, "Zo\u{eb} key", "pässword", 1000).unwrap();
+        let back = parse(&file, "pässword").unwrap();
+        assert_eq!(&*back.private_key, key);
+        assert_eq!(back.certificate, cert);
+        assert_eq!(back.friendly_name.as_deref(), Some("Zo\u{eb} key"));
+        assert!(back.chain.is_empty());
+        assert_eq!(
+            parse(&file, "password").err().unwrap().kind,
+            Kind::WrongPassword
+        );
+        // Any flipped byte is caught (by the MAC, or as malformed).
+        let mut damaged = file.clone();
+        let at = damaged.len() / 2;
+        damaged[at] ^= 1;
+        assert!(parse(&damaged, "pässword").is_err());
     }
 }

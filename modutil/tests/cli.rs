@@ -542,6 +542,12 @@ fn databases_are_administered_through_the_module() {
         .arg(format!("sql:{}", nssdb.display()))
         .arg("-w")
         .arg(&p12pw));
+    let pem = ok(Command::new("openssl")
+        .args(["pkcs12", "-nodes", "-in"])
+        .arg(&out)
+        .arg("-passin")
+        .arg(format!("file:{}", p12pw.display())));
+    assert!(pem.contains("BEGIN PRIVATE KEY") && pem.contains("BEGIN CERTIFICATE"));
     let nss_keys = ok(Command::new("certutil")
         .args(["-K", "-d"])
         .arg(format!("sql:{}", nssdb.display())));
@@ -681,4 +687,99 @@ fn certificates_carry_certutils_trust_letters() {
         compared += 1;
     }
     assert_eq!(compared, 6, "{nss}");
+}
+
+#[test]
+fn passwords_are_asked_on_the_terminal_without_echo() {
+    let top = tempfile::tempdir().unwrap();
+    let lib = module_copy(top.path());
+    let db = top.path().join("db");
+    // `script` gives the tool a terminal; the answers go in one at a time.
+    let create = |answers: &[&str]| {
+        let mut feed = String::new();
+        for a in answers {
+            feed.push_str(&format!("sleep 0.5; printf '%s\\n' '{a}'; "));
+        }
+        let command = format!(
+            "({feed}) | script -qec \"{} create --libfile {} -d {}\" /dev/null",
+            env!("CARGO_BIN_EXE_softoken-modutil"),
+            lib.display(),
+            db.display()
+        );
+        output(Command::new("sh").arg("-c").arg(command))
+    };
+    let out = create(&["typed-pw", "other"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("do not match"), "{text}");
+    assert!(!db.join("key4.db").exists());
+    let out = create(&["typed-pw", "typed-pw"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("New password: ") && text.contains("Database created"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("typed-pw"),
+        "the password was echoed: {text}"
+    );
+    let pw = write(&top.path().join("pw"), "typed-pw\n");
+    ok(tool()
+        .args(["keys", "--libfile"])
+        .arg(&lib)
+        .arg("-d")
+        .arg(&db)
+        .arg("-f")
+        .arg(&pw));
+    // Without a terminal and without a password file: a clear message.
+    let mut c = tool();
+    c.args(["keys", "--libfile"])
+        .arg(&lib)
+        .arg("-d")
+        .arg(&db)
+        .stdin(std::process::Stdio::null());
+    fails(&mut c, 1, "no terminal to ask on");
+}
+
+#[test]
+fn a_database_this_user_cannot_write_is_read_only() {
+    let top = tempfile::tempdir().unwrap();
+    let lib = module_copy(top.path());
+    let db = top.path().join("db");
+    let pw = write(&top.path().join("pw"), "pw1\n");
+    let new = write(&top.path().join("new"), "pw2\n");
+    ok(tool()
+        .args(["create", "--libfile"])
+        .arg(&lib)
+        .arg("-d")
+        .arg(&db)
+        .arg("-f")
+        .arg(&pw));
+    for f in ["cert9.db", "key4.db"] {
+        std::fs::set_permissions(db.join(f), std::fs::Permissions::from_mode(0o444)).unwrap();
+    }
+    for p in [top.path(), &db] {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    for p in [&pw, &new] {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let mut c = unprivileged(env!("CARGO_BIN_EXE_softoken-modutil"));
+    c.args(["passwd", "--libfile"])
+        .arg(&lib)
+        .arg("-d")
+        .arg(&db)
+        .arg("-f")
+        .arg(&pw)
+        .arg("--new-password-file")
+        .arg(&new);
+    fails(&mut c, 6, "the database is read-only");
+    // Reading still works.
+    let mut c = unprivileged(env!("CARGO_BIN_EXE_softoken-modutil"));
+    c.args(["keys", "--libfile"])
+        .arg(&lib)
+        .arg("-d")
+        .arg(&db)
+        .arg("-f")
+        .arg(&pw);
+    ok(&mut c);
 }

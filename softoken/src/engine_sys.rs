@@ -12,8 +12,6 @@
 //! - The hashes aws-lc-rs does not offer (SHA-512/224, SHA3-224) and HMAC
 //!   over the SHA3 family, through EVP; AES-CMAC; AES-GCM with any IV
 //!   length and tag length; AES key wrap with AES-192 keys too.
-//! - Writing PKCS#12 files, for softoken-modutil's export (which runs
-//!   through the module's C API otherwise).
 
 use std::ptr::NonNull;
 
@@ -1113,106 +1111,6 @@ pub fn aes_key_wrap(
     }
     out.truncate(len);
     Ok(out)
-}
-
-// ---- PKCS#12 files (for softoken-modutil's export) ----
-
-/// Copies out and frees a buffer aws-lc allocated.
-fn take_buffer(ptr: *mut u8, len: usize) -> Zeroizing<Vec<u8>> {
-    // SAFETY: aws-lc returned `len` bytes at `ptr`, which this function
-    // owns from here on and frees once.
-    unsafe {
-        let out = Zeroizing::new(std::slice::from_raw_parts(ptr, len).to_vec());
-        sys::OPENSSL_cleanse(ptr.cast(), len);
-        sys::OPENSSL_free(ptr.cast());
-        out
-    }
-}
-
-/// Empties the thread's aws-lc error queue after a failure.
-fn clear_errors() {
-    // SAFETY: clearing the thread's error queue has no preconditions.
-    unsafe { sys::ERR_clear_error() }
-}
-
-fn c_password(password: &str) -> Result<Zeroizing<Vec<u8>>> {
-    if password.as_bytes().contains(&0) {
-        return Err(Rv::PinInvalid);
-    }
-    let mut c = Zeroizing::new(password.as_bytes().to_vec());
-    c.push(0);
-    Ok(c)
-}
-
-/// Writes a PKCS#12 file: key and certificate encrypted with the SHA-1 /
-/// 3DES PBE (aws-lc's writer offers no PBES2 here; every reader, NSS's
-/// pk12util and OpenSSL 3 included, takes it), an HMAC-SHA256 MAC,
-/// `iterations` for each.
-pub fn pkcs12_build(
-    private_key: &[u8],
-    certificate: &[u8],
-    friendly_name: &str,
-    password: &str,
-    iterations: u32,
-) -> Result<Vec<u8>> {
-    let c_pass = c_password(password)?;
-    let name = std::ffi::CString::new(friendly_name).map_err(|_| Rv::ArgumentsBad)?;
-    let iterations = i32::try_from(iterations).map_err(|_| Rv::ArgumentsBad)?;
-    let mut cbs = std::mem::MaybeUninit::<sys::CBS>::uninit();
-    // SAFETY: the CBS borrows `private_key` only during this call.
-    let pkey = unsafe {
-        sys::CBS_init(cbs.as_mut_ptr(), private_key.as_ptr(), private_key.len());
-        sys::EVP_parse_private_key(cbs.as_mut_ptr())
-    };
-    let pkey = Owned::new(pkey, sys::EVP_PKEY_free).map_err(|_| Rv::DataInvalid)?;
-    let mut input = certificate.as_ptr();
-    let len = std::os::raw::c_long::try_from(certificate.len()).map_err(|_| Rv::DataInvalid)?;
-    // SAFETY: d2i reads at most `len` bytes from `input`.
-    let cert = unsafe { sys::d2i_X509(std::ptr::null_mut(), &mut input, len) };
-    let cert = Owned::new(cert, sys::X509_free).map_err(|_| Rv::DataInvalid)?;
-    // SAFETY: every pointer is valid for the call; the result is owned.
-    let p12 = unsafe {
-        sys::PKCS12_create(
-            c_pass.as_ptr().cast(),
-            name.as_ptr(),
-            pkey.ptr.as_ptr(),
-            cert.ptr.as_ptr(),
-            std::ptr::null(),
-            sys::NID_pbe_WithSHA1And3_Key_TripleDES_CBC,
-            sys::NID_pbe_WithSHA1And3_Key_TripleDES_CBC,
-            iterations,
-            iterations,
-            0,
-        )
-    };
-    let p12 = Owned::new(p12, sys::PKCS12_free).map_err(|_| {
-        clear_errors();
-        Rv::GeneralError
-    })?;
-    // SAFETY: replaces the MAC of the structure just made; a null salt
-    // asks for a random one.
-    let ok = unsafe {
-        sys::PKCS12_set_mac(
-            p12.ptr.as_ptr(),
-            c_pass.as_ptr().cast(),
-            password.len() as i32,
-            std::ptr::null_mut(),
-            0,
-            iterations,
-            sys::EVP_sha256(),
-        )
-    };
-    if ok != 1 {
-        clear_errors();
-        return Err(Rv::GeneralError);
-    }
-    let mut out: *mut u8 = std::ptr::null_mut();
-    // SAFETY: i2d allocates `out` on success.
-    let len = unsafe { sys::i2d_PKCS12(p12.ptr.as_ptr(), &mut out) };
-    if len <= 0 || out.is_null() {
-        return Err(Rv::GeneralError);
-    }
-    Ok(take_buffer(out, len as usize).to_vec())
 }
 
 #[cfg(test)]
