@@ -761,6 +761,31 @@ mod tests {
     }
 
     #[test]
+    fn concurrent_writers_lose_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        update(dir.path(), false, true, |_| Ok(())).unwrap();
+        let writers: Vec<_> = (0..4)
+            .map(|w| {
+                let dir = dir.path().to_path_buf();
+                std::thread::spawn(move || {
+                    for i in 0..10 {
+                        let name = format!("m{w}-{i}");
+                        update(&dir, false, false, |r| {
+                            r.add(Stanza::new(&name, "/x.so", None))
+                        })
+                        .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for w in writers {
+            w.join().unwrap();
+        }
+        let r = load(dir.path()).unwrap();
+        assert_eq!(r.modules().count(), 41);
+    }
+
+    #[test]
     fn add_and_remove_keep_the_rest() {
         let mut r = Registry::parse(NSS_387);
         r.add(Stanza::new("two", "/lib/two.so", Some("a='b c'")))

@@ -207,6 +207,9 @@ fn modules_round_trip_with_nss_modutil() {
         3,
         "pkcs11.txt does not exist",
     );
+    // --dbdir may come before the subcommand too.
+    let listed = ok(tool().arg("--dbdir").arg(&nssdb).arg("list"));
+    assert!(listed.contains("ours"), "{listed}");
     fails(
         tool().args(["list", "-d", "/nonexistent"]),
         3,
@@ -594,6 +597,22 @@ fn databases_are_administered_through_the_module() {
     assert_eq!(out.status.code(), Some(1));
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(!r["failures"].as_array().unwrap().is_empty(), "{r}");
+
+    // An object removed behind the module's back leaves orphaned records.
+    let conn = rusqlite::Connection::open(db.join("key4.db")).unwrap();
+    conn.execute("DELETE FROM nssPrivate", []).unwrap();
+    drop(conn);
+    let out = output(with_db(&["check", "--json", "-f"]).arg(&new));
+    assert_eq!(out.status.code(), Some(1));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        r["orphaned_records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n.as_str().unwrap().starts_with("sig_key_")),
+        "{r}"
+    );
 
     // No database where one is named: a clear message, and none is made.
     let empty = top.path().join("empty");
