@@ -5,7 +5,10 @@
 //! Everything read from disk is checked: a damaged or hostile file gives
 //! `Error::Corrupt`, never a panic, a loop or unbounded memory.
 
+pub mod cert8;
 pub mod hash;
+pub mod key3;
+pub mod secmod;
 
 /// What went wrong.
 #[derive(Debug, thiserror::Error)]
