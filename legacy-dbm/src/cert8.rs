@@ -148,9 +148,10 @@ impl<'a> Body<'a> {
     }
 }
 
-/// A NUL-terminated (or not) UTF-8 string of a record; empty is none.
+/// A string of a record, read as NSS reads it (up to its first NUL);
+/// empty is none.
 fn text(bytes: &[u8]) -> Result<Option<String>> {
-    let bytes = bytes.strip_suffix(&[0]).unwrap_or(bytes);
+    let bytes = bytes.split(|b| *b == 0).next().unwrap_or(&[]);
     if bytes.is_empty() {
         return Ok(None);
     }

@@ -400,12 +400,27 @@ impl<'a> HashFile<'a> {
         }
     }
 
-    /// Every record, bucket by bucket; the header's record count must agree.
+    /// Every record, bucket by bucket. Each must sit in the bucket its key
+    /// hashes to (else no lookup would find it), keys must be unique, and
+    /// the header's record count must agree.
     pub fn records(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         let mut seen = HashSet::new();
         let mut out = Vec::new();
         for bucket in 0..=self.header.max_bucket {
+            let start = out.len();
             self.bucket(bucket, &mut seen, &mut out)?;
+            if out[start..]
+                .iter()
+                .any(|(k, _)| self.header.bucket_of(k) != bucket)
+            {
+                return Err(Error::corrupt(format!(
+                    "a record of bucket {bucket} hashes elsewhere"
+                )));
+            }
+        }
+        let mut keys = HashSet::new();
+        if !out.iter().all(|(k, _)| keys.insert(k.as_slice())) {
+            return Err(Error::corrupt("a key is stored twice"));
         }
         if out.len() != self.header.nkeys as usize {
             return Err(Error::corrupt(format!(

@@ -41,7 +41,7 @@ impl DbKey {
         }
         let (salt, rest) = rest.split_at(salt_len);
         let (nick, payload) = rest.split_at(nick_len);
-        let nick = nick.strip_suffix(&[0]).unwrap_or(nick);
+        let nick = nick.split(|b| *b == 0).next().unwrap_or(&[]);
         Ok(DbKey {
             salt: salt.to_vec(),
             nickname: String::from_utf8(nick.to_vec())

@@ -51,7 +51,8 @@ fn string(b: &[u8], at: usize) -> Result<(String, usize)> {
     let bytes = b
         .get(at + 2..at + 2 + len)
         .ok_or_else(|| Error::corrupt("module string past the record"))?;
-    let bytes = bytes.strip_suffix(&[0]).unwrap_or(bytes);
+    // NSS reads these as C strings.
+    let bytes = bytes.split(|b| *b == 0).next().unwrap_or(&[]);
     let s = String::from_utf8(bytes.to_vec())
         .map_err(|_| Error::corrupt("module string is not UTF-8"))?;
     Ok((s, at + 2 + len))
@@ -96,7 +97,7 @@ pub fn decode(key: &[u8], data: &[u8]) -> Result<Module> {
             });
         }
     }
-    let key_name = String::from_utf8_lossy(key.strip_suffix(&[0]).unwrap_or(key));
+    let key_name = String::from_utf8_lossy(key.split(|b| *b == 0).next().unwrap_or(&[]));
     let name = if name.is_empty() {
         key_name.into_owned()
     } else {

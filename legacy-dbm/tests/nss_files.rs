@@ -119,3 +119,41 @@ fn nss_reads_and_extends_files_written_here() {
     assert!(records(&dir.path().join("cert8.db")).len() > before);
     assert!(nss_certs(&db).contains("added-by-nss"));
 }
+
+/// Records longer than a page (big pairs) in both directions: NSS writes
+/// one into secmod.db, we read it, write a longer one, and NSS reads ours.
+#[test]
+fn big_pairs_cross_both_ways() {
+    use legacy_dbm::secmod;
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("dbm:{}", dir.path().display());
+    run(Command::new("certutil").args(["-N", "--empty-password", "-d", &db]));
+    // Any loadable PKCS#11 library other than NSS's own will do.
+    let lib = "/usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-trust.so";
+    let long = format!("x-pad={}", "a".repeat(6000));
+    let mut add = Command::new("modutil");
+    add.args([
+        "-add", "bigmod", "-libfile", lib, "-string", &long, "-force", "-dbdir", &db,
+    ]);
+    run(&mut add);
+    let path = dir.path().join("secmod.db");
+    let bytes = std::fs::read(&path).unwrap();
+    let mut all = HashFile::parse(&bytes).unwrap().records().unwrap();
+    let at = all
+        .iter()
+        .position(|(k, _)| k == b"bigmod")
+        .expect("NSS wrote bigmod");
+    let mut module = secmod::decode(&all[at].0, &all[at].1).unwrap();
+    assert_eq!(module.parameters, long);
+
+    let longer = format!("x-pad={}", "b".repeat(9000));
+    module.parameters = longer.clone();
+    all[at] = secmod::encode(&module).unwrap();
+    std::fs::write(&path, hash::write(&all, hash::KEY_DB_PAGE, true).unwrap()).unwrap();
+    let listed = run(Command::new("modutil").args(["-rawlist", "-dbdir", &db]));
+    assert!(
+        listed.contains(&format!("x-pad={}", "b".repeat(9000))),
+        "{listed}"
+    );
+}
