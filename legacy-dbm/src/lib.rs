@@ -9,6 +9,7 @@ pub mod cert8;
 pub mod hash;
 pub mod key3;
 pub mod secmod;
+pub mod store;
 
 /// What went wrong.
 #[derive(Debug, thiserror::Error)]

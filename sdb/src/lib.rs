@@ -160,6 +160,17 @@ pub trait Transaction: SdbRead {
     fn commit(self: Box<Self>) -> Result<()>;
 }
 
+/// Turns the private-key records of a legacy key database into the
+/// token's objects. The token supplies it once the user has
+/// logged in (it alone holds the password) and takes it back at logout,
+/// so no backend holds the password logic a second time.
+pub trait KeyRecordCodec: Send + Sync {
+    /// A private key object's attributes, in stored form (private values
+    /// encrypted as the token stores them), from a key record's encrypted
+    /// PKCS#8 payload.
+    fn open_private_key(&self, payload: &[u8]) -> Result<Vec<Attribute>>;
+}
+
 /// A database: one table of objects plus its metadata.
 pub trait Sdb: SdbRead + Send + Sync {
     /// Starts a write transaction. Transactions on one handle are serialised;
@@ -168,4 +179,16 @@ pub trait Sdb: SdbRead + Send + Sync {
 
     /// Whether the database was opened read-only.
     fn is_read_only(&self) -> bool;
+
+    /// Whether the format keeps integrity records (NSS's shared database
+    /// does; the legacy one has none).
+    fn keeps_integrity_records(&self) -> bool {
+        true
+    }
+
+    /// Gives (or, with `None`, takes back) the codec for legacy key
+    /// records; formats without them ignore it.
+    fn set_key_codec(&self, codec: Option<std::sync::Arc<dyn KeyRecordCodec>>) {
+        let _ = codec;
+    }
 }

@@ -13,6 +13,7 @@ pub mod engine_sys;
 mod ffi;
 pub mod kdf;
 pub mod keydb;
+pub mod legacy;
 pub mod mechanism;
 pub mod module;
 pub mod nss;

@@ -191,36 +191,45 @@ impl Token {
     /// Opens the token's databases (creating them when missing, with the
     /// empty password set, as Firefox does for a new profile).
     pub fn open(mut cfg: TokenConfig) -> Result<Token> {
-        if cfg.format == DbFormat::Dbm {
-            // The legacy backend comes with its own crate.
-            return Err(Rv::FunctionFailed);
-        }
-        if !cfg.read_only {
-            ensure_dir(&cfg.dir)?;
-        }
-        let open = |read_only| {
-            sdb::open(&sdb::OpenOptions {
-                dir: cfg.dir.clone(),
-                cert_prefix: cfg.cert_prefix.clone(),
-                key_prefix: cfg.key_prefix.clone(),
-                read_only,
-            })
-        };
-        // Files this process may not write are opened read-only and the
-        // token says it is write-protected, as NSS does.
-        let opened = match open(cfg.read_only) {
-            Err(sdb::Error::ReadOnly) if !cfg.read_only => {
-                let opened = open(true);
+        let (cert, key): (Box<dyn Sdb>, Box<dyn Sdb>) = match cfg.format {
+            DbFormat::Dbm => {
+                let (cert, key) =
+                    legacy_dbm::store::open(&cfg.dir, &cfg.cert_prefix, &cfg.key_prefix)
+                        .map_err(|_| Rv::FunctionFailed)?;
+                // Writing the legacy format is not offered yet.
                 cfg.read_only = true;
-                opened
+                (Box::new(cert), Box::new(key))
             }
-            other => other,
-        }
-        .map_err(|_| Rv::FunctionFailed)?;
+            DbFormat::Sql => {
+                if !cfg.read_only {
+                    ensure_dir(&cfg.dir)?;
+                }
+                let open = |read_only| {
+                    sdb::open(&sdb::OpenOptions {
+                        dir: cfg.dir.clone(),
+                        cert_prefix: cfg.cert_prefix.clone(),
+                        key_prefix: cfg.key_prefix.clone(),
+                        read_only,
+                    })
+                };
+                // Files this process may not write are opened read-only and
+                // the token says it is write-protected, as NSS does.
+                let opened = match open(cfg.read_only) {
+                    Err(sdb::Error::ReadOnly) if !cfg.read_only => {
+                        let opened = open(true);
+                        cfg.read_only = true;
+                        opened
+                    }
+                    other => other,
+                }
+                .map_err(|_| Rv::FunctionFailed)?;
+                (Box::new(opened.cert), Box::new(opened.key))
+            }
+        };
         let token = Token {
             cfg,
-            cert: Box::new(opened.cert),
-            key: Box::new(opened.key),
+            cert,
+            key,
             login: RwLock::new(Login::default()),
             objects: RwLock::new(HashMap::new()),
             next_object: AtomicU64::new(1),
@@ -281,7 +290,16 @@ impl Token {
                 login.entry = Some(entry);
             }
         }
+        self.share_keys(&login);
         Ok(())
+    }
+
+    /// Gives the legacy key store a codec for the keys now known, or takes
+    /// it back (it opens private-key records only while logged in).
+    fn share_keys(&self, login: &Login) {
+        self.key.set_key_codec(login.keys.as_ref().map(|keys| {
+            Arc::new(crate::legacy::KeyCodec(keys.clone())) as Arc<dyn sdb::KeyRecordCodec>
+        }));
     }
 
     pub fn config(&self) -> &TokenConfig {
@@ -386,6 +404,7 @@ impl Token {
                 login.keys = Some(Arc::new(keys));
                 login.entry = Some(entry);
                 login.user = true;
+                self.share_keys(&login);
                 Ok(())
             }
             CKU_SO => {
@@ -462,7 +481,9 @@ impl Token {
         key_txn.commit()?;
         cert_txn.commit()?;
         self.objects.write().clear();
-        *self.login.write() = Login::default();
+        let mut login = self.login.write();
+        *login = Login::default();
+        self.share_keys(&login);
         Ok(())
     }
 
@@ -550,6 +571,7 @@ impl Token {
         if login.user {
             login.keys = Some(Arc::new(new));
             login.entry = Some(entry);
+            self.share_keys(&login);
             return Ok(());
         }
         // Not logged in (the old password was empty): the new one must be
@@ -573,6 +595,10 @@ impl Token {
         mac_object_id: ObjectId,
         value: &[u8],
     ) -> Result<()> {
+        // The legacy format keeps no integrity records.
+        if !self.key.keeps_integrity_records() {
+            return Ok(());
+        }
         let mut record = meta.get_metadata(&keydb::sig_name(db, id, t))?;
         if record.is_none() && db == DbKind::Key && mac_object_id == 0 {
             record = meta.get_metadata(&keydb::sig_name(db, id | LEGACY_SIG_ID_BITS, t))?;
@@ -610,6 +636,8 @@ impl Token {
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<IntegrityReport> {
         let keys = self.keys().ok_or(Rv::UserNotLoggedIn)?;
+        // The legacy format has no records to verify.
+        let records_kept = self.key.keeps_integrity_records();
         let mut report = IntegrityReport::default();
         let all_ids = [DbKind::Cert, DbKind::Key]
             .map(|db| self.db(db).find(&[]).map(|mut f| f.next_batch(usize::MAX)));
@@ -626,13 +654,13 @@ impl Token {
                     let checked = if db == DbKind::Key && attr::is_encrypted(t) {
                         keys.decrypt(&v).and_then(|(plain, current)| {
                             report.decrypted += 1;
-                            if current {
+                            if current && records_kept {
                                 self.check_record(&*self.key, &keys, db, id, t, 0, &plain)?;
                                 report.verified += 1;
                             }
                             Ok(())
                         })
-                    } else if attr::is_authenticated(t) {
+                    } else if attr::is_authenticated(t) && records_kept {
                         self.check_record(&*self.key, &keys, db, id, t, id, &v)
                             .map(|()| report.verified += 1)
                     } else {

@@ -83,11 +83,24 @@ pub fn open_databases(dir: &Path, read_only: bool) -> sdb::Opened {
 /// A directory's token through the library (below the C API), for checks a
 /// client cannot make, such as reading sensitive values.
 pub fn open_token(dir: &Path) -> softoken::token::Token {
-    let cfg = softoken::config::Config::from_parameters(Some(&sql_params(dir)))
+    open_token_with(&sql_params(dir))
+}
+
+/// The token the module would open for a parameter string.
+pub fn open_token_with(params: &str) -> softoken::token::Token {
+    let cfg = softoken::config::Config::from_parameters(Some(params))
         .expect("parameters")
         .tokens
         .remove(0);
     softoken::token::Token::open(cfg).expect("open token")
+}
+
+/// The parameter string NSS passes for a legacy database directory.
+pub fn dbm_params(dir: &Path) -> String {
+    format!(
+        "configdir='dbm:{}' certPrefix='' keyPrefix='' secmod='secmod.db' flags=",
+        dir.display()
+    )
 }
 
 /// The parameter string NSS passes for a database directory.

@@ -75,9 +75,17 @@ fn check_fixture(name: &str) {
     let m = manifest(name);
     let password = m["password"].as_str().unwrap();
     let dir = copy_fixture(name);
-    let raw = Raw::with_params(&sql_params(dir.path()));
+    let legacy = m["format"] == "dbm";
+    let params = if legacy {
+        dbm_params(dir.path())
+    } else {
+        sql_params(dir.path())
+    };
+    let raw = Raw::with_params(&params);
     let slot = raw.slots()[0];
     let info = raw.token_info(slot);
+    // Writing the legacy format is not offered yet.
+    assert_eq!(info.flags & CKF_WRITE_PROTECTED != 0, legacy, "{name}");
     assert_eq!(
         String::from_utf8_lossy(&info.label).trim_end(),
         m["token_label"].as_str().unwrap()
@@ -209,7 +217,7 @@ fn check_fixture(name: &str) {
 
     // Through the library: every private attribute decrypts and every
     // record in key4.db verifies.
-    let token = open_token(dir.path());
+    let token = open_token_with(&params);
     if !password.is_empty() {
         token.login(CKU_USER, password.as_bytes(), false).unwrap();
     }
@@ -220,12 +228,14 @@ fn check_fixture(name: &str) {
         "{name}: {:?}",
         report.orphaned_records
     );
-    let key_db = open_databases(dir.path(), true).key;
-    assert_eq!(
-        report.verified,
-        key_db.metadata_ids("sig_").unwrap().len(),
-        "{name}: records verified"
-    );
+    // The legacy format has no integrity records.
+    let records = if legacy {
+        0
+    } else {
+        let key_db = open_databases(dir.path(), true).key;
+        key_db.metadata_ids("sig_").unwrap().len()
+    };
+    assert_eq!(report.verified, records, "{name}: records verified");
     assert!(
         report.decrypted >= expected_keys.len(),
         "{name}: values decrypted"
@@ -247,9 +257,19 @@ fn upgraded_legacy_fixture_with_3des_values() {
     check_fixture("dbm-pw-upgraded");
 }
 
+#[test]
+fn legacy_dbm_password_fixture() {
+    check_fixture("dbm-pw");
+}
+
+#[test]
+fn legacy_dbm_empty_password_fixture() {
+    check_fixture("dbm-empty-pw");
+}
+
 /// The RSA user key decrypted from the database equals the key pk12util
-/// exported, both from NSS's own database and from the migrated one (whose
-/// values are still in the legacy 3DES form).
+/// exported: from NSS's own database, from the migrated one (whose values
+/// are still in the legacy 3DES form), and from the legacy key3.db.
 #[test]
 fn decrypted_rsa_key_equals_pkcs12_export() {
     let p12 = manifest("pkcs12");
@@ -258,9 +278,13 @@ fn decrypted_rsa_key_equals_pkcs12_export() {
         p12["password"].as_str().unwrap(),
     );
     let cka_id = hex::decode(p12["expected"]["key"]["nss_ckaid"].as_str().unwrap()).unwrap();
-    for name in ["sql-pw", "dbm-pw-upgraded"] {
+    for name in ["sql-pw", "dbm-pw-upgraded", "dbm-pw"] {
         let dir = copy_fixture(name);
-        let token = open_token(dir.path());
+        let token = if name == "dbm-pw" {
+            open_token_with(&dbm_params(dir.path()))
+        } else {
+            open_token(dir.path())
+        };
         token.login(CKU_USER, b"fixture-pw", false).unwrap();
         let template = [(CKA_CLASS, ul(CKO_PRIVATE_KEY)), (CKA_ID, cka_id.clone())]
             .into_iter()
@@ -353,4 +377,51 @@ fn tampered_values_are_refused() {
         BTreeSet::from([CKA_TRUST_EMAIL_PROTECTION, CKA_PRIVATE_EXPONENT])
     );
     assert_eq!(report.failures.len(), 3, "{:?}", report.failures);
+}
+
+/// Every private key of the legacy database signs, and its signature
+/// verifies with the public key NSS presents beside it, whose CKA_ID (the
+/// SHA-1 of the public value) is the one its certificate carries.
+#[test]
+fn legacy_keys_sign_and_match_their_certificates() {
+    let dir = copy_fixture("dbm-pw");
+    let raw = Raw::with_params(&dbm_params(dir.path()));
+    let slot = raw.slots()[0];
+    let s = raw.open(slot, false).unwrap();
+    assert_eq!(raw.login(s, CKU_USER, "fixture-pw"), CKR_OK);
+    let keys = raw.find(s, &[(CKA_CLASS, ul(CKO_PRIVATE_KEY))]).unwrap();
+    assert_eq!(keys.len(), 4);
+    for key in keys {
+        let id = raw.get(s, key, CKA_ID).unwrap();
+        let public = raw
+            .find(s, &[(CKA_CLASS, ul(CKO_PUBLIC_KEY)), (CKA_ID, id.clone())])
+            .unwrap();
+        let certs = raw
+            .find(s, &[(CKA_CLASS, ul(CKO_CERTIFICATE)), (CKA_ID, id.clone())])
+            .unwrap();
+        assert_eq!((public.len(), certs.len()), (1, 1), "{}", hex::encode(&id));
+        let mechanism = match as_ul(&raw.get(s, key, CKA_KEY_TYPE).unwrap()) {
+            CKK_RSA => CKM_SHA256_RSA_PKCS,
+            CKK_EC => CKM_ECDSA_SHA256,
+            other => panic!("key type {other:#x}"),
+        };
+        let data = b"signed by a key3.db key";
+        let sig = raw.sign(s, mechanism, Vec::new(), key, data).unwrap();
+        assert_eq!(
+            raw.verify(s, mechanism, Vec::new(), public[0], data, &sig),
+            CKR_OK
+        );
+        let mut bad = sig.clone();
+        bad[0] ^= 1;
+        assert_eq!(
+            raw.verify(s, mechanism, Vec::new(), public[0], data, &bad),
+            CKR_SIGNATURE_INVALID
+        );
+    }
+    // After logout the private keys are gone again.
+    assert_eq!(raw.logout(s), CKR_OK);
+    assert!(raw
+        .find(s, &[(CKA_CLASS, ul(CKO_PRIVATE_KEY))])
+        .unwrap()
+        .is_empty());
 }

@@ -1,0 +1,651 @@
+//! The records of a `dbm:` directory as the PKCS#11 objects NSS presents
+//! for them (../shared/docs/nss-db-format.md §2.7), behind the storage
+//! trait: a certificate side (certificates, NSS trust objects, CRLs, S/MIME
+//! records) and a key side (private keys and their public keys, the
+//! password entry).
+//!
+//! Private keys become objects only while the token has given its codec
+//! (after login): their records are encrypted PKCS#8, and only the token
+//! can open them. Writing is not offered yet: the database opens
+//! read-only.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+use pkcs11_sys::*;
+use sdb::{
+    AttrType, Attribute, FindCursor, KeyRecordCodec, Metadata, ObjectId, Sdb, SdbRead, Transaction,
+    MAX_OBJECT_ID, PASSWORD_ENTRY_ID,
+};
+
+use crate::hash::HashFile;
+use crate::{cert8, key3, Error};
+
+// NSS's vendor-defined classes, attributes and trust values.
+const NSS_VENDOR: CK_ULONG = 0xCE53_4350;
+const CKO_NSS_CRL: CK_ULONG = NSS_VENDOR + 1;
+const CKO_NSS_SMIME: CK_ULONG = NSS_VENDOR + 2;
+const CKO_NSS_TRUST: CK_ULONG = NSS_VENDOR + 3;
+const CKA_NSS_URL: CK_ULONG = NSS_VENDOR + 1;
+const CKA_NSS_EMAIL: CK_ULONG = NSS_VENDOR + 2;
+const CKA_NSS_SMIME_INFO: CK_ULONG = NSS_VENDOR + 3;
+const CKA_NSS_SMIME_TIMESTAMP: CK_ULONG = NSS_VENDOR + 4;
+const CKA_NSS_KRL: CK_ULONG = NSS_VENDOR + 8;
+const CKA_NSS_DB: CK_ULONG = 0xD5A0_DB00;
+const NSS_TRUST: CK_ULONG = 0xCE53_6350;
+const CKA_TRUST_SERVER_AUTH: CK_ULONG = NSS_TRUST + 8;
+const CKA_TRUST_CLIENT_AUTH: CK_ULONG = NSS_TRUST + 9;
+const CKA_TRUST_CODE_SIGNING: CK_ULONG = NSS_TRUST + 10;
+const CKA_TRUST_EMAIL_PROTECTION: CK_ULONG = NSS_TRUST + 11;
+const CKA_TRUST_STEP_UP_APPROVED: CK_ULONG = NSS_TRUST + 16;
+const CKA_CERT_SHA1_HASH: CK_ULONG = NSS_TRUST + 100;
+const CKA_CERT_MD5_HASH: CK_ULONG = NSS_TRUST + 101;
+const CKT_NSS_TRUSTED: CK_ULONG = NSS_VENDOR + 1;
+const CKT_NSS_TRUSTED_DELEGATOR: CK_ULONG = NSS_VENDOR + 2;
+const CKT_NSS_MUST_VERIFY_TRUST: CK_ULONG = NSS_VENDOR + 3;
+const CKT_NSS_TRUST_UNKNOWN: CK_ULONG = NSS_VENDOR + 5;
+const CKT_NSS_NOT_TRUSTED: CK_ULONG = NSS_VENDOR + 10;
+const CKT_NSS_VALID_DELEGATOR: CK_ULONG = NSS_VENDOR + 11;
+
+/// A CK_ULONG as stored: 4 bytes, big-endian.
+fn ulong(v: CK_ULONG) -> Vec<u8> {
+    (v as u32).to_be_bytes().to_vec()
+}
+
+fn boolean(v: bool) -> Vec<u8> {
+    vec![v as u8]
+}
+
+fn sha1(data: &[u8]) -> Vec<u8> {
+    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, data)
+        .as_ref()
+        .to_vec()
+}
+
+fn md5(data: &[u8]) -> Vec<u8> {
+    use md5::Digest;
+    md5::Md5::digest(data).to_vec()
+}
+
+// ---- the few certificate fields the objects need ----
+
+/// Reads one DER element: (tag, content, the whole element).
+fn element<'a>(input: &mut &'a [u8]) -> crate::Result<(u8, &'a [u8], &'a [u8])> {
+    let start = *input;
+    let bad = || Error::corrupt("bad DER in a certificate");
+    let (&tag, rest) = input.split_first().ok_or_else(bad)?;
+    let (&first, mut rest) = rest.split_first().ok_or_else(bad)?;
+    let len = if first < 0x80 {
+        first as usize
+    } else {
+        let n = (first & 0x7f) as usize;
+        if n == 0 || n > 4 || rest.len() < n {
+            return Err(bad());
+        }
+        let len = rest[..n].iter().fold(0usize, |a, b| (a << 8) | *b as usize);
+        rest = &rest[n..];
+        len
+    };
+    if rest.len() < len {
+        return Err(bad());
+    }
+    let (content, after) = rest.split_at(len);
+    *input = after;
+    Ok((tag, content, &start[..start.len() - after.len()]))
+}
+
+/// What objects of a certificate need from it.
+struct CertFields {
+    serial: Vec<u8>,
+    issuer: Vec<u8>,
+    subject: Vec<u8>,
+    /// The value NSS derives CKA_ID from: an RSA modulus, an EC point.
+    public_value: Vec<u8>,
+}
+
+const RSA_ENCRYPTION: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
+
+fn cert_fields(der: &[u8]) -> crate::Result<CertFields> {
+    let mut input = der;
+    let (_, cert, _) = element(&mut input)?;
+    let mut cert = cert;
+    let (_, tbs, _) = element(&mut cert)?;
+    let mut tbs = tbs;
+    let (mut tag, _, mut whole) = element(&mut tbs)?;
+    if tag == 0xa0 {
+        (tag, _, whole) = element(&mut tbs)?;
+    }
+    if tag != 0x02 {
+        return Err(Error::corrupt("certificate without a serial number"));
+    }
+    let serial = whole.to_vec();
+    element(&mut tbs)?; // signature algorithm
+    let issuer = element(&mut tbs)?.2.to_vec();
+    element(&mut tbs)?; // validity
+    let subject = element(&mut tbs)?.2.to_vec();
+    let (_, mut spki, _) = element(&mut tbs)?;
+    let (_, mut alg, _) = element(&mut spki)?;
+    let (_, oid, _) = element(&mut alg)?;
+    let (_, bits, _) = element(&mut spki)?;
+    let key = bits
+        .get(1..)
+        .ok_or_else(|| Error::corrupt("empty public key"))?;
+    let public_value = if oid == RSA_ENCRYPTION {
+        let mut k = key;
+        let (_, mut rsa, _) = element(&mut k)?;
+        let (_, modulus, _) = element(&mut rsa)?;
+        let start = modulus
+            .iter()
+            .position(|b| *b != 0)
+            .unwrap_or(modulus.len());
+        modulus[start..].to_vec()
+    } else {
+        key.to_vec()
+    };
+    Ok(CertFields {
+        serial,
+        issuer,
+        subject,
+        public_value,
+    })
+}
+
+/// NSS's mapping of one legacy trust word to a PKCS#11 trust value; for
+/// client authentication only the client-CA bit makes a delegator.
+fn trust_value(word: u16, client: bool) -> CK_ULONG {
+    use cert8::trust::*;
+    let word = if client {
+        if word & TRUSTED_CLIENT_CA != 0 {
+            word | TRUSTED_CA
+        } else {
+            0
+        }
+    } else {
+        word
+    };
+    if word & TRUSTED_CA != 0 {
+        CKT_NSS_TRUSTED_DELEGATOR
+    } else if word & TRUSTED != 0 {
+        CKT_NSS_TRUSTED
+    } else if word & MUST_VERIFY != 0 {
+        CKT_NSS_MUST_VERIFY_TRUST
+    } else if word & TERMINAL_RECORD != 0 {
+        CKT_NSS_NOT_TRUSTED
+    } else if word & VALID_CA != 0 {
+        CKT_NSS_VALID_DELEGATOR
+    } else {
+        CKT_NSS_TRUST_UNKNOWN
+    }
+}
+
+/// A stable 30-bit id for a record: a hash of its kind and key, moved on
+/// past collisions.
+fn object_id(kind: u8, key: &[u8], taken: &BTreeMap<ObjectId, Vec<Attribute>>) -> ObjectId {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in std::iter::once(&kind).chain(key) {
+        h = (h ^ *b as u32).wrapping_mul(0x0100_0193);
+    }
+    let mut id = (h & MAX_OBJECT_ID).max(1);
+    while taken.contains_key(&id) {
+        id = if id >= MAX_OBJECT_ID { 1 } else { id + 1 };
+    }
+    id
+}
+
+/// The files of one directory and what they hold.
+struct Loaded {
+    cert_objects: BTreeMap<ObjectId, Vec<Attribute>>,
+    key_objects: BTreeMap<ObjectId, Vec<Attribute>>,
+    password: Option<Metadata>,
+    /// (size, modification time) of each file when read.
+    stamps: Vec<Option<(u64, std::time::SystemTime)>>,
+    /// Whether private keys were opened with a codec.
+    with_codec: bool,
+}
+
+struct Shared {
+    cert_path: PathBuf,
+    key_path: PathBuf,
+    codec: RwLock<Option<Arc<dyn KeyRecordCodec>>>,
+    loaded: Mutex<Option<Arc<Loaded>>>,
+}
+
+fn stamp(path: &Path) -> Option<(u64, std::time::SystemTime)> {
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.len(), m.modified().ok()?))
+}
+
+fn read_records(path: &Path) -> sdb::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => {
+            return Err(sdb::Error::Io {
+                path: path.display().to_string(),
+                source: e,
+            })
+        }
+    };
+    HashFile::parse(&bytes)
+        .and_then(|h| h.records())
+        .map_err(|e| sdb::Error::Corrupt(format!("{}: {e}", path.display())))
+}
+
+fn corrupt(path: &Path, e: Error) -> sdb::Error {
+    sdb::Error::Corrupt(format!("{}: {e}", path.display()))
+}
+
+impl Shared {
+    fn stamps(&self) -> Vec<Option<(u64, std::time::SystemTime)>> {
+        vec![stamp(&self.cert_path), stamp(&self.key_path)]
+    }
+
+    /// The objects, read again when a file changed or the codec came or
+    /// went.
+    fn current(&self) -> sdb::Result<Arc<Loaded>> {
+        let codec = self.codec.read().clone();
+        let mut loaded = self.loaded.lock();
+        if let Some(l) = loaded.as_ref() {
+            if l.stamps == self.stamps() && l.with_codec == codec.is_some() {
+                return Ok(l.clone());
+            }
+        }
+        let fresh = Arc::new(self.load(codec.as_deref())?);
+        *loaded = Some(fresh.clone());
+        Ok(fresh)
+    }
+
+    fn load(&self, codec: Option<&dyn KeyRecordCodec>) -> sdb::Result<Loaded> {
+        let stamps = self.stamps();
+        let mut salt = None;
+        let mut check = None;
+        let mut keys = Vec::new();
+        for (k, d) in read_records(&self.key_path)? {
+            match key3::decode(&k, &d).map_err(|e| corrupt(&self.key_path, e))? {
+                key3::Record::GlobalSalt(s) => salt = Some(s),
+                key3::Record::PasswordCheck(c) => check = Some(c),
+                key3::Record::PrivateKey { public_value, key } => keys.push((public_value, key)),
+                key3::Record::Version(_) | key3::Record::FakePasswordCheck => {}
+            }
+        }
+        let password = match (salt, check) {
+            (Some(item1), Some(check)) => Some(Metadata {
+                item1,
+                item2: Some(check.to_der()),
+            }),
+            _ => None,
+        };
+        let key_values: HashMap<&[u8], &key3::DbKey> =
+            keys.iter().map(|(p, k)| (p.as_slice(), k)).collect();
+
+        let mut cert_objects = BTreeMap::new();
+        let mut emails: HashMap<Vec<u8>, String> = HashMap::new();
+        let mut records = Vec::new();
+        for (k, d) in read_records(&self.cert_path)? {
+            let data = if cert8::is_blob(&d) {
+                let name = cert8::blob_file_name(&d).map_err(|e| corrupt(&self.cert_path, e))?;
+                let dir = self.cert_path.with_extension("dir");
+                std::fs::read(dir.join(&name)).map_err(|e| sdb::Error::Io {
+                    path: dir.join(name).display().to_string(),
+                    source: e,
+                })?
+            } else {
+                d
+            };
+            let record = cert8::decode(&k, &data).map_err(|e| corrupt(&self.cert_path, e))?;
+            if let cert8::Record::Subject(s) = &record {
+                if let Some(e) = s.emails.first() {
+                    emails.insert(s.subject.clone(), e.clone());
+                }
+            }
+            records.push((k, record));
+        }
+        for (k, record) in records {
+            match record {
+                cert8::Record::Cert(c) => {
+                    let f = cert_fields(&c.der).map_err(|e| corrupt(&self.cert_path, e))?;
+                    let id = if key_values.contains_key(f.public_value.as_slice()) {
+                        sha1(&f.public_value)
+                    } else {
+                        Vec::new()
+                    };
+                    let mut attrs = vec![
+                        (CKA_CLASS, ulong(CKO_CERTIFICATE)),
+                        (CKA_TOKEN, boolean(true)),
+                        (CKA_PRIVATE, boolean(false)),
+                        (CKA_MODIFIABLE, boolean(true)),
+                        (
+                            CKA_LABEL,
+                            c.nickname.clone().unwrap_or_default().into_bytes(),
+                        ),
+                        (CKA_CERTIFICATE_TYPE, ulong(CKC_X_509)),
+                        (CKA_ID, id),
+                        (CKA_SUBJECT, f.subject.clone()),
+                        (CKA_ISSUER, f.issuer.clone()),
+                        (CKA_SERIAL_NUMBER, f.serial.clone()),
+                        (CKA_VALUE, c.der.clone()),
+                    ];
+                    if let Some(e) = emails.get(&f.subject) {
+                        attrs.push((CKA_NSS_EMAIL, e.clone().into_bytes()));
+                    }
+                    let cid = object_id(b'c', &k, &cert_objects);
+                    cert_objects.insert(cid, attrs);
+                    let t = c.trust;
+                    let only_unknown = [t.ssl, t.email, t.object_signing]
+                        .iter()
+                        .all(|w| w & !cert8::trust::TRUSTED_UNKNOWN == 0);
+                    if !only_unknown {
+                        let trust = vec![
+                            (CKA_CLASS, ulong(CKO_NSS_TRUST)),
+                            (CKA_TOKEN, boolean(true)),
+                            (CKA_PRIVATE, boolean(false)),
+                            (CKA_MODIFIABLE, boolean(true)),
+                            (CKA_ISSUER, f.issuer),
+                            (CKA_SERIAL_NUMBER, f.serial),
+                            (CKA_CERT_SHA1_HASH, sha1(&c.der)),
+                            (CKA_CERT_MD5_HASH, md5(&c.der)),
+                            (CKA_TRUST_SERVER_AUTH, ulong(trust_value(t.ssl, false))),
+                            (CKA_TRUST_CLIENT_AUTH, ulong(trust_value(t.ssl, true))),
+                            (
+                                CKA_TRUST_EMAIL_PROTECTION,
+                                ulong(trust_value(t.email, false)),
+                            ),
+                            (
+                                CKA_TRUST_CODE_SIGNING,
+                                ulong(trust_value(t.object_signing, false)),
+                            ),
+                            (
+                                CKA_TRUST_STEP_UP_APPROVED,
+                                boolean(t.ssl & cert8::trust::GOVT_APPROVED_CA != 0),
+                            ),
+                        ];
+                        let tid = object_id(b't', &k, &cert_objects);
+                        cert_objects.insert(tid, trust);
+                    }
+                }
+                cert8::Record::Crl(c) => {
+                    let mut attrs = vec![
+                        (CKA_CLASS, ulong(CKO_NSS_CRL)),
+                        (CKA_TOKEN, boolean(true)),
+                        (CKA_PRIVATE, boolean(false)),
+                        (CKA_MODIFIABLE, boolean(true)),
+                        (CKA_SUBJECT, c.issuer),
+                        (CKA_VALUE, c.der),
+                        (CKA_NSS_KRL, boolean(c.krl)),
+                    ];
+                    if let Some(url) = c.url {
+                        attrs.push((CKA_NSS_URL, url.into_bytes()));
+                    }
+                    let id = object_id(b'r', &k, &cert_objects);
+                    cert_objects.insert(id, attrs);
+                }
+                cert8::Record::Smime(s) => {
+                    let mut attrs = vec![
+                        (CKA_CLASS, ulong(CKO_NSS_SMIME)),
+                        (CKA_TOKEN, boolean(true)),
+                        (CKA_PRIVATE, boolean(false)),
+                        (CKA_MODIFIABLE, boolean(true)),
+                        (CKA_NSS_EMAIL, s.email.into_bytes()),
+                        (CKA_SUBJECT, s.subject),
+                    ];
+                    if !s.options.is_empty() {
+                        attrs.push((CKA_NSS_SMIME_INFO, s.options));
+                    }
+                    if !s.options_date.is_empty() {
+                        attrs.push((CKA_NSS_SMIME_TIMESTAMP, s.options_date));
+                    }
+                    let id = object_id(b's', &k, &cert_objects);
+                    cert_objects.insert(id, attrs);
+                }
+                cert8::Record::Version
+                | cert8::Record::ContentVersion(_)
+                | cert8::Record::Nickname { .. }
+                | cert8::Record::Subject(_) => {}
+            }
+        }
+
+        let mut key_objects = BTreeMap::new();
+        if let Some(codec) = codec {
+            for (public_value, key) in &keys {
+                let material = codec.open_private_key(&key.payload)?;
+                let get = |t: AttrType| {
+                    material
+                        .iter()
+                        .find(|(a, _)| *a == t)
+                        .map(|(_, v)| v.clone())
+                };
+                let key_type = get(CKA_KEY_TYPE)
+                    .ok_or_else(|| sdb::Error::Corrupt("a key record without a key type".into()))?;
+                let id = sha1(public_value);
+                let label = key.nickname.clone().into_bytes();
+                let is_rsa = key_type == ulong(CKK_RSA);
+                let mut private = vec![
+                    (CKA_CLASS, ulong(CKO_PRIVATE_KEY)),
+                    (CKA_TOKEN, boolean(true)),
+                    (CKA_PRIVATE, boolean(true)),
+                    (CKA_MODIFIABLE, boolean(true)),
+                    (CKA_SENSITIVE, boolean(true)),
+                    (CKA_EXTRACTABLE, boolean(true)),
+                    (CKA_LABEL, label.clone()),
+                    (CKA_ID, id.clone()),
+                    (CKA_SIGN, boolean(true)),
+                    (CKA_DECRYPT, boolean(is_rsa)),
+                    (CKA_UNWRAP, boolean(is_rsa)),
+                    (CKA_SIGN_RECOVER, boolean(is_rsa)),
+                    (CKA_DERIVE, boolean(!is_rsa)),
+                ];
+                private.extend(material.iter().cloned());
+                let mut public = vec![
+                    (CKA_CLASS, ulong(CKO_PUBLIC_KEY)),
+                    (CKA_TOKEN, boolean(true)),
+                    (CKA_PRIVATE, boolean(false)),
+                    (CKA_MODIFIABLE, boolean(true)),
+                    (CKA_LABEL, label),
+                    (CKA_ID, id),
+                    (CKA_KEY_TYPE, key_type.clone()),
+                    (CKA_VERIFY, boolean(true)),
+                    (CKA_ENCRYPT, boolean(is_rsa)),
+                    (CKA_WRAP, boolean(is_rsa)),
+                    (CKA_VERIFY_RECOVER, boolean(is_rsa)),
+                    (CKA_DERIVE, boolean(!is_rsa)),
+                ];
+                if is_rsa {
+                    for t in [CKA_MODULUS, CKA_PUBLIC_EXPONENT] {
+                        if let Some(v) = get(t) {
+                            public.push((t, v));
+                        }
+                    }
+                } else {
+                    // NSS keeps an EC key's public point beside it.
+                    private.push((CKA_NSS_DB, public_value.clone()));
+                    if let Some(params) = get(CKA_EC_PARAMS) {
+                        public.push((CKA_EC_PARAMS, params));
+                    }
+                    let mut point = vec![0x04];
+                    point.extend(der_length(public_value.len()));
+                    point.extend_from_slice(public_value);
+                    public.push((CKA_EC_POINT, point));
+                }
+                let pid = object_id(b'k', public_value, &key_objects);
+                key_objects.insert(pid, private);
+                let qid = object_id(b'p', public_value, &key_objects);
+                key_objects.insert(qid, public);
+            }
+        }
+        Ok(Loaded {
+            cert_objects,
+            key_objects,
+            password,
+            stamps,
+            with_codec: codec.is_some(),
+        })
+    }
+}
+
+fn der_length(len: usize) -> Vec<u8> {
+    if len < 0x80 {
+        vec![len as u8]
+    } else if len < 0x100 {
+        vec![0x81, len as u8]
+    } else {
+        vec![0x82, (len >> 8) as u8, len as u8]
+    }
+}
+
+/// One side of a `dbm:` directory.
+pub struct DbmSide {
+    shared: Arc<Shared>,
+    key_side: bool,
+}
+
+/// Opens the legacy databases of `dir` (`<prefix>cert8.db`,
+/// `<prefix>key3.db`), read-only: (certificate side, key side).
+pub fn open(dir: &Path, cert_prefix: &str, key_prefix: &str) -> sdb::Result<(DbmSide, DbmSide)> {
+    let shared = Arc::new(Shared {
+        cert_path: dir.join(format!("{cert_prefix}cert8.db")),
+        key_path: dir.join(format!("{key_prefix}key3.db")),
+        codec: RwLock::new(None),
+        loaded: Mutex::new(None),
+    });
+    if !shared.cert_path.exists() && !shared.key_path.exists() {
+        return Err(sdb::Error::Io {
+            path: dir.display().to_string(),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no cert8.db or key3.db"),
+        });
+    }
+    // Read once now, so that a damaged file is reported at open.
+    shared.current()?;
+    Ok((
+        DbmSide {
+            shared: shared.clone(),
+            key_side: false,
+        },
+        DbmSide {
+            shared,
+            key_side: true,
+        },
+    ))
+}
+
+impl DbmSide {
+    fn with_objects<R>(
+        &self,
+        f: impl FnOnce(&BTreeMap<ObjectId, Vec<Attribute>>) -> R,
+    ) -> sdb::Result<R> {
+        let loaded = self.shared.current()?;
+        Ok(f(if self.key_side {
+            &loaded.key_objects
+        } else {
+            &loaded.cert_objects
+        }))
+    }
+}
+
+impl SdbRead for DbmSide {
+    fn find(&self, template: &[(AttrType, &[u8])]) -> sdb::Result<FindCursor> {
+        self.with_objects(|objects| {
+            FindCursor::new(
+                objects
+                    .iter()
+                    .filter(|(_, attrs)| {
+                        template.iter().all(|(t, v)| {
+                            attrs
+                                .iter()
+                                .any(|(a, value)| a == t && value.as_slice() == *v)
+                        })
+                    })
+                    .map(|(id, _)| *id)
+                    .collect(),
+            )
+        })
+    }
+
+    fn get_attributes(
+        &self,
+        id: ObjectId,
+        types: &[AttrType],
+    ) -> sdb::Result<Vec<Option<Vec<u8>>>> {
+        self.with_objects(|objects| {
+            let attrs = objects.get(&id).ok_or(sdb::Error::NotFound(id))?;
+            Ok(types
+                .iter()
+                .map(|t| attrs.iter().find(|(a, _)| a == t).map(|(_, v)| v.clone()))
+                .collect())
+        })?
+    }
+
+    fn read_object(&self, id: ObjectId) -> sdb::Result<Vec<Attribute>> {
+        self.with_objects(|objects| objects.get(&id).cloned().ok_or(sdb::Error::NotFound(id)))?
+    }
+
+    fn exists(&self, id: ObjectId) -> sdb::Result<bool> {
+        self.with_objects(|objects| objects.contains_key(&id))
+    }
+
+    fn get_metadata(&self, id: &str) -> sdb::Result<Option<Metadata>> {
+        if !self.key_side || id != PASSWORD_ENTRY_ID {
+            return Ok(None);
+        }
+        Ok(self.shared.current()?.password.clone())
+    }
+
+    fn metadata_ids(&self, _prefix: &str) -> sdb::Result<Vec<String>> {
+        Ok(Vec::new())
+    }
+}
+
+impl Sdb for DbmSide {
+    fn begin(&self) -> sdb::Result<Box<dyn Transaction + '_>> {
+        Err(sdb::Error::ReadOnly)
+    }
+
+    fn is_read_only(&self) -> bool {
+        true
+    }
+
+    fn keeps_integrity_records(&self) -> bool {
+        false
+    }
+
+    fn set_key_codec(&self, codec: Option<Arc<dyn KeyRecordCodec>>) {
+        *self.shared.codec.write() = codec;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trust_words_map_as_nss_maps_them() {
+        use cert8::trust::*;
+        let ca = VALID_CA | TRUSTED_CA | USER | TRUSTED_CLIENT_CA;
+        assert_eq!(trust_value(ca, false), CKT_NSS_TRUSTED_DELEGATOR);
+        assert_eq!(trust_value(ca, true), CKT_NSS_TRUSTED_DELEGATOR);
+        assert_eq!(
+            trust_value(TRUSTED | TERMINAL_RECORD, false),
+            CKT_NSS_TRUSTED
+        );
+        assert_eq!(
+            trust_value(TRUSTED | TERMINAL_RECORD, true),
+            CKT_NSS_TRUST_UNKNOWN
+        );
+        assert_eq!(trust_value(MUST_VERIFY, false), CKT_NSS_MUST_VERIFY_TRUST);
+        assert_eq!(trust_value(USER, false), CKT_NSS_TRUST_UNKNOWN);
+        assert_eq!(trust_value(TERMINAL_RECORD, false), CKT_NSS_NOT_TRUSTED);
+        assert_eq!(trust_value(VALID_CA, false), CKT_NSS_VALID_DELEGATOR);
+    }
+
+    #[test]
+    fn ids_are_stable_and_skip_collisions() {
+        let mut taken = BTreeMap::new();
+        let a = object_id(b'c', b"key", &taken);
+        assert_eq!(a, object_id(b'c', b"key", &taken));
+        taken.insert(a, Vec::new());
+        let b = object_id(b'c', b"key", &taken);
+        assert_ne!(a, b);
+        assert!(b <= MAX_OBJECT_ID && b > 0);
+    }
+}

@@ -1,0 +1,44 @@
+//! The token's side of the legacy (`dbm:`) key database: opening a key3.db
+//! private-key record (PKCS#8 under the legacy PBE, or PBES2 from newer
+//! NSS) into the attributes the token stores, private values encrypted
+//! again under the login's key.
+
+use std::sync::Arc;
+
+use pkcs11_sys::*;
+
+use crate::attr::{self, Attrs};
+use crate::keydb::KeyState;
+use crate::wrap;
+
+/// The codec the token hands the legacy store while logged in.
+pub struct KeyCodec(pub Arc<KeyState>);
+
+impl sdb::KeyRecordCodec for KeyCodec {
+    fn open_private_key(&self, payload: &[u8]) -> sdb::Result<Vec<sdb::Attribute>> {
+        let bad = |what: &str| sdb::Error::Corrupt(format!("key3.db private key: {what}"));
+        let (pkcs8, _) = self
+            .0
+            .decrypt(payload)
+            .map_err(|_| bad("does not decrypt"))?;
+        let mut template = Attrs::new();
+        template.set_ulong(CKA_CLASS, CKO_PRIVATE_KEY);
+        let attrs =
+            wrap::unwrapped_key(&pkcs8, &template).map_err(|_| bad("not a key NSS writes"))?;
+        let mut out = Vec::new();
+        for (t, v) in attrs.iter() {
+            if t == CKA_CLASS {
+                continue;
+            }
+            let stored = if attr::is_encrypted(t) {
+                self.0
+                    .encrypt(v)
+                    .map_err(|_| bad("cannot be re-encrypted"))?
+            } else {
+                attr::to_disk(t, v).map_err(|_| bad("bad attribute"))?
+            };
+            out.push((t, stored));
+        }
+        Ok(out)
+    }
+}
