@@ -6,8 +6,13 @@
 //!
 //! Private keys become objects only while the token has given its codec
 //! (after login): their records are encrypted PKCS#8, and only the token
-//! can open them. Writing is not offered yet: the database opens
-//! read-only.
+//! can open or seal them.
+//!
+//! Writes gather in a transaction; its commit takes a lock on the
+//! directory, reads the file again, applies them to the records and
+//! replaces the file whole (temporary file, flush, rename), so a crash
+//! leaves the old file or the new one. The format has no integrity records:
+//! the token's are dropped.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -206,6 +211,8 @@ struct Loaded {
 }
 
 struct Shared {
+    dir: PathBuf,
+    read_only: bool,
     cert_path: PathBuf,
     key_path: PathBuf,
     codec: RwLock<Option<Arc<dyn KeyRecordCodec>>>,
@@ -500,21 +507,43 @@ pub struct DbmSide {
     key_side: bool,
 }
 
+/// Whether this process may write a file (or create it in its directory).
+fn writable(path: &Path) -> bool {
+    if path.exists() {
+        std::fs::OpenOptions::new().write(true).open(path).is_ok()
+    } else {
+        path.parent()
+            .and_then(|d| std::fs::metadata(d).ok())
+            .is_some_and(|m| !m.permissions().readonly())
+    }
+}
+
 /// Opens the legacy databases of `dir` (`<prefix>cert8.db`,
-/// `<prefix>key3.db`), read-only: (certificate side, key side).
-pub fn open(dir: &Path, cert_prefix: &str, key_prefix: &str) -> sdb::Result<(DbmSide, DbmSide)> {
-    let shared = Arc::new(Shared {
-        cert_path: dir.join(format!("{cert_prefix}cert8.db")),
-        key_path: dir.join(format!("{key_prefix}key3.db")),
-        codec: RwLock::new(None),
-        loaded: Mutex::new(None),
-    });
-    if !shared.cert_path.exists() && !shared.key_path.exists() {
+/// `<prefix>key3.db`): (certificate side, key side). Files this process may
+/// not write open read-only.
+pub fn open(
+    dir: &Path,
+    cert_prefix: &str,
+    key_prefix: &str,
+    read_only: bool,
+) -> sdb::Result<(DbmSide, DbmSide)> {
+    let cert_path = dir.join(format!("{cert_prefix}cert8.db"));
+    let key_path = dir.join(format!("{key_prefix}key3.db"));
+    if !cert_path.exists() && !key_path.exists() {
         return Err(sdb::Error::Io {
             path: dir.display().to_string(),
             source: std::io::Error::new(std::io::ErrorKind::NotFound, "no cert8.db or key3.db"),
         });
     }
+    let read_only = read_only || !writable(&cert_path) || !writable(&key_path);
+    let shared = Arc::new(Shared {
+        dir: dir.to_path_buf(),
+        read_only,
+        cert_path,
+        key_path,
+        codec: RwLock::new(None),
+        loaded: Mutex::new(None),
+    });
     // Read once now, so that a damaged file is reported at open.
     shared.current()?;
     Ok((
@@ -545,21 +574,7 @@ impl DbmSide {
 
 impl SdbRead for DbmSide {
     fn find(&self, template: &[(AttrType, &[u8])]) -> sdb::Result<FindCursor> {
-        self.with_objects(|objects| {
-            FindCursor::new(
-                objects
-                    .iter()
-                    .filter(|(_, attrs)| {
-                        template.iter().all(|(t, v)| {
-                            attrs
-                                .iter()
-                                .any(|(a, value)| a == t && value.as_slice() == *v)
-                        })
-                    })
-                    .map(|(id, _)| *id)
-                    .collect(),
-            )
-        })
+        self.with_objects(|objects| find_in(objects, template))
     }
 
     fn get_attributes(
@@ -567,13 +582,7 @@ impl SdbRead for DbmSide {
         id: ObjectId,
         types: &[AttrType],
     ) -> sdb::Result<Vec<Option<Vec<u8>>>> {
-        self.with_objects(|objects| {
-            let attrs = objects.get(&id).ok_or(sdb::Error::NotFound(id))?;
-            Ok(types
-                .iter()
-                .map(|t| attrs.iter().find(|(a, _)| a == t).map(|(_, v)| v.clone()))
-                .collect())
-        })?
+        self.with_objects(|objects| get_in(objects, id, types))?
     }
 
     fn read_object(&self, id: ObjectId) -> sdb::Result<Vec<Attribute>> {
@@ -598,11 +607,19 @@ impl SdbRead for DbmSide {
 
 impl Sdb for DbmSide {
     fn begin(&self) -> sdb::Result<Box<dyn Transaction + '_>> {
-        Err(sdb::Error::ReadOnly)
+        if self.shared.read_only {
+            return Err(sdb::Error::ReadOnly);
+        }
+        let view = self.with_objects(|objects| objects.clone())?;
+        Ok(Box::new(DbmTxn {
+            side: self,
+            view,
+            ops: Vec::new(),
+        }))
     }
 
     fn is_read_only(&self) -> bool {
-        true
+        self.shared.read_only
     }
 
     fn keeps_integrity_records(&self) -> bool {
@@ -612,6 +629,646 @@ impl Sdb for DbmSide {
     fn set_key_codec(&self, codec: Option<Arc<dyn KeyRecordCodec>>) {
         *self.shared.codec.write() = codec;
     }
+}
+
+// ---- writing ----
+
+/// What a transaction will do to the records.
+enum Op {
+    Create(Vec<Attribute>),
+    SetLabel { old: Vec<Attribute>, label: Vec<u8> },
+    Destroy(Vec<Attribute>),
+}
+
+fn attr(attrs: &[Attribute], t: AttrType) -> Option<&[u8]> {
+    attrs
+        .iter()
+        .find(|(a, _)| *a == t)
+        .map(|(_, v)| v.as_slice())
+}
+
+fn class_of(attrs: &[Attribute]) -> Option<CK_ULONG> {
+    attr(attrs, CKA_CLASS)
+        .and_then(|v| <[u8; 4]>::try_from(v).ok())
+        .map(|b| u32::from_be_bytes(b) as CK_ULONG)
+}
+
+fn ulong_of(attrs: &[Attribute], t: AttrType) -> Option<CK_ULONG> {
+    attr(attrs, t)
+        .and_then(|v| <[u8; 4]>::try_from(v).ok())
+        .map(|b| u32::from_be_bytes(b) as CK_ULONG)
+}
+
+/// What the legacy format cannot hold.
+fn unstorable(what: &str) -> sdb::Error {
+    sdb::Error::Unsupported(format!("the legacy database cannot store {what}"))
+}
+
+/// The record key of a certificate given its serial number (DER INTEGER)
+/// and issuer.
+fn cert_record_key(serial: &[u8], issuer: &[u8]) -> sdb::Result<Vec<u8>> {
+    let mut key = vec![1u8];
+    key.extend(cert8::cert_key(serial, issuer).map_err(|_| unstorable("a bad serial number"))?);
+    Ok(key)
+}
+
+/// The public value of a key object: an RSA modulus, else the EC point
+/// NSS keeps beside the key (or inside its CKA_EC_POINT).
+fn public_value(attrs: &[Attribute]) -> sdb::Result<Vec<u8>> {
+    if let Some(m) = attr(attrs, CKA_MODULUS) {
+        let start = m.iter().position(|b| *b != 0).unwrap_or(m.len());
+        return Ok(m[start..].to_vec());
+    }
+    if let Some(p) = attr(attrs, CKA_NSS_DB) {
+        return Ok(p.to_vec());
+    }
+    if let Some(wrapped) = attr(attrs, CKA_EC_POINT) {
+        let mut input = wrapped;
+        if let Ok((0x04, inner, _)) = element(&mut input) {
+            if input.is_empty() {
+                return Ok(inner.to_vec());
+            }
+        }
+        return Ok(wrapped.to_vec());
+    }
+    Err(unstorable("a key without its public value"))
+}
+
+/// The record key an object of this side becomes, and the id kind.
+fn record_of(key_side: bool, attrs: &[Attribute]) -> sdb::Result<(u8, Vec<u8>)> {
+    let class = class_of(attrs).ok_or_else(|| unstorable("an object without a class"))?;
+    let get = |t| attr(attrs, t).ok_or_else(|| unstorable("an incomplete object"));
+    Ok(match (key_side, class) {
+        (false, CKO_CERTIFICATE) => {
+            let f = cert_fields(get(CKA_VALUE)?)
+                .map_err(|_| unstorable("a certificate that does not parse"))?;
+            (b'c', cert_record_key(&f.serial, &f.issuer)?)
+        }
+        (false, CKO_NSS_TRUST) => (
+            b't',
+            cert_record_key(get(CKA_SERIAL_NUMBER)?, get(CKA_ISSUER)?)?,
+        ),
+        (false, CKO_NSS_CRL) => {
+            let krl = attr(attrs, CKA_NSS_KRL) == Some(&[1]);
+            let mut key = vec![if krl { 5 } else { 4 }];
+            key.extend_from_slice(get(CKA_SUBJECT)?);
+            (b'r', key)
+        }
+        (false, CKO_NSS_SMIME) => {
+            let mut key = vec![6];
+            key.extend_from_slice(get(CKA_NSS_EMAIL)?);
+            key.push(0);
+            (b's', key)
+        }
+        (true, CKO_PRIVATE_KEY) => (b'k', public_value(attrs)?),
+        (true, CKO_PUBLIC_KEY) => (b'p', public_value(attrs)?),
+        _ => return Err(unstorable("this kind of object")),
+    })
+}
+
+/// The e-mail addresses of a subject Name (its emailAddress attributes),
+/// as NSS records them, in lower case.
+fn subject_emails(subject: &[u8]) -> Vec<String> {
+    const EMAIL_ADDRESS: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x01];
+    let mut out = Vec::new();
+    let mut input = subject;
+    let Ok((_, mut rdns, _)) = element(&mut input) else {
+        return out;
+    };
+    while let Ok((_, mut set, _)) = element(&mut rdns) {
+        while let Ok((_, mut atv, _)) = element(&mut set) {
+            if let (Ok((_, oid, _)), Ok((_, value, _))) = (element(&mut atv), element(&mut atv)) {
+                if oid == EMAIL_ADDRESS {
+                    out.push(String::from_utf8_lossy(value).to_lowercase());
+                }
+            }
+        }
+    }
+    out
+}
+
+fn trust_word(value: Option<CK_ULONG>) -> u16 {
+    use cert8::trust::*;
+    match value {
+        Some(CKT_NSS_TRUSTED_DELEGATOR) => VALID_CA | TRUSTED_CA,
+        Some(CKT_NSS_TRUSTED) => TRUSTED | TERMINAL_RECORD,
+        Some(CKT_NSS_MUST_VERIFY_TRUST) => MUST_VERIFY,
+        Some(CKT_NSS_NOT_TRUSTED) => TERMINAL_RECORD,
+        Some(CKT_NSS_VALID_DELEGATOR) => VALID_CA,
+        _ => 0,
+    }
+}
+
+/// A word with nothing in it is written as NSS writes "no trust".
+fn or_unknown(word: u16) -> u16 {
+    if word == 0 {
+        cert8::trust::TRUSTED_UNKNOWN
+    } else {
+        word
+    }
+}
+
+/// The records of one file, keyed by record key.
+type Records = BTreeMap<Vec<u8>, Vec<u8>>;
+
+fn get_record<T>(
+    records: &Records,
+    key: &[u8],
+    decode: impl Fn(&[u8], &[u8]) -> crate::Result<T>,
+) -> sdb::Result<Option<T>> {
+    records
+        .get(key)
+        .map(|d| decode(key, d).map_err(|e| sdb::Error::Corrupt(e.to_string())))
+        .transpose()
+}
+
+fn put_cert_record(records: &mut Records, record: &cert8::Record) -> sdb::Result<()> {
+    let (k, d) = cert8::encode(record).map_err(|e| sdb::Error::Corrupt(e.to_string()))?;
+    if d.len() > cert8::BLOB_THRESHOLD {
+        return Err(unstorable(
+            "a certificate this large (NSS moves it to cert8.dir)",
+        ));
+    }
+    records.insert(k, d);
+    Ok(())
+}
+
+fn nickname_key(nickname: &str) -> Vec<u8> {
+    let mut k = vec![2u8];
+    k.extend_from_slice(nickname.as_bytes());
+    k.push(0);
+    k
+}
+
+fn subject_key(subject: &[u8]) -> Vec<u8> {
+    let mut k = vec![3u8];
+    k.extend_from_slice(subject);
+    k
+}
+
+/// Adds a certificate with its nickname and subject records.
+fn add_certificate(
+    records: &mut Records,
+    attrs: &[Attribute],
+    user: &dyn Fn(&[u8]) -> bool,
+) -> sdb::Result<()> {
+    let der =
+        attr(attrs, CKA_VALUE).ok_or_else(|| unstorable("a certificate without its value"))?;
+    let f = cert_fields(der).map_err(|_| unstorable("a certificate that does not parse"))?;
+    let key = cert_record_key(&f.serial, &f.issuer)?;
+    let nickname = attr(attrs, CKA_LABEL)
+        .map(|l| String::from_utf8_lossy(l).into_owned())
+        .filter(|l| !l.is_empty());
+    let word = if user(&f.public_value) {
+        cert8::trust::USER
+    } else {
+        cert8::trust::TRUSTED_UNKNOWN
+    };
+    put_cert_record(
+        records,
+        &cert8::Record::Cert(cert8::CertEntry {
+            key: key[1..].to_vec(),
+            trust: cert8::Trust {
+                ssl: word,
+                email: word,
+                object_signing: word,
+            },
+            der: der.to_vec(),
+            nickname: nickname.clone(),
+        }),
+    )?;
+    if let Some(n) = &nickname {
+        put_cert_record(
+            records,
+            &cert8::Record::Nickname {
+                nickname: n.clone(),
+                subject: f.subject.clone(),
+            },
+        )?;
+    }
+    let skey = subject_key(&f.subject);
+    let subject = match get_record(records, &skey, cert8::decode)? {
+        Some(cert8::Record::Subject(mut s)) => {
+            if !s.cert_keys.iter().any(|k| *k == key[1..]) {
+                // Newest first, as NSS keeps them.
+                s.cert_keys.insert(0, key[1..].to_vec());
+                s.key_ids.insert(0, Vec::new());
+            }
+            if s.nickname.is_none() {
+                s.nickname = nickname;
+            }
+            s
+        }
+        _ => cert8::SubjectEntry {
+            subject: f.subject.clone(),
+            nickname,
+            cert_keys: vec![key[1..].to_vec()],
+            key_ids: vec![Vec::new()],
+            emails: subject_emails(&f.subject),
+        },
+    };
+    put_cert_record(records, &cert8::Record::Subject(subject))
+}
+
+/// Removes a certificate, and its subject and nickname records when no
+/// other certificate needs them.
+fn remove_certificate(records: &mut Records, attrs: &[Attribute]) -> sdb::Result<()> {
+    let der = attr(attrs, CKA_VALUE).unwrap_or_default();
+    let f = cert_fields(der).map_err(|_| unstorable("a certificate that does not parse"))?;
+    let key = cert_record_key(&f.serial, &f.issuer)?;
+    let nickname = match get_record(records, &key, cert8::decode)? {
+        Some(cert8::Record::Cert(c)) => c.nickname,
+        _ => None,
+    };
+    records.remove(&key);
+    let skey = subject_key(&f.subject);
+    if let Some(cert8::Record::Subject(mut s)) = get_record(records, &skey, cert8::decode)? {
+        if let Some(i) = s.cert_keys.iter().position(|k| *k == key[1..]) {
+            s.cert_keys.remove(i);
+            s.key_ids.remove(i);
+        }
+        if s.cert_keys.is_empty() {
+            records.remove(&skey);
+        } else {
+            put_cert_record(records, &cert8::Record::Subject(s))?;
+        }
+    }
+    if let Some(n) = nickname {
+        let still_used = records.iter().any(|(k, d)| {
+            k.first() == Some(&1)
+                && matches!(cert8::decode(k, d), Ok(cert8::Record::Cert(c)) if c.nickname.as_deref() == Some(n.as_str()))
+        });
+        if !still_used {
+            records.remove(&nickname_key(&n));
+        }
+    }
+    Ok(())
+}
+
+fn set_trust(records: &mut Records, attrs: &[Attribute], remove: bool) -> sdb::Result<()> {
+    let get = |t| attr(attrs, t).ok_or_else(|| unstorable("an incomplete trust object"));
+    let key = cert_record_key(get(CKA_SERIAL_NUMBER)?, get(CKA_ISSUER)?)?;
+    let Some(cert8::Record::Cert(mut c)) = get_record(records, &key, cert8::decode)? else {
+        return Err(unstorable("trust for a certificate it does not hold"));
+    };
+    let user = c.trust.ssl & cert8::trust::USER;
+    c.trust = if remove {
+        cert8::Trust {
+            ssl: or_unknown(user),
+            email: or_unknown(user),
+            object_signing: or_unknown(user),
+        }
+    } else {
+        let mut ssl = trust_word(ulong_of(attrs, CKA_TRUST_SERVER_AUTH)) | user;
+        if ulong_of(attrs, CKA_TRUST_CLIENT_AUTH) == Some(CKT_NSS_TRUSTED_DELEGATOR) {
+            ssl |= cert8::trust::TRUSTED_CLIENT_CA | cert8::trust::VALID_CA;
+        }
+        if attr(attrs, CKA_TRUST_STEP_UP_APPROVED) == Some(&[1]) {
+            ssl |= cert8::trust::GOVT_APPROVED_CA;
+        }
+        cert8::Trust {
+            ssl: or_unknown(ssl),
+            email: or_unknown(trust_word(ulong_of(attrs, CKA_TRUST_EMAIL_PROTECTION)) | user),
+            object_signing: or_unknown(trust_word(ulong_of(attrs, CKA_TRUST_CODE_SIGNING)) | user),
+        }
+    };
+    put_cert_record(records, &cert8::Record::Cert(c))
+}
+
+fn apply_cert_op(records: &mut Records, op: &Op, user: &dyn Fn(&[u8]) -> bool) -> sdb::Result<()> {
+    match op {
+        Op::Create(attrs) => match class_of(attrs) {
+            Some(CKO_CERTIFICATE) => add_certificate(records, attrs, user),
+            Some(CKO_NSS_TRUST) => set_trust(records, attrs, false),
+            Some(CKO_NSS_CRL) => {
+                let get = |t| attr(attrs, t).unwrap_or_default().to_vec();
+                put_cert_record(
+                    records,
+                    &cert8::Record::Crl(cert8::CrlEntry {
+                        issuer: get(CKA_SUBJECT),
+                        der: get(CKA_VALUE),
+                        url: attr(attrs, CKA_NSS_URL)
+                            .map(|u| String::from_utf8_lossy(u).into_owned()),
+                        krl: attr(attrs, CKA_NSS_KRL) == Some(&[1]),
+                    }),
+                )
+            }
+            Some(CKO_NSS_SMIME) => {
+                let get = |t| attr(attrs, t).unwrap_or_default().to_vec();
+                put_cert_record(
+                    records,
+                    &cert8::Record::Smime(cert8::SmimeEntry {
+                        email: String::from_utf8_lossy(&get(CKA_NSS_EMAIL)).into_owned(),
+                        subject: get(CKA_SUBJECT),
+                        options: get(CKA_NSS_SMIME_INFO),
+                        options_date: get(CKA_NSS_SMIME_TIMESTAMP),
+                    }),
+                )
+            }
+            _ => Err(unstorable("this kind of object")),
+        },
+        Op::Destroy(attrs) => match class_of(attrs) {
+            Some(CKO_CERTIFICATE) => remove_certificate(records, attrs),
+            Some(CKO_NSS_TRUST) => set_trust(records, attrs, true),
+            _ => {
+                records.remove(&record_of(false, attrs)?.1);
+                Ok(())
+            }
+        },
+        Op::SetLabel { old, label } => {
+            if class_of(old) != Some(CKO_CERTIFICATE) {
+                return Err(unstorable("a label on this kind of object"));
+            }
+            remove_certificate(records, old)?;
+            let mut renamed = old.clone();
+            renamed.retain(|(t, _)| *t != CKA_LABEL);
+            renamed.push((CKA_LABEL, label.clone()));
+            add_certificate(records, &renamed, user)
+        }
+    }
+}
+
+fn apply_key_op(
+    records: &mut Records,
+    op: &Op,
+    codec: Option<&dyn KeyRecordCodec>,
+) -> sdb::Result<()> {
+    match op {
+        Op::Create(attrs) => match class_of(attrs) {
+            Some(CKO_PRIVATE_KEY) => {
+                let codec = codec.ok_or_else(|| unstorable("a private key before login"))?;
+                let payload = codec.seal_private_key(attrs)?;
+                let key = key3::DbKey {
+                    salt: Vec::new(),
+                    nickname: attr(attrs, CKA_LABEL)
+                        .map(|l| String::from_utf8_lossy(l).into_owned())
+                        .unwrap_or_default(),
+                    payload,
+                };
+                let data = key
+                    .encode()
+                    .map_err(|e| sdb::Error::Corrupt(e.to_string()))?;
+                records.insert(public_value(attrs)?, data);
+                Ok(())
+            }
+            // NSS derives public keys from the private keys; one stands only
+            // beside its private key.
+            Some(CKO_PUBLIC_KEY) if records.contains_key(&public_value(attrs)?) => Ok(()),
+            _ => Err(unstorable("this kind of object")),
+        },
+        Op::Destroy(attrs) => {
+            if class_of(attrs) == Some(CKO_PRIVATE_KEY) {
+                records.remove(&public_value(attrs)?);
+            }
+            Ok(())
+        }
+        Op::SetLabel { old, label } => {
+            if class_of(old) != Some(CKO_PRIVATE_KEY) {
+                return Err(unstorable("a label on this kind of object"));
+            }
+            let pv = public_value(old)?;
+            let data = records
+                .get(&pv)
+                .ok_or_else(|| unstorable("a key it does not hold"))?;
+            let mut key =
+                key3::DbKey::decode(data).map_err(|e| sdb::Error::Corrupt(e.to_string()))?;
+            key.nickname = String::from_utf8_lossy(label).into_owned();
+            let data = key
+                .encode()
+                .map_err(|e| sdb::Error::Corrupt(e.to_string()))?;
+            records.insert(pv, data);
+            Ok(())
+        }
+    }
+}
+
+/// Writes a hash file whole, in place of the old one, keeping its page
+/// size and byte order.
+fn replace_file(path: &Path, records: Records, default_page: usize) -> sdb::Result<()> {
+    let io = |e: std::io::Error| sdb::Error::Io {
+        path: path.display().to_string(),
+        source: e,
+    };
+    let (page, little) = match std::fs::read(path) {
+        Ok(old) => HashFile::parse(&old)
+            .map(|h| (h.header.bsize, h.header.little_endian))
+            .unwrap_or((default_page, true)),
+        Err(_) => (default_page, true),
+    };
+    let list: Vec<(Vec<u8>, Vec<u8>)> = records.into_iter().collect();
+    let bytes =
+        crate::hash::write(&list, page, little).map_err(|e| sdb::Error::Corrupt(e.to_string()))?;
+    let tmp = path.with_extension("db.tmp");
+    let written = (|| {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(&bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        std::fs::File::open(path.parent().unwrap_or(Path::new(".")))?.sync_all()
+    })();
+    written.map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        io(e)
+    })
+}
+
+fn read_map(path: &Path) -> sdb::Result<Records> {
+    Ok(read_records(path)?.into_iter().collect())
+}
+
+/// A write transaction on one side.
+pub struct DbmTxn<'a> {
+    side: &'a DbmSide,
+    /// The objects as they will be once the transaction commits.
+    view: BTreeMap<ObjectId, Vec<Attribute>>,
+    ops: Vec<Op>,
+}
+
+impl SdbRead for DbmTxn<'_> {
+    fn find(&self, template: &[(AttrType, &[u8])]) -> sdb::Result<FindCursor> {
+        Ok(find_in(&self.view, template))
+    }
+
+    fn get_attributes(
+        &self,
+        id: ObjectId,
+        types: &[AttrType],
+    ) -> sdb::Result<Vec<Option<Vec<u8>>>> {
+        get_in(&self.view, id, types)
+    }
+
+    fn read_object(&self, id: ObjectId) -> sdb::Result<Vec<Attribute>> {
+        self.view.get(&id).cloned().ok_or(sdb::Error::NotFound(id))
+    }
+
+    fn exists(&self, id: ObjectId) -> sdb::Result<bool> {
+        Ok(self.view.contains_key(&id))
+    }
+
+    fn get_metadata(&self, id: &str) -> sdb::Result<Option<Metadata>> {
+        self.side.get_metadata(id)
+    }
+
+    fn metadata_ids(&self, prefix: &str) -> sdb::Result<Vec<String>> {
+        self.side.metadata_ids(prefix)
+    }
+}
+
+impl Transaction for DbmTxn<'_> {
+    fn create_object(&mut self, attrs: &[(AttrType, &[u8])]) -> sdb::Result<ObjectId> {
+        let attrs: Vec<Attribute> = attrs.iter().map(|(t, v)| (*t, v.to_vec())).collect();
+        let (kind, key) = record_of(self.side.key_side, &attrs)?;
+        // An object of the same record (a certificate's trust, which every
+        // user certificate shows) is replaced under its id.
+        let key_side = self.side.key_side;
+        let same_record = self
+            .view
+            .iter()
+            .find(|(_, a)| record_of(key_side, a).is_ok_and(|r| r == (kind, key.clone())))
+            .map(|(id, _)| *id);
+        let id = same_record.unwrap_or_else(|| object_id(kind, &key, &self.view));
+        self.view.insert(id, attrs.clone());
+        self.ops.push(Op::Create(attrs));
+        Ok(id)
+    }
+
+    fn create_object_with_id(
+        &mut self,
+        _id: ObjectId,
+        _attrs: &[(AttrType, &[u8])],
+    ) -> sdb::Result<()> {
+        Err(unstorable("an object under a chosen id"))
+    }
+
+    fn set_attributes(&mut self, id: ObjectId, attrs: &[(AttrType, &[u8])]) -> sdb::Result<()> {
+        let old = self
+            .view
+            .get(&id)
+            .cloned()
+            .ok_or(sdb::Error::NotFound(id))?;
+        let mut label = None;
+        for (t, v) in attrs {
+            if *t == CKA_LABEL {
+                label = Some(v.to_vec());
+            } else if attr(&old, *t) != Some(v) {
+                return Err(unstorable("this change"));
+            }
+        }
+        if let Some(label) = label {
+            let mut new = old.clone();
+            new.retain(|(t, _)| *t != CKA_LABEL);
+            new.push((CKA_LABEL, label.clone()));
+            self.view.insert(id, new);
+            self.ops.push(Op::SetLabel { old, label });
+        }
+        Ok(())
+    }
+
+    fn destroy_object(&mut self, id: ObjectId) -> sdb::Result<()> {
+        let old = self.view.remove(&id).ok_or(sdb::Error::NotFound(id))?;
+        self.ops.push(Op::Destroy(old));
+        Ok(())
+    }
+
+    fn put_metadata(&mut self, id: &str, _item1: &[u8], _item2: Option<&[u8]>) -> sdb::Result<()> {
+        // The format has no integrity records; nothing else can be kept.
+        if id.starts_with("sig_") {
+            Ok(())
+        } else {
+            Err(unstorable(&format!("the {id} entry")))
+        }
+    }
+
+    fn delete_metadata(&mut self, id: &str) -> sdb::Result<()> {
+        if id.starts_with("sig_") {
+            Ok(())
+        } else {
+            Err(unstorable(&format!("a change to the {id} entry")))
+        }
+    }
+
+    fn reset(&mut self) -> sdb::Result<()> {
+        Err(unstorable("a reset"))
+    }
+
+    fn commit(self: Box<Self>) -> sdb::Result<()> {
+        if self.ops.is_empty() {
+            return Ok(());
+        }
+        let shared = &self.side.shared;
+        let dir = std::fs::File::open(&shared.dir).map_err(|e| sdb::Error::Io {
+            path: shared.dir.display().to_string(),
+            source: e,
+        })?;
+        // Another writer of this module waits here; the file is read again
+        // under the lock.
+        dir.lock().map_err(|e| sdb::Error::Io {
+            path: shared.dir.display().to_string(),
+            source: e,
+        })?;
+        let result = if self.side.key_side {
+            let mut records = read_map(&shared.key_path)?;
+            let codec = shared.codec.read().clone();
+            for op in &self.ops {
+                apply_key_op(&mut records, op, codec.as_deref())?;
+            }
+            replace_file(&shared.key_path, records, crate::hash::KEY_DB_PAGE)
+        } else {
+            let keys = read_map(&shared.key_path)?;
+            let user = |public: &[u8]| keys.contains_key(public);
+            let mut records = read_map(&shared.cert_path)?;
+            if records.is_empty() {
+                let (k, d) = cert8::encode(&cert8::Record::Version)
+                    .map_err(|e| sdb::Error::Corrupt(e.to_string()))?;
+                records.insert(k, d);
+            }
+            for op in &self.ops {
+                apply_cert_op(&mut records, op, &user)?;
+            }
+            replace_file(&shared.cert_path, records, crate::hash::CERT_DB_PAGE)
+        };
+        // Whatever happened, the next read starts from the files.
+        *shared.loaded.lock() = None;
+        result
+    }
+}
+
+fn find_in(
+    objects: &BTreeMap<ObjectId, Vec<Attribute>>,
+    template: &[(AttrType, &[u8])],
+) -> FindCursor {
+    FindCursor::new(
+        objects
+            .iter()
+            .filter(|(_, attrs)| {
+                template.iter().all(|(t, v)| {
+                    attrs
+                        .iter()
+                        .any(|(a, value)| a == t && value.as_slice() == *v)
+                })
+            })
+            .map(|(id, _)| *id)
+            .collect(),
+    )
+}
+
+fn get_in(
+    objects: &BTreeMap<ObjectId, Vec<Attribute>>,
+    id: ObjectId,
+    types: &[AttrType],
+) -> sdb::Result<Vec<Option<Vec<u8>>>> {
+    let attrs = objects.get(&id).ok_or(sdb::Error::NotFound(id))?;
+    Ok(types
+        .iter()
+        .map(|t| attrs.iter().find(|(a, _)| a == t).map(|(_, v)| v.clone()))
+        .collect())
 }
 
 #[cfg(test)]

@@ -38,6 +38,8 @@ pub enum Error {
     Busy,
     #[error("no free object id")]
     IdsExhausted,
+    #[error("{0}")]
+    Unsupported(String),
     #[error("the database is damaged: {0}")]
     Corrupt(String),
     #[error("{path}: {source}")]
@@ -161,7 +163,7 @@ pub trait Transaction: SdbRead {
 }
 
 /// Turns the private-key records of a legacy key database into the
-/// token's objects. The token supplies it once the user has
+/// token's objects and back. The token supplies it once the user has
 /// logged in (it alone holds the password) and takes it back at logout,
 /// so no backend holds the password logic a second time.
 pub trait KeyRecordCodec: Send + Sync {
@@ -169,6 +171,10 @@ pub trait KeyRecordCodec: Send + Sync {
     /// encrypted as the token stores them), from a key record's encrypted
     /// PKCS#8 payload.
     fn open_private_key(&self, payload: &[u8]) -> Result<Vec<Attribute>>;
+
+    /// A key record's encrypted PKCS#8 payload, from a private key object's
+    /// stored attributes.
+    fn seal_private_key(&self, attrs: &[Attribute]) -> Result<Vec<u8>>;
 }
 
 /// A database: one table of objects plus its metadata.

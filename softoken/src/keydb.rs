@@ -146,6 +146,11 @@ impl KeyState {
         pbe::encode_pbes2(&wk.kdf, &iv_param, ct)
     }
 
+    /// Encrypts a value in the legacy form key3.db holds (3DES).
+    pub fn encrypt_legacy(&self, plaintext: &[u8]) -> Result<Vec<u8>> {
+        pbe::legacy_encrypt(&self.master, plaintext)
+    }
+
     /// Decrypts a stored value; tells whether it was in NSS's current form
     /// (which must carry an integrity record) or the legacy one.
     pub fn decrypt(&self, blob: &[u8]) -> Result<(Zeroizing<Vec<u8>>, bool)> {

@@ -1,7 +1,8 @@
 //! The token's side of the legacy (`dbm:`) key database: opening a key3.db
 //! private-key record (PKCS#8 under the legacy PBE, or PBES2 from newer
 //! NSS) into the attributes the token stores, private values encrypted
-//! again under the login's key.
+//! again under the login's key; and sealing a private key object into a
+//! record as NSS 3.87 writes them (the legacy PBE).
 
 use std::sync::Arc;
 
@@ -40,5 +41,26 @@ impl sdb::KeyRecordCodec for KeyCodec {
             out.push((t, stored));
         }
         Ok(out)
+    }
+
+    fn seal_private_key(&self, stored: &[sdb::Attribute]) -> sdb::Result<Vec<u8>> {
+        let bad = |what: &str| sdb::Error::Corrupt(format!("private key for key3.db: {what}"));
+        let mut attrs = Attrs::new();
+        for (t, v) in stored {
+            let value = if attr::is_encrypted(*t) {
+                self.0
+                    .decrypt(v)
+                    .map_err(|_| bad("does not decrypt"))?
+                    .0
+                    .to_vec()
+            } else {
+                attr::from_disk(*t, v.clone())
+            };
+            attrs.set(*t, value);
+        }
+        let pkcs8 = wrap::key_bytes(&attrs).map_err(|_| bad("not a key type key3.db holds"))?;
+        self.0
+            .encrypt_legacy(&pkcs8)
+            .map_err(|_| bad("cannot be encrypted"))
     }
 }

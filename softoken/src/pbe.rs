@@ -285,7 +285,11 @@ pub fn encode_pbes2(
     envelope(PBES2, &pair, ciphertext)
 }
 
-fn envelope(oid: Oid, params: &SchemePair, data: Vec<u8>) -> Result<Vec<u8>> {
+fn envelope<P: der::EncodeValue + der::Tagged>(
+    oid: Oid,
+    params: &P,
+    data: Vec<u8>,
+) -> Result<Vec<u8>> {
     let env = Envelope {
         algorithm: AlgorithmIdentifier {
             oid,
@@ -343,14 +347,9 @@ pub fn aes_cbc_decrypt(key: &[u8], iv: [u8; 16], ciphertext: &[u8]) -> Result<Ze
     Ok(buf)
 }
 
-/// Decrypts a legacy value: NSS's SHA-1/HMAC key derivation, then 3-key
-/// 3DES-CBC with PKCS#7 padding.
-pub fn legacy_decrypt(
-    master: &[u8],
-    salt: &[u8],
-    iterations: u32,
-    ciphertext: &[u8],
-) -> Result<Zeroizing<Vec<u8>>> {
+/// NSS's legacy key derivation (SHA-1, then HMAC-SHA-1 expansion): 40
+/// bytes, the 3DES key first and the IV last.
+fn legacy_key_iv(master: &[u8], salt: &[u8], iterations: u32) -> Zeroizing<Vec<u8>> {
     let mut ctx = digest::Context::new(&digest::SHA1_FOR_LEGACY_USE_ONLY);
     ctx.update(master);
     ctx.update(salt);
@@ -372,7 +371,48 @@ pub fn legacy_decrypt(
         out.extend_from_slice(hmac::sign(&hkey, &block_input).as_ref());
         state = hmac::sign(&hkey, &state).as_ref().to_vec();
     }
+    out
+}
+
+/// Decrypts a legacy value: NSS's SHA-1/HMAC key derivation, then 3-key
+/// 3DES-CBC with PKCS#7 padding.
+pub fn legacy_decrypt(
+    master: &[u8],
+    salt: &[u8],
+    iterations: u32,
+    ciphertext: &[u8],
+) -> Result<Zeroizing<Vec<u8>>> {
+    let out = legacy_key_iv(master, salt, iterations);
     des3_cbc_decrypt(&out[..24], &out[out.len() - 8..], ciphertext)
+}
+
+/// Encrypts as NSS's legacy key database does (a 20-byte salt, one
+/// iteration, 3DES-CBC), for key3.db records.
+pub fn legacy_encrypt(master: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
+    use cbc::cipher::{block_padding::Pkcs7, BlockEncryptMut, KeyIvInit};
+
+    let mut salt = [0u8; 20];
+    random_fill(&mut salt)?;
+    let out = legacy_key_iv(master, &salt, 1);
+    let encryptor =
+        cbc::Encryptor::<des::TdesEde3>::new_from_slices(&out[..24], &out[out.len() - 8..])
+            .map_err(|_| Rv::GeneralError)?;
+    // Room for the padding from the start, so the plaintext is never
+    // left behind in a reallocated buffer.
+    let mut buf = Vec::with_capacity(plaintext.len() + 8);
+    buf.extend_from_slice(plaintext);
+    buf.resize(plaintext.len() + 8, 0);
+    let len = encryptor
+        .encrypt_padded_mut::<Pkcs7>(&mut buf, plaintext.len())
+        .map_err(|_| Rv::GeneralError)?
+        .len();
+    buf.truncate(len);
+    let ciphertext = buf;
+    let params = LegacyPbeParams {
+        salt: OctetString::new(salt.to_vec()).map_err(|_| Rv::GeneralError)?,
+        iterations: 1,
+    };
+    envelope(LEGACY_PBE_SHA1_3DES, &params, ciphertext)
 }
 
 /// 3-key 3DES-CBC decryption with PKCS#7 padding removed (legacy values,
@@ -474,6 +514,23 @@ pub fn random_fill(buf: &mut [u8]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn legacy_values_round_trip() {
+        let master = [7u8; 20];
+        let blob = legacy_encrypt(&master, b"a private key").unwrap();
+        let Encrypted::Legacy {
+            salt,
+            iterations,
+            ciphertext,
+        } = Encrypted::parse(&blob).unwrap()
+        else {
+            panic!("not the legacy form")
+        };
+        assert_eq!((salt.len(), iterations), (20, 1));
+        let plain = legacy_decrypt(&master, &salt, iterations, &ciphertext).unwrap();
+        assert_eq!(&*plain, b"a private key");
+    }
 
     #[test]
     fn pbes2_round_trip_has_nss_shape() {

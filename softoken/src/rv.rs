@@ -95,6 +95,8 @@ impl From<sdb::Error> for Rv {
             sdb::Error::NotFound(_) => Rv::ObjectHandleInvalid,
             sdb::Error::ReadOnly => Rv::TokenWriteProtected,
             sdb::Error::IdsExhausted => Rv::DeviceMemory,
+            // A format that cannot hold what was asked (the legacy one).
+            sdb::Error::Unsupported(_) => Rv::FunctionFailed,
             sdb::Error::Busy
             | sdb::Error::Corrupt(_)
             | sdb::Error::Io { .. }

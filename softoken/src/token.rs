@@ -193,11 +193,14 @@ impl Token {
     pub fn open(mut cfg: TokenConfig) -> Result<Token> {
         let (cert, key): (Box<dyn Sdb>, Box<dyn Sdb>) = match cfg.format {
             DbFormat::Dbm => {
-                let (cert, key) =
-                    legacy_dbm::store::open(&cfg.dir, &cfg.cert_prefix, &cfg.key_prefix)
-                        .map_err(|_| Rv::FunctionFailed)?;
-                // Writing the legacy format is not offered yet.
-                cfg.read_only = true;
+                let (cert, key) = legacy_dbm::store::open(
+                    &cfg.dir,
+                    &cfg.cert_prefix,
+                    &cfg.key_prefix,
+                    cfg.read_only,
+                )
+                .map_err(|_| Rv::FunctionFailed)?;
+                cfg.read_only |= key.is_read_only();
                 (Box::new(cert), Box::new(key))
             }
             DbFormat::Sql => {

@@ -84,8 +84,7 @@ fn check_fixture(name: &str) {
     let raw = Raw::with_params(&params);
     let slot = raw.slots()[0];
     let info = raw.token_info(slot);
-    // Writing the legacy format is not offered yet.
-    assert_eq!(info.flags & CKF_WRITE_PROTECTED != 0, legacy, "{name}");
+    assert_eq!(info.flags & CKF_WRITE_PROTECTED, 0, "{name}");
     assert_eq!(
         String::from_utf8_lossy(&info.label).trim_end(),
         m["token_label"].as_str().unwrap()
