@@ -18,6 +18,14 @@ pub const LEGACY_PBE_OID: &[u8] = &[
     0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x0c, 0x05, 0x01, 0x03,
 ];
 
+/// Whether an OID is one of the draft-PKCS#12 PBEs key3.db files used:
+/// 1.2.840.113549.1.12.5.1.1 (RC4, 128-bit key), .2 (RC4, 40-bit), .3 (3DES).
+fn is_legacy_pbe(oid: &[u8]) -> bool {
+    oid.len() == LEGACY_PBE_OID.len()
+        && oid[..oid.len() - 1] == LEGACY_PBE_OID[..LEGACY_PBE_OID.len() - 1]
+        && (1..=3).contains(&oid[oid.len() - 1])
+}
+
 /// The common frame of the password check and of key records.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DbKey {
@@ -64,9 +72,11 @@ impl DbKey {
     }
 }
 
-/// The password check: the encrypted "password-check" under the legacy PBE.
+/// The password check: the encrypted "password-check" under a legacy PBE.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PasswordCheck {
+    /// The PBE's OID (content octets): 3DES in every file NSS 3 writes.
+    pub oid: Vec<u8>,
     pub salt: Vec<u8>,
     pub ciphertext: Vec<u8>,
 }
@@ -93,18 +103,20 @@ impl PasswordCheck {
             .split_first()
             .ok_or_else(|| Error::corrupt("empty password check"))?;
         let oid_len = oid_len as usize;
-        if rest.len() < oid_len || &rest[..oid_len] != LEGACY_PBE_OID {
+        if rest.len() < oid_len || !is_legacy_pbe(&rest[..oid_len]) {
             return Err(Error::corrupt("password check under an unknown algorithm"));
         }
         Ok(PasswordCheck {
+            oid: rest[..oid_len].to_vec(),
             salt: key.salt,
             ciphertext: rest[oid_len..].to_vec(),
         })
     }
 
     pub fn encode(&self) -> Result<Vec<u8>> {
-        let mut payload = vec![LEGACY_PBE_OID.len() as u8];
-        payload.extend_from_slice(LEGACY_PBE_OID);
+        let oid_len = u8::try_from(self.oid.len()).map_err(|_| Error::TooLarge)?;
+        let mut payload = vec![oid_len];
+        payload.extend_from_slice(&self.oid);
         payload.extend_from_slice(&self.ciphertext);
         DbKey {
             salt: self.salt.clone(),
@@ -118,7 +130,7 @@ impl PasswordCheck {
     /// migrated key4.db): SEQ { SEQ { OID, SEQ { salt, 1 } }, ciphertext }.
     pub fn to_der(&self) -> Vec<u8> {
         let params = der(0x30, &[der(0x04, &self.salt), der(0x02, &[1])].concat());
-        let alg = der(0x30, &[der(0x06, LEGACY_PBE_OID), params].concat());
+        let alg = der(0x30, &[der(0x06, &self.oid), params].concat());
         der(0x30, &[alg, der(0x04, &self.ciphertext)].concat())
     }
 }
@@ -176,6 +188,7 @@ mod tests {
             Record::Version(3),
             Record::GlobalSalt(vec![1; 20]),
             Record::PasswordCheck(PasswordCheck {
+                oid: LEGACY_PBE_OID.to_vec(),
                 salt: vec![2; 20],
                 ciphertext: vec![3; 16],
             }),

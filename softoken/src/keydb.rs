@@ -164,11 +164,12 @@ impl KeyState {
                 true,
             )),
             Encrypted::Legacy {
+                cipher,
                 salt,
                 iterations,
                 ciphertext,
             } => Ok((
-                pbe::legacy_decrypt(&self.master, &salt, iterations, &ciphertext)?,
+                pbe::legacy_decrypt(&self.master, cipher, &salt, iterations, &ciphertext)?,
                 false,
             )),
         }

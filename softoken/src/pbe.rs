@@ -29,6 +29,9 @@ const AES192_CBC: Oid = Oid::new_unwrap("2.16.840.1.101.3.4.1.22");
 const AES256_CBC: Oid = Oid::new_unwrap("2.16.840.1.101.3.4.1.42");
 /// NSS's legacy key3.db PBE: SHA-1 and 3-key 3DES-CBC with its own KDF.
 const LEGACY_PBE_SHA1_3DES: Oid = Oid::new_unwrap("1.2.840.113549.1.12.5.1.3");
+// The same draft-PKCS#12 family with RC4, in the oldest key3.db files.
+const LEGACY_PBE_SHA1_RC4_128: Oid = Oid::new_unwrap("1.2.840.113549.1.12.5.1.1");
+const LEGACY_PBE_SHA1_RC4_40: Oid = Oid::new_unwrap("1.2.840.113549.1.12.5.1.2");
 
 /// Length of the random salts we write (NSS writes 32).
 pub const SALT_LEN: usize = 32;
@@ -201,12 +204,22 @@ pub enum Encrypted {
         iv: [u8; 16],
         ciphertext: Vec<u8>,
     },
-    /// The legacy 3DES PBE (from key3.db, kept by NSS's migration).
+    /// The legacy PBE (from key3.db, kept by NSS's migration): 3DES, or
+    /// RC4 in the oldest files.
     Legacy {
+        cipher: LegacyCipher,
         salt: Vec<u8>,
         iterations: u32,
         ciphertext: Vec<u8>,
     },
+}
+
+/// The cipher of a legacy PBE value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LegacyCipher {
+    Des3,
+    Rc4With128BitKey,
+    Rc4With40BitKey,
 }
 
 impl Encrypted {
@@ -235,13 +248,19 @@ impl Encrypted {
                     ciphertext,
                 })
             }
-            LEGACY_PBE_SHA1_3DES => {
+            oid @ (LEGACY_PBE_SHA1_3DES | LEGACY_PBE_SHA1_RC4_128 | LEGACY_PBE_SHA1_RC4_40) => {
+                let cipher = match oid {
+                    LEGACY_PBE_SHA1_3DES => LegacyCipher::Des3,
+                    LEGACY_PBE_SHA1_RC4_128 => LegacyCipher::Rc4With128BitKey,
+                    _ => LegacyCipher::Rc4With40BitKey,
+                };
                 let p: LegacyPbeParams = params.decode_as().map_err(malformed)?;
                 // NSS always wrote 1; a damaged file must not make us spin.
                 if p.iterations == 0 || p.iterations > 100_000 {
                     return Err(Rv::DeviceError);
                 }
                 Ok(Encrypted::Legacy {
+                    cipher,
                     salt: p.salt.as_bytes().to_vec(),
                     iterations: p.iterations,
                     ciphertext,
@@ -375,15 +394,31 @@ fn legacy_key_iv(master: &[u8], salt: &[u8], iterations: u32) -> Zeroizing<Vec<u
 }
 
 /// Decrypts a legacy value: NSS's SHA-1/HMAC key derivation, then 3-key
-/// 3DES-CBC with PKCS#7 padding.
+/// 3DES-CBC with PKCS#7 padding, or RC4 with the first 16 (or 5) derived
+/// bytes as its key.
 pub fn legacy_decrypt(
     master: &[u8],
+    cipher: LegacyCipher,
     salt: &[u8],
     iterations: u32,
     ciphertext: &[u8],
 ) -> Result<Zeroizing<Vec<u8>>> {
+    use rc4::{KeyInit, StreamCipher};
+
     let out = legacy_key_iv(master, salt, iterations);
-    des3_cbc_decrypt(&out[..24], &out[out.len() - 8..], ciphertext)
+    let mut buf = Zeroizing::new(ciphertext.to_vec());
+    match cipher {
+        LegacyCipher::Des3 => {
+            return des3_cbc_decrypt(&out[..24], &out[out.len() - 8..], ciphertext)
+        }
+        LegacyCipher::Rc4With128BitKey => rc4::Rc4::<rc4::consts::U16>::new_from_slice(&out[..16])
+            .map_err(|_| Rv::GeneralError)?
+            .apply_keystream(&mut buf),
+        LegacyCipher::Rc4With40BitKey => rc4::Rc4::<rc4::consts::U5>::new_from_slice(&out[..5])
+            .map_err(|_| Rv::GeneralError)?
+            .apply_keystream(&mut buf),
+    }
+    Ok(buf)
 }
 
 /// Encrypts as NSS's legacy key database does (a 20-byte salt, one
@@ -520,6 +555,7 @@ mod tests {
         let master = [7u8; 20];
         let blob = legacy_encrypt(&master, b"a private key").unwrap();
         let Encrypted::Legacy {
+            cipher,
             salt,
             iterations,
             ciphertext,
@@ -527,9 +563,51 @@ mod tests {
         else {
             panic!("not the legacy form")
         };
-        assert_eq!((salt.len(), iterations), (20, 1));
-        let plain = legacy_decrypt(&master, &salt, iterations, &ciphertext).unwrap();
+        assert_eq!(
+            (cipher, salt.len(), iterations),
+            (LegacyCipher::Des3, 20, 1)
+        );
+        let plain = legacy_decrypt(&master, cipher, &salt, iterations, &ciphertext).unwrap();
         assert_eq!(&*plain, b"a private key");
+    }
+
+    /// RC4 values of the oldest key3.db files: the same derivation, the
+    /// derived bytes as the RC4 key (checked against RustCrypto's RC4 fed
+    /// the derivation's output, and against a fixed vector).
+    #[test]
+    fn legacy_rc4_values_decrypt() {
+        use rc4::{KeyInit, StreamCipher};
+
+        let master = [9u8; 20];
+        let salt = [3u8; 20];
+        let key = legacy_key_iv(&master, &salt, 1);
+        let mut ct = b"an old private key".to_vec();
+        rc4::Rc4::<rc4::consts::U16>::new_from_slice(&key[..16])
+            .unwrap()
+            .apply_keystream(&mut ct);
+        let params = LegacyPbeParams {
+            salt: OctetString::new(salt.to_vec()).unwrap(),
+            iterations: 1,
+        };
+        let blob = envelope(LEGACY_PBE_SHA1_RC4_128, &params, ct).unwrap();
+        let Encrypted::Legacy {
+            cipher,
+            salt,
+            iterations,
+            ciphertext,
+        } = Encrypted::parse(&blob).unwrap()
+        else {
+            panic!("not the legacy form")
+        };
+        assert_eq!(cipher, LegacyCipher::Rc4With128BitKey);
+        let plain = legacy_decrypt(&master, cipher, &salt, iterations, &ciphertext).unwrap();
+        assert_eq!(&*plain, b"an old private key");
+        // RC4 itself: RFC 6229's first vector (key 0102030405).
+        let mut zeros = [0u8; 8];
+        rc4::Rc4::<rc4::consts::U5>::new_from_slice(&[1, 2, 3, 4, 5])
+            .unwrap()
+            .apply_keystream(&mut zeros);
+        assert_eq!(zeros, [0xb2, 0x39, 0x63, 0x05, 0xf0, 0x3d, 0xc0, 0x27]);
     }
 
     #[test]
@@ -590,6 +668,6 @@ mod tests {
             assert!(MacRecord::parse(blob).is_err());
         }
         assert!(aes_cbc_decrypt(&[0; 32], [0; 16], &[1; 15]).is_err());
-        assert!(legacy_decrypt(b"k", b"s", 1, &[1; 7]).is_err());
+        assert!(legacy_decrypt(b"k", LegacyCipher::Des3, b"s", 1, &[1; 7]).is_err());
     }
 }
