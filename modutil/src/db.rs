@@ -737,10 +737,14 @@ pub fn check(target: &Target, password: &PasswordSource) -> Outcome<Value> {
         .into_iter()
         .next()
         .ok_or_else(|| Failure::new(Kind::Failed, "no database token configured"))?;
-    if !cfg.dir.join("key4.db").exists() {
+    let key_file = match cfg.format {
+        softoken::config::DbFormat::Sql => "key4.db",
+        softoken::config::DbFormat::Dbm => "key3.db",
+    };
+    if !cfg.dir.join(key_file).exists() {
         return Err(Failure::new(
             Kind::NotFound,
-            format!("{} holds no key4.db", cfg.dir.display()),
+            format!("{} holds no {key_file}", cfg.dir.display()),
         ));
     }
     let token = softoken::token::Token::open(cfg)

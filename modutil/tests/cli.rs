@@ -802,3 +802,32 @@ fn a_database_this_user_cannot_write_is_read_only() {
         .arg(&pw);
     ok(&mut c);
 }
+
+#[test]
+fn legacy_databases_are_listed_and_checked() {
+    let top = tempfile::tempdir().unwrap();
+    let lib = module_copy(top.path());
+    let db = top.path().join("db");
+    std::fs::create_dir(&db).unwrap();
+    for f in ["cert8.db", "key3.db", "secmod.db"] {
+        std::fs::copy(PathBuf::from(FIXTURES).join("dbm-pw").join(f), db.join(f)).unwrap();
+        std::fs::set_permissions(db.join(f), std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let pw = write(&top.path().join("pw"), "fixture-pw\n");
+    let dbdir = format!("dbm:{}", db.display());
+    let keys = ok(tool()
+        .args(["keys", "--json", "--libfile"])
+        .arg(&lib)
+        .args(["-d", &dbdir, "-f"])
+        .arg(&pw));
+    let keys: serde_json::Value = serde_json::from_str(&keys).unwrap();
+    assert_eq!(keys.as_array().unwrap().len(), 4, "{keys}");
+    let report = ok(tool()
+        .args(["check", "--json", "--libfile"])
+        .arg(&lib)
+        .args(["-d", &dbdir, "-f"])
+        .arg(&pw));
+    let r: serde_json::Value = serde_json::from_str(&report).unwrap();
+    assert_eq!(r["ok"], true, "{report}");
+    assert!(r["decrypted"].as_u64().unwrap() > 0);
+}
