@@ -550,19 +550,23 @@ pub fn random_fill(buf: &mut [u8]) -> Result<()> {
 mod tests {
     use super::*;
 
+    fn legacy_parts(blob: &[u8]) -> (LegacyCipher, Vec<u8>, u32, Vec<u8>) {
+        match Encrypted::parse(blob).unwrap() {
+            Encrypted::Legacy {
+                cipher,
+                salt,
+                iterations,
+                ciphertext,
+            } => (cipher, salt, iterations, ciphertext),
+            Encrypted::Pbes2 { .. } => panic!("not the legacy form"),
+        }
+    }
+
     #[test]
     fn legacy_values_round_trip() {
         let master = [7u8; 20];
         let blob = legacy_encrypt(&master, b"a private key").unwrap();
-        let Encrypted::Legacy {
-            cipher,
-            salt,
-            iterations,
-            ciphertext,
-        } = Encrypted::parse(&blob).unwrap()
-        else {
-            panic!("not the legacy form")
-        };
+        let (cipher, salt, iterations, ciphertext) = legacy_parts(&blob);
         assert_eq!(
             (cipher, salt.len(), iterations),
             (LegacyCipher::Des3, 20, 1)
@@ -590,15 +594,7 @@ mod tests {
             iterations: 1,
         };
         let blob = envelope(LEGACY_PBE_SHA1_RC4_128, &params, ct).unwrap();
-        let Encrypted::Legacy {
-            cipher,
-            salt,
-            iterations,
-            ciphertext,
-        } = Encrypted::parse(&blob).unwrap()
-        else {
-            panic!("not the legacy form")
-        };
+        let (cipher, salt, iterations, ciphertext) = legacy_parts(&blob);
         assert_eq!(cipher, LegacyCipher::Rc4With128BitKey);
         let plain = legacy_decrypt(&master, cipher, &salt, iterations, &ciphertext).unwrap();
         assert_eq!(&*plain, b"an old private key");

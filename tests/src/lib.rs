@@ -233,6 +233,24 @@ pub struct RsaKey {
     pub coefficient: Vec<u8>,
 }
 
+impl RsaKey {
+    /// The key's attributes for a PKCS#11 template (modulus to
+    /// coefficient).
+    pub fn attributes(&self) -> Vec<(pkcs11_sys::CK_ATTRIBUTE_TYPE, Vec<u8>)> {
+        use pkcs11_sys::*;
+        vec![
+            (CKA_MODULUS, self.modulus.clone()),
+            (CKA_PUBLIC_EXPONENT, self.public_exponent.clone()),
+            (CKA_PRIVATE_EXPONENT, self.private_exponent.clone()),
+            (CKA_PRIME_1, self.prime_1.clone()),
+            (CKA_PRIME_2, self.prime_2.clone()),
+            (CKA_EXPONENT_1, self.exponent_1.clone()),
+            (CKA_EXPONENT_2, self.exponent_2.clone()),
+            (CKA_COEFFICIENT, self.coefficient.clone()),
+        ]
+    }
+}
+
 /// The components of a PKCS#1 RSAPrivateKey.
 pub fn rsa_key(pkcs1_der: &[u8]) -> RsaKey {
     use der::Decode;

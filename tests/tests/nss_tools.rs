@@ -48,31 +48,21 @@ fn fill(raw: &Raw, s: CK_SESSION_HANDLE) -> Vec<u8> {
     };
     raw.create(s, &cert("Softoken RSA User", &user_der, &user, &id))
         .unwrap();
-    raw.create(
-        s,
-        &[
-            (CKA_CLASS, ul(CKO_PRIVATE_KEY)),
-            (CKA_TOKEN, TRUE.to_vec()),
-            (CKA_PRIVATE, TRUE.to_vec()),
-            (CKA_KEY_TYPE, ul(CKK_RSA)),
-            (CKA_ID, id.clone()),
-            (CKA_SUBJECT, user.subject.clone()),
-            (CKA_SENSITIVE, TRUE.to_vec()),
-            (CKA_EXTRACTABLE, TRUE.to_vec()),
-            (CKA_SIGN, TRUE.to_vec()),
-            (CKA_DECRYPT, TRUE.to_vec()),
-            (CKA_MODULUS, key.modulus.clone()),
-            (CKA_PUBLIC_EXPONENT, key.public_exponent.clone()),
-            (CKA_PRIVATE_EXPONENT, key.private_exponent.clone()),
-            (CKA_PRIME_1, key.prime_1.clone()),
-            (CKA_PRIME_2, key.prime_2.clone()),
-            (CKA_EXPONENT_1, key.exponent_1.clone()),
-            (CKA_EXPONENT_2, key.exponent_2.clone()),
-            (CKA_COEFFICIENT, key.coefficient.clone()),
-            (CKA_NSS_DB, key.modulus.clone()),
-        ],
-    )
-    .unwrap();
+    let mut template = vec![
+        (CKA_CLASS, ul(CKO_PRIVATE_KEY)),
+        (CKA_TOKEN, TRUE.to_vec()),
+        (CKA_PRIVATE, TRUE.to_vec()),
+        (CKA_KEY_TYPE, ul(CKK_RSA)),
+        (CKA_ID, id.clone()),
+        (CKA_SUBJECT, user.subject.clone()),
+        (CKA_SENSITIVE, TRUE.to_vec()),
+        (CKA_EXTRACTABLE, TRUE.to_vec()),
+        (CKA_SIGN, TRUE.to_vec()),
+        (CKA_DECRYPT, TRUE.to_vec()),
+    ];
+    template.extend(key.attributes());
+    template.push((CKA_NSS_DB, key.modulus.clone()));
+    raw.create(s, &template).unwrap();
     raw.create(
         s,
         &[
