@@ -76,7 +76,7 @@ pub struct PendingMessage {
 /// message uses, and the operation of a message given in parts.
 pub struct MessageSign {
     pub mechanism: crate::mechanism::MechanismArg,
-    pub key: crate::attr::Attrs,
+    pub key: std::sync::Arc<crate::attr::Attrs>,
     pub sign: Option<Box<dyn SignOp>>,
     pub verify: Option<Box<dyn VerifyOp>>,
 }
@@ -88,7 +88,7 @@ pub fn operation_key(
     session: &parking_lot::Mutex<Session>,
     token: &crate::token::Token,
     h: CK_OBJECT_HANDLE,
-) -> crate::rv::Result<crate::attr::Attrs> {
+) -> crate::rv::Result<std::sync::Arc<crate::attr::Attrs>> {
     let mut cache = std::mem::take(&mut session.lock().key_cache);
     let key = token.operation_key(h, &mut cache);
     session.lock().key_cache = cache;

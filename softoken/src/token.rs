@@ -154,7 +154,9 @@ struct Login {
 
 struct SessionObject {
     owner: CK_SESSION_HANDLE,
-    attrs: Attrs,
+    /// Shared with the operations using the object as a key, so that
+    /// starting one costs no copy.
+    attrs: Arc<Attrs>,
 }
 
 pub struct Token {
@@ -731,10 +733,10 @@ impl Token {
     /// copying and for operations on keys), whatever its sensitivity: never
     /// hand these to a caller of the C API.
     pub fn full_attributes(&self, h: CK_OBJECT_HANDLE) -> Result<Attrs> {
-        self.full_attrs(resolve(h)?, None)
+        self.full_attrs(resolve(h)?, None).map(Arc::unwrap_or_clone)
     }
 
-    fn full_attrs(&self, r: ObjRef, cache: Option<&mut KeyCache>) -> Result<Attrs> {
+    fn full_attrs(&self, r: ObjRef, cache: Option<&mut KeyCache>) -> Result<Arc<Attrs>> {
         match r {
             ObjRef::Session(h) => self.session_object(h, |o| Ok(o.attrs.clone())),
             ObjRef::Stored(db, id) => {
@@ -752,7 +754,7 @@ impl Token {
                             for ((t, _), value) in sealed.iter().zip(plain) {
                                 attrs.set(*t, value.to_vec());
                             }
-                            return Ok(attrs);
+                            return Ok(Arc::new(attrs));
                         }
                         let mut plain = Vec::with_capacity(sealed.len());
                         for (t, blob) in &sealed {
@@ -765,7 +767,7 @@ impl Token {
                         }
                     }
                 }
-                Ok(attrs)
+                Ok(Arc::new(attrs))
             }
         }
     }
@@ -800,7 +802,7 @@ impl Token {
                 h,
                 SessionObject {
                     owner: acc.session,
-                    attrs: obj,
+                    attrs: Arc::new(obj),
                 },
             );
             return Ok(h);
@@ -875,7 +877,7 @@ impl Token {
         h: CK_OBJECT_HANDLE,
         template: Attrs,
     ) -> Result<CK_OBJECT_HANDLE> {
-        let mut attrs = self.full_attrs(resolve(h)?, None)?;
+        let mut attrs = Arc::unwrap_or_clone(self.full_attrs(resolve(h)?, None)?);
         if attrs.bool(CKA_COPYABLE) == Some(false) {
             return Err(Rv::ActionProhibited);
         }
@@ -942,7 +944,7 @@ impl Token {
         let r = resolve(h)?;
         let attrs = match r {
             ObjRef::Session(h) => self.session_object(h, |o| Ok(o.attrs.clone()))?,
-            ObjRef::Stored(db, id) => self.load(db, id)?,
+            ObjRef::Stored(db, id) => Arc::new(self.load(db, id)?),
         };
         let policy = Policy::of(&attrs);
         let hidden = object::hides_sensitive(&attrs);
@@ -981,7 +983,7 @@ impl Token {
         let r = resolve(h)?;
         let current = match r {
             ObjRef::Session(h) => self.session_object(h, |o| Ok(o.attrs.clone()))?,
-            ObjRef::Stored(db, id) => self.load(db, id)?,
+            ObjRef::Stored(db, id) => Arc::new(self.load(db, id)?),
         };
         if current.bool(CKA_MODIFIABLE) == Some(false) {
             return Err(Rv::ActionProhibited);
@@ -994,7 +996,7 @@ impl Token {
                 let mut objects = self.objects.write();
                 let obj = objects.get_mut(&h).ok_or(Rv::ObjectHandleInvalid)?;
                 for (t, v) in template.iter() {
-                    obj.attrs.set(t, v.to_vec());
+                    Arc::make_mut(&mut obj.attrs).set(t, v.to_vec());
                 }
                 Ok(())
             }
@@ -1110,7 +1112,7 @@ impl Token {
     pub fn object_size(&self, h: CK_OBJECT_HANDLE) -> Result<CK_ULONG> {
         let attrs = match resolve(h)? {
             ObjRef::Session(h) => self.session_object(h, |o| Ok(o.attrs.clone()))?,
-            ObjRef::Stored(db, id) => self.load(db, id)?,
+            ObjRef::Stored(db, id) => Arc::new(self.load(db, id)?),
         };
         Ok(attrs.iter().map(|(_, v)| v.len() + 16).sum::<usize>() as CK_ULONG)
     }
@@ -1118,7 +1120,7 @@ impl Token {
     /// A key for an operation inside the token, with its private values
     /// decrypted whatever its sensitivity (the mechanism checks its class,
     /// type and usage).
-    pub fn operation_key(&self, h: CK_OBJECT_HANDLE, cache: &mut KeyCache) -> Result<Attrs> {
+    pub fn operation_key(&self, h: CK_OBJECT_HANDLE, cache: &mut KeyCache) -> Result<Arc<Attrs>> {
         let key_handle = |e: Rv| {
             if e == Rv::ObjectHandleInvalid {
                 Rv::KeyHandleInvalid

@@ -171,7 +171,7 @@ unsafe fn cipher_init(
     if slot(&mut session.lock()).is_some() {
         return Err(Rv::OperationActive);
     }
-    let value = crate::aes::message_key(&operation_key(&session, &token, key)?, encrypt)?;
+    let value = crate::aes::message_key(&*operation_key(&session, &token, key)?, encrypt)?;
     *slot(&mut session.lock()) = Some(MessageCipher {
         key: value,
         counter: 0,
