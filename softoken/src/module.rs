@@ -2,7 +2,7 @@
 //! state C_Initialize creates and C_Finalize ends.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use arc_swap::ArcSwapOption;
 use std::sync::Arc;
@@ -233,8 +233,26 @@ struct ProcessState {
 
 static STATE: ArcSwapOption<ProcessState> = ArcSwapOption::const_empty();
 
+/// Set in a child process by the fork handler: only then can the state be
+/// a parent's, so only then does `get` compare pids (getpid is a system
+/// call, and `get` runs on every call).
+static FORKED: AtomicBool = AtomicBool::new(false);
+static FORK_HANDLER: std::sync::Once = std::sync::Once::new();
+
+extern "C" fn note_fork() {
+    // An atomic store only: nothing here can panic or allocate.
+    FORKED.store(true, Ordering::Relaxed);
+}
+
 /// This process's state, creating it when missing or inherited.
 fn process_state() -> Arc<ProcessState> {
+    FORK_HANDLER.call_once(|| {
+        // SAFETY: registers a child handler that only stores an atomic;
+        // glibc removes it again if the library is unloaded.
+        unsafe {
+            libc::pthread_atfork(None, None, Some(note_fork));
+        }
+    });
     let pid = std::process::id();
     loop {
         let current = STATE.load_full();
@@ -296,7 +314,7 @@ pub fn finalize() -> Result<()> {
 pub fn get() -> Result<Arc<Module>> {
     let guard = STATE.load();
     let state = guard.as_ref().ok_or(Rv::CryptokiNotInitialized)?;
-    if state.pid != std::process::id() {
+    if FORKED.load(Ordering::Relaxed) && state.pid != std::process::id() {
         return Err(Rv::CryptokiNotInitialized);
     }
     let module = state.module.read().clone();
