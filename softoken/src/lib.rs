@@ -9,6 +9,7 @@ pub mod attr;
 pub mod config;
 pub mod curve25519;
 pub mod ec;
+pub mod handles;
 pub mod engine_sys;
 mod ffi;
 pub mod kdf;

@@ -1,7 +1,6 @@
 //! The module: its slots and tokens, its sessions, and the process-wide
 //! state C_Initialize creates and C_Finalize ends.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use arc_swap::ArcSwapOption;
@@ -11,6 +10,7 @@ use parking_lot::{Mutex, RwLock};
 use pkcs11_sys::*;
 
 use crate::config::{Config, TokenConfig};
+use crate::handles::HandleMap;
 use crate::rv::{Result, Rv};
 use crate::session::Session;
 use crate::token::{Access, Token};
@@ -32,7 +32,7 @@ pub struct Slot {
 pub struct Module {
     pub config: Config,
     pub slots: Vec<Slot>,
-    sessions: RwLock<HashMap<CK_SESSION_HANDLE, Arc<Mutex<Session>>>>,
+    sessions: RwLock<HandleMap<Arc<Mutex<Session>>>>,
     next_session: AtomicU64,
     call_lock: Option<Box<dyn CallLock>>,
 }
@@ -55,7 +55,7 @@ impl Module {
         Ok(Module {
             config,
             slots,
-            sessions: RwLock::new(HashMap::new()),
+            sessions: RwLock::new(HandleMap::default()),
             next_session: AtomicU64::new(1),
             call_lock,
         })

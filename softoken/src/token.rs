@@ -3,7 +3,6 @@
 //! objects in cert9.db, keys and private objects in key4.db, as NSS does);
 //! their handles carry the row id, so no object is read until asked for.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -14,6 +13,7 @@ use zeroize::Zeroizing;
 
 use crate::attr::{self, Attrs};
 use crate::config::{DbFormat, TokenConfig, DEFAULT_TOKEN_LABEL};
+use crate::handles::HandleMap;
 use crate::keydb::{self, DbKind, KeyState, PASSWORD_CHECK};
 use crate::object::{self, Policy};
 use crate::rv::{Result, Rv};
@@ -73,7 +73,7 @@ const KEY_CACHE_ENTRIES: usize = 32;
 /// from: a key another process changed, or one re-encrypted under a new
 /// password, is decrypted afresh. Values are wiped when dropped.
 #[derive(Default)]
-pub struct KeyCache(HashMap<CK_OBJECT_HANDLE, CachedKey>);
+pub struct KeyCache(HandleMap<CachedKey>);
 
 struct CachedKey {
     sealed: Vec<(CK_ATTRIBUTE_TYPE, Vec<u8>)>,
@@ -164,7 +164,7 @@ pub struct Token {
     cert: Box<dyn Sdb>,
     key: Box<dyn Sdb>,
     login: RwLock<Login>,
-    objects: RwLock<HashMap<CK_OBJECT_HANDLE, SessionObject>>,
+    objects: RwLock<HandleMap<SessionObject>>,
     next_object: AtomicU64,
 }
 
@@ -236,7 +236,7 @@ impl Token {
             cert,
             key,
             login: RwLock::new(Login::default()),
-            objects: RwLock::new(HashMap::new()),
+            objects: RwLock::new(HandleMap::default()),
             next_object: AtomicU64::new(1),
         };
         if !token.cfg.read_only && token.is_pristine(&*token.key)? {
