@@ -122,7 +122,7 @@ fn checked_curve(key: &Attrs, class: CK_OBJECT_CLASS, usage: CK_ATTRIBUTE_TYPE) 
 }
 
 struct EcdsaOp {
-    key: EcKey,
+    key: std::sync::Arc<EcKey>,
     curve: Curve,
     input: MessageInput,
 }
@@ -155,8 +155,11 @@ impl VerifyOp for EcdsaOp {
 pub fn sign_op(key: &Attrs, hash: Option<&'static digest::Algorithm>) -> Result<Box<dyn SignOp>> {
     let curve = checked_curve(key, CKO_PRIVATE_KEY, CKA_SIGN)?;
     let scalar = key.get(CKA_VALUE).ok_or(Rv::KeyTypeInconsistent)?;
+    let name = [curve as u8];
     Ok(Box::new(EcdsaOp {
-        key: EcKey::from_private(curve, scalar)?,
+        key: crate::built::EC_KEYS.get_or_build(&[&name, scalar], || {
+            EcKey::from_private(curve, scalar)
+        })?,
         curve,
         input: MessageInput::new(hash),
     }))
@@ -169,7 +172,7 @@ pub fn verify_op(
     let curve = checked_curve(key, CKO_PUBLIC_KEY, CKA_VERIFY)?;
     let point = unwrap_point(curve, key.get(CKA_EC_POINT).ok_or(Rv::KeyTypeInconsistent)?)?;
     Ok(Box::new(EcdsaOp {
-        key: EcKey::from_public(curve, point)?,
+        key: std::sync::Arc::new(EcKey::from_public(curve, point)?),
         curve,
         input: MessageInput::new(hash),
     }))

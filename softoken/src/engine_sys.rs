@@ -79,6 +79,9 @@ pub struct EcKey {
 // SAFETY: the EC_KEY is owned by this value alone; aws-lc allows using a key
 // from any thread, and sign/verify take it by shared reference only.
 unsafe impl Send for EcKey {}
+// SAFETY: aws-lc's ECDSA and ECDH take the key as `const EC_KEY *` and
+// change nothing in it, so threads may share one.
+unsafe impl Sync for EcKey {}
 
 impl EcKey {
     fn empty(curve: Curve) -> Result<EcKey> {

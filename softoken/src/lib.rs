@@ -6,6 +6,7 @@
 
 pub mod aes;
 pub mod attr;
+pub mod built;
 pub mod config;
 pub mod curve25519;
 pub mod ec;

@@ -136,7 +136,7 @@ impl Module {
     pub fn logout(&self, h: CK_SESSION_HANDLE) -> Result<()> {
         let (session, token) = self.session(h)?;
         token.logout()?;
-        crate::rsa::forget_built_keys();
+        crate::built::forget_all();
         let slot = session.lock().slot;
         // Collected first: no session is locked under the table's lock.
         let all: Vec<_> = self.sessions.read().values().cloned().collect();
@@ -177,7 +177,7 @@ impl Module {
             if self.session_counts(slot).0 == 0 {
                 // The last session of an application ends its login.
                 token.end_login();
-                crate::rsa::forget_built_keys();
+                crate::built::forget_all();
             }
         }
         Ok(())
@@ -286,7 +286,7 @@ pub fn initialize(params: Option<&str>, call_lock: Option<Box<dyn CallLock>>) ->
     }
     let config = Config::from_parameters(params)?;
     // Keys built before a fork must not be shared with the parent.
-    crate::rsa::forget_built_keys();
+    crate::built::forget_all();
     *module = Some(Arc::new(Module::new(config, call_lock)?));
     Ok(())
 }
@@ -306,7 +306,7 @@ pub fn finalize() -> Result<()> {
         }
     }
     drop(module);
-    crate::rsa::forget_built_keys();
+    crate::built::forget_all();
     Ok(())
 }
 

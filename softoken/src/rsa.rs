@@ -2,7 +2,6 @@
 //! exponent, PKCS#1 v1.5 (raw over a caller's DigestInfo, or over a hash
 //! streamed as data arrives), PSS, and the raw X.509 operation.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use aws_lc_rs::digest;
@@ -205,21 +204,6 @@ fn check_key(key: &Attrs, class: CK_OBJECT_CLASS, usage: CK_ATTRIBUTE_TYPE) -> R
     Ok(())
 }
 
-/// Most private keys kept built in aws-lc's form.
-const BUILT_KEYS_MAX: usize = 64;
-
-/// Private keys already built into aws-lc's form, by a digest of their
-/// components: building one (RSA_check_key, the Montgomery and blinding
-/// set-up) costs more than a signature with it. Wiped at login changes and
-/// at C_Initialize/C_Finalize.
-static BUILT_KEYS: once_cell::sync::Lazy<parking_lot::Mutex<HashMap<[u8; 32], Arc<RsaKey>>>> =
-    once_cell::sync::Lazy::new(Default::default);
-
-/// Forgets every built private key.
-pub fn forget_built_keys() {
-    BUILT_KEYS.lock().clear();
-}
-
 fn private_key(key: &Attrs) -> Result<Arc<RsaKey>> {
     let get = |t| key.get(t).ok_or(Rv::KeyTypeInconsistent);
     const PARTS: [CK_ATTRIBUTE_TYPE; 8] = [
@@ -232,37 +216,20 @@ fn private_key(key: &Attrs) -> Result<Arc<RsaKey>> {
         CKA_EXPONENT_2,
         CKA_COEFFICIENT,
     ];
-    let mut id = digest::Context::new(&digest::SHA256);
-    for t in PARTS {
-        let v = get(t)?;
-        id.update(&(v.len() as u64).to_be_bytes());
-        id.update(v);
-    }
-    let id: [u8; 32] = id
-        .finish()
-        .as_ref()
-        .try_into()
-        .map_err(|_| Rv::GeneralError)?;
-    if let Some(built) = BUILT_KEYS.lock().get(&id) {
-        return Ok(built.clone());
-    }
-    let secret = |t| get(t).map(|v| Zeroizing::new(v.to_vec()));
-    let built = Arc::new(RsaKey::from_private(&RsaParts {
-        modulus: get(CKA_MODULUS)?.to_vec(),
-        public_exponent: get(CKA_PUBLIC_EXPONENT)?.to_vec(),
-        private_exponent: secret(CKA_PRIVATE_EXPONENT)?,
-        prime_1: secret(CKA_PRIME_1)?,
-        prime_2: secret(CKA_PRIME_2)?,
-        exponent_1: secret(CKA_EXPONENT_1)?,
-        exponent_2: secret(CKA_EXPONENT_2)?,
-        coefficient: secret(CKA_COEFFICIENT)?,
-    })?);
-    let mut keys = BUILT_KEYS.lock();
-    if keys.len() >= BUILT_KEYS_MAX {
-        keys.clear();
-    }
-    keys.insert(id, built.clone());
-    Ok(built)
+    let parts = PARTS.iter().map(|t| get(*t)).collect::<Result<Vec<_>>>()?;
+    crate::built::RSA_KEYS.get_or_build(&parts, || {
+        let secret = |t| get(t).map(|v| Zeroizing::new(v.to_vec()));
+        RsaKey::from_private(&RsaParts {
+            modulus: get(CKA_MODULUS)?.to_vec(),
+            public_exponent: get(CKA_PUBLIC_EXPONENT)?.to_vec(),
+            private_exponent: secret(CKA_PRIVATE_EXPONENT)?,
+            prime_1: secret(CKA_PRIME_1)?,
+            prime_2: secret(CKA_PRIME_2)?,
+            exponent_1: secret(CKA_EXPONENT_1)?,
+            exponent_2: secret(CKA_EXPONENT_2)?,
+            coefficient: secret(CKA_COEFFICIENT)?,
+        })
+    })
 }
 
 fn public_key(key: &Attrs) -> Result<Arc<RsaKey>> {

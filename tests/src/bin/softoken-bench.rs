@@ -121,6 +121,11 @@ impl Peer {
         self.s.get()
     }
 
+    /// Where the peer keeps its database.
+    fn dir(&self) -> &Path {
+        self._dir.path()
+    }
+
     /// A new session, so that the session objects a row made (thousands of
     /// generated keys) do not weigh on the rows after it.
     fn renew(&self) {
@@ -143,6 +148,8 @@ enum Unit {
     Ops,
     /// Bytes processed per operation.
     Bytes(usize),
+    /// A size in bytes, where less is better.
+    Memory,
 }
 
 struct Row {
@@ -189,6 +196,7 @@ fn human(rate: f64, unit: &Unit) -> String {
         Unit::Ops if rate >= 1e6 => format!("{:.2} M/s", rate / 1e6),
         Unit::Ops if rate >= 1e4 => format!("{:.1} k/s", rate / 1e3),
         Unit::Ops => format!("{rate:.1}/s"),
+        Unit::Memory => format!("{:.1} MiB", rate / (1024.0 * 1024.0)),
         Unit::Bytes(b) => {
             let bytes = rate * *b as f64;
             if bytes >= 1e9 {
@@ -409,7 +417,7 @@ fn options() -> Options {
     let mut o = Options {
         rounds: 5,
         round: Duration::from_millis(300),
-        find_sizes: vec![1_000, 10_000],
+        find_sizes: vec![1_000, 10_000, 100_000],
         only: None,
         modules: Vec::new(),
     };
@@ -459,6 +467,12 @@ fn options() -> Options {
 }
 
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let [_, flag, module, slot, params] = args.as_slice() {
+        if flag == "--rss-probe" {
+            rss_probe(Path::new(module), slot.parse().expect("slot index"), params);
+        }
+    }
     let o = options();
     let peers: Vec<Peer> = o.modules.iter().map(|(n, p)| Peer::new(n, p)).collect();
     let mut rows: Vec<Row> = Vec::new();
@@ -530,6 +544,18 @@ fn main() {
             sign_once(p, CKM_ECDSA, &mut [], private, &digest, &mut sig).then_some(())?;
             m(&mut || verify_once(p, CKM_ECDSA, &mut [], public, &digest, &sig))
         });
+    }
+    // The same measurement with 1, 2 and 4 threads, each with its own
+    // session, so the ratios between them show how signing scales.
+    for threads in [1, 2, 4] {
+        row(
+            &format!("ECDSA P-256 sign, {threads} thread(s)"),
+            Unit::Ops,
+            &|p| {
+                let (_, private) = ec_pair(p, P256)?;
+                threaded_signing(p, threads, rounds, round, private, &digest)
+            },
+        );
     }
     row("ECDH P-256 derive", Unit::Ops, &|p| {
         let (public, private) = ec_pair(p, P256)?;
@@ -627,26 +653,156 @@ fn main() {
     let mut sizes = o.find_sizes.clone();
     sizes.sort_unstable();
     let mut filled = vec![0; peers.len()];
-    for size in sizes {
-        // Every token gets `size` more objects labelled "filler N".
-        for (p, done) in peers.iter().zip(&mut filled) {
+    for &size in &sizes {
+        // Every token gets `size` more objects labelled "filler N"; the peers
+        // stop at PEER_FILL_LIMIT (NSS creates about 140 a second).
+        for (i, (p, done)) in peers.iter().zip(&mut filled).enumerate() {
+            if i > 0 && size > PEER_FILL_LIMIT {
+                continue;
+            }
             eprintln!("  {}: filling to {size} objects", p.name);
-            for i in *done..size {
-                create_token_object(p, &format!("filler {i}"));
+            for n in *done..size {
+                create_token_object(p, &format!("filler {n}"));
             }
             *done = size;
         }
+        let holds = |p: &Peer| {
+            peers
+                .iter()
+                .position(|q| std::ptr::eq(q, p))
+                .is_some_and(|i| filled[i] >= size)
+        };
         row(
             &format!("C_FindObjects by CKA_LABEL among {size}"),
             Unit::Ops,
             &|p| {
+                holds(p).then_some(())?;
                 let label = format!("filler {}", size / 2);
                 m(&mut || find_by_label(p, &label))
             },
         );
+        row(
+            &format!("C_Initialize+OpenSession+Login with {size} objects"),
+            Unit::Ops,
+            &|p| {
+                holds(p).then_some(())?;
+                m(&mut || {
+                    let _ = p.raw.finalize();
+                    p.start().is_some()
+                })
+            },
+        );
+    }
+    if let Some(&biggest) = sizes.last() {
+        // Our database, and NSS's softoken on a copy of it (the format is
+        // the same), each opened by a fresh process.
+        let ours = peers[0].dir();
+        row(
+            &format!("peak RSS of a process that opened a token of {biggest} objects"),
+            Unit::Memory,
+            &|p| rss_of_a_process_opening(p, ours),
+        );
     }
 
     print_table(&o, &peers, &rows);
+}
+
+/// Objects the peers get at most (ours goes on to the largest size).
+const PEER_FILL_LIMIT: usize = 10_000;
+
+/// Signatures per second from `threads` threads, each with its own session.
+fn threaded_signing(
+    p: &Peer,
+    threads: usize,
+    rounds: usize,
+    round: Duration,
+    key: CK_OBJECT_HANDLE,
+    digest: &[u8],
+) -> Option<Vec<f64>> {
+    let slot = *p.raw.slots().get(p.slot_index)?;
+    let sessions = (0..threads)
+        .map(|_| p.raw.open(slot, false).ok())
+        .collect::<Option<Vec<_>>>()?;
+    let raw = &p.raw;
+    let mut rates = Vec::new();
+    for _ in 0..rounds {
+        let start = Instant::now();
+        let total: Option<u64> = std::thread::scope(|scope| {
+            let workers: Vec<_> = sessions
+                .iter()
+                .map(|&s| {
+                    scope.spawn(move || {
+                        let mut n = 0u64;
+                        while start.elapsed() < round {
+                            raw.sign(s, CKM_ECDSA, Vec::new(), key, digest).ok()?;
+                            n += 1;
+                        }
+                        Some(n)
+                    })
+                })
+                .collect();
+            workers.into_iter().map(|w| w.join().ok().flatten()).sum()
+        });
+        rates.push(total? as f64 / start.elapsed().as_secs_f64());
+    }
+    for s in sessions {
+        let _ = raw.close(s);
+    }
+    Some(rates)
+}
+
+/// The peak resident memory of a fresh process that loads the peer's
+/// module, opens the database in `db` (ours, or a copy of it for NSS's
+/// softoken), logs in and finds one object.
+fn rss_of_a_process_opening(p: &Peer, db: &Path) -> Option<Vec<f64>> {
+    let file = p.raw.path().file_name()?.to_str()?.to_string();
+    if file.contains("softhsm") {
+        return None;
+    }
+    let copy = tempfile::tempdir().ok()?;
+    let dir = if file.contains("softokn3") {
+        for f in ["cert9.db", "key4.db"] {
+            std::fs::copy(db.join(f), copy.path().join(f)).ok()?;
+        }
+        copy.path()
+    } else {
+        db
+    };
+    let params = format!(
+        "configdir='sql:{}' certPrefix='' keyPrefix='' secmod='secmod.db' flags=",
+        dir.display()
+    );
+    let out = Command::new(std::env::current_exe().ok()?)
+        .arg("--rss-probe")
+        .arg(p.raw.path())
+        .arg(p.slot_index.to_string())
+        .arg(params)
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let bytes: f64 = text.trim().parse().ok()?;
+    Some(vec![bytes])
+}
+
+/// The child side of `rss_of_a_process_opening`: prints VmHWM in bytes.
+fn rss_probe(module: &Path, slot_index: usize, params: &str) -> ! {
+    let raw = Raw::load_path(module);
+    check("C_Initialize", raw.initialize(Some(params)));
+    let slot = raw.slots()[slot_index];
+    let s = raw.open(slot, false).expect("session");
+    check("C_Login", raw.login(s, CKU_USER, USER_PIN));
+    let found = raw
+        .find(s, &[(CKA_LABEL, b"filler 0".to_vec())])
+        .expect("C_FindObjects");
+    assert_eq!(found.len(), 1, "the probe finds its object");
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM");
+    println!("{}", kib * 1024);
+    std::process::exit(0)
 }
 
 fn pss_param() -> Vec<u8> {
@@ -696,12 +852,17 @@ fn print_table(o: &Options, peers: &[Peer], rows: &[Row]) {
             }
         }
         let ours = r.rates.first().and_then(|v| v.as_ref()).map(|v| median(v));
+        // Ratios read "above 1 is better" for rates and for memory alike.
+        let less_is_better = matches!(r.unit, Unit::Memory);
         let best_peer = r.rates[1..]
             .iter()
             .flatten()
             .map(|v| median(v))
-            .fold(None, |b: Option<f64>, x| Some(b.map_or(x, |b| b.max(x))));
+            .fold(None, |b: Option<f64>, x| {
+                Some(b.map_or(x, |b| if less_is_better { b.min(x) } else { b.max(x) }))
+            });
         match (ours, best_peer) {
+            (Some(a), Some(b)) if less_is_better => line.push_str(&format!(" {:.2}x |", b / a)),
             (Some(a), Some(b)) => line.push_str(&format!(" {:.2}x |", a / b)),
             _ => line.push_str(" - |"),
         }
