@@ -26,7 +26,11 @@ impl<K> BuiltKeys<K> {
     }
 
     /// The key built from `parts`, built now (by `build`) if not kept.
-    pub fn get_or_build(&self, parts: &[&[u8]], build: impl FnOnce() -> Result<K>) -> Result<Arc<K>> {
+    pub fn get_or_build(
+        &self,
+        parts: &[&[u8]],
+        build: impl FnOnce() -> Result<K>,
+    ) -> Result<Arc<K>> {
         let mut id = digest::Context::new(&digest::SHA256);
         for part in parts {
             id.update(&(part.len() as u64).to_be_bytes());

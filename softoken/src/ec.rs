@@ -157,9 +157,8 @@ pub fn sign_op(key: &Attrs, hash: Option<&'static digest::Algorithm>) -> Result<
     let scalar = key.get(CKA_VALUE).ok_or(Rv::KeyTypeInconsistent)?;
     let name = [curve as u8];
     Ok(Box::new(EcdsaOp {
-        key: crate::built::EC_KEYS.get_or_build(&[&name, scalar], || {
-            EcKey::from_private(curve, scalar)
-        })?,
+        key: crate::built::EC_KEYS
+            .get_or_build(&[&name, scalar], || EcKey::from_private(curve, scalar))?,
         curve,
         input: MessageInput::new(hash),
     }))

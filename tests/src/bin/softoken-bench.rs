@@ -854,13 +854,14 @@ fn print_table(o: &Options, peers: &[Peer], rows: &[Row]) {
         let ours = r.rates.first().and_then(|v| v.as_ref()).map(|v| median(v));
         // Ratios read "above 1 is better" for rates and for memory alike.
         let less_is_better = matches!(r.unit, Unit::Memory);
-        let best_peer = r.rates[1..]
-            .iter()
-            .flatten()
-            .map(|v| median(v))
-            .fold(None, |b: Option<f64>, x| {
-                Some(b.map_or(x, |b| if less_is_better { b.min(x) } else { b.max(x) }))
-            });
+        let best_peer =
+            r.rates[1..]
+                .iter()
+                .flatten()
+                .map(|v| median(v))
+                .fold(None, |b: Option<f64>, x| {
+                    Some(b.map_or(x, |b| if less_is_better { b.min(x) } else { b.max(x) }))
+                });
         match (ours, best_peer) {
             (Some(a), Some(b)) if less_is_better => line.push_str(&format!(" {:.2}x |", b / a)),
             (Some(a), Some(b)) => line.push_str(&format!(" {:.2}x |", a / b)),
