@@ -119,7 +119,7 @@ impl Module {
     }
 
     /// The session and its token.
-    pub fn session(&self, h: CK_SESSION_HANDLE) -> Result<(Arc<Mutex<Session>>, Arc<Token>)> {
+    pub fn session(&self, h: CK_SESSION_HANDLE) -> Result<(Arc<Mutex<Session>>, &Token)> {
         let session = self
             .sessions
             .read()
@@ -127,7 +127,9 @@ impl Module {
             .cloned()
             .ok_or(Rv::SessionHandleInvalid)?;
         let slot = session.lock().slot;
-        let token = self.token(slot)?.clone();
+        // Borrowed, not cloned: the token lives as long as the module, and
+        // a shared count would be written by every call on every core.
+        let token = self.token(slot)?;
         Ok((session, token))
     }
 
@@ -150,7 +152,7 @@ impl Module {
     }
 
     /// The access rights a session gives.
-    pub fn access(&self, h: CK_SESSION_HANDLE) -> Result<(Access, Arc<Token>)> {
+    pub fn access(&self, h: CK_SESSION_HANDLE) -> Result<(Access, &Token)> {
         let (_, acc, token) = self.session_access(h)?;
         Ok((acc, token))
     }
@@ -159,7 +161,7 @@ impl Module {
     pub fn session_access(
         &self,
         h: CK_SESSION_HANDLE,
-    ) -> Result<(Arc<Mutex<Session>>, Access, Arc<Token>)> {
+    ) -> Result<(Arc<Mutex<Session>>, Access, &Token)> {
         let (session, token) = self.session(h)?;
         let rw = session.lock().rw;
         Ok((session, Access { session: h, rw }, token))
@@ -228,14 +230,18 @@ impl Module {
 /// touched again (its locks and SQLite handles belong to the parent).
 struct ProcessState {
     pid: u32,
-    module: RwLock<Option<Arc<Module>>>,
+    /// Read on every call through arc-swap's guards, which leave no shared
+    /// counter to bounce between cores; `changing` serialises C_Initialize
+    /// and C_Finalize.
+    module: ArcSwapOption<Module>,
+    changing: Mutex<()>,
 }
 
 static STATE: ArcSwapOption<ProcessState> = ArcSwapOption::const_empty();
 
 /// Set in a child process by the fork handler: only then can the state be
-/// a parent's, so only then does `get` compare pids (getpid is a system
-/// call, and `get` runs on every call).
+/// a parent's, so only then does `with` compare pids (getpid is a system
+/// call, and `with` runs on every call).
 static FORKED: AtomicBool = AtomicBool::new(false);
 static FORK_HANDLER: std::sync::Once = std::sync::Once::new();
 
@@ -261,7 +267,8 @@ fn process_state() -> Arc<ProcessState> {
         }
         let fresh = Arc::new(ProcessState {
             pid,
-            module: RwLock::new(None),
+            module: ArcSwapOption::const_empty(),
+            changing: Mutex::new(()),
         });
         let previous = STATE.compare_and_swap(&current, Some(fresh.clone()));
         let swapped = match (&*previous, &current) {
@@ -280,14 +287,16 @@ fn process_state() -> Arc<ProcessState> {
 /// C_Initialize's work after the C boundary checked its arguments.
 pub fn initialize(params: Option<&str>, call_lock: Option<Box<dyn CallLock>>) -> Result<()> {
     let state = process_state();
-    let mut module = state.module.write();
-    if module.is_some() {
+    let _changing = state.changing.lock();
+    if state.module.load().is_some() {
         return Err(Rv::CryptokiAlreadyInitialized);
     }
     let config = Config::from_parameters(params)?;
     // Keys built before a fork must not be shared with the parent.
     crate::built::forget_all();
-    *module = Some(Arc::new(Module::new(config, call_lock)?));
+    state
+        .module
+        .store(Some(Arc::new(Module::new(config, call_lock)?)));
     Ok(())
 }
 
@@ -295,11 +304,8 @@ pub fn initialize(params: Option<&str>, call_lock: Option<Box<dyn CallLock>>) ->
 /// calls still running in other threads return).
 pub fn finalize() -> Result<()> {
     let state = process_state();
-    let module = state
-        .module
-        .write()
-        .take()
-        .ok_or(Rv::CryptokiNotInitialized)?;
+    let _changing = state.changing.lock();
+    let module = state.module.swap(None).ok_or(Rv::CryptokiNotInitialized)?;
     for slot in &module.slots {
         if let Some(token) = &slot.token {
             token.end_login();
@@ -310,13 +316,13 @@ pub fn finalize() -> Result<()> {
     Ok(())
 }
 
-/// The initialised module of this process.
-pub fn get() -> Result<Arc<Module>> {
-    let guard = STATE.load();
-    let state = guard.as_ref().ok_or(Rv::CryptokiNotInitialized)?;
+/// Runs `f` with the initialised module of this process.
+pub fn with<R>(f: impl FnOnce(&Module) -> Result<R>) -> Result<R> {
+    let state = STATE.load();
+    let state = state.as_ref().ok_or(Rv::CryptokiNotInitialized)?;
     if FORKED.load(Ordering::Relaxed) && state.pid != std::process::id() {
         return Err(Rv::CryptokiNotInitialized);
     }
-    let module = state.module.read().clone();
-    module.ok_or(Rv::CryptokiNotInitialized)
+    let module = state.module.load();
+    f(module.as_ref().ok_or(Rv::CryptokiNotInitialized)?)
 }

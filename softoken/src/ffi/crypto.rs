@@ -29,7 +29,7 @@ unsafe fn start<T: ?Sized>(
     if slot(&mut session.lock()).is_some() {
         return Err(Rv::OperationActive);
     }
-    let key = operation_key(&session, &token, hKey)?;
+    let key = operation_key(&session, token, hKey)?;
     let op = make(&arg, &key)?;
     *slot(&mut session.lock()) = Some(Active::new(op));
     Ok(())
@@ -582,14 +582,14 @@ pub unsafe extern "C" fn C_DeriveKey(
         if let Some(crate::kdf::KdfParams::Hkdf { salt, .. }) = &mut arg.kdf {
             if let crate::kdf::HkdfSalt::Key(h) = *salt {
                 let key =
-                    operation_key(&session, &token, h).map_err(|_| Rv::MechanismParamInvalid)?;
+                    operation_key(&session, token, h).map_err(|_| Rv::MechanismParamInvalid)?;
                 if key.ulong(CKA_CLASS) != Some(CKO_SECRET_KEY) {
                     return Err(Rv::MechanismParamInvalid);
                 }
                 *salt = crate::kdf::HkdfSalt::Data(key.get(CKA_VALUE).unwrap_or_default().to_vec());
             }
         }
-        let base = operation_key(&session, &token, hBaseKey)?;
+        let base = operation_key(&session, token, hBaseKey)?;
         let derived = mechanism::derive_key(&arg, &base, &attrs)?;
         *handle = token.store_generated(acc, attrs, derived)?;
         Ok(())
@@ -628,9 +628,9 @@ pub unsafe extern "C" fn C_WrapKey(
         if mechanism::find(arg.ty)?.flags & CKF_WRAP == 0 {
             return Err(Rv::MechanismInvalid);
         }
-        let wrapping = operation_key(&session, &token, hWrappingKey)
+        let wrapping = operation_key(&session, token, hWrappingKey)
             .map_err(|e| wrapping_key_error(e, Rv::WrappingKeyHandleInvalid))?;
-        let key = operation_key(&session, &token, hKey)?;
+        let key = operation_key(&session, token, hKey)?;
         if key.bool(CKA_EXTRACTABLE) != Some(true) {
             return Err(Rv::KeyUnextractable);
         }
@@ -680,7 +680,7 @@ pub unsafe extern "C" fn C_UnwrapKey(
         if mechanism::find(arg.ty)?.flags & CKF_UNWRAP == 0 {
             return Err(Rv::MechanismInvalid);
         }
-        let unwrapping = operation_key(&session, &token, hUnwrappingKey)
+        let unwrapping = operation_key(&session, token, hUnwrappingKey)
             .map_err(|e| wrapping_key_error(e, Rv::UnwrappingKeyHandleInvalid))?;
         let mut op = mechanism::cipher_op(&arg, &unwrapping, false, true)?;
         let plaintext =

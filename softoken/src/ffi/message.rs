@@ -171,7 +171,7 @@ unsafe fn cipher_init(
     if slot(&mut session.lock()).is_some() {
         return Err(Rv::OperationActive);
     }
-    let value = crate::aes::message_key(&*operation_key(&session, &token, key)?, encrypt)?;
+    let value = crate::aes::message_key(&*operation_key(&session, token, key)?, encrypt)?;
     *slot(&mut session.lock()) = Some(MessageCipher {
         key: value,
         counter: 0,
@@ -548,7 +548,7 @@ unsafe fn sign_init(
     if slot(&mut session.lock()).is_some() {
         return Err(Rv::OperationActive);
     }
-    let key = operation_key(&session, &token, key)?;
+    let key = operation_key(&session, token, key)?;
     // Built once now so that the key and parameters are checked at Init.
     if sign {
         crate::mechanism::sign_op(&arg, &key)?;

@@ -404,7 +404,7 @@ pub unsafe extern "C" fn C_GetSessionInfo(
         };
         *info = CK_SESSION_INFO {
             slotID: slot,
-            state: m.session_state(&token, rw),
+            state: m.session_state(token, rw),
             flags: CKF_SERIAL_SESSION | if rw { CKF_RW_SESSION } else { 0 },
             ulDeviceError: 0,
         };

@@ -50,7 +50,7 @@ unsafe fn init(
     if slot(&mut session.lock()).is_some() {
         return Err(Rv::OperationActive);
     }
-    let op = RecoverOp::new(scheme, &*operation_key(&session, &token, key)?, sign)?;
+    let op = RecoverOp::new(scheme, &*operation_key(&session, token, key)?, sign)?;
     *slot(&mut session.lock()) = Some(op);
     Ok(())
 }

@@ -25,16 +25,15 @@ pub fn boundary(f: impl FnOnce() -> Result<()>) -> CK_RV {
 /// application's mutex around the call when it supplied one.
 pub fn with_module(f: impl FnOnce(&Module) -> Result<()>) -> CK_RV {
     boundary(|| {
-        let m = module::get()?;
-        match m.call_lock() {
+        module::with(|m| match m.call_lock() {
             Some(lock) => {
                 lock.lock()?;
-                let r = catch_unwind(AssertUnwindSafe(|| f(&m)));
+                let r = catch_unwind(AssertUnwindSafe(|| f(m)));
                 lock.unlock();
                 r.unwrap_or(Err(Rv::GeneralError))
             }
-            None => f(&m),
-        }
+            None => f(m),
+        })
     })
 }
 
