@@ -706,10 +706,40 @@ impl Token {
     /// still encrypted; hidden objects are `ObjectHandleInvalid`.
     fn load(&self, db: DbKind, id: ObjectId) -> Result<Attrs> {
         let stored = self.db(db).read_object(id)?;
-        let attrs: Attrs = stored
-            .into_iter()
-            .map(|(t, v)| (t, attr::from_disk(t, v)))
-            .collect();
+        self.visible(
+            stored
+                .into_iter()
+                .map(|(t, v)| (t, attr::from_disk(t, v)))
+                .collect(),
+        )
+    }
+
+    /// Some attributes of a stored object, with those its policy and
+    /// visibility depend on, without reading its whole row (NSS's schema has
+    /// a column per attribute type).
+    fn load_some(&self, db: DbKind, id: ObjectId, types: &[CK_ATTRIBUTE_TYPE]) -> Result<Attrs> {
+        const DECIDING: [CK_ATTRIBUTE_TYPE; 6] = [
+            CKA_CLASS,
+            CKA_KEY_TYPE,
+            CKA_CERTIFICATE_TYPE,
+            CKA_PRIVATE,
+            CKA_SENSITIVE,
+            CKA_EXTRACTABLE,
+        ];
+        let mut wanted = DECIDING.to_vec();
+        wanted.extend(types.iter().filter(|t| !DECIDING.contains(t)));
+        let values = self.db(db).get_attributes(id, &wanted)?;
+        self.visible(
+            wanted
+                .iter()
+                .zip(values)
+                .filter_map(|(t, v)| v.map(|v| (*t, attr::from_disk(*t, v))))
+                .collect(),
+        )
+    }
+
+    /// Private objects are invisible before login.
+    fn visible(&self, attrs: Attrs) -> Result<Attrs> {
         if attrs.bool(CKA_PRIVATE) != Some(false) && self.keys().is_none() {
             return Err(Rv::ObjectHandleInvalid);
         }
@@ -944,7 +974,7 @@ impl Token {
         let r = resolve(h)?;
         let attrs = match r {
             ObjRef::Session(h) => self.session_object(h, |o| Ok(o.attrs.clone()))?,
-            ObjRef::Stored(db, id) => Arc::new(self.load(db, id)?),
+            ObjRef::Stored(db, id) => Arc::new(self.load_some(db, id, types)?),
         };
         let policy = Policy::of(&attrs);
         let hidden = object::hides_sensitive(&attrs);
