@@ -319,6 +319,21 @@ impl CipherOp for GcmOp {
         Ok(Vec::new())
     }
 
+    fn single_into(&mut self, input: &[u8], output: &mut [u8]) -> Option<Result<usize>> {
+        // Encryption only: a decryption must not write plaintext to the
+        // caller before its tag is checked.
+        (self.encrypt && self.data.is_empty()).then(|| {
+            crate::engine_sys::gcm_seal_into(
+                &self.key,
+                &self.iv,
+                &self.aad,
+                input,
+                output,
+                self.tag_len,
+            )
+        })
+    }
+
     fn finish(&mut self) -> Result<Vec<u8>> {
         let mut data = std::mem::take(&mut self.data);
         if self.encrypt {

@@ -965,6 +965,54 @@ pub fn gcm_seal(
     Ok(data)
 }
 
+/// Seals one AES-GCM message from `input` straight into `output` (the
+/// ciphertext, then a tag of `tag_len` bytes): one pass over the data, for
+/// a single-part C_Encrypt into the caller's buffer. Returns the length
+/// written.
+pub fn gcm_seal_into(
+    key: &[u8],
+    iv: &[u8],
+    aad: &[u8],
+    input: &[u8],
+    output: &mut [u8],
+    tag_len: usize,
+) -> Result<usize> {
+    let len = input.len();
+    if iv.is_empty() {
+        return Err(Rv::MechanismParamInvalid);
+    }
+    if output.len() < len + tag_len {
+        return Err(Rv::BufferTooSmall);
+    }
+    let ctx = gcm_key(key, tag_len)?;
+    let mut written = 0;
+    // SAFETY: a live context; `output` has room for the ciphertext and the
+    // tag after it (checked above) and does not overlap `input`, which is a
+    // shared borrow.
+    let ok = unsafe {
+        let out = output.as_mut_ptr();
+        sys::EVP_AEAD_CTX_seal_scatter(
+            ctx.ptr.as_ptr(),
+            out,
+            out.add(len),
+            &mut written,
+            tag_len,
+            iv.as_ptr(),
+            iv.len(),
+            input.as_ptr(),
+            len,
+            std::ptr::null(),
+            0,
+            aad.as_ptr(),
+            aad.len(),
+        )
+    };
+    if ok != 1 || written != tag_len {
+        return Err(Rv::DataLenRange);
+    }
+    Ok(len + tag_len)
+}
+
 /// Opens one AES-GCM message in place: `data` is the ciphertext followed by
 /// its tag of `tag_len` bytes (1 to 16) and comes back as the plaintext; no
 /// plaintext is left unless the tag matches.

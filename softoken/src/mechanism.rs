@@ -672,6 +672,13 @@ pub trait CipherOp: Send {
     fn update(&mut self, input: &[u8]) -> Result<Vec<u8>>;
     /// Ends the operation; returns the last output.
     fn finish(&mut self) -> Result<Vec<u8>>;
+    /// The whole operation on `input`, written straight into `output`
+    /// (which has `output_len(input.len(), true)` bytes) in one pass, where
+    /// the mechanism can; None where it cannot, or once input is buffered.
+    fn single_into(&mut self, input: &[u8], output: &mut [u8]) -> Option<Result<usize>> {
+        let _ = (input, output);
+        None
+    }
 }
 
 /// The cipher a mechanism makes with a key: for encryption or decryption

@@ -375,3 +375,40 @@ fn conventions_and_key_checks() {
         b"secret text"
     );
 }
+
+/// A single-part GCM encryption writes straight into the caller's buffer;
+/// a caller encrypting in place (input and output one buffer) gets the same
+/// result through the copying path.
+#[test]
+fn gcm_encrypts_into_the_callers_buffer_and_in_place() {
+    let (raw, s, _dir) = new_token_session();
+    let key = aes_key(&raw, s, &[0x42; 32], &[]);
+    let data: Vec<u8> = (0..1000u32).map(|i| i as u8).collect();
+    let param = gcm_param(&[9; 12], b"aad", 128);
+    let expected = raw
+        .crypt(s, Encrypt, CKM_AES_GCM, param.clone(), key, &data)
+        .unwrap();
+    assert_eq!(expected.len(), data.len() + 16);
+    let f = raw.f();
+    let mut p = param.clone();
+    let mut m = softoken_tests::raw::mechanism(CKM_AES_GCM, &mut p);
+    let mut buffer = data.clone();
+    buffer.resize(data.len() + 16, 0);
+    let mut len = buffer.len() as CK_ULONG;
+    // SAFETY: valid mechanism; one buffer as input (its first 1000 bytes)
+    // and as output (all of it), as an in-place caller passes it.
+    unsafe {
+        assert_eq!((f.C_EncryptInit.unwrap())(s, &mut m, key), CKR_OK);
+        let ptr = buffer.as_mut_ptr();
+        assert_eq!(
+            (f.C_Encrypt.unwrap())(s, ptr, data.len() as CK_ULONG, ptr, &mut len),
+            CKR_OK
+        );
+    }
+    assert_eq!(len as usize, expected.len());
+    assert_eq!(buffer, expected);
+    let back = raw
+        .crypt(s, Decrypt, CKM_AES_GCM, param, key, &expected)
+        .unwrap();
+    assert_eq!(back, data);
+}

@@ -306,6 +306,40 @@ unsafe fn deliver_cipher(
     (result, goes_on)
 }
 
+/// A single-part operation straight into the caller's buffer, when the
+/// buffer is there and large enough and the mechanism can (None otherwise:
+/// the general path answers length queries and short buffers).
+///
+/// # Safety
+/// `p` is null or valid for writes of `*len` bytes; `len` is valid.
+unsafe fn single_into(
+    op: &mut dyn CipherOp,
+    input: &[u8],
+    p: *mut u8,
+    len: CK_ULONG_PTR,
+) -> Option<Result<()>> {
+    // SAFETY: the caller's length location, checked for null.
+    let len = unsafe { len.as_mut() }?;
+    let need = op.output_len(input.len(), true);
+    if p.is_null() || (*len as usize) < need {
+        return None;
+    }
+    // A caller may encrypt in place; the copying path serves that case.
+    let (in_start, in_end) = (
+        input.as_ptr() as usize,
+        input.as_ptr() as usize + input.len(),
+    );
+    let (out_start, out_end) = (p as usize, p as usize + need);
+    if in_start < out_end && out_start < in_end {
+        return None;
+    }
+    // SAFETY: the caller gives `*len` writable bytes at `p`, at least `need`.
+    let output = unsafe { std::slice::from_raw_parts_mut(p, need) };
+    Some(op.single_into(input, output)?.map(|written| {
+        *len = written as CK_ULONG;
+    }))
+}
+
 /// The encryption or decryption slot of a session.
 pub(super) type CipherSlot = fn(&mut Session) -> &mut Option<Active<dyn CipherOp>>;
 
@@ -327,7 +361,10 @@ unsafe fn cipher_single(
     }
     // SAFETY: caller's pointers and lengths.
     let (result, keep) = match unsafe { bytes(input, input_len) } {
-        Ok(data) => unsafe { deliver_cipher(&mut *active.op, data, true, output, output_len) },
+        Ok(data) => match unsafe { single_into(&mut *active.op, data, output, output_len) } {
+            Some(done) => (done, false),
+            None => unsafe { deliver_cipher(&mut *active.op, data, true, output, output_len) },
+        },
         Err(e) => (Err(e), false),
     };
     if !keep {
