@@ -175,6 +175,26 @@ impl CipherOp for BlockOp {
         }
     }
 
+    fn single_into(&mut self, input: &[u8], output: &mut [u8]) -> Option<Result<usize>> {
+        // Encryption only (a decryption's output is shorter than its
+        // input): the input is copied to the caller's buffer once and
+        // encrypted there.
+        if !self.encrypt || !self.pending.is_empty() {
+            return None;
+        }
+        let len = input.len();
+        let total = match self.mode {
+            Mode::CbcPad => len - len % BLOCK + BLOCK,
+            _ if !len.is_multiple_of(BLOCK) => return Some(Err(len_range(true))),
+            _ => len,
+        };
+        let out = output.get_mut(..total)?;
+        out[..len].copy_from_slice(input);
+        let pad = total - len;
+        out[len..].fill(pad as u8);
+        Some(self.process(out).map(|()| total))
+    }
+
     fn update(&mut self, input: &[u8]) -> Result<Vec<u8>> {
         self.pending.extend_from_slice(input);
         let n = self.ready(self.pending.len());
