@@ -730,9 +730,10 @@ pub trait VerifyOp: Send {
     fn verify(&mut self, signature: &[u8]) -> Result<()>;
 }
 
-/// A running MAC.
+/// A running MAC (an HMAC context is taken out when the MAC is computed,
+/// rather than copied).
 enum MacState {
-    Hmac(Box<hmac::Context>),
+    Hmac(Option<Box<hmac::Context>>),
     EvpHmac(EvpHmac),
     Cmac(Cmac),
 }
@@ -745,15 +746,21 @@ struct MacOp {
 impl MacOp {
     fn absorb(&mut self, data: &[u8]) {
         match &mut self.state {
-            MacState::Hmac(ctx) => ctx.update(data),
+            MacState::Hmac(Some(ctx)) => ctx.update(data),
+            MacState::Hmac(None) => {}
             MacState::EvpHmac(ctx) => ctx.update(data),
             MacState::Cmac(ctx) => ctx.update(data),
         }
     }
 
-    fn mac(&self) -> Result<Vec<u8>> {
-        let full = match &self.state {
-            MacState::Hmac(ctx) => ctx.clone().sign().as_ref().to_vec(),
+    fn mac(&mut self) -> Result<Vec<u8>> {
+        let full = match &mut self.state {
+            MacState::Hmac(ctx) => ctx
+                .take()
+                .ok_or(Rv::OperationNotInitialized)?
+                .sign()
+                .as_ref()
+                .to_vec(),
             MacState::EvpHmac(ctx) => ctx.result()?,
             MacState::Cmac(ctx) => ctx.result()?,
         };
@@ -843,9 +850,9 @@ fn mac_op(
     };
     let value = mac_key(key, usage, key_type)?;
     let state = match alg {
-        MacAlg::Hmac(a) => {
-            MacState::Hmac(Box::new(hmac::Context::with_key(&hmac::Key::new(a, value))))
-        }
+        MacAlg::Hmac(a) => MacState::Hmac(Some(Box::new(hmac::Context::with_key(
+            &hmac::Key::new(a, value),
+        )))),
         MacAlg::EvpHmac(h) => MacState::EvpHmac(EvpHmac::new(h, value)?),
         MacAlg::Cmac => MacState::Cmac(Cmac::new(value)?),
     };
@@ -970,9 +977,9 @@ pub fn mac_with_key(arg: &MechanismArg, key: &[u8], data: &[u8]) -> Result<Vec<u
         return Err(Rv::MechanismParamInvalid);
     };
     let state = match alg {
-        MacAlg::Hmac(a) => {
-            MacState::Hmac(Box::new(hmac::Context::with_key(&hmac::Key::new(a, key))))
-        }
+        MacAlg::Hmac(a) => MacState::Hmac(Some(Box::new(hmac::Context::with_key(
+            &hmac::Key::new(a, key),
+        )))),
         MacAlg::EvpHmac(h) => MacState::EvpHmac(EvpHmac::new(h, key)?),
         MacAlg::Cmac => MacState::Cmac(Cmac::new(key)?),
     };
