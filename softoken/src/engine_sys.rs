@@ -915,6 +915,46 @@ fn gcm_key(key: &[u8], tag_len: usize) -> Result<Owned<sys::EVP_AEAD_CTX>> {
     Owned::new(ctx, sys::EVP_AEAD_CTX_free).map_err(|_| Rv::MechanismParamInvalid)
 }
 
+/// EVP_AEAD's seal of `len` bytes at `input` to `output`, the tag of
+/// `tag_len` bytes right after the ciphertext.
+///
+/// # Safety
+/// `input` is readable for `len` bytes; `output` writable for `len +
+/// tag_len` bytes; the two are the same bytes or do not overlap.
+unsafe fn seal_scatter(
+    ctx: &Owned<sys::EVP_AEAD_CTX>,
+    input: *const u8,
+    output: *mut u8,
+    len: usize,
+    iv: &[u8],
+    aad: &[u8],
+    tag_len: usize,
+) -> Result<()> {
+    let mut written = 0;
+    // SAFETY: a live context, and the buffers the caller vouches for.
+    let ok = unsafe {
+        sys::EVP_AEAD_CTX_seal_scatter(
+            ctx.ptr.as_ptr(),
+            output,
+            output.add(len),
+            &mut written,
+            tag_len,
+            iv.as_ptr(),
+            iv.len(),
+            input,
+            len,
+            std::ptr::null(),
+            0,
+            aad.as_ptr(),
+            aad.len(),
+        )
+    };
+    if ok != 1 || written != tag_len {
+        return Err(Rv::DataLenRange);
+    }
+    Ok(())
+}
+
 /// Seals one AES-GCM message in place: `data` is the plaintext and comes
 /// back as the ciphertext followed by a tag of `tag_len` bytes. (Working in
 /// place matters: a fresh megabyte buffer costs as much as sealing it.)
@@ -938,30 +978,10 @@ pub fn gcm_seal(
     let ctx = gcm_key(key, tag_len)?;
     let len = data.len();
     data.resize(len + tag_len, 0);
-    let mut written = 0;
-    // SAFETY: a live context; the input and output are the same bytes, which
-    // EVP_AEAD allows, and the tag goes after them, in the room made above.
-    let ok = unsafe {
-        let p = data.as_mut_ptr();
-        sys::EVP_AEAD_CTX_seal_scatter(
-            ctx.ptr.as_ptr(),
-            p,
-            p.add(len),
-            &mut written,
-            tag_len,
-            iv.as_ptr(),
-            iv.len(),
-            p,
-            len,
-            std::ptr::null(),
-            0,
-            aad.as_ptr(),
-            aad.len(),
-        )
-    };
-    if ok != 1 || written != tag_len {
-        return Err(Rv::DataLenRange);
-    }
+    let p = data.as_mut_ptr();
+    // SAFETY: `data` holds the plaintext and room for the tag after it;
+    // EVP_AEAD allows the input and output to be the same bytes.
+    unsafe { seal_scatter(&ctx, p, p, len, iv, aad, tag_len)? };
     Ok(data)
 }
 
@@ -985,31 +1005,19 @@ pub fn gcm_seal_into(
         return Err(Rv::BufferTooSmall);
     }
     let ctx = gcm_key(key, tag_len)?;
-    let mut written = 0;
-    // SAFETY: a live context; `output` has room for the ciphertext and the
-    // tag after it (checked above) and does not overlap `input`, which is a
-    // shared borrow.
-    let ok = unsafe {
-        let out = output.as_mut_ptr();
-        sys::EVP_AEAD_CTX_seal_scatter(
-            ctx.ptr.as_ptr(),
-            out,
-            out.add(len),
-            &mut written,
-            tag_len,
-            iv.as_ptr(),
-            iv.len(),
+    // SAFETY: `output` has room for the ciphertext and the tag after it
+    // (checked above) and does not overlap `input`, a shared borrow.
+    unsafe {
+        seal_scatter(
+            &ctx,
             input.as_ptr(),
+            output.as_mut_ptr(),
             len,
-            std::ptr::null(),
-            0,
-            aad.as_ptr(),
-            aad.len(),
-        )
+            iv,
+            aad,
+            tag_len,
+        )?
     };
-    if ok != 1 || written != tag_len {
-        return Err(Rv::DataLenRange);
-    }
     Ok(len + tag_len)
 }
 
