@@ -4,13 +4,14 @@
 
 use std::num::NonZeroU32;
 
-use aws_lc_rs::{hmac, pbkdf2};
+use aws_lc_rs::hmac;
 use pkcs11_sys::*;
 use zeroize::Zeroizing;
 
 use crate::attr::Attrs;
 use crate::mechanism::{self, MechanismArg};
 use crate::object::{Generated, Origin};
+use crate::pbe::Prf;
 use crate::rv::{Result, Rv};
 
 /// Where an HKDF salt comes from.
@@ -219,11 +220,11 @@ pub fn pbkdf2_key(
     else {
         return Err(Rv::MechanismParamInvalid);
     };
-    let alg = match *prf {
-        1 => pbkdf2::PBKDF2_HMAC_SHA1,
-        4 => pbkdf2::PBKDF2_HMAC_SHA256,
-        5 => pbkdf2::PBKDF2_HMAC_SHA384,
-        6 => pbkdf2::PBKDF2_HMAC_SHA512,
+    let prf = match *prf {
+        1 => Prf::Sha1,
+        4 => Prf::Sha256,
+        5 => Prf::Sha384,
+        6 => Prf::Sha512,
         // SHA-224 and SHA-512/t PRFs are not in aws-lc-rs's PBKDF2.
         _ => return Err(Rv::MechanismParamInvalid),
     };
@@ -239,7 +240,7 @@ pub fn pbkdf2_key(
         return Err(Rv::TemplateInconsistent);
     }
     let mut value = Zeroizing::new(vec![0u8; len]);
-    pbkdf2::derive(alg, iterations, salt, password, &mut value);
+    prf.pbkdf2(iterations, salt, password, &mut value);
     made(
         mechanism,
         template,

@@ -15,6 +15,7 @@ use der::asn1::{Any, ObjectIdentifier as Oid, OctetString};
 use der::{Decode, Encode, Sequence};
 use zeroize::Zeroizing;
 
+use crate::engine_sys;
 use crate::rv::{Result, Rv};
 
 const PBES2: Oid = Oid::new_unwrap("1.2.840.113549.1.5.13");
@@ -109,13 +110,18 @@ impl Prf {
         }
     }
 
-    fn pbkdf2(self) -> pbkdf2::Algorithm {
-        match self {
+    /// PBKDF2 with this PRF. SHA-256, the one NSS uses, has its own
+    /// faster loop.
+    pub fn pbkdf2(self, iterations: NonZeroU32, salt: &[u8], secret: &[u8], out: &mut [u8]) {
+        let alg = match self {
             Prf::Sha1 => pbkdf2::PBKDF2_HMAC_SHA1,
-            Prf::Sha256 => pbkdf2::PBKDF2_HMAC_SHA256,
+            Prf::Sha256 => {
+                return engine_sys::pbkdf2_hmac_sha256(secret, salt, iterations.get(), out);
+            }
             Prf::Sha384 => pbkdf2::PBKDF2_HMAC_SHA384,
             Prf::Sha512 => pbkdf2::PBKDF2_HMAC_SHA512,
-        }
+        };
+        pbkdf2::derive(alg, iterations, salt, secret, out);
     }
 
     fn hmac(self) -> hmac::Algorithm {
@@ -190,7 +196,7 @@ impl KdfParams {
     pub fn derive(&self, secret: &[u8]) -> Zeroizing<Vec<u8>> {
         let mut out = Zeroizing::new(vec![0u8; self.key_len]);
         let iterations = NonZeroU32::new(self.iterations).unwrap_or(NonZeroU32::MIN);
-        pbkdf2::derive(self.prf.pbkdf2(), iterations, &self.salt, secret, &mut out);
+        self.prf.pbkdf2(iterations, &self.salt, secret, &mut out);
         out
     }
 }

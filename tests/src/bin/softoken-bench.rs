@@ -5,7 +5,7 @@
 //! One operation is C_xxxInit plus one call with a buffer already sized, as
 //! a client does.
 //!
-//! Usage: softoken-bench [--quick] [--rounds N] [--only TEXT] [--module NAME=PATH]...
+//! Usage: softoken-bench [--quick] [--rounds N] [--only [=]TEXT] [--module NAME=PATH]...
 //! Without --module: ours (beside this binary), NSS's libsoftokn3.so and
 //! SoftHSMv2's libsofthsm2.so, those installed.
 
@@ -408,7 +408,8 @@ struct Options {
     rounds: usize,
     round: Duration,
     find_sizes: Vec<usize>,
-    /// Only the rows whose name contains this (for profiling one path).
+    /// Only the rows whose name contains this, or, after a leading `=`,
+    /// the row of exactly this name (for profiling one path).
     only: Option<String>,
     modules: Vec<(String, PathBuf)>,
 }
@@ -442,7 +443,7 @@ fn options() -> Options {
                 o.modules.push((name.to_string(), PathBuf::from(path)));
             }
             "--help" | "-h" => {
-                println!("usage: softoken-bench [--quick] [--rounds N] [--only TEXT] [--module NAME=PATH]...");
+                println!("usage: softoken-bench [--quick] [--rounds N] [--only [=]TEXT] [--module NAME=PATH]...");
                 std::process::exit(0);
             }
             other => {
@@ -476,11 +477,17 @@ fn main() {
     let o = options();
     let peers: Vec<Peer> = o.modules.iter().map(|(n, p)| Peer::new(n, p)).collect();
     let mut rows: Vec<Row> = Vec::new();
+    let wanted = |name: &str| match o
+        .only
+        .as_deref()
+        .map(|only| only.strip_prefix('=').ok_or(only))
+    {
+        None => true,
+        Some(Ok(exact)) => name == exact,
+        Some(Err(part)) => name.contains(part),
+    };
     let mut row = |name: &str, unit: Unit, run: &dyn Fn(&Peer) -> Option<Vec<f64>>| {
-        if o.only
-            .as_ref()
-            .is_some_and(|only| !name.contains(only.as_str()))
-        {
+        if !wanted(name) {
             return;
         }
         eprintln!("{name}...");
@@ -653,7 +660,26 @@ fn main() {
     let mut sizes = o.find_sizes.clone();
     sizes.sort_unstable();
     let mut filled = vec![0; peers.len()];
+    let biggest = sizes.last().copied();
+    let rows_at = |size: usize| {
+        [
+            format!("C_FindObjects by CKA_LABEL among {size}"),
+            format!("C_Initialize+OpenSession+Login with {size} objects"),
+        ]
+    };
+    // Filling is skipped when no row left to run needs the objects.
+    let objects_needed = |from: usize| {
+        biggest.is_some_and(|b| wanted(&rss_row_name(b)))
+            || sizes
+                .iter()
+                .filter(|&&s| s >= from)
+                .any(|&s| rows_at(s).iter().any(|r| wanted(r)))
+    };
     for &size in &sizes {
+        if !objects_needed(size) {
+            break;
+        }
+        let rows_here = rows_at(size);
         // Every token gets `size` more objects labelled "filler N"; the peers
         // stop at PEER_FILL_LIMIT (NSS creates about 140 a second).
         for (i, (p, done)) in peers.iter().zip(&mut filled).enumerate() {
@@ -672,39 +698,33 @@ fn main() {
                 .position(|q| std::ptr::eq(q, p))
                 .is_some_and(|i| filled[i] >= size)
         };
-        row(
-            &format!("C_FindObjects by CKA_LABEL among {size}"),
-            Unit::Ops,
-            &|p| {
-                holds(p).then_some(())?;
-                let label = format!("filler {}", size / 2);
-                m(&mut || find_by_label(p, &label))
-            },
-        );
-        row(
-            &format!("C_Initialize+OpenSession+Login with {size} objects"),
-            Unit::Ops,
-            &|p| {
-                holds(p).then_some(())?;
-                m(&mut || {
-                    let _ = p.raw.finalize();
-                    p.start().is_some()
-                })
-            },
-        );
+        row(&rows_here[0], Unit::Ops, &|p| {
+            holds(p).then_some(())?;
+            let label = format!("filler {}", size / 2);
+            m(&mut || find_by_label(p, &label))
+        });
+        row(&rows_here[1], Unit::Ops, &|p| {
+            holds(p).then_some(())?;
+            m(&mut || {
+                let _ = p.raw.finalize();
+                p.start().is_some()
+            })
+        });
     }
-    if let Some(&biggest) = sizes.last() {
+    if let Some(biggest) = biggest {
         // Our database, and NSS's softoken on a copy of it (the format is
         // the same), each opened by a fresh process.
         let ours = peers[0].dir();
-        row(
-            &format!("peak RSS of a process that opened a token of {biggest} objects"),
-            Unit::Memory,
-            &|p| rss_of_a_process_opening(p, ours),
-        );
+        row(&rss_row_name(biggest), Unit::Memory, &|p| {
+            rss_of_a_process_opening(p, ours)
+        });
     }
 
     print_table(&o, &peers, &rows);
+}
+
+fn rss_row_name(objects: usize) -> String {
+    format!("peak RSS of a process that opened a token of {objects} objects")
 }
 
 /// Objects the peers get at most (ours goes on to the largest size).
