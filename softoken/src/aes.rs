@@ -7,11 +7,12 @@ use aws_lc_rs::cipher::{
     UnboundCipherKey, AES_128, AES_192, AES_256,
 };
 use pkcs11_sys::*;
-use zeroize::Zeroizing;
+use zeroize::Zeroize;
 
 use crate::attr::Attrs;
 use crate::mechanism::{CipherOp, MechanismArg};
 use crate::rv::{Result, Rv};
+use crate::secret::SecretVec;
 
 const BLOCK: usize = 16;
 
@@ -49,10 +50,10 @@ fn cipher_key(key: &[u8]) -> Result<UnboundCipherKey> {
 
 /// RFC 3394 and RFC 5649 key wrap: single-part, the input is collected.
 struct KeyWrapOp {
-    key: Zeroizing<Vec<u8>>,
+    key: AesKey,
     padded: bool,
     encrypt: bool,
-    input: Zeroizing<Vec<u8>>,
+    input: SecretVec,
 }
 
 impl CipherOp for KeyWrapOp {
@@ -76,8 +77,29 @@ impl CipherOp for KeyWrapOp {
     }
 }
 
+/// An AES key's value, held inline and wiped when dropped. An operation
+/// keeps one from Init to its end; a heap copy cost an allocation and a
+/// wipe of the allocation on every short operation.
+pub struct AesKey {
+    bytes: [u8; 32],
+    len: usize,
+}
+
+impl std::ops::Deref for AesKey {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+impl Drop for AesKey {
+    fn drop(&mut self) {
+        self.bytes.zeroize();
+    }
+}
+
 /// The value of an AES key that allows `usage`.
-fn aes_key(key: &Attrs, usage: CK_ATTRIBUTE_TYPE) -> Result<Zeroizing<Vec<u8>>> {
+fn aes_key(key: &Attrs, usage: CK_ATTRIBUTE_TYPE) -> Result<AesKey> {
     if key.ulong(CKA_CLASS) != Some(CKO_SECRET_KEY) || key.ulong(CKA_KEY_TYPE) != Some(CKK_AES) {
         return Err(Rv::KeyTypeInconsistent);
     }
@@ -88,7 +110,12 @@ fn aes_key(key: &Attrs, usage: CK_ATTRIBUTE_TYPE) -> Result<Zeroizing<Vec<u8>>> 
     if ![16, 24, 32].contains(&value.len()) {
         return Err(Rv::KeySizeRange);
     }
-    Ok(Zeroizing::new(value.to_vec()))
+    let mut bytes = [0u8; 32];
+    bytes[..value.len()].copy_from_slice(value);
+    Ok(AesKey {
+        bytes,
+        len: value.len(),
+    })
 }
 
 /// The error for input that is not a whole number of blocks.
@@ -104,12 +131,12 @@ fn len_range(encrypt: bool) -> Rv {
 /// block waits (and for CBC-PAD decryption, the last whole block too, since
 /// it holds the padding).
 struct BlockOp {
-    key: Zeroizing<Vec<u8>>,
+    key: AesKey,
     mode: Mode,
     encrypt: bool,
     /// The chaining value for the next block (CBC modes).
     iv: [u8; BLOCK],
-    pending: Zeroizing<Vec<u8>>,
+    pending: SecretVec,
 }
 
 impl BlockOp {
@@ -237,13 +264,13 @@ impl CipherOp for BlockOp {
 /// bits count; running past the counter's end is refused rather than
 /// reusing keystream.
 struct CtrOp {
-    key: Zeroizing<Vec<u8>>,
+    key: AesKey,
     counter: [u8; BLOCK],
     counter_bits: u32,
     /// Counter blocks still free before the counter wraps.
     blocks_left: u128,
     /// Unused keystream of the last block.
-    keystream: Zeroizing<Vec<u8>>,
+    keystream: SecretVec,
 }
 
 impl CtrOp {
@@ -276,7 +303,7 @@ impl CipherOp for CtrOp {
                 let blocks = ((out.len() - done).div_ceil(BLOCK) as u128)
                     .min(self.blocks_left)
                     .min(4096) as usize;
-                let mut stream = Zeroizing::new(Vec::with_capacity(blocks * BLOCK));
+                let mut stream = SecretVec::from(Vec::with_capacity(blocks * BLOCK));
                 for _ in 0..blocks {
                     stream.extend_from_slice(&self.counter);
                     self.next_counter();
@@ -307,12 +334,12 @@ impl CipherOp for CtrOp {
 
 /// GCM: the whole message is sealed or opened at the end.
 struct GcmOp {
-    key: Zeroizing<Vec<u8>>,
+    key: AesKey,
     iv: Vec<u8>,
     aad: Vec<u8>,
     tag_len: usize,
     encrypt: bool,
-    data: Zeroizing<Vec<u8>>,
+    data: SecretVec,
 }
 
 /// The tag length of a GCM parameter: whole bytes, 1 to 16 (NIST SP
@@ -355,15 +382,20 @@ impl CipherOp for GcmOp {
     }
 
     fn finish(&mut self) -> Result<Vec<u8>> {
-        let mut data = std::mem::take(&mut self.data);
+        let data = std::mem::take(&mut self.data);
         if self.encrypt {
             // Sealed in place: no copy of the plaintext is left behind.
-            let plaintext = std::mem::take(&mut *data);
-            crate::engine_sys::gcm_seal(&self.key, &self.iv, &self.aad, plaintext, self.tag_len)
+            crate::engine_sys::gcm_seal(
+                &self.key,
+                &self.iv,
+                &self.aad,
+                data.into_inner(),
+                self.tag_len,
+            )
         } else {
-            let mut plaintext =
+            let plaintext =
                 crate::engine_sys::gcm_open(&self.key, &self.iv, &self.aad, data, self.tag_len)?;
-            Ok(std::mem::take(&mut *plaintext))
+            Ok(plaintext.into_inner())
         }
     }
 }
@@ -392,7 +424,7 @@ pub fn cipher_op(
             key: value,
             mode,
             encrypt,
-            pending: Zeroizing::new(Vec::new()),
+            pending: SecretVec::default(),
         }),
         Mode::Ctr => {
             // CK_AES_CTR_PARAMS: ulCounterBits, then the 16-byte counter block.
@@ -420,7 +452,7 @@ pub fn cipher_op(
                 counter,
                 counter_bits: bits as u32,
                 blocks_left: (mask - used).saturating_add(1),
-                keystream: Zeroizing::new(Vec::new()),
+                keystream: SecretVec::default(),
             })
         }
         Mode::KeyWrap | Mode::KeyWrapPad => {
@@ -430,7 +462,7 @@ pub fn cipher_op(
                 key: value,
                 padded: mode == Mode::KeyWrapPad,
                 encrypt,
-                input: Zeroizing::new(Vec::new()),
+                input: SecretVec::default(),
             })
         }
         Mode::Gcm => {
@@ -444,13 +476,13 @@ pub fn cipher_op(
                 aad: gcm.aad.clone(),
                 tag_len: gcm_tag_len(gcm.tag_bits)?,
                 encrypt,
-                data: Zeroizing::new(Vec::new()),
+                data: SecretVec::default(),
             })
         }
     })
 }
 
 /// The value of an AES key for the message API.
-pub fn message_key(key: &Attrs, encrypt: bool) -> Result<Zeroizing<Vec<u8>>> {
+pub fn message_key(key: &Attrs, encrypt: bool) -> Result<AesKey> {
     aes_key(key, if encrypt { CKA_ENCRYPT } else { CKA_DECRYPT })
 }

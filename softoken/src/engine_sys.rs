@@ -19,6 +19,7 @@ use aws_lc_sys as sys;
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::rv::{Result, Rv};
+use crate::secret::SecretVec;
 
 /// The NIST curves the token offers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -315,17 +316,20 @@ impl EvpDigest {
     }
 }
 
-/// A running HMAC over EVP (for the SHA3 family and SHA-512/224).
-pub struct EvpHmac {
+/// A running HMAC over any of the hashes. One heap context keyed in place:
+/// aws-lc-rs's `hmac::Key` plus `Context` costs a second context and copies
+/// of it, which is most of an HMAC over a short message.
+pub struct Hmac {
     ctx: Owned<sys::HMAC_CTX>,
     hash: Hash,
+    finished: bool,
 }
 
 // SAFETY: as for EvpDigest.
-unsafe impl Send for EvpHmac {}
+unsafe impl Send for Hmac {}
 
-impl EvpHmac {
-    pub fn new(hash: Hash, key: &[u8]) -> Result<EvpHmac> {
+impl Hmac {
+    pub fn new(hash: Hash, key: &[u8]) -> Result<Hmac> {
         // SAFETY: a plain constructor, then a valid key buffer and a static table.
         let ctx = Owned::new(unsafe { sys::HMAC_CTX_new() }, sys::HMAC_CTX_free)?;
         let ok = unsafe {
@@ -340,29 +344,34 @@ impl EvpHmac {
         if ok != 1 {
             return Err(Rv::GeneralError);
         }
-        Ok(EvpHmac { ctx, hash })
+        Ok(Hmac {
+            ctx,
+            hash,
+            finished: false,
+        })
     }
 
     pub fn update(&mut self, data: &[u8]) {
-        // SAFETY: a live context and a valid buffer.
-        unsafe { sys::HMAC_Update(self.ctx.ptr.as_ptr(), data.as_ptr(), data.len()) };
+        if !self.finished {
+            // SAFETY: a live context and a valid buffer.
+            unsafe { sys::HMAC_Update(self.ctx.ptr.as_ptr(), data.as_ptr(), data.len()) };
+        }
     }
 
-    /// The MAC so far; the running state is left as it is.
-    pub fn result(&self) -> Result<Vec<u8>> {
-        // SAFETY: a copy of the live context is finalised into a buffer of
-        // the hash's size.
-        unsafe {
-            let copy = Owned::new(sys::HMAC_CTX_new(), sys::HMAC_CTX_free)?;
-            let mut out = vec![0u8; self.hash.output_len()];
-            let mut len = 0;
-            if sys::HMAC_CTX_copy_ex(copy.ptr.as_ptr(), self.ctx.ptr.as_ptr()) != 1
-                || sys::HMAC_Final(copy.ptr.as_ptr(), out.as_mut_ptr(), &mut len) != 1
-            {
-                return Err(Rv::GeneralError);
-            }
-            Ok(out)
+    /// The MAC; the operation ends with it (a second call fails).
+    pub fn finish(&mut self) -> Result<Vec<u8>> {
+        if std::mem::replace(&mut self.finished, true) {
+            return Err(Rv::OperationNotInitialized);
         }
+        let mut out = vec![0u8; self.hash.output_len()];
+        let mut len = 0;
+        // SAFETY: a live context, finalised once into a buffer of the
+        // hash's size.
+        let ok = unsafe { sys::HMAC_Final(self.ctx.ptr.as_ptr(), out.as_mut_ptr(), &mut len) };
+        if ok != 1 || len as usize != out.len() {
+            return Err(Rv::GeneralError);
+        }
+        Ok(out)
     }
 }
 
@@ -1028,9 +1037,9 @@ pub fn gcm_open(
     key: &[u8],
     iv: &[u8],
     aad: &[u8],
-    mut data: Zeroizing<Vec<u8>>,
+    mut data: SecretVec,
     tag_len: usize,
-) -> Result<Zeroizing<Vec<u8>>> {
+) -> Result<SecretVec> {
     if iv.is_empty() {
         return Err(Rv::MechanismParamInvalid);
     }

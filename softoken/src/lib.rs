@@ -23,6 +23,7 @@ pub mod object;
 pub mod pbe;
 pub mod rsa;
 pub mod rv;
+pub mod secret;
 pub mod session;
 pub mod token;
 pub mod wrap;

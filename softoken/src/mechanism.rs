@@ -1,12 +1,13 @@
 //! The mechanisms: each is a value in one table, with its
 //! CK_MECHANISM_INFO and the constructor of its operation.
 
-use aws_lc_rs::{digest, hmac};
+use aws_lc_rs::digest;
+use once_cell::sync::Lazy;
 use pkcs11_sys::*;
 use zeroize::Zeroizing;
 
 use crate::attr::Attrs;
-use crate::engine_sys::{Cmac, EvpDigest, EvpHmac, Hash};
+use crate::engine_sys::{Cmac, EvpDigest, Hash, Hmac};
 use crate::object::Generated;
 use crate::rv::{Result, Rv};
 
@@ -62,16 +63,14 @@ pub enum HashAlg {
 /// A MAC: HMAC by aws-lc-rs or by EVP, or AES-CMAC.
 #[derive(Clone, Copy)]
 pub enum MacAlg {
-    Hmac(hmac::Algorithm),
-    EvpHmac(Hash),
+    Hmac(Hash),
     Cmac,
 }
 
 impl MacAlg {
     fn output_len(self) -> usize {
         match self {
-            MacAlg::Hmac(a) => a.digest_algorithm().output_len(),
-            MacAlg::EvpHmac(h) => h.output_len(),
+            MacAlg::Hmac(h) => h.output_len(),
             MacAlg::Cmac => 16,
         }
     }
@@ -240,121 +239,121 @@ static MECHANISMS: &[Mechanism] = &[
     digest_mechanism(CKM_SHA3_512, HashAlg::Rs(&digest::SHA3_512)),
     hmac_mechanism(
         CKM_SHA_1_HMAC,
-        MacAlg::Hmac(hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY),
+        MacAlg::Hmac(Hash::Sha1),
         CKK_SHA_1_HMAC,
         false,
     ),
     hmac_mechanism(
         CKM_SHA_1_HMAC_GENERAL,
-        MacAlg::Hmac(hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY),
+        MacAlg::Hmac(Hash::Sha1),
         CKK_SHA_1_HMAC,
         true,
     ),
     hmac_mechanism(
         CKM_SHA224_HMAC,
-        MacAlg::Hmac(hmac::HMAC_SHA224),
+        MacAlg::Hmac(Hash::Sha224),
         CKK_SHA224_HMAC,
         false,
     ),
     hmac_mechanism(
         CKM_SHA224_HMAC_GENERAL,
-        MacAlg::Hmac(hmac::HMAC_SHA224),
+        MacAlg::Hmac(Hash::Sha224),
         CKK_SHA224_HMAC,
         true,
     ),
     hmac_mechanism(
         CKM_SHA256_HMAC,
-        MacAlg::Hmac(hmac::HMAC_SHA256),
+        MacAlg::Hmac(Hash::Sha256),
         CKK_SHA256_HMAC,
         false,
     ),
     hmac_mechanism(
         CKM_SHA256_HMAC_GENERAL,
-        MacAlg::Hmac(hmac::HMAC_SHA256),
+        MacAlg::Hmac(Hash::Sha256),
         CKK_SHA256_HMAC,
         true,
     ),
     hmac_mechanism(
         CKM_SHA384_HMAC,
-        MacAlg::Hmac(hmac::HMAC_SHA384),
+        MacAlg::Hmac(Hash::Sha384),
         CKK_SHA384_HMAC,
         false,
     ),
     hmac_mechanism(
         CKM_SHA384_HMAC_GENERAL,
-        MacAlg::Hmac(hmac::HMAC_SHA384),
+        MacAlg::Hmac(Hash::Sha384),
         CKK_SHA384_HMAC,
         true,
     ),
     hmac_mechanism(
         CKM_SHA512_HMAC,
-        MacAlg::Hmac(hmac::HMAC_SHA512),
+        MacAlg::Hmac(Hash::Sha512),
         CKK_SHA512_HMAC,
         false,
     ),
     hmac_mechanism(
         CKM_SHA512_HMAC_GENERAL,
-        MacAlg::Hmac(hmac::HMAC_SHA512),
+        MacAlg::Hmac(Hash::Sha512),
         CKK_SHA512_HMAC,
         true,
     ),
     hmac_mechanism(
         CKM_SHA512_224_HMAC,
-        MacAlg::EvpHmac(Hash::Sha512_224),
+        MacAlg::Hmac(Hash::Sha512_224),
         CKK_GENERIC_SECRET,
         false,
     ),
     hmac_mechanism(
         CKM_SHA512_224_HMAC_GENERAL,
-        MacAlg::EvpHmac(Hash::Sha512_224),
+        MacAlg::Hmac(Hash::Sha512_224),
         CKK_GENERIC_SECRET,
         true,
     ),
     hmac_mechanism(
         CKM_SHA3_224_HMAC,
-        MacAlg::EvpHmac(Hash::Sha3_224),
+        MacAlg::Hmac(Hash::Sha3_224),
         CKK_SHA3_224_HMAC,
         false,
     ),
     hmac_mechanism(
         CKM_SHA3_224_HMAC_GENERAL,
-        MacAlg::EvpHmac(Hash::Sha3_224),
+        MacAlg::Hmac(Hash::Sha3_224),
         CKK_SHA3_224_HMAC,
         true,
     ),
     hmac_mechanism(
         CKM_SHA3_256_HMAC,
-        MacAlg::EvpHmac(Hash::Sha3_256),
+        MacAlg::Hmac(Hash::Sha3_256),
         CKK_SHA3_256_HMAC,
         false,
     ),
     hmac_mechanism(
         CKM_SHA3_256_HMAC_GENERAL,
-        MacAlg::EvpHmac(Hash::Sha3_256),
+        MacAlg::Hmac(Hash::Sha3_256),
         CKK_SHA3_256_HMAC,
         true,
     ),
     hmac_mechanism(
         CKM_SHA3_384_HMAC,
-        MacAlg::EvpHmac(Hash::Sha3_384),
+        MacAlg::Hmac(Hash::Sha3_384),
         CKK_SHA3_384_HMAC,
         false,
     ),
     hmac_mechanism(
         CKM_SHA3_384_HMAC_GENERAL,
-        MacAlg::EvpHmac(Hash::Sha3_384),
+        MacAlg::Hmac(Hash::Sha3_384),
         CKK_SHA3_384_HMAC,
         true,
     ),
     hmac_mechanism(
         CKM_SHA3_512_HMAC,
-        MacAlg::EvpHmac(Hash::Sha3_512),
+        MacAlg::Hmac(Hash::Sha3_512),
         CKK_SHA3_512_HMAC,
         false,
     ),
     hmac_mechanism(
         CKM_SHA3_512_HMAC_GENERAL,
-        MacAlg::EvpHmac(Hash::Sha3_512),
+        MacAlg::Hmac(Hash::Sha3_512),
         CKK_SHA3_512_HMAC,
         true,
     ),
@@ -560,11 +559,19 @@ impl Mechanism {
     }
 }
 
+/// The table sorted by type: every Init looks its mechanism up, by binary
+/// search rather than a scan of the hundred entries.
+static BY_TYPE: Lazy<Vec<&'static Mechanism>> = Lazy::new(|| {
+    let mut sorted: Vec<_> = MECHANISMS.iter().collect();
+    sorted.sort_unstable_by_key(|m| m.ty);
+    sorted
+});
+
 pub fn find(ty: CK_MECHANISM_TYPE) -> Result<&'static Mechanism> {
-    MECHANISMS
-        .iter()
-        .find(|m| m.ty == ty)
-        .ok_or(Rv::MechanismInvalid)
+    BY_TYPE
+        .binary_search_by_key(&ty, |m| m.ty)
+        .map(|i| BY_TYPE[i])
+        .map_err(|_| Rv::MechanismInvalid)
 }
 
 /// A running hash: aws-lc-rs's, or the engine's.
@@ -733,9 +740,17 @@ pub trait VerifyOp: Send {
 /// A running MAC (an HMAC context is taken out when the MAC is computed,
 /// rather than copied).
 enum MacState {
-    Hmac(Option<Box<hmac::Context>>),
-    EvpHmac(EvpHmac),
+    Hmac(Hmac),
     Cmac(Cmac),
+}
+
+impl MacState {
+    fn new(alg: MacAlg, key: &[u8]) -> Result<MacState> {
+        Ok(match alg {
+            MacAlg::Hmac(h) => MacState::Hmac(Hmac::new(h, key)?),
+            MacAlg::Cmac => MacState::Cmac(Cmac::new(key)?),
+        })
+    }
 }
 
 struct MacOp {
@@ -746,25 +761,18 @@ struct MacOp {
 impl MacOp {
     fn absorb(&mut self, data: &[u8]) {
         match &mut self.state {
-            MacState::Hmac(Some(ctx)) => ctx.update(data),
-            MacState::Hmac(None) => {}
-            MacState::EvpHmac(ctx) => ctx.update(data),
+            MacState::Hmac(ctx) => ctx.update(data),
             MacState::Cmac(ctx) => ctx.update(data),
         }
     }
 
     fn mac(&mut self) -> Result<Vec<u8>> {
-        let full = match &mut self.state {
-            MacState::Hmac(ctx) => ctx
-                .take()
-                .ok_or(Rv::OperationNotInitialized)?
-                .sign()
-                .as_ref()
-                .to_vec(),
-            MacState::EvpHmac(ctx) => ctx.result()?,
+        let mut full = match &mut self.state {
+            MacState::Hmac(ctx) => ctx.finish()?,
             MacState::Cmac(ctx) => ctx.result()?,
         };
-        Ok(full[..self.out_len].to_vec())
+        full.truncate(self.out_len);
+        Ok(full)
     }
 }
 
@@ -849,14 +857,10 @@ fn mac_op(
         full
     };
     let value = mac_key(key, usage, key_type)?;
-    let state = match alg {
-        MacAlg::Hmac(a) => MacState::Hmac(Some(Box::new(hmac::Context::with_key(
-            &hmac::Key::new(a, value),
-        )))),
-        MacAlg::EvpHmac(h) => MacState::EvpHmac(EvpHmac::new(h, value)?),
-        MacAlg::Cmac => MacState::Cmac(Cmac::new(value)?),
-    };
-    Ok(MacOp { state, out_len })
+    Ok(MacOp {
+        state: MacState::new(alg, value)?,
+        out_len,
+    })
 }
 
 /// The signing operation a mechanism makes with a key.
@@ -976,17 +980,25 @@ pub fn mac_with_key(arg: &MechanismArg, key: &[u8], data: &[u8]) -> Result<Vec<u
     let Operation::Mac { alg, .. } = m.operation else {
         return Err(Rv::MechanismParamInvalid);
     };
-    let state = match alg {
-        MacAlg::Hmac(a) => MacState::Hmac(Some(Box::new(hmac::Context::with_key(
-            &hmac::Key::new(a, key),
-        )))),
-        MacAlg::EvpHmac(h) => MacState::EvpHmac(EvpHmac::new(h, key)?),
-        MacAlg::Cmac => MacState::Cmac(Cmac::new(key)?),
-    };
     let mut op = MacOp {
-        state,
+        state: MacState::new(alg, key)?,
         out_len: alg.output_len(),
     };
     op.absorb(data);
     op.mac()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_mechanism_type_is_in_the_table_once_and_found() {
+        for m in MECHANISMS {
+            let same = MECHANISMS.iter().filter(|o| o.ty == m.ty).count();
+            assert_eq!(same, 1, "mechanism {:#x} listed {same} times", m.ty);
+            assert!(std::ptr::eq(find(m.ty).unwrap(), m));
+        }
+        assert_eq!(find(0xdead_beef).err(), Some(Rv::MechanismInvalid));
+    }
 }

@@ -13,6 +13,7 @@ use crate::mechanism::{CipherOp, MechanismArg, MessageInput, SignOp, VerifyOp};
 use crate::nss::CKA_NSS_DB;
 use crate::object::Generated;
 use crate::rv::{Result, Rv};
+use crate::secret::SecretVec;
 use zeroize::Zeroizing;
 
 /// A hash as the RSA mechanisms use it.
@@ -451,7 +452,7 @@ struct RsaCipher {
     key: Arc<RsaKey>,
     padding: RsaPadding,
     encrypt: bool,
-    input: Zeroizing<Vec<u8>>,
+    input: SecretVec,
 }
 
 impl CipherOp for RsaCipher {
@@ -514,6 +515,6 @@ pub fn cipher_op(
         key: rsa,
         padding,
         encrypt,
-        input: Zeroizing::new(Vec::new()),
+        input: SecretVec::default(),
     }))
 }

@@ -60,7 +60,7 @@ pub struct Session {
 /// The counter starts again with each Init (as NSS's does): the caller's
 /// fixed IV bits are what tell one such context from another.
 pub struct MessageCipher {
-    pub key: zeroize::Zeroizing<Vec<u8>>,
+    pub key: crate::aes::AesKey,
     pub counter: u64,
     pub pending: Option<PendingMessage>,
 }
@@ -69,7 +69,7 @@ pub struct MessageCipher {
 pub struct PendingMessage {
     pub iv: Vec<u8>,
     pub aad: Vec<u8>,
-    pub data: zeroize::Zeroizing<Vec<u8>>,
+    pub data: crate::secret::SecretVec,
 }
 
 /// Message-based signing or verification: the mechanism and key each

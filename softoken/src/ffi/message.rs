@@ -4,11 +4,11 @@
 //! messages with any signature mechanism.
 
 use pkcs11_sys::*;
-use zeroize::Zeroizing;
 
 use super::util::{bytes, copy_out, items_mut, mechanism, out, with_module};
 use crate::module::Module;
 use crate::rv::{Result, Rv};
+use crate::secret::SecretVec;
 use crate::session::{operation_key, MessageCipher, MessageSign, PendingMessage, Session};
 
 /// CK_GCM_MESSAGE_PARAMS as the caller gave it.
@@ -116,12 +116,12 @@ fn seal_apart(
     aad: &[u8],
     plaintext: Vec<u8>,
     tag: &mut [u8],
-) -> Result<Zeroizing<Vec<u8>>> {
+) -> Result<SecretVec> {
     let len = plaintext.len();
     let mut sealed = crate::engine_sys::gcm_seal(key, iv, aad, plaintext, tag.len())?;
     tag.copy_from_slice(&sealed[len..]);
     sealed.truncate(len);
-    Ok(Zeroizing::new(sealed))
+    Ok(SecretVec::from(sealed))
 }
 
 /// Opens a message whose tag comes apart.
@@ -131,8 +131,8 @@ fn open_apart(
     aad: &[u8],
     ciphertext: &[u8],
     tag: &[u8],
-) -> Result<Zeroizing<Vec<u8>>> {
-    let sealed = Zeroizing::new([ciphertext, tag].concat());
+) -> Result<SecretVec> {
+    let sealed = SecretVec::from([ciphertext, tag].concat());
     crate::engine_sys::gcm_open(key, iv, aad, sealed, tag.len())
 }
 
@@ -256,7 +256,7 @@ unsafe fn cipher_begin(
     cipher.pending = Some(PendingMessage {
         iv,
         aad: aad.to_vec(),
-        data: Zeroizing::new(Vec::new()),
+        data: SecretVec::default(),
     });
     Ok(())
 }
@@ -303,12 +303,12 @@ unsafe fn cipher_next(
         *len = 0;
         return Ok(());
     }
-    let mut message = cipher.pending.take().ok_or(Rv::OperationNotInitialized)?;
+    let message = cipher.pending.take().ok_or(Rv::OperationNotInitialized)?;
     // SAFETY: caller's parameter, read now for its tag.
     let params = unsafe { gcm_message(param, param_len)? };
     let tag = unsafe { params.tag()? };
     let result = if encrypt {
-        let plaintext = std::mem::take(&mut *message.data);
+        let plaintext = message.data.into_inner();
         seal_apart(&cipher.key, &message.iv, &message.aad, plaintext, tag)?
     } else {
         open_apart(&cipher.key, &message.iv, &message.aad, &message.data, tag)?
