@@ -12,7 +12,7 @@ use pkcs11_sys::*;
 use crate::config::{Config, TokenConfig};
 use crate::handles::HandleMap;
 use crate::rv::{Result, Rv};
-use crate::session::Session;
+use crate::session::SessionCell;
 use crate::token::{Access, Token};
 
 /// Serialises calls when the application supplied its own mutex callbacks
@@ -32,7 +32,7 @@ pub struct Slot {
 pub struct Module {
     pub config: Config,
     pub slots: Vec<Slot>,
-    sessions: RwLock<HandleMap<Arc<Mutex<Session>>>>,
+    sessions: RwLock<HandleMap<Arc<SessionCell>>>,
     next_session: AtomicU64,
     call_lock: Option<Box<dyn CallLock>>,
 }
@@ -90,7 +90,6 @@ impl Module {
         let mut all = 0;
         let mut rw = 0;
         for s in sessions.values() {
-            let s = s.lock();
             if s.slot == slot {
                 all += 1;
                 rw += usize::from(s.rw);
@@ -114,22 +113,21 @@ impl Module {
         let h = self.next_session.fetch_add(1, Ordering::Relaxed);
         self.sessions
             .write()
-            .insert(h, Arc::new(Mutex::new(Session::new(slot, rw))));
+            .insert(h, Arc::new(SessionCell::new(slot, rw)));
         Ok(h)
     }
 
     /// The session and its token.
-    pub fn session(&self, h: CK_SESSION_HANDLE) -> Result<(Arc<Mutex<Session>>, &Token)> {
+    pub fn session(&self, h: CK_SESSION_HANDLE) -> Result<(Arc<SessionCell>, &Token)> {
         let session = self
             .sessions
             .read()
             .get(&h)
             .cloned()
             .ok_or(Rv::SessionHandleInvalid)?;
-        let slot = session.lock().slot;
         // Borrowed, not cloned: the token lives as long as the module, and
         // a shared count would be written by every call on every core.
-        let token = self.token(slot)?;
+        let token = self.token(session.slot)?;
         Ok((session, token))
     }
 
@@ -139,14 +137,10 @@ impl Module {
         let (session, token) = self.session(h)?;
         token.logout()?;
         crate::built::forget_all();
-        let slot = session.lock().slot;
         // Collected first: no session is locked under the table's lock.
         let all: Vec<_> = self.sessions.read().values().cloned().collect();
-        for s in all {
-            let mut s = s.lock();
-            if s.slot == slot {
-                s.key_cache.clear();
-            }
+        for s in all.iter().filter(|s| s.slot == session.slot) {
+            s.lock().key_cache.clear();
         }
         Ok(())
     }
@@ -161,9 +155,9 @@ impl Module {
     pub fn session_access(
         &self,
         h: CK_SESSION_HANDLE,
-    ) -> Result<(Arc<Mutex<Session>>, Access, &Token)> {
+    ) -> Result<(Arc<SessionCell>, Access, &Token)> {
         let (session, token) = self.session(h)?;
-        let rw = session.lock().rw;
+        let rw = session.rw;
         Ok((session, Access { session: h, rw }, token))
     }
 
@@ -173,7 +167,7 @@ impl Module {
             .write()
             .remove(&h)
             .ok_or(Rv::SessionHandleInvalid)?;
-        let slot = session.lock().slot;
+        let slot = session.slot;
         if let Ok(token) = self.token(slot) {
             token.drop_session_objects(h);
             if self.session_counts(slot).0 == 0 {
@@ -191,7 +185,7 @@ impl Module {
             let mut sessions = self.sessions.write();
             let handles: Vec<_> = sessions
                 .iter()
-                .filter(|(_, s)| s.lock().slot == slot)
+                .filter(|(_, s)| s.slot == slot)
                 .map(|(h, _)| *h)
                 .collect();
             for h in &handles {
@@ -228,16 +222,25 @@ impl Module {
 /// it: in any other process the module reads as not initialised, and a
 /// C_Initialize there starts a new state. The inherited one is never
 /// touched again (its locks and SQLite handles belong to the parent).
+/// What this process has of the module outside the initialised module
+/// itself: `changing` serialises C_Initialize and C_Finalize. It is made
+/// again in a child after fork, since a parent's thread may have held it.
 struct ProcessState {
     pid: u32,
-    /// Read on every call through arc-swap's guards, which leave no shared
-    /// counter to bounce between cores; `changing` serialises C_Initialize
-    /// and C_Finalize.
-    module: ArcSwapOption<Module>,
     changing: Mutex<()>,
 }
 
 static STATE: ArcSwapOption<ProcessState> = ArcSwapOption::const_empty();
+
+/// The initialised module and the process that initialised it.
+struct Loaded {
+    pid: u32,
+    module: Module,
+}
+
+/// Read on every call through arc-swap's guard, which leaves no shared
+/// counter to bounce between cores.
+static LOADED: ArcSwapOption<Loaded> = ArcSwapOption::const_empty();
 
 /// Set in a child process by the fork handler: only then can the state be
 /// a parent's, so only then does `with` compare pids (getpid is a system
@@ -267,7 +270,6 @@ fn process_state() -> Arc<ProcessState> {
         }
         let fresh = Arc::new(ProcessState {
             pid,
-            module: ArcSwapOption::const_empty(),
             changing: Mutex::new(()),
         });
         let previous = STATE.compare_and_swap(&current, Some(fresh.clone()));
@@ -277,8 +279,6 @@ fn process_state() -> Arc<ProcessState> {
             _ => false,
         };
         if swapped {
-            // Leaked on purpose: dropping it would close the parent's handles.
-            std::mem::forget(current);
             return fresh;
         }
     }
@@ -288,15 +288,20 @@ fn process_state() -> Arc<ProcessState> {
 pub fn initialize(params: Option<&str>, call_lock: Option<Box<dyn CallLock>>) -> Result<()> {
     let state = process_state();
     let _changing = state.changing.lock();
-    if state.module.load().is_some() {
+    if loaded_here().is_some() {
         return Err(Rv::CryptokiAlreadyInitialized);
     }
     let config = Config::from_parameters(params)?;
     // Keys built before a fork must not be shared with the parent.
     crate::built::forget_all();
-    state
-        .module
-        .store(Some(Arc::new(Module::new(config, call_lock)?)));
+    let module = Module::new(config, call_lock)?;
+    let inherited = LOADED.swap(Some(Arc::new(Loaded {
+        pid: state.pid,
+        module,
+    })));
+    // A parent's module, inherited by fork, is leaked on purpose: dropping
+    // it would close the parent's handles.
+    std::mem::forget(inherited);
     Ok(())
 }
 
@@ -305,24 +310,29 @@ pub fn initialize(params: Option<&str>, call_lock: Option<Box<dyn CallLock>>) ->
 pub fn finalize() -> Result<()> {
     let state = process_state();
     let _changing = state.changing.lock();
-    let module = state.module.swap(None).ok_or(Rv::CryptokiNotInitialized)?;
-    for slot in &module.slots {
+    loaded_here().ok_or(Rv::CryptokiNotInitialized)?;
+    let loaded = LOADED.swap(None).ok_or(Rv::CryptokiNotInitialized)?;
+    for slot in &loaded.module.slots {
         if let Some(token) = &slot.token {
             token.end_login();
         }
     }
-    drop(module);
+    drop(loaded);
     crate::built::forget_all();
     Ok(())
 }
 
+/// The module, if this process (not a parent before fork) initialised it.
+fn loaded_here() -> Option<Arc<Loaded>> {
+    LOADED.load_full().filter(|l| l.pid == std::process::id())
+}
+
 /// Runs `f` with the initialised module of this process.
 pub fn with<R>(f: impl FnOnce(&Module) -> Result<R>) -> Result<R> {
-    let state = STATE.load();
-    let state = state.as_ref().ok_or(Rv::CryptokiNotInitialized)?;
-    if FORKED.load(Ordering::Relaxed) && state.pid != std::process::id() {
+    let loaded = LOADED.load();
+    let loaded = loaded.as_ref().ok_or(Rv::CryptokiNotInitialized)?;
+    if FORKED.load(Ordering::Relaxed) && loaded.pid != std::process::id() {
         return Err(Rv::CryptokiNotInitialized);
     }
-    let module = state.module.load();
-    f(module.as_ref().ok_or(Rv::CryptokiNotInitialized)?)
+    f(&loaded.module)
 }

@@ -37,9 +37,31 @@ impl FindOp {
     }
 }
 
-pub struct Session {
+/// A session as the module's table holds it. The slot and the access it
+/// was opened with never change, so they are read without taking its lock
+/// (one lock less on every call).
+pub struct SessionCell {
     pub slot: CK_SLOT_ID,
     pub rw: bool,
+    state: parking_lot::Mutex<Session>,
+}
+
+impl SessionCell {
+    pub fn new(slot: CK_SLOT_ID, rw: bool) -> SessionCell {
+        SessionCell {
+            slot,
+            rw,
+            state: parking_lot::Mutex::new(Session::new()),
+        }
+    }
+
+    pub fn lock(&self) -> parking_lot::MutexGuard<'_, Session> {
+        self.state.lock()
+    }
+}
+
+/// What a session does: the operations under way.
+pub struct Session {
     pub find: Option<FindOp>,
     pub digest: Option<DigestOp>,
     pub sign: Option<Active<dyn SignOp>>,
@@ -85,7 +107,7 @@ pub struct MessageSign {
 /// decrypted key material. The session is not locked while the key is read
 /// and decrypted.
 pub fn operation_key(
-    session: &parking_lot::Mutex<Session>,
+    session: &SessionCell,
     token: &crate::token::Token,
     h: CK_OBJECT_HANDLE,
 ) -> crate::rv::Result<std::sync::Arc<crate::attr::Attrs>> {
@@ -95,11 +117,39 @@ pub fn operation_key(
     key
 }
 
+/// Starts an operation in `slot` of the session: builds it with the key `h`
+/// (through the session's key cache) and installs it. The session is
+/// locked twice, before and after, and not while the key is read.
+pub fn start_with_key<T: ?Sized>(
+    session: &SessionCell,
+    token: &crate::token::Token,
+    h: CK_OBJECT_HANDLE,
+    slot: fn(&mut Session) -> &mut Option<Active<T>>,
+    make: impl FnOnce(&crate::attr::Attrs) -> crate::rv::Result<Box<T>>,
+) -> crate::rv::Result<()> {
+    let mut cache = {
+        let mut s = session.lock();
+        if slot(&mut s).is_some() {
+            return Err(crate::rv::Rv::OperationActive);
+        }
+        std::mem::take(&mut s.key_cache)
+    };
+    let made = token
+        .operation_key(h, &mut cache)
+        .and_then(|key| make(&key));
+    let mut s = session.lock();
+    s.key_cache = cache;
+    // Another thread may have started one meanwhile on the same session.
+    if slot(&mut s).is_some() {
+        return Err(crate::rv::Rv::OperationActive);
+    }
+    *slot(&mut s) = Some(Active::new(made?));
+    Ok(())
+}
+
 impl Session {
-    pub fn new(slot: CK_SLOT_ID, rw: bool) -> Session {
+    fn new() -> Session {
         Session {
-            slot,
-            rw,
             find: None,
             digest: None,
             sign: None,

@@ -363,6 +363,11 @@ impl Token {
         self.login.read().keys.clone()
     }
 
+    /// Whether the master key is known, without taking a share of it.
+    fn has_keys(&self) -> bool {
+        self.login.read().keys.is_some()
+    }
+
     /// The key for writing, checked against the password entry of the open
     /// transaction.
     fn write_keys(&self, txn: &dyn Transaction) -> Result<Arc<KeyState>> {
@@ -740,7 +745,7 @@ impl Token {
 
     /// Private objects are invisible before login.
     fn visible(&self, attrs: Attrs) -> Result<Attrs> {
-        if attrs.bool(CKA_PRIVATE) != Some(false) && self.keys().is_none() {
+        if attrs.bool(CKA_PRIVATE) != Some(false) && !self.has_keys() {
             return Err(Rv::ObjectHandleInvalid);
         }
         Ok(attrs)
@@ -753,7 +758,7 @@ impl Token {
     ) -> Result<R> {
         let objects = self.objects.read();
         let obj = objects.get(&h).ok_or(Rv::ObjectHandleInvalid)?;
-        if obj.attrs.bool(CKA_PRIVATE) == Some(true) && self.keys().is_none() {
+        if obj.attrs.bool(CKA_PRIVATE) == Some(true) && !self.has_keys() {
             return Err(Rv::ObjectHandleInvalid);
         }
         f(obj)
@@ -810,7 +815,7 @@ impl Token {
         if token && !acc.rw {
             return Err(Rv::SessionReadOnly);
         }
-        if attrs.bool(CKA_PRIVATE).unwrap_or(false) && self.keys().is_none() {
+        if attrs.bool(CKA_PRIVATE).unwrap_or(false) && !self.has_keys() {
             return Err(Rv::UserNotLoggedIn);
         }
         Ok(())

@@ -6,7 +6,7 @@ use super::util::{bytes, copy_out, deliver_output, mechanism, out, template, wit
 use crate::mechanism::{self, CipherOp, SignOp};
 use crate::module::Module;
 use crate::rv::{Result, Rv};
-use crate::session::{operation_key, Active, Session};
+use crate::session::{operation_key, start_with_key, Active, Session};
 
 /// Starts an operation: checks the session, reads the mechanism (which must
 /// offer `function`), fetches the key and lets the mechanism build the
@@ -26,13 +26,7 @@ unsafe fn start<T: ?Sized>(
     if mechanism::find(arg.ty)?.flags & function == 0 {
         return Err(Rv::MechanismInvalid);
     }
-    if slot(&mut session.lock()).is_some() {
-        return Err(Rv::OperationActive);
-    }
-    let key = operation_key(&session, token, hKey)?;
-    let op = make(&arg, &key)?;
-    *slot(&mut session.lock()) = Some(Active::new(op));
-    Ok(())
+    start_with_key(&session, token, hKey, slot, |key| make(&arg, key))
 }
 
 /// Delivers a signature by the length-query protocol. Returns whether the

@@ -398,10 +398,7 @@ pub unsafe extern "C" fn C_GetSessionInfo(
         let (session, token) = m.session(hSession)?;
         // SAFETY: caller's pointer, checked for null.
         let info = unsafe { out(pInfo)? };
-        let (slot, rw) = {
-            let s = session.lock();
-            (s.slot, s.rw)
-        };
+        let (slot, rw) = (session.slot, session.rw);
         *info = CK_SESSION_INFO {
             slotID: slot,
             state: m.session_state(token, rw),
@@ -452,8 +449,7 @@ fn login(
     pin: &[u8],
 ) -> Result<()> {
     let (session, token) = m.session(hSession)?;
-    let slot = session.lock().slot;
-    token.login(userType, pin, m.has_ro_session(slot))
+    token.login(userType, pin, m.has_ro_session(session.slot))
 }
 
 #[no_mangle]
