@@ -559,18 +559,19 @@ impl Mechanism {
     }
 }
 
-/// The table sorted by type: every Init looks its mechanism up, by binary
-/// search rather than a scan of the hundred entries.
-static BY_TYPE: Lazy<Vec<&'static Mechanism>> = Lazy::new(|| {
-    let mut sorted: Vec<_> = MECHANISMS.iter().collect();
-    sorted.sort_unstable_by_key(|m| m.ty);
+/// The types, sorted, each with its entry: every Init looks its mechanism
+/// up, by binary search over these few cache lines rather than a scan of
+/// the hundred entries.
+static BY_TYPE: Lazy<Vec<(CK_MECHANISM_TYPE, &'static Mechanism)>> = Lazy::new(|| {
+    let mut sorted: Vec<_> = MECHANISMS.iter().map(|m| (m.ty, m)).collect();
+    sorted.sort_unstable_by_key(|(ty, _)| *ty);
     sorted
 });
 
 pub fn find(ty: CK_MECHANISM_TYPE) -> Result<&'static Mechanism> {
     BY_TYPE
-        .binary_search_by_key(&ty, |m| m.ty)
-        .map(|i| BY_TYPE[i])
+        .binary_search_by_key(&ty, |(t, _)| *t)
+        .map(|i| BY_TYPE[i].1)
         .map_err(|_| Rv::MechanismInvalid)
 }
 

@@ -3,7 +3,7 @@
 //! objects in cert9.db, keys and private objects in key4.db, as NSS does);
 //! their handles carry the row id, so no object is read until asked for.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::RwLock;
@@ -164,6 +164,8 @@ pub struct Token {
     cert: Box<dyn Sdb>,
     key: Box<dyn Sdb>,
     login: RwLock<Login>,
+    /// Whether `login.keys` is set, as `share_keys` last saw it.
+    keys_known: AtomicBool,
     objects: RwLock<HandleMap<SessionObject>>,
     next_object: AtomicU64,
 }
@@ -236,6 +238,7 @@ impl Token {
             cert,
             key,
             login: RwLock::new(Login::default()),
+            keys_known: AtomicBool::new(false),
             objects: RwLock::new(HandleMap::default()),
             next_object: AtomicU64::new(1),
         };
@@ -289,19 +292,30 @@ impl Token {
         }
         login.keys = None;
         login.entry = None;
+        let mut unlocked = Ok(());
         if let Some(entry) = entry {
             if !self.cfg.password_required && keydb::is_empty_password(&entry) {
-                login.keys = Some(Arc::new(keydb::unlock(&entry, b"", PASSWORD_CHECK)?));
-                login.entry = Some(entry);
+                match keydb::unlock(&entry, b"", PASSWORD_CHECK) {
+                    Ok(keys) => {
+                        login.keys = Some(Arc::new(keys));
+                        login.entry = Some(entry);
+                    }
+                    Err(e) => unlocked = Err(e),
+                }
             }
         }
+        // Also when unlocking failed: the keys are gone either way.
         self.share_keys(&login);
-        Ok(())
+        unlocked
     }
 
     /// Gives the legacy key store a codec for the keys now known, or takes
     /// it back (it opens private-key records only while logged in).
+    /// Tells the rest of the token whether the key is known (and gives the
+    /// legacy database its codec): called whenever `login.keys` changes.
     fn share_keys(&self, login: &Login) {
+        self.keys_known
+            .store(login.keys.is_some(), Ordering::Release);
         self.key.set_key_codec(login.keys.as_ref().map(|keys| {
             Arc::new(crate::legacy::KeyCodec(keys.clone())) as Arc<dyn sdb::KeyRecordCodec>
         }));
@@ -363,9 +377,10 @@ impl Token {
         self.login.read().keys.clone()
     }
 
-    /// Whether the master key is known, without taking a share of it.
+    /// Whether the master key is known: one load, where taking the login
+    /// lock was two shared atomic writes on every use of a private object.
     fn has_keys(&self) -> bool {
-        self.login.read().keys.is_some()
+        self.keys_known.load(Ordering::Acquire)
     }
 
     /// The key for writing, checked against the password entry of the open
