@@ -1028,40 +1028,61 @@ pub fn gcm_seal(
     Ok(data)
 }
 
-/// Seals one AES-GCM message from `input` straight into `output` (the
-/// ciphertext, then a tag of `tag_len` bytes): one pass over the data, for
-/// a single-part C_Encrypt into the caller's buffer. Returns the length
-/// written.
-pub fn gcm_seal_into(
-    key: &[u8],
-    iv: &[u8],
-    aad: &[u8],
-    input: &[u8],
-    output: &mut [u8],
+/// An AES-GCM key built once for one tag length (its AES key schedule and
+/// GHASH table, most of the cost of sealing a short message), through
+/// EVP_AEAD, which takes IVs of any length.
+pub struct GcmContext {
+    ctx: Owned<sys::EVP_AEAD_CTX>,
     tag_len: usize,
-) -> Result<usize> {
-    let len = input.len();
-    if iv.is_empty() {
-        return Err(Rv::MechanismParamInvalid);
-    }
-    if output.len() < len + tag_len {
-        return Err(Rv::BufferTooSmall);
-    }
-    let ctx = gcm_key(key, tag_len)?;
-    // SAFETY: `output` has room for the ciphertext and the tag after it
-    // (checked above) and does not overlap `input`, a shared borrow.
-    unsafe {
-        seal_scatter(
-            &ctx,
-            input.as_ptr(),
-            output.as_mut_ptr(),
-            len,
-            iv,
-            aad,
+}
+
+// SAFETY: the context is owned by this value alone, and aws-lc's seal takes
+// it as const and keeps no state in it between calls, so it may be used
+// from any thread and from several at once.
+unsafe impl Send for GcmContext {}
+// SAFETY: as above.
+unsafe impl Sync for GcmContext {}
+
+impl GcmContext {
+    pub fn new(key: &[u8], tag_len: usize) -> Result<GcmContext> {
+        Ok(GcmContext {
+            ctx: gcm_key(key, tag_len)?,
             tag_len,
-        )?
-    };
-    Ok(len + tag_len)
+        })
+    }
+
+    /// Seals one message from `input` straight into `output` (the
+    /// ciphertext, then the tag): one pass over the data, for a single-part
+    /// C_Encrypt into the caller's buffer. Returns the length written.
+    pub fn seal_into(
+        &self,
+        iv: &[u8],
+        aad: &[u8],
+        input: &[u8],
+        output: &mut [u8],
+    ) -> Result<usize> {
+        let len = input.len();
+        if iv.is_empty() {
+            return Err(Rv::MechanismParamInvalid);
+        }
+        if output.len() < len + self.tag_len {
+            return Err(Rv::BufferTooSmall);
+        }
+        // SAFETY: `output` has room for the ciphertext and the tag after it
+        // (checked above) and does not overlap `input`, a shared borrow.
+        unsafe {
+            seal_scatter(
+                &self.ctx,
+                input.as_ptr(),
+                output.as_mut_ptr(),
+                len,
+                iv,
+                aad,
+                self.tag_len,
+            )?
+        };
+        Ok(len + self.tag_len)
+    }
 }
 
 /// Opens one AES-GCM message in place: `data` is the ciphertext followed by

@@ -6,6 +6,7 @@ use once_cell::sync::Lazy;
 use pkcs11_sys::*;
 use zeroize::Zeroizing;
 
+use crate::aes::GcmContexts;
 use crate::attr::Attrs;
 use crate::engine_sys::{Cmac, EvpDigest, Hash, Hmac};
 use crate::object::Generated;
@@ -696,6 +697,7 @@ pub fn cipher_op(
     key: &Attrs,
     encrypt: bool,
     wrapping: bool,
+    contexts: &mut GcmContexts,
 ) -> Result<Box<dyn CipherOp>> {
     let m = find(arg.ty)?;
     let (flag, usage) = match (encrypt, wrapping) {
@@ -708,18 +710,26 @@ pub fn cipher_op(
         return Err(Rv::MechanismInvalid);
     }
     match m.operation {
-        Operation::Aes(mode) => crate::aes::cipher_op(mode, arg, key, encrypt, usage),
+        Operation::Aes(mode) => crate::aes::cipher_op(mode, arg, key, encrypt, usage, contexts),
         Operation::Rsa(scheme) => crate::rsa::cipher_op(scheme, arg, key, encrypt, usage),
         _ => Err(Rv::MechanismInvalid),
     }
 }
 
-pub fn encrypt_op(arg: &MechanismArg, key: &Attrs) -> Result<Box<dyn CipherOp>> {
-    cipher_op(arg, key, true, false)
+pub fn encrypt_op(
+    arg: &MechanismArg,
+    key: &Attrs,
+    contexts: &mut GcmContexts,
+) -> Result<Box<dyn CipherOp>> {
+    cipher_op(arg, key, true, false, contexts)
 }
 
-pub fn decrypt_op(arg: &MechanismArg, key: &Attrs) -> Result<Box<dyn CipherOp>> {
-    cipher_op(arg, key, false, false)
+pub fn decrypt_op(
+    arg: &MechanismArg,
+    key: &Attrs,
+    contexts: &mut GcmContexts,
+) -> Result<Box<dyn CipherOp>> {
+    cipher_op(arg, key, false, false, contexts)
 }
 
 /// A signing (or MAC) operation in progress.

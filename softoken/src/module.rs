@@ -140,7 +140,7 @@ impl Module {
         // Collected first: no session is locked under the table's lock.
         let all: Vec<_> = self.sessions.read().values().cloned().collect();
         for s in all.iter().filter(|s| s.slot == session.slot) {
-            s.lock().key_cache.clear();
+            s.lock().forget_keys();
         }
         Ok(())
     }

@@ -75,6 +75,7 @@ pub struct Session {
     pub sign_recover: Option<crate::rsa::RecoverOp>,
     pub verify_recover: Option<crate::rsa::RecoverOp>,
     pub key_cache: crate::token::KeyCache,
+    pub gcm_contexts: crate::aes::GcmContexts,
 }
 
 /// A message-based AES-GCM session (C_MessageEncryptInit...): its key, the
@@ -125,20 +126,24 @@ pub fn start_with_key<T: ?Sized>(
     token: &crate::token::Token,
     h: CK_OBJECT_HANDLE,
     slot: fn(&mut Session) -> &mut Option<Active<T>>,
-    make: impl FnOnce(&crate::attr::Attrs) -> crate::rv::Result<Box<T>>,
+    make: impl FnOnce(&crate::attr::Attrs, &mut crate::aes::GcmContexts) -> crate::rv::Result<Box<T>>,
 ) -> crate::rv::Result<()> {
-    let mut cache = {
+    let (mut cache, mut contexts) = {
         let mut s = session.lock();
         if slot(&mut s).is_some() {
             return Err(crate::rv::Rv::OperationActive);
         }
-        std::mem::take(&mut s.key_cache)
+        (
+            std::mem::take(&mut s.key_cache),
+            std::mem::take(&mut s.gcm_contexts),
+        )
     };
     let made = token
         .operation_key(h, &mut cache)
-        .and_then(|key| make(&key));
+        .and_then(|key| make(&key, &mut contexts));
     let mut s = session.lock();
     s.key_cache = cache;
+    s.gcm_contexts = contexts;
     // Another thread may have started one meanwhile on the same session.
     if slot(&mut s).is_some() {
         return Err(crate::rv::Rv::OperationActive);
@@ -163,7 +168,15 @@ impl Session {
             sign_recover: None,
             verify_recover: None,
             key_cache: Default::default(),
+            gcm_contexts: Default::default(),
         }
+    }
+
+    /// Forgets the key material kept for the session's operations (at
+    /// logout).
+    pub fn forget_keys(&mut self) {
+        self.key_cache.clear();
+        self.gcm_contexts.clear();
     }
 
     /// Ends the operations the flags name (C_SessionCancel).

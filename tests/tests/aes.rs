@@ -412,3 +412,41 @@ fn gcm_encrypts_into_the_callers_buffer_and_in_place() {
         .unwrap();
     assert_eq!(back, data);
 }
+
+#[test]
+fn gcm_contexts_a_session_keeps_follow_each_key_and_tag_length() {
+    let (raw, s, _dir) = new_token_session();
+    let values: [&[u8]; 6] = [&[1; 16], &[1; 32], &[2; 24], &[3; 32], &[4; 32], &[5; 16]];
+    let keys: Vec<_> = values.iter().map(|v| aes_key(&raw, s, v, &[])).collect();
+    let data = b"sixty-four bytes or so of plaintext, sealed under many keys....";
+    let ivs: Vec<Vec<u8>> = (0..keys.len())
+        .map(|i| vec![i as u8; if i % 2 == 0 { 12 } else { 16 }])
+        .collect();
+    let cases: Vec<(CK_OBJECT_HANDLE, Vec<u8>)> = keys
+        .iter()
+        .zip(&ivs)
+        .enumerate()
+        .map(|(i, (&k, iv))| (k, gcm_param(iv, b"aad", [128, 96, 64][i % 3])))
+        .collect();
+    // Each answer from a session of its own, which has nothing kept yet.
+    let slot = raw.slots()[0];
+    let expected: Vec<Vec<u8>> = cases
+        .iter()
+        .map(|(k, param)| {
+            let fresh = raw.open(slot, false).unwrap();
+            let out = raw.crypt(fresh, Encrypt, CKM_AES_GCM, param.clone(), *k, data);
+            assert_eq!(raw.close(fresh), CKR_OK);
+            out.unwrap()
+        })
+        .collect();
+    // One session going round more keys than it keeps contexts for, and
+    // back again: every message must come out as if alone.
+    for _ in 0..3 {
+        for ((k, param), want) in cases.iter().zip(&expected) {
+            let got = raw.crypt(s, Encrypt, CKM_AES_GCM, param.clone(), *k, data);
+            assert_eq!(&got.unwrap(), want);
+            let back = raw.crypt(s, Decrypt, CKM_AES_GCM, param.clone(), *k, want);
+            assert_eq!(back.unwrap(), data);
+        }
+    }
+}

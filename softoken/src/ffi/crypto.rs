@@ -18,7 +18,11 @@ unsafe fn start<T: ?Sized>(
     hKey: CK_OBJECT_HANDLE,
     function: CK_FLAGS,
     slot: fn(&mut Session) -> &mut Option<Active<T>>,
-    make: fn(&mechanism::MechanismArg, &crate::attr::Attrs) -> Result<Box<T>>,
+    make: fn(
+        &mechanism::MechanismArg,
+        &crate::attr::Attrs,
+        &mut crate::aes::GcmContexts,
+    ) -> Result<Box<T>>,
 ) -> Result<()> {
     let (session, token) = m.session(hSession)?;
     // SAFETY: forwarded from the caller.
@@ -26,7 +30,9 @@ unsafe fn start<T: ?Sized>(
     if mechanism::find(arg.ty)?.flags & function == 0 {
         return Err(Rv::MechanismInvalid);
     }
-    start_with_key(&session, token, hKey, slot, |key| make(&arg, key))
+    start_with_key(&session, token, hKey, slot, |key, contexts| {
+        make(&arg, key, contexts)
+    })
 }
 
 /// Delivers a signature by the length-query protocol. Returns whether the
@@ -63,7 +69,7 @@ pub unsafe extern "C" fn C_SignInit(
             hKey,
             CKF_SIGN,
             |s: &mut Session| &mut s.sign,
-            mechanism::sign_op,
+            |arg, key, _| mechanism::sign_op(arg, key),
         )
     })
 }
@@ -151,7 +157,7 @@ pub unsafe extern "C" fn C_VerifyInit(
             hKey,
             CKF_VERIFY,
             |s: &mut Session| &mut s.verify,
-            mechanism::verify_op,
+            |arg, key, _| mechanism::verify_op(arg, key),
         )
     })
 }
@@ -670,7 +676,7 @@ pub unsafe extern "C" fn C_WrapKey(
             return Err(Rv::KeyNotWrappable);
         }
         let plaintext = crate::wrap::key_bytes(&key)?;
-        let mut op = mechanism::cipher_op(&arg, &wrapping, true, true)?;
+        let mut op = mechanism::cipher_op(&arg, &wrapping, true, true, &mut Default::default())?;
         let need = op.output_len(plaintext.len(), true) as CK_ULONG;
         if pWrappedKey.is_null() {
             *len = need;
@@ -713,7 +719,7 @@ pub unsafe extern "C" fn C_UnwrapKey(
         }
         let unwrapping = operation_key(&session, token, hUnwrappingKey)
             .map_err(|e| wrapping_key_error(e, Rv::UnwrappingKeyHandleInvalid))?;
-        let mut op = mechanism::cipher_op(&arg, &unwrapping, false, true)?;
+        let mut op = mechanism::cipher_op(&arg, &unwrapping, false, true, &mut Default::default())?;
         let plaintext =
             zeroize::Zeroizing::new(run_cipher(&mut *op, wrapped).map_err(|e| match e {
                 Rv::EncryptedDataInvalid => Rv::WrappedKeyInvalid,
