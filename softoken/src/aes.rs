@@ -238,22 +238,28 @@ impl CipherOp for BlockOp {
 
     fn single_into(&mut self, input: &[u8], output: &mut [u8]) -> Option<Result<usize>> {
         // Encryption only (a decryption's output is shorter than its
-        // input): the input is copied to the caller's buffer once and
-        // encrypted there.
+        // input). CBC reads the input in place; ECB copies it to the
+        // caller's buffer once and encrypts it there.
         if !self.encrypt || !self.pending.is_empty() {
             return None;
         }
+        if self.mode != Mode::Ecb {
+            let pad = self.mode == Mode::CbcPad;
+            return Some(crate::engine_sys::aes_cbc_encrypt_into(
+                &self.key,
+                &mut self.iv,
+                input,
+                pad,
+                output,
+            ));
+        }
         let len = input.len();
-        let total = match self.mode {
-            Mode::CbcPad => len - len % BLOCK + BLOCK,
-            _ if !len.is_multiple_of(BLOCK) => return Some(Err(len_range(true))),
-            _ => len,
-        };
-        let out = output.get_mut(..total)?;
-        out[..len].copy_from_slice(input);
-        let pad = total - len;
-        out[len..].fill(pad as u8);
-        Some(self.process(out).map(|()| total))
+        if !len.is_multiple_of(BLOCK) {
+            return Some(Err(len_range(true)));
+        }
+        let out = output.get_mut(..len)?;
+        out.copy_from_slice(input);
+        Some(self.process(out).map(|()| len))
     }
 
     fn update(&mut self, input: &[u8]) -> Result<Vec<u8>> {
