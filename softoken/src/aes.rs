@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use crate::attr::Attrs;
 use crate::engine_sys::GcmContext;
+use crate::kept::KeptContexts;
 use crate::mechanism::{CipherOp, MechanismArg};
 use crate::rv::{Result, Rv};
 use crate::secret::SecretVec;
@@ -83,7 +84,6 @@ impl CipherOp for KeyWrapOp {
 /// An AES key's value, held inline and wiped when dropped. An operation
 /// keeps one from Init to its end; a heap copy cost an allocation and a
 /// wipe of the allocation on every short operation.
-#[derive(Clone)]
 pub struct AesKey {
     bytes: [u8; 32],
     len: usize,
@@ -99,36 +99,6 @@ impl std::ops::Deref for AesKey {
 impl Drop for AesKey {
     fn drop(&mut self) {
         self.bytes.zeroize();
-    }
-}
-
-/// The AES-GCM contexts a session keeps built for the keys it used last:
-/// building one (key schedule and GHASH table) was a third of the time of
-/// C_EncryptInit plus C_Encrypt on 64 bytes. Found by the key's value,
-/// compared in constant time, and the tag length; dropped with the session
-/// and at logout.
-#[derive(Default)]
-pub struct GcmContexts(Vec<(AesKey, usize, Arc<GcmContext>)>);
-
-/// Keys a session keeps GCM contexts for.
-const GCM_CONTEXTS: usize = 4;
-
-impl GcmContexts {
-    fn get(&mut self, key: &AesKey, tag_len: usize) -> Result<Arc<GcmContext>> {
-        let same = |k: &AesKey| aws_lc_rs::constant_time::verify_slices_are_equal(k, key).is_ok();
-        if let Some((_, _, ctx)) = self.0.iter().find(|(k, t, _)| *t == tag_len && same(k)) {
-            return Ok(ctx.clone());
-        }
-        let ctx = Arc::new(GcmContext::new(key, tag_len)?);
-        if self.0.len() >= GCM_CONTEXTS {
-            self.0.remove(0);
-        }
-        self.0.push((key.clone(), tag_len, ctx.clone()));
-        Ok(ctx)
-    }
-
-    pub fn clear(&mut self) {
-        self.0.clear();
     }
 }
 
@@ -442,7 +412,7 @@ pub fn cipher_op(
     key: &Attrs,
     encrypt: bool,
     usage: CK_ATTRIBUTE_TYPE,
-    contexts: &mut GcmContexts,
+    kept: &mut KeptContexts,
 ) -> Result<Box<dyn CipherOp>> {
     let value = aes_key(key, usage)?;
     let iv = |param: &[u8]| -> Result<[u8; BLOCK]> {
@@ -507,7 +477,8 @@ pub fn cipher_op(
             }
             let tag_len = gcm_tag_len(gcm.tag_bits)?;
             let context = if encrypt {
-                Some(contexts.get(&value, tag_len)?)
+                let build = || GcmContext::new(&value, tag_len);
+                Some(kept.gcm.get_or_build(&value, tag_len as u64, build)?)
             } else {
                 None
             };

@@ -338,13 +338,68 @@ thread_local! {
         const { std::cell::Cell::new(None) };
 }
 
-impl Hmac {
-    pub fn new(hash: Hash, key: &[u8]) -> Result<Hmac> {
-        let ctx = match SPARE_HMAC_CTX.try_with(|spare| spare.take()).ok().flatten() {
-            Some(ctx) => ctx,
-            // SAFETY: a plain constructor.
-            None => Owned::new(unsafe { sys::HMAC_CTX_new() }, sys::HMAC_CTX_free)?,
+/// A context for a new HMAC: the thread's spare, or a new one.
+fn hmac_ctx() -> Result<Owned<sys::HMAC_CTX>> {
+    match SPARE_HMAC_CTX.try_with(|spare| spare.take()).ok().flatten() {
+        Some(ctx) => Ok(ctx),
+        // SAFETY: a plain constructor.
+        None => Owned::new(unsafe { sys::HMAC_CTX_new() }, sys::HMAC_CTX_free),
+    }
+}
+
+/// An HMAC keyed and never updated: each HMAC with the key starts as a
+/// copy of it, without hashing the key's two pads again.
+pub struct HmacKey {
+    ctx: Owned<sys::HMAC_CTX>,
+    hash: Hash,
+}
+
+// SAFETY: the context is owned by this value alone and only ever read
+// after it is keyed (copied from), which aws-lc allows from several
+// threads at once.
+unsafe impl Send for HmacKey {}
+// SAFETY: as above.
+unsafe impl Sync for HmacKey {}
+
+impl HmacKey {
+    pub fn new(hash: Hash, key: &[u8]) -> Result<HmacKey> {
+        // SAFETY: a plain constructor.
+        let ctx = Owned::new(unsafe { sys::HMAC_CTX_new() }, sys::HMAC_CTX_free)?;
+        // SAFETY: a new context, a valid key buffer and a static table.
+        let ok = unsafe {
+            sys::HMAC_Init_ex(
+                ctx.ptr.as_ptr(),
+                key.as_ptr() as *const _,
+                key.len(),
+                hash.md(),
+                std::ptr::null_mut(),
+            )
         };
+        if ok != 1 {
+            return Err(Rv::GeneralError);
+        }
+        Ok(HmacKey { ctx, hash })
+    }
+}
+
+impl Hmac {
+    /// An HMAC with the key of `key`, started from a copy of it.
+    pub fn with_key(key: &HmacKey) -> Result<Hmac> {
+        let ctx = hmac_ctx()?;
+        let hmac = Hmac {
+            ctx: Some(ctx),
+            hash: key.hash,
+            finished: false,
+        };
+        // SAFETY: a new or wiped context and a keyed one to copy.
+        if unsafe { sys::HMAC_CTX_copy_ex(hmac.ctx(), key.ctx.ptr.as_ptr()) } != 1 {
+            return Err(Rv::GeneralError);
+        }
+        Ok(hmac)
+    }
+
+    pub fn new(hash: Hash, key: &[u8]) -> Result<Hmac> {
+        let ctx = hmac_ctx()?;
         // SAFETY: a new or wiped context, a valid key buffer and a static
         // table.
         let ok = unsafe {

@@ -14,6 +14,7 @@ pub mod engine_sys;
 mod ffi;
 pub mod handles;
 pub mod kdf;
+pub mod kept;
 pub mod keydb;
 pub mod legacy;
 pub mod mechanism;

@@ -6,9 +6,9 @@ use once_cell::sync::Lazy;
 use pkcs11_sys::*;
 use zeroize::Zeroizing;
 
-use crate::aes::GcmContexts;
 use crate::attr::Attrs;
-use crate::engine_sys::{Cmac, EvpDigest, Hash, Hmac};
+use crate::engine_sys::{Cmac, EvpDigest, Hash, Hmac, HmacKey};
+use crate::kept::KeptContexts;
 use crate::object::Generated;
 use crate::rv::{Result, Rv};
 
@@ -697,7 +697,7 @@ pub fn cipher_op(
     key: &Attrs,
     encrypt: bool,
     wrapping: bool,
-    contexts: &mut GcmContexts,
+    kept: &mut KeptContexts,
 ) -> Result<Box<dyn CipherOp>> {
     let m = find(arg.ty)?;
     let (flag, usage) = match (encrypt, wrapping) {
@@ -710,7 +710,7 @@ pub fn cipher_op(
         return Err(Rv::MechanismInvalid);
     }
     match m.operation {
-        Operation::Aes(mode) => crate::aes::cipher_op(mode, arg, key, encrypt, usage, contexts),
+        Operation::Aes(mode) => crate::aes::cipher_op(mode, arg, key, encrypt, usage, kept),
         Operation::Rsa(scheme) => crate::rsa::cipher_op(scheme, arg, key, encrypt, usage),
         _ => Err(Rv::MechanismInvalid),
     }
@@ -719,17 +719,17 @@ pub fn cipher_op(
 pub fn encrypt_op(
     arg: &MechanismArg,
     key: &Attrs,
-    contexts: &mut GcmContexts,
+    kept: &mut KeptContexts,
 ) -> Result<Box<dyn CipherOp>> {
-    cipher_op(arg, key, true, false, contexts)
+    cipher_op(arg, key, true, false, kept)
 }
 
 pub fn decrypt_op(
     arg: &MechanismArg,
     key: &Attrs,
-    contexts: &mut GcmContexts,
+    kept: &mut KeptContexts,
 ) -> Result<Box<dyn CipherOp>> {
-    cipher_op(arg, key, false, false, contexts)
+    cipher_op(arg, key, false, false, kept)
 }
 
 /// A signing (or MAC) operation in progress.
@@ -840,6 +840,7 @@ fn mac_op(
     arg: &MechanismArg,
     key: &Attrs,
     usage: CK_ATTRIBUTE_TYPE,
+    kept: &mut KeptContexts,
 ) -> Result<MacOp> {
     let Operation::Mac {
         alg,
@@ -868,14 +869,24 @@ fn mac_op(
         full
     };
     let value = mac_key(key, usage, key_type)?;
-    Ok(MacOp {
-        state: MacState::new(alg, value)?,
-        out_len,
-    })
+    let state = match alg {
+        MacAlg::Hmac(h) => {
+            let keyed = kept
+                .hmac
+                .get_or_build(value, h as u64, || HmacKey::new(h, value))?;
+            MacState::Hmac(Hmac::with_key(&keyed)?)
+        }
+        MacAlg::Cmac => MacState::new(alg, value)?,
+    };
+    Ok(MacOp { state, out_len })
 }
 
 /// The signing operation a mechanism makes with a key.
-pub fn sign_op(arg: &MechanismArg, key: &Attrs) -> Result<Box<dyn SignOp>> {
+pub fn sign_op(
+    arg: &MechanismArg,
+    key: &Attrs,
+    kept: &mut KeptContexts,
+) -> Result<Box<dyn SignOp>> {
     let m = find(arg.ty)?;
     if m.flags & CKF_SIGN == 0 {
         return Err(Rv::MechanismInvalid);
@@ -887,12 +898,16 @@ pub fn sign_op(arg: &MechanismArg, key: &Attrs) -> Result<Box<dyn SignOp>> {
         }
         Operation::Rsa(scheme) => crate::rsa::sign_op(scheme, arg, key),
         Operation::Eddsa => crate::curve25519::sign_op(arg, key),
-        _ => Ok(Box::new(mac_op(m, arg, key, CKA_SIGN)?)),
+        _ => Ok(Box::new(mac_op(m, arg, key, CKA_SIGN, kept)?)),
     }
 }
 
 /// The verifying operation a mechanism makes with a key.
-pub fn verify_op(arg: &MechanismArg, key: &Attrs) -> Result<Box<dyn VerifyOp>> {
+pub fn verify_op(
+    arg: &MechanismArg,
+    key: &Attrs,
+    kept: &mut KeptContexts,
+) -> Result<Box<dyn VerifyOp>> {
     let m = find(arg.ty)?;
     if m.flags & CKF_VERIFY == 0 {
         return Err(Rv::MechanismInvalid);
@@ -904,7 +919,7 @@ pub fn verify_op(arg: &MechanismArg, key: &Attrs) -> Result<Box<dyn VerifyOp>> {
         }
         Operation::Rsa(scheme) => crate::rsa::verify_op(scheme, arg, key),
         Operation::Eddsa => crate::curve25519::verify_op(arg, key),
-        _ => Ok(Box::new(mac_op(m, arg, key, CKA_VERIFY)?)),
+        _ => Ok(Box::new(mac_op(m, arg, key, CKA_VERIFY, kept)?)),
     }
 }
 

@@ -75,7 +75,7 @@ pub struct Session {
     pub sign_recover: Option<crate::rsa::RecoverOp>,
     pub verify_recover: Option<crate::rsa::RecoverOp>,
     pub key_cache: crate::token::KeyCache,
-    pub gcm_contexts: crate::aes::GcmContexts,
+    pub kept: crate::kept::KeptContexts,
 }
 
 /// A message-based AES-GCM session (C_MessageEncryptInit...): its key, the
@@ -126,7 +126,7 @@ pub fn start_with_key<T: ?Sized>(
     token: &crate::token::Token,
     h: CK_OBJECT_HANDLE,
     slot: fn(&mut Session) -> &mut Option<Active<T>>,
-    make: impl FnOnce(&crate::attr::Attrs, &mut crate::aes::GcmContexts) -> crate::rv::Result<Box<T>>,
+    make: impl FnOnce(&crate::attr::Attrs, &mut crate::kept::KeptContexts) -> crate::rv::Result<Box<T>>,
 ) -> crate::rv::Result<()> {
     let (mut cache, mut contexts) = {
         let mut s = session.lock();
@@ -135,7 +135,7 @@ pub fn start_with_key<T: ?Sized>(
         }
         (
             std::mem::take(&mut s.key_cache),
-            std::mem::take(&mut s.gcm_contexts),
+            std::mem::take(&mut s.kept),
         )
     };
     let made = token
@@ -143,7 +143,7 @@ pub fn start_with_key<T: ?Sized>(
         .and_then(|key| make(&key, &mut contexts));
     let mut s = session.lock();
     s.key_cache = cache;
-    s.gcm_contexts = contexts;
+    s.kept = contexts;
     // Another thread may have started one meanwhile on the same session.
     if slot(&mut s).is_some() {
         return Err(crate::rv::Rv::OperationActive);
@@ -168,7 +168,7 @@ impl Session {
             sign_recover: None,
             verify_recover: None,
             key_cache: Default::default(),
-            gcm_contexts: Default::default(),
+            kept: Default::default(),
         }
     }
 
@@ -176,7 +176,7 @@ impl Session {
     /// logout).
     pub fn forget_keys(&mut self) {
         self.key_cache.clear();
-        self.gcm_contexts.clear();
+        self.kept.clear();
     }
 
     /// Ends the operations the flags name (C_SessionCancel).

@@ -322,3 +322,42 @@ fn generated_secret_keys() {
         mac
     );
 }
+
+#[test]
+fn hmac_keys_a_session_keeps_follow_each_key_and_hash() {
+    use aws_lc_rs::hmac;
+    let fx = setup();
+    // Six keys (more than a session keeps), two longer than a SHA-256
+    // block, two sharing a prefix; three hashes.
+    let values: [Vec<u8>; 6] = [
+        vec![1; 20],
+        vec![1; 21],
+        vec![2; 100],
+        vec![3; 64],
+        vec![4; 200],
+        b"Jefe".to_vec(),
+    ];
+    let hashes = [
+        (CKM_SHA256_HMAC, hmac::HMAC_SHA256),
+        (CKM_SHA_1_HMAC, hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY),
+        (CKM_SHA512_HMAC, hmac::HMAC_SHA512),
+    ];
+    let keys: Vec<_> = values
+        .iter()
+        .map(|v| fx.secret(CKK_GENERIC_SECRET, v, &[]))
+        .collect();
+    for round in 0..3u8 {
+        for (i, (key, value)) in keys.iter().zip(&values).enumerate() {
+            for (mech, alg) in &hashes[..1 + (i + round as usize) % 3] {
+                let data = [b"message ".as_slice(), &[round, i as u8]].concat();
+                let want = hmac::sign(&hmac::Key::new(*alg, value), &data);
+                let got = fx.raw.sign(fx.s, *mech, vec![], *key, &data).unwrap();
+                assert_eq!(got, want.as_ref(), "key {i} round {round}");
+                assert_eq!(
+                    fx.raw.verify(fx.s, *mech, vec![], *key, &data, &got),
+                    CKR_OK
+                );
+            }
+        }
+    }
+}

@@ -21,7 +21,7 @@ unsafe fn start<T: ?Sized>(
     make: fn(
         &mechanism::MechanismArg,
         &crate::attr::Attrs,
-        &mut crate::aes::GcmContexts,
+        &mut crate::kept::KeptContexts,
     ) -> Result<Box<T>>,
 ) -> Result<()> {
     let (session, token) = m.session(hSession)?;
@@ -69,7 +69,7 @@ pub unsafe extern "C" fn C_SignInit(
             hKey,
             CKF_SIGN,
             |s: &mut Session| &mut s.sign,
-            |arg, key, _| mechanism::sign_op(arg, key),
+            mechanism::sign_op,
         )
     })
 }
@@ -157,7 +157,7 @@ pub unsafe extern "C" fn C_VerifyInit(
             hKey,
             CKF_VERIFY,
             |s: &mut Session| &mut s.verify,
-            |arg, key, _| mechanism::verify_op(arg, key),
+            mechanism::verify_op,
         )
     })
 }

@@ -551,9 +551,9 @@ unsafe fn sign_init(
     let key = operation_key(&session, token, key)?;
     // Built once now so that the key and parameters are checked at Init.
     if sign {
-        crate::mechanism::sign_op(&arg, &key)?;
+        crate::mechanism::sign_op(&arg, &key, &mut Default::default())?;
     } else {
-        crate::mechanism::verify_op(&arg, &key)?;
+        crate::mechanism::verify_op(&arg, &key, &mut Default::default())?;
     }
     *slot(&mut session.lock()) = Some(MessageSign {
         mechanism: arg,
@@ -620,7 +620,7 @@ pub unsafe extern "C" fn C_SignMessage(
         let (session, _) = m.session(hSession)?;
         let mut s = session.lock();
         let ms = idle_message(&mut s, true)?;
-        let mut op = crate::mechanism::sign_op(&ms.mechanism, &ms.key)?;
+        let mut op = crate::mechanism::sign_op(&ms.mechanism, &ms.key, &mut Default::default())?;
         // SAFETY: caller's pointers and lengths.
         let data = unsafe { bytes(pData, ulDataLen)? };
         // SAFETY: caller's pointers; each message is its own operation.
@@ -640,7 +640,11 @@ pub unsafe extern "C" fn C_SignMessageBegin(
         let (session, _) = m.session(hSession)?;
         let mut s = session.lock();
         let ms = idle_message(&mut s, true)?;
-        ms.sign = Some(crate::mechanism::sign_op(&ms.mechanism, &ms.key)?);
+        ms.sign = Some(crate::mechanism::sign_op(
+            &ms.mechanism,
+            &ms.key,
+            &mut Default::default(),
+        )?);
         Ok(())
     })
 }
@@ -710,7 +714,7 @@ pub unsafe extern "C" fn C_VerifyMessage(
         let (session, _) = m.session(hSession)?;
         let mut s = session.lock();
         let ms = idle_message(&mut s, false)?;
-        let mut op = crate::mechanism::verify_op(&ms.mechanism, &ms.key)?;
+        let mut op = crate::mechanism::verify_op(&ms.mechanism, &ms.key, &mut Default::default())?;
         // SAFETY: caller's pointers and lengths.
         let (data, sig) = unsafe { (bytes(pData, ulDataLen)?, bytes(pSignature, ulSignatureLen)?) };
         op.update(data)?;
@@ -730,7 +734,11 @@ pub unsafe extern "C" fn C_VerifyMessageBegin(
         let (session, _) = m.session(hSession)?;
         let mut s = session.lock();
         let ms = idle_message(&mut s, false)?;
-        ms.verify = Some(crate::mechanism::verify_op(&ms.mechanism, &ms.key)?);
+        ms.verify = Some(crate::mechanism::verify_op(
+            &ms.mechanism,
+            &ms.key,
+            &mut Default::default(),
+        )?);
         Ok(())
     })
 }
