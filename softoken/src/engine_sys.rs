@@ -347,6 +347,25 @@ fn hmac_ctx() -> Result<Owned<sys::HMAC_CTX>> {
     }
 }
 
+/// A context keyed for an HMAC with `hash`.
+fn keyed_hmac_ctx(hash: Hash, key: &[u8]) -> Result<Owned<sys::HMAC_CTX>> {
+    let ctx = hmac_ctx()?;
+    // SAFETY: a new or wiped context, a valid key buffer and a static table.
+    let ok = unsafe {
+        sys::HMAC_Init_ex(
+            ctx.ptr.as_ptr(),
+            key.as_ptr() as *const _,
+            key.len(),
+            hash.md(),
+            std::ptr::null_mut(),
+        )
+    };
+    if ok != 1 {
+        return Err(Rv::GeneralError);
+    }
+    Ok(ctx)
+}
+
 /// An HMAC keyed and never updated: each HMAC with the key starts as a
 /// copy of it, without hashing the key's two pads again.
 pub struct HmacKey {
@@ -363,22 +382,10 @@ unsafe impl Sync for HmacKey {}
 
 impl HmacKey {
     pub fn new(hash: Hash, key: &[u8]) -> Result<HmacKey> {
-        // SAFETY: a plain constructor.
-        let ctx = Owned::new(unsafe { sys::HMAC_CTX_new() }, sys::HMAC_CTX_free)?;
-        // SAFETY: a new context, a valid key buffer and a static table.
-        let ok = unsafe {
-            sys::HMAC_Init_ex(
-                ctx.ptr.as_ptr(),
-                key.as_ptr() as *const _,
-                key.len(),
-                hash.md(),
-                std::ptr::null_mut(),
-            )
-        };
-        if ok != 1 {
-            return Err(Rv::GeneralError);
-        }
-        Ok(HmacKey { ctx, hash })
+        Ok(HmacKey {
+            ctx: keyed_hmac_ctx(hash, key)?,
+            hash,
+        })
     }
 }
 
@@ -399,23 +406,8 @@ impl Hmac {
     }
 
     pub fn new(hash: Hash, key: &[u8]) -> Result<Hmac> {
-        let ctx = hmac_ctx()?;
-        // SAFETY: a new or wiped context, a valid key buffer and a static
-        // table.
-        let ok = unsafe {
-            sys::HMAC_Init_ex(
-                ctx.ptr.as_ptr(),
-                key.as_ptr() as *const _,
-                key.len(),
-                hash.md(),
-                std::ptr::null_mut(),
-            )
-        };
-        if ok != 1 {
-            return Err(Rv::GeneralError);
-        }
         Ok(Hmac {
-            ctx: Some(ctx),
+            ctx: Some(keyed_hmac_ctx(hash, key)?),
             hash,
             finished: false,
         })
