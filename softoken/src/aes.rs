@@ -344,9 +344,8 @@ impl CipherOp for CtrOp {
 
 /// GCM: the whole message is sealed or opened at the end.
 struct GcmOp {
-    key: AesKey,
-    /// Built at Init for encryption (single-part C_Encrypt seals with it).
-    context: Option<Arc<GcmContext>>,
+    /// The key built for this tag length, kept by the session.
+    context: Arc<GcmContext>,
     iv: Vec<u8>,
     aad: Vec<u8>,
     tag_len: usize,
@@ -379,26 +378,22 @@ impl CipherOp for GcmOp {
     }
 
     fn single_into(&mut self, input: &[u8], output: &mut [u8]) -> Option<Result<usize>> {
-        // Encryption only (only it has a context): a decryption must not
-        // write plaintext to the caller before its tag is checked.
-        let context = self.context.as_ref().filter(|_| self.data.is_empty())?;
-        Some(context.seal_into(&self.iv, &self.aad, input, output))
+        // Encryption only: a decryption must not write plaintext to the
+        // caller before its tag is checked.
+        if !self.encrypt || !self.data.is_empty() {
+            return None;
+        }
+        Some(self.context.seal_into(&self.iv, &self.aad, input, output))
     }
 
     fn finish(&mut self) -> Result<Vec<u8>> {
         let data = std::mem::take(&mut self.data);
         if self.encrypt {
             // Sealed in place: no copy of the plaintext is left behind.
-            crate::engine_sys::gcm_seal(
-                &self.key,
-                &self.iv,
-                &self.aad,
-                data.into_inner(),
-                self.tag_len,
-            )
+            self.context
+                .seal_in_place(&self.iv, &self.aad, data.into_inner())
         } else {
-            let plaintext =
-                crate::engine_sys::gcm_open(&self.key, &self.iv, &self.aad, data, self.tag_len)?;
+            let plaintext = self.context.open_in_place(&self.iv, &self.aad, data)?;
             Ok(plaintext.into_inner())
         }
     }
@@ -476,15 +471,9 @@ pub fn cipher_op(
                 return Err(Rv::MechanismParamInvalid);
             }
             let tag_len = gcm_tag_len(gcm.tag_bits)?;
-            let context = if encrypt {
-                let build = || GcmContext::new(&value, tag_len);
-                Some(kept.gcm.get_or_build(&value, tag_len as u64, build)?)
-            } else {
-                None
-            };
+            let build = || GcmContext::new(&value, tag_len);
             Box::new(GcmOp {
-                key: value,
-                context,
+                context: kept.gcm.get_or_build(&value, tag_len as u64, build)?,
                 iv: gcm.iv.clone(),
                 aad: gcm.aad.clone(),
                 tag_len,

@@ -84,6 +84,8 @@ pub struct Session {
 /// fixed IV bits are what tell one such context from another.
 pub struct MessageCipher {
     pub key: crate::aes::AesKey,
+    /// The key built for each tag length the messages use.
+    pub contexts: crate::kept::Kept<crate::engine_sys::GcmContext>,
     pub counter: u64,
     pub pending: Option<PendingMessage>,
 }

@@ -678,3 +678,31 @@ fn ecdsa_message_signatures_verify_with_c_verify() {
         );
     }
 }
+
+#[test]
+fn gcm_messages_of_several_tag_lengths_in_one_operation_match_c_encrypt() {
+    let (raw, s, _dir) = new_token_session();
+    let key = secret(&raw, s, CKK_AES, &unhex(KEY));
+    let (plain, aad) = (unhex(PLAIN), unhex(AAD));
+    assert_eq!(init(&raw, s, true, CKM_AES_GCM, key), CKR_OK);
+    assert_eq!(init(&raw, s, false, CKM_AES_GCM, key), CKR_OK);
+    // The operation keeps a built key per tag length: going back and forth
+    // between them must give what a single-part C_Encrypt gives.
+    for (i, bits) in [128, 96, 64, 128, 96, 32].into_iter().enumerate() {
+        let iv = [i as u8 + 1; 12];
+        let mut msg = Message::new(&iv, 0, CKG_NO_GENERATE);
+        msg.params.ulTagBits = bits;
+        let ct = one_message(&raw, s, true, &mut msg, &aad, &plain).unwrap();
+        let tag = &msg.tag[..bits as usize / 8];
+        let param = gcm_param(&iv, &aad, bits);
+        let whole = raw.crypt(s, Direction::Encrypt, CKM_AES_GCM, param, key, &plain);
+        assert_eq!(whole.unwrap(), [&ct[..], tag].concat(), "{bits} bits");
+        let mut open = Message::new(&iv, 0, CKG_NO_GENERATE);
+        open.params.ulTagBits = bits;
+        open.tag[..tag.len()].copy_from_slice(tag);
+        assert_eq!(
+            one_message(&raw, s, false, &mut open, &aad, &ct).unwrap(),
+            plain
+        );
+    }
+}

@@ -3,9 +3,13 @@
 //! handed back, and the tag apart), and signing and verification of
 //! messages with any signature mechanism.
 
+use std::sync::Arc;
+
 use pkcs11_sys::*;
 
 use super::util::{bytes, copy_out, items_mut, mechanism, out, with_module};
+use crate::engine_sys::GcmContext;
+use crate::kept::Kept;
 use crate::module::Module;
 use crate::rv::{Result, Rv};
 use crate::secret::SecretVec;
@@ -109,31 +113,43 @@ fn set_free_bits(iv: &mut [u8], source: &[u8], fixed: usize) {
     }
 }
 
+/// The message cipher's key built for a tag of `tag_len` bytes.
+fn context(cipher: &mut MessageCipher, tag_len: usize) -> Result<Arc<GcmContext>> {
+    let key = &cipher.key;
+    cipher
+        .contexts
+        .get_or_build(key, tag_len as u64, || GcmContext::new(key, tag_len))
+}
+
 /// Seals a message, handing the tag back in the caller's tag buffer.
 fn seal_apart(
-    key: &[u8],
+    context: &GcmContext,
     iv: &[u8],
     aad: &[u8],
     plaintext: Vec<u8>,
     tag: &mut [u8],
 ) -> Result<SecretVec> {
     let len = plaintext.len();
-    let mut sealed = crate::engine_sys::gcm_seal(key, iv, aad, plaintext, tag.len())?;
-    tag.copy_from_slice(&sealed[len..]);
+    let mut sealed = context.seal_in_place(iv, aad, plaintext)?;
+    let sealed_tag = sealed.get(len..).ok_or(Rv::GeneralError)?;
+    if sealed_tag.len() != tag.len() {
+        return Err(Rv::GeneralError);
+    }
+    tag.copy_from_slice(sealed_tag);
     sealed.truncate(len);
     Ok(SecretVec::from(sealed))
 }
 
 /// Opens a message whose tag comes apart.
 fn open_apart(
-    key: &[u8],
+    context: &GcmContext,
     iv: &[u8],
     aad: &[u8],
     ciphertext: &[u8],
     tag: &[u8],
 ) -> Result<SecretVec> {
     let sealed = SecretVec::from([ciphertext, tag].concat());
-    crate::engine_sys::gcm_open(key, iv, aad, sealed, tag.len())
+    context.open_in_place(iv, aad, sealed)
 }
 
 type CipherSlot = fn(&mut Session) -> &mut Option<MessageCipher>;
@@ -174,6 +190,7 @@ unsafe fn cipher_init(
     let value = crate::aes::message_key(&*operation_key(&session, token, key)?, encrypt)?;
     *slot(&mut session.lock()) = Some(MessageCipher {
         key: value,
+        contexts: Kept::default(),
         counter: 0,
         pending: None,
     });
@@ -224,10 +241,11 @@ unsafe fn cipher_message(
     // SAFETY: the parameter's pointers, as read above.
     let iv = unsafe { params.iv(cipher, encrypt)? };
     let tag = unsafe { params.tag()? };
+    let context = context(cipher, tag.len())?;
     let result = if encrypt {
-        seal_apart(&cipher.key, &iv, aad, input.to_vec(), tag)?
+        seal_apart(&context, &iv, aad, input.to_vec(), tag)?
     } else {
-        open_apart(&cipher.key, &iv, aad, input, tag)?
+        open_apart(&context, &iv, aad, input, tag)?
     };
     // SAFETY: the caller's buffer holds *len >= need bytes.
     unsafe { copy_out(&result, output, output_len) }
@@ -307,11 +325,12 @@ unsafe fn cipher_next(
     // SAFETY: caller's parameter, read now for its tag.
     let params = unsafe { gcm_message(param, param_len)? };
     let tag = unsafe { params.tag()? };
+    let context = context(cipher, tag.len())?;
     let result = if encrypt {
         let plaintext = message.data.into_inner();
-        seal_apart(&cipher.key, &message.iv, &message.aad, plaintext, tag)?
+        seal_apart(&context, &message.iv, &message.aad, plaintext, tag)?
     } else {
-        open_apart(&cipher.key, &message.iv, &message.aad, &message.data, tag)?
+        open_apart(&context, &message.iv, &message.aad, &message.data, tag)?
     };
     // SAFETY: the caller's buffer holds *len >= need bytes.
     unsafe { copy_out(&result, output, output_len) }
