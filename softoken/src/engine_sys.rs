@@ -1141,7 +1141,8 @@ impl Drop for AesSchedule {
 }
 
 impl AesSchedule {
-    fn encrypting(key: &[u8]) -> Result<AesSchedule> {
+    /// The schedule for encrypting with `key`, or for decrypting.
+    fn new(key: &[u8], encrypt: bool) -> Result<AesSchedule> {
         if !matches!(key.len(), 16 | 24 | 32) {
             return Err(Rv::KeySizeRange);
         }
@@ -1149,10 +1150,15 @@ impl AesSchedule {
             rd_key: [0; 60],
             rounds: 0,
         });
+        let bits = (key.len() * 8) as u32;
         // SAFETY: a key buffer of the length given in bits, and a schedule
         // to fill.
         let set = unsafe {
-            sys::AES_set_encrypt_key(key.as_ptr(), (key.len() * 8) as u32, &mut schedule.0)
+            if encrypt {
+                sys::AES_set_encrypt_key(key.as_ptr(), bits, &mut schedule.0)
+            } else {
+                sys::AES_set_decrypt_key(key.as_ptr(), bits, &mut schedule.0)
+            }
         };
         if set != 0 {
             return Err(Rv::GeneralError);
@@ -1181,7 +1187,7 @@ pub fn aes_cbc_encrypt_into(
     if output.len() < total {
         return Err(Rv::BufferTooSmall);
     }
-    let schedule = AesSchedule::encrypting(key)?;
+    let schedule = AesSchedule::new(key, true)?;
     // SAFETY: `whole` bytes of input and as many of room in `output`
     // (checked above); a shared and a mutable borrow, so they do not
     // overlap; a live schedule and a 16-byte IV.
@@ -1224,25 +1230,7 @@ pub fn aes_key_wrap(
     padded: bool,
     wrap: bool,
 ) -> Result<Zeroizing<Vec<u8>>> {
-    if !matches!(kek.len(), 16 | 24 | 32) {
-        return Err(Rv::KeySizeRange);
-    }
-    let mut schedule = AesSchedule(sys::AES_KEY {
-        rd_key: [0; 60],
-        rounds: 0,
-    });
-    let bits = (kek.len() * 8) as u32;
-    // SAFETY: a key buffer of the length given in bits, and a schedule to fill.
-    let set = unsafe {
-        if wrap {
-            sys::AES_set_encrypt_key(kek.as_ptr(), bits, &mut schedule.0)
-        } else {
-            sys::AES_set_decrypt_key(kek.as_ptr(), bits, &mut schedule.0)
-        }
-    };
-    if set != 0 {
-        return Err(Rv::GeneralError);
-    }
+    let schedule = AesSchedule::new(kek, wrap)?;
     let failed = if wrap {
         Rv::DataLenRange
     } else {
