@@ -91,10 +91,18 @@ impl Raw {
         unsafe { &*self.list }
     }
 
-    /// The 3.0 function list, as C_GetInterface gives it by default.
-    pub fn f30(&self) -> &CK_FUNCTION_LIST_3_0 {
-        // SAFETY: C_GetInterface has the 3.0 header's signature; the list it
-        // hands out is static in the module, which lives as long as `self`.
+    /// The module's C_GetInterface, called with the caller's arguments.
+    ///
+    /// # Safety
+    /// The pointers are what the call's caller would pass: null or valid.
+    pub unsafe fn get_interface(
+        &self,
+        name: *mut u8,
+        version: CK_VERSION_PTR,
+        found: CK_INTERFACE_PTR_PTR,
+        flags: CK_FLAGS,
+    ) -> CK_RV {
+        // SAFETY: C_GetInterface has the 3.0 header's signature.
         unsafe {
             let get: libloading::Symbol<
                 unsafe extern "C" fn(
@@ -104,9 +112,18 @@ impl Raw {
                     CK_FLAGS,
                 ) -> CK_RV,
             > = self._lib.get(b"C_GetInterface").expect("C_GetInterface");
-            let mut found: CK_INTERFACE_PTR = std::ptr::null_mut();
+            get(name, version, found, flags)
+        }
+    }
+
+    /// The 3.0 function list, as C_GetInterface gives it by default.
+    pub fn f30(&self) -> &CK_FUNCTION_LIST_3_0 {
+        let mut found: CK_INTERFACE_PTR = std::ptr::null_mut();
+        // SAFETY: a valid out pointer; the list the module hands out is
+        // static in it, and it lives as long as `self`.
+        unsafe {
             assert_eq!(
-                get(std::ptr::null_mut(), std::ptr::null_mut(), &mut found, 0),
+                self.get_interface(std::ptr::null_mut(), std::ptr::null_mut(), &mut found, 0),
                 CKR_OK
             );
             &*((*found).pFunctionList as *const CK_FUNCTION_LIST_3_0)
@@ -325,6 +342,14 @@ impl Raw {
     }
 }
 
+/// A mechanism parameter structure as the bytes a CK_MECHANISM carries
+/// (the buffers its pointers name must outlive the call that uses it).
+pub fn param_bytes<T: Copy>(p: &T) -> Vec<u8> {
+    // SAFETY: a plain C struct, fully initialised, viewed as its bytes.
+    unsafe { std::slice::from_raw_parts(p as *const T as *const u8, std::mem::size_of::<T>()) }
+        .to_vec()
+}
+
 /// A CK_MECHANISM over a parameter buffer that outlives it.
 pub fn mechanism(ty: CK_MECHANISM_TYPE, param: &mut [u8]) -> CK_MECHANISM {
     CK_MECHANISM {
@@ -409,8 +434,19 @@ impl Raw {
         ty: CK_MECHANISM_TYPE,
         t: &[(CK_ATTRIBUTE_TYPE, Vec<u8>)],
     ) -> Result<CK_OBJECT_HANDLE, CK_RV> {
+        self.generate_key_with(s, ty, Vec::new(), t)
+    }
+
+    /// C_GenerateKey with a mechanism parameter.
+    pub fn generate_key_with(
+        &self,
+        s: CK_SESSION_HANDLE,
+        ty: CK_MECHANISM_TYPE,
+        mut param: Vec<u8>,
+        t: &[(CK_ATTRIBUTE_TYPE, Vec<u8>)],
+    ) -> Result<CK_OBJECT_HANDLE, CK_RV> {
         let mut tmpl = c_template(t);
-        let mut m = mechanism(ty, &mut []);
+        let mut m = mechanism(ty, &mut param);
         let mut h = 0;
         // SAFETY: valid mechanism, template and out pointer.
         check(unsafe {
@@ -549,14 +585,7 @@ pub fn gcm_param(iv: &[u8], aad: &[u8], tag_bits: CK_ULONG) -> Vec<u8> {
         ulAADLen: aad.len() as CK_ULONG,
         ulTagBits: tag_bits,
     };
-    // SAFETY: a plain C struct viewed as its bytes.
-    unsafe {
-        std::slice::from_raw_parts(
-            &params as *const CK_GCM_PARAMS as *const u8,
-            std::mem::size_of::<CK_GCM_PARAMS>(),
-        )
-    }
-    .to_vec()
+    param_bytes(&params)
 }
 
 /// CK_RSA_PKCS_OAEP_PARAMS as parameter bytes; `label` must outlive its use.
@@ -568,14 +597,7 @@ pub fn oaep_param(hash: CK_MECHANISM_TYPE, mgf: CK_ULONG, label: &[u8]) -> Vec<u
         pSourceData: label.as_ptr() as *mut std::ffi::c_void,
         ulSourceDataLen: label.len() as CK_ULONG,
     };
-    // SAFETY: a plain C struct viewed as its bytes.
-    unsafe {
-        std::slice::from_raw_parts(
-            &params as *const CK_RSA_PKCS_OAEP_PARAMS as *const u8,
-            std::mem::size_of::<CK_RSA_PKCS_OAEP_PARAMS>(),
-        )
-    }
-    .to_vec()
+    param_bytes(&params)
 }
 
 /// CK_ECDH1_DERIVE_PARAMS as parameter bytes; the buffers must outlive its use.
@@ -592,14 +614,7 @@ pub fn ecdh_param(kdf: CK_ULONG, shared: &[u8], public: &[u8]) -> Vec<u8> {
         ulPublicDataLen: public.len() as CK_ULONG,
         pPublicData: public.as_ptr() as *mut u8,
     };
-    // SAFETY: a plain C struct viewed as its bytes.
-    unsafe {
-        std::slice::from_raw_parts(
-            &params as *const CK_ECDH1_DERIVE_PARAMS as *const u8,
-            std::mem::size_of::<CK_ECDH1_DERIVE_PARAMS>(),
-        )
-    }
-    .to_vec()
+    param_bytes(&params)
 }
 
 impl Raw {

