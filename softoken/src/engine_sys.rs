@@ -1231,18 +1231,20 @@ pub fn aes_key_wrap(
     wrap: bool,
 ) -> Result<Zeroizing<Vec<u8>>> {
     let schedule = AesSchedule::new(kek, wrap)?;
-    let failed = if wrap {
+    // A length the mechanism never takes (wrapping) or never produces
+    // (unwrapping) is a length error, not a failed integrity check.
+    let bad_len = if wrap {
         Rv::DataLenRange
     } else {
-        Rv::EncryptedDataInvalid
+        Rv::EncryptedDataLenRange
     };
     if !padded && (input.len() < if wrap { 16 } else { 24 } || !input.len().is_multiple_of(8)) {
-        return Err(failed);
+        return Err(bad_len);
     }
     if padded
         && (input.is_empty() || (!wrap && (input.len() < 16 || !input.len().is_multiple_of(8))))
     {
-        return Err(failed);
+        return Err(bad_len);
     }
     let mut out = Zeroizing::new(vec![0u8; input.len().div_ceil(8) * 8 + 8]);
     let mut len = 0usize;
@@ -1286,7 +1288,12 @@ pub fn aes_key_wrap(
         n > 0
     };
     if !ok {
-        return Err(failed);
+        // Unwrapping, a blob of a possible length that fails the check.
+        return Err(if wrap {
+            bad_len
+        } else {
+            Rv::EncryptedDataInvalid
+        });
     }
     out.truncate(len);
     Ok(out)

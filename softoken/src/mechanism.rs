@@ -543,6 +543,28 @@ pub fn all() -> &'static [Mechanism] {
 }
 
 impl Mechanism {
+    /// Whether the specification's mechanism table allows this mechanism
+    /// single-part calls only (C_Sign, C_Encrypt...): raw RSA and its
+    /// paddings, ECDSA and EdDSA over the whole input, and AES key wrap.
+    pub fn single_part_only(&self) -> bool {
+        use crate::rsa::Scheme;
+        match self.operation {
+            Operation::Ecdsa { hash } => hash.is_none(),
+            Operation::Rsa(scheme) => matches!(
+                scheme,
+                Scheme::Pkcs1(None) | Scheme::Pss(None) | Scheme::X509 | Scheme::Oaep
+            ),
+            Operation::Eddsa => true,
+            Operation::Aes(mode) => {
+                matches!(
+                    mode,
+                    crate::aes::Mode::KeyWrap | crate::aes::Mode::KeyWrapPad
+                )
+            }
+            _ => false,
+        }
+    }
+
     /// CK_MECHANISM_INFO.flags: the table's, with the 3.0 message-based
     /// flags for what the message API runs (every signature, AES-GCM).
     pub fn info_flags(&self) -> CK_FLAGS {

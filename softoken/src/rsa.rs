@@ -433,11 +433,9 @@ impl RecoverOp {
 fn oaep_padding(arg: &MechanismArg) -> Result<RsaPadding> {
     let (hash, mgf) = named_hashes(param_word(arg, 0)?, param_word(arg, 1)?)?;
     let label = arg.pointed.first().cloned().unwrap_or_default();
-    match param_word(arg, 2)? {
-        CKZ_DATA_SPECIFIED => {}
-        // No source: only an empty label makes sense.
-        0 if label.is_empty() => {}
-        _ => return Err(Rv::MechanismParamInvalid),
+    // The only source the specification defines, and the one it requires.
+    if param_word(arg, 2)? != CKZ_DATA_SPECIFIED {
+        return Err(Rv::MechanismParamInvalid);
     }
     Ok(RsaPadding::Oaep {
         hash: hash.engine,

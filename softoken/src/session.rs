@@ -9,14 +9,29 @@ use crate::mechanism::{CipherOp, DigestOp, SignOp, VerifyOp};
 pub struct Active<T: ?Sized> {
     pub op: Box<T>,
     pub multi_part: bool,
+    /// The mechanism allows single-part calls only.
+    single_part_only: bool,
 }
 
 impl<T: ?Sized> Active<T> {
-    pub fn new(op: Box<T>) -> Active<T> {
+    pub fn new(op: Box<T>, single_part_only: bool) -> Active<T> {
         Active {
             op,
             multi_part: false,
+            single_part_only,
         }
+    }
+
+    /// An `…Update` call begins the multi-part form. A mechanism that is
+    /// single-part only refuses with CKR_OPERATION_NOT_INITIALIZED (as NSS
+    /// and SoftHSMv2 answer); the caller then ends the operation, as every
+    /// failed Update does.
+    pub fn begin_parts(&mut self) -> crate::rv::Result<()> {
+        if self.single_part_only {
+            return Err(crate::rv::Rv::OperationNotInitialized);
+        }
+        self.multi_part = true;
+        Ok(())
     }
 }
 
@@ -127,6 +142,7 @@ pub fn start_with_key<T: ?Sized>(
     session: &SessionCell,
     token: &crate::token::Token,
     h: CK_OBJECT_HANDLE,
+    single_part_only: bool,
     slot: fn(&mut Session) -> &mut Option<Active<T>>,
     make: impl FnOnce(&crate::attr::Attrs, &mut crate::kept::KeptContexts) -> crate::rv::Result<Box<T>>,
 ) -> crate::rv::Result<()> {
@@ -150,7 +166,7 @@ pub fn start_with_key<T: ?Sized>(
     if slot(&mut s).is_some() {
         return Err(crate::rv::Rv::OperationActive);
     }
-    *slot(&mut s) = Some(Active::new(made?));
+    *slot(&mut s) = Some(Active::new(made?, single_part_only));
     Ok(())
 }
 

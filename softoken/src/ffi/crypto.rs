@@ -2,7 +2,9 @@
 
 use pkcs11_sys::*;
 
-use super::util::{bytes, copy_out, deliver_output, mechanism, out, template, with_module};
+use super::util::{
+    bytes, copy_out, deliver_output, items_mut, mechanism, out, template, with_module,
+};
 use crate::mechanism::{self, CipherOp, SignOp};
 use crate::module::Module;
 use crate::rv::{Result, Rv};
@@ -27,12 +29,19 @@ unsafe fn start<T: ?Sized>(
     let (session, token) = m.session(hSession)?;
     // SAFETY: forwarded from the caller.
     let arg = unsafe { mechanism(pMechanism)? };
-    if mechanism::find(arg.ty)?.flags & function == 0 {
+    let found = mechanism::find(arg.ty)?;
+    if found.flags & function == 0 {
         return Err(Rv::MechanismInvalid);
     }
-    start_with_key(&session, token, hKey, slot, |key, contexts| {
-        make(&arg, key, contexts)
-    })
+    let single_part_only = found.single_part_only();
+    start_with_key(
+        &session,
+        token,
+        hKey,
+        single_part_only,
+        slot,
+        |key, contexts| make(&arg, key, contexts),
+    )
 }
 
 /// Delivers a signature by the length-query protocol. Returns whether the
@@ -113,9 +122,11 @@ pub unsafe extern "C" fn C_SignUpdate(
         let (session, _) = m.session(hSession)?;
         let mut s = session.lock();
         let active = s.sign.as_mut().ok_or(Rv::OperationNotInitialized)?;
-        active.multi_part = true;
         // SAFETY: caller's pointer and length.
-        let result = unsafe { bytes(pPart, ulPartLen) }.and_then(|part| active.op.update(part));
+        let result = active
+            .begin_parts()
+            .and_then(|()| unsafe { bytes(pPart, ulPartLen) })
+            .and_then(|part| active.op.update(part));
         if result.is_err() {
             s.sign = None;
         }
@@ -195,9 +206,11 @@ pub unsafe extern "C" fn C_VerifyUpdate(
         let (session, _) = m.session(hSession)?;
         let mut s = session.lock();
         let active = s.verify.as_mut().ok_or(Rv::OperationNotInitialized)?;
-        active.multi_part = true;
         // SAFETY: caller's pointer and length.
-        let result = unsafe { bytes(pPart, ulPartLen) }.and_then(|part| active.op.update(part));
+        let result = active
+            .begin_parts()
+            .and_then(|()| unsafe { bytes(pPart, ulPartLen) })
+            .and_then(|part| active.op.update(part));
         if result.is_err() {
             s.verify = None;
         }
@@ -318,8 +331,9 @@ unsafe fn single_into(
     p: *mut u8,
     len: CK_ULONG_PTR,
 ) -> Option<Result<()>> {
-    // SAFETY: the caller's length location, checked for null.
-    let len = unsafe { len.as_mut() }?;
+    // SAFETY: the caller's length location, checked; a bad one is left to
+    // the copying path, which reports it.
+    let len = unsafe { out(len) }.ok()?;
     let need = op.output_len(input.len(), true);
     if p.is_null() || (*len as usize) < need {
         return None;
@@ -333,8 +347,9 @@ unsafe fn single_into(
     if in_start < out_end && out_start < in_end {
         return None;
     }
-    // SAFETY: the caller gives `*len` writable bytes at `p`, at least `need`.
-    let output = unsafe { std::slice::from_raw_parts_mut(p, need) };
+    // SAFETY: the caller gives `*len` writable bytes at `p`, at least `need`;
+    // a pointer that cannot be is left to the copying path, which reports it.
+    let output = unsafe { items_mut(p, need) }.ok()?;
     Some(op.single_into(input, output)?.map(|written| {
         *len = written as CK_ULONG;
     }))
@@ -415,9 +430,11 @@ pub(super) unsafe fn cipher_step(
     output_len: CK_ULONG_PTR,
 ) -> Result<bool> {
     let active = slot(s).as_mut().ok_or(Rv::OperationNotInitialized)?;
-    active.multi_part = true;
     // SAFETY: caller's pointers and lengths.
-    let (result, keep) = match unsafe { bytes(input, input_len) } {
+    let (result, keep) = match active
+        .begin_parts()
+        .and_then(|()| unsafe { bytes(input, input_len) })
+    {
         Ok(data) => unsafe { deliver_cipher(&mut *active.op, data, false, output, output_len) },
         Err(e) => (Err(e), false),
     };

@@ -37,14 +37,14 @@ impl Beside {
                 }
                 return Ok(());
             }
-            Beside::Sign => s.sign.as_mut().map(|a| {
-                a.multi_part = true;
-                a.op.update(plaintext)
-            }),
-            Beside::Verify => s.verify.as_mut().map(|a| {
-                a.multi_part = true;
-                a.op.update(plaintext)
-            }),
+            Beside::Sign => s
+                .sign
+                .as_mut()
+                .map(|a| a.begin_parts().and_then(|()| a.op.update(plaintext))),
+            Beside::Verify => s
+                .verify
+                .as_mut()
+                .map(|a| a.begin_parts().and_then(|()| a.op.update(plaintext))),
         };
         let result = result.unwrap_or(Err(Rv::OperationNotInitialized));
         if result.is_err() {

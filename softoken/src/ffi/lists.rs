@@ -4,7 +4,7 @@
 use pkcs11_sys::*;
 
 use super::list_out;
-use super::util::{boundary, out};
+use super::util::{boundary, c_str, input, out};
 use crate::rv::Rv;
 
 /// A function list: the functions of version 2.40, then those a later
@@ -176,16 +176,14 @@ pub unsafe extern "C" fn C_GetInterface(
     boundary(|| {
         // SAFETY: caller's pointer, checked for null.
         let slot = unsafe { out(ppInterface)? };
-        if !pInterfaceName.is_null() {
-            // SAFETY: a non-null name is a NUL-terminated string by the API.
-            let name =
-                unsafe { std::ffi::CStr::from_ptr(pInterfaceName as *const std::ffi::c_char) };
+        // SAFETY: a non-null name is a NUL-terminated string by the API.
+        if let Some(name) = unsafe { c_str(pInterfaceName)? } {
             if name.to_bytes() != &INTERFACE_NAME[..INTERFACE_NAME.len() - 1] {
                 return Err(Rv::ArgumentsBad);
             }
         }
-        // SAFETY: caller's pointer; null means any version.
-        let wanted = unsafe { pVersion.as_ref() };
+        // SAFETY: caller's pointer, checked; null means any version.
+        let wanted = unsafe { input(pVersion)? };
         let found = INTERFACES.0.iter().find(|i| {
             let v = interface_version(i);
             wanted.is_none_or(|w| w.major == v.major && w.minor == v.minor)

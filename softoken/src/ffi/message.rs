@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use pkcs11_sys::*;
 
-use super::util::{bytes, copy_out, items_mut, mechanism, out, with_module};
+use super::util::{bytes, copy_out, input, items_mut, mechanism, out, with_module};
 use crate::engine_sys::GcmContext;
 use crate::kept::Kept;
 use crate::module::Module;
@@ -30,11 +30,13 @@ struct GcmMessage {
 /// # Safety
 /// `p` is null or valid for `len` bytes.
 unsafe fn gcm_message(p: CK_VOID_PTR, len: CK_ULONG) -> Result<GcmMessage> {
-    if len as usize != std::mem::size_of::<CK_GCM_MESSAGE_PARAMS>() || p.is_null() {
+    if len as usize != std::mem::size_of::<CK_GCM_MESSAGE_PARAMS>() {
         return Err(Rv::MechanismParamInvalid);
     }
     // SAFETY: a CK_GCM_MESSAGE_PARAMS of the size checked above.
-    let m = unsafe { &*(p as *const CK_GCM_MESSAGE_PARAMS) };
+    let m = unsafe { input(p as *const CK_GCM_MESSAGE_PARAMS) }
+        .map_err(|_| Rv::MechanismParamInvalid)?
+        .ok_or(Rv::MechanismParamInvalid)?;
     crate::aes::gcm_tag_len(m.ulTagBits)?;
     if m.ulIvLen == 0
         || m.pIv.is_null()
@@ -170,11 +172,9 @@ unsafe fn cipher_init(
     encrypt: bool,
 ) -> Result<()> {
     let (session, token) = m.session(h)?;
-    // SAFETY: the caller's pointer, checked for null. Only the type is
-    // read: the parameters come with each message.
-    let ty = unsafe { p_mech.as_ref() }
-        .ok_or(Rv::ArgumentsBad)?
-        .mechanism;
+    // SAFETY: the caller's pointer, checked. Only the type is read: the
+    // parameters come with each message.
+    let ty = unsafe { input(p_mech)? }.ok_or(Rv::ArgumentsBad)?.mechanism;
     let flag = if encrypt {
         CKF_MESSAGE_ENCRYPT
     } else {
@@ -647,6 +647,15 @@ pub unsafe extern "C" fn C_SignMessage(
     })
 }
 
+/// A message given in more than one part: refused, as an Update is, for
+/// a mechanism that is single-part only.
+fn more_parts(mechanism: &crate::mechanism::MechanismArg) -> Result<()> {
+    if crate::mechanism::find(mechanism.ty)?.single_part_only() {
+        return Err(Rv::OperationNotInitialized);
+    }
+    Ok(())
+}
+
 #[no_mangle]
 pub unsafe extern "C" fn C_SignMessageBegin(
     hSession: CK_SESSION_HANDLE,
@@ -690,7 +699,11 @@ pub unsafe extern "C" fn C_SignMessageNext(
         let data = unsafe { bytes(pData, ulDataLen)? };
         // A null signature length pointer: another part; else the last one.
         if pulSignatureLen.is_null() {
-            return op.update(data);
+            let result = more_parts(&ms.mechanism).and_then(|()| op.update(data));
+            if result.is_err() {
+                ms.sign = None;
+            }
+            return result;
         }
         // SAFETY: caller's pointers.
         let (result, keep) =
@@ -782,11 +795,15 @@ pub unsafe extern "C" fn C_VerifyMessageNext(
         let op = ms.verify.as_mut().ok_or(Rv::OperationNotInitialized)?;
         // SAFETY: caller's pointer and length.
         let data = unsafe { bytes(pData, ulDataLen)? };
-        op.update(data)?;
         // A null signature: another part; else the last one.
         if pSignature.is_null() {
-            return Ok(());
+            let result = more_parts(&ms.mechanism).and_then(|()| op.update(data));
+            if result.is_err() {
+                ms.verify = None;
+            }
+            return result;
         }
+        op.update(data)?;
         // SAFETY: caller's pointer and length.
         let sig = unsafe { bytes(pSignature, ulSignatureLen)? };
         let result = op.verify(sig);

@@ -17,8 +17,6 @@ mod message;
 mod recover;
 mod util;
 
-use std::ffi::CStr;
-
 use pkcs11_sys::*;
 
 use crate::mechanism::{self, DigestOp};
@@ -75,7 +73,7 @@ type InitArgs = (Option<String>, Option<Box<dyn CallLock>>);
 
 unsafe fn init_args(p: CK_VOID_PTR) -> Result<InitArgs> {
     // SAFETY: a non-null argument is a CK_C_INITIALIZE_ARGS by the API.
-    let Some(args) = (unsafe { (p as *const CK_C_INITIALIZE_ARGS).as_ref() }) else {
+    let Some(args) = (unsafe { util::input(p as *const CK_C_INITIALIZE_ARGS)? }) else {
         return Ok((None, None));
     };
     let callbacks = [
@@ -110,13 +108,12 @@ unsafe fn init_args(p: CK_VOID_PTR) -> Result<InitArgs> {
         }
         _ => None,
     };
-    let params = if args.pReserved.is_null() {
-        None
-    } else {
-        // NSS passes its module parameters here as a C string.
-        // SAFETY: by NSS's convention a non-null pReserved is a NUL-terminated string.
-        let s = unsafe { CStr::from_ptr(args.pReserved as *const std::ffi::c_char) };
-        Some(s.to_str().map_err(|_| Rv::ArgumentsBad)?.to_owned())
+    // NSS passes its module parameters here as a C string; a value that
+    // cannot be a pointer is refused, not read.
+    // SAFETY: by NSS's convention a non-null pReserved is a NUL-terminated string.
+    let params = match unsafe { util::c_str(args.pReserved as *const u8)? } {
+        None => None,
+        Some(s) => Some(s.to_str().map_err(|_| Rv::ArgumentsBad)?.to_owned()),
     };
     Ok((params, lock))
 }
@@ -674,8 +671,8 @@ pub unsafe extern "C" fn C_DigestInit(
 ) -> CK_RV {
     with_module(|m| {
         let (session, _) = m.session(hSession)?;
-        // SAFETY: caller's pointer, checked for null.
-        let mech = unsafe { pMechanism.as_ref() }.ok_or(Rv::ArgumentsBad)?;
+        // SAFETY: caller's pointer, checked.
+        let mech = unsafe { util::input(pMechanism)? }.ok_or(Rv::ArgumentsBad)?;
         let entry = mechanism::find(mech.mechanism)?;
         if mech.ulParameterLen != 0 {
             return Err(Rv::MechanismParamInvalid);

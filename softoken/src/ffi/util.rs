@@ -37,13 +37,52 @@ pub fn with_module(f: impl FnOnce(&Module) -> Result<()>) -> CK_RV {
     })
 }
 
+/// The lowest address a caller's pointer can hold. Linux maps nothing
+/// below `vm.mmap_min_addr` (64 KiB by default), so a smaller non-null
+/// value is a length or a flag where a pointer belongs, never memory:
+/// every pointer a caller passes is checked against it (and for its
+/// alignment) before it is read, instead of faulting in the caller's
+/// process.
+pub const LOWEST_MAPPED_ADDRESS: usize = 0x10000;
+
+/// Whether a caller's pointer can be dereferenced as a `T`: null is
+/// None; one below the mapped range or misaligned is CKR_ARGUMENTS_BAD.
+fn checked<T>(p: *const T) -> Result<Option<*const T>> {
+    if p.is_null() {
+        return Ok(None);
+    }
+    if (p as usize) < LOWEST_MAPPED_ADDRESS || !p.is_aligned() {
+        return Err(Rv::ArgumentsBad);
+    }
+    Ok(Some(p))
+}
+
+/// A caller's optional input: None for null.
+///
+/// # Safety
+/// `p` is null or valid for reads of a `T`.
+pub unsafe fn input<'a, T>(p: *const T) -> Result<Option<&'a T>> {
+    // SAFETY: checked above; the caller of the C API promises the rest.
+    Ok(checked(p)?.map(|p| unsafe { &*p }))
+}
+
 /// A caller's output location.
 ///
 /// # Safety
 /// `p` is null or valid for writes of a `T`.
 pub unsafe fn out<'a, T>(p: *mut T) -> Result<&'a mut T> {
-    // SAFETY: the caller of the C API promises a valid pointer or null.
-    unsafe { p.as_mut() }.ok_or(Rv::ArgumentsBad)
+    let p = checked(p)?.ok_or(Rv::ArgumentsBad)? as *mut T;
+    // SAFETY: checked above; the caller of the C API promises the rest.
+    Ok(unsafe { &mut *p })
+}
+
+/// A caller's NUL-terminated string: None for null.
+///
+/// # Safety
+/// `p` is null or a NUL-terminated string.
+pub unsafe fn c_str<'a>(p: *const u8) -> Result<Option<&'a std::ffi::CStr>> {
+    // SAFETY: checked above; the caller promises the terminator.
+    Ok(checked(p)?.map(|p| unsafe { std::ffi::CStr::from_ptr(p as *const std::ffi::c_char) }))
 }
 
 /// A caller's input bytes; a zero length needs no pointer.
@@ -51,14 +90,8 @@ pub unsafe fn out<'a, T>(p: *mut T) -> Result<&'a mut T> {
 /// # Safety
 /// `p` is null or valid for reads of `len` bytes.
 pub unsafe fn bytes<'a>(p: *const u8, len: CK_ULONG) -> Result<&'a [u8]> {
-    if len == 0 {
-        return Ok(&[]);
-    }
-    if p.is_null() || len > isize::MAX as CK_ULONG {
-        return Err(Rv::ArgumentsBad);
-    }
-    // SAFETY: non-null, and the caller promises `len` readable bytes.
-    Ok(unsafe { std::slice::from_raw_parts(p, len as usize) })
+    // SAFETY: forwarded from the caller's promise.
+    unsafe { items(p, len) }
 }
 
 /// A caller's array of `count` items.
@@ -69,10 +102,11 @@ pub unsafe fn items<'a, T>(p: *const T, count: CK_ULONG) -> Result<&'a [T]> {
     if count == 0 {
         return Ok(&[]);
     }
-    if p.is_null() || count > (isize::MAX as usize / std::mem::size_of::<T>().max(1)) as CK_ULONG {
+    if count > (isize::MAX as usize / std::mem::size_of::<T>().max(1)) as CK_ULONG {
         return Err(Rv::ArgumentsBad);
     }
-    // SAFETY: non-null, and the caller promises `count` readable items.
+    let p = checked(p)?.ok_or(Rv::ArgumentsBad)?;
+    // SAFETY: checked above, and the caller promises `count` readable items.
     Ok(unsafe { std::slice::from_raw_parts(p, count as usize) })
 }
 
@@ -84,10 +118,8 @@ pub unsafe fn items_mut<'a, T>(p: *mut T, count: usize) -> Result<&'a mut [T]> {
     if count == 0 {
         return Ok(&mut []);
     }
-    if p.is_null() {
-        return Err(Rv::ArgumentsBad);
-    }
-    // SAFETY: non-null, and the caller promises room for `count` items.
+    let p = checked(p)?.ok_or(Rv::ArgumentsBad)? as *mut T;
+    // SAFETY: checked above, and the caller promises room for `count` items.
     Ok(unsafe { std::slice::from_raw_parts_mut(p, count) })
 }
 
@@ -97,8 +129,8 @@ pub unsafe fn items_mut<'a, T>(p: *mut T, count: usize) -> Result<&'a mut [T]> {
 /// # Safety
 /// `p` is null or a valid CK_MECHANISM whose parameter is valid.
 pub unsafe fn mechanism(p: CK_MECHANISM_PTR) -> Result<crate::mechanism::MechanismArg> {
-    // SAFETY: the caller's pointer, checked for null.
-    let m = unsafe { p.as_ref() }.ok_or(Rv::ArgumentsBad)?;
+    // SAFETY: the caller's pointer, checked.
+    let m = unsafe { input(p)? }.ok_or(Rv::ArgumentsBad)?;
     // SAFETY: the parameter's pointer and length come from the caller.
     let param = unsafe { bytes(m.pParameter as *const u8, m.ulParameterLen) }
         .map_err(|_| Rv::MechanismParamInvalid)?;
@@ -158,10 +190,23 @@ unsafe fn hkdf_params(param: &[u8]) -> Result<KdfParams> {
     })
 }
 
+/// The longest PBKDF2 password taken, in bytes: the largest value that
+/// can never be a pointer.
+const MAX_PBKDF2_PASSWORD_LEN: u64 = LOWEST_MAPPED_ADDRESS as u64 - 1;
+
 /// CK_PKCS5_PBKD2_PARAMS2 (saltSource, pSaltSourceData, ulSaltSourceDataLen,
 /// iterations, prf, pPrfData, ulPrfDataLen, pPassword, ulPasswordLen), or
-/// the older CK_PKCS5_PBKD2_PARAMS, of the same size, whose last field
-/// points at the length: no pointer is as small as a password's length.
+/// the older CK_PKCS5_PBKD2_PARAMS of the same size, whose last word points
+/// at the length. NSS up to 3.110 (Debian's 3.87 among them) sends only the
+/// older one; the 2.40 errata, 3.0 and later NSS send PARAMS2.
+///
+/// No rule on the word's value tells the two apart for certain, so the word
+/// is never dereferenced as a guess: a value below the lowest mapped address
+/// is a length (no pointer is that small), and a larger one is read as the
+/// address of the length through the kernel (`read_word_at`), where an
+/// address that is not readable memory fails instead of faulting. A PARAMS2
+/// password of 64 KiB or more is refused, since its length could be an
+/// address.
 ///
 /// # Safety
 /// `param` holds the caller's structure, whose pointers are valid.
@@ -174,12 +219,14 @@ unsafe fn pbkdf2_params(param: &[u8]) -> Result<KdfParams> {
         return Err(Rv::MechanismParamInvalid);
     }
     let last = w(8)?;
-    let password_len = if last <= crate::token::MAX_PIN_LEN as u64 * 4 {
+    let password_len = if last <= MAX_PBKDF2_PASSWORD_LEN {
         last
     } else {
-        // SAFETY: in the older layout this field points at the length.
-        unsafe { *(last as *const CK_ULONG) }
+        read_word_at(last)?
     };
+    if password_len > MAX_PBKDF2_PASSWORD_LEN {
+        return Err(Rv::MechanismParamInvalid);
+    }
     // SAFETY: the caller's salt and password buffers, of the lengths given.
     let (salt, password) = unsafe {
         (
@@ -193,6 +240,40 @@ unsafe fn pbkdf2_params(param: &[u8]) -> Result<KdfParams> {
         prf: w(4)?,
         password: zeroize::Zeroizing::new(password.to_vec()),
     })
+}
+
+/// The CK_ULONG at `address`, a caller's word that may or may not be a
+/// pointer. The kernel copies it through a pipe: an address that is not
+/// readable memory makes write(2) fail with EFAULT, so it is
+/// CKR_MECHANISM_PARAM_INVALID, never a fault in the caller's process. The
+/// raw system call bypasses sanitizer interceptors, which would check the
+/// address themselves.
+fn read_word_at(address: u64) -> Result<u64> {
+    const UL: usize = std::mem::size_of::<CK_ULONG>();
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 writes two descriptors into a valid array.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(Rv::FunctionFailed);
+    }
+    let mut word = [0u8; UL];
+    // SAFETY: write(2) reads UL bytes at `address` in the kernel, which
+    // checks the address; a fresh pipe takes UL bytes without blocking.
+    let wrote = unsafe { libc::syscall(libc::SYS_write, fds[1], address as usize, UL) };
+    let got = if wrote == UL as i64 {
+        // SAFETY: reads the UL bytes just written into a buffer of UL bytes.
+        unsafe { libc::read(fds[0], word.as_mut_ptr() as *mut libc::c_void, UL) }
+    } else {
+        -1
+    };
+    // SAFETY: closes the two descriptors made above.
+    unsafe {
+        libc::close(fds[0]);
+        libc::close(fds[1]);
+    }
+    if got != UL as isize {
+        return Err(Rv::MechanismParamInvalid);
+    }
+    Ok(u64::from_ne_bytes(word))
 }
 
 /// CK_SP800_108_KDF_PARAMS: prfType, ulNumberOfDataParams, pDataParams,
