@@ -1,4 +1,4 @@
-//! cert8.db records (../shared/docs/nss-db-format.md §2.2-2.3): the key is a
+//! cert8.db records (docs/nss-db-format.md §2.2-2.3): the key is a
 //! type byte and a type-specific key, the data a version, the same type
 //! byte, a flags byte and a body whose lengths are big-endian 16-bit.
 

@@ -3,7 +3,7 @@
 //! reference checked, and written whole as a fresh file that NSS's dbm
 //! reads and extends.
 //!
-//! Layout facts (../shared/docs/nss-db-format.md §2.1): a big-endian header
+//! Layout facts (docs/nss-db-format.md §2.1): a big-endian header
 //! on page 0; bucket and overflow pages in the header's byte order, each an
 //! array of 16-bit words: the entry count, the entry offsets, the free
 //! space and the start of the data area. Pairs too big for a page (big

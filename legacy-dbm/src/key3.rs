@@ -1,4 +1,4 @@
-//! key3.db records (../shared/docs/nss-db-format.md §2.4): the global salt,
+//! key3.db records (docs/nss-db-format.md §2.4): the global salt,
 //! the password check, a version, and one record per private key keyed by
 //! its public value.
 

@@ -1,4 +1,4 @@
-//! secmod.db records (../shared/docs/nss-db-format.md §2.5): one per PKCS#11
+//! secmod.db records (docs/nss-db-format.md §2.5): one per PKCS#11
 //! module, keyed by its name, with big-endian fields.
 
 use crate::{Error, Result};

@@ -1,5 +1,5 @@
 //! The records of a `dbm:` directory as the PKCS#11 objects NSS presents
-//! for them (../shared/docs/nss-db-format.md §2.7), behind the storage
+//! for them (docs/nss-db-format.md §2.7), behind the storage
 //! trait: a certificate side (certificates, NSS trust objects, CRLs, S/MIME
 //! records) and a key side (private keys and their public keys, the
 //! password entry).

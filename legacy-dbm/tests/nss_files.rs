@@ -6,7 +6,7 @@ use std::process::Command;
 
 use legacy_dbm::hash::{self, HashFile};
 
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/nss");
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/nss");
 
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(FIXTURES).join(name)

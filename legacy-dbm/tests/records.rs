@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use legacy_dbm::hash::HashFile;
 use legacy_dbm::{cert8, key3, secmod};
 
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/nss");
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/nss");
 
 fn records(dir: &str, file: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
     let bytes = std::fs::read(PathBuf::from(FIXTURES).join(dir).join(file)).unwrap();

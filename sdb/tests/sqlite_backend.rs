@@ -21,7 +21,7 @@ fn opts(dir: &Path) -> OpenOptions {
 
 fn fixture(name: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/fixtures/nss")
+        .join("../tests/fixtures/nss")
         .join(name)
 }
 

@@ -47,7 +47,7 @@ pub fn module_copy() -> ModuleCopy {
 }
 
 pub fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/nss")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/nss")
 }
 
 pub fn manifest(name: &str) -> serde_json::Value {
