@@ -503,10 +503,15 @@ fn databases_are_administered_through_the_module() {
         .arg(&p12pw));
     let keys = ok(with_db(&["keys", "--json", "-f"]).arg(&pw));
     let k: serde_json::Value = serde_json::from_str(&keys).unwrap();
-    assert_eq!(
-        k[0]["id"], "3af1127cda10579bc7c7fa41e9c4bbc154f2aa2e",
-        "{keys}"
-    );
+    // The key's CKA_ID as NSS gave it, from the PKCS#12 fixture's manifest.
+    let p12_manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(PathBuf::from(FIXTURES).join("pkcs12/MANIFEST.json")).unwrap(),
+    )
+    .unwrap();
+    let key_id = p12_manifest["expected"]["key"]["nss_ckaid"]
+        .as_str()
+        .unwrap();
+    assert_eq!(k[0]["id"], key_id, "{keys}");
     assert_eq!(k[0]["label"], "Fixture RSA User");
     assert_eq!(k[0]["bits"], 2048);
     let certs = ok(with_db(&["certs", "-f"]).arg(&pw));
@@ -521,10 +526,7 @@ fn databases_are_administered_through_the_module() {
         .arg(format!("sql:{}", db.display()))
         .arg("-f")
         .arg(&pw));
-    assert!(
-        nss_keys.contains("3af1127cda10579bc7c7fa41e9c4bbc154f2aa2e"),
-        "{nss_keys}"
-    );
+    assert!(nss_keys.contains(key_id), "{nss_keys}");
 
     // Export, and NSS's pk12util imports the file into its own database.
     let out = top.path().join("out.p12");
@@ -554,10 +556,7 @@ fn databases_are_administered_through_the_module() {
     let nss_keys = ok(Command::new("certutil")
         .args(["-K", "-d"])
         .arg(format!("sql:{}", nssdb.display())));
-    assert!(
-        nss_keys.contains("3af1127cda10579bc7c7fa41e9c4bbc154f2aa2e"),
-        "{nss_keys}"
-    );
+    assert!(nss_keys.contains(key_id), "{nss_keys}");
     fails(
         with_db(&["export", "absent", "-o"])
             .arg(&out)

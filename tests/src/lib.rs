@@ -56,6 +56,19 @@ pub fn manifest(name: &str) -> serde_json::Value {
     serde_json::from_str(&text).expect("manifest json")
 }
 
+/// The CKA_ID NSS gave the key of certificate `nickname` in a fixture, as
+/// its manifest records it (regenerated fixtures hold new keys).
+pub fn fixture_key_id(fixture: &str, nickname: &str) -> Vec<u8> {
+    let m = manifest(fixture);
+    let cert = m["expected"]["certificates"]
+        .as_array()
+        .expect("certificates")
+        .iter()
+        .find(|c| c["nickname"] == nickname)
+        .unwrap_or_else(|| panic!("{fixture} has no certificate {nickname}"));
+    hex::decode(cert["cka_id"].as_str().expect("cka_id")).expect("hex cka_id")
+}
+
 /// A writable copy of a fixture directory (fixtures must never be written).
 pub fn copy_fixture(name: &str) -> TempDir {
     use std::os::unix::fs::PermissionsExt;
@@ -354,4 +367,32 @@ pub fn openssl_verifies(
         .expect("openssl")
         .status
         .success()
+}
+
+/// The name NSS's listings and the fixture manifests give an object class.
+pub fn class_name(class: pkcs11_sys::CK_OBJECT_CLASS) -> &'static str {
+    use pkcs11_sys::*;
+    use softoken::nss::*;
+    match class {
+        CKO_CERTIFICATE => "CKO_CERTIFICATE",
+        CKO_PUBLIC_KEY => "CKO_PUBLIC_KEY",
+        CKO_PRIVATE_KEY => "CKO_PRIVATE_KEY",
+        CKO_NSS_TRUST => "CKO_NSS_TRUST",
+        CKO_NSS_CRL => "CKO_NSS_CRL",
+        CKO_NSS_SMIME => "CKO_NSS_SMIME",
+        _ => "other",
+    }
+}
+
+/// The name of an NSS trust value, as the fixture manifests give it.
+pub fn trust_name(v: pkcs11_sys::CK_ULONG) -> &'static str {
+    use softoken::nss::*;
+    match v {
+        CKT_NSS_TRUSTED => "CKT_NSS_TRUSTED",
+        CKT_NSS_TRUSTED_DELEGATOR => "CKT_NSS_TRUSTED_DELEGATOR",
+        CKT_NSS_MUST_VERIFY_TRUST => "CKT_NSS_MUST_VERIFY_TRUST",
+        CKT_NSS_NOT_TRUSTED => "CKT_NSS_NOT_TRUSTED",
+        CKT_NSS_TRUST_UNKNOWN => "CKT_NSS_TRUST_UNKNOWN",
+        _ => "unknown",
+    }
 }

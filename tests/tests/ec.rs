@@ -238,7 +238,7 @@ fn nss_fixture_key_signs() {
     let slot = raw.slots()[0];
     let s = raw.open(slot, false).unwrap();
     assert_eq!(raw.login(s, CKU_USER, "fixture-pw"), CKR_OK);
-    let id = hex::decode("80fd1f8980566666880de0b6a879393a3793ce4b").unwrap();
+    let id = fixture_key_id("sql-pw", "Fixture EC User");
     let private = raw
         .find(s, &[(CKA_CLASS, ul(CKO_PRIVATE_KEY)), (CKA_ID, id.clone())])
         .unwrap()[0];
@@ -405,7 +405,7 @@ fn ecdh_with_openssl_and_nss_key() {
     let slot = raw.slots()[0];
     let s = raw.open(slot, true).unwrap();
     assert_eq!(raw.login(s, CKU_USER, "fixture-pw"), CKR_OK);
-    let id = hex::decode("80fd1f8980566666880de0b6a879393a3793ce4b").unwrap();
+    let id = fixture_key_id("sql-pw", "Fixture EC User");
     let nss_key = raw
         .find(s, &[(CKA_CLASS, ul(CKO_PRIVATE_KEY)), (CKA_ID, id)])
         .unwrap()[0];

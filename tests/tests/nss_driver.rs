@@ -172,7 +172,7 @@ fn certutil_pk12util_and_cmsutil_use_the_token() {
     assert!(imported.contains("IMPORT SUCCESSFUL"), "{imported}");
     let keys = nss.run("certutil", &["-K", "-d", db, "-h", "SoftTok", "-f", &pw]);
     assert!(
-        keys.contains("3af1127cda10579bc7c7fa41e9c4bbc154f2aa2e")
+        keys.contains(&hex::encode(fixture_key_id("sql-pw", "Fixture RSA User")))
             && keys.contains("Fixture RSA User"),
         "{keys}"
     );
@@ -218,7 +218,7 @@ fn certutil_pk12util_and_cmsutil_use_the_token() {
     // The imported key is the PKCS#12 file's key, stored encrypted.
     let expected = pkcs12_rsa_key(&fixtures().join("pkcs12/fixture-rsa-user.p12"), "p12-pw");
     let token = open_token(&nss.token_dir);
-    let id = hex::decode("3af1127cda10579bc7c7fa41e9c4bbc154f2aa2e").unwrap();
+    let id = fixture_key_id("sql-pw", "Fixture RSA User");
     let found = token
         .find(
             &[(CKA_CLASS, ul(CKO_PRIVATE_KEY)), (CKA_ID, id)]

@@ -11,29 +11,6 @@ use softoken::nss::*;
 use softoken_tests::raw::{as_ul, ul, Raw};
 use softoken_tests::*;
 
-fn class_name(class: CK_OBJECT_CLASS) -> &'static str {
-    match class {
-        CKO_CERTIFICATE => "CKO_CERTIFICATE",
-        CKO_PUBLIC_KEY => "CKO_PUBLIC_KEY",
-        CKO_PRIVATE_KEY => "CKO_PRIVATE_KEY",
-        CKO_NSS_TRUST => "CKO_NSS_TRUST",
-        CKO_NSS_CRL => "CKO_NSS_CRL",
-        CKO_NSS_SMIME => "CKO_NSS_SMIME",
-        _ => "other",
-    }
-}
-
-fn trust_name(v: CK_ULONG) -> &'static str {
-    match v {
-        CKT_NSS_TRUSTED => "CKT_NSS_TRUSTED",
-        CKT_NSS_TRUSTED_DELEGATOR => "CKT_NSS_TRUSTED_DELEGATOR",
-        CKT_NSS_MUST_VERIFY_TRUST => "CKT_NSS_MUST_VERIFY_TRUST",
-        CKT_NSS_NOT_TRUSTED => "CKT_NSS_NOT_TRUSTED",
-        CKT_NSS_TRUST_UNKNOWN => "CKT_NSS_TRUST_UNKNOWN",
-        _ => "unknown",
-    }
-}
-
 /// What identifies an object in the manifest's list of what NSS exposes.
 fn summary(raw: &Raw, s: CK_SESSION_HANDLE, h: CK_OBJECT_HANDLE) -> (String, String, String) {
     let class = as_ul(&raw.get(s, h, CKA_CLASS).unwrap());

@@ -285,7 +285,7 @@ fn nss_fixture_keys_sign_and_decrypt() {
         let slot = raw.slots()[0];
         let s = raw.open(slot, false).unwrap();
         assert_eq!(raw.login(s, CKU_USER, "fixture-pw"), CKR_OK);
-        let id = hex::decode("3af1127cda10579bc7c7fa41e9c4bbc154f2aa2e").unwrap();
+        let id = fixture_key_id("sql-pw", "Fixture RSA User");
         let private = raw
             .find(s, &[(CKA_CLASS, ul(CKO_PRIVATE_KEY)), (CKA_ID, id)])
             .unwrap()[0];
