@@ -284,6 +284,7 @@ impl EvpDigest {
     pub fn new(hash: Hash) -> Result<EvpDigest> {
         // SAFETY: a plain constructor, then initialisation with a static table.
         let ctx = Owned::new(unsafe { sys::EVP_MD_CTX_new() }, sys::EVP_MD_CTX_free)?;
+        // SAFETY: the context just made, and a static digest table.
         if unsafe { sys::EVP_DigestInit_ex(ctx.ptr.as_ptr(), hash.md(), std::ptr::null_mut()) } != 1
         {
             return Err(Rv::GeneralError);
@@ -477,6 +478,7 @@ impl Cmac {
         };
         // SAFETY: a plain constructor, then a valid key buffer.
         let ctx = Owned::new(unsafe { sys::CMAC_CTX_new() }, sys::CMAC_CTX_free)?;
+        // SAFETY: the context just made, and a valid key buffer.
         if unsafe {
             sys::CMAC_Init(
                 ctx.ptr.as_ptr(),
@@ -557,8 +559,8 @@ unsafe impl Sync for RsaKey {}
 
 impl RsaKey {
     fn empty() -> Result<RsaKey> {
-        // SAFETY: a plain constructor.
         Ok(RsaKey {
+            // SAFETY: a plain constructor.
             rsa: Owned::new(unsafe { sys::RSA_new() }, sys::RSA_free)?,
         })
     }
@@ -849,6 +851,7 @@ impl RsaKey {
     fn pkey_ctx(&self, padding: &RsaPadding, encrypt: bool) -> Result<Owned<sys::EVP_PKEY_CTX>> {
         // SAFETY: plain constructors; set1 takes its own reference to the RSA.
         let pkey = Owned::new(unsafe { sys::EVP_PKEY_new() }, sys::EVP_PKEY_free)?;
+        // SAFETY: the key just made; set1 takes its own reference to the RSA.
         if unsafe { sys::EVP_PKEY_set1_RSA(pkey.ptr.as_ptr(), self.ptr()) } != 1 {
             return Err(Rv::GeneralError);
         }

@@ -482,10 +482,8 @@ fn attribute_protocol() {
     );
     let mut size = 0;
     // SAFETY: valid out pointer.
-    assert_eq!(
-        unsafe { (raw.f().C_GetObjectSize.unwrap())(s, key, &mut size) },
-        CKR_OK
-    );
+    let rv = unsafe { (raw.f().C_GetObjectSize.unwrap())(s, key, &mut size) };
+    assert_eq!(rv, CKR_OK);
     assert!(size > 32);
 
     // Not modifiable, not destroyable.

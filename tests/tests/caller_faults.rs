@@ -435,8 +435,8 @@ fn get_interface_without_an_out_pointer() {
             )
         };
         assert_eq!(rv, CKR_ARGUMENTS_BAD);
-        // SAFETY: with an out pointer, as a client calls it.
         let mut found: CK_INTERFACE_PTR = std::ptr::null_mut();
+        // SAFETY: with an out pointer, as a client calls it.
         let rv =
             unsafe { raw.get_interface(name.as_mut_ptr(), std::ptr::null_mut(), &mut found, 0) };
         assert_eq!(rv, CKR_OK);

@@ -462,10 +462,8 @@ fn mechanism_info_lists_the_message_operations() {
     let info = |ty| {
         let mut info = CK_MECHANISM_INFO::default();
         // SAFETY: a valid out pointer.
-        assert_eq!(
-            unsafe { (raw.f().C_GetMechanismInfo.unwrap())(slot, ty, &mut info) },
-            CKR_OK
-        );
+        let rv = unsafe { (raw.f().C_GetMechanismInfo.unwrap())(slot, ty, &mut info) };
+        assert_eq!(rv, CKR_OK);
         info.flags
     };
     assert_ne!(info(CKM_AES_GCM) & CKF_MESSAGE_ENCRYPT, 0);

@@ -574,10 +574,8 @@ fn signatures_with_recovery() {
     let slot = raw.slots()[0];
     let mut info = CK_MECHANISM_INFO::default();
     // SAFETY: a valid out pointer.
-    assert_eq!(
-        unsafe { (raw.f().C_GetMechanismInfo.unwrap())(slot, CKM_RSA_PKCS, &mut info) },
-        CKR_OK
-    );
+    let rv = unsafe { (raw.f().C_GetMechanismInfo.unwrap())(slot, CKM_RSA_PKCS, &mut info) };
+    assert_eq!(rv, CKR_OK);
     assert_ne!(info.flags & CKF_SIGN_RECOVER, 0);
     assert_ne!(info.flags & CKF_VERIFY_RECOVER, 0);
 }

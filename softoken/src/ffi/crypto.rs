@@ -100,6 +100,7 @@ pub unsafe extern "C" fn C_Sign(
         }
         // SAFETY: caller's pointers and lengths.
         let (result, keep) = match unsafe { bytes(pData, ulDataLen) } {
+            // SAFETY: the caller's signature buffer and length.
             Ok(data) => unsafe {
                 deliver(&mut *active.op, Some(data), pSignature, pulSignatureLen)
             },
@@ -376,8 +377,10 @@ unsafe fn cipher_single(
     }
     // SAFETY: caller's pointers and lengths.
     let (result, keep) = match unsafe { bytes(input, input_len) } {
+        // SAFETY: the caller's output buffer and length.
         Ok(data) => match unsafe { single_into(&mut *active.op, data, output, output_len) } {
             Some(done) => (done, false),
+            // SAFETY: as above.
             None => unsafe { deliver_cipher(&mut *active.op, data, true, output, output_len) },
         },
         Err(e) => (Err(e), false),
@@ -435,6 +438,7 @@ pub(super) unsafe fn cipher_step(
         .begin_parts()
         .and_then(|()| unsafe { bytes(input, input_len) })
     {
+        // SAFETY: the caller's output buffer and length.
         Ok(data) => unsafe { deliver_cipher(&mut *active.op, data, false, output, output_len) },
         Err(e) => (Err(e), false),
     };

@@ -240,6 +240,7 @@ unsafe fn cipher_message(
     }
     // SAFETY: the parameter's pointers, as read above.
     let iv = unsafe { params.iv(cipher, encrypt)? };
+    // SAFETY: the tag buffer of the same parameter.
     let tag = unsafe { params.tag()? };
     let context = context(cipher, tag.len())?;
     let result = if encrypt {
@@ -324,6 +325,7 @@ unsafe fn cipher_next(
     let message = cipher.pending.take().ok_or(Rv::OperationNotInitialized)?;
     // SAFETY: caller's parameter, read now for its tag.
     let params = unsafe { gcm_message(param, param_len)? };
+    // SAFETY: the tag buffer of the parameter just read.
     let tag = unsafe { params.tag()? };
     let context = context(cipher, tag.len())?;
     let result = if encrypt {

@@ -703,6 +703,7 @@ pub unsafe extern "C" fn C_Digest(
         }
         // SAFETY: caller's pointers and lengths.
         let (r, keep) = match unsafe { bytes(pData, ulDataLen) } {
+            // SAFETY: the caller's digest buffer and length.
             Ok(data) => unsafe { deliver_digest(op, Some(data), pDigest, pulDigestLen) },
             Err(e) => (Err(e), false),
         };

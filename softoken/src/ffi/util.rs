@@ -150,7 +150,9 @@ pub unsafe fn mechanism(p: CK_MECHANISM_PTR) -> Result<crate::mechanism::Mechani
     let kdf = match m.mechanism {
         // SAFETY: each is the parameter structure its mechanism defines.
         CKM_HKDF_DERIVE | CKM_HKDF_DATA => Some(unsafe { hkdf_params(param)? }),
+        // SAFETY: as above.
         CKM_PKCS5_PBKD2 => Some(unsafe { pbkdf2_params(param)? }),
+        // SAFETY: as above.
         CKM_SP800_108_COUNTER_KDF => Some(unsafe { sp800_108_params(param)? }),
         _ => None,
     };
