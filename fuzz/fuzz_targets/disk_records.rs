@@ -5,10 +5,10 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use softoken::pbe::{Encrypted, MacRecord};
+use softoken::fuzzing::{Encrypted, MacRecord};
 
 fuzz_target!(|blob: &[u8]| {
-    let _ = Encrypted::parse(blob).map(|e| e.is_pbes2());
+    let _ = Encrypted::parse(blob);
     if let Ok(record) = MacRecord::parse(blob) {
         let again = MacRecord::parse(&record.encode().expect("a parsed record encodes"))
             .expect("an encoded record parses");

@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use softoken::config::Config;
+use softoken::fuzzing::Config;
 
 fuzz_target!(|input: &[u8]| {
     let text = String::from_utf8_lossy(input);

@@ -7,8 +7,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use pkcs11_sys::*;
-use softoken::attr::Attrs;
-use softoken::object::{check_change, new_object};
+use softoken::fuzzing::Attrs;
+use softoken::fuzzing::{check_change, new_object};
 
 const TYPES: &[CK_ATTRIBUTE_TYPE] = &[
     CKA_CLASS,

@@ -6,8 +6,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use pkcs11_sys::*;
-use softoken::attr::Attrs;
-use softoken::wrap::unwrapped_key;
+use softoken::fuzzing::Attrs;
+use softoken::fuzzing::unwrapped_key;
 
 fuzz_target!(|input: &[u8]| {
     let [selector, plaintext @ ..] = input else {
@@ -25,6 +25,6 @@ fuzz_target!(|input: &[u8]| {
     template.set(CKA_CLASS, class.to_ne_bytes().to_vec());
     template.set(CKA_KEY_TYPE, key_type.to_ne_bytes().to_vec());
     if let Ok(key) = unwrapped_key(plaintext, &template) {
-        let _ = softoken::object::new_object(key);
+        let _ = softoken::fuzzing::new_object(key);
     }
 });

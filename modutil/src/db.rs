@@ -729,41 +729,30 @@ pub fn export_p12(
 /// `check`: every private value decrypted and every integrity record
 /// verified, by the library itself (this is no C API call).
 pub fn check(target: &Target, password: &PasswordSource) -> Outcome<Value> {
+    use softoken::admin::{Database, OpenError, Rv};
     let params = module_params(target, true)?;
-    let config = softoken::config::Config::from_parameters(params.as_deref())
-        .map_err(|e| Failure::new(Kind::Failed, format!("bad database location: {e:?}")))?;
-    let cfg = config
-        .tokens
-        .into_iter()
-        .next()
-        .ok_or_else(|| Failure::new(Kind::Failed, "no database token configured"))?;
-    let key_file = match cfg.format {
-        softoken::config::DbFormat::Sql => "key4.db",
-        softoken::config::DbFormat::Dbm => "key3.db",
-    };
-    if !cfg.dir.join(key_file).exists() {
-        return Err(Failure::new(
-            Kind::NotFound,
-            format!("{} holds no {key_file}", cfg.dir.display()),
-        ));
-    }
-    let token = softoken::token::Token::open(cfg)
-        .map_err(|e| Failure::new(Kind::Failed, format!("cannot open the database: {e:?}")))?;
-    let needs_login = token.flags() & pkcs11_sys::CKF_LOGIN_REQUIRED != 0;
-    if needs_login {
+    let db = Database::open(params.as_deref()).map_err(|e| match e {
+        OpenError::BadLocation(rv) => {
+            Failure::new(Kind::Failed, format!("bad database location: {rv:?}"))
+        }
+        OpenError::NoToken => Failure::new(Kind::Failed, "no database token configured"),
+        OpenError::NoKeyDatabase { dir, file } => {
+            Failure::new(Kind::NotFound, format!("{} holds no {file}", dir.display()))
+        }
+        OpenError::Open(rv) => {
+            Failure::new(Kind::Failed, format!("cannot open the database: {rv:?}"))
+        }
+    })?;
+    if db.login_required() {
         let pw = password.read("Password for the database")?;
-        token
-            .login(pkcs11_sys::CKU_USER, pw.as_bytes(), false)
-            .map_err(|e| match e {
-                softoken::rv::Rv::PinIncorrect => {
-                    Failure::new(Kind::WrongPassword, "wrong password")
-                }
-                other => Failure::new(Kind::Failed, format!("login failed: {other:?}")),
-            })?;
+        db.login(pw.as_bytes()).map_err(|e| match e {
+            Rv::PinIncorrect => Failure::new(Kind::WrongPassword, "wrong password"),
+            other => Failure::new(Kind::Failed, format!("login failed: {other:?}")),
+        })?;
     }
     let bar = crate::progress::bar("checking objects");
-    let report = token
-        .check_integrity(&mut |done, total| {
+    let report = db
+        .check(&mut |done, total| {
             bar.set_length(total as u64);
             bar.set_position(done as u64);
         })

@@ -250,7 +250,7 @@ fn decrypt(
         let sha1 = &digest::SHA1_FOR_LEGACY_USE_ONLY;
         let key = pkcs12_kdf(sha1, &pw, &salt, 1, rounds, 24);
         let iv = pkcs12_kdf(sha1, &pw, &salt, 2, rounds, 8);
-        return softoken::pbe::des3_cbc_decrypt(&key, &iv, ciphertext)
+        return softoken::admin::des3_cbc_decrypt(&key, &iv, ciphertext)
             .map_err(|_| wrong_password());
     }
     if oid != OID_PBES2 {
@@ -316,7 +316,7 @@ fn decrypt(
     let mut key = Zeroizing::new(vec![0u8; cipher_len]);
     let rounds = std::num::NonZeroU32::new(rounds).ok_or_else(|| malformed("iterations"))?;
     pbkdf2::derive(prf, rounds, &salt, password.as_bytes(), &mut key);
-    softoken::pbe::aes_cbc_decrypt(&key, iv, ciphertext).map_err(|_| wrong_password())
+    softoken::admin::aes_cbc_decrypt(&key, iv, ciphertext).map_err(|_| wrong_password())
 }
 
 /// Checks the MAC over the authenticated safe.
@@ -588,7 +588,7 @@ fn pbes2_encrypt(plaintext: &[u8], password: &str, rounds: u32) -> Outcome<(Vec<
         password.as_bytes(),
         &mut *key,
     );
-    let ciphertext = softoken::pbe::aes_cbc_encrypt(&*key, iv, plaintext)
+    let ciphertext = softoken::admin::aes_cbc_encrypt(&*key, iv, plaintext)
         .map_err(|e| Failure::new(Kind::Failed, format!("encryption failed: {e:?}")))?;
     let kdf = seq(&[
         &tlv(OID, OID_PBKDF2),

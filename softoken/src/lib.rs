@@ -1,32 +1,31 @@
 //! softoken: a PKCS#11 soft token whose database is NSS's own (cert9.db and
 //! key4.db), loadable by any PKCS#11 client.
 //!
-//! The C boundary lives in `ffi`; everything below it is safe Rust that
-//! tests can call without loading the shared library.
+//! The layers, from the C ABI down (docs/ARCHITECTURE.md draws them):
+//! `ffi` (the C boundary) calls `module` (slots, tokens, sessions) and
+//! `session` (the operations under way); those run `mechanism` (the table
+//! and the families), which builds on `object` (attributes and their
+//! policy), `cache` (built keys and kept contexts) and `engine` (aws-lc).
+//! `token` keeps a token's objects in `storage` (NSS's formats) over the
+//! `sdb` and `legacy-dbm` crates.
+//!
+//! The public surface is the C ABI, NSS's vendor constants (`nss`) and the
+//! `admin` facade for softoken-modutil; the layers are the crate's own.
 
-pub mod aes;
-pub mod attr;
-pub mod built;
-pub mod config;
-pub mod curve25519;
-pub mod ec;
-pub mod engine_sys;
+pub mod admin;
+mod cache;
+mod config;
+mod engine;
 mod ffi;
-pub mod handles;
-pub mod kdf;
-pub mod kept;
-pub mod keydb;
-pub mod legacy;
-pub mod mechanism;
-pub mod module;
+#[cfg(fuzzing)]
+pub mod fuzzing;
+mod mechanism;
+mod module;
 pub mod nss;
-pub mod object;
-pub mod pbe;
-pub mod rsa;
-pub mod rv;
-pub mod secret;
-pub mod session;
-pub mod token;
-pub mod wrap;
+mod object;
+mod rv;
+mod session;
+mod storage;
+mod token;
 
 pub use ffi::*;

@@ -9,10 +9,10 @@ use std::sync::Arc;
 use parking_lot::{Mutex, RwLock};
 use pkcs11_sys::*;
 
-use crate::config::{Config, TokenConfig};
-use crate::handles::HandleMap;
+use crate::config::Config;
 use crate::rv::{Result, Rv};
 use crate::session::SessionCell;
+use crate::token::handles::HandleMap;
 use crate::token::{Access, Token};
 
 /// Serialises calls when the application supplied its own mutex callbacks
@@ -76,14 +76,6 @@ impl Module {
         self.slot(slot)?.token.as_ref().ok_or(Rv::TokenNotPresent)
     }
 
-    pub fn token_config(&self, slot: CK_SLOT_ID) -> Result<&TokenConfig> {
-        self.config
-            .tokens
-            .iter()
-            .find(|t| t.slot_id == slot)
-            .ok_or(Rv::SlotIdInvalid)
-    }
-
     /// (all sessions, read-write sessions) of a slot.
     pub fn session_counts(&self, slot: CK_SLOT_ID) -> (usize, usize) {
         let sessions = self.sessions.read();
@@ -136,7 +128,7 @@ impl Module {
     pub fn logout(&self, h: CK_SESSION_HANDLE) -> Result<()> {
         let (session, token) = self.session(h)?;
         token.logout()?;
-        crate::built::forget_all();
+        crate::cache::built::forget_all();
         // Collected first: no session is locked under the table's lock.
         let all: Vec<_> = self.sessions.read().values().cloned().collect();
         for s in all.iter().filter(|s| s.slot == session.slot) {
@@ -173,7 +165,7 @@ impl Module {
             if self.session_counts(slot).0 == 0 {
                 // The last session of an application ends its login.
                 token.end_login();
-                crate::built::forget_all();
+                crate::cache::built::forget_all();
             }
         }
         Ok(())
@@ -293,7 +285,7 @@ pub fn initialize(params: Option<&str>, call_lock: Option<Box<dyn CallLock>>) ->
     }
     let config = Config::from_parameters(params)?;
     // Keys built before a fork must not be shared with the parent.
-    crate::built::forget_all();
+    crate::cache::built::forget_all();
     let module = Module::new(config, call_lock)?;
     let inherited = LOADED.swap(Some(Arc::new(Loaded {
         pid: state.pid,
@@ -318,7 +310,7 @@ pub fn finalize() -> Result<()> {
         }
     }
     drop(loaded);
-    crate::built::forget_all();
+    crate::cache::built::forget_all();
     Ok(())
 }
 

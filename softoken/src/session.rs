@@ -2,7 +2,8 @@
 
 use pkcs11_sys::*;
 
-use crate::mechanism::{CipherOp, DigestOp, SignOp, VerifyOp};
+use crate::mechanism::digest::DigestOp;
+use crate::mechanism::op::{CipherOp, SignOp, VerifyOp};
 
 /// An operation under way, and whether an `…Update` call started its
 /// multi-part form (after which the single-part call is not allowed).
@@ -87,10 +88,10 @@ pub struct Session {
     pub message_decrypt: Option<MessageCipher>,
     pub message_sign: Option<MessageSign>,
     pub message_verify: Option<MessageSign>,
-    pub sign_recover: Option<crate::rsa::RecoverOp>,
-    pub verify_recover: Option<crate::rsa::RecoverOp>,
+    pub sign_recover: Option<crate::mechanism::rsa::RecoverOp>,
+    pub verify_recover: Option<crate::mechanism::rsa::RecoverOp>,
     pub key_cache: crate::token::KeyCache,
-    pub kept: crate::kept::KeptContexts,
+    pub kept: crate::cache::kept::KeptContexts,
 }
 
 /// A message-based AES-GCM session (C_MessageEncryptInit...): its key, the
@@ -98,9 +99,9 @@ pub struct Session {
 /// The counter starts again with each Init (as NSS's does): the caller's
 /// fixed IV bits are what tell one such context from another.
 pub struct MessageCipher {
-    pub key: crate::aes::AesKey,
+    pub key: crate::mechanism::aes::AesKey,
     /// The key built for each tag length the messages use.
-    pub contexts: crate::kept::Kept<crate::engine_sys::GcmContext>,
+    pub contexts: crate::cache::kept::Kept<crate::engine::GcmContext>,
     pub counter: u64,
     pub pending: Option<PendingMessage>,
 }
@@ -109,14 +110,14 @@ pub struct MessageCipher {
 pub struct PendingMessage {
     pub iv: Vec<u8>,
     pub aad: Vec<u8>,
-    pub data: crate::secret::SecretVec,
+    pub data: crate::engine::secret::SecretVec,
 }
 
 /// Message-based signing or verification: the mechanism and key each
 /// message uses, and the operation of a message given in parts.
 pub struct MessageSign {
-    pub mechanism: crate::mechanism::MechanismArg,
-    pub key: std::sync::Arc<crate::attr::Attrs>,
+    pub mechanism: crate::mechanism::param::MechanismArg,
+    pub key: std::sync::Arc<crate::object::attrs::Attrs>,
     pub sign: Option<Box<dyn SignOp>>,
     pub verify: Option<Box<dyn VerifyOp>>,
 }
@@ -128,7 +129,7 @@ pub fn operation_key(
     session: &SessionCell,
     token: &crate::token::Token,
     h: CK_OBJECT_HANDLE,
-) -> crate::rv::Result<std::sync::Arc<crate::attr::Attrs>> {
+) -> crate::rv::Result<std::sync::Arc<crate::object::attrs::Attrs>> {
     let mut cache = std::mem::take(&mut session.lock().key_cache);
     let key = token.operation_key(h, &mut cache);
     session.lock().key_cache = cache;
@@ -144,7 +145,10 @@ pub fn start_with_key<T: ?Sized>(
     h: CK_OBJECT_HANDLE,
     single_part_only: bool,
     slot: fn(&mut Session) -> &mut Option<Active<T>>,
-    make: impl FnOnce(&crate::attr::Attrs, &mut crate::kept::KeptContexts) -> crate::rv::Result<Box<T>>,
+    make: impl FnOnce(
+        &crate::object::attrs::Attrs,
+        &mut crate::cache::kept::KeptContexts,
+    ) -> crate::rv::Result<Box<T>>,
 ) -> crate::rv::Result<()> {
     let (mut cache, mut contexts) = {
         let mut s = session.lock();

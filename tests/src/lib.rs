@@ -95,17 +95,13 @@ pub fn open_databases(dir: &Path, read_only: bool) -> sdb::Opened {
 
 /// A directory's token through the library (below the C API), for checks a
 /// client cannot make, such as reading sensitive values.
-pub fn open_token(dir: &Path) -> softoken::token::Token {
+pub fn open_token(dir: &Path) -> softoken::admin::Database {
     open_token_with(&sql_params(dir))
 }
 
 /// The token the module would open for a parameter string.
-pub fn open_token_with(params: &str) -> softoken::token::Token {
-    let cfg = softoken::config::Config::from_parameters(Some(params))
-        .expect("parameters")
-        .tokens
-        .remove(0);
-    softoken::token::Token::open(cfg).expect("open token")
+pub fn open_token_with(params: &str) -> softoken::admin::Database {
+    softoken::admin::Database::open(Some(params)).expect("open token")
 }
 
 /// The parameter string NSS passes for a legacy database directory.

@@ -185,5 +185,5 @@ fn what_the_legacy_format_cannot_hold_is_refused() {
     assert_eq!(std::fs::read(dir.path().join("cert8.db")).unwrap(), before);
     // The fixture still opens with its password.
     let token = open_token_with(&dbm_params(dir.path()));
-    token.login(CKU_USER, PASSWORD.as_bytes(), false).unwrap();
+    token.login(PASSWORD.as_bytes()).unwrap();
 }

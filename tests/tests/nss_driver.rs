@@ -220,19 +220,15 @@ fn certutil_pk12util_and_cmsutil_use_the_token() {
     let token = open_token(&nss.token_dir);
     let id = fixture_key_id("sql-pw", "Fixture RSA User");
     let found = token
-        .find(
-            &[(CKA_CLASS, ul(CKO_PRIVATE_KEY)), (CKA_ID, id)]
-                .into_iter()
-                .collect(),
-        )
+        .find(&[(CKA_CLASS, ul(CKO_PRIVATE_KEY)), (CKA_ID, id)])
         .unwrap();
     assert_eq!(found.len(), 1);
-    let key = token.full_attributes(found[0]).unwrap();
+    let key = token.attributes(found[0]).unwrap();
     assert_eq!(
         key.get(CKA_PRIVATE_EXPONENT).unwrap(),
         expected.private_exponent.as_slice()
     );
-    let report = token.check_integrity(&mut |_, _| {}).unwrap();
+    let report = token.check(&mut |_, _| {}).unwrap();
     assert!(
         report.failures.is_empty() && report.orphaned_records.is_empty(),
         "{report:?}"

@@ -195,9 +195,9 @@ fn check_fixture(name: &str) {
     // record in key4.db verifies.
     let token = open_token_with(&params);
     if !password.is_empty() {
-        token.login(CKU_USER, password.as_bytes(), false).unwrap();
+        token.login(password.as_bytes()).unwrap();
     }
-    let report = token.check_integrity(&mut |_, _| {}).unwrap();
+    let report = token.check(&mut |_, _| {}).unwrap();
     assert!(report.failures.is_empty(), "{name}: {:?}", report.failures);
     assert!(
         report.orphaned_records.is_empty(),
@@ -261,13 +261,11 @@ fn decrypted_rsa_key_equals_pkcs12_export() {
         } else {
             open_token(dir.path())
         };
-        token.login(CKU_USER, b"fixture-pw", false).unwrap();
-        let template = [(CKA_CLASS, ul(CKO_PRIVATE_KEY)), (CKA_ID, cka_id.clone())]
-            .into_iter()
-            .collect();
+        token.login(b"fixture-pw").unwrap();
+        let template = [(CKA_CLASS, ul(CKO_PRIVATE_KEY)), (CKA_ID, cka_id.clone())];
         let found = token.find(&template).unwrap();
         assert_eq!(found.len(), 1, "{name}");
-        let key = token.full_attributes(found[0]).unwrap();
+        let key = token.attributes(found[0]).unwrap();
         for (t, want) in [
             (CKA_MODULUS, &expected.modulus),
             (CKA_PUBLIC_EXPONENT, &expected.public_exponent),
@@ -345,8 +343,8 @@ fn tampered_values_are_refused() {
     );
 
     let token = open_token(dir.path());
-    token.login(CKU_USER, b"fixture-pw", false).unwrap();
-    let report = token.check_integrity(&mut |_, _| {}).unwrap();
+    token.login(b"fixture-pw").unwrap();
+    let report = token.check(&mut |_, _| {}).unwrap();
     let failed: BTreeSet<CK_ATTRIBUTE_TYPE> = report.failures.iter().map(|f| f.1).collect();
     assert_eq!(
         failed,

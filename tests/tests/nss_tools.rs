@@ -177,8 +177,8 @@ fn nss_tools_read_export_and_rekey_what_the_module_wrote() {
 
     // Every value re-encrypted by NSS decrypts and verifies here.
     let token = open_token(dir.path());
-    token.login(CKU_USER, NEW_PW.as_bytes(), false).unwrap();
-    let report = token.check_integrity(&mut |_, _| {}).unwrap();
+    token.login(NEW_PW.as_bytes()).unwrap();
+    let report = token.check(&mut |_, _| {}).unwrap();
     assert!(
         report.failures.is_empty() && report.orphaned_records.is_empty(),
         "{report:?}"

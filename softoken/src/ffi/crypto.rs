@@ -5,7 +5,8 @@ use pkcs11_sys::*;
 use super::util::{
     bytes, copy_out, deliver_output, items_mut, mechanism, out, template, with_module,
 };
-use crate::mechanism::{self, CipherOp, SignOp};
+use crate::mechanism::op::{CipherOp, SignOp};
+use crate::mechanism::{self, param::MechanismArg};
 use crate::module::Module;
 use crate::rv::{Result, Rv};
 use crate::session::{operation_key, start_with_key, Active, Session};
@@ -21,9 +22,9 @@ unsafe fn start<T: ?Sized>(
     function: CK_FLAGS,
     slot: fn(&mut Session) -> &mut Option<Active<T>>,
     make: fn(
-        &mechanism::MechanismArg,
-        &crate::attr::Attrs,
-        &mut crate::kept::KeptContexts,
+        &MechanismArg,
+        &crate::object::attrs::Attrs,
+        &mut crate::cache::kept::KeptContexts,
     ) -> Result<Box<T>>,
 ) -> Result<()> {
     let (session, token) = m.session(hSession)?;
@@ -637,14 +638,16 @@ pub unsafe extern "C" fn C_DeriveKey(
         }
         let mut arg = arg;
         // An HKDF salt given as a key is that key's value.
-        if let Some(crate::kdf::KdfParams::Hkdf { salt, .. }) = &mut arg.kdf {
-            if let crate::kdf::HkdfSalt::Key(h) = *salt {
+        if let Some(crate::mechanism::param::KdfParams::Hkdf { salt, .. }) = &mut arg.kdf {
+            if let crate::mechanism::param::HkdfSalt::Key(h) = *salt {
                 let key =
                     operation_key(&session, token, h).map_err(|_| Rv::MechanismParamInvalid)?;
                 if key.ulong(CKA_CLASS) != Some(CKO_SECRET_KEY) {
                     return Err(Rv::MechanismParamInvalid);
                 }
-                *salt = crate::kdf::HkdfSalt::Data(key.get(CKA_VALUE).unwrap_or_default().to_vec());
+                *salt = crate::mechanism::param::HkdfSalt::Data(
+                    key.get(CKA_VALUE).unwrap_or_default().to_vec(),
+                );
             }
         }
         let base = operation_key(&session, token, hBaseKey)?;
@@ -696,7 +699,7 @@ pub unsafe extern "C" fn C_WrapKey(
         {
             return Err(Rv::KeyNotWrappable);
         }
-        let plaintext = crate::wrap::key_bytes(&key)?;
+        let plaintext = crate::mechanism::pkcs8::key_bytes(&key)?;
         let mut op = mechanism::cipher_op(&arg, &wrapping, true, true, &mut Default::default())?;
         let need = op.output_len(plaintext.len(), true) as CK_ULONG;
         if pWrappedKey.is_null() {
@@ -747,7 +750,7 @@ pub unsafe extern "C" fn C_UnwrapKey(
                 Rv::EncryptedDataLenRange | Rv::DataLenRange => Rv::WrappedKeyLenRange,
                 other => other,
             })?);
-        let key = crate::wrap::unwrapped_key(&plaintext, &attrs)?;
+        let key = crate::mechanism::pkcs8::unwrapped_key(&plaintext, &attrs)?;
         // An unwrapped key is an imported one: the same checks and defaults
         // as C_CreateObject.
         *handle = token.create_object(acc, key)?;

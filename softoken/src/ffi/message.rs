@@ -8,11 +8,11 @@ use std::sync::Arc;
 use pkcs11_sys::*;
 
 use super::util::{bytes, copy_out, input, items_mut, mechanism, out, with_module};
-use crate::engine_sys::GcmContext;
-use crate::kept::Kept;
+use crate::cache::kept::Kept;
+use crate::engine::secret::SecretVec;
+use crate::engine::GcmContext;
 use crate::module::Module;
 use crate::rv::{Result, Rv};
-use crate::secret::SecretVec;
 use crate::session::{operation_key, MessageCipher, MessageSign, PendingMessage, Session};
 
 /// CK_GCM_MESSAGE_PARAMS as the caller gave it.
@@ -37,7 +37,7 @@ unsafe fn gcm_message(p: CK_VOID_PTR, len: CK_ULONG) -> Result<GcmMessage> {
     let m = unsafe { input(p as *const CK_GCM_MESSAGE_PARAMS) }
         .map_err(|_| Rv::MechanismParamInvalid)?
         .ok_or(Rv::MechanismParamInvalid)?;
-    crate::aes::gcm_tag_len(m.ulTagBits)?;
+    crate::mechanism::aes::gcm_tag_len(m.ulTagBits)?;
     if m.ulIvLen == 0
         || m.pIv.is_null()
         || m.pTag.is_null()
@@ -72,7 +72,7 @@ impl GcmMessage {
             _ if !encrypt || free_bits == 0 => return Err(Rv::MechanismParamInvalid),
             CKG_GENERATE_RANDOM => {
                 let mut fresh = vec![0u8; self.iv_len];
-                crate::pbe::random_fill(&mut fresh)?;
+                crate::engine::random_fill(&mut fresh)?;
                 set_free_bits(buf, &fresh, self.fixed_bits);
             }
             CKG_GENERATE | CKG_GENERATE_COUNTER => {
@@ -187,7 +187,8 @@ unsafe fn cipher_init(
     if slot(&mut session.lock()).is_some() {
         return Err(Rv::OperationActive);
     }
-    let value = crate::aes::message_key(&*operation_key(&session, token, key)?, encrypt)?;
+    let value =
+        crate::mechanism::aes::message_key(&*operation_key(&session, token, key)?, encrypt)?;
     *slot(&mut session.lock()) = Some(MessageCipher {
         key: value,
         contexts: Kept::default(),
@@ -651,7 +652,7 @@ pub unsafe extern "C" fn C_SignMessage(
 
 /// A message given in more than one part: refused, as an Update is, for
 /// a mechanism that is single-part only.
-fn more_parts(mechanism: &crate::mechanism::MechanismArg) -> Result<()> {
+fn more_parts(mechanism: &crate::mechanism::param::MechanismArg) -> Result<()> {
     if crate::mechanism::find(mechanism.ty)?.single_part_only() {
         return Err(Rv::OperationNotInitialized);
     }

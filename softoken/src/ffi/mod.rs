@@ -19,7 +19,7 @@ mod util;
 
 use pkcs11_sys::*;
 
-use crate::mechanism::{self, DigestOp};
+use crate::mechanism::{self, digest::DigestOp};
 use crate::module::{self, CallLock};
 use crate::rv::{Result, Rv};
 use crate::session::FindOp;
@@ -681,7 +681,7 @@ pub unsafe extern "C" fn C_DigestInit(
         if s.digest.is_some() {
             return Err(Rv::OperationActive);
         }
-        s.digest = Some(DigestOp::new(entry)?);
+        s.digest = Some(mechanism::digest_op(entry)?);
         Ok(())
     })
 }
@@ -828,7 +828,7 @@ pub unsafe extern "C" fn C_GenerateRandom(
         }
         // SAFETY: the caller's buffer holds ulRandomLen bytes.
         let buf = unsafe { items_mut(RandomData, ulRandomLen as usize)? };
-        crate::pbe::random_fill(buf)
+        crate::engine::random_fill(buf)
     })
 }
 

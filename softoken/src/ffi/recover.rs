@@ -5,9 +5,9 @@
 use pkcs11_sys::*;
 
 use super::util::{bytes, deliver_output, mechanism, with_module};
+use crate::mechanism::rsa::RecoverOp;
 use crate::mechanism::Operation;
 use crate::module::Module;
-use crate::rsa::RecoverOp;
 use crate::rv::{Result, Rv};
 use crate::session::{operation_key, Session};
 

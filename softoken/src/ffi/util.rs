@@ -5,9 +5,9 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use pkcs11_sys::*;
 
-use crate::attr::Attrs;
-use crate::kdf::{DataParam, HkdfSalt, KdfParams};
+use crate::mechanism::param::{DataParam, HkdfSalt, KdfParams};
 use crate::module::{self, Module};
+use crate::object::attrs::Attrs;
 use crate::rv::{Result, Rv};
 
 /// Runs the safe body of an entry point: a panic becomes
@@ -128,7 +128,7 @@ pub unsafe fn items_mut<'a, T>(p: *mut T, count: usize) -> Result<&'a mut [T]> {
 ///
 /// # Safety
 /// `p` is null or a valid CK_MECHANISM whose parameter is valid.
-pub unsafe fn mechanism(p: CK_MECHANISM_PTR) -> Result<crate::mechanism::MechanismArg> {
+pub unsafe fn mechanism(p: CK_MECHANISM_PTR) -> Result<crate::mechanism::param::MechanismArg> {
     // SAFETY: the caller's pointer, checked.
     let m = unsafe { input(p)? }.ok_or(Rv::ArgumentsBad)?;
     // SAFETY: the parameter's pointer and length come from the caller.
@@ -156,7 +156,7 @@ pub unsafe fn mechanism(p: CK_MECHANISM_PTR) -> Result<crate::mechanism::Mechani
         CKM_SP800_108_COUNTER_KDF => Some(unsafe { sp800_108_params(param)? }),
         _ => None,
     };
-    Ok(crate::mechanism::MechanismArg {
+    Ok(crate::mechanism::param::MechanismArg {
         ty: m.mechanism,
         param: param.to_vec(),
         gcm,
@@ -382,7 +382,7 @@ unsafe fn oaep_label(param: &[u8]) -> Result<Vec<u8>> {
 ///
 /// # Safety
 /// `param` holds the caller's structure, whose pointers are valid.
-unsafe fn gcm_params(param: &[u8]) -> Result<crate::aes::GcmParams> {
+unsafe fn gcm_params(param: &[u8]) -> Result<crate::mechanism::param::GcmParams> {
     const UL: usize = std::mem::size_of::<CK_ULONG>();
     let word = |i: usize| -> Result<u64> {
         let bytes: [u8; UL] = param
@@ -406,7 +406,7 @@ unsafe fn gcm_params(param: &[u8]) -> Result<crate::aes::GcmParams> {
             bytes(aad_ptr as *const u8, aad_len)?,
         )
     };
-    Ok(crate::aes::GcmParams {
+    Ok(crate::mechanism::param::GcmParams {
         iv: iv.to_vec(),
         aad: aad.to_vec(),
         tag_bits,

@@ -11,12 +11,13 @@ use zeroize::Zeroize;
 
 use std::sync::Arc;
 
-use crate::attr::Attrs;
-use crate::engine_sys::GcmContext;
-use crate::kept::KeptContexts;
-use crate::mechanism::{CipherOp, MechanismArg};
+use crate::cache::kept::KeptContexts;
+use crate::engine::secret::SecretVec;
+use crate::engine::GcmContext;
+use crate::mechanism::op::CipherOp;
+use crate::mechanism::param::MechanismArg;
+use crate::object::attrs::Attrs;
 use crate::rv::{Result, Rv};
-use crate::secret::SecretVec;
 
 const BLOCK: usize = 16;
 
@@ -32,14 +33,6 @@ pub enum Mode {
     KeyWrap,
     /// RFC 5649 key wrap with padding (any input length).
     KeyWrapPad,
-}
-
-/// CK_GCM_PARAMS, read at the C boundary.
-#[derive(Clone, Debug, Default)]
-pub struct GcmParams {
-    pub iv: Vec<u8>,
-    pub aad: Vec<u8>,
-    pub tag_bits: CK_ULONG,
 }
 
 fn cipher_key(key: &[u8]) -> Result<UnboundCipherKey> {
@@ -77,7 +70,7 @@ impl CipherOp for KeyWrapOp {
 
     fn finish(&mut self) -> Result<Vec<u8>> {
         let input = std::mem::take(&mut self.input);
-        Ok(crate::engine_sys::aes_key_wrap(&self.key, &input, self.padded, self.encrypt)?.to_vec())
+        Ok(crate::engine::aes_key_wrap(&self.key, &input, self.padded, self.encrypt)?.to_vec())
     }
 }
 
@@ -215,7 +208,7 @@ impl CipherOp for BlockOp {
         }
         if self.mode != Mode::Ecb {
             let pad = self.mode == Mode::CbcPad;
-            return Some(crate::engine_sys::aes_cbc_encrypt_into(
+            return Some(crate::engine::aes_cbc_encrypt_into(
                 &self.key,
                 &mut self.iv,
                 input,

@@ -11,7 +11,7 @@ use aws_lc_rs::digest;
 use once_cell::sync::Lazy;
 use parking_lot::Mutex;
 
-use crate::engine_sys::{EcKey, RsaKey};
+use crate::engine::{EcKey, RsaKey};
 use crate::rv::{Result, Rv};
 
 /// Most keys of a kind kept built.

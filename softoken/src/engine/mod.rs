@@ -13,13 +13,15 @@
 //!   over the SHA3 family, through EVP; AES-CMAC; AES-GCM with any IV
 //!   length and tag length; AES key wrap with AES-192 keys too.
 
+pub mod secret;
+
 use std::ptr::NonNull;
 
 use aws_lc_sys as sys;
 use zeroize::{Zeroize, Zeroizing};
 
+use crate::engine::secret::SecretVec;
 use crate::rv::{Result, Rv};
-use crate::secret::SecretVec;
 
 /// The NIST curves the token offers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -1375,6 +1377,11 @@ pub fn pbkdf2_hmac_sha256(password: &[u8], salt: &[u8], iterations: u32, out: &m
         bytes[16..].copy_from_slice(&sum[1].to_be_bytes());
         chunk.copy_from_slice(&bytes[..chunk.len()]);
     }
+}
+
+/// Fills a buffer from the crypto engine's RNG.
+pub fn random_fill(buf: &mut [u8]) -> Result<()> {
+    aws_lc_rs::rand::fill(buf).map_err(|_| Rv::FunctionFailed)
 }
 
 #[cfg(test)]

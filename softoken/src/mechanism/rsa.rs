@@ -7,13 +7,14 @@ use std::sync::Arc;
 use aws_lc_rs::digest;
 use pkcs11_sys::*;
 
-use crate::attr::Attrs;
-use crate::engine_sys::{Hash, RsaKey, RsaPadding, RsaParts};
-use crate::mechanism::{CipherOp, MechanismArg, MessageInput, SignOp, VerifyOp};
+use crate::engine::secret::SecretVec;
+use crate::engine::{Hash, RsaKey, RsaPadding, RsaParts};
+use crate::mechanism::op::{CipherOp, MessageInput, SignOp, VerifyOp};
+use crate::mechanism::param::MechanismArg;
 use crate::nss::CKA_NSS_DB;
+use crate::object::attrs::Attrs;
 use crate::object::Generated;
 use crate::rv::{Result, Rv};
-use crate::secret::SecretVec;
 use zeroize::Zeroizing;
 
 /// A hash as the RSA mechanisms use it.
@@ -218,7 +219,7 @@ fn private_key(key: &Attrs) -> Result<Arc<RsaKey>> {
         CKA_COEFFICIENT,
     ];
     let parts = PARTS.iter().map(|t| get(*t)).collect::<Result<Vec<_>>>()?;
-    crate::built::RSA_KEYS.get_or_build(&parts, || {
+    crate::cache::built::RSA_KEYS.get_or_build(&parts, || {
         let secret = |t| get(t).map(|v| Zeroizing::new(v.to_vec()));
         RsaKey::from_private(&RsaParts {
             modulus: get(CKA_MODULUS)?.to_vec(),

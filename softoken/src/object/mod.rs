@@ -3,10 +3,12 @@
 //! table per group of attributes says it all; creation, C_SetAttributeValue
 //! and C_GetAttributeValue consult it.
 
+pub mod attrs;
+
 use pkcs11_sys::*;
 
-use crate::attr::Attrs;
 use crate::nss::*;
+use crate::object::attrs::Attrs;
 use crate::rv::{Result, Rv};
 
 /// Must be in a creation template.

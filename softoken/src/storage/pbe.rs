@@ -15,7 +15,7 @@ use der::asn1::{Any, ObjectIdentifier as Oid, OctetString};
 use der::{Decode, Encode, Sequence};
 use zeroize::Zeroizing;
 
-use crate::engine_sys;
+use crate::engine;
 use crate::rv::{Result, Rv};
 
 const PBES2: Oid = Oid::new_unwrap("1.2.840.113549.1.5.13");
@@ -116,7 +116,7 @@ impl Prf {
         let alg = match self {
             Prf::Sha1 => pbkdf2::PBKDF2_HMAC_SHA1,
             Prf::Sha256 => {
-                return engine_sys::pbkdf2_hmac_sha256(secret, salt, iterations.get(), out);
+                return engine::pbkdf2_hmac_sha256(secret, salt, iterations.get(), out);
             }
             Prf::Sha384 => pbkdf2::PBKDF2_HMAC_SHA384,
             Prf::Sha512 => pbkdf2::PBKDF2_HMAC_SHA512,
@@ -275,11 +275,6 @@ impl Encrypted {
             _ => Err(Rv::DeviceError),
         }
     }
-
-    /// Whether this value is NSS's current form (which has integrity records).
-    pub fn is_pbes2(&self) -> bool {
-        matches!(self, Encrypted::Pbes2 { .. })
-    }
 }
 
 /// The IV of an AES-CBC parameter: NSS's 16-byte TLV of a 14-byte OCTET
@@ -433,7 +428,7 @@ pub fn legacy_encrypt(master: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
     use cbc::cipher::{block_padding::Pkcs7, BlockEncryptMut, KeyIvInit};
 
     let mut salt = [0u8; 20];
-    random_fill(&mut salt)?;
+    engine::random_fill(&mut salt)?;
     let out = legacy_key_iv(master, &salt, 1);
     let encryptor =
         cbc::Encryptor::<des::TdesEde3>::new_from_slices(&out[..24], &out[out.len() - 8..])
@@ -545,11 +540,6 @@ pub fn master_key(global_salt: &[u8], password: &[u8]) -> Zeroizing<Vec<u8>> {
     ctx.update(global_salt);
     ctx.update(password);
     Zeroizing::new(ctx.finish().as_ref().to_vec())
-}
-
-/// Fills a buffer from the crypto engine's RNG.
-pub fn random_fill(buf: &mut [u8]) -> Result<()> {
-    aws_lc_rs::rand::fill(buf).map_err(|_| Rv::FunctionFailed)
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use zeroize::Zeroizing;
 
-use crate::engine_sys::{GcmContext, HmacKey};
+use crate::engine::{GcmContext, HmacKey};
 use crate::rv::Result;
 
 /// Keys a session keeps contexts of one kind for.

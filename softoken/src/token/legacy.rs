@@ -8,9 +8,10 @@ use std::sync::Arc;
 
 use pkcs11_sys::*;
 
-use crate::attr::{self, Attrs};
-use crate::keydb::KeyState;
-use crate::wrap;
+use crate::mechanism::pkcs8;
+use crate::object::attrs::Attrs;
+use crate::storage::format;
+use crate::storage::keydb::KeyState;
 
 /// The codec the token hands the legacy store while logged in.
 pub struct KeyCodec(pub Arc<KeyState>);
@@ -25,18 +26,18 @@ impl sdb::KeyRecordCodec for KeyCodec {
         let mut template = Attrs::new();
         template.set_ulong(CKA_CLASS, CKO_PRIVATE_KEY);
         let attrs =
-            wrap::unwrapped_key(&pkcs8, &template).map_err(|_| bad("not a key NSS writes"))?;
+            pkcs8::unwrapped_key(&pkcs8, &template).map_err(|_| bad("not a key NSS writes"))?;
         let mut out = Vec::new();
         for (t, v) in attrs.iter() {
             if t == CKA_CLASS {
                 continue;
             }
-            let stored = if attr::is_encrypted(t) {
+            let stored = if format::is_encrypted(t) {
                 self.0
                     .encrypt(v)
                     .map_err(|_| bad("cannot be re-encrypted"))?
             } else {
-                attr::to_disk(t, v).map_err(|_| bad("bad attribute"))?
+                format::to_disk(t, v).map_err(|_| bad("bad attribute"))?
             };
             out.push((t, stored));
         }
@@ -47,18 +48,18 @@ impl sdb::KeyRecordCodec for KeyCodec {
         let bad = |what: &str| sdb::Error::Corrupt(format!("private key for key3.db: {what}"));
         let mut attrs = Attrs::new();
         for (t, v) in stored {
-            let value = if attr::is_encrypted(*t) {
+            let value = if format::is_encrypted(*t) {
                 self.0
                     .decrypt(v)
                     .map_err(|_| bad("does not decrypt"))?
                     .0
                     .to_vec()
             } else {
-                attr::from_disk(*t, v.clone())
+                format::from_disk(*t, v.clone())
             };
             attrs.set(*t, value);
         }
-        let pkcs8 = wrap::key_bytes(&attrs).map_err(|_| bad("not a key type key3.db holds"))?;
+        let pkcs8 = pkcs8::key_bytes(&attrs).map_err(|_| bad("not a key type key3.db holds"))?;
         self.0
             .encrypt_legacy(&pkcs8)
             .map_err(|_| bad("cannot be encrypted"))

@@ -8,61 +8,12 @@ use aws_lc_rs::hmac;
 use pkcs11_sys::*;
 use zeroize::Zeroizing;
 
-use crate::attr::Attrs;
-use crate::mechanism::{self, MechanismArg};
+use crate::mechanism::mac::{self, MacAlg};
+use crate::mechanism::param::{DataParam, HkdfSalt, KdfParams, MechanismArg};
+use crate::object::attrs::Attrs;
 use crate::object::{Generated, Origin};
-use crate::pbe::Prf;
 use crate::rv::{Result, Rv};
-
-/// Where an HKDF salt comes from.
-#[derive(Clone, Debug)]
-pub enum HkdfSalt {
-    Null,
-    Data(Vec<u8>),
-    /// A key's value: the caller gives a handle, which C_DeriveKey turns
-    /// into the key's value (Data) before the derivation runs.
-    Key(CK_OBJECT_HANDLE),
-}
-
-/// One piece of SP 800-108's fixed input.
-#[derive(Clone, Debug)]
-pub enum DataParam {
-    /// The iteration counter, `width` bits.
-    Counter {
-        little_endian: bool,
-        width: u32,
-    },
-    /// The length of the derived material in bits (of all keys, or of all
-    /// PRF outputs).
-    DkmLength {
-        of_segments: bool,
-        little_endian: bool,
-        width: u32,
-    },
-    Bytes(Vec<u8>),
-}
-
-/// The parameters of a KDF, read at the C boundary (they hold pointers).
-#[derive(Clone, Debug)]
-pub enum KdfParams {
-    Hkdf {
-        extract: bool,
-        expand: bool,
-        prf: CK_MECHANISM_TYPE,
-        salt: HkdfSalt,
-        info: Vec<u8>,
-    },
-    Pbkdf2 {
-        salt: Vec<u8>,
-        iterations: CK_ULONG,
-        prf: CK_ULONG,
-        password: Zeroizing<Vec<u8>>,
-    },
-    Sp800_108 {
-        prf: CK_MECHANISM_TYPE,
-        data: Vec<DataParam>,
-    },
-}
+use crate::storage::pbe::Prf;
 
 /// PBKDF2 iteration counts above this are refused (a call must not run for
 /// hours); NSS's own PKCS#12 files use 600,000.
@@ -266,11 +217,12 @@ fn put_number(out: &mut Vec<u8>, value: u64, width: u32, little_endian: bool) ->
 /// SP 800-108 in counter mode: K(i) = PRF(KI, fixed input with counter i).
 pub fn sp800_108(
     mechanism: CK_MECHANISM_TYPE,
+    prf: MacAlg,
     arg: &MechanismArg,
     base: &Attrs,
     template: &Attrs,
 ) -> Result<Generated> {
-    let Some(KdfParams::Sp800_108 { prf, data }) = &arg.kdf else {
+    let Some(KdfParams::Sp800_108 { data, .. }) = &arg.kdf else {
         return Err(Rv::MechanismParamInvalid);
     };
     let counters = data
@@ -288,14 +240,7 @@ pub fn sp800_108(
     }
     let ki = base_value(base)?;
     let len = wanted_len(template, None)?;
-    let prf_arg = MechanismArg {
-        ty: *prf,
-        param: Vec::new(),
-        gcm: None,
-        pointed: Vec::new(),
-        kdf: None,
-    };
-    let prf_len = mechanism::mac_output_len(*prf)?;
+    let prf_len = prf.output_len();
     let blocks = len.div_ceil(prf_len);
     let mut out = Zeroizing::new(Vec::with_capacity(blocks * prf_len));
     for i in 1..=blocks {
@@ -321,7 +266,7 @@ pub fn sp800_108(
                 DataParam::Bytes(b) => input.extend_from_slice(b),
             }
         }
-        out.extend_from_slice(&mechanism::mac_with_key(&prf_arg, ki, &input)?);
+        out.extend_from_slice(&mac::mac_once(prf, ki, &input)?);
     }
     out.truncate(len);
     made(

@@ -9,8 +9,8 @@ use parking_lot::Mutex;
 use sdb::{ObjectId, PasswordEntry};
 use zeroize::Zeroizing;
 
-use crate::pbe::{self, Encrypted, KdfParams, MacRecord, Prf};
 use crate::rv::{Result, Rv};
+use crate::storage::pbe::{self, Encrypted, KdfParams, MacRecord, Prf};
 
 /// The plaintext of the password check NSS stores.
 pub const PASSWORD_CHECK: &[u8] = b"password-check";
@@ -125,7 +125,7 @@ impl KeyState {
     fn write_key<'a>(&'a self, cell: &'a OnceCell<WriteKey>) -> Result<&'a WriteKey> {
         cell.get_or_try_init(|| {
             let mut salt = vec![0u8; pbe::SALT_LEN];
-            pbe::random_fill(&mut salt)?;
+            crate::engine::random_fill(&mut salt)?;
             let kdf = KdfParams {
                 prf: Prf::Sha256,
                 salt,
@@ -141,7 +141,7 @@ impl KeyState {
     pub fn encrypt(&self, plaintext: &[u8]) -> Result<Vec<u8>> {
         let wk = self.write_key(&self.write_enc)?;
         let mut iv_param = [0u8; pbe::IV_PARAM_LEN];
-        pbe::random_fill(&mut iv_param)?;
+        crate::engine::random_fill(&mut iv_param)?;
         let ct = pbe::aes_cbc_encrypt(&wk.key, pbe::iv_from_param(&iv_param), plaintext)?;
         pbe::encode_pbes2(&wk.kdf, &iv_param, ct)
     }
@@ -238,7 +238,7 @@ pub fn is_empty_password(entry: &PasswordEntry) -> bool {
 /// A fresh random global salt.
 pub fn new_global_salt() -> Result<Vec<u8>> {
     let mut salt = vec![0u8; GLOBAL_SALT_LEN];
-    pbe::random_fill(&mut salt)?;
+    crate::engine::random_fill(&mut salt)?;
     Ok(salt)
 }
 

@@ -7,9 +7,9 @@ use der::{Decode, Encode, Sequence};
 use pkcs11_sys::*;
 use zeroize::Zeroizing;
 
-use crate::attr::Attrs;
-use crate::pbe::AlgorithmIdentifier;
+use crate::object::attrs::Attrs;
 use crate::rv::{Result, Rv};
+use crate::storage::pbe::AlgorithmIdentifier;
 
 const RSA_ENCRYPTION: Oid = Oid::new_unwrap("1.2.840.113549.1.1.1");
 const EC_PUBLIC_KEY: Oid = Oid::new_unwrap("1.2.840.10045.2.1");
@@ -76,7 +76,8 @@ pub fn key_bytes(key: &Attrs) -> Result<Zeroizing<Vec<u8>>> {
                 }
                 Some(CKK_EC) => {
                     let params = get(CKA_EC_PARAMS)?;
-                    let curve = crate::ec::curve_of(params).map_err(|_| Rv::KeyNotWrappable)?;
+                    let curve =
+                        crate::mechanism::ec::curve_of(params).map_err(|_| Rv::KeyNotWrappable)?;
                     let oid = Oid::from_der(params).map_err(|_| Rv::KeyNotWrappable)?;
                     // The scalar at the curve's full width, as RFC 5915 says.
                     let scalar = get(CKA_VALUE)?;
@@ -174,7 +175,7 @@ pub fn unwrapped_key(plaintext: &[u8], template: &Attrs) -> Result<Attrs> {
                         (None, None) => return Err(Rv::WrappedKeyInvalid),
                     };
                     let params = oid.to_der().map_err(|_| Rv::GeneralError)?;
-                    crate::ec::curve_of(&params).map_err(|_| Rv::WrappedKeyInvalid)?;
+                    crate::mechanism::ec::curve_of(&params).map_err(|_| Rv::WrappedKeyInvalid)?;
                     values.set_ulong(CKA_KEY_TYPE, CKK_EC);
                     values.set(CKA_EC_PARAMS, params);
                     values.set(CKA_VALUE, ec.private_key.as_bytes().to_vec());

@@ -9,8 +9,10 @@ use aws_lc_rs::signature::{self, Ed25519KeyPair, KeyPair};
 use pkcs11_sys::*;
 use zeroize::Zeroizing;
 
-use crate::attr::Attrs;
-use crate::mechanism::{MechanismArg, SignOp, VerifyOp};
+use crate::mechanism::op::{SignOp, VerifyOp};
+use crate::mechanism::param::MechanismArg;
+use crate::mechanism::point::wrap_point;
+use crate::object::attrs::Attrs;
 use crate::object::{Generated, Origin};
 use crate::rv::{Result, Rv};
 
@@ -49,7 +51,7 @@ fn params_for(key_type: CK_KEY_TYPE) -> &'static [&'static [u8]; 3] {
 }
 
 fn wrap(public: &[u8]) -> Vec<u8> {
-    crate::ec::wrap_point(public)
+    wrap_point(public)
 }
 
 /// The 32-byte public key of a CKA_EC_POINT value, wrapped or raw.

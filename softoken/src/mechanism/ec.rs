@@ -10,10 +10,11 @@ use aws_lc_rs::signature::{
 };
 use pkcs11_sys::*;
 
-use crate::attr::Attrs;
-use crate::engine_sys::{Curve, EcKey};
-use crate::mechanism::{MessageInput, SignOp, VerifyOp};
+use crate::engine::{Curve, EcKey};
+use crate::mechanism::op::{MessageInput, SignOp, VerifyOp};
+use crate::mechanism::point::{unwrap_point, wrap_point};
 use crate::nss::CKA_NSS_DB;
+use crate::object::attrs::Attrs;
 use crate::object::{Generated, Origin};
 use crate::rv::{Result, Rv};
 
@@ -40,36 +41,6 @@ fn params_of(curve: Curve) -> &'static [u8] {
         .iter()
         .find(|(c, _)| *c == curve)
         .map_or(&[], |(_, der)| der)
-}
-
-/// CKA_EC_POINT as NSS writes it: the point in a DER OCTET STRING.
-pub fn wrap_point(point: &[u8]) -> Vec<u8> {
-    let mut out = vec![0x04];
-    if point.len() < 0x80 {
-        out.push(point.len() as u8);
-    } else {
-        out.extend_from_slice(&[0x81, point.len() as u8]);
-    }
-    out.extend_from_slice(point);
-    out
-}
-
-/// The point of a CKA_EC_POINT value, given wrapped (as NSS and the
-/// specification have it) or raw (as some clients send it).
-pub fn unwrap_point(curve: Curve, value: &[u8]) -> Result<&[u8]> {
-    let raw_len = 2 * curve.field_len() + 1;
-    if value.len() == raw_len && value[0] == 0x04 {
-        return Ok(value);
-    }
-    let (header, len) = match value {
-        [0x04, 0x81, n, ..] => (3, *n as usize),
-        [0x04, n, ..] if *n < 0x80 => (2, *n as usize),
-        _ => return Err(Rv::KeyTypeInconsistent),
-    };
-    if value.len() != header + len {
-        return Err(Rv::KeyTypeInconsistent);
-    }
-    Ok(&value[header..])
 }
 
 /// A new key pair on the curve the public template names.
@@ -157,7 +128,7 @@ pub fn sign_op(key: &Attrs, hash: Option<&'static digest::Algorithm>) -> Result<
     let scalar = key.get(CKA_VALUE).ok_or(Rv::KeyTypeInconsistent)?;
     let name = [curve as u8];
     Ok(Box::new(EcdsaOp {
-        key: crate::built::EC_KEYS
+        key: crate::cache::built::EC_KEYS
             .get_or_build(&[&name, scalar], || EcKey::from_private(curve, scalar))?,
         curve,
         input: MessageInput::new(hash),
@@ -182,7 +153,7 @@ pub fn verify_op(
 /// SHA-2), as a new secret key.
 pub fn derive(
     mechanism: CK_MECHANISM_TYPE,
-    arg: &crate::mechanism::MechanismArg,
+    arg: &crate::mechanism::param::MechanismArg,
     base: &Attrs,
     template: &Attrs,
 ) -> Result<Generated> {
@@ -202,7 +173,7 @@ pub fn derive(
         _ => return Err(Rv::MechanismParamInvalid),
     };
     let secret = if base.ulong(CKA_KEY_TYPE) == Some(CKK_EC_MONTGOMERY) {
-        crate::curve25519::x25519_secret(base, public_data)?
+        crate::mechanism::curve25519::x25519_secret(base, public_data)?
     } else {
         nist_secret(base, public_data)?
     };
@@ -288,19 +259,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn points_in_both_encodings() {
-        let raw = [vec![4u8], vec![9u8; 64]].concat();
-        let wrapped = wrap_point(&raw);
-        assert_eq!(&wrapped[..2], &[0x04, 0x41]);
-        assert_eq!(unwrap_point(Curve::P256, &wrapped).unwrap(), &raw[..]);
-        assert_eq!(unwrap_point(Curve::P256, &raw).unwrap(), &raw[..]);
-        let p521 = [vec![4u8], vec![9u8; 132]].concat();
-        assert_eq!(&wrap_point(&p521)[..3], &[0x04, 0x81, 133]);
-        assert_eq!(
-            unwrap_point(Curve::P521, &wrap_point(&p521)).unwrap(),
-            &p521[..]
-        );
-        assert!(unwrap_point(Curve::P256, &wrapped[..20]).is_err());
+    fn a_curve_not_in_the_table_is_refused() {
         assert_eq!(
             curve_of(&[0x06, 0x01, 0x00]).unwrap_err(),
             Rv::CurveNotSupported

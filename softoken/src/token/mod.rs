@@ -3,6 +3,9 @@
 //! objects in cert9.db, keys and private objects in key4.db, as NSS does);
 //! their handles carry the row id, so no object is read until asked for.
 
+pub mod handles;
+pub mod legacy;
+
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -11,12 +14,13 @@ use pkcs11_sys::*;
 use sdb::{ObjectId, PasswordEntry, Sdb, SdbRead, Transaction};
 use zeroize::Zeroizing;
 
-use crate::attr::{self, Attrs};
 use crate::config::{DbFormat, TokenConfig, DEFAULT_TOKEN_LABEL};
-use crate::handles::HandleMap;
-use crate::keydb::{self, DbKind, KeyState, PASSWORD_CHECK};
+use crate::object::attrs::Attrs;
 use crate::object::{self, Policy};
 use crate::rv::{Result, Rv};
+use crate::storage::format;
+use crate::storage::keydb::{self, DbKind, KeyState, PASSWORD_CHECK};
+use crate::token::handles::HandleMap;
 
 /// Handle bit of token (stored) objects, and of those in the key database.
 const TOKEN_OBJECT_BIT: CK_OBJECT_HANDLE = 0x8000_0000;
@@ -317,7 +321,7 @@ impl Token {
         self.keys_known
             .store(login.keys.is_some(), Ordering::Release);
         self.key.set_key_codec(login.keys.as_ref().map(|keys| {
-            Arc::new(crate::legacy::KeyCodec(keys.clone())) as Arc<dyn sdb::KeyRecordCodec>
+            Arc::new(crate::token::legacy::KeyCodec(keys.clone())) as Arc<dyn sdb::KeyRecordCodec>
         }));
     }
 
@@ -568,11 +572,11 @@ impl Token {
             // The protected values, checked and in the caller's form.
             let mut protected = Attrs::new();
             for (t, v) in txn.read_object(id)? {
-                if attr::is_encrypted(t) {
+                if format::is_encrypted(t) {
                     protected.set(t, self.decrypt_checked(&*txn, old, id, t, &v)?.to_vec());
-                } else if attr::is_authenticated(t) {
+                } else if format::is_authenticated(t) {
                     self.check_record(&*txn, old, DbKind::Key, id, t, id, &v)?;
-                    protected.set(t, attr::from_disk(t, v));
+                    protected.set(t, format::from_disk(t, v));
                 }
             }
             let stored = stored_form(DbKind::Key, Some(&new), &protected)?;
@@ -582,9 +586,9 @@ impl Token {
         for id in self.cert.find(&[])?.next_batch(usize::MAX) {
             let mut protected = Attrs::new();
             for (t, v) in self.cert.read_object(id)? {
-                if attr::is_authenticated(t) {
+                if format::is_authenticated(t) {
                     self.check_record(&*txn, old, DbKind::Cert, id, t, id, &v)?;
-                    protected.set(t, attr::from_disk(t, v));
+                    protected.set(t, format::from_disk(t, v));
                 }
             }
             put_records(&mut *txn, &new, DbKind::Cert, id, &protected)?;
@@ -676,7 +680,7 @@ impl Token {
                 done += 1;
                 progress(done, total);
                 for (t, v) in self.db(db).read_object(id)? {
-                    let checked = if db == DbKind::Key && attr::is_encrypted(t) {
+                    let checked = if db == DbKind::Key && format::is_encrypted(t) {
                         keys.decrypt(&v).and_then(|(plain, current)| {
                             report.decrypted += 1;
                             if current && records_kept {
@@ -685,7 +689,7 @@ impl Token {
                             }
                             Ok(())
                         })
-                    } else if attr::is_authenticated(t) && records_kept {
+                    } else if format::is_authenticated(t) && records_kept {
                         self.check_record(&*self.key, &keys, db, id, t, id, &v)
                             .map(|()| report.verified += 1)
                     } else {
@@ -729,7 +733,7 @@ impl Token {
         self.visible(
             stored
                 .into_iter()
-                .map(|(t, v)| (t, attr::from_disk(t, v)))
+                .map(|(t, v)| (t, format::from_disk(t, v)))
                 .collect(),
         )
     }
@@ -753,7 +757,7 @@ impl Token {
             wanted
                 .iter()
                 .zip(values)
-                .filter_map(|(t, v)| v.map(|v| (*t, attr::from_disk(*t, v))))
+                .filter_map(|(t, v)| v.map(|v| (*t, format::from_disk(*t, v))))
                 .collect(),
         )
     }
@@ -794,7 +798,7 @@ impl Token {
                 if db == DbKind::Key {
                     let sealed: Vec<(u64, Vec<u8>)> = attrs
                         .iter()
-                        .filter(|(t, _)| attr::is_encrypted(*t))
+                        .filter(|(t, _)| format::is_encrypted(*t))
                         .map(|(t, v)| (t, v.to_vec()))
                         .collect();
                     if !sealed.is_empty() {
@@ -875,7 +879,7 @@ impl Token {
         let txn = self.key.begin()?;
         let needs_keys = attrs
             .types()
-            .any(|t| attr::is_authenticated(t) || (db == DbKind::Key && attr::is_encrypted(t)));
+            .any(|t| format::is_authenticated(t) || (db == DbKind::Key && format::is_encrypted(t)));
         let keys = if needs_keys {
             Some(self.write_keys(&*txn)?)
         } else {
@@ -1010,16 +1014,16 @@ impl Token {
                 continue;
             }
             let value = match (r, &keys) {
-                (ObjRef::Stored(DbKind::Key, id), Some(k)) if attr::is_encrypted(t) => {
+                (ObjRef::Stored(DbKind::Key, id), Some(k)) if format::is_encrypted(t) => {
                     self.decrypt_checked(&*self.key, k, id, t, v)?
                 }
                 // Encrypted and no key to open it with.
-                (ObjRef::Stored(DbKind::Key, _), None) if attr::is_encrypted(t) => {
+                (ObjRef::Stored(DbKind::Key, _), None) if format::is_encrypted(t) => {
                     out.push(AttrRead::Sensitive);
                     continue;
                 }
-                (ObjRef::Stored(db, id), Some(k)) if attr::is_authenticated(t) => {
-                    self.check_record(&*self.key, k, db, id, t, id, &attr::to_disk(t, v)?)?;
+                (ObjRef::Stored(db, id), Some(k)) if format::is_authenticated(t) => {
+                    self.check_record(&*self.key, k, db, id, t, id, &format::to_disk(t, v)?)?;
                     Zeroizing::new(v.to_vec())
                 }
                 _ => Zeroizing::new(v.to_vec()),
@@ -1114,14 +1118,14 @@ impl Token {
         // decryption.
         let mut after: Vec<(u64, &[u8])> = Vec::new();
         for (t, v) in template.iter() {
-            if db == DbKind::Key && attr::is_encrypted(t) {
+            if db == DbKind::Key && format::is_encrypted(t) {
                 if keys.is_none() {
                     return Ok(Vec::new());
                 }
                 after.push((t, v));
                 continue;
             }
-            match attr::to_disk(t, v) {
+            match format::to_disk(t, v) {
                 Ok(d) => sql.push((t, d)),
                 // A value no stored object can have.
                 Err(_) => return Ok(Vec::new()),
@@ -1262,8 +1266,8 @@ fn stored_form(db: DbKind, keys: Option<&KeyState>, attrs: &Attrs) -> Result<Vec
         .iter()
         .map(|(t, v)| {
             let stored = match keys {
-                Some(k) if db == DbKind::Key && attr::is_encrypted(t) => k.encrypt(v)?,
-                _ => attr::to_disk(t, v)?,
+                Some(k) if db == DbKind::Key && format::is_encrypted(t) => k.encrypt(v)?,
+                _ => format::to_disk(t, v)?,
             };
             Ok((t, stored))
         })
@@ -1281,10 +1285,10 @@ fn put_records(
     attrs: &Attrs,
 ) -> Result<()> {
     for (t, v) in attrs.iter() {
-        let record = if db == DbKind::Key && attr::is_encrypted(t) {
+        let record = if db == DbKind::Key && format::is_encrypted(t) {
             keys.sign(0, t, v)?
-        } else if attr::is_authenticated(t) {
-            keys.sign(id, t, &attr::to_disk(t, v)?)?
+        } else if format::is_authenticated(t) {
+            keys.sign(id, t, &format::to_disk(t, v)?)?
         } else {
             continue;
         };

@@ -1,0 +1,94 @@
+//! What a tool that owns the database needs beyond the C API, for
+//! softoken-modutil: the full integrity check (no PKCS#11 call decrypts
+//! every value and verifies every record), and the ciphers of PKCS#12
+//! files, which are NSS's password-based ones. Everything else a tool does
+//! goes through the C function list, as any client's calls do.
+
+use std::path::PathBuf;
+
+use pkcs11_sys::{CKF_LOGIN_REQUIRED, CKU_USER, CK_ATTRIBUTE_TYPE, CK_OBJECT_HANDLE};
+
+use crate::config::{Config, DbFormat};
+use crate::object::attrs::Attrs;
+use crate::token::Token;
+
+pub use crate::rv::Rv;
+pub use crate::storage::pbe::{aes_cbc_decrypt, aes_cbc_encrypt, des3_cbc_decrypt};
+pub use crate::token::IntegrityReport;
+
+/// Why a database could not be opened.
+#[derive(Debug)]
+pub enum OpenError {
+    /// The parameter string names no database the module can open.
+    BadLocation(Rv),
+    /// The parameters name no database token.
+    NoToken,
+    /// The directory holds no key database of the named format.
+    NoKeyDatabase { dir: PathBuf, file: &'static str },
+    /// The database is there but did not open.
+    Open(Rv),
+}
+
+/// One database token, opened the way the module opens the first token of
+/// a parameter string, outside any PKCS#11 session.
+pub struct Database {
+    token: Token,
+}
+
+impl Database {
+    /// Opens the first token that `params` (a parameter string as NSS
+    /// passes it, or None for the module's default) names.
+    pub fn open(params: Option<&str>) -> Result<Database, OpenError> {
+        let config = Config::from_parameters(params).map_err(OpenError::BadLocation)?;
+        let cfg = config.tokens.into_iter().next().ok_or(OpenError::NoToken)?;
+        let file = match cfg.format {
+            DbFormat::Sql => "key4.db",
+            DbFormat::Dbm => "key3.db",
+        };
+        if !cfg.dir.join(file).exists() {
+            return Err(OpenError::NoKeyDatabase { dir: cfg.dir, file });
+        }
+        let token = Token::open(cfg).map_err(OpenError::Open)?;
+        Ok(Database { token })
+    }
+
+    /// Whether the database has a password (else it opens without login).
+    pub fn login_required(&self) -> bool {
+        self.token.flags() & CKF_LOGIN_REQUIRED != 0
+    }
+
+    /// Logs in as the user with the database's password.
+    pub fn login(&self, password: &[u8]) -> Result<(), Rv> {
+        self.token.login(CKU_USER, password, false)
+    }
+
+    /// Decrypts every private value and verifies every integrity record;
+    /// `progress` hears (objects done, objects in all).
+    pub fn check(&self, progress: &mut dyn FnMut(usize, usize)) -> Result<IntegrityReport, Rv> {
+        self.token.check_integrity(progress)
+    }
+
+    /// The token objects that carry every attribute of `template`.
+    pub fn find(
+        &self,
+        template: &[(CK_ATTRIBUTE_TYPE, Vec<u8>)],
+    ) -> Result<Vec<CK_OBJECT_HANDLE>, Rv> {
+        self.token
+            .find(&template.iter().cloned().collect::<Attrs>())
+    }
+
+    /// Every attribute of an object, private values decrypted (after
+    /// login): what the database holds, for its owner.
+    pub fn attributes(&self, object: CK_OBJECT_HANDLE) -> Result<Values, Rv> {
+        self.token.full_attributes(object).map(Values)
+    }
+}
+
+/// An object's attribute values, wiped when dropped.
+pub struct Values(Attrs);
+
+impl Values {
+    pub fn get(&self, t: CK_ATTRIBUTE_TYPE) -> Option<&[u8]> {
+        self.0.get(t)
+    }
+}

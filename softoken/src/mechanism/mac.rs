@@ -1,0 +1,170 @@
+//! The MAC family: HMAC over every hash the table names and AES-CMAC, as
+//! sign/verify operations and as a PRF for the KDFs.
+
+use pkcs11_sys::*;
+
+use crate::cache::kept::KeptContexts;
+use crate::engine::{Cmac, Hash, Hmac, HmacKey};
+use crate::mechanism::op::{SignOp, VerifyOp};
+use crate::mechanism::param::MechanismArg;
+use crate::object::attrs::Attrs;
+use crate::rv::{Result, Rv};
+
+/// HMAC keys: any length from one byte to this many (CK_MECHANISM_INFO
+/// sizes of HMAC and generic secrets are in bytes here, as NSS gives them).
+pub const MAX_SECRET_LEN: CK_ULONG = 4096;
+
+/// A MAC: HMAC by aws-lc-rs or by EVP, or AES-CMAC.
+#[derive(Clone, Copy)]
+pub enum MacAlg {
+    Hmac(Hash),
+    Cmac,
+}
+
+impl MacAlg {
+    pub fn output_len(self) -> usize {
+        match self {
+            MacAlg::Hmac(h) => h.output_len(),
+            MacAlg::Cmac => 16,
+        }
+    }
+}
+
+/// A running MAC (an HMAC context is taken out when the MAC is computed,
+/// rather than copied).
+enum MacState {
+    Hmac(Hmac),
+    Cmac(Cmac),
+}
+
+impl MacState {
+    fn new(alg: MacAlg, key: &[u8]) -> Result<MacState> {
+        Ok(match alg {
+            MacAlg::Hmac(h) => MacState::Hmac(Hmac::new(h, key)?),
+            MacAlg::Cmac => MacState::Cmac(Cmac::new(key)?),
+        })
+    }
+}
+
+pub struct MacOp {
+    state: MacState,
+    out_len: usize,
+}
+
+impl MacOp {
+    fn absorb(&mut self, data: &[u8]) {
+        match &mut self.state {
+            MacState::Hmac(ctx) => ctx.update(data),
+            MacState::Cmac(ctx) => ctx.update(data),
+        }
+    }
+
+    fn mac(&mut self) -> Result<Vec<u8>> {
+        let mut full = match &mut self.state {
+            MacState::Hmac(ctx) => ctx.finish()?,
+            MacState::Cmac(ctx) => ctx.result()?,
+        };
+        full.truncate(self.out_len);
+        Ok(full)
+    }
+}
+
+impl SignOp for MacOp {
+    fn update(&mut self, data: &[u8]) -> Result<()> {
+        self.absorb(data);
+        Ok(())
+    }
+    fn output_len(&self) -> usize {
+        self.out_len
+    }
+    fn sign(&mut self) -> Result<Vec<u8>> {
+        self.mac()
+    }
+}
+
+impl VerifyOp for MacOp {
+    fn update(&mut self, data: &[u8]) -> Result<()> {
+        self.absorb(data);
+        Ok(())
+    }
+    fn verify(&mut self, signature: &[u8]) -> Result<()> {
+        if signature.len() != self.out_len {
+            return Err(Rv::SignatureLenRange);
+        }
+        let mac = self.mac()?;
+        aws_lc_rs::constant_time::verify_slices_are_equal(&mac, signature)
+            .map_err(|_| Rv::SignatureInvalid)
+    }
+}
+
+/// The secret value of a key usable with a MAC mechanism.
+fn mac_key(key: &Attrs, usage: CK_ATTRIBUTE_TYPE, key_type: CK_KEY_TYPE) -> Result<&[u8]> {
+    if key.ulong(CKA_CLASS) != Some(CKO_SECRET_KEY) {
+        return Err(Rv::KeyTypeInconsistent);
+    }
+    let kt = key.ulong(CKA_KEY_TYPE).ok_or(Rv::KeyTypeInconsistent)?;
+    // HMACs take generic secrets too; CMAC takes AES keys only.
+    if kt != key_type && (kt != CKK_GENERIC_SECRET || key_type == CKK_AES) {
+        return Err(Rv::KeyTypeInconsistent);
+    }
+    if key.bool(usage) != Some(true) {
+        return Err(Rv::KeyFunctionNotPermitted);
+    }
+    let value = key.get(CKA_VALUE).ok_or(Rv::KeyTypeInconsistent)?;
+    if value.is_empty() || value.len() as CK_ULONG > MAX_SECRET_LEN {
+        return Err(Rv::KeySizeRange);
+    }
+    Ok(value)
+}
+
+/// A MAC operation with a key: `general` mechanisms take the MAC's length
+/// as their parameter, the others none.
+pub fn mac_op(
+    alg: MacAlg,
+    key_type: CK_KEY_TYPE,
+    general: bool,
+    arg: &MechanismArg,
+    key: &Attrs,
+    usage: CK_ATTRIBUTE_TYPE,
+    kept: &mut KeptContexts,
+) -> Result<MacOp> {
+    let full = alg.output_len();
+    let out_len = if general {
+        let n = arg.ulong_param()? as usize;
+        // HMACs shorter than half the hash are refused, as NSS does; a CMAC
+        // keeps at least 64 bits (SP 800-38B's advice).
+        let min = if matches!(alg, MacAlg::Cmac) {
+            8
+        } else {
+            full / 2
+        };
+        if n > full || n < min {
+            return Err(Rv::MechanismParamInvalid);
+        }
+        n
+    } else {
+        arg.no_param()?;
+        full
+    };
+    let value = mac_key(key, usage, key_type)?;
+    let state = match alg {
+        MacAlg::Hmac(h) => {
+            let keyed = kept
+                .hmac
+                .get_or_build(value, h as u64, || HmacKey::new(h, value))?;
+            MacState::Hmac(Hmac::with_key(&keyed)?)
+        }
+        MacAlg::Cmac => MacState::new(alg, value)?,
+    };
+    Ok(MacOp { state, out_len })
+}
+
+/// A MAC over raw key bytes in one call (a PRF inside another mechanism).
+pub fn mac_once(alg: MacAlg, key: &[u8], data: &[u8]) -> Result<Vec<u8>> {
+    let mut op = MacOp {
+        state: MacState::new(alg, key)?,
+        out_len: alg.output_len(),
+    };
+    op.absorb(data);
+    op.mac()
+}

@@ -1,0 +1,82 @@
+//! What a running operation is, whatever its family: the traits the
+//! session's state machine drives, and the input a signature covers.
+
+use aws_lc_rs::digest;
+
+use crate::rv::{Result, Rv};
+
+/// Raw signature input beyond this is refused (it is meant to be a hash,
+/// or at most a modulus).
+const MAX_RAW_INPUT: usize = 1024;
+
+/// The data a signature covers, as it arrives: a running hash, or the raw
+/// input of a mechanism that takes a caller's digest.
+pub enum MessageInput {
+    Hash(digest::Context),
+    Raw(Vec<u8>),
+}
+
+impl MessageInput {
+    pub fn new(hash: Option<&'static digest::Algorithm>) -> MessageInput {
+        match hash {
+            Some(alg) => MessageInput::Hash(digest::Context::new(alg)),
+            None => MessageInput::Raw(Vec::new()),
+        }
+    }
+
+    pub fn update(&mut self, data: &[u8]) -> Result<()> {
+        match self {
+            MessageInput::Hash(ctx) => ctx.update(data),
+            MessageInput::Raw(buf) => {
+                if buf.len() + data.len() > MAX_RAW_INPUT {
+                    return Err(Rv::DataLenRange);
+                }
+                buf.extend_from_slice(data);
+            }
+        }
+        Ok(())
+    }
+
+    /// The hash so far, or the raw input.
+    pub fn digest(&self) -> Vec<u8> {
+        match self {
+            MessageInput::Hash(ctx) => ctx.clone().finish().as_ref().to_vec(),
+            MessageInput::Raw(buf) => buf.clone(),
+        }
+    }
+}
+
+/// An encryption or decryption in progress.
+pub trait CipherOp: Send {
+    /// Enough room for the output of `more` bytes of input, and of the end
+    /// of the operation when `finishing` (it may exceed the exact length,
+    /// as the specification allows).
+    fn output_len(&self, more: usize, finishing: bool) -> usize;
+    /// Takes more input; returns the output it completes.
+    fn update(&mut self, input: &[u8]) -> Result<Vec<u8>>;
+    /// Ends the operation; returns the last output.
+    fn finish(&mut self) -> Result<Vec<u8>>;
+    /// The whole operation on `input`, written straight into `output`
+    /// (which has `output_len(input.len(), true)` bytes) in one pass, where
+    /// the mechanism can; None where it cannot, or once input is buffered.
+    fn single_into(&mut self, input: &[u8], output: &mut [u8]) -> Option<Result<usize>> {
+        let _ = (input, output);
+        None
+    }
+}
+
+/// A signing (or MAC) operation in progress.
+pub trait SignOp: Send {
+    fn update(&mut self, data: &[u8]) -> Result<()>;
+    /// The length of the result, known before it is computed.
+    fn output_len(&self) -> usize;
+    /// The result over everything given so far.
+    fn sign(&mut self) -> Result<Vec<u8>>;
+}
+
+/// A verification in progress.
+pub trait VerifyOp: Send {
+    fn update(&mut self, data: &[u8]) -> Result<()>;
+    /// Checks the signature over everything given so far.
+    fn verify(&mut self, signature: &[u8]) -> Result<()>;
+}

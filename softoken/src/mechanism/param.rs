@@ -1,0 +1,99 @@
+//! A mechanism's parameter as the C boundary read it: the structure's bytes,
+//! and for structures that hold pointers, what they point at, parsed.
+
+use pkcs11_sys::*;
+use zeroize::Zeroizing;
+
+use crate::rv::{Result, Rv};
+
+/// A mechanism as a caller names it: its type and its parameter's bytes
+/// (and, for parameters that hold pointers, what they point at).
+#[derive(Clone)]
+pub struct MechanismArg {
+    pub ty: CK_MECHANISM_TYPE,
+    pub param: Vec<u8>,
+    pub gcm: Option<GcmParams>,
+    /// What the parameter's pointers refer to, in the structure's order
+    /// (OAEP: the label; ECDH: the shared data, then the public data).
+    pub pointed: Vec<Vec<u8>>,
+    /// A KDF's parameters (HKDF, PBKDF2, SP 800-108).
+    pub kdf: Option<KdfParams>,
+}
+
+impl MechanismArg {
+    /// A parameter that is one CK_ULONG.
+    pub fn ulong_param(&self) -> Result<CK_ULONG> {
+        let bytes: [u8; std::mem::size_of::<CK_ULONG>()] = self
+            .param
+            .as_slice()
+            .try_into()
+            .map_err(|_| Rv::MechanismParamInvalid)?;
+        Ok(CK_ULONG::from_ne_bytes(bytes))
+    }
+
+    pub fn no_param(&self) -> Result<()> {
+        if self.param.is_empty() {
+            Ok(())
+        } else {
+            Err(Rv::MechanismParamInvalid)
+        }
+    }
+}
+
+/// CK_GCM_PARAMS, read at the C boundary.
+#[derive(Clone, Debug, Default)]
+pub struct GcmParams {
+    pub iv: Vec<u8>,
+    pub aad: Vec<u8>,
+    pub tag_bits: CK_ULONG,
+}
+
+/// Where an HKDF salt comes from.
+#[derive(Clone, Debug)]
+pub enum HkdfSalt {
+    Null,
+    Data(Vec<u8>),
+    /// A key's value: the caller gives a handle, which C_DeriveKey turns
+    /// into the key's value (Data) before the derivation runs.
+    Key(CK_OBJECT_HANDLE),
+}
+
+/// One piece of SP 800-108's fixed input.
+#[derive(Clone, Debug)]
+pub enum DataParam {
+    /// The iteration counter, `width` bits.
+    Counter {
+        little_endian: bool,
+        width: u32,
+    },
+    /// The length of the derived material in bits (of all keys, or of all
+    /// PRF outputs).
+    DkmLength {
+        of_segments: bool,
+        little_endian: bool,
+        width: u32,
+    },
+    Bytes(Vec<u8>),
+}
+
+/// The parameters of a KDF, read at the C boundary (they hold pointers).
+#[derive(Clone, Debug)]
+pub enum KdfParams {
+    Hkdf {
+        extract: bool,
+        expand: bool,
+        prf: CK_MECHANISM_TYPE,
+        salt: HkdfSalt,
+        info: Vec<u8>,
+    },
+    Pbkdf2 {
+        salt: Vec<u8>,
+        iterations: CK_ULONG,
+        prf: CK_ULONG,
+        password: Zeroizing<Vec<u8>>,
+    },
+    Sp800_108 {
+        prf: CK_MECHANISM_TYPE,
+        data: Vec<DataParam>,
+    },
+}
