@@ -126,6 +126,43 @@ fn hmac_known_answers() {
     );
 }
 
+/// Every HMAC mechanism takes a key of its own key type made with
+/// C_CreateObject (the object tables accept each type the mechanism table
+/// names), as well as a generic secret; RFC 4231's first case, with the
+/// answers of Python's hmac module for the hashes the RFC predates.
+#[test]
+fn each_hmac_takes_a_key_of_its_own_type() {
+    let fx = setup();
+    let pairs = [
+        (CKM_SHA_1_HMAC, CKK_SHA_1_HMAC, "b617318655057264e28bc0b6fb378c8ef146be00"),
+        (CKM_SHA224_HMAC, CKK_SHA224_HMAC, "896fb1128abbdf196832107cd49df33f47b4b1169912ba4f53684b22"),
+        (CKM_SHA256_HMAC, CKK_SHA256_HMAC, "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"),
+        (CKM_SHA384_HMAC, CKK_SHA384_HMAC, "afd03944d84895626b0825f4ab46907f15f9dadbe4101ec682aa034c7cebc59cfaea9ea9076ede7f4af152e8b2fa9cb6"),
+        (CKM_SHA512_HMAC, CKK_SHA512_HMAC, "87aa7cdea5ef619d4ff0b4241a1d6cb02379f4e2ce4ec2787ad0b30545e17cdedaa833b7d6b8a702038b274eaea3f4e4be9d914eeb61f1702e696c203a126854"),
+        (CKM_SHA512_224_HMAC, CKK_SHA512_224_HMAC, "b244ba01307c0e7a8ccaad13b1067a4cf6b961fe0c6a20bda3d92039"),
+        (CKM_SHA512_256_HMAC, CKK_SHA512_256_HMAC, "9f9126c3d9c3c330d760425ca8a217e31feae31bfe70196ff81642b868402eab"),
+        (CKM_SHA3_224_HMAC, CKK_SHA3_224_HMAC, "3b16546bbc7be2706a031dcafd56373d9884367641d8c59af3c860f7"),
+        (CKM_SHA3_256_HMAC, CKK_SHA3_256_HMAC, "ba85192310dffa96e2a3a40e69774351140bb7185e1202cdcc917589f95e16bb"),
+        (CKM_SHA3_384_HMAC, CKK_SHA3_384_HMAC, "68d2dcf7fd4ddd0a2240c8a437305f61fb7334cfb5d0226e1bc27dc10a2e723a20d370b47743130e26ac7e3d532886bd"),
+        (CKM_SHA3_512_HMAC, CKK_SHA3_512_HMAC, "eb3fbd4b2eaab8f5c504bd3a41465aacec15770a7cabac531e482f860b5ec7ba47ccb2c6f2afce8f88d22b6dc61380f23a668fd3888bb80537c0a0b86407689e"),
+    ];
+    let generic = fx.secret(CKK_GENERIC_SECRET, &[0x0b; 20], &[]);
+    for (ty, key_type, want) in pairs {
+        let t = [
+            (CKA_CLASS, ul(CKO_SECRET_KEY)),
+            (CKA_KEY_TYPE, ul(key_type)),
+            (CKA_VALUE, vec![0x0b; 20]),
+        ];
+        let own = fx.raw.create(fx.s, &t);
+        assert!(own.is_ok(), "key type {key_type:#x}: {own:?}");
+        let own = own.unwrap();
+        let mac = fx.sign(ty, vec![], own, b"Hi There").unwrap();
+        assert_eq!(hex::encode(&mac), want, "mechanism {ty:#x}");
+        assert_eq!(fx.sign(ty, vec![], generic, b"Hi There").unwrap(), mac);
+        assert_eq!(fx.verify(ty, vec![], own, b"Hi There", &mac), CKR_OK);
+    }
+}
+
 #[test]
 fn multi_part_and_length_conventions() {
     let fx = setup();

@@ -236,6 +236,7 @@ pub enum Hash {
     Sha384,
     Sha512,
     Sha512_224,
+    Sha512_256,
     Sha3_224,
     Sha3_256,
     Sha3_384,
@@ -253,6 +254,7 @@ impl Hash {
                 Hash::Sha384 => sys::EVP_sha384(),
                 Hash::Sha512 => sys::EVP_sha512(),
                 Hash::Sha512_224 => sys::EVP_sha512_224(),
+                Hash::Sha512_256 => sys::EVP_sha512_256(),
                 Hash::Sha3_224 => sys::EVP_sha3_224(),
                 Hash::Sha3_256 => sys::EVP_sha3_256(),
                 Hash::Sha3_384 => sys::EVP_sha3_384(),
@@ -265,7 +267,7 @@ impl Hash {
         match self {
             Hash::Sha1 => 20,
             Hash::Sha224 | Hash::Sha512_224 | Hash::Sha3_224 => 28,
-            Hash::Sha256 | Hash::Sha3_256 => 32,
+            Hash::Sha256 | Hash::Sha512_256 | Hash::Sha3_256 => 32,
             Hash::Sha384 | Hash::Sha3_384 => 48,
             Hash::Sha512 | Hash::Sha3_512 => 64,
         }

@@ -258,13 +258,25 @@ static MECHANISMS: &[Mechanism] = &[
     hmac_mechanism(
         CKM_SHA512_224_HMAC,
         MacAlg::Hmac(Hash::Sha512_224),
-        CKK_GENERIC_SECRET,
+        CKK_SHA512_224_HMAC,
         false,
     ),
     hmac_mechanism(
         CKM_SHA512_224_HMAC_GENERAL,
         MacAlg::Hmac(Hash::Sha512_224),
-        CKK_GENERIC_SECRET,
+        CKK_SHA512_224_HMAC,
+        true,
+    ),
+    hmac_mechanism(
+        CKM_SHA512_256_HMAC,
+        MacAlg::Hmac(Hash::Sha512_256),
+        CKK_SHA512_256_HMAC,
+        false,
+    ),
+    hmac_mechanism(
+        CKM_SHA512_256_HMAC_GENERAL,
+        MacAlg::Hmac(Hash::Sha512_256),
+        CKK_SHA512_256_HMAC,
         true,
     ),
     hmac_mechanism(
@@ -766,5 +778,20 @@ mod tests {
             assert!(std::ptr::eq(find(m.ty).unwrap(), m));
         }
         assert_eq!(find(0xdead_beef).err(), Some(Rv::MechanismInvalid));
+    }
+
+    #[test]
+    fn every_key_type_a_mechanism_names_can_be_an_object() {
+        for m in MECHANISMS {
+            let key_type = match m.operation {
+                Operation::Mac { key_type, .. } | Operation::SecretKeyGen { key_type } => key_type,
+                _ => continue,
+            };
+            assert!(
+                crate::object::is_secret_key_type(key_type),
+                "mechanism {:#x} names key type {key_type:#x}, which no object may have",
+                m.ty
+            );
+        }
     }
 }
