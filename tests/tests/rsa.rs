@@ -225,6 +225,58 @@ fn generate_and_sign_with_every_mechanism() {
     );
 }
 
+/// PSS over a caller's digest takes every hash of the hash table as its
+/// hashAlg (SHA3-224 and the SHA-512/t pair too), and OpenSSL verifies it.
+#[test]
+fn pss_over_a_callers_digest_takes_every_hash() {
+    let (raw, s, _dir) = new_token_session();
+    let (public, private) = pair(&raw, s, 2048, &[1, 0, 1]).unwrap();
+    let n = raw.get(s, public, CKA_MODULUS).unwrap();
+    let e = raw.get(s, public, CKA_PUBLIC_EXPONENT).unwrap();
+    let spki = rsa_spki(&n, &e);
+    let data = b"a message under a rarer hash".to_vec();
+    let dir = tempfile::tempdir().unwrap();
+    let data_file = dir.path().join("data");
+    std::fs::write(&data_file, &data).unwrap();
+    for (hash, mgf, name, mgf_name, len) in [
+        (CKM_SHA3_224, CKG_MGF1_SHA3_224, "sha3-224", "sha3-224", 28),
+        (CKM_SHA512_224, CKG_MGF1_SHA256, "sha512-224", "sha256", 28),
+        (CKM_SHA512_256, CKG_MGF1_SHA1, "sha512-256", "sha1", 32),
+    ] {
+        let digest = Command::new("openssl")
+            .args(["dgst", &format!("-{name}"), "-binary"])
+            .arg(&data_file)
+            .output()
+            .unwrap()
+            .stdout;
+        assert_eq!(digest.len(), len as usize, "{name}");
+        let param = pss(hash, mgf, len);
+        let sig = raw
+            .sign(s, CKM_RSA_PKCS_PSS, param.clone(), private, &digest)
+            .unwrap();
+        assert_eq!(
+            raw.verify(s, CKM_RSA_PKCS_PSS, param.clone(), public, &digest, &sig),
+            CKR_OK
+        );
+        let salt_opt = format!("rsa_pss_saltlen:{len}");
+        let mgf_opt = format!("rsa_mgf1_md:{mgf_name}");
+        assert!(
+            openssl_verifies(
+                &spki,
+                &data,
+                &sig,
+                name,
+                &["rsa_padding_mode:pss", &salt_opt, &mgf_opt]
+            ),
+            "{name}"
+        );
+        assert_eq!(
+            raw.sign(s, CKM_RSA_PKCS_PSS, param, private, &digest[1..]),
+            Err(CKR_DATA_LEN_RANGE)
+        );
+    }
+}
+
 #[test]
 fn generation_parameters() {
     let (raw, s, _dir) = new_token_session();

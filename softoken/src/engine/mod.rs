@@ -226,9 +226,10 @@ impl EcKey {
     }
 }
 
-/// The hashes the engine's EVP layer is asked for (RSA-PSS and MGF1, and
-/// the digests and HMACs aws-lc-rs lacks).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A hash, as the engine computes it: through aws-lc-rs where it has the
+/// algorithm (no EVP context to allocate), else through EVP. The names
+/// PKCS#11 gives each hash are `mechanism::hash`'s table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Hash {
     Sha1,
     Sha224,
@@ -261,6 +262,61 @@ impl Hash {
                 Hash::Sha3_512 => sys::EVP_sha3_512(),
             }
         }
+    }
+
+    /// aws-lc-rs's digest of this hash, where it has one.
+    pub fn digest_algorithm(self) -> Option<&'static aws_lc_rs::digest::Algorithm> {
+        use aws_lc_rs::digest;
+        Some(match self {
+            Hash::Sha1 => &digest::SHA1_FOR_LEGACY_USE_ONLY,
+            Hash::Sha224 => &digest::SHA224,
+            Hash::Sha256 => &digest::SHA256,
+            Hash::Sha384 => &digest::SHA384,
+            Hash::Sha512 => &digest::SHA512,
+            Hash::Sha512_256 => &digest::SHA512_256,
+            Hash::Sha3_256 => &digest::SHA3_256,
+            Hash::Sha3_384 => &digest::SHA3_384,
+            Hash::Sha3_512 => &digest::SHA3_512,
+            Hash::Sha512_224 | Hash::Sha3_224 => return None,
+        })
+    }
+
+    /// aws-lc-rs's HMAC over this hash, where it has one.
+    pub fn hmac_algorithm(self) -> Option<aws_lc_rs::hmac::Algorithm> {
+        use aws_lc_rs::hmac;
+        Some(match self {
+            Hash::Sha1 => hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY,
+            Hash::Sha224 => hmac::HMAC_SHA224,
+            Hash::Sha256 => hmac::HMAC_SHA256,
+            Hash::Sha384 => hmac::HMAC_SHA384,
+            Hash::Sha512 => hmac::HMAC_SHA512,
+            _ => return None,
+        })
+    }
+
+    /// PBKDF2 with HMAC over this hash into `out`; SHA-256, the one NSS
+    /// uses, has its own faster loop. Hashes aws-lc-rs has no PBKDF2 for
+    /// are refused.
+    pub fn pbkdf2(
+        self,
+        iterations: std::num::NonZeroU32,
+        salt: &[u8],
+        secret: &[u8],
+        out: &mut [u8],
+    ) -> Result<()> {
+        use aws_lc_rs::pbkdf2;
+        let alg = match self {
+            Hash::Sha1 => pbkdf2::PBKDF2_HMAC_SHA1,
+            Hash::Sha256 => {
+                pbkdf2_hmac_sha256(secret, salt, iterations.get(), out);
+                return Ok(());
+            }
+            Hash::Sha384 => pbkdf2::PBKDF2_HMAC_SHA384,
+            Hash::Sha512 => pbkdf2::PBKDF2_HMAC_SHA512,
+            _ => return Err(Rv::MechanismParamInvalid),
+        };
+        pbkdf2::derive(alg, iterations, salt, secret, out);
+        Ok(())
     }
 
     pub fn output_len(self) -> usize {
@@ -1393,12 +1449,8 @@ mod tests {
     #[test]
     fn hmac_contexts_reused_across_hashes_and_keys_give_the_right_macs() {
         use aws_lc_rs::hmac;
-        let cases = [
-            (Hash::Sha512, hmac::HMAC_SHA512),
-            (Hash::Sha256, hmac::HMAC_SHA256),
-            (Hash::Sha1, hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY),
-            (Hash::Sha384, hmac::HMAC_SHA384),
-        ];
+        let cases = [Hash::Sha512, Hash::Sha256, Hash::Sha1, Hash::Sha384]
+            .map(|h| (h, h.hmac_algorithm().unwrap()));
         // Each HMAC after the first starts on the context the one before
         // gave back: keys of other lengths and other hashes must not leak in.
         for round in 0..3usize {

@@ -5,7 +5,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use pkcs11_sys::*;
 
-use crate::mechanism::param::{DataParam, HkdfSalt, KdfParams};
+use crate::mechanism::param::{param_word, DataParam, HkdfSalt, KdfParams};
 use crate::module::{self, Module};
 use crate::object::attrs::Attrs;
 use crate::rv::{Result, Rv};
@@ -326,17 +326,6 @@ unsafe fn sp800_108_params(param: &[u8]) -> Result<KdfParams> {
     Ok(KdfParams::Sp800_108 { prf: w(0)?, data })
 }
 
-/// The i-th word of a parameter structure whose fields are all CK_ULONG
-/// or pointers (both 8 bytes here).
-fn param_word(param: &[u8], i: usize) -> Result<u64> {
-    const UL: usize = std::mem::size_of::<CK_ULONG>();
-    let bytes: [u8; UL] = param
-        .get(i * UL..(i + 1) * UL)
-        .and_then(|b| b.try_into().ok())
-        .ok_or(Rv::MechanismParamInvalid)?;
-    Ok(u64::from_ne_bytes(bytes))
-}
-
 /// The shared data and the public data of CK_ECDH1_DERIVE_PARAMS (kdf,
 /// ulSharedDataLen, pSharedData, ulPublicDataLen, pPublicData).
 ///
@@ -366,13 +355,7 @@ unsafe fn oaep_label(param: &[u8]) -> Result<Vec<u8>> {
     if param.len() != std::mem::size_of::<CK_RSA_PKCS_OAEP_PARAMS>() {
         return Err(Rv::MechanismParamInvalid);
     }
-    const UL: usize = std::mem::size_of::<CK_ULONG>();
-    let word = |i: usize| -> Result<u64> {
-        let bytes: [u8; UL] = param[i * UL..(i + 1) * UL]
-            .try_into()
-            .map_err(|_| Rv::MechanismParamInvalid)?;
-        Ok(u64::from_ne_bytes(bytes))
-    };
+    let word = |i| param_word(param, i);
     // SAFETY: the caller's label buffer, of the length it gives.
     Ok(unsafe { bytes(word(3)? as *const u8, word(4)?)? }.to_vec())
 }
@@ -384,13 +367,7 @@ unsafe fn oaep_label(param: &[u8]) -> Result<Vec<u8>> {
 /// `param` holds the caller's structure, whose pointers are valid.
 unsafe fn gcm_params(param: &[u8]) -> Result<crate::mechanism::param::GcmParams> {
     const UL: usize = std::mem::size_of::<CK_ULONG>();
-    let word = |i: usize| -> Result<u64> {
-        let bytes: [u8; UL] = param
-            .get(i * UL..(i + 1) * UL)
-            .and_then(|b| b.try_into().ok())
-            .ok_or(Rv::MechanismParamInvalid)?;
-        Ok(u64::from_ne_bytes(bytes))
-    };
+    let word = |i| param_word(param, i);
     // pIv, ulIvLen, [ulIvBits,] pAAD, ulAADLen, ulTagBits
     let (iv_ptr, iv_len, aad_ptr, aad_len, tag_bits) = match param.len() {
         n if n == std::mem::size_of::<CK_GCM_PARAMS>() => {

@@ -425,11 +425,7 @@ pub fn cipher_op(
             if arg.param.len() != ul + BLOCK {
                 return Err(Rv::MechanismParamInvalid);
             }
-            let bits = CK_ULONG::from_ne_bytes(
-                arg.param[..ul]
-                    .try_into()
-                    .map_err(|_| Rv::MechanismParamInvalid)?,
-            );
+            let bits = arg.word(0)?;
             if bits == 0 || bits > 128 {
                 return Err(Rv::MechanismParamInvalid);
             }

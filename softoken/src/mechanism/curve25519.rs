@@ -139,11 +139,7 @@ fn check_eddsa_params(arg: &MechanismArg) -> Result<()> {
     if arg.param.len() != 3 * ul {
         return Err(Rv::MechanismParamInvalid);
     }
-    let context_len = CK_ULONG::from_ne_bytes(
-        arg.param[ul..2 * ul]
-            .try_into()
-            .map_err(|_| Rv::MechanismParamInvalid)?,
-    );
+    let context_len = arg.word(1)?;
     if arg.param[0] != 0 || context_len != 0 {
         return Err(Rv::MechanismParamInvalid);
     }

@@ -6,13 +6,6 @@ use aws_lc_rs::digest;
 use crate::engine::{EvpDigest, Hash};
 use crate::rv::Result;
 
-/// A hash: aws-lc-rs's, or (for those it lacks) the engine's EVP one.
-#[derive(Clone, Copy)]
-pub enum HashAlg {
-    Rs(&'static digest::Algorithm),
-    Evp(Hash),
-}
-
 /// A running hash: aws-lc-rs's, or the engine's.
 enum DigestState {
     Rs(digest::Context),
@@ -29,11 +22,12 @@ pub struct DigestOp {
 }
 
 impl DigestOp {
-    pub fn new(alg: HashAlg) -> Result<DigestOp> {
-        let (state, len) = match alg {
-            HashAlg::Rs(alg) => (DigestState::Rs(digest::Context::new(alg)), alg.output_len()),
-            HashAlg::Evp(h) => (DigestState::Evp(EvpDigest::new(h)?), h.output_len()),
+    pub fn new(hash: Hash) -> Result<DigestOp> {
+        let state = match hash.digest_algorithm() {
+            Some(alg) => DigestState::Rs(digest::Context::new(alg)),
+            None => DigestState::Evp(EvpDigest::new(hash)?),
         };
+        let len = hash.output_len();
         Ok(DigestOp {
             state,
             len,

@@ -2,7 +2,6 @@
 //! either encoding clients send, key pair generation, and the signing and
 //! verifying operations (raw, or over a hash streamed as data arrives).
 
-use aws_lc_rs::digest;
 use aws_lc_rs::encoding::AsBigEndian;
 use aws_lc_rs::signature::{
     EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING, ECDSA_P384_SHA384_FIXED_SIGNING,
@@ -10,7 +9,9 @@ use aws_lc_rs::signature::{
 };
 use pkcs11_sys::*;
 
-use crate::engine::{Curve, EcKey};
+use crate::engine::{Curve, EcKey, Hash};
+use crate::mechanism::digest::DigestOp;
+use crate::mechanism::hash;
 use crate::mechanism::op::{MessageInput, SignOp, VerifyOp};
 use crate::mechanism::point::{unwrap_point, wrap_point};
 use crate::nss::CKA_NSS_DB;
@@ -106,7 +107,7 @@ impl SignOp for EcdsaOp {
         2 * self.curve.field_len()
     }
     fn sign(&mut self) -> Result<Vec<u8>> {
-        self.key.sign_digest(&self.input.digest())
+        self.key.sign_digest(&self.input.digest()?)
     }
 }
 
@@ -115,7 +116,7 @@ impl VerifyOp for EcdsaOp {
         self.input.update(data)
     }
     fn verify(&mut self, signature: &[u8]) -> Result<()> {
-        if self.key.verify_digest(&self.input.digest(), signature)? {
+        if self.key.verify_digest(&self.input.digest()?, signature)? {
             Ok(())
         } else {
             Err(Rv::SignatureInvalid)
@@ -123,7 +124,7 @@ impl VerifyOp for EcdsaOp {
     }
 }
 
-pub fn sign_op(key: &Attrs, hash: Option<&'static digest::Algorithm>) -> Result<Box<dyn SignOp>> {
+pub fn sign_op(key: &Attrs, hash: Option<Hash>) -> Result<Box<dyn SignOp>> {
     let curve = checked_curve(key, CKO_PRIVATE_KEY, CKA_SIGN)?;
     let scalar = key.get(CKA_VALUE).ok_or(Rv::KeyTypeInconsistent)?;
     let name = [curve as u8];
@@ -131,20 +132,17 @@ pub fn sign_op(key: &Attrs, hash: Option<&'static digest::Algorithm>) -> Result<
         key: crate::cache::built::EC_KEYS
             .get_or_build(&[&name, scalar], || EcKey::from_private(curve, scalar))?,
         curve,
-        input: MessageInput::new(hash),
+        input: MessageInput::new(hash)?,
     }))
 }
 
-pub fn verify_op(
-    key: &Attrs,
-    hash: Option<&'static digest::Algorithm>,
-) -> Result<Box<dyn VerifyOp>> {
+pub fn verify_op(key: &Attrs, hash: Option<Hash>) -> Result<Box<dyn VerifyOp>> {
     let curve = checked_curve(key, CKO_PUBLIC_KEY, CKA_VERIFY)?;
     let point = unwrap_point(curve, key.get(CKA_EC_POINT).ok_or(Rv::KeyTypeInconsistent)?)?;
     Ok(Box::new(EcdsaOp {
         key: std::sync::Arc::new(EcKey::from_public(curve, point)?),
         curve,
-        input: MessageInput::new(hash),
+        input: MessageInput::new(hash)?,
     }))
 }
 
@@ -157,20 +155,17 @@ pub fn derive(
     base: &Attrs,
     template: &Attrs,
 ) -> Result<Generated> {
-    let ul = std::mem::size_of::<CK_ULONG>();
-    let kdf_word = arg.param.get(..ul).ok_or(Rv::MechanismParamInvalid)?;
-    let kdf = CK_ULONG::from_ne_bytes(kdf_word.try_into().map_err(|_| Rv::MechanismParamInvalid)?);
+    let kdf = arg.word(0)?;
     let [shared_data, public_data] = arg.pointed.as_slice() else {
         return Err(Rv::MechanismParamInvalid);
     };
     let hash = match kdf {
         CKD_NULL if shared_data.is_empty() => None,
-        CKD_SHA1_KDF => Some(&digest::SHA1_FOR_LEGACY_USE_ONLY),
-        CKD_SHA224_KDF => Some(&digest::SHA224),
-        CKD_SHA256_KDF => Some(&digest::SHA256),
-        CKD_SHA384_KDF => Some(&digest::SHA384),
-        CKD_SHA512_KDF => Some(&digest::SHA512),
-        _ => return Err(Rv::MechanismParamInvalid),
+        _ => Some(
+            hash::by_ecdh_kdf(kdf)
+                .ok_or(Rv::MechanismParamInvalid)?
+                .hash,
+        ),
     };
     let secret = if base.ulong(CKA_KEY_TYPE) == Some(CKK_EC_MONTGOMERY) {
         crate::mechanism::curve25519::x25519_secret(base, public_data)?
@@ -194,7 +189,7 @@ pub fn derive(
     let value = match hash {
         None if len <= secret.len() => secret[..len].to_vec(),
         None => return Err(Rv::TemplateInconsistent),
-        Some(alg) => x963_kdf(alg, &secret, shared_data, len),
+        Some(hash) => x963_kdf(hash, &secret, shared_data, len)?,
     };
     let mut values = Attrs::new();
     values.set(CKA_VALUE, value);
@@ -239,19 +234,19 @@ fn nist_secret(base: &Attrs, public_data: &[u8]) -> Result<zeroize::Zeroizing<Ve
 }
 
 /// The ANSI X9.63 KDF: Hash(Z || counter || SharedInfo) for counter 1, 2...
-fn x963_kdf(alg: &'static digest::Algorithm, z: &[u8], shared_info: &[u8], len: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(len + alg.output_len());
+fn x963_kdf(hash: Hash, z: &[u8], shared_info: &[u8], len: usize) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(len + hash.output_len());
     let mut counter = 1u32;
     while out.len() < len {
-        let mut ctx = digest::Context::new(alg);
+        let mut ctx = DigestOp::new(hash)?;
         ctx.update(z);
         ctx.update(&counter.to_be_bytes());
         ctx.update(shared_info);
-        out.extend_from_slice(ctx.finish().as_ref());
+        out.extend_from_slice(&ctx.result()?);
         counter += 1;
     }
     out.truncate(len);
-    out
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -8,26 +8,22 @@ use aws_lc_rs::hmac;
 use pkcs11_sys::*;
 use zeroize::Zeroizing;
 
+use crate::mechanism::hash;
 use crate::mechanism::mac::{self, MacAlg};
 use crate::mechanism::param::{DataParam, HkdfSalt, KdfParams, MechanismArg};
 use crate::object::attrs::Attrs;
 use crate::object::{Generated, Origin};
 use crate::rv::{Result, Rv};
-use crate::storage::pbe::Prf;
 
 /// PBKDF2 iteration counts above this are refused (a call must not run for
 /// hours); NSS's own PKCS#12 files use 600,000.
 const MAX_PBKDF2_ITERATIONS: CK_ULONG = 10_000_000;
 
+/// HKDF's HMAC: the hash its parameter names by digest mechanism.
 fn hmac_alg(prf: CK_MECHANISM_TYPE) -> Result<hmac::Algorithm> {
-    Ok(match prf {
-        CKM_SHA_1 => hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY,
-        CKM_SHA224 => hmac::HMAC_SHA224,
-        CKM_SHA256 => hmac::HMAC_SHA256,
-        CKM_SHA384 => hmac::HMAC_SHA384,
-        CKM_SHA512 => hmac::HMAC_SHA512,
-        _ => return Err(Rv::MechanismParamInvalid),
-    })
+    hash::by_digest(prf)
+        .and_then(|h| h.hash.hmac_algorithm())
+        .ok_or(Rv::MechanismParamInvalid)
 }
 
 /// The length asked for by CKA_VALUE_LEN (required unless `default` is set).
@@ -171,14 +167,9 @@ pub fn pbkdf2_key(
     else {
         return Err(Rv::MechanismParamInvalid);
     };
-    let prf = match *prf {
-        1 => Prf::Sha1,
-        4 => Prf::Sha256,
-        5 => Prf::Sha384,
-        6 => Prf::Sha512,
-        // SHA-224 and SHA-512/t PRFs are not in aws-lc-rs's PBKDF2.
-        _ => return Err(Rv::MechanismParamInvalid),
-    };
+    let prf = hash::by_pbkdf2_prf(*prf)
+        .ok_or(Rv::MechanismParamInvalid)?
+        .hash;
     if *iterations > MAX_PBKDF2_ITERATIONS {
         return Err(Rv::MechanismParamInvalid);
     }
@@ -191,7 +182,7 @@ pub fn pbkdf2_key(
         return Err(Rv::TemplateInconsistent);
     }
     let mut value = Zeroizing::new(vec![0u8; len]);
-    prf.pbkdf2(iterations, salt, password, &mut value);
+    prf.pbkdf2(iterations, salt, password, &mut value)?;
     made(
         mechanism,
         template,

@@ -14,6 +14,15 @@ use crate::rv::{Result, Rv};
 /// sizes of HMAC and generic secrets are in bytes here, as NSS gives them).
 pub const MAX_SECRET_LEN: CK_ULONG = 4096;
 
+/// How long a MAC mechanism's output is.
+#[derive(Clone, Copy)]
+pub enum MacLength {
+    /// The whole MAC.
+    Full,
+    /// The length its parameter gives (the `_GENERAL` mechanisms).
+    Parameter,
+}
+
 /// A MAC: HMAC by aws-lc-rs or by EVP, or AES-CMAC.
 #[derive(Clone, Copy)]
 pub enum MacAlg {
@@ -117,34 +126,36 @@ fn mac_key(key: &Attrs, usage: CK_ATTRIBUTE_TYPE, key_type: CK_KEY_TYPE) -> Resu
     Ok(value)
 }
 
-/// A MAC operation with a key: `general` mechanisms take the MAC's length
-/// as their parameter, the others none.
+/// A MAC operation with a key.
 pub fn mac_op(
     alg: MacAlg,
     key_type: CK_KEY_TYPE,
-    general: bool,
+    length: MacLength,
     arg: &MechanismArg,
     key: &Attrs,
     usage: CK_ATTRIBUTE_TYPE,
     kept: &mut KeptContexts,
 ) -> Result<MacOp> {
     let full = alg.output_len();
-    let out_len = if general {
-        let n = arg.ulong_param()? as usize;
-        // HMACs shorter than half the hash are refused, as NSS does; a CMAC
-        // keeps at least 64 bits (SP 800-38B's advice).
-        let min = if matches!(alg, MacAlg::Cmac) {
-            8
-        } else {
-            full / 2
-        };
-        if n > full || n < min {
-            return Err(Rv::MechanismParamInvalid);
+    let out_len = match length {
+        MacLength::Parameter => {
+            let n = arg.ulong_param()? as usize;
+            // HMACs shorter than half the hash are refused, as NSS does; a CMAC
+            // keeps at least 64 bits (SP 800-38B's advice).
+            let min = if matches!(alg, MacAlg::Cmac) {
+                8
+            } else {
+                full / 2
+            };
+            if n > full || n < min {
+                return Err(Rv::MechanismParamInvalid);
+            }
+            n
         }
-        n
-    } else {
-        arg.no_param()?;
-        full
+        MacLength::Full => {
+            arg.no_param()?;
+            full
+        }
     };
     let value = mac_key(key, usage, key_type)?;
     let state = match alg {

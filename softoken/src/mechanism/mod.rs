@@ -5,6 +5,7 @@ pub mod aes;
 pub mod curve25519;
 pub mod digest;
 pub mod ec;
+pub mod hash;
 pub mod kdf;
 pub mod mac;
 pub mod op;
@@ -13,15 +14,15 @@ pub mod pkcs8;
 pub mod point;
 pub mod rsa;
 
-use aws_lc_rs::digest as rs_digest;
 use once_cell::sync::Lazy;
 use pkcs11_sys::*;
 use zeroize::Zeroizing;
 
 use crate::cache::kept::KeptContexts;
 use crate::engine::Hash;
-use crate::mechanism::digest::{DigestOp, HashAlg};
-use crate::mechanism::mac::{MacAlg, MAX_SECRET_LEN};
+use crate::mechanism::digest::DigestOp;
+use crate::mechanism::hash::HashRow;
+use crate::mechanism::mac::{MacAlg, MacLength, MAX_SECRET_LEN};
 use crate::mechanism::op::{CipherOp, SignOp, VerifyOp};
 use crate::mechanism::param::{KdfParams, MechanismArg};
 use crate::object::attrs::Attrs;
@@ -31,12 +32,13 @@ use crate::rv::{Result, Rv};
 /// What a mechanism makes.
 #[derive(Clone, Copy)]
 pub enum Operation {
-    Digest(HashAlg),
-    /// A MAC over a secret key; `general` takes the MAC length as parameter.
+    Digest(Hash),
+    /// A MAC over a secret key of this type (or a generic secret, for
+    /// HMACs).
     Mac {
         alg: MacAlg,
         key_type: CK_KEY_TYPE,
-        general: bool,
+        length: MacLength,
     },
     /// A secret key of this type, of CKA_VALUE_LEN bytes.
     SecretKeyGen {
@@ -46,7 +48,7 @@ pub enum Operation {
     EcKeyPairGen,
     /// ECDSA over the raw input, or over its hash.
     Ecdsa {
-        hash: Option<&'static rs_digest::Algorithm>,
+        hash: Option<Hash>,
     },
     /// AES encryption and decryption in one mode.
     Aes(crate::mechanism::aes::Mode),
@@ -78,21 +80,39 @@ pub struct Mechanism {
     pub operation: Operation,
 }
 
-const fn digest_mechanism(ty: CK_MECHANISM_TYPE, alg: HashAlg) -> Mechanism {
+const fn digest_mechanism(hash: &HashRow) -> Mechanism {
     Mechanism {
-        ty,
+        ty: hash.digest,
         min_key_size: 0,
         max_key_size: 0,
         flags: CKF_DIGEST,
-        operation: Operation::Digest(alg),
+        operation: Operation::Digest(hash.hash),
     }
 }
 
-const fn hmac_mechanism(
+const fn hmac_mechanism(hash: &HashRow) -> Mechanism {
+    mac_mechanism(
+        hash.hmac,
+        MacAlg::Hmac(hash.hash),
+        hash.hmac_key_type,
+        MacLength::Full,
+    )
+}
+
+const fn hmac_general_mechanism(hash: &HashRow) -> Mechanism {
+    mac_mechanism(
+        hash.hmac_general,
+        MacAlg::Hmac(hash.hash),
+        hash.hmac_key_type,
+        MacLength::Parameter,
+    )
+}
+
+const fn mac_mechanism(
     ty: CK_MECHANISM_TYPE,
     alg: MacAlg,
     key_type: CK_KEY_TYPE,
-    general: bool,
+    length: MacLength,
 ) -> Mechanism {
     let (min_key_size, max_key_size) = match alg {
         MacAlg::Cmac => (16, 32),
@@ -106,7 +126,7 @@ const fn hmac_mechanism(
         operation: Operation::Mac {
             alg,
             key_type,
-            general,
+            length,
         },
     }
 }
@@ -129,10 +149,7 @@ const fn key_gen_mechanism(
 /// What every EC mechanism says of its curves.
 const EC_FLAGS: CK_FLAGS = CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS;
 
-const fn ecdsa_mechanism(
-    ty: CK_MECHANISM_TYPE,
-    hash: Option<&'static rs_digest::Algorithm>,
-) -> Mechanism {
+const fn ecdsa_mechanism(ty: CK_MECHANISM_TYPE, hash: Option<Hash>) -> Mechanism {
     Mechanism {
         ty,
         min_key_size: 256,
@@ -184,151 +201,46 @@ const fn rsa_mechanism(ty: CK_MECHANISM_TYPE, scheme: crate::mechanism::rsa::Sch
 }
 
 static MECHANISMS: &[Mechanism] = &[
-    digest_mechanism(CKM_SHA_1, HashAlg::Rs(&rs_digest::SHA1_FOR_LEGACY_USE_ONLY)),
-    digest_mechanism(CKM_SHA224, HashAlg::Rs(&rs_digest::SHA224)),
-    digest_mechanism(CKM_SHA256, HashAlg::Rs(&rs_digest::SHA256)),
-    digest_mechanism(CKM_SHA384, HashAlg::Rs(&rs_digest::SHA384)),
-    digest_mechanism(CKM_SHA512, HashAlg::Rs(&rs_digest::SHA512)),
-    digest_mechanism(CKM_SHA512_224, HashAlg::Evp(Hash::Sha512_224)),
-    digest_mechanism(CKM_SHA512_256, HashAlg::Rs(&rs_digest::SHA512_256)),
-    digest_mechanism(CKM_SHA3_224, HashAlg::Evp(Hash::Sha3_224)),
-    digest_mechanism(CKM_SHA3_256, HashAlg::Rs(&rs_digest::SHA3_256)),
-    digest_mechanism(CKM_SHA3_384, HashAlg::Rs(&rs_digest::SHA3_384)),
-    digest_mechanism(CKM_SHA3_512, HashAlg::Rs(&rs_digest::SHA3_512)),
-    hmac_mechanism(
-        CKM_SHA_1_HMAC,
-        MacAlg::Hmac(Hash::Sha1),
-        CKK_SHA_1_HMAC,
-        false,
+    digest_mechanism(&hash::SHA1),
+    digest_mechanism(&hash::SHA224),
+    digest_mechanism(&hash::SHA256),
+    digest_mechanism(&hash::SHA384),
+    digest_mechanism(&hash::SHA512),
+    digest_mechanism(&hash::SHA512_224),
+    digest_mechanism(&hash::SHA512_256),
+    digest_mechanism(&hash::SHA3_224),
+    digest_mechanism(&hash::SHA3_256),
+    digest_mechanism(&hash::SHA3_384),
+    digest_mechanism(&hash::SHA3_512),
+    hmac_mechanism(&hash::SHA1),
+    hmac_general_mechanism(&hash::SHA1),
+    hmac_mechanism(&hash::SHA224),
+    hmac_general_mechanism(&hash::SHA224),
+    hmac_mechanism(&hash::SHA256),
+    hmac_general_mechanism(&hash::SHA256),
+    hmac_mechanism(&hash::SHA384),
+    hmac_general_mechanism(&hash::SHA384),
+    hmac_mechanism(&hash::SHA512),
+    hmac_general_mechanism(&hash::SHA512),
+    hmac_mechanism(&hash::SHA512_224),
+    hmac_general_mechanism(&hash::SHA512_224),
+    hmac_mechanism(&hash::SHA512_256),
+    hmac_general_mechanism(&hash::SHA512_256),
+    hmac_mechanism(&hash::SHA3_224),
+    hmac_general_mechanism(&hash::SHA3_224),
+    hmac_mechanism(&hash::SHA3_256),
+    hmac_general_mechanism(&hash::SHA3_256),
+    hmac_mechanism(&hash::SHA3_384),
+    hmac_general_mechanism(&hash::SHA3_384),
+    hmac_mechanism(&hash::SHA3_512),
+    hmac_general_mechanism(&hash::SHA3_512),
+    mac_mechanism(CKM_AES_CMAC, MacAlg::Cmac, CKK_AES, MacLength::Full),
+    mac_mechanism(
+        CKM_AES_CMAC_GENERAL,
+        MacAlg::Cmac,
+        CKK_AES,
+        MacLength::Parameter,
     ),
-    hmac_mechanism(
-        CKM_SHA_1_HMAC_GENERAL,
-        MacAlg::Hmac(Hash::Sha1),
-        CKK_SHA_1_HMAC,
-        true,
-    ),
-    hmac_mechanism(
-        CKM_SHA224_HMAC,
-        MacAlg::Hmac(Hash::Sha224),
-        CKK_SHA224_HMAC,
-        false,
-    ),
-    hmac_mechanism(
-        CKM_SHA224_HMAC_GENERAL,
-        MacAlg::Hmac(Hash::Sha224),
-        CKK_SHA224_HMAC,
-        true,
-    ),
-    hmac_mechanism(
-        CKM_SHA256_HMAC,
-        MacAlg::Hmac(Hash::Sha256),
-        CKK_SHA256_HMAC,
-        false,
-    ),
-    hmac_mechanism(
-        CKM_SHA256_HMAC_GENERAL,
-        MacAlg::Hmac(Hash::Sha256),
-        CKK_SHA256_HMAC,
-        true,
-    ),
-    hmac_mechanism(
-        CKM_SHA384_HMAC,
-        MacAlg::Hmac(Hash::Sha384),
-        CKK_SHA384_HMAC,
-        false,
-    ),
-    hmac_mechanism(
-        CKM_SHA384_HMAC_GENERAL,
-        MacAlg::Hmac(Hash::Sha384),
-        CKK_SHA384_HMAC,
-        true,
-    ),
-    hmac_mechanism(
-        CKM_SHA512_HMAC,
-        MacAlg::Hmac(Hash::Sha512),
-        CKK_SHA512_HMAC,
-        false,
-    ),
-    hmac_mechanism(
-        CKM_SHA512_HMAC_GENERAL,
-        MacAlg::Hmac(Hash::Sha512),
-        CKK_SHA512_HMAC,
-        true,
-    ),
-    hmac_mechanism(
-        CKM_SHA512_224_HMAC,
-        MacAlg::Hmac(Hash::Sha512_224),
-        CKK_SHA512_224_HMAC,
-        false,
-    ),
-    hmac_mechanism(
-        CKM_SHA512_224_HMAC_GENERAL,
-        MacAlg::Hmac(Hash::Sha512_224),
-        CKK_SHA512_224_HMAC,
-        true,
-    ),
-    hmac_mechanism(
-        CKM_SHA512_256_HMAC,
-        MacAlg::Hmac(Hash::Sha512_256),
-        CKK_SHA512_256_HMAC,
-        false,
-    ),
-    hmac_mechanism(
-        CKM_SHA512_256_HMAC_GENERAL,
-        MacAlg::Hmac(Hash::Sha512_256),
-        CKK_SHA512_256_HMAC,
-        true,
-    ),
-    hmac_mechanism(
-        CKM_SHA3_224_HMAC,
-        MacAlg::Hmac(Hash::Sha3_224),
-        CKK_SHA3_224_HMAC,
-        false,
-    ),
-    hmac_mechanism(
-        CKM_SHA3_224_HMAC_GENERAL,
-        MacAlg::Hmac(Hash::Sha3_224),
-        CKK_SHA3_224_HMAC,
-        true,
-    ),
-    hmac_mechanism(
-        CKM_SHA3_256_HMAC,
-        MacAlg::Hmac(Hash::Sha3_256),
-        CKK_SHA3_256_HMAC,
-        false,
-    ),
-    hmac_mechanism(
-        CKM_SHA3_256_HMAC_GENERAL,
-        MacAlg::Hmac(Hash::Sha3_256),
-        CKK_SHA3_256_HMAC,
-        true,
-    ),
-    hmac_mechanism(
-        CKM_SHA3_384_HMAC,
-        MacAlg::Hmac(Hash::Sha3_384),
-        CKK_SHA3_384_HMAC,
-        false,
-    ),
-    hmac_mechanism(
-        CKM_SHA3_384_HMAC_GENERAL,
-        MacAlg::Hmac(Hash::Sha3_384),
-        CKK_SHA3_384_HMAC,
-        true,
-    ),
-    hmac_mechanism(
-        CKM_SHA3_512_HMAC,
-        MacAlg::Hmac(Hash::Sha3_512),
-        CKK_SHA3_512_HMAC,
-        false,
-    ),
-    hmac_mechanism(
-        CKM_SHA3_512_HMAC_GENERAL,
-        MacAlg::Hmac(Hash::Sha3_512),
-        CKK_SHA3_512_HMAC,
-        true,
-    ),
-    hmac_mechanism(CKM_AES_CMAC, MacAlg::Cmac, CKK_AES, false),
-    hmac_mechanism(CKM_AES_CMAC_GENERAL, MacAlg::Cmac, CKK_AES, true),
     key_gen_mechanism(
         CKM_GENERIC_SECRET_KEY_GEN,
         CKK_GENERIC_SECRET,
@@ -344,14 +256,14 @@ static MECHANISMS: &[Mechanism] = &[
         operation: Operation::EcKeyPairGen,
     },
     ecdsa_mechanism(CKM_ECDSA, None),
-    ecdsa_mechanism(CKM_ECDSA_SHA1, Some(&rs_digest::SHA1_FOR_LEGACY_USE_ONLY)),
-    ecdsa_mechanism(CKM_ECDSA_SHA224, Some(&rs_digest::SHA224)),
-    ecdsa_mechanism(CKM_ECDSA_SHA256, Some(&rs_digest::SHA256)),
-    ecdsa_mechanism(CKM_ECDSA_SHA384, Some(&rs_digest::SHA384)),
-    ecdsa_mechanism(CKM_ECDSA_SHA512, Some(&rs_digest::SHA512)),
-    ecdsa_mechanism(CKM_ECDSA_SHA3_256, Some(&rs_digest::SHA3_256)),
-    ecdsa_mechanism(CKM_ECDSA_SHA3_384, Some(&rs_digest::SHA3_384)),
-    ecdsa_mechanism(CKM_ECDSA_SHA3_512, Some(&rs_digest::SHA3_512)),
+    ecdsa_mechanism(CKM_ECDSA_SHA1, Some(Hash::Sha1)),
+    ecdsa_mechanism(CKM_ECDSA_SHA224, Some(Hash::Sha224)),
+    ecdsa_mechanism(CKM_ECDSA_SHA256, Some(Hash::Sha256)),
+    ecdsa_mechanism(CKM_ECDSA_SHA384, Some(Hash::Sha384)),
+    ecdsa_mechanism(CKM_ECDSA_SHA512, Some(Hash::Sha512)),
+    ecdsa_mechanism(CKM_ECDSA_SHA3_256, Some(Hash::Sha3_256)),
+    ecdsa_mechanism(CKM_ECDSA_SHA3_384, Some(Hash::Sha3_384)),
+    ecdsa_mechanism(CKM_ECDSA_SHA3_512, Some(Hash::Sha3_512)),
     aes_mechanism(CKM_AES_ECB, crate::mechanism::aes::Mode::Ecb),
     aes_mechanism(CKM_AES_CBC, crate::mechanism::aes::Mode::Cbc),
     aes_mechanism(CKM_AES_CBC_PAD, crate::mechanism::aes::Mode::CbcPad),
@@ -378,68 +290,68 @@ static MECHANISMS: &[Mechanism] = &[
     rsa_mechanism(CKM_RSA_PKCS, crate::mechanism::rsa::Scheme::Pkcs1(None)),
     rsa_mechanism(
         CKM_SHA1_RSA_PKCS,
-        crate::mechanism::rsa::Scheme::Pkcs1(Some(crate::mechanism::rsa::SHA1)),
+        crate::mechanism::rsa::Scheme::Pkcs1(Some(&hash::SHA1)),
     ),
     rsa_mechanism(
         CKM_SHA224_RSA_PKCS,
-        crate::mechanism::rsa::Scheme::Pkcs1(Some(crate::mechanism::rsa::SHA224)),
+        crate::mechanism::rsa::Scheme::Pkcs1(Some(&hash::SHA224)),
     ),
     rsa_mechanism(
         CKM_SHA256_RSA_PKCS,
-        crate::mechanism::rsa::Scheme::Pkcs1(Some(crate::mechanism::rsa::SHA256)),
+        crate::mechanism::rsa::Scheme::Pkcs1(Some(&hash::SHA256)),
     ),
     rsa_mechanism(
         CKM_SHA384_RSA_PKCS,
-        crate::mechanism::rsa::Scheme::Pkcs1(Some(crate::mechanism::rsa::SHA384)),
+        crate::mechanism::rsa::Scheme::Pkcs1(Some(&hash::SHA384)),
     ),
     rsa_mechanism(
         CKM_SHA512_RSA_PKCS,
-        crate::mechanism::rsa::Scheme::Pkcs1(Some(crate::mechanism::rsa::SHA512)),
+        crate::mechanism::rsa::Scheme::Pkcs1(Some(&hash::SHA512)),
     ),
     rsa_mechanism(CKM_RSA_PKCS_PSS, crate::mechanism::rsa::Scheme::Pss(None)),
     rsa_mechanism(
         CKM_SHA1_RSA_PKCS_PSS,
-        crate::mechanism::rsa::Scheme::Pss(Some(crate::mechanism::rsa::SHA1)),
+        crate::mechanism::rsa::Scheme::Pss(Some(&hash::SHA1)),
     ),
     rsa_mechanism(
         CKM_SHA224_RSA_PKCS_PSS,
-        crate::mechanism::rsa::Scheme::Pss(Some(crate::mechanism::rsa::SHA224)),
+        crate::mechanism::rsa::Scheme::Pss(Some(&hash::SHA224)),
     ),
     rsa_mechanism(
         CKM_SHA256_RSA_PKCS_PSS,
-        crate::mechanism::rsa::Scheme::Pss(Some(crate::mechanism::rsa::SHA256)),
+        crate::mechanism::rsa::Scheme::Pss(Some(&hash::SHA256)),
     ),
     rsa_mechanism(
         CKM_SHA384_RSA_PKCS_PSS,
-        crate::mechanism::rsa::Scheme::Pss(Some(crate::mechanism::rsa::SHA384)),
+        crate::mechanism::rsa::Scheme::Pss(Some(&hash::SHA384)),
     ),
     rsa_mechanism(
         CKM_SHA512_RSA_PKCS_PSS,
-        crate::mechanism::rsa::Scheme::Pss(Some(crate::mechanism::rsa::SHA512)),
+        crate::mechanism::rsa::Scheme::Pss(Some(&hash::SHA512)),
     ),
     rsa_mechanism(
         CKM_SHA3_256_RSA_PKCS,
-        crate::mechanism::rsa::Scheme::Pkcs1(Some(crate::mechanism::rsa::SHA3_256)),
+        crate::mechanism::rsa::Scheme::Pkcs1(Some(&hash::SHA3_256)),
     ),
     rsa_mechanism(
         CKM_SHA3_384_RSA_PKCS,
-        crate::mechanism::rsa::Scheme::Pkcs1(Some(crate::mechanism::rsa::SHA3_384)),
+        crate::mechanism::rsa::Scheme::Pkcs1(Some(&hash::SHA3_384)),
     ),
     rsa_mechanism(
         CKM_SHA3_512_RSA_PKCS,
-        crate::mechanism::rsa::Scheme::Pkcs1(Some(crate::mechanism::rsa::SHA3_512)),
+        crate::mechanism::rsa::Scheme::Pkcs1(Some(&hash::SHA3_512)),
     ),
     rsa_mechanism(
         CKM_SHA3_256_RSA_PKCS_PSS,
-        crate::mechanism::rsa::Scheme::Pss(Some(crate::mechanism::rsa::SHA3_256)),
+        crate::mechanism::rsa::Scheme::Pss(Some(&hash::SHA3_256)),
     ),
     rsa_mechanism(
         CKM_SHA3_384_RSA_PKCS_PSS,
-        crate::mechanism::rsa::Scheme::Pss(Some(crate::mechanism::rsa::SHA3_384)),
+        crate::mechanism::rsa::Scheme::Pss(Some(&hash::SHA3_384)),
     ),
     rsa_mechanism(
         CKM_SHA3_512_RSA_PKCS_PSS,
-        crate::mechanism::rsa::Scheme::Pss(Some(crate::mechanism::rsa::SHA3_512)),
+        crate::mechanism::rsa::Scheme::Pss(Some(&hash::SHA3_512)),
     ),
     rsa_mechanism(CKM_RSA_X_509, crate::mechanism::rsa::Scheme::X509),
     rsa_mechanism(CKM_RSA_PKCS_OAEP, crate::mechanism::rsa::Scheme::Oaep),
@@ -650,9 +562,9 @@ pub fn sign_op(
         Operation::Mac {
             alg,
             key_type,
-            general,
+            length,
         } => Ok(Box::new(mac::mac_op(
-            alg, key_type, general, arg, key, CKA_SIGN, kept,
+            alg, key_type, length, arg, key, CKA_SIGN, kept,
         )?)),
         _ => Err(Rv::MechanismInvalid),
     }
@@ -678,9 +590,9 @@ pub fn verify_op(
         Operation::Mac {
             alg,
             key_type,
-            general,
+            length,
         } => Ok(Box::new(mac::mac_op(
-            alg, key_type, general, arg, key, CKA_VERIFY, kept,
+            alg, key_type, length, arg, key, CKA_VERIFY, kept,
         )?)),
         _ => Err(Rv::MechanismInvalid),
     }

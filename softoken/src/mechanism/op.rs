@@ -1,8 +1,8 @@
 //! What a running operation is, whatever its family: the traits the
 //! session's state machine drives, and the input a signature covers.
 
-use aws_lc_rs::digest;
-
+use crate::engine::Hash;
+use crate::mechanism::digest::DigestOp;
 use crate::rv::{Result, Rv};
 
 /// Raw signature input beyond this is refused (it is meant to be a hash,
@@ -12,16 +12,16 @@ const MAX_RAW_INPUT: usize = 1024;
 /// The data a signature covers, as it arrives: a running hash, or the raw
 /// input of a mechanism that takes a caller's digest.
 pub enum MessageInput {
-    Hash(digest::Context),
+    Hash(DigestOp),
     Raw(Vec<u8>),
 }
 
 impl MessageInput {
-    pub fn new(hash: Option<&'static digest::Algorithm>) -> MessageInput {
-        match hash {
-            Some(alg) => MessageInput::Hash(digest::Context::new(alg)),
+    pub fn new(hash: Option<Hash>) -> Result<MessageInput> {
+        Ok(match hash {
+            Some(hash) => MessageInput::Hash(DigestOp::new(hash)?),
             None => MessageInput::Raw(Vec::new()),
-        }
+        })
     }
 
     pub fn update(&mut self, data: &[u8]) -> Result<()> {
@@ -38,10 +38,10 @@ impl MessageInput {
     }
 
     /// The hash so far, or the raw input.
-    pub fn digest(&self) -> Vec<u8> {
+    pub fn digest(&self) -> Result<Vec<u8>> {
         match self {
-            MessageInput::Hash(ctx) => ctx.clone().finish().as_ref().to_vec(),
-            MessageInput::Raw(buf) => buf.clone(),
+            MessageInput::Hash(ctx) => ctx.result(),
+            MessageInput::Raw(buf) => Ok(buf.clone()),
         }
     }
 }

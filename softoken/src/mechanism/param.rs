@@ -20,15 +20,29 @@ pub struct MechanismArg {
     pub kdf: Option<KdfParams>,
 }
 
+/// The i-th word of a parameter structure whose fields are CK_ULONGs or
+/// pointers (one word each on the platforms this module is built for).
+pub fn param_word(param: &[u8], i: usize) -> Result<CK_ULONG> {
+    const UL: usize = std::mem::size_of::<CK_ULONG>();
+    let bytes: [u8; UL] = param
+        .get(i * UL..(i + 1) * UL)
+        .and_then(|b| b.try_into().ok())
+        .ok_or(Rv::MechanismParamInvalid)?;
+    Ok(CK_ULONG::from_ne_bytes(bytes))
+}
+
 impl MechanismArg {
+    /// The i-th word of the parameter.
+    pub fn word(&self, i: usize) -> Result<CK_ULONG> {
+        param_word(&self.param, i)
+    }
+
     /// A parameter that is one CK_ULONG.
     pub fn ulong_param(&self) -> Result<CK_ULONG> {
-        let bytes: [u8; std::mem::size_of::<CK_ULONG>()] = self
-            .param
-            .as_slice()
-            .try_into()
-            .map_err(|_| Rv::MechanismParamInvalid)?;
-        Ok(CK_ULONG::from_ne_bytes(bytes))
+        if self.param.len() != std::mem::size_of::<CK_ULONG>() {
+            return Err(Rv::MechanismParamInvalid);
+        }
+        self.word(0)
     }
 
     pub fn no_param(&self) -> Result<()> {

@@ -4,11 +4,11 @@
 
 use std::sync::Arc;
 
-use aws_lc_rs::digest;
 use pkcs11_sys::*;
 
 use crate::engine::secret::SecretVec;
 use crate::engine::{Hash, RsaKey, RsaPadding, RsaParts};
+use crate::mechanism::hash::{self, HashRow};
 use crate::mechanism::op::{CipherOp, MessageInput, SignOp, VerifyOp};
 use crate::mechanism::param::MechanismArg;
 use crate::nss::CKA_NSS_DB;
@@ -17,120 +17,13 @@ use crate::object::Generated;
 use crate::rv::{Result, Rv};
 use zeroize::Zeroizing;
 
-/// A hash as the RSA mechanisms use it.
-#[derive(Clone, Copy, Debug)]
-pub struct HashSpec {
-    alg: &'static digest::Algorithm,
-    mechanism: CK_MECHANISM_TYPE,
-    engine: Hash,
-    /// The DER of DigestInfo up to the digest itself.
-    digest_info: &'static [u8],
-}
-
-pub const SHA1: HashSpec = HashSpec {
-    alg: &digest::SHA1_FOR_LEGACY_USE_ONLY,
-    mechanism: CKM_SHA_1,
-    engine: Hash::Sha1,
-    digest_info: &[
-        0x30, 0x21, 0x30, 0x09, 0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1a, 0x05, 0x00, 0x04, 0x14,
-    ],
-};
-pub const SHA224: HashSpec = HashSpec {
-    alg: &digest::SHA224,
-    mechanism: CKM_SHA224,
-    engine: Hash::Sha224,
-    digest_info: &[
-        0x30, 0x2d, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x04,
-        0x05, 0x00, 0x04, 0x1c,
-    ],
-};
-pub const SHA256: HashSpec = HashSpec {
-    alg: &digest::SHA256,
-    mechanism: CKM_SHA256,
-    engine: Hash::Sha256,
-    digest_info: &[
-        0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01,
-        0x05, 0x00, 0x04, 0x20,
-    ],
-};
-pub const SHA384: HashSpec = HashSpec {
-    alg: &digest::SHA384,
-    mechanism: CKM_SHA384,
-    engine: Hash::Sha384,
-    digest_info: &[
-        0x30, 0x41, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x02,
-        0x05, 0x00, 0x04, 0x30,
-    ],
-};
-pub const SHA512: HashSpec = HashSpec {
-    alg: &digest::SHA512,
-    mechanism: CKM_SHA512,
-    engine: Hash::Sha512,
-    digest_info: &[
-        0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x03,
-        0x05, 0x00, 0x04, 0x40,
-    ],
-};
-
-/// DigestInfo of a SHA-2 or SHA3 hash: its OID's last arc and its length.
-const fn digest_info(arc: u8, len: u8) -> [u8; 19] {
-    [
-        0x30,
-        17 + len,
-        0x30,
-        0x0d,
-        0x06,
-        0x09,
-        0x60,
-        0x86,
-        0x48,
-        0x01,
-        0x65,
-        0x03,
-        0x04,
-        0x02,
-        arc,
-        0x05,
-        0x00,
-        0x04,
-        len,
-    ]
-}
-
-const SHA3_256_INFO: [u8; 19] = digest_info(0x08, 32);
-const SHA3_384_INFO: [u8; 19] = digest_info(0x09, 48);
-const SHA3_512_INFO: [u8; 19] = digest_info(0x0a, 64);
-
-pub const SHA3_256: HashSpec = HashSpec {
-    alg: &digest::SHA3_256,
-    mechanism: CKM_SHA3_256,
-    engine: Hash::Sha3_256,
-    digest_info: &SHA3_256_INFO,
-};
-pub const SHA3_384: HashSpec = HashSpec {
-    alg: &digest::SHA3_384,
-    mechanism: CKM_SHA3_384,
-    engine: Hash::Sha3_384,
-    digest_info: &SHA3_384_INFO,
-};
-pub const SHA3_512: HashSpec = HashSpec {
-    alg: &digest::SHA3_512,
-    mechanism: CKM_SHA3_512,
-    engine: Hash::Sha3_512,
-    digest_info: &SHA3_512_INFO,
-};
-
-const HASHES: [HashSpec; 8] = [
-    SHA1, SHA224, SHA256, SHA384, SHA512, SHA3_256, SHA3_384, SHA3_512,
-];
-
 /// RSA signature schemes of the mechanism table.
 #[derive(Clone, Copy, Debug)]
 pub enum Scheme {
     /// PKCS#1 v1.5: over the caller's input (None), or a hash's DigestInfo.
-    Pkcs1(Option<HashSpec>),
+    Pkcs1(Option<&'static HashRow>),
     /// PSS: over the caller's digest (None), or a hash of the data.
-    Pss(Option<HashSpec>),
+    Pss(Option<&'static HashRow>),
     /// The raw operation (CKM_RSA_X_509).
     X509,
     /// OAEP encryption (CKM_RSA_PKCS_OAEP).
@@ -250,69 +143,40 @@ enum Resolved {
     X509,
 }
 
-/// The i-th CK_ULONG of a parameter structure.
-fn param_word(arg: &MechanismArg, i: usize) -> Result<CK_ULONG> {
-    let ul = std::mem::size_of::<CK_ULONG>();
-    let bytes = arg
-        .param
-        .get(i * ul..(i + 1) * ul)
-        .ok_or(Rv::MechanismParamInvalid)?;
-    Ok(CK_ULONG::from_ne_bytes(
-        bytes.try_into().map_err(|_| Rv::MechanismParamInvalid)?,
-    ))
-}
-
 /// The hash a parameter names (hashAlg), and its MGF1 hash (mgf).
-fn named_hashes(hash_alg: CK_ULONG, mgf: CK_ULONG) -> Result<(HashSpec, Hash)> {
-    let named = *HASHES
-        .iter()
-        .find(|h| h.mechanism == hash_alg)
-        .ok_or(Rv::MechanismParamInvalid)?;
-    let mgf = match mgf {
-        CKG_MGF1_SHA1 => Hash::Sha1,
-        CKG_MGF1_SHA224 => Hash::Sha224,
-        CKG_MGF1_SHA256 => Hash::Sha256,
-        CKG_MGF1_SHA384 => Hash::Sha384,
-        CKG_MGF1_SHA512 => Hash::Sha512,
-        CKG_MGF1_SHA3_224 => Hash::Sha3_224,
-        CKG_MGF1_SHA3_256 => Hash::Sha3_256,
-        CKG_MGF1_SHA3_384 => Hash::Sha3_384,
-        CKG_MGF1_SHA3_512 => Hash::Sha3_512,
-        _ => return Err(Rv::MechanismParamInvalid),
-    };
-    Ok((named, mgf))
+fn named_hashes(hash_alg: CK_ULONG, mgf: CK_ULONG) -> Result<(&'static HashRow, Hash)> {
+    let named = hash::by_digest(hash_alg).ok_or(Rv::MechanismParamInvalid)?;
+    let mgf = hash::by_mgf1(mgf).ok_or(Rv::MechanismParamInvalid)?;
+    Ok((named, mgf.hash))
 }
 
 /// CK_RSA_PKCS_PSS_PARAMS: hashAlg, mgf, sLen.
-fn pss_params(arg: &MechanismArg, hash: Option<HashSpec>) -> Result<Resolved> {
+fn pss_params(arg: &MechanismArg, hash: Option<&HashRow>) -> Result<Resolved> {
     if arg.param.len() != 3 * std::mem::size_of::<CK_ULONG>() {
         return Err(Rv::MechanismParamInvalid);
     }
-    let (named, mgf) = named_hashes(param_word(arg, 0)?, param_word(arg, 1)?)?;
-    if hash.is_some_and(|h| h.mechanism != named.mechanism) {
+    let (named, mgf) = named_hashes(arg.word(0)?, arg.word(1)?)?;
+    if hash.is_some_and(|h| h.digest != named.digest) {
         return Err(Rv::MechanismParamInvalid);
     }
-    let salt = usize::try_from(param_word(arg, 2)?).map_err(|_| Rv::MechanismParamInvalid)?;
+    let salt = usize::try_from(arg.word(2)?).map_err(|_| Rv::MechanismParamInvalid)?;
     Ok(Resolved::Pss {
-        hash: named.engine,
+        hash: named.hash,
         mgf,
         salt,
     })
 }
 
-fn resolve(
-    scheme: Scheme,
-    arg: &MechanismArg,
-) -> Result<(Resolved, Option<&'static digest::Algorithm>)> {
+fn resolve(scheme: Scheme, arg: &MechanismArg) -> Result<(Resolved, Option<Hash>)> {
     Ok(match scheme {
         Scheme::Pkcs1(hash) => {
             arg.no_param()?;
             (
                 Resolved::Pkcs1(hash.map(|h| h.digest_info)),
-                hash.map(|h| h.alg),
+                hash.map(|h| h.hash),
             )
         }
-        Scheme::Pss(hash) => (pss_params(arg, hash)?, hash.map(|h| h.alg)),
+        Scheme::Pss(hash) => (pss_params(arg, hash)?, hash.map(|h| h.hash)),
         Scheme::X509 => {
             arg.no_param()?;
             (Resolved::X509, None)
@@ -335,7 +199,7 @@ impl SignOp for RsaOp {
         self.key.size()
     }
     fn sign(&mut self) -> Result<Vec<u8>> {
-        let digest = self.input.digest();
+        let digest = self.input.digest()?;
         match self.scheme {
             Resolved::Pkcs1(prefix) => self
                 .key
@@ -351,7 +215,7 @@ impl VerifyOp for RsaOp {
         self.input.update(data)
     }
     fn verify(&mut self, signature: &[u8]) -> Result<()> {
-        let digest = self.input.digest();
+        let digest = self.input.digest()?;
         let valid = match self.scheme {
             Resolved::Pkcs1(prefix) => self.key.verify_raw(
                 &[prefix.unwrap_or_default(), &digest].concat(),
@@ -377,7 +241,7 @@ pub fn sign_op(scheme: Scheme, arg: &MechanismArg, key: &Attrs) -> Result<Box<dy
     Ok(Box::new(RsaOp {
         key: private_key(key)?,
         scheme: resolved,
-        input: MessageInput::new(hash),
+        input: MessageInput::new(hash)?,
     }))
 }
 
@@ -387,7 +251,7 @@ pub fn verify_op(scheme: Scheme, arg: &MechanismArg, key: &Attrs) -> Result<Box<
     Ok(Box::new(RsaOp {
         key: public_key(key)?,
         scheme: resolved,
-        input: MessageInput::new(hash),
+        input: MessageInput::new(hash)?,
     }))
 }
 
@@ -432,14 +296,14 @@ impl RecoverOp {
 /// CK_RSA_PKCS_OAEP_PARAMS: hashAlg, mgf, source, and the label (read at
 /// the C boundary from pSourceData).
 fn oaep_padding(arg: &MechanismArg) -> Result<RsaPadding> {
-    let (hash, mgf) = named_hashes(param_word(arg, 0)?, param_word(arg, 1)?)?;
+    let (hash, mgf) = named_hashes(arg.word(0)?, arg.word(1)?)?;
     let label = arg.pointed.first().cloned().unwrap_or_default();
     // The only source the specification defines, and the one it requires.
-    if param_word(arg, 2)? != CKZ_DATA_SPECIFIED {
+    if arg.word(2)? != CKZ_DATA_SPECIFIED {
         return Err(Rv::MechanismParamInvalid);
     }
     Ok(RsaPadding::Oaep {
-        hash: hash.engine,
+        hash: hash.hash,
         mgf,
         label,
     })

@@ -9,8 +9,9 @@ use parking_lot::Mutex;
 use sdb::{ObjectId, PasswordEntry};
 use zeroize::Zeroizing;
 
+use crate::engine::Hash;
 use crate::rv::{Result, Rv};
-use crate::storage::pbe::{self, Encrypted, KdfParams, MacRecord, Prf};
+use crate::storage::pbe::{self, Encrypted, KdfParams, MacRecord};
 
 /// The plaintext of the password check NSS stores.
 pub const PASSWORD_CHECK: &[u8] = b"password-check";
@@ -107,19 +108,19 @@ impl KeyState {
         self.empty_password
     }
 
-    fn derive(&self, kdf: &KdfParams) -> Zeroizing<Vec<u8>> {
+    fn derive(&self, kdf: &KdfParams) -> Result<Zeroizing<Vec<u8>>> {
         if let Some(k) = self.derived.lock().get(kdf) {
-            return k.clone();
+            return Ok(k.clone());
         }
         // Derive outside the lock: PBKDF2 is slow and other threads may
         // need other keys meanwhile.
-        let key = kdf.derive(&self.master);
+        let key = kdf.derive(&self.master)?;
         let mut cache = self.derived.lock();
         if cache.len() >= DERIVED_CACHE_LIMIT {
             cache.clear();
         }
         cache.insert(kdf.clone(), key.clone());
-        key
+        Ok(key)
     }
 
     fn write_key<'a>(&'a self, cell: &'a OnceCell<WriteKey>) -> Result<&'a WriteKey> {
@@ -127,12 +128,12 @@ impl KeyState {
             let mut salt = vec![0u8; pbe::SALT_LEN];
             crate::engine::random_fill(&mut salt)?;
             let kdf = KdfParams {
-                prf: Prf::Sha256,
+                prf: Hash::Sha256,
                 salt,
                 iterations: iteration_count(self.empty_password),
                 key_len: pbe::KEY_LEN,
             };
-            let key = kdf.derive(&self.master);
+            let key = kdf.derive(&self.master)?;
             Ok(WriteKey { kdf, key })
         })
     }
@@ -160,7 +161,7 @@ impl KeyState {
                 iv,
                 ciphertext,
             } => Ok((
-                pbe::aes_cbc_decrypt(&self.derive(&kdf), iv, &ciphertext)?,
+                pbe::aes_cbc_decrypt(&self.derive(&kdf)?, iv, &ciphertext)?,
                 true,
             )),
             Encrypted::Legacy {
@@ -178,10 +179,10 @@ impl KeyState {
     /// An integrity record over one attribute value.
     pub fn sign(&self, object_id: ObjectId, attr_type: u64, value: &[u8]) -> Result<Vec<u8>> {
         let wk = self.write_key(&self.write_mac)?;
-        let mac = pbe::attribute_mac(Prf::Sha256, &wk.key, object_id, attr_type as u32, value);
+        let mac = pbe::attribute_mac(Hash::Sha256, &wk.key, object_id, attr_type as u32, value)?;
         MacRecord {
             kdf: wk.kdf.clone(),
-            mac_prf: Prf::Sha256,
+            mac_prf: Hash::Sha256,
             mac,
         }
         .encode()
@@ -196,8 +197,8 @@ impl KeyState {
         value: &[u8],
     ) -> Result<bool> {
         let rec = MacRecord::parse(record)?;
-        let key = self.derive(&rec.kdf);
-        let mac = pbe::attribute_mac(rec.mac_prf, &key, object_id, attr_type as u32, value);
+        let key = self.derive(&rec.kdf)?;
+        let mac = pbe::attribute_mac(rec.mac_prf, &key, object_id, attr_type as u32, value)?;
         Ok(pbe::macs_equal(&mac, &rec.mac))
     }
 

@@ -10,12 +10,12 @@ use aws_lc_rs::cipher::{
     DecryptionContext, EncryptionContext, PaddedBlockDecryptingKey, PaddedBlockEncryptingKey,
     UnboundCipherKey, AES_128, AES_192, AES_256,
 };
-use aws_lc_rs::{digest, hmac, pbkdf2};
+use aws_lc_rs::{digest, hmac};
 use der::asn1::{Any, ObjectIdentifier as Oid, OctetString};
 use der::{Decode, Encode, Sequence};
 use zeroize::Zeroizing;
 
-use crate::engine;
+use crate::engine::{self, Hash};
 use crate::rv::{Result, Rv};
 
 const PBES2: Oid = Oid::new_unwrap("1.2.840.113549.1.5.13");
@@ -81,68 +81,33 @@ fn malformed<E>(_: E) -> Rv {
     Rv::DeviceError
 }
 
-/// The hash behind a PBKDF2 PRF or an HMAC.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Prf {
-    Sha1,
-    Sha256,
-    Sha384,
-    Sha512,
+/// The hash of an HMAC OID (a PBKDF2 PRF, or PBMAC1's MAC): the four
+/// that PBKDF2 runs with.
+fn prf_from_oid(oid: &Oid) -> Result<Hash> {
+    Ok(match *oid {
+        HMAC_SHA1 => Hash::Sha1,
+        HMAC_SHA256 => Hash::Sha256,
+        HMAC_SHA384 => Hash::Sha384,
+        HMAC_SHA512 => Hash::Sha512,
+        _ => return Err(Rv::DeviceError),
+    })
 }
 
-impl Prf {
-    fn from_oid(oid: &Oid) -> Result<Prf> {
-        Ok(match *oid {
-            HMAC_SHA1 => Prf::Sha1,
-            HMAC_SHA256 => Prf::Sha256,
-            HMAC_SHA384 => Prf::Sha384,
-            HMAC_SHA512 => Prf::Sha512,
-            _ => return Err(Rv::DeviceError),
-        })
-    }
-
-    fn oid(self) -> Oid {
-        match self {
-            Prf::Sha1 => HMAC_SHA1,
-            Prf::Sha256 => HMAC_SHA256,
-            Prf::Sha384 => HMAC_SHA384,
-            Prf::Sha512 => HMAC_SHA512,
-        }
-    }
-
-    /// PBKDF2 with this PRF. SHA-256, the one NSS uses, has its own
-    /// faster loop.
-    pub fn pbkdf2(self, iterations: NonZeroU32, salt: &[u8], secret: &[u8], out: &mut [u8]) {
-        let alg = match self {
-            Prf::Sha1 => pbkdf2::PBKDF2_HMAC_SHA1,
-            Prf::Sha256 => {
-                return engine::pbkdf2_hmac_sha256(secret, salt, iterations.get(), out);
-            }
-            Prf::Sha384 => pbkdf2::PBKDF2_HMAC_SHA384,
-            Prf::Sha512 => pbkdf2::PBKDF2_HMAC_SHA512,
-        };
-        pbkdf2::derive(alg, iterations, salt, secret, out);
-    }
-
-    fn hmac(self) -> hmac::Algorithm {
-        match self {
-            Prf::Sha1 => hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY,
-            Prf::Sha256 => hmac::HMAC_SHA256,
-            Prf::Sha384 => hmac::HMAC_SHA384,
-            Prf::Sha512 => hmac::HMAC_SHA512,
-        }
-    }
-
-    fn output_len(self) -> usize {
-        self.hmac().digest_algorithm().output_len()
-    }
+fn prf_oid(prf: Hash) -> Result<Oid> {
+    Ok(match prf {
+        Hash::Sha1 => HMAC_SHA1,
+        Hash::Sha256 => HMAC_SHA256,
+        Hash::Sha384 => HMAC_SHA384,
+        Hash::Sha512 => HMAC_SHA512,
+        _ => return Err(Rv::GeneralError),
+    })
 }
 
 /// What a PBKDF2 derivation needs besides the secret; also the cache key of
 /// derived keys.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct KdfParams {
-    pub prf: Prf,
+    pub prf: Hash,
     pub salt: Vec<u8>,
     pub iterations: u32,
     pub key_len: usize,
@@ -160,8 +125,8 @@ impl KdfParams {
             .decode_as()
             .map_err(malformed)?;
         let prf = match &params.prf {
-            Some(p) => Prf::from_oid(&p.oid)?,
-            None => Prf::Sha1,
+            Some(p) => prf_from_oid(&p.oid)?,
+            None => Hash::Sha1,
         };
         let key_len = params.key_length.map_or(default_key_len, |l| l as usize);
         // Bound what a damaged file can make us compute.
@@ -182,7 +147,7 @@ impl KdfParams {
             iterations: self.iterations,
             key_length: Some(self.key_len as u32),
             prf: Some(AlgorithmIdentifier {
-                oid: self.prf.oid(),
+                oid: prf_oid(self.prf)?,
                 parameters: None,
             }),
         };
@@ -193,11 +158,13 @@ impl KdfParams {
     }
 
     /// Runs PBKDF2 over the secret.
-    pub fn derive(&self, secret: &[u8]) -> Zeroizing<Vec<u8>> {
+    pub fn derive(&self, secret: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
         let mut out = Zeroizing::new(vec![0u8; self.key_len]);
         let iterations = NonZeroU32::new(self.iterations).unwrap_or(NonZeroU32::MIN);
-        self.prf.pbkdf2(iterations, &self.salt, secret, &mut out);
-        out
+        self.prf
+            .pbkdf2(iterations, &self.salt, secret, &mut out)
+            .map_err(|_| Rv::DeviceError)?;
+        Ok(out)
     }
 }
 
@@ -474,7 +441,7 @@ pub fn des3_cbc_decrypt(key: &[u8], iv: &[u8], ciphertext: &[u8]) -> Result<Zero
 #[derive(Clone, Debug)]
 pub struct MacRecord {
     pub kdf: KdfParams,
-    pub mac_prf: Prf,
+    pub mac_prf: Hash,
     pub mac: Vec<u8>,
 }
 
@@ -491,7 +458,7 @@ impl MacRecord {
             .ok_or(Rv::DeviceError)?
             .decode_as()
             .map_err(malformed)?;
-        let mac_prf = Prf::from_oid(&pair.scheme.oid)?;
+        let mac_prf = prf_from_oid(&pair.scheme.oid)?;
         let kdf = KdfParams::parse(&pair.kdf, mac_prf.output_len())?;
         Ok(MacRecord {
             kdf,
@@ -504,7 +471,7 @@ impl MacRecord {
         let pair = SchemePair {
             kdf: self.kdf.encode()?,
             scheme: AlgorithmIdentifier {
-                oid: self.mac_prf.oid(),
+                oid: prf_oid(self.mac_prf)?,
                 parameters: None,
             },
         };
@@ -515,18 +482,19 @@ impl MacRecord {
 /// The MAC NSS computes over one attribute: HMAC(key, be32(objid) ||
 /// be32(type) || value).
 pub fn attribute_mac(
-    prf: Prf,
+    prf: Hash,
     key: &[u8],
     object_id: u32,
     attr_type: u32,
     value: &[u8],
-) -> Vec<u8> {
-    let key = hmac::Key::new(prf.hmac(), key);
+) -> Result<Vec<u8>> {
+    let alg = prf.hmac_algorithm().ok_or(Rv::DeviceError)?;
+    let key = hmac::Key::new(alg, key);
     let mut ctx = hmac::Context::with_key(&key);
     ctx.update(&object_id.to_be_bytes());
     ctx.update(&attr_type.to_be_bytes());
     ctx.update(value);
-    ctx.sign().as_ref().to_vec()
+    Ok(ctx.sign().as_ref().to_vec())
 }
 
 /// Constant-time comparison of two MACs.
@@ -605,12 +573,12 @@ mod tests {
     #[test]
     fn pbes2_round_trip_has_nss_shape() {
         let kdf = KdfParams {
-            prf: Prf::Sha256,
+            prf: Hash::Sha256,
             salt: vec![9; SALT_LEN],
             iterations: 10000,
             key_len: KEY_LEN,
         };
-        let key = kdf.derive(b"master");
+        let key = kdf.derive(b"master").unwrap();
         let param = [7u8; IV_PARAM_LEN];
         let ct = aes_cbc_encrypt(&key, iv_from_param(&param), b"password-check").unwrap();
         let blob = encode_pbes2(&kdf, &param, ct).unwrap();
@@ -627,7 +595,7 @@ mod tests {
             panic!("not PBES2");
         };
         assert_eq!(parsed, kdf);
-        let pt = aes_cbc_decrypt(&parsed.derive(b"master"), iv, &ciphertext).unwrap();
+        let pt = aes_cbc_decrypt(&parsed.derive(b"master").unwrap(), iv, &ciphertext).unwrap();
         assert_eq!(&pt[..], b"password-check");
     }
 
@@ -635,12 +603,12 @@ mod tests {
     fn mac_record_round_trip() {
         let rec = MacRecord {
             kdf: KdfParams {
-                prf: Prf::Sha256,
+                prf: Hash::Sha256,
                 salt: vec![1; 32],
                 iterations: 1,
                 key_len: 32,
             },
-            mac_prf: Prf::Sha256,
+            mac_prf: Hash::Sha256,
             mac: vec![5; 32],
         };
         let parsed = MacRecord::parse(&rec.encode().unwrap()).unwrap();
