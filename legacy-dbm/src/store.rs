@@ -470,9 +470,10 @@ impl Shared {
                     if let Some(params) = get(CKA_EC_PARAMS) {
                         public.push((CKA_EC_PARAMS, params));
                     }
-                    let mut point = vec![0x04];
-                    point.extend(der_length(public_value.len()));
-                    point.extend_from_slice(public_value);
+                    // CKA_EC_POINT: the point in a DER OCTET STRING.
+                    let point = der::asn1::OctetStringRef::new(public_value)
+                        .and_then(|p| der::Encode::to_der(&p))
+                        .map_err(|_| sdb::Error::Corrupt("an EC public value too long".into()))?;
                     public.push((CKA_EC_POINT, point));
                 }
                 let pid = object_id(b'k', public_value, &key_objects);
@@ -488,16 +489,6 @@ impl Shared {
             stamps,
             with_codec: codec.is_some(),
         })
-    }
-}
-
-fn der_length(len: usize) -> Vec<u8> {
-    if len < 0x80 {
-        vec![len as u8]
-    } else if len < 0x100 {
-        vec![0x81, len as u8]
-    } else {
-        vec![0x82, (len >> 8) as u8, len as u8]
     }
 }
 

@@ -297,14 +297,12 @@ pub fn cert_fields(der_cert: &[u8]) -> CertFields {
 
 pub mod raw;
 
-/// A DER TLV (lengths up to 64 KiB).
+/// A DER TLV of one-byte tag (the length as the der crate encodes it).
 pub fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+    use der::Encode;
+    let len = der::Length::try_from(content.len()).expect("a DER length");
     let mut out = vec![tag];
-    match content.len() {
-        n if n < 0x80 => out.push(n as u8),
-        n if n < 0x100 => out.extend_from_slice(&[0x81, n as u8]),
-        n => out.extend_from_slice(&[0x82, (n >> 8) as u8, n as u8]),
-    }
+    out.extend(len.to_der().expect("a DER length encodes"));
     out.extend_from_slice(content);
     out
 }
@@ -390,5 +388,21 @@ pub fn trust_name(v: pkcs11_sys::CK_ULONG) -> &'static str {
         CKT_NSS_NOT_TRUSTED => "CKT_NSS_NOT_TRUSTED",
         CKT_NSS_TRUST_UNKNOWN => "CKT_NSS_TRUST_UNKNOWN",
         _ => "unknown",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tlv_lengths_in_every_form() {
+        assert_eq!(tlv(0x04, &[7; 3])[..2], [0x04, 3]);
+        assert_eq!(tlv(0x04, &[7; 200])[..3], [0x04, 0x81, 200]);
+        assert_eq!(tlv(0x04, &[7; 0x1234])[..4], [0x04, 0x82, 0x12, 0x34]);
+        // Above 64 KiB the length takes three bytes.
+        let long = tlv(0x04, &vec![7; 0x1_1170]);
+        assert_eq!(long[..5], [0x04, 0x83, 0x01, 0x11, 0x70]);
+        assert_eq!(long.len(), 5 + 0x1_1170);
     }
 }

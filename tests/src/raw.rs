@@ -284,6 +284,23 @@ impl Raw {
         Ok(h)
     }
 
+    /// A secret key object of a type and value, with more attributes.
+    pub fn create_secret(
+        &self,
+        s: CK_SESSION_HANDLE,
+        key_type: CK_KEY_TYPE,
+        value: &[u8],
+        extra: &[(CK_ATTRIBUTE_TYPE, Vec<u8>)],
+    ) -> Result<CK_OBJECT_HANDLE, CK_RV> {
+        let mut t = vec![
+            (CKA_CLASS, ul(CKO_SECRET_KEY)),
+            (CKA_KEY_TYPE, ul(key_type)),
+            (CKA_VALUE, value.to_vec()),
+        ];
+        t.extend_from_slice(extra);
+        self.create(s, &t)
+    }
+
     pub fn set(
         &self,
         s: CK_SESSION_HANDLE,

@@ -4,7 +4,7 @@
 use std::process::Command;
 
 use pkcs11_sys::*;
-use softoken_tests::raw::{ctr_param, gcm_param, ul, Direction, Raw, FALSE, TRUE};
+use softoken_tests::raw::{ctr_param, gcm_param, ul, Direction, FALSE, TRUE};
 use softoken_tests::*;
 use Direction::{Decrypt, Encrypt};
 
@@ -12,25 +12,10 @@ const KEY: &str = "2b7e151628aed2a6abf7158809cf4f3c";
 const PLAIN: &str = "6bc1bee22e409f96e93d7e117393172aae2d8a571e03ac9c9eb76fac45af8e5130c81c46a35ce411e5fbc1191a0a52eff69f2445df4f9b17ad2b417be66c3710";
 const IV: &str = "000102030405060708090a0b0c0d0e0f";
 
-fn aes_key(
-    raw: &Raw,
-    s: CK_SESSION_HANDLE,
-    value: &[u8],
-    extra: &[(CK_ATTRIBUTE_TYPE, Vec<u8>)],
-) -> CK_OBJECT_HANDLE {
-    let mut t = vec![
-        (CKA_CLASS, ul(CKO_SECRET_KEY)),
-        (CKA_KEY_TYPE, ul(CKK_AES)),
-        (CKA_VALUE, value.to_vec()),
-    ];
-    t.extend_from_slice(extra);
-    raw.create(s, &t).unwrap()
-}
-
 #[test]
 fn sp800_38a_known_answers_single_and_multi_part() {
     let (raw, s, _dir) = new_token_session();
-    let key = aes_key(&raw, s, &unhex(KEY), &[]);
+    let key = raw.create_secret(s, CKK_AES, &unhex(KEY), &[]).unwrap();
     let plain = unhex(PLAIN);
     let counter: [u8; 16] = unhex("f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff")
         .try_into()
@@ -77,7 +62,7 @@ fn sp800_38a_known_answers_single_and_multi_part() {
 #[test]
 fn cbc_pad_agrees_with_openssl_at_every_length() {
     let (raw, s, _dir) = new_token_session();
-    let key = aes_key(&raw, s, &unhex(KEY), &[]);
+    let key = raw.create_secret(s, CKK_AES, &unhex(KEY), &[]).unwrap();
     let files = tempfile::tempdir().unwrap();
     let input = files.path().join("in");
     for n in 0..=40usize {
@@ -139,7 +124,9 @@ fn cbc_pad_agrees_with_openssl_at_every_length() {
 #[test]
 fn gcm_known_answer_and_failures() {
     let (raw, s, _dir) = new_token_session();
-    let key = aes_key(&raw, s, &unhex("feffe9928665731c6d6a8f9467308308"), &[]);
+    let key = raw
+        .create_secret(s, CKK_AES, &unhex("feffe9928665731c6d6a8f9467308308"), &[])
+        .unwrap();
     let iv = unhex("cafebabefacedbaddecaf888");
     let aad = unhex("feedfacedeadbeeffeedfacedeadbeefabaddad2");
     let plain = unhex("d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a721c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b39");
@@ -249,7 +236,7 @@ fn gcm_known_answer_and_failures() {
 #[test]
 fn ctr_counter_does_not_wrap() {
     let (raw, s, _dir) = new_token_session();
-    let key = aes_key(&raw, s, &unhex(KEY), &[]);
+    let key = raw.create_secret(s, CKK_AES, &unhex(KEY), &[]).unwrap();
     // Two counter bits, starting at 2: blocks 2 and 3, then it would wrap.
     let mut counter = [0u8; 16];
     counter[15] = 2;
@@ -290,7 +277,7 @@ fn ctr_counter_does_not_wrap() {
 #[test]
 fn conventions_and_key_checks() {
     let (raw, s, _dir) = new_token_session();
-    let key = aes_key(&raw, s, &unhex(KEY), &[]);
+    let key = raw.create_secret(s, CKK_AES, &unhex(KEY), &[]).unwrap();
     assert_eq!(
         raw.crypt(s, Encrypt, CKM_AES_CBC, unhex(IV), key, &[0; 17]),
         Err(CKR_DATA_LEN_RANGE)
@@ -307,7 +294,9 @@ fn conventions_and_key_checks() {
         raw.crypt(s, Encrypt, CKM_AES_ECB, unhex(IV), key, &[0; 16]),
         Err(CKR_MECHANISM_PARAM_INVALID)
     );
-    let no_encrypt = aes_key(&raw, s, &unhex(KEY), &[(CKA_ENCRYPT, FALSE.to_vec())]);
+    let no_encrypt = raw
+        .create_secret(s, CKK_AES, &unhex(KEY), &[(CKA_ENCRYPT, FALSE.to_vec())])
+        .unwrap();
     assert_eq!(
         raw.crypt(s, Encrypt, CKM_AES_ECB, vec![], no_encrypt, &[0; 16]),
         Err(CKR_KEY_FUNCTION_NOT_PERMITTED)
@@ -382,7 +371,7 @@ fn conventions_and_key_checks() {
 #[test]
 fn gcm_encrypts_into_the_callers_buffer_and_in_place() {
     let (raw, s, _dir) = new_token_session();
-    let key = aes_key(&raw, s, &[0x42; 32], &[]);
+    let key = raw.create_secret(s, CKK_AES, &[0x42; 32], &[]).unwrap();
     let data: Vec<u8> = (0..1000u32).map(|i| i as u8).collect();
     let param = gcm_param(&[9; 12], b"aad", 128);
     let expected = raw
@@ -417,7 +406,10 @@ fn gcm_encrypts_into_the_callers_buffer_and_in_place() {
 fn gcm_contexts_a_session_keeps_follow_each_key_and_tag_length() {
     let (raw, s, _dir) = new_token_session();
     let values: [&[u8]; 6] = [&[1; 16], &[1; 32], &[2; 24], &[3; 32], &[4; 32], &[5; 16]];
-    let keys: Vec<_> = values.iter().map(|v| aes_key(&raw, s, v, &[])).collect();
+    let keys: Vec<_> = values
+        .iter()
+        .map(|v| raw.create_secret(s, CKK_AES, v, &[]).unwrap())
+        .collect();
     let data = b"sixty-four bytes or so of plaintext, sealed under many keys....";
     let ivs: Vec<Vec<u8>> = (0..keys.len())
         .map(|i| vec![i as u8; if i % 2 == 0 { 12 } else { 16 }])

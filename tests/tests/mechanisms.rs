@@ -27,13 +27,9 @@ impl Fixture {
         value: &[u8],
         extra: &[(CK_ATTRIBUTE_TYPE, Vec<u8>)],
     ) -> CK_OBJECT_HANDLE {
-        let mut t = vec![
-            (CKA_CLASS, ul(CKO_SECRET_KEY)),
-            (CKA_KEY_TYPE, ul(key_type)),
-            (CKA_VALUE, value.to_vec()),
-        ];
-        t.extend_from_slice(extra);
-        self.raw.create(self.s, &t).unwrap()
+        self.raw
+            .create_secret(self.s, key_type, value, extra)
+            .unwrap()
     }
 
     fn sign(
@@ -148,12 +144,7 @@ fn each_hmac_takes_a_key_of_its_own_type() {
     ];
     let generic = fx.secret(CKK_GENERIC_SECRET, &[0x0b; 20], &[]);
     for (ty, key_type, want) in pairs {
-        let t = [
-            (CKA_CLASS, ul(CKO_SECRET_KEY)),
-            (CKA_KEY_TYPE, ul(key_type)),
-            (CKA_VALUE, vec![0x0b; 20]),
-        ];
-        let own = fx.raw.create(fx.s, &t);
+        let own = fx.raw.create_secret(fx.s, key_type, &[0x0b; 20], &[]);
         assert!(own.is_ok(), "key type {key_type:#x}: {own:?}");
         let own = own.unwrap();
         let mac = fx.sign(ty, vec![], own, b"Hi There").unwrap();

@@ -3,20 +3,8 @@
 //! apart, in one call or in parts; message signing and verification.
 
 use pkcs11_sys::*;
-use softoken_tests::raw::{gcm_param, mechanism, ul, Direction, Raw, TRUE};
+use softoken_tests::raw::{gcm_param, mechanism, Direction, Raw, TRUE};
 use softoken_tests::*;
-
-fn secret(raw: &Raw, s: CK_SESSION_HANDLE, ty: CK_KEY_TYPE, value: &[u8]) -> CK_OBJECT_HANDLE {
-    raw.create(
-        s,
-        &[
-            (CKA_CLASS, ul(CKO_SECRET_KEY)),
-            (CKA_KEY_TYPE, ul(ty)),
-            (CKA_VALUE, value.to_vec()),
-        ],
-    )
-    .unwrap()
-}
 
 /// One message's CK_GCM_MESSAGE_PARAMS over buffers the test owns.
 struct Message {
@@ -188,7 +176,7 @@ const TAG: &str = "5bc94fbc3221a5db94fae95ae7121a47";
 #[test]
 fn gcm_messages_match_the_nist_answer_whole_and_in_parts() {
     let (raw, s, _dir) = new_token_session();
-    let key = secret(&raw, s, CKK_AES, &unhex(KEY));
+    let key = raw.create_secret(s, CKK_AES, &unhex(KEY), &[]).unwrap();
     let (plain, aad) = (unhex(PLAIN), unhex(AAD));
 
     assert_eq!(init(&raw, s, true, CKM_AES_GCM, key), CKR_OK);
@@ -266,7 +254,7 @@ fn gcm_messages_match_the_nist_answer_whole_and_in_parts() {
 #[test]
 fn generated_ivs_keep_the_fixed_part_and_never_repeat() {
     let (raw, s, _dir) = new_token_session();
-    let key = secret(&raw, s, CKK_AES, &unhex(KEY));
+    let key = raw.create_secret(s, CKK_AES, &unhex(KEY), &[]).unwrap();
     assert_eq!(init(&raw, s, true, CKM_AES_GCM, key), CKR_OK);
     let fixed = unhex("0102030400000000ffffffff");
     let mut seen = Vec::new();
@@ -306,7 +294,7 @@ fn generated_ivs_keep_the_fixed_part_and_never_repeat() {
     // A counter never outgrows its free bits (that would repeat an IV), and
     // a generator with no free bits is refused.
     let (key2, fixed94) = (
-        secret(&raw, s, CKK_AES, &[9; 32]),
+        raw.create_secret(s, CKK_AES, &[9; 32], &[]).unwrap(),
         unhex("ffffffffffffffffffffffff"),
     );
     assert_eq!(init(&raw, s, true, CKM_AES_GCM, key2), CKR_OPERATION_ACTIVE);
@@ -338,8 +326,10 @@ fn generated_ivs_keep_the_fixed_part_and_never_repeat() {
 #[test]
 fn bad_message_parameters_and_keys_are_refused() {
     let (raw, s, _dir) = new_token_session();
-    let key = secret(&raw, s, CKK_AES, &unhex(KEY));
-    let hmac = secret(&raw, s, CKK_GENERIC_SECRET, &[7; 32]);
+    let key = raw.create_secret(s, CKK_AES, &unhex(KEY), &[]).unwrap();
+    let hmac = raw
+        .create_secret(s, CKK_GENERIC_SECRET, &[7; 32], &[])
+        .unwrap();
     assert_eq!(init(&raw, s, true, CKM_AES_CBC, key), CKR_MECHANISM_INVALID);
     assert_eq!(
         init(&raw, s, true, CKM_AES_GCM, hmac),
@@ -547,7 +537,9 @@ fn sign_verify_init(
 #[test]
 fn hmac_messages_equal_c_sign_and_verify_whole_and_in_parts() {
     let (raw, s, _dir) = new_token_session();
-    let key = secret(&raw, s, CKK_GENERIC_SECRET, b"Jefe");
+    let key = raw
+        .create_secret(s, CKK_GENERIC_SECRET, b"Jefe", &[])
+        .unwrap();
     sign_verify_init(&raw, s, CKM_SHA256_HMAC, key, key);
     let data = b"what do ya want for nothing?";
     let want = "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843";
@@ -680,7 +672,7 @@ fn ecdsa_message_signatures_verify_with_c_verify() {
 #[test]
 fn gcm_messages_of_several_tag_lengths_in_one_operation_match_c_encrypt() {
     let (raw, s, _dir) = new_token_session();
-    let key = secret(&raw, s, CKK_AES, &unhex(KEY));
+    let key = raw.create_secret(s, CKK_AES, &unhex(KEY), &[]).unwrap();
     let (plain, aad) = (unhex(PLAIN), unhex(AAD));
     assert_eq!(init(&raw, s, true, CKM_AES_GCM, key), CKR_OK);
     assert_eq!(init(&raw, s, false, CKM_AES_GCM, key), CKR_OK);

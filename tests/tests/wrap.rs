@@ -5,35 +5,15 @@
 use std::process::Command;
 
 use pkcs11_sys::*;
-use softoken_tests::raw::{oaep_param, ul, Direction, Raw, FALSE, TRUE};
+use softoken_tests::raw::{oaep_param, ul, Direction, FALSE, TRUE};
 use softoken_tests::*;
-
-fn secret(
-    raw: &Raw,
-    s: CK_SESSION_HANDLE,
-    key_type: CK_KEY_TYPE,
-    value: &[u8],
-    extra: &[(CK_ATTRIBUTE_TYPE, Vec<u8>)],
-) -> CK_OBJECT_HANDLE {
-    let mut t = vec![
-        (CKA_CLASS, ul(CKO_SECRET_KEY)),
-        (CKA_KEY_TYPE, ul(key_type)),
-        (CKA_VALUE, value.to_vec()),
-    ];
-    t.extend_from_slice(extra);
-    raw.create(s, &t).unwrap()
-}
 
 #[test]
 fn rfc3394_vector_and_openssl_agree() {
     let (raw, s, _dir) = new_token_session();
-    let kek = secret(
-        &raw,
-        s,
-        CKK_AES,
-        &unhex("000102030405060708090a0b0c0d0e0f"),
-        &[],
-    );
+    let kek = raw
+        .create_secret(s, CKK_AES, &unhex("000102030405060708090a0b0c0d0e0f"), &[])
+        .unwrap();
     let data = unhex("00112233445566778899aabbccddeeff");
     let want = "1fa68b0a8112b447aef34bd8fb5a7b829d3e862371d2cfe5";
     assert_eq!(
@@ -43,25 +23,27 @@ fn rfc3394_vector_and_openssl_agree() {
         ),
         want
     );
-    let key = secret(
-        &raw,
-        s,
-        CKK_GENERIC_SECRET,
-        &data,
-        &[(CKA_EXTRACTABLE, TRUE.to_vec())],
-    );
+    let key = raw
+        .create_secret(
+            s,
+            CKK_GENERIC_SECRET,
+            &data,
+            &[(CKA_EXTRACTABLE, TRUE.to_vec())],
+        )
+        .unwrap();
     assert_eq!(
         hex::encode(raw.wrap_key(s, CKM_AES_KEY_WRAP, vec![], kek, key).unwrap()),
         want
     );
     // RFC 3394 4.2: the same data under a 192-bit KEK, both ways.
-    let kek192 = secret(
-        &raw,
-        s,
-        CKK_AES,
-        &unhex("000102030405060708090a0b0c0d0e0f1011121314151617"),
-        &[],
-    );
+    let kek192 = raw
+        .create_secret(
+            s,
+            CKK_AES,
+            &unhex("000102030405060708090a0b0c0d0e0f1011121314151617"),
+            &[],
+        )
+        .unwrap();
     let wrapped = raw
         .wrap_key(s, CKM_AES_KEY_WRAP, vec![], kek192, key)
         .unwrap();
@@ -84,7 +66,7 @@ fn rfc3394_vector_and_openssl_agree() {
 
     // RFC 5649 with a 256-bit KEK, as OpenSSL computes it.
     let kek256 = unhex(&"0123456789abcdef".repeat(4));
-    let kek2 = secret(&raw, s, CKK_AES, &kek256, &[]);
+    let kek2 = raw.create_secret(s, CKK_AES, &kek256, &[]).unwrap();
     let files = tempfile::tempdir().unwrap();
     let input = files.path().join("in");
     for n in [1usize, 7, 8, 20, 33] {
@@ -155,7 +137,7 @@ fn rfc3394_vector_and_openssl_agree() {
 fn private_keys_wrap_as_pkcs8_and_unwrap_into_working_keys() {
     let (raw, s, _dir) = new_token_session();
     let kek_value = unhex(&"00112233445566778899aabbccddeeff".repeat(2));
-    let kek = secret(&raw, s, CKK_AES, &kek_value, &[]);
+    let kek = raw.create_secret(s, CKK_AES, &kek_value, &[]).unwrap();
     let exportable = [(CKA_EXTRACTABLE, TRUE.to_vec()), (CKA_SIGN, TRUE.to_vec())];
 
     // RSA under RFC 5649; OpenSSL unwraps it and reads the PKCS#8.
@@ -294,13 +276,9 @@ fn secret_keys_under_rsa_oaep_and_the_refusals() {
             &[(CKA_UNWRAP, TRUE.to_vec())],
         )
         .unwrap();
-    let aes = secret(
-        &raw,
-        s,
-        CKK_AES,
-        &[5; 32],
-        &[(CKA_EXTRACTABLE, TRUE.to_vec())],
-    );
+    let aes = raw
+        .create_secret(s, CKK_AES, &[5; 32], &[(CKA_EXTRACTABLE, TRUE.to_vec())])
+        .unwrap();
     let oaep = oaep_param(CKM_SHA256, CKG_MGF1_SHA256, b"");
     let wrapped = raw
         .wrap_key(s, CKM_RSA_PKCS_OAEP, oaep.clone(), rsa_pub, aes)
@@ -335,19 +313,17 @@ fn secret_keys_under_rsa_oaep_and_the_refusals() {
             .unwrap()
     );
 
-    let kek = secret(&raw, s, CKK_AES, &[7; 16], &[]);
-    let locked = secret(
-        &raw,
-        s,
-        CKK_AES,
-        &[8; 16],
-        &[(CKA_EXTRACTABLE, FALSE.to_vec())],
-    );
+    let kek = raw.create_secret(s, CKK_AES, &[7; 16], &[]).unwrap();
+    let locked = raw
+        .create_secret(s, CKK_AES, &[8; 16], &[(CKA_EXTRACTABLE, FALSE.to_vec())])
+        .unwrap();
     assert_eq!(
         raw.wrap_key(s, CKM_AES_KEY_WRAP, vec![], kek, locked),
         Err(CKR_KEY_UNEXTRACTABLE)
     );
-    let no_wrap = secret(&raw, s, CKK_AES, &[7; 16], &[(CKA_WRAP, FALSE.to_vec())]);
+    let no_wrap = raw
+        .create_secret(s, CKK_AES, &[7; 16], &[(CKA_WRAP, FALSE.to_vec())])
+        .unwrap();
     assert_eq!(
         raw.wrap_key(s, CKM_AES_KEY_WRAP, vec![], no_wrap, aes),
         Err(CKR_KEY_FUNCTION_NOT_PERMITTED)
@@ -360,16 +336,17 @@ fn secret_keys_under_rsa_oaep_and_the_refusals() {
         raw.wrap_key(s, CKM_AES_CTR, vec![0; 24], kek, aes),
         Err(CKR_MECHANISM_INVALID)
     );
-    let trusted_only = secret(
-        &raw,
-        s,
-        CKK_AES,
-        &[9; 16],
-        &[
-            (CKA_EXTRACTABLE, TRUE.to_vec()),
-            (CKA_WRAP_WITH_TRUSTED, TRUE.to_vec()),
-        ],
-    );
+    let trusted_only = raw
+        .create_secret(
+            s,
+            CKK_AES,
+            &[9; 16],
+            &[
+                (CKA_EXTRACTABLE, TRUE.to_vec()),
+                (CKA_WRAP_WITH_TRUSTED, TRUE.to_vec()),
+            ],
+        )
+        .unwrap();
     assert_eq!(
         raw.wrap_key(s, CKM_AES_KEY_WRAP, vec![], kek, trusted_only),
         Err(CKR_KEY_NOT_WRAPPABLE)

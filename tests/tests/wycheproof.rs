@@ -59,11 +59,7 @@ impl Session {
     }
 
     fn secret(&self, key_type: CK_KEY_TYPE, value: &[u8]) -> Option<CK_OBJECT_HANDLE> {
-        self.object(vec![
-            (CKA_CLASS, ul(CKO_SECRET_KEY)),
-            (CKA_KEY_TYPE, ul(key_type)),
-            (CKA_VALUE, value.to_vec()),
-        ])
+        self.raw.create_secret(self.s, key_type, value, &[]).ok()
     }
 
     fn rsa_public(&self, n: &[u8], e: &[u8]) -> CK_OBJECT_HANDLE {
