@@ -226,6 +226,29 @@ impl EcKey {
     }
 }
 
+/// Which way a cipher runs (wrapping is encryption, unwrapping decryption).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    Encrypt,
+    Decrypt,
+}
+
+/// The padding of a raw RSA private-key operation: PKCS#1 v1.5 type 1
+/// (CKM_RSA_PKCS), or none (CKM_RSA_X_509, input zero-extended).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RawPadding {
+    Pkcs1,
+    None,
+}
+
+/// AES key wrap (RFC 3394, whole 8-byte blocks) or key wrap with padding
+/// (RFC 5649, any length).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyWrap {
+    Rfc3394,
+    Rfc5649,
+}
+
 /// A hash, as the engine computes it: through aws-lc-rs where it has the
 /// algorithm (no EVP context to allocate), else through EVP. The names
 /// PKCS#11 gives each hash are `mechanism::hash`'s table.
@@ -735,9 +758,9 @@ impl RsaKey {
 
     /// The private-key operation with PKCS#1 v1.5 type 1 padding (or none,
     /// for the raw X.509 mechanism, whose input is zero-extended).
-    pub fn sign_raw(&self, input: &[u8], padded: bool) -> Result<Vec<u8>> {
+    pub fn sign_raw(&self, input: &[u8], padding: RawPadding) -> Result<Vec<u8>> {
         let k = self.size();
-        let (input, padding) = if padded {
+        let (input, padding) = if padding == RawPadding::Pkcs1 {
             if input.len() + 11 > k {
                 return Err(Rv::DataLenRange);
             }
@@ -774,17 +797,16 @@ impl RsaKey {
 
     /// What a PKCS#1 v1.5 (or raw) signature holds: the signed input (or the
     /// whole block). A signature that is not one is SignatureInvalid.
-    pub fn recover(&self, signature: &[u8], padded: bool) -> Result<Vec<u8>> {
+    pub fn recover(&self, signature: &[u8], padding: RawPadding) -> Result<Vec<u8>> {
         let k = self.size();
         if signature.len() != k {
             return Err(Rv::SignatureLenRange);
         }
         let mut out = vec![0u8; k];
         let mut len = 0;
-        let padding = if padded {
-            sys::RSA_PKCS1_PADDING
-        } else {
-            sys::RSA_NO_PADDING
+        let padding = match padding {
+            RawPadding::Pkcs1 => sys::RSA_PKCS1_PADDING,
+            RawPadding::None => sys::RSA_NO_PADDING,
         };
         // SAFETY: valid buffers of the sizes given.
         let ok = unsafe {
@@ -806,14 +828,14 @@ impl RsaKey {
     }
 
     /// Checks a PKCS#1 v1.5 (or raw) signature against the expected input.
-    pub fn verify_raw(&self, input: &[u8], signature: &[u8], padded: bool) -> Result<bool> {
+    pub fn verify_raw(&self, input: &[u8], signature: &[u8], padding: RawPadding) -> Result<bool> {
         let k = self.size();
-        let out = match self.recover(signature, padded) {
+        let out = match self.recover(signature, padding) {
             Ok(out) => out,
             Err(Rv::SignatureInvalid) => return Ok(false),
             Err(e) => return Err(e),
         };
-        let expected: Vec<u8> = if padded {
+        let expected: Vec<u8> = if padding == RawPadding::Pkcs1 {
             input.to_vec()
         } else {
             let mut block = vec![0u8; k.saturating_sub(input.len())];
@@ -908,7 +930,11 @@ pub enum RsaPadding {
 
 impl RsaKey {
     /// An EVP_PKEY context over this key, set up for `padding`.
-    fn pkey_ctx(&self, padding: &RsaPadding, encrypt: bool) -> Result<Owned<sys::EVP_PKEY_CTX>> {
+    fn pkey_ctx(
+        &self,
+        padding: &RsaPadding,
+        direction: Direction,
+    ) -> Result<Owned<sys::EVP_PKEY_CTX>> {
         // SAFETY: plain constructors; set1 takes its own reference to the RSA.
         let pkey = Owned::new(unsafe { sys::EVP_PKEY_new() }, sys::EVP_PKEY_free)?;
         // SAFETY: the key just made; set1 takes its own reference to the RSA.
@@ -923,10 +949,9 @@ impl RsaKey {
         let c = ctx.ptr.as_ptr();
         // SAFETY: a live context; static digest tables.
         let ok = unsafe {
-            let init = if encrypt {
-                sys::EVP_PKEY_encrypt_init(c)
-            } else {
-                sys::EVP_PKEY_decrypt_init(c)
+            let init = match direction {
+                Direction::Encrypt => sys::EVP_PKEY_encrypt_init(c),
+                Direction::Decrypt => sys::EVP_PKEY_decrypt_init(c),
             };
             init == 1
                 && match padding {
@@ -978,7 +1003,7 @@ impl RsaKey {
             }
             _ => input.to_vec(),
         };
-        let ctx = self.pkey_ctx(padding, true)?;
+        let ctx = self.pkey_ctx(padding, Direction::Encrypt)?;
         let mut out = vec![0u8; k];
         let mut len = k;
         // SAFETY: valid buffers of the sizes given.
@@ -1004,7 +1029,7 @@ impl RsaKey {
         if input.len() != k {
             return Err(Rv::EncryptedDataLenRange);
         }
-        let ctx = self.pkey_ctx(padding, false)?;
+        let ctx = self.pkey_ctx(padding, Direction::Decrypt)?;
         let mut out = Zeroizing::new(vec![0u8; k]);
         let mut len = k;
         // SAFETY: valid buffers of the sizes given.
@@ -1205,7 +1230,7 @@ impl Drop for AesSchedule {
 
 impl AesSchedule {
     /// The schedule for encrypting with `key`, or for decrypting.
-    fn new(key: &[u8], encrypt: bool) -> Result<AesSchedule> {
+    fn new(key: &[u8], direction: Direction) -> Result<AesSchedule> {
         if !matches!(key.len(), 16 | 24 | 32) {
             return Err(Rv::KeySizeRange);
         }
@@ -1217,10 +1242,9 @@ impl AesSchedule {
         // SAFETY: a key buffer of the length given in bits, and a schedule
         // to fill.
         let set = unsafe {
-            if encrypt {
-                sys::AES_set_encrypt_key(key.as_ptr(), bits, &mut schedule.0)
-            } else {
-                sys::AES_set_decrypt_key(key.as_ptr(), bits, &mut schedule.0)
+            match direction {
+                Direction::Encrypt => sys::AES_set_encrypt_key(key.as_ptr(), bits, &mut schedule.0),
+                Direction::Decrypt => sys::AES_set_decrypt_key(key.as_ptr(), bits, &mut schedule.0),
             }
         };
         if set != 0 {
@@ -1250,7 +1274,7 @@ pub fn aes_cbc_encrypt_into(
     if output.len() < total {
         return Err(Rv::BufferTooSmall);
     }
-    let schedule = AesSchedule::new(key, true)?;
+    let schedule = AesSchedule::new(key, Direction::Encrypt)?;
     // SAFETY: `whole` bytes of input and as many of room in `output`
     // (checked above); a shared and a mutable borrow, so they do not
     // overlap; a live schedule and a 16-byte IV.
@@ -1290,10 +1314,12 @@ pub fn aes_cbc_encrypt_into(
 pub fn aes_key_wrap(
     kek: &[u8],
     input: &[u8],
-    padded: bool,
-    wrap: bool,
+    form: KeyWrap,
+    direction: Direction,
 ) -> Result<Zeroizing<Vec<u8>>> {
-    let schedule = AesSchedule::new(kek, wrap)?;
+    let schedule = AesSchedule::new(kek, direction)?;
+    let wrap = direction == Direction::Encrypt;
+    let padded = form == KeyWrap::Rfc5649;
     // A length the mechanism never takes (wrapping) or never produces
     // (unwrapping) is a length error, not a failed integrity check.
     let bad_len = if wrap {
@@ -1525,10 +1551,14 @@ mod tests {
         assert_eq!(parts.public_exponent, vec![1, 0, 1]);
         let private = RsaKey::from_private(&parts).unwrap();
         let public = RsaKey::from_public(&parts.modulus, &parts.public_exponent).unwrap();
-        let sig = private.sign_raw(b"digest info", true).unwrap();
+        let sig = private.sign_raw(b"digest info", RawPadding::Pkcs1).unwrap();
         assert_eq!(sig.len(), 256);
-        assert!(public.verify_raw(b"digest info", &sig, true).unwrap());
-        assert!(!public.verify_raw(b"digest inf0", &sig, true).unwrap());
+        assert!(public
+            .verify_raw(b"digest info", &sig, RawPadding::Pkcs1)
+            .unwrap());
+        assert!(!public
+            .verify_raw(b"digest inf0", &sig, RawPadding::Pkcs1)
+            .unwrap());
         let pss = private
             .sign_pss(&[5; 32], Hash::Sha256, Hash::Sha256, 32)
             .unwrap();

@@ -5,7 +5,7 @@ use pkcs11_sys::*;
 use super::util::{
     bytes, copy_out, deliver_output, items_mut, mechanism, out, template, with_module,
 };
-use crate::mechanism::op::{CipherOp, SignOp};
+use crate::mechanism::op::{CipherOp, CipherUse, SignOp};
 use crate::mechanism::{self, param::MechanismArg};
 use crate::module::Module;
 use crate::rv::{Result, Rv};
@@ -700,7 +700,8 @@ pub unsafe extern "C" fn C_WrapKey(
             return Err(Rv::KeyNotWrappable);
         }
         let plaintext = crate::mechanism::pkcs8::key_bytes(&key)?;
-        let mut op = mechanism::cipher_op(&arg, &wrapping, true, true, &mut Default::default())?;
+        let mut op =
+            mechanism::cipher_op(&arg, &wrapping, CipherUse::Wrap, &mut Default::default())?;
         let need = op.output_len(plaintext.len(), true) as CK_ULONG;
         if pWrappedKey.is_null() {
             *len = need;
@@ -743,7 +744,12 @@ pub unsafe extern "C" fn C_UnwrapKey(
         }
         let unwrapping = operation_key(&session, token, hUnwrappingKey)
             .map_err(|e| wrapping_key_error(e, Rv::UnwrappingKeyHandleInvalid))?;
-        let mut op = mechanism::cipher_op(&arg, &unwrapping, false, true, &mut Default::default())?;
+        let mut op = mechanism::cipher_op(
+            &arg,
+            &unwrapping,
+            CipherUse::Unwrap,
+            &mut Default::default(),
+        )?;
         let plaintext =
             zeroize::Zeroizing::new(run_cipher(&mut *op, wrapped).map_err(|e| match e {
                 Rv::EncryptedDataInvalid => Rv::WrappedKeyInvalid,

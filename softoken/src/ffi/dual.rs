@@ -6,6 +6,7 @@ use pkcs11_sys::*;
 
 use super::crypto::{cipher_step, decrypt_slot, encrypt_slot, CipherSlot};
 use super::util::{bytes, with_module};
+use crate::engine::Direction;
 use crate::module::Module;
 use crate::rv::{Result, Rv};
 use crate::session::Session;
@@ -68,7 +69,7 @@ impl Beside {
 unsafe fn dual_update(
     m: &Module,
     h: CK_SESSION_HANDLE,
-    encrypting: bool,
+    direction: Direction,
     beside: Beside,
     input: CK_BYTE_PTR,
     input_len: CK_ULONG,
@@ -77,7 +78,7 @@ unsafe fn dual_update(
 ) -> Result<()> {
     let (session, _) = m.session(h)?;
     let mut s = session.lock();
-    let cipher: CipherSlot = if encrypting {
+    let cipher: CipherSlot = if direction == Direction::Encrypt {
         encrypt_slot
     } else {
         decrypt_slot
@@ -92,7 +93,7 @@ unsafe fn dual_update(
     // SAFETY: the input was read above; the output holds the *output_len
     // bytes just written.
     let plaintext = unsafe {
-        if encrypting {
+        if direction == Direction::Encrypt {
             bytes(input, input_len)?
         } else {
             bytes(output, *output_len)?
@@ -114,7 +115,7 @@ pub unsafe extern "C" fn C_DigestEncryptUpdate(
         dual_update(
             m,
             hSession,
-            true,
+            Direction::Encrypt,
             Beside::Digest,
             pPart,
             ulPartLen,
@@ -137,7 +138,7 @@ pub unsafe extern "C" fn C_DecryptDigestUpdate(
         dual_update(
             m,
             hSession,
-            false,
+            Direction::Decrypt,
             Beside::Digest,
             pEncryptedPart,
             ulEncryptedPartLen,
@@ -160,7 +161,7 @@ pub unsafe extern "C" fn C_SignEncryptUpdate(
         dual_update(
             m,
             hSession,
-            true,
+            Direction::Encrypt,
             Beside::Sign,
             pPart,
             ulPartLen,
@@ -183,7 +184,7 @@ pub unsafe extern "C" fn C_DecryptVerifyUpdate(
         dual_update(
             m,
             hSession,
-            false,
+            Direction::Decrypt,
             Beside::Verify,
             pEncryptedPart,
             ulEncryptedPartLen,

@@ -10,7 +10,8 @@ use pkcs11_sys::*;
 use super::util::{bytes, copy_out, input, items_mut, mechanism, out, with_module};
 use crate::cache::kept::Kept;
 use crate::engine::secret::SecretVec;
-use crate::engine::GcmContext;
+use crate::engine::{Direction, GcmContext};
+use crate::mechanism::op::SignatureUse;
 use crate::module::Module;
 use crate::rv::{Result, Rv};
 use crate::session::{operation_key, MessageCipher, MessageSign, PendingMessage, Session};
@@ -61,7 +62,7 @@ impl GcmMessage {
     ///
     /// # Safety
     /// The parameter's pointers are valid (as `gcm_message` read them).
-    unsafe fn iv(&self, cipher: &mut MessageCipher, encrypt: bool) -> Result<Vec<u8>> {
+    unsafe fn iv(&self, cipher: &mut MessageCipher, direction: Direction) -> Result<Vec<u8>> {
         // SAFETY: the caller's IV buffer of ulIvLen bytes.
         let buf = unsafe { items_mut(self.iv, self.iv_len)? };
         // The bits an IV made here may vary: none would repeat one IV.
@@ -69,7 +70,9 @@ impl GcmMessage {
         match self.generator {
             CKG_NO_GENERATE => return Ok(buf.to_vec()),
             // Only an encrypting side makes IVs.
-            _ if !encrypt || free_bits == 0 => return Err(Rv::MechanismParamInvalid),
+            _ if direction == Direction::Decrypt || free_bits == 0 => {
+                return Err(Rv::MechanismParamInvalid)
+            }
             CKG_GENERATE_RANDOM => {
                 let mut fresh = vec![0u8; self.iv_len];
                 crate::engine::random_fill(&mut fresh)?;
@@ -154,7 +157,7 @@ fn open_apart(
     context.open_in_place(iv, aad, sealed)
 }
 
-type CipherSlot = fn(&mut Session) -> &mut Option<MessageCipher>;
+type MessageCipherSlot = fn(&mut Session) -> &mut Option<MessageCipher>;
 
 fn encrypt_slot(s: &mut Session) -> &mut Option<MessageCipher> {
     &mut s.message_encrypt
@@ -169,13 +172,13 @@ unsafe fn cipher_init(
     h: CK_SESSION_HANDLE,
     p_mech: CK_MECHANISM_PTR,
     key: CK_OBJECT_HANDLE,
-    encrypt: bool,
+    direction: Direction,
 ) -> Result<()> {
     let (session, token) = m.session(h)?;
     // SAFETY: the caller's pointer, checked. Only the type is read: the
     // parameters come with each message.
     let ty = unsafe { input(p_mech)? }.ok_or(Rv::ArgumentsBad)?.mechanism;
-    let flag = if encrypt {
+    let flag = if direction == Direction::Encrypt {
         CKF_MESSAGE_ENCRYPT
     } else {
         CKF_MESSAGE_DECRYPT
@@ -183,12 +186,16 @@ unsafe fn cipher_init(
     if crate::mechanism::find(ty)?.info_flags() & flag == 0 {
         return Err(Rv::MechanismInvalid);
     }
-    let slot: CipherSlot = if encrypt { encrypt_slot } else { decrypt_slot };
+    let slot: MessageCipherSlot = if direction == Direction::Encrypt {
+        encrypt_slot
+    } else {
+        decrypt_slot
+    };
     if slot(&mut session.lock()).is_some() {
         return Err(Rv::OperationActive);
     }
     let value =
-        crate::mechanism::aes::message_key(&*operation_key(&session, token, key)?, encrypt)?;
+        crate::mechanism::aes::message_key(&*operation_key(&session, token, key)?, direction)?;
     *slot(&mut session.lock()) = Some(MessageCipher {
         key: value,
         contexts: Kept::default(),
@@ -203,7 +210,7 @@ unsafe fn cipher_init(
 unsafe fn cipher_message(
     m: &Module,
     h: CK_SESSION_HANDLE,
-    encrypt: bool,
+    direction: Direction,
     param: CK_VOID_PTR,
     param_len: CK_ULONG,
     aad: CK_BYTE_PTR,
@@ -215,7 +222,11 @@ unsafe fn cipher_message(
 ) -> Result<()> {
     let (session, _) = m.session(h)?;
     let mut s = session.lock();
-    let slot: CipherSlot = if encrypt { encrypt_slot } else { decrypt_slot };
+    let slot: MessageCipherSlot = if direction == Direction::Encrypt {
+        encrypt_slot
+    } else {
+        decrypt_slot
+    };
     let cipher = slot(&mut s).as_mut().ok_or(Rv::OperationNotInitialized)?;
     if cipher.pending.is_some() {
         return Err(Rv::OperationActive);
@@ -240,11 +251,11 @@ unsafe fn cipher_message(
         return Err(Rv::BufferTooSmall);
     }
     // SAFETY: the parameter's pointers, as read above.
-    let iv = unsafe { params.iv(cipher, encrypt)? };
+    let iv = unsafe { params.iv(cipher, direction)? };
     // SAFETY: the tag buffer of the same parameter.
     let tag = unsafe { params.tag()? };
     let context = context(cipher, tag.len())?;
-    let result = if encrypt {
+    let result = if direction == Direction::Encrypt {
         seal_apart(&context, &iv, aad, input.to_vec(), tag)?
     } else {
         open_apart(&context, &iv, aad, input, tag)?
@@ -256,7 +267,7 @@ unsafe fn cipher_message(
 unsafe fn cipher_begin(
     m: &Module,
     h: CK_SESSION_HANDLE,
-    encrypt: bool,
+    direction: Direction,
     param: CK_VOID_PTR,
     param_len: CK_ULONG,
     aad: CK_BYTE_PTR,
@@ -264,7 +275,11 @@ unsafe fn cipher_begin(
 ) -> Result<()> {
     let (session, _) = m.session(h)?;
     let mut s = session.lock();
-    let slot: CipherSlot = if encrypt { encrypt_slot } else { decrypt_slot };
+    let slot: MessageCipherSlot = if direction == Direction::Encrypt {
+        encrypt_slot
+    } else {
+        decrypt_slot
+    };
     let cipher = slot(&mut s).as_mut().ok_or(Rv::OperationNotInitialized)?;
     if cipher.pending.is_some() {
         return Err(Rv::OperationActive);
@@ -272,7 +287,7 @@ unsafe fn cipher_begin(
     // SAFETY: caller's pointers and lengths.
     let (params, aad) = unsafe { (gcm_message(param, param_len)?, bytes(aad, aad_len)?) };
     // SAFETY: the parameter's pointers, as read above.
-    let iv = unsafe { params.iv(cipher, encrypt)? };
+    let iv = unsafe { params.iv(cipher, direction)? };
     cipher.pending = Some(PendingMessage {
         iv,
         aad: aad.to_vec(),
@@ -287,7 +302,7 @@ unsafe fn cipher_begin(
 unsafe fn cipher_next(
     m: &Module,
     h: CK_SESSION_HANDLE,
-    encrypt: bool,
+    direction: Direction,
     param: CK_VOID_PTR,
     param_len: CK_ULONG,
     input: CK_BYTE_PTR,
@@ -298,7 +313,11 @@ unsafe fn cipher_next(
 ) -> Result<()> {
     let (session, _) = m.session(h)?;
     let mut s = session.lock();
-    let slot: CipherSlot = if encrypt { encrypt_slot } else { decrypt_slot };
+    let slot: MessageCipherSlot = if direction == Direction::Encrypt {
+        encrypt_slot
+    } else {
+        decrypt_slot
+    };
     let cipher = slot(&mut s).as_mut().ok_or(Rv::OperationNotInitialized)?;
     let pending = cipher.pending.as_ref().ok_or(Rv::OperationNotInitialized)?;
     // SAFETY: caller's pointers and lengths.
@@ -329,7 +348,7 @@ unsafe fn cipher_next(
     // SAFETY: the tag buffer of the parameter just read.
     let tag = unsafe { params.tag()? };
     let context = context(cipher, tag.len())?;
-    let result = if encrypt {
+    let result = if direction == Direction::Encrypt {
         let plaintext = message.data.into_inner();
         seal_apart(&context, &message.iv, &message.aad, plaintext, tag)?
     } else {
@@ -339,9 +358,13 @@ unsafe fn cipher_next(
     unsafe { copy_out(&result, output, output_len) }
 }
 
-fn cipher_final(m: &Module, h: CK_SESSION_HANDLE, encrypt: bool) -> Result<()> {
+fn cipher_final(m: &Module, h: CK_SESSION_HANDLE, direction: Direction) -> Result<()> {
     let (session, _) = m.session(h)?;
-    let slot: CipherSlot = if encrypt { encrypt_slot } else { decrypt_slot };
+    let slot: MessageCipherSlot = if direction == Direction::Encrypt {
+        encrypt_slot
+    } else {
+        decrypt_slot
+    };
     slot(&mut session.lock())
         .take()
         .ok_or(Rv::OperationNotInitialized)?;
@@ -355,7 +378,7 @@ pub unsafe extern "C" fn C_MessageEncryptInit(
     hKey: CK_OBJECT_HANDLE,
 ) -> CK_RV {
     // SAFETY: forwarded from the caller.
-    with_module(|m| unsafe { cipher_init(m, hSession, pMechanism, hKey, true) })
+    with_module(|m| unsafe { cipher_init(m, hSession, pMechanism, hKey, Direction::Encrypt) })
 }
 
 #[no_mangle]
@@ -375,7 +398,7 @@ pub unsafe extern "C" fn C_EncryptMessage(
         cipher_message(
             m,
             hSession,
-            true,
+            Direction::Encrypt,
             pParameter,
             ulParameterLen,
             pAssociatedData,
@@ -401,7 +424,7 @@ pub unsafe extern "C" fn C_EncryptMessageBegin(
         cipher_begin(
             m,
             hSession,
-            true,
+            Direction::Encrypt,
             pParameter,
             ulParameterLen,
             pAssociatedData,
@@ -426,7 +449,7 @@ pub unsafe extern "C" fn C_EncryptMessageNext(
         cipher_next(
             m,
             hSession,
-            true,
+            Direction::Encrypt,
             pParameter,
             ulParameterLen,
             pPlaintextPart,
@@ -440,7 +463,7 @@ pub unsafe extern "C" fn C_EncryptMessageNext(
 
 #[no_mangle]
 pub unsafe extern "C" fn C_MessageEncryptFinal(hSession: CK_SESSION_HANDLE) -> CK_RV {
-    with_module(|m| cipher_final(m, hSession, true))
+    with_module(|m| cipher_final(m, hSession, Direction::Encrypt))
 }
 
 #[no_mangle]
@@ -450,7 +473,7 @@ pub unsafe extern "C" fn C_MessageDecryptInit(
     hKey: CK_OBJECT_HANDLE,
 ) -> CK_RV {
     // SAFETY: forwarded from the caller.
-    with_module(|m| unsafe { cipher_init(m, hSession, pMechanism, hKey, false) })
+    with_module(|m| unsafe { cipher_init(m, hSession, pMechanism, hKey, Direction::Decrypt) })
 }
 
 #[no_mangle]
@@ -470,7 +493,7 @@ pub unsafe extern "C" fn C_DecryptMessage(
         cipher_message(
             m,
             hSession,
-            false,
+            Direction::Decrypt,
             pParameter,
             ulParameterLen,
             pAssociatedData,
@@ -496,7 +519,7 @@ pub unsafe extern "C" fn C_DecryptMessageBegin(
         cipher_begin(
             m,
             hSession,
-            false,
+            Direction::Decrypt,
             pParameter,
             ulParameterLen,
             pAssociatedData,
@@ -521,7 +544,7 @@ pub unsafe extern "C" fn C_DecryptMessageNext(
         cipher_next(
             m,
             hSession,
-            false,
+            Direction::Decrypt,
             pParameter,
             ulParameterLen,
             pCiphertextPart,
@@ -535,10 +558,10 @@ pub unsafe extern "C" fn C_DecryptMessageNext(
 
 #[no_mangle]
 pub unsafe extern "C" fn C_MessageDecryptFinal(hSession: CK_SESSION_HANDLE) -> CK_RV {
-    with_module(|m| cipher_final(m, hSession, false))
+    with_module(|m| cipher_final(m, hSession, Direction::Decrypt))
 }
 
-type SignSlot = fn(&mut Session) -> &mut Option<MessageSign>;
+type MessageSignSlot = fn(&mut Session) -> &mut Option<MessageSign>;
 
 fn sign_slot(s: &mut Session) -> &mut Option<MessageSign> {
     &mut s.message_sign
@@ -553,12 +576,12 @@ unsafe fn sign_init(
     h: CK_SESSION_HANDLE,
     p_mech: CK_MECHANISM_PTR,
     key: CK_OBJECT_HANDLE,
-    sign: bool,
+    side: SignatureUse,
 ) -> Result<()> {
     let (session, token) = m.session(h)?;
     // SAFETY: forwarded from the caller.
     let arg = unsafe { mechanism(p_mech)? };
-    let flag = if sign {
+    let flag = if side == SignatureUse::Sign {
         CKF_MESSAGE_SIGN
     } else {
         CKF_MESSAGE_VERIFY
@@ -566,13 +589,17 @@ unsafe fn sign_init(
     if crate::mechanism::find(arg.ty)?.info_flags() & flag == 0 {
         return Err(Rv::MechanismInvalid);
     }
-    let slot: SignSlot = if sign { sign_slot } else { verify_slot };
+    let slot: MessageSignSlot = if side == SignatureUse::Sign {
+        sign_slot
+    } else {
+        verify_slot
+    };
     if slot(&mut session.lock()).is_some() {
         return Err(Rv::OperationActive);
     }
     let key = operation_key(&session, token, key)?;
     // Built once now so that the key and parameters are checked at Init.
-    if sign {
+    if side == SignatureUse::Sign {
         crate::mechanism::sign_op(&arg, &key, &mut Default::default())?;
     } else {
         crate::mechanism::verify_op(&arg, &key, &mut Default::default())?;
@@ -586,9 +613,13 @@ unsafe fn sign_init(
     Ok(())
 }
 
-fn sign_final(m: &Module, h: CK_SESSION_HANDLE, sign: bool) -> Result<()> {
+fn sign_final(m: &Module, h: CK_SESSION_HANDLE, side: SignatureUse) -> Result<()> {
     let (session, _) = m.session(h)?;
-    let slot: SignSlot = if sign { sign_slot } else { verify_slot };
+    let slot: MessageSignSlot = if side == SignatureUse::Sign {
+        sign_slot
+    } else {
+        verify_slot
+    };
     slot(&mut session.lock())
         .take()
         .ok_or(Rv::OperationNotInitialized)?;
@@ -597,8 +628,12 @@ fn sign_final(m: &Module, h: CK_SESSION_HANDLE, sign: bool) -> Result<()> {
 
 /// The session's message signing (`sign`) or verification context, with
 /// no message given in parts under way.
-fn idle_message(s: &mut Session, sign: bool) -> Result<&mut MessageSign> {
-    let slot: SignSlot = if sign { sign_slot } else { verify_slot };
+fn idle_message(s: &mut Session, side: SignatureUse) -> Result<&mut MessageSign> {
+    let slot: MessageSignSlot = if side == SignatureUse::Sign {
+        sign_slot
+    } else {
+        verify_slot
+    };
     let ms = slot(s).as_mut().ok_or(Rv::OperationNotInitialized)?;
     if ms.sign.is_some() || ms.verify.is_some() {
         return Err(Rv::OperationActive);
@@ -623,7 +658,7 @@ pub unsafe extern "C" fn C_MessageSignInit(
     hKey: CK_OBJECT_HANDLE,
 ) -> CK_RV {
     // SAFETY: forwarded from the caller.
-    with_module(|m| unsafe { sign_init(m, hSession, pMechanism, hKey, true) })
+    with_module(|m| unsafe { sign_init(m, hSession, pMechanism, hKey, SignatureUse::Sign) })
 }
 
 #[no_mangle]
@@ -641,7 +676,7 @@ pub unsafe extern "C" fn C_SignMessage(
         no_message_param(ulParameterLen)?;
         let (session, _) = m.session(hSession)?;
         let mut s = session.lock();
-        let ms = idle_message(&mut s, true)?;
+        let ms = idle_message(&mut s, SignatureUse::Sign)?;
         let mut op = crate::mechanism::sign_op(&ms.mechanism, &ms.key, &mut Default::default())?;
         // SAFETY: caller's pointers and lengths.
         let data = unsafe { bytes(pData, ulDataLen)? };
@@ -670,7 +705,7 @@ pub unsafe extern "C" fn C_SignMessageBegin(
         no_message_param(ulParameterLen)?;
         let (session, _) = m.session(hSession)?;
         let mut s = session.lock();
-        let ms = idle_message(&mut s, true)?;
+        let ms = idle_message(&mut s, SignatureUse::Sign)?;
         ms.sign = Some(crate::mechanism::sign_op(
             &ms.mechanism,
             &ms.key,
@@ -720,7 +755,7 @@ pub unsafe extern "C" fn C_SignMessageNext(
 
 #[no_mangle]
 pub unsafe extern "C" fn C_MessageSignFinal(hSession: CK_SESSION_HANDLE) -> CK_RV {
-    with_module(|m| sign_final(m, hSession, true))
+    with_module(|m| sign_final(m, hSession, SignatureUse::Sign))
 }
 
 #[no_mangle]
@@ -730,7 +765,7 @@ pub unsafe extern "C" fn C_MessageVerifyInit(
     hKey: CK_OBJECT_HANDLE,
 ) -> CK_RV {
     // SAFETY: forwarded from the caller.
-    with_module(|m| unsafe { sign_init(m, hSession, pMechanism, hKey, false) })
+    with_module(|m| unsafe { sign_init(m, hSession, pMechanism, hKey, SignatureUse::Verify) })
 }
 
 #[no_mangle]
@@ -748,7 +783,7 @@ pub unsafe extern "C" fn C_VerifyMessage(
         no_message_param(ulParameterLen)?;
         let (session, _) = m.session(hSession)?;
         let mut s = session.lock();
-        let ms = idle_message(&mut s, false)?;
+        let ms = idle_message(&mut s, SignatureUse::Verify)?;
         let mut op = crate::mechanism::verify_op(&ms.mechanism, &ms.key, &mut Default::default())?;
         // SAFETY: caller's pointers and lengths.
         let (data, sig) = unsafe { (bytes(pData, ulDataLen)?, bytes(pSignature, ulSignatureLen)?) };
@@ -768,7 +803,7 @@ pub unsafe extern "C" fn C_VerifyMessageBegin(
         no_message_param(ulParameterLen)?;
         let (session, _) = m.session(hSession)?;
         let mut s = session.lock();
-        let ms = idle_message(&mut s, false)?;
+        let ms = idle_message(&mut s, SignatureUse::Verify)?;
         ms.verify = Some(crate::mechanism::verify_op(
             &ms.mechanism,
             &ms.key,
@@ -817,7 +852,7 @@ pub unsafe extern "C" fn C_VerifyMessageNext(
 
 #[no_mangle]
 pub unsafe extern "C" fn C_MessageVerifyFinal(hSession: CK_SESSION_HANDLE) -> CK_RV {
-    with_module(|m| sign_final(m, hSession, false))
+    with_module(|m| sign_final(m, hSession, SignatureUse::Verify))
 }
 
 #[cfg(test)]

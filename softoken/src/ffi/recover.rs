@@ -5,6 +5,7 @@
 use pkcs11_sys::*;
 
 use super::util::{bytes, deliver_output, mechanism, with_module};
+use crate::mechanism::op::SignatureUse;
 use crate::mechanism::rsa::RecoverOp;
 use crate::mechanism::Operation;
 use crate::module::Module;
@@ -26,13 +27,13 @@ unsafe fn init(
     h: CK_SESSION_HANDLE,
     p_mech: CK_MECHANISM_PTR,
     key: CK_OBJECT_HANDLE,
-    sign: bool,
+    side: SignatureUse,
 ) -> Result<()> {
     let (session, token) = m.session(h)?;
     // SAFETY: forwarded from the caller.
     let arg = unsafe { mechanism(p_mech)? };
     let found = crate::mechanism::find(arg.ty)?;
-    let flag = if sign {
+    let flag = if side == SignatureUse::Sign {
         CKF_SIGN_RECOVER
     } else {
         CKF_VERIFY_RECOVER
@@ -46,11 +47,15 @@ unsafe fn init(
     if !arg.param.is_empty() {
         return Err(Rv::MechanismParamInvalid);
     }
-    let slot: RecoverSlot = if sign { sign_slot } else { verify_slot };
+    let slot: RecoverSlot = if side == SignatureUse::Sign {
+        sign_slot
+    } else {
+        verify_slot
+    };
     if slot(&mut session.lock()).is_some() {
         return Err(Rv::OperationActive);
     }
-    let op = RecoverOp::new(scheme, &*operation_key(&session, token, key)?, sign)?;
+    let op = RecoverOp::new(scheme, &*operation_key(&session, token, key)?, side)?;
     *slot(&mut session.lock()) = Some(op);
     Ok(())
 }
@@ -59,7 +64,7 @@ unsafe fn init(
 unsafe fn run(
     m: &Module,
     h: CK_SESSION_HANDLE,
-    sign: bool,
+    side: SignatureUse,
     input: CK_BYTE_PTR,
     input_len: CK_ULONG,
     output: CK_BYTE_PTR,
@@ -67,10 +72,14 @@ unsafe fn run(
 ) -> Result<()> {
     let (session, _) = m.session(h)?;
     let mut s = session.lock();
-    let slot: RecoverSlot = if sign { sign_slot } else { verify_slot };
+    let slot: RecoverSlot = if side == SignatureUse::Sign {
+        sign_slot
+    } else {
+        verify_slot
+    };
     let op = slot(&mut s).as_ref().ok_or(Rv::OperationNotInitialized)?;
     // SAFETY: forwarded from the caller.
-    let (result, keep) = unsafe { deliver(op, sign, input, input_len, output, output_len) };
+    let (result, keep) = unsafe { deliver(op, side, input, input_len, output, output_len) };
     if !keep {
         *slot(&mut s) = None;
     }
@@ -84,7 +93,7 @@ unsafe fn run(
 /// The pointers are the caller's, valid for their lengths.
 unsafe fn deliver(
     op: &RecoverOp,
-    sign: bool,
+    side: SignatureUse,
     input: CK_BYTE_PTR,
     input_len: CK_ULONG,
     output: CK_BYTE_PTR,
@@ -97,7 +106,7 @@ unsafe fn deliver(
     };
     // SAFETY: forwarded from the caller.
     unsafe {
-        if sign {
+        if side == SignatureUse::Sign {
             // A signature's length is known ahead; it is made only into a
             // buffer that holds it.
             deliver_output(op.size(), output, output_len, || op.sign(input))
@@ -119,7 +128,7 @@ pub unsafe extern "C" fn C_SignRecoverInit(
     hKey: CK_OBJECT_HANDLE,
 ) -> CK_RV {
     // SAFETY: forwarded from the caller.
-    with_module(|m| unsafe { init(m, hSession, pMechanism, hKey, true) })
+    with_module(|m| unsafe { init(m, hSession, pMechanism, hKey, SignatureUse::Sign) })
 }
 
 #[no_mangle]
@@ -135,7 +144,7 @@ pub unsafe extern "C" fn C_SignRecover(
         run(
             m,
             hSession,
-            true,
+            SignatureUse::Sign,
             pData,
             ulDataLen,
             pSignature,
@@ -151,7 +160,7 @@ pub unsafe extern "C" fn C_VerifyRecoverInit(
     hKey: CK_OBJECT_HANDLE,
 ) -> CK_RV {
     // SAFETY: forwarded from the caller.
-    with_module(|m| unsafe { init(m, hSession, pMechanism, hKey, false) })
+    with_module(|m| unsafe { init(m, hSession, pMechanism, hKey, SignatureUse::Verify) })
 }
 
 #[no_mangle]
@@ -167,7 +176,7 @@ pub unsafe extern "C" fn C_VerifyRecover(
         run(
             m,
             hSession,
-            false,
+            SignatureUse::Verify,
             pSignature,
             ulSignatureLen,
             pData,

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use crate::cache::kept::KeptContexts;
 use crate::engine::secret::SecretVec;
-use crate::engine::GcmContext;
+use crate::engine::{Direction, GcmContext, KeyWrap};
 use crate::mechanism::op::CipherOp;
 use crate::mechanism::param::MechanismArg;
 use crate::object::attrs::Attrs;
@@ -48,18 +48,18 @@ fn cipher_key(key: &[u8]) -> Result<UnboundCipherKey> {
 /// RFC 3394 and RFC 5649 key wrap: single-part, the input is collected.
 struct KeyWrapOp {
     key: AesKey,
-    padded: bool,
-    encrypt: bool,
+    form: KeyWrap,
+    direction: Direction,
     input: SecretVec,
 }
 
 impl CipherOp for KeyWrapOp {
     fn output_len(&self, more: usize, finishing: bool) -> usize {
         let total = self.input.len() + more;
-        match (finishing, self.encrypt) {
+        match (finishing, self.direction) {
             (false, _) => 0,
-            (true, true) => total.div_ceil(8) * 8 + 8,
-            (true, false) => total.saturating_sub(8),
+            (true, Direction::Encrypt) => total.div_ceil(8) * 8 + 8,
+            (true, Direction::Decrypt) => total.saturating_sub(8),
         }
     }
 
@@ -70,7 +70,7 @@ impl CipherOp for KeyWrapOp {
 
     fn finish(&mut self) -> Result<Vec<u8>> {
         let input = std::mem::take(&mut self.input);
-        Ok(crate::engine::aes_key_wrap(&self.key, &input, self.padded, self.encrypt)?.to_vec())
+        Ok(crate::engine::aes_key_wrap(&self.key, &input, self.form, self.direction)?.to_vec())
     }
 }
 
@@ -116,11 +116,10 @@ fn aes_key(key: &Attrs, usage: CK_ATTRIBUTE_TYPE) -> Result<AesKey> {
 }
 
 /// The error for input that is not a whole number of blocks.
-fn len_range(encrypt: bool) -> Rv {
-    if encrypt {
-        Rv::DataLenRange
-    } else {
-        Rv::EncryptedDataLenRange
+fn len_range(direction: Direction) -> Rv {
+    match direction {
+        Direction::Encrypt => Rv::DataLenRange,
+        Direction::Decrypt => Rv::EncryptedDataLenRange,
     }
 }
 
@@ -130,7 +129,7 @@ fn len_range(encrypt: bool) -> Rv {
 struct BlockOp {
     key: AesKey,
     mode: Mode,
-    encrypt: bool,
+    direction: Direction,
     /// The chaining value for the next block (CBC modes).
     iv: [u8; BLOCK],
     pending: SecretVec,
@@ -140,7 +139,7 @@ impl BlockOp {
     /// How many of `total` waiting bytes can go through now.
     fn ready(&self, total: usize) -> usize {
         let whole = total - total % BLOCK;
-        if self.mode == Mode::CbcPad && !self.encrypt && whole == total {
+        if self.mode == Mode::CbcPad && self.direction == Direction::Decrypt && whole == total {
             whole.saturating_sub(BLOCK)
         } else {
             whole
@@ -153,24 +152,24 @@ impl BlockOp {
             return Ok(());
         }
         let key = cipher_key(&self.key)?;
-        let next_iv: Option<[u8; BLOCK]> = match (self.mode, self.encrypt) {
+        let next_iv: Option<[u8; BLOCK]> = match (self.mode, self.direction) {
             (Mode::Ecb, _) => None,
             // Decrypting: the last ciphertext block is the input's.
-            (_, false) => blocks[blocks.len() - BLOCK..].try_into().ok(),
-            (_, true) => None,
+            (_, Direction::Decrypt) => blocks[blocks.len() - BLOCK..].try_into().ok(),
+            (_, Direction::Encrypt) => None,
         };
-        let result = match (self.mode, self.encrypt) {
-            (Mode::Ecb, true) => EncryptingKey::ecb(key).and_then(|k| {
+        let result = match (self.mode, self.direction) {
+            (Mode::Ecb, Direction::Encrypt) => EncryptingKey::ecb(key).and_then(|k| {
                 k.less_safe_encrypt(blocks, EncryptionContext::None)
                     .map(|_| ())
             }),
-            (Mode::Ecb, false) => DecryptingKey::ecb(key)
+            (Mode::Ecb, Direction::Decrypt) => DecryptingKey::ecb(key)
                 .and_then(|k| k.decrypt(blocks, DecryptionContext::None).map(|_| ())),
-            (_, true) => EncryptingKey::cbc(key).and_then(|k| {
+            (_, Direction::Encrypt) => EncryptingKey::cbc(key).and_then(|k| {
                 k.less_safe_encrypt(blocks, EncryptionContext::Iv128(self.iv.into()))
                     .map(|_| ())
             }),
-            (_, false) => DecryptingKey::cbc(key).and_then(|k| {
+            (_, Direction::Decrypt) => DecryptingKey::cbc(key).and_then(|k| {
                 k.decrypt(blocks, DecryptionContext::Iv128(self.iv.into()))
                     .map(|_| ())
             }),
@@ -191,10 +190,10 @@ impl BlockOp {
 impl CipherOp for BlockOp {
     fn output_len(&self, more: usize, finishing: bool) -> usize {
         let total = self.pending.len() + more;
-        match (self.mode, self.encrypt, finishing) {
-            (Mode::CbcPad, true, true) => total - total % BLOCK + BLOCK,
+        match (self.mode, self.direction, finishing) {
+            (Mode::CbcPad, Direction::Encrypt, true) => total - total % BLOCK + BLOCK,
             // At least one byte of padding goes.
-            (Mode::CbcPad, false, true) => total.saturating_sub(1),
+            (Mode::CbcPad, Direction::Decrypt, true) => total.saturating_sub(1),
             _ => self.ready(total),
         }
     }
@@ -203,7 +202,7 @@ impl CipherOp for BlockOp {
         // Encryption only (a decryption's output is shorter than its
         // input). CBC reads the input in place; ECB copies it to the
         // caller's buffer once and encrypts it there.
-        if !self.encrypt || !self.pending.is_empty() {
+        if self.direction == Direction::Decrypt || !self.pending.is_empty() {
             return None;
         }
         if self.mode != Mode::Ecb {
@@ -218,7 +217,7 @@ impl CipherOp for BlockOp {
         }
         let len = input.len();
         if !len.is_multiple_of(BLOCK) {
-            return Some(Err(len_range(true)));
+            return Some(Err(len_range(Direction::Encrypt)));
         }
         let out = output.get_mut(..len)?;
         out.copy_from_slice(input);
@@ -234,15 +233,15 @@ impl CipherOp for BlockOp {
     }
 
     fn finish(&mut self) -> Result<Vec<u8>> {
-        match (self.mode, self.encrypt) {
-            (Mode::CbcPad, true) => {
+        match (self.mode, self.direction) {
+            (Mode::CbcPad, Direction::Encrypt) => {
                 let pad = BLOCK - self.pending.len() % BLOCK;
                 let mut block = std::mem::take(&mut *self.pending);
                 block.resize(block.len() + pad, pad as u8);
                 self.process(&mut block)?;
                 Ok(block)
             }
-            (Mode::CbcPad, false) => {
+            (Mode::CbcPad, Direction::Decrypt) => {
                 if self.pending.len() != BLOCK {
                     return Err(Rv::EncryptedDataLenRange);
                 }
@@ -257,7 +256,7 @@ impl CipherOp for BlockOp {
                 block.truncate(len);
                 Ok(block)
             }
-            _ if !self.pending.is_empty() => Err(len_range(self.encrypt)),
+            _ if !self.pending.is_empty() => Err(len_range(self.direction)),
             _ => Ok(Vec::new()),
         }
     }
@@ -342,7 +341,7 @@ struct GcmOp {
     iv: Vec<u8>,
     aad: Vec<u8>,
     tag_len: usize,
-    encrypt: bool,
+    direction: Direction,
     data: SecretVec,
 }
 
@@ -358,10 +357,10 @@ pub fn gcm_tag_len(tag_bits: CK_ULONG) -> Result<usize> {
 impl CipherOp for GcmOp {
     fn output_len(&self, more: usize, finishing: bool) -> usize {
         let total = self.data.len() + more;
-        match (finishing, self.encrypt) {
+        match (finishing, self.direction) {
             (false, _) => 0,
-            (true, true) => total + self.tag_len,
-            (true, false) => total.saturating_sub(self.tag_len),
+            (true, Direction::Encrypt) => total + self.tag_len,
+            (true, Direction::Decrypt) => total.saturating_sub(self.tag_len),
         }
     }
 
@@ -373,7 +372,7 @@ impl CipherOp for GcmOp {
     fn single_into(&mut self, input: &[u8], output: &mut [u8]) -> Option<Result<usize>> {
         // Encryption only: a decryption must not write plaintext to the
         // caller before its tag is checked.
-        if !self.encrypt || !self.data.is_empty() {
+        if self.direction == Direction::Decrypt || !self.data.is_empty() {
             return None;
         }
         Some(self.context.seal_into(&self.iv, &self.aad, input, output))
@@ -381,13 +380,16 @@ impl CipherOp for GcmOp {
 
     fn finish(&mut self) -> Result<Vec<u8>> {
         let data = std::mem::take(&mut self.data);
-        if self.encrypt {
+        match self.direction {
             // Sealed in place: no copy of the plaintext is left behind.
-            self.context
-                .seal_in_place(&self.iv, &self.aad, data.into_inner())
-        } else {
-            let plaintext = self.context.open_in_place(&self.iv, &self.aad, data)?;
-            Ok(plaintext.into_inner())
+            Direction::Encrypt => {
+                self.context
+                    .seal_in_place(&self.iv, &self.aad, data.into_inner())
+            }
+            Direction::Decrypt => {
+                let plaintext = self.context.open_in_place(&self.iv, &self.aad, data)?;
+                Ok(plaintext.into_inner())
+            }
         }
     }
 }
@@ -398,7 +400,7 @@ pub fn cipher_op(
     mode: Mode,
     arg: &MechanismArg,
     key: &Attrs,
-    encrypt: bool,
+    direction: Direction,
     usage: CK_ATTRIBUTE_TYPE,
     kept: &mut KeptContexts,
 ) -> Result<Box<dyn CipherOp>> {
@@ -416,7 +418,7 @@ pub fn cipher_op(
             },
             key: value,
             mode,
-            encrypt,
+            direction,
             pending: SecretVec::default(),
         }),
         Mode::Ctr => {
@@ -449,8 +451,12 @@ pub fn cipher_op(
             arg.no_param()?;
             Box::new(KeyWrapOp {
                 key: value,
-                padded: mode == Mode::KeyWrapPad,
-                encrypt,
+                form: if mode == Mode::KeyWrapPad {
+                    KeyWrap::Rfc5649
+                } else {
+                    KeyWrap::Rfc3394
+                },
+                direction,
                 input: SecretVec::default(),
             })
         }
@@ -466,7 +472,7 @@ pub fn cipher_op(
                 iv: gcm.iv.clone(),
                 aad: gcm.aad.clone(),
                 tag_len,
-                encrypt,
+                direction,
                 data: SecretVec::default(),
             })
         }
@@ -474,6 +480,12 @@ pub fn cipher_op(
 }
 
 /// The value of an AES key for the message API.
-pub fn message_key(key: &Attrs, encrypt: bool) -> Result<AesKey> {
-    aes_key(key, if encrypt { CKA_ENCRYPT } else { CKA_DECRYPT })
+pub fn message_key(key: &Attrs, direction: Direction) -> Result<AesKey> {
+    aes_key(
+        key,
+        match direction {
+            Direction::Encrypt => CKA_ENCRYPT,
+            Direction::Decrypt => CKA_DECRYPT,
+        },
+    )
 }

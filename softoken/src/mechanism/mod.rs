@@ -23,7 +23,7 @@ use crate::engine::Hash;
 use crate::mechanism::digest::DigestOp;
 use crate::mechanism::hash::HashRow;
 use crate::mechanism::mac::{MacAlg, MacLength, MAX_SECRET_LEN};
-use crate::mechanism::op::{CipherOp, SignOp, VerifyOp};
+use crate::mechanism::op::{CipherOp, CipherUse, SignOp, VerifyOp};
 use crate::mechanism::param::{KdfParams, MechanismArg};
 use crate::object::attrs::Attrs;
 use crate::object::Generated;
@@ -501,26 +501,20 @@ pub fn digest_op(m: &Mechanism) -> Result<DigestOp> {
 pub fn cipher_op(
     arg: &MechanismArg,
     key: &Attrs,
-    encrypt: bool,
-    wrapping: bool,
+    purpose: CipherUse,
     kept: &mut KeptContexts,
 ) -> Result<Box<dyn CipherOp>> {
     let m = find(arg.ty)?;
-    let (flag, usage) = match (encrypt, wrapping) {
-        (true, false) => (CKF_ENCRYPT, CKA_ENCRYPT),
-        (false, false) => (CKF_DECRYPT, CKA_DECRYPT),
-        (true, true) => (CKF_WRAP, CKA_WRAP),
-        (false, true) => (CKF_UNWRAP, CKA_UNWRAP),
-    };
-    if m.flags & flag == 0 {
+    if m.flags & purpose.flag() == 0 {
         return Err(Rv::MechanismInvalid);
     }
+    let (direction, usage) = (purpose.direction(), purpose.usage());
     match m.operation {
         Operation::Aes(mode) => {
-            crate::mechanism::aes::cipher_op(mode, arg, key, encrypt, usage, kept)
+            crate::mechanism::aes::cipher_op(mode, arg, key, direction, usage, kept)
         }
         Operation::Rsa(scheme) => {
-            crate::mechanism::rsa::cipher_op(scheme, arg, key, encrypt, usage)
+            crate::mechanism::rsa::cipher_op(scheme, arg, key, direction, usage)
         }
         _ => Err(Rv::MechanismInvalid),
     }
@@ -531,7 +525,7 @@ pub fn encrypt_op(
     key: &Attrs,
     kept: &mut KeptContexts,
 ) -> Result<Box<dyn CipherOp>> {
-    cipher_op(arg, key, true, false, kept)
+    cipher_op(arg, key, CipherUse::Encrypt, kept)
 }
 
 pub fn decrypt_op(
@@ -539,7 +533,7 @@ pub fn decrypt_op(
     key: &Attrs,
     kept: &mut KeptContexts,
 ) -> Result<Box<dyn CipherOp>> {
-    cipher_op(arg, key, false, false, kept)
+    cipher_op(arg, key, CipherUse::Decrypt, kept)
 }
 
 /// The signing operation a mechanism makes with a key.

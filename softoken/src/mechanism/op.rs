@@ -1,7 +1,9 @@
 //! What a running operation is, whatever its family: the traits the
 //! session's state machine drives, and the input a signature covers.
 
-use crate::engine::Hash;
+use pkcs11_sys::*;
+
+use crate::engine::{Direction, Hash};
 use crate::mechanism::digest::DigestOp;
 use crate::rv::{Result, Rv};
 
@@ -79,4 +81,51 @@ pub trait VerifyOp: Send {
     fn update(&mut self, data: &[u8]) -> Result<()>;
     /// Checks the signature over everything given so far.
     fn verify(&mut self, signature: &[u8]) -> Result<()>;
+}
+
+/// What a cipher operation is for: C_Encrypt* and C_Decrypt*, or
+/// C_WrapKey and C_UnwrapKey.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CipherUse {
+    Encrypt,
+    Decrypt,
+    Wrap,
+    Unwrap,
+}
+
+impl CipherUse {
+    pub fn direction(self) -> Direction {
+        match self {
+            CipherUse::Encrypt | CipherUse::Wrap => Direction::Encrypt,
+            CipherUse::Decrypt | CipherUse::Unwrap => Direction::Decrypt,
+        }
+    }
+
+    /// The CK_MECHANISM_INFO flag a mechanism needs for this use.
+    pub fn flag(self) -> CK_FLAGS {
+        match self {
+            CipherUse::Encrypt => CKF_ENCRYPT,
+            CipherUse::Decrypt => CKF_DECRYPT,
+            CipherUse::Wrap => CKF_WRAP,
+            CipherUse::Unwrap => CKF_UNWRAP,
+        }
+    }
+
+    /// The key attribute that must allow this use.
+    pub fn usage(self) -> CK_ATTRIBUTE_TYPE {
+        match self {
+            CipherUse::Encrypt => CKA_ENCRYPT,
+            CipherUse::Decrypt => CKA_DECRYPT,
+            CipherUse::Wrap => CKA_WRAP,
+            CipherUse::Unwrap => CKA_UNWRAP,
+        }
+    }
+}
+
+/// Which half of a signature mechanism: C_Sign* (the private key), or
+/// C_Verify* (the public key).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SignatureUse {
+    Sign,
+    Verify,
 }

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use pkcs11_sys::*;
 
 use crate::engine::secret::SecretVec;
-use crate::engine::{Hash, RsaKey, RsaPadding, RsaParts};
+use crate::engine::{Direction, Hash, RawPadding, RsaKey, RsaPadding, RsaParts};
 use crate::mechanism::hash::{self, HashRow};
-use crate::mechanism::op::{CipherOp, MessageInput, SignOp, VerifyOp};
+use crate::mechanism::op::{CipherOp, MessageInput, SignOp, SignatureUse, VerifyOp};
 use crate::mechanism::param::MechanismArg;
 use crate::nss::CKA_NSS_DB;
 use crate::object::attrs::Attrs;
@@ -201,11 +201,12 @@ impl SignOp for RsaOp {
     fn sign(&mut self) -> Result<Vec<u8>> {
         let digest = self.input.digest()?;
         match self.scheme {
-            Resolved::Pkcs1(prefix) => self
-                .key
-                .sign_raw(&[prefix.unwrap_or_default(), &digest].concat(), true),
+            Resolved::Pkcs1(prefix) => self.key.sign_raw(
+                &[prefix.unwrap_or_default(), &digest].concat(),
+                RawPadding::Pkcs1,
+            ),
             Resolved::Pss { hash, mgf, salt } => self.key.sign_pss(&digest, hash, mgf, salt),
-            Resolved::X509 => self.key.sign_raw(&digest, false),
+            Resolved::X509 => self.key.sign_raw(&digest, RawPadding::None),
         }
     }
 }
@@ -220,12 +221,12 @@ impl VerifyOp for RsaOp {
             Resolved::Pkcs1(prefix) => self.key.verify_raw(
                 &[prefix.unwrap_or_default(), &digest].concat(),
                 signature,
-                true,
+                RawPadding::Pkcs1,
             )?,
             Resolved::Pss { hash, mgf, salt } => {
                 self.key.verify_pss(&digest, signature, hash, mgf, salt)?
             }
-            Resolved::X509 => self.key.verify_raw(&digest, signature, false)?,
+            Resolved::X509 => self.key.verify_raw(&digest, signature, RawPadding::None)?,
         };
         if valid {
             Ok(())
@@ -259,24 +260,27 @@ pub fn verify_op(scheme: Scheme, arg: &MechanismArg, key: &Attrs) -> Result<Box<
 /// CKM_RSA_PKCS or CKM_RSA_X_509: the data is inside the signature.
 pub struct RecoverOp {
     key: Arc<RsaKey>,
-    padded: bool,
+    padding: RawPadding,
 }
 
 impl RecoverOp {
-    pub fn new(scheme: Scheme, key: &Attrs, sign: bool) -> Result<RecoverOp> {
-        let padded = match scheme {
-            Scheme::Pkcs1(None) => true,
-            Scheme::X509 => false,
+    pub fn new(scheme: Scheme, key: &Attrs, side: SignatureUse) -> Result<RecoverOp> {
+        let padding = match scheme {
+            Scheme::Pkcs1(None) => RawPadding::Pkcs1,
+            Scheme::X509 => RawPadding::None,
             _ => return Err(Rv::MechanismInvalid),
         };
-        let key = if sign {
-            check_key(key, CKO_PRIVATE_KEY, CKA_SIGN_RECOVER)?;
-            private_key(key)?
-        } else {
-            check_key(key, CKO_PUBLIC_KEY, CKA_VERIFY_RECOVER)?;
-            public_key(key)?
+        let key = match side {
+            SignatureUse::Sign => {
+                check_key(key, CKO_PRIVATE_KEY, CKA_SIGN_RECOVER)?;
+                private_key(key)?
+            }
+            SignatureUse::Verify => {
+                check_key(key, CKO_PUBLIC_KEY, CKA_VERIFY_RECOVER)?;
+                public_key(key)?
+            }
         };
-        Ok(RecoverOp { key, padded })
+        Ok(RecoverOp { key, padding })
     }
 
     /// The signature length.
@@ -285,11 +289,11 @@ impl RecoverOp {
     }
 
     pub fn sign(&self, data: &[u8]) -> Result<Vec<u8>> {
-        self.key.sign_raw(data, self.padded)
+        self.key.sign_raw(data, self.padding)
     }
 
     pub fn recover(&self, signature: &[u8]) -> Result<Vec<u8>> {
-        self.key.recover(signature, self.padded)
+        self.key.recover(signature, self.padding)
     }
 }
 
@@ -314,7 +318,7 @@ fn oaep_padding(arg: &MechanismArg) -> Result<RsaPadding> {
 struct RsaCipher {
     key: Arc<RsaKey>,
     padding: RsaPadding,
-    encrypt: bool,
+    direction: Direction,
     input: SecretVec,
 }
 
@@ -329,10 +333,9 @@ impl CipherOp for RsaCipher {
 
     fn update(&mut self, input: &[u8]) -> Result<Vec<u8>> {
         if self.input.len() + input.len() > self.key.size() {
-            return Err(if self.encrypt {
-                Rv::DataLenRange
-            } else {
-                Rv::EncryptedDataLenRange
+            return Err(match self.direction {
+                Direction::Encrypt => Rv::DataLenRange,
+                Direction::Decrypt => Rv::EncryptedDataLenRange,
             });
         }
         self.input.extend_from_slice(input);
@@ -340,10 +343,9 @@ impl CipherOp for RsaCipher {
     }
 
     fn finish(&mut self) -> Result<Vec<u8>> {
-        if self.encrypt {
-            self.key.encrypt(&self.input, &self.padding)
-        } else {
-            Ok(self.key.decrypt(&self.input, &self.padding)?.to_vec())
+        match self.direction {
+            Direction::Encrypt => self.key.encrypt(&self.input, &self.padding),
+            Direction::Decrypt => Ok(self.key.decrypt(&self.input, &self.padding)?.to_vec()),
         }
     }
 }
@@ -352,7 +354,7 @@ pub fn cipher_op(
     scheme: Scheme,
     arg: &MechanismArg,
     key: &Attrs,
-    encrypt: bool,
+    direction: Direction,
     usage: CK_ATTRIBUTE_TYPE,
 ) -> Result<Box<dyn CipherOp>> {
     let padding = match scheme {
@@ -367,17 +369,20 @@ pub fn cipher_op(
         Scheme::Oaep => oaep_padding(arg)?,
         _ => return Err(Rv::MechanismInvalid),
     };
-    let rsa = if encrypt {
-        check_key(key, CKO_PUBLIC_KEY, usage)?;
-        public_key(key)?
-    } else {
-        check_key(key, CKO_PRIVATE_KEY, usage)?;
-        private_key(key)?
+    let rsa = match direction {
+        Direction::Encrypt => {
+            check_key(key, CKO_PUBLIC_KEY, usage)?;
+            public_key(key)?
+        }
+        Direction::Decrypt => {
+            check_key(key, CKO_PRIVATE_KEY, usage)?;
+            private_key(key)?
+        }
     };
     Ok(Box::new(RsaCipher {
         key: rsa,
         padding,
-        encrypt,
+        direction,
         input: SecretVec::default(),
     }))
 }
