@@ -90,7 +90,7 @@ pub struct Session {
     pub message_verify: Option<MessageSign>,
     pub sign_recover: Option<crate::mechanism::rsa::RecoverOp>,
     pub verify_recover: Option<crate::mechanism::rsa::RecoverOp>,
-    pub key_cache: crate::token::KeyCache,
+    pub key_cache: crate::token::key_cache::KeyCache,
     pub kept: crate::cache::kept::KeptContexts,
 }
 

@@ -1,0 +1,236 @@
+//! Login and PINs: C_Login, C_Logout, C_InitToken, C_InitPIN, C_SetPIN and
+//! the password change that re-encrypts every private value.
+
+use std::sync::Arc;
+
+use pkcs11_sys::*;
+use sdb::PasswordEntry;
+
+use crate::object::attrs::Attrs;
+use crate::rv::{Result, Rv};
+use crate::storage::format;
+use crate::storage::keydb::{self, DbKind, KeyState, PASSWORD_CHECK};
+use crate::token::objects::{as_refs, put_records, stored_form};
+use crate::token::{Login, Token, LABEL_ROW, MAX_PIN_LEN, SO_PIN_CHECK, SO_PIN_ROW};
+
+impl Token {
+    fn check_pin_len(&self, pin: &[u8]) -> Result<()> {
+        if pin.len() > MAX_PIN_LEN || pin.len() < self.cfg.min_pin_len {
+            return Err(Rv::PinLenRange);
+        }
+        Ok(())
+    }
+
+    pub fn login(
+        &self,
+        user_type: CK_USER_TYPE,
+        pin: &[u8],
+        ro_session_exists: bool,
+    ) -> Result<()> {
+        match user_type {
+            CKU_USER => {
+                {
+                    let login = self.login.read();
+                    if login.so {
+                        return Err(Rv::UserAnotherAlreadyLoggedIn);
+                    }
+                    if login.user {
+                        return Err(Rv::UserAlreadyLoggedIn);
+                    }
+                }
+                let entry = self
+                    .key
+                    .get_password_entry()?
+                    .ok_or(Rv::UserPinNotInitialized)?;
+                let keys = keydb::unlock(&entry, pin, PASSWORD_CHECK)?;
+                let mut login = self.login.write();
+                login.keys = Some(Arc::new(keys));
+                login.entry = Some(entry);
+                login.user = true;
+                self.share_keys(&login);
+                Ok(())
+            }
+            CKU_SO => {
+                {
+                    let login = self.login.read();
+                    if login.user {
+                        return Err(Rv::UserAnotherAlreadyLoggedIn);
+                    }
+                    if login.so {
+                        return Err(Rv::UserAlreadyLoggedIn);
+                    }
+                }
+                if ro_session_exists {
+                    return Err(Rv::SessionReadOnlyExists);
+                }
+                self.check_so_pin(pin)?;
+                self.login.write().so = true;
+                Ok(())
+            }
+            // No operation here needs a context-specific login.
+            CKU_CONTEXT_SPECIFIC => Err(Rv::OperationNotInitialized),
+            _ => Err(Rv::UserTypeInvalid),
+        }
+    }
+
+    /// An SO PIN set by C_InitToken must match; a database without one
+    /// (made by NSS) has NSS's empty SO PIN.
+    fn check_so_pin(&self, pin: &[u8]) -> Result<()> {
+        match self.key.get_metadata(SO_PIN_ROW)? {
+            Some(m) => {
+                let entry = PasswordEntry::from(m);
+                keydb::unlock(&entry, pin, SO_PIN_CHECK).map(|_| ())
+            }
+            None if pin.is_empty() => Ok(()),
+            None => Err(Rv::PinIncorrect),
+        }
+    }
+
+    pub fn logout(&self) -> Result<()> {
+        {
+            let mut login = self.login.write();
+            if !login.user && !login.so {
+                return Err(Rv::UserNotLoggedIn);
+            }
+            login.user = false;
+            login.so = false;
+        }
+        self.refresh_auto_login()
+    }
+
+    /// C_InitToken: checks (or, the first time, sets) the SO PIN, destroys
+    /// every object and the user PIN, and keeps the label.
+    pub fn init_token(&self, so_pin: &[u8], label: &str) -> Result<()> {
+        self.check_pin_len(so_pin)?;
+        let so_row = self.key.get_metadata(SO_PIN_ROW)?;
+        let so_entry = match so_row {
+            Some(m) => {
+                let entry = PasswordEntry::from(m);
+                keydb::unlock(&entry, so_pin, SO_PIN_CHECK)?;
+                entry
+            }
+            None => {
+                let salt = keydb::new_global_salt()?;
+                KeyState::new(&salt, so_pin).password_entry(&salt, SO_PIN_CHECK)?
+            }
+        };
+        // Always key4.db first, then cert9.db, as every writer here does.
+        let mut key_txn = self.key.begin()?;
+        let mut cert_txn = self.cert.begin()?;
+        cert_txn.reset()?;
+        key_txn.reset()?;
+        key_txn.put_metadata(SO_PIN_ROW, &so_entry.salt, Some(&so_entry.value))?;
+        key_txn.put_metadata(LABEL_ROW, label.as_bytes(), None)?;
+        key_txn.commit()?;
+        cert_txn.commit()?;
+        self.objects.write().clear();
+        let mut login = self.login.write();
+        *login = Login::default();
+        self.share_keys(&login);
+        Ok(())
+    }
+
+    /// C_InitPIN (by the SO): sets the user PIN where none is set, or
+    /// replaces the empty one (re-encrypting what it protects). A non-empty
+    /// PIN is never replaced blindly: the keys it protects would be lost.
+    pub fn init_pin(&self, pin: &[u8]) -> Result<()> {
+        self.check_pin_len(pin)?;
+        match self.key.get_password_entry()? {
+            None => {
+                self.set_first_password(pin, false)?;
+                self.refresh_auto_login()
+            }
+            Some(entry) => {
+                let old =
+                    keydb::unlock(&entry, b"", PASSWORD_CHECK).map_err(|_| Rv::FunctionFailed)?;
+                self.change_password(&old, &entry, pin)
+            }
+        }
+    }
+
+    /// C_SetPIN: the SO's PIN when the SO is logged in, else the user's.
+    pub fn set_pin(&self, old_pin: &[u8], new_pin: &[u8]) -> Result<()> {
+        self.check_pin_len(new_pin)?;
+        if self.so_logged_in() {
+            self.check_so_pin(old_pin)?;
+            let salt = keydb::new_global_salt()?;
+            let entry = KeyState::new(&salt, new_pin).password_entry(&salt, SO_PIN_CHECK)?;
+            let mut txn = self.key.begin()?;
+            txn.put_metadata(SO_PIN_ROW, &entry.salt, Some(&entry.value))?;
+            return Ok(txn.commit()?);
+        }
+        let entry = self
+            .key
+            .get_password_entry()?
+            .ok_or(Rv::UserPinNotInitialized)?;
+        let old = keydb::unlock(&entry, old_pin, PASSWORD_CHECK)?;
+        self.change_password(&old, &entry, new_pin)
+    }
+
+    /// Re-encrypts every private attribute and re-signs every integrity
+    /// record under the new password, in one key4.db transaction: a crash
+    /// leaves the old password or the new one.
+    fn change_password(
+        &self,
+        old: &KeyState,
+        old_entry: &PasswordEntry,
+        new_pin: &[u8],
+    ) -> Result<()> {
+        let new = KeyState::new(&old_entry.salt, new_pin);
+        let mut txn = self.key.begin()?;
+        if txn.get_password_entry()?.as_ref() != Some(old_entry) {
+            // Changed by another process since we read it.
+            return Err(Rv::PinIncorrect);
+        }
+        for id in txn.find(&[])?.next_batch(usize::MAX) {
+            // The protected values, checked and in the caller's form.
+            let mut protected = Attrs::new();
+            for (t, v) in txn.read_object(id)? {
+                if format::is_encrypted(t) {
+                    protected.set(t, self.decrypt_checked(&*txn, old, id, t, &v)?.to_vec());
+                } else if format::is_authenticated(t) {
+                    self.check_record(&*txn, old, DbKind::Key, id, t, id, &v)?;
+                    protected.set(t, format::from_disk(t, v));
+                }
+            }
+            let stored = stored_form(DbKind::Key, Some(&new), &protected)?;
+            txn.set_attributes(id, &as_refs(&stored))?;
+            put_records(&mut *txn, &new, DbKind::Key, id, &protected)?;
+        }
+        for id in self.cert.find(&[])?.next_batch(usize::MAX) {
+            let mut protected = Attrs::new();
+            for (t, v) in self.cert.read_object(id)? {
+                if format::is_authenticated(t) {
+                    self.check_record(&*txn, old, DbKind::Cert, id, t, id, &v)?;
+                    protected.set(t, format::from_disk(t, v));
+                }
+            }
+            put_records(&mut *txn, &new, DbKind::Cert, id, &protected)?;
+        }
+        let entry = new.password_entry(&old_entry.salt, PASSWORD_CHECK)?;
+        txn.put_password_entry(&entry)?;
+        txn.commit()?;
+        let mut login = self.login.write();
+        if login.user {
+            login.keys = Some(Arc::new(new));
+            login.entry = Some(entry);
+            self.share_keys(&login);
+            return Ok(());
+        }
+        // Not logged in (the old password was empty): the new one must be
+        // given to C_Login before private objects open again.
+        drop(login);
+        self.refresh_auto_login()
+    }
+
+    /// Ends every login (the last session closed, or C_Finalize).
+    pub fn end_login(&self) {
+        {
+            let mut login = self.login.write();
+            login.user = false;
+            login.so = false;
+        }
+        // An unreadable database now simply leaves the token logged out.
+        let _ = self.refresh_auto_login();
+    }
+}

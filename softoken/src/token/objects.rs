@@ -1,0 +1,595 @@
+//! Objects: reading them (through the key cache), creating, copying,
+//! changing, finding and destroying them, in the session or in the
+//! databases; and the stored form of their values.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use pkcs11_sys::*;
+use sdb::{ObjectId, Sdb, Transaction};
+use zeroize::Zeroizing;
+
+use crate::object::attrs::Attrs;
+use crate::object::{self, Policy};
+use crate::rv::{Result, Rv};
+use crate::storage::format;
+use crate::storage::keydb::{self, DbKind, KeyState};
+use crate::token::handles::{resolve, stored_handle, ObjRef, TOKEN_OBJECT_BIT};
+use crate::token::key_cache::KeyCache;
+use crate::token::{Access, AttrRead, SessionObject, Token};
+
+impl Token {
+    pub(super) fn db(&self, db: DbKind) -> &dyn Sdb {
+        match db {
+            DbKind::Cert => &*self.cert,
+            DbKind::Key => &*self.key,
+        }
+    }
+
+    /// A stored object's attributes in the caller's form, private values
+    /// still encrypted; hidden objects are `ObjectHandleInvalid`.
+    fn load(&self, db: DbKind, id: ObjectId) -> Result<Attrs> {
+        let stored = self.db(db).read_object(id)?;
+        self.visible(
+            stored
+                .into_iter()
+                .map(|(t, v)| (t, format::from_disk(t, v)))
+                .collect(),
+        )
+    }
+
+    /// Some attributes of a stored object, with those its policy and
+    /// visibility depend on, without reading its whole row (NSS's schema has
+    /// a column per attribute type).
+    fn load_some(&self, db: DbKind, id: ObjectId, types: &[CK_ATTRIBUTE_TYPE]) -> Result<Attrs> {
+        const DECIDING: [CK_ATTRIBUTE_TYPE; 6] = [
+            CKA_CLASS,
+            CKA_KEY_TYPE,
+            CKA_CERTIFICATE_TYPE,
+            CKA_PRIVATE,
+            CKA_SENSITIVE,
+            CKA_EXTRACTABLE,
+        ];
+        let mut wanted = DECIDING.to_vec();
+        wanted.extend(types.iter().filter(|t| !DECIDING.contains(t)));
+        let values = self.db(db).get_attributes(id, &wanted)?;
+        self.visible(
+            wanted
+                .iter()
+                .zip(values)
+                .filter_map(|(t, v)| v.map(|v| (*t, format::from_disk(*t, v))))
+                .collect(),
+        )
+    }
+
+    /// Private objects are invisible before login.
+    fn visible(&self, attrs: Attrs) -> Result<Attrs> {
+        if attrs.bool(CKA_PRIVATE) != Some(false) && !self.has_keys() {
+            return Err(Rv::ObjectHandleInvalid);
+        }
+        Ok(attrs)
+    }
+
+    fn session_object<R>(
+        &self,
+        h: CK_OBJECT_HANDLE,
+        f: impl FnOnce(&SessionObject) -> Result<R>,
+    ) -> Result<R> {
+        let objects = self.objects.read();
+        let obj = objects.get(&h).ok_or(Rv::ObjectHandleInvalid)?;
+        if obj.attrs.bool(CKA_PRIVATE) == Some(true) && !self.has_keys() {
+            return Err(Rv::ObjectHandleInvalid);
+        }
+        f(obj)
+    }
+
+    /// Every attribute of an object with private values decrypted (for
+    /// copying and for operations on keys), whatever its sensitivity: never
+    /// hand these to a caller of the C API.
+    pub fn full_attributes(&self, h: CK_OBJECT_HANDLE) -> Result<Attrs> {
+        self.full_attrs(resolve(h)?, None).map(Arc::unwrap_or_clone)
+    }
+
+    fn full_attrs(&self, r: ObjRef, cache: Option<&mut KeyCache>) -> Result<Arc<Attrs>> {
+        match r {
+            ObjRef::Session(h) => self.session_object(h, |o| Ok(o.attrs.clone())),
+            ObjRef::Stored(db, id) => {
+                let mut attrs = self.load(db, id)?;
+                if db == DbKind::Key {
+                    let sealed: Vec<(u64, Vec<u8>)> = attrs
+                        .iter()
+                        .filter(|(t, _)| format::is_encrypted(*t))
+                        .map(|(t, v)| (t, v.to_vec()))
+                        .collect();
+                    if !sealed.is_empty() {
+                        let keys = self.keys().ok_or(Rv::UserNotLoggedIn)?;
+                        let handle = stored_handle(db, id);
+                        if let Some(plain) = cache.as_ref().and_then(|c| c.get(handle, &sealed)) {
+                            for ((t, _), value) in sealed.iter().zip(plain) {
+                                attrs.set(*t, value.to_vec());
+                            }
+                            return Ok(Arc::new(attrs));
+                        }
+                        let mut plain = Vec::with_capacity(sealed.len());
+                        for (t, blob) in &sealed {
+                            let value = self.decrypt_checked(&*self.key, &keys, id, *t, blob)?;
+                            attrs.set(*t, value.to_vec());
+                            plain.push(value);
+                        }
+                        if let Some(cache) = cache {
+                            cache.put(handle, sealed, plain);
+                        }
+                    }
+                }
+                Ok(Arc::new(attrs))
+            }
+        }
+    }
+
+    fn check_write_access(&self, acc: Access, attrs: &Attrs) -> Result<()> {
+        let token = attrs.bool(CKA_TOKEN).unwrap_or(false);
+        if token && self.cfg.read_only {
+            return Err(Rv::TokenWriteProtected);
+        }
+        if token && !acc.rw {
+            return Err(Rv::SessionReadOnly);
+        }
+        if attrs.bool(CKA_PRIVATE).unwrap_or(false) && !self.has_keys() {
+            return Err(Rv::UserNotLoggedIn);
+        }
+        Ok(())
+    }
+
+    pub fn create_object(&self, acc: Access, template: Attrs) -> Result<CK_OBJECT_HANDLE> {
+        let obj = object::new_object(template)?;
+        self.insert(acc, obj)
+    }
+
+    fn insert(&self, acc: Access, obj: Attrs) -> Result<CK_OBJECT_HANDLE> {
+        self.check_write_access(acc, &obj)?;
+        if !obj.bool(CKA_TOKEN).unwrap_or(false) {
+            let h = self.next_object.fetch_add(1, Ordering::Relaxed);
+            if h >= TOKEN_OBJECT_BIT {
+                return Err(Rv::DeviceMemory);
+            }
+            self.objects.write().insert(
+                h,
+                SessionObject {
+                    owner: acc.session,
+                    attrs: Arc::new(obj),
+                },
+            );
+            return Ok(h);
+        }
+        let class = obj.ulong(CKA_CLASS).unwrap_or(CKO_DATA);
+        let db = if matches!(class, CKO_PRIVATE_KEY | CKO_SECRET_KEY)
+            || obj.bool(CKA_PRIVATE) == Some(true)
+        {
+            DbKind::Key
+        } else {
+            DbKind::Cert
+        };
+        let id = self.store_new(db, &obj)?;
+        Ok(stored_handle(db, id))
+    }
+
+    /// Starts the key4.db transaction of a write, with the key when the
+    /// values need one (private values to encrypt, records to sign).
+    fn begin_write(&self, db: DbKind, attrs: &Attrs) -> Result<KeyWrite<'_>> {
+        let txn = self.key.begin()?;
+        let needs_keys = attrs
+            .types()
+            .any(|t| format::is_authenticated(t) || (db == DbKind::Key && format::is_encrypted(t)));
+        let keys = if needs_keys {
+            Some(self.write_keys(&*txn)?)
+        } else {
+            None
+        };
+        Ok((txn, keys))
+    }
+
+    /// Writes a new token object with its encrypted values and integrity
+    /// records. A cert9.db object's records live in key4.db: NSS commits the
+    /// two databases one after the other, and so do we, undoing the object
+    /// if its records cannot be written.
+    fn store_new(&self, db: DbKind, obj: &Attrs) -> Result<ObjectId> {
+        let (mut key_txn, keys) = self.begin_write(db, obj)?;
+        let stored = stored_form(db, keys.as_deref(), obj)?;
+        let id = match db {
+            DbKind::Key => key_txn.create_object(&as_refs(&stored))?,
+            DbKind::Cert => {
+                let mut cert_txn = self.cert.begin()?;
+                let id = cert_txn.create_object(&as_refs(&stored))?;
+                cert_txn.commit()?;
+                id
+            }
+        };
+        let signed = (|| -> Result<()> {
+            if let Some(k) = &keys {
+                put_records(&mut *key_txn, k, db, id, obj)?;
+            }
+            Ok(key_txn.commit()?)
+        })();
+        if let Err(e) = signed {
+            if db == DbKind::Cert {
+                if let Ok(mut undo) = self.cert.begin() {
+                    if undo.destroy_object(id).is_ok() {
+                        // Nothing more can be done if this fails too; the
+                        // object then reads as failing its integrity check.
+                        let _ = undo.commit();
+                    }
+                }
+            }
+            return Err(e);
+        }
+        Ok(id)
+    }
+
+    pub fn copy_object(
+        &self,
+        acc: Access,
+        h: CK_OBJECT_HANDLE,
+        template: Attrs,
+    ) -> Result<CK_OBJECT_HANDLE> {
+        let mut attrs = Arc::unwrap_or_clone(self.full_attrs(resolve(h)?, None)?);
+        if attrs.bool(CKA_COPYABLE) == Some(false) {
+            return Err(Rv::ActionProhibited);
+        }
+        for (t, v) in template.iter() {
+            object::check_copy_change(&attrs, t, v)?;
+        }
+        // A copy may make an object private, never public again.
+        if attrs.bool(CKA_PRIVATE) == Some(true) && template.bool(CKA_PRIVATE) == Some(false) {
+            return Err(Rv::AttributeReadOnly);
+        }
+        for (t, v) in template.iter() {
+            attrs.set(t, v.to_vec());
+        }
+        self.insert(acc, attrs)
+    }
+
+    pub fn destroy_object(&self, acc: Access, h: CK_OBJECT_HANDLE) -> Result<()> {
+        match resolve(h)? {
+            ObjRef::Session(h) => {
+                self.session_object(h, |o| {
+                    if o.attrs.bool(CKA_DESTROYABLE) == Some(false) {
+                        Err(Rv::ActionProhibited)
+                    } else {
+                        Ok(())
+                    }
+                })?;
+                self.objects.write().remove(&h);
+                Ok(())
+            }
+            ObjRef::Stored(db, id) => {
+                let attrs = self.load(db, id)?;
+                if self.cfg.read_only {
+                    return Err(Rv::TokenWriteProtected);
+                }
+                if !acc.rw {
+                    return Err(Rv::SessionReadOnly);
+                }
+                if attrs.bool(CKA_DESTROYABLE) == Some(false) {
+                    return Err(Rv::ActionProhibited);
+                }
+                let mut key_txn = self.key.begin()?;
+                for name in key_txn.metadata_ids(&keydb::sig_prefix(db, id))? {
+                    key_txn.delete_metadata(&name)?;
+                }
+                match db {
+                    DbKind::Key => key_txn.destroy_object(id)?,
+                    DbKind::Cert => {
+                        let mut cert_txn = self.cert.begin()?;
+                        cert_txn.destroy_object(id)?;
+                        cert_txn.commit()?;
+                    }
+                }
+                Ok(key_txn.commit()?)
+            }
+        }
+    }
+
+    /// C_GetAttributeValue's answers, one per requested type.
+    pub fn get_attributes(
+        &self,
+        h: CK_OBJECT_HANDLE,
+        types: &[CK_ATTRIBUTE_TYPE],
+    ) -> Result<Vec<AttrRead>> {
+        let r = resolve(h)?;
+        let attrs = match r {
+            ObjRef::Session(h) => self.session_object(h, |o| Ok(o.attrs.clone()))?,
+            ObjRef::Stored(db, id) => Arc::new(self.load_some(db, id, types)?),
+        };
+        let policy = Policy::of(&attrs);
+        let hidden = object::hides_sensitive(&attrs);
+        let keys = self.keys();
+        let mut out = Vec::with_capacity(types.len());
+        for &t in types {
+            let Some(v) = attrs.get(t) else {
+                out.push(AttrRead::Invalid);
+                continue;
+            };
+            if hidden && policy.is_sensitive(t) {
+                out.push(AttrRead::Sensitive);
+                continue;
+            }
+            let value = match (r, &keys) {
+                (ObjRef::Stored(DbKind::Key, id), Some(k)) if format::is_encrypted(t) => {
+                    self.decrypt_checked(&*self.key, k, id, t, v)?
+                }
+                // Encrypted and no key to open it with.
+                (ObjRef::Stored(DbKind::Key, _), None) if format::is_encrypted(t) => {
+                    out.push(AttrRead::Sensitive);
+                    continue;
+                }
+                (ObjRef::Stored(db, id), Some(k)) if format::is_authenticated(t) => {
+                    self.check_record(&*self.key, k, db, id, t, id, &format::to_disk(t, v)?)?;
+                    Zeroizing::new(v.to_vec())
+                }
+                _ => Zeroizing::new(v.to_vec()),
+            };
+            out.push(AttrRead::Value(value));
+        }
+        Ok(out)
+    }
+
+    pub fn set_attributes(&self, acc: Access, h: CK_OBJECT_HANDLE, template: Attrs) -> Result<()> {
+        let r = resolve(h)?;
+        let current = match r {
+            ObjRef::Session(h) => self.session_object(h, |o| Ok(o.attrs.clone()))?,
+            ObjRef::Stored(db, id) => Arc::new(self.load(db, id)?),
+        };
+        if current.bool(CKA_MODIFIABLE) == Some(false) {
+            return Err(Rv::ActionProhibited);
+        }
+        for (t, v) in template.iter() {
+            object::check_change(&current, t, v)?;
+        }
+        match r {
+            ObjRef::Session(h) => {
+                let mut objects = self.objects.write();
+                let obj = objects.get_mut(&h).ok_or(Rv::ObjectHandleInvalid)?;
+                for (t, v) in template.iter() {
+                    Arc::make_mut(&mut obj.attrs).set(t, v.to_vec());
+                }
+                Ok(())
+            }
+            ObjRef::Stored(db, id) => {
+                if self.cfg.read_only {
+                    return Err(Rv::TokenWriteProtected);
+                }
+                if !acc.rw {
+                    return Err(Rv::SessionReadOnly);
+                }
+                self.store_changes(db, id, &template)
+            }
+        }
+    }
+
+    fn store_changes(&self, db: DbKind, id: ObjectId, template: &Attrs) -> Result<()> {
+        let (mut key_txn, keys) = self.begin_write(db, template)?;
+        let stored = stored_form(db, keys.as_deref(), template)?;
+        if let Some(k) = &keys {
+            put_records(&mut *key_txn, k, db, id, template)?;
+        }
+        match db {
+            DbKind::Key => key_txn.set_attributes(id, &as_refs(&stored))?,
+            DbKind::Cert => {
+                let mut cert_txn = self.cert.begin()?;
+                cert_txn.set_attributes(id, &as_refs(&stored))?;
+                cert_txn.commit()?;
+            }
+        }
+        Ok(key_txn.commit()?)
+    }
+
+    /// The handles of the visible objects that match the template.
+    pub fn find(&self, template: &Attrs) -> Result<Vec<CK_OBJECT_HANDLE>> {
+        let keys = self.keys();
+        let mut out = Vec::new();
+        {
+            let objects = self.objects.read();
+            let mut session: Vec<_> = objects
+                .iter()
+                .filter(|(_, o)| keys.is_some() || o.attrs.bool(CKA_PRIVATE) != Some(true))
+                .filter(|(_, o)| template.iter().all(|(t, v)| o.attrs.get(t) == Some(v)))
+                .map(|(h, _)| *h)
+                .collect();
+            session.sort_unstable();
+            out.extend(session);
+        }
+        if template.bool(CKA_TOKEN) == Some(false) {
+            return Ok(out);
+        }
+        for db in [DbKind::Cert, DbKind::Key] {
+            out.extend(self.find_stored(db, template, keys.as_deref())?);
+        }
+        Ok(out)
+    }
+
+    fn find_stored(
+        &self,
+        db: DbKind,
+        template: &Attrs,
+        keys: Option<&KeyState>,
+    ) -> Result<Vec<CK_OBJECT_HANDLE>> {
+        let mut sql: Vec<(u64, Vec<u8>)> = Vec::new();
+        // Encrypted values cannot be compared in SQL: compare them after
+        // decryption.
+        let mut after: Vec<(u64, &[u8])> = Vec::new();
+        for (t, v) in template.iter() {
+            if db == DbKind::Key && format::is_encrypted(t) {
+                if keys.is_none() {
+                    return Ok(Vec::new());
+                }
+                after.push((t, v));
+                continue;
+            }
+            match format::to_disk(t, v) {
+                Ok(d) => sql.push((t, d)),
+                // A value no stored object can have.
+                Err(_) => return Ok(Vec::new()),
+            }
+        }
+        if keys.is_none() && template.bool(CKA_PRIVATE).is_none() {
+            sql.push((CKA_PRIVATE, vec![0]));
+        }
+        let ids = self.db(db).find(&as_refs(&sql))?.next_batch(usize::MAX);
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if !after.is_empty() {
+                let Some(k) = keys else { continue };
+                let stored = self
+                    .key
+                    .get_attributes(id, &after.iter().map(|(t, _)| *t).collect::<Vec<_>>())?;
+                let mut all = true;
+                for ((t, want), blob) in after.iter().zip(stored) {
+                    let Some(blob) = blob else {
+                        all = false;
+                        break;
+                    };
+                    let plain = self.decrypt_checked(&*self.key, k, id, *t, &blob)?;
+                    if plain.as_slice() != *want {
+                        all = false;
+                        break;
+                    }
+                }
+                if !all {
+                    continue;
+                }
+            }
+            out.push(stored_handle(db, id));
+        }
+        Ok(out)
+    }
+
+    pub fn object_size(&self, h: CK_OBJECT_HANDLE) -> Result<CK_ULONG> {
+        let attrs = match resolve(h)? {
+            ObjRef::Session(h) => self.session_object(h, |o| Ok(o.attrs.clone()))?,
+            ObjRef::Stored(db, id) => Arc::new(self.load(db, id)?),
+        };
+        Ok(attrs.iter().map(|(_, v)| v.len() + 16).sum::<usize>() as CK_ULONG)
+    }
+
+    /// A key for an operation inside the token, with its private values
+    /// decrypted whatever its sensitivity (the mechanism checks its class,
+    /// type and usage).
+    pub fn operation_key(&self, h: CK_OBJECT_HANDLE, cache: &mut KeyCache) -> Result<Arc<Attrs>> {
+        let key_handle = |e: Rv| {
+            if e == Rv::ObjectHandleInvalid {
+                Rv::KeyHandleInvalid
+            } else {
+                e
+            }
+        };
+        let attrs = self
+            .full_attrs(resolve(h).map_err(key_handle)?, Some(cache))
+            .map_err(key_handle)?;
+        match attrs.ulong(CKA_CLASS) {
+            Some(CKO_SECRET_KEY | CKO_PRIVATE_KEY | CKO_PUBLIC_KEY) => Ok(attrs),
+            _ => Err(Rv::KeyHandleInvalid),
+        }
+    }
+
+    /// The value of a secret key, for C_DigestKey.
+    pub fn secret_key_value(
+        &self,
+        h: CK_OBJECT_HANDLE,
+        cache: &mut KeyCache,
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        let attrs = self.operation_key(h, cache)?;
+        if attrs.ulong(CKA_CLASS) != Some(CKO_SECRET_KEY) {
+            return Err(Rv::KeyIndigestible);
+        }
+        Ok(Zeroizing::new(
+            attrs.get(CKA_VALUE).ok_or(Rv::KeyIndigestible)?.to_vec(),
+        ))
+    }
+
+    /// Stores a key the token generated.
+    pub fn store_generated(
+        &self,
+        acc: Access,
+        template: Attrs,
+        generated: object::Generated,
+    ) -> Result<CK_OBJECT_HANDLE> {
+        self.insert(acc, object::new_generated(template, generated)?)
+    }
+
+    /// Stores a generated key pair: both halves, or neither.
+    pub fn store_generated_pair(
+        &self,
+        acc: Access,
+        public: (Attrs, object::Generated),
+        private: (Attrs, object::Generated),
+    ) -> Result<(CK_OBJECT_HANDLE, CK_OBJECT_HANDLE)> {
+        // Both objects are checked before either is stored.
+        let public = object::new_generated(public.0, public.1)?;
+        let private = object::new_generated(private.0, private.1)?;
+        let public_handle = self.insert(acc, public)?;
+        match self.insert(acc, private) {
+            Ok(private_handle) => Ok((public_handle, private_handle)),
+            Err(e) => {
+                // Undo the public half; if even that fails, it is a lone
+                // public key, which holds no secret.
+                let _ = self.destroy_object(acc, public_handle);
+                Err(e)
+            }
+        }
+    }
+
+    /// Destroys the session objects a closing session owned.
+    pub fn drop_session_objects(&self, session: CK_SESSION_HANDLE) {
+        self.objects.write().retain(|_, o| o.owner != session);
+    }
+}
+
+/// A key4.db write transaction and the key its values need, if any.
+pub(super) type KeyWrite<'a> = (Box<dyn Transaction + 'a>, Option<Arc<KeyState>>);
+
+/// The stored form of values: private key material of the key database
+/// encrypted (a key is there whenever such values are), CK_ULONG as NSS
+/// stores it.
+pub(super) fn stored_form(
+    db: DbKind,
+    keys: Option<&KeyState>,
+    attrs: &Attrs,
+) -> Result<Vec<(u64, Vec<u8>)>> {
+    attrs
+        .iter()
+        .map(|(t, v)| {
+            let stored = match keys {
+                Some(k) if db == DbKind::Key && format::is_encrypted(t) => k.encrypt(v)?,
+                _ => format::to_disk(t, v)?,
+            };
+            Ok((t, stored))
+        })
+        .collect()
+}
+
+/// Writes the integrity records of an object's protected values (given in
+/// the caller's form): over the plaintext with object id 0 for encrypted
+/// values, over the stored form with the object's id for authenticated ones.
+pub(super) fn put_records(
+    txn: &mut dyn Transaction,
+    keys: &KeyState,
+    db: DbKind,
+    id: ObjectId,
+    attrs: &Attrs,
+) -> Result<()> {
+    for (t, v) in attrs.iter() {
+        let record = if db == DbKind::Key && format::is_encrypted(t) {
+            keys.sign(0, t, v)?
+        } else if format::is_authenticated(t) {
+            keys.sign(id, t, &format::to_disk(t, v)?)?
+        } else {
+            continue;
+        };
+        txn.put_metadata(&keydb::sig_name(db, id, t), &record, None)?;
+    }
+    Ok(())
+}
+
+pub(super) fn as_refs(values: &[(u64, Vec<u8>)]) -> Vec<(u64, &[u8])> {
+    values.iter().map(|(t, v)| (*t, v.as_slice())).collect()
+}
