@@ -509,6 +509,27 @@ fn writable(path: &Path) -> bool {
     }
 }
 
+/// This backend, for a module's registry: `dbm:`.
+pub const BACKEND: sdb::Backend = sdb::Backend {
+    prefix: "dbm",
+    aliases: &[],
+    key_file: "key3.db",
+    open: open_databases,
+};
+
+fn open_databases(opts: &sdb::OpenOptions) -> sdb::Result<sdb::Databases> {
+    let (cert, key) = open(
+        &opts.dir,
+        &opts.cert_prefix,
+        &opts.key_prefix,
+        opts.read_only,
+    )?;
+    Ok(sdb::Databases {
+        cert: Box::new(cert),
+        key: Box::new(key),
+    })
+}
+
 /// Opens the legacy databases of `dir` (`<prefix>cert8.db`,
 /// `<prefix>key3.db`): (certificate side, key side). Files this process may
 /// not write open read-only.

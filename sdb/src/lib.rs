@@ -1,5 +1,7 @@
-//! The storage contract of NSS's "shared database" design and its SQLite
-//! backend, which reads and writes `cert9.db` / `key4.db` in NSS's own schema.
+//! The storage contract of NSS's "shared database" design, and the registry
+//! through which a token finds the backend its configuration names. The
+//! backends are crates of their own (`sdb-sqlite` for cert9.db/key4.db,
+//! `legacy-dbm` for cert8.db/key3.db); this crate names none of them.
 //!
 //! A backend stores rows of (attribute type, raw bytes) and metadata rows. It
 //! knows nothing about what an attribute means: values arrive already in their
@@ -7,9 +9,7 @@
 //! encrypted). Canonicalising, encrypting, integrity and defaults belong to
 //! the token above it.
 
-mod sqlite;
-
-pub use sqlite::{open, OpenOptions, Opened, SqlDb, DB_FILE_MODE};
+use std::path::PathBuf;
 
 /// A PKCS#11 attribute type (CK_ATTRIBUTE_TYPE).
 pub type AttrType = u64;
@@ -47,8 +47,12 @@ pub enum Error {
         path: String,
         source: std::io::Error,
     },
-    #[error("sqlite: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    /// An error of the backend's engine, in its words.
+    #[error("{backend}: {message}")]
+    Backend {
+        backend: &'static str,
+        message: String,
+    },
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -196,5 +200,71 @@ pub trait Sdb: SdbRead + Send + Sync {
     /// records; formats without them ignore it.
     fn set_key_codec(&self, codec: Option<std::sync::Arc<dyn KeyRecordCodec>>) {
         let _ = codec;
+    }
+}
+
+/// Where a token's two databases are.
+#[derive(Clone, Debug)]
+pub struct OpenOptions {
+    pub dir: PathBuf,
+    pub cert_prefix: String,
+    pub key_prefix: String,
+    pub read_only: bool,
+}
+
+/// A token's two databases: certificates and public objects, and keys and
+/// private objects (with the password entry and the integrity records).
+pub struct Databases {
+    pub cert: Box<dyn Sdb>,
+    pub key: Box<dyn Sdb>,
+}
+
+/// A storage backend: the configdir prefix that selects it and how it
+/// opens a token's databases.
+pub struct Backend {
+    /// The prefix before the colon in `configdir` (`sql`, `dbm`).
+    pub prefix: &'static str,
+    /// Other prefixes that select it (NSS's reserved `extern:`).
+    pub aliases: &'static [&'static str],
+    /// The key database's file name after its prefix, by which a tool sees
+    /// whether a directory holds this backend's database.
+    pub key_file: &'static str,
+    /// Opens the databases: read-write ones are created when missing where
+    /// the backend can create them; files it may not write give
+    /// `Error::ReadOnly`.
+    pub open: fn(&OpenOptions) -> Result<Databases>,
+}
+
+impl std::fmt::Debug for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.prefix)
+    }
+}
+
+/// Backends are one per prefix: equal when their prefixes are.
+impl PartialEq for Backend {
+    fn eq(&self, other: &Backend) -> bool {
+        self.prefix == other.prefix
+    }
+}
+
+impl Eq for Backend {}
+
+/// The backends a module offers.
+pub struct Registry {
+    /// The backend of a configdir without a prefix.
+    pub default: &'static Backend,
+    pub others: &'static [&'static Backend],
+}
+
+impl Registry {
+    /// The backend a configdir prefix names (case-insensitive).
+    pub fn find(&self, prefix: &str) -> Option<&'static Backend> {
+        std::iter::once(self.default)
+            .chain(self.others.iter().copied())
+            .find(|b| {
+                b.prefix.eq_ignore_ascii_case(prefix)
+                    || b.aliases.iter().any(|a| a.eq_ignore_ascii_case(prefix))
+            })
     }
 }

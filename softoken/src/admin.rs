@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use pkcs11_sys::{CKF_LOGIN_REQUIRED, CKU_USER, CK_ATTRIBUTE_TYPE, CK_OBJECT_HANDLE};
 
-use crate::config::{Config, DbFormat};
+use crate::config::Config;
 use crate::object::attrs::Attrs;
 use crate::token::Token;
 
@@ -41,11 +41,8 @@ impl Database {
     pub fn open(params: Option<&str>) -> Result<Database, OpenError> {
         let config = Config::from_parameters(params).map_err(OpenError::BadLocation)?;
         let cfg = config.tokens.into_iter().next().ok_or(OpenError::NoToken)?;
-        let file = match cfg.format {
-            DbFormat::Sql => "key4.db",
-            DbFormat::Dbm => "key3.db",
-        };
-        if !cfg.dir.join(file).exists() {
+        let file = cfg.backend.key_file;
+        if !cfg.dir.join(format!("{}{file}", cfg.key_prefix)).exists() {
             return Err(OpenError::NoKeyDatabase { dir: cfg.dir, file });
         }
         let token = Token::open(cfg).map_err(OpenError::Open)?;

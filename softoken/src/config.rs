@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::rv::{Result, Rv};
+use crate::storage::backends::BACKENDS;
 
 /// The environment variable naming the database for clients that pass no
 /// parameters (pkcs11-tool, p11-kit).
@@ -17,21 +18,13 @@ pub const DEFAULT_SLOT_DESCRIPTION: &str = "NSS User Private Key and Certificate
 pub const DEFAULT_MANUFACTURER: &str = "softoken";
 pub const DEFAULT_LIBRARY_DESCRIPTION: &str = "softoken PKCS#11 soft token";
 
-/// Which storage format a database directory uses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DbFormat {
-    /// cert9.db / key4.db (SQLite).
-    Sql,
-    /// cert8.db / key3.db (Berkeley DB 1.85), NSS's legacy format.
-    Dbm,
-}
-
 /// One database token.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TokenConfig {
     /// The slot id the token's slot gets.
     pub slot_id: u64,
-    pub format: DbFormat,
+    /// The storage backend the configdir prefix chose.
+    pub backend: &'static sdb::Backend,
     pub dir: PathBuf,
     pub cert_prefix: String,
     pub key_prefix: String,
@@ -147,25 +140,27 @@ fn has_flag(flags: &str, flag: &str) -> bool {
         .any(|f| f.trim().eq_ignore_ascii_case(flag))
 }
 
-/// Splits `sql:DIR`, `dbm:DIR`, `extern:DIR` or a plain `DIR` (whose format
-/// comes from `NSS_DEFAULT_DB_TYPE`, else sql as in NSS since 3.35).
-pub fn parse_location(s: &str) -> Result<(DbFormat, PathBuf)> {
-    let lower = s.to_ascii_lowercase();
-    let (format, dir) = if lower.starts_with("sql:") || lower.starts_with("extern:") {
-        (DbFormat::Sql, &s[s.find(':').unwrap_or(0) + 1..])
-    } else if lower.starts_with("dbm:") {
-        (DbFormat::Dbm, &s[4..])
-    } else {
-        let format = match std::env::var("NSS_DEFAULT_DB_TYPE").as_deref() {
-            Ok("dbm") => DbFormat::Dbm,
-            _ => DbFormat::Sql,
-        };
-        (format, s)
+/// Splits `PREFIX:DIR` where the prefix names a backend (`sql:`, `dbm:`,
+/// NSS's `extern:`), or takes a plain `DIR`, whose backend comes from
+/// `NSS_DEFAULT_DB_TYPE`, else sql as in NSS since 3.35.
+pub fn parse_location(s: &str) -> Result<(&'static sdb::Backend, PathBuf)> {
+    let prefixed = s
+        .split_once(':')
+        .and_then(|(prefix, dir)| BACKENDS.find(prefix).map(|b| (b, dir)));
+    let (backend, dir) = match prefixed {
+        Some(found) => found,
+        None => {
+            let backend = std::env::var("NSS_DEFAULT_DB_TYPE")
+                .ok()
+                .and_then(|t| BACKENDS.find(&t))
+                .unwrap_or(BACKENDS.default);
+            (backend, s)
+        }
     };
     if dir.is_empty() {
         return Err(Rv::ArgumentsBad);
     }
-    Ok((format, PathBuf::from(dir)))
+    Ok((backend, PathBuf::from(dir)))
 }
 
 /// The default database directory: `$XDG_DATA_HOME/softoken`, else
@@ -186,7 +181,7 @@ pub fn default_dir() -> Result<PathBuf> {
 fn token_from_pairs(
     pairs: &[(String, String)],
     slot_id: u64,
-    location: (DbFormat, PathBuf),
+    location: (&'static sdb::Backend, PathBuf),
 ) -> Result<TokenConfig> {
     let flags = get(pairs, "flags").unwrap_or("");
     let min_pin_len = match get(pairs, "minPWLen") {
@@ -202,7 +197,7 @@ fn token_from_pairs(
     };
     Ok(TokenConfig {
         slot_id,
-        format: location.0,
+        backend: location.0,
         dir: location.1,
         cert_prefix: get(pairs, "certPrefix").unwrap_or("").to_owned(),
         key_prefix: get(pairs, "keyPrefix").unwrap_or("").to_owned(),
@@ -225,7 +220,7 @@ impl Config {
             Some(dir) => parse_location(dir)?,
             None => match std::env::var(CONFIGDIR_ENV).ok().filter(|v| !v.is_empty()) {
                 Some(dir) => parse_location(&dir)?,
-                None => (DbFormat::Sql, default_dir()?),
+                None => (BACKENDS.default, default_dir()?),
             },
         };
         let mut tokens = vec![token_from_pairs(&pairs, MAIN_SLOT_ID, location)?];
@@ -279,7 +274,7 @@ mod tests {
         let c = Config::from_parameters(Some(s)).unwrap();
         let t = &c.tokens[0];
         assert_eq!(t.dir, PathBuf::from("/tmp/a b"));
-        assert_eq!(t.format, DbFormat::Sql);
+        assert_eq!(t.backend.prefix, "sql");
         assert_eq!(t.key_prefix, "x-");
         assert!(t.read_only && t.password_required && !t.force_open);
         assert_eq!(t.token_description.as_deref(), Some("My Token"));
@@ -292,7 +287,7 @@ mod tests {
                  flags=readOnly] 5=[configdir=/c]>";
         let c = Config::from_parameters(Some(s)).unwrap();
         assert_eq!(c.tokens.len(), 3);
-        assert_eq!(c.tokens[0].format, DbFormat::Dbm);
+        assert_eq!(c.tokens[0].backend.prefix, "dbm");
         assert_eq!(c.tokens[1].slot_id, 4);
         assert_eq!(c.tokens[1].dir, PathBuf::from("/b"));
         assert_eq!(c.tokens[1].token_description.as_deref(), Some("B (two)"));

@@ -97,7 +97,7 @@ impl From<sdb::Error> for Rv {
             sdb::Error::Busy
             | sdb::Error::Corrupt(_)
             | sdb::Error::Io { .. }
-            | sdb::Error::Sqlite(_) => Rv::DeviceError,
+            | sdb::Error::Backend { .. } => Rv::DeviceError,
         }
     }
 }

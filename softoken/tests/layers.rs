@@ -13,12 +13,12 @@ const LAYERS: &[&str] = &[
     "module",
     "session",
     "token",
+    "config",
     "mechanism",
     "object",
     "storage",
     "cache",
     "engine",
-    "config",
     "nss",
     "rv",
 ];

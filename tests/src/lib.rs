@@ -83,8 +83,8 @@ pub fn copy_fixture(name: &str) -> TempDir {
 }
 
 /// The databases of a directory, opened directly (below the module).
-pub fn open_databases(dir: &Path, read_only: bool) -> sdb::Opened {
-    sdb::open(&sdb::OpenOptions {
+pub fn open_databases(dir: &Path, read_only: bool) -> sdb_sqlite::Opened {
+    sdb_sqlite::open(&sdb::OpenOptions {
         dir: dir.to_owned(),
         cert_prefix: String::new(),
         key_prefix: String::new(),

@@ -24,7 +24,7 @@ use pkcs11_sys::*;
 use sdb::{ObjectId, PasswordEntry, Sdb, SdbRead, Transaction};
 use zeroize::Zeroizing;
 
-use crate::config::{DbFormat, TokenConfig, DEFAULT_TOKEN_LABEL};
+use crate::config::{TokenConfig, DEFAULT_TOKEN_LABEL};
 use crate::object::attrs::Attrs;
 use crate::rv::{Result, Rv};
 use crate::storage::keydb::{self, KeyState, PASSWORD_CHECK};
@@ -109,61 +109,26 @@ impl std::fmt::Debug for Token {
     }
 }
 
-/// Creates the directory of a database when missing, private to the user.
-fn ensure_dir(dir: &std::path::Path) -> Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    if dir.is_dir() {
-        return Ok(());
-    }
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|_| Rv::FunctionFailed)
-}
-
 impl Token {
     /// Opens the token's databases (creating them when missing, with the
     /// empty password set, as Firefox does for a new profile).
     pub fn open(mut cfg: TokenConfig) -> Result<Token> {
-        let (cert, key): (Box<dyn Sdb>, Box<dyn Sdb>) = match cfg.format {
-            DbFormat::Dbm => {
-                let (cert, key) = legacy_dbm::store::open(
-                    &cfg.dir,
-                    &cfg.cert_prefix,
-                    &cfg.key_prefix,
-                    cfg.read_only,
-                )
-                .map_err(|_| Rv::FunctionFailed)?;
-                cfg.read_only |= key.is_read_only();
-                (Box::new(cert), Box::new(key))
-            }
-            DbFormat::Sql => {
-                if !cfg.read_only {
-                    ensure_dir(&cfg.dir)?;
-                }
-                let open = |read_only| {
-                    sdb::open(&sdb::OpenOptions {
-                        dir: cfg.dir.clone(),
-                        cert_prefix: cfg.cert_prefix.clone(),
-                        key_prefix: cfg.key_prefix.clone(),
-                        read_only,
-                    })
-                };
-                // Files this process may not write are opened read-only and
-                // the token says it is write-protected, as NSS does.
-                let opened = match open(cfg.read_only) {
-                    Err(sdb::Error::ReadOnly) if !cfg.read_only => {
-                        let opened = open(true);
-                        cfg.read_only = true;
-                        opened
-                    }
-                    other => other,
-                }
-                .map_err(|_| Rv::FunctionFailed)?;
-                (Box::new(opened.cert), Box::new(opened.key))
-            }
+        let open = |read_only| {
+            (cfg.backend.open)(&sdb::OpenOptions {
+                dir: cfg.dir.clone(),
+                cert_prefix: cfg.cert_prefix.clone(),
+                key_prefix: cfg.key_prefix.clone(),
+                read_only,
+            })
         };
+        // Files this process may not write are opened read-only and the
+        // token says it is write-protected, as NSS does.
+        let sdb::Databases { cert, key } = match open(cfg.read_only) {
+            Err(sdb::Error::ReadOnly) if !cfg.read_only => open(true),
+            other => other,
+        }
+        .map_err(|_| Rv::FunctionFailed)?;
+        cfg.read_only |= key.is_read_only();
         let token = Token {
             cfg,
             cert,

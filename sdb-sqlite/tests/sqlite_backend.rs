@@ -1,7 +1,8 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use sdb::{open, Error, OpenOptions, PasswordEntry, Sdb, SdbRead};
+use sdb::{Error, OpenOptions, PasswordEntry, Sdb, SdbRead};
+use sdb_sqlite::open;
 
 const CKA_CLASS: u64 = 0;
 const CKA_LABEL: u64 = 3;

@@ -12,9 +12,9 @@ use parking_lot::{Mutex, MutexGuard, RwLock};
 use rusqlite::types::ValueRef;
 use rusqlite::{params_from_iter, Connection, ErrorCode, OpenFlags, OptionalExtension};
 
-use crate::{
-    AttrType, Attribute, Error, FindCursor, Metadata, ObjectId, Result, Sdb, SdbRead, Transaction,
-    MAX_OBJECT_ID,
+use sdb::{
+    AttrType, Attribute, Backend, Databases, Error, FindCursor, Metadata, ObjectId, OpenOptions,
+    Result, Sdb, SdbRead, Transaction, MAX_OBJECT_ID,
 };
 
 /// Permissions of database files we create (NSS makes them 0600 too).
@@ -104,7 +104,10 @@ fn sql_err(e: rusqlite::Error) -> Error {
         // Files or a directory this process may not write.
         Error::ReadOnly
     } else {
-        Error::Sqlite(e)
+        Error::Backend {
+            backend: "sqlite",
+            message: e.to_string(),
+        }
     }
 }
 
@@ -115,21 +118,47 @@ struct Columns {
     types: HashSet<AttrType>,
 }
 
-/// Where the database files are and how to open them.
-#[derive(Clone, Debug)]
-pub struct OpenOptions {
-    pub dir: PathBuf,
-    pub cert_prefix: String,
-    pub key_prefix: String,
-    pub read_only: bool,
-}
-
 /// The two databases of one token.
 pub struct Opened {
     pub cert: SqlDb,
     pub key: SqlDb,
     /// Whether either database was created by this open (drives update).
     pub created: bool,
+}
+
+/// This backend, for a module's registry: `sql:` (and NSS's `extern:`).
+pub const BACKEND: Backend = Backend {
+    prefix: "sql",
+    aliases: &["extern"],
+    key_file: "key4.db",
+    open: open_databases,
+};
+
+fn open_databases(opts: &OpenOptions) -> Result<Databases> {
+    if !opts.read_only {
+        create_dir(&opts.dir)?;
+    }
+    let opened = open(opts)?;
+    Ok(Databases {
+        cert: Box::new(opened.cert),
+        key: Box::new(opened.key),
+    })
+}
+
+/// Creates the directory of a database when missing, private to the user.
+fn create_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if dir.is_dir() {
+        return Ok(());
+    }
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|source| Error::Io {
+            path: dir.display().to_string(),
+            source,
+        })
 }
 
 /// Opens (and for read-write, creates when missing) `cert9.db` and `key4.db`.
@@ -172,8 +201,8 @@ fn open_connection(path: &Path, read_only: bool) -> Result<Connection> {
         OpenFlags::SQLITE_OPEN_READ_WRITE
     } | OpenFlags::SQLITE_OPEN_NO_MUTEX
         | OpenFlags::SQLITE_OPEN_URI;
-    let conn = Connection::open_with_flags(path, flags)?;
-    conn.busy_timeout(BUSY_TIMEOUT)?;
+    let conn = Connection::open_with_flags(path, flags).map_err(sql_err)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(sql_err)?;
     Ok(conn)
 }
 
@@ -263,11 +292,13 @@ impl SqlDb {
         }
         let mut txn = self.begin_txn()?;
         let conn = txn.conn();
-        let exists: i64 = conn.query_row(
-            "SELECT count(*) FROM sqlite_master WHERE type='table' AND name=?1",
-            [self.table],
-            |r| r.get(0),
-        )?;
+        let exists: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type='table' AND name=?1",
+                [self.table],
+                |r| r.get(0),
+            )
+            .map_err(sql_err)?;
         if exists > 0 {
             // Another process created it meanwhile.
             return Ok(false);
@@ -275,12 +306,14 @@ impl SqlDb {
         conn.execute_batch(&format!(
             "CREATE TABLE {} (id PRIMARY KEY UNIQUE ON CONFLICT ABORT, {NSS_COLUMNS});",
             self.table
-        ))?;
+        ))
+        .map_err(sql_err)?;
         for (name, column) in NSS_INDEXES {
             conn.execute_batch(&format!(
                 "CREATE INDEX {name} ON {} ({column});",
                 self.table
-            ))?;
+            ))
+            .map_err(sql_err)?;
         }
         Box::new(txn).commit()?;
         Ok(true)
@@ -722,7 +755,11 @@ impl Transaction for SqlTransaction<'_> {
     fn destroy_object(&mut self, id: ObjectId) -> Result<()> {
         let sql = format!("DELETE FROM {} WHERE id=?1", self.db.table);
         let conn = self.conn();
-        let changed = conn.prepare_cached(&sql)?.execute([id]).map_err(sql_err)?;
+        let changed = conn
+            .prepare_cached(&sql)
+            .map_err(sql_err)?
+            .execute([id])
+            .map_err(sql_err)?;
         if changed == 0 {
             return Err(Error::NotFound(id));
         }
@@ -736,7 +773,8 @@ impl Transaction for SqlTransaction<'_> {
              (id PRIMARY KEY UNIQUE ON CONFLICT REPLACE, item1, item2)"
         ))
         .map_err(sql_err)?;
-        conn.prepare_cached("INSERT INTO metaData (id, item1, item2) VALUES (?1, ?2, ?3)")?
+        conn.prepare_cached("INSERT INTO metaData (id, item1, item2) VALUES (?1, ?2, ?3)")
+            .map_err(sql_err)?
             .execute(rusqlite::params![id, item1, item2])
             .map_err(sql_err)?;
         Ok(())
