@@ -14,7 +14,7 @@ use std::sync::Arc;
 use crate::cache::kept::KeptContexts;
 use crate::engine::secret::SecretVec;
 use crate::engine::{Direction, GcmContext, KeyWrap};
-use crate::mechanism::op::CipherOp;
+use crate::mechanism::op::{require_key, CipherOp, KeyTypes};
 use crate::mechanism::param::MechanismArg;
 use crate::object::attrs::Attrs;
 use crate::rv::{Result, Rv};
@@ -97,12 +97,7 @@ impl Drop for AesKey {
 
 /// The value of an AES key that allows `usage`.
 fn aes_key(key: &Attrs, usage: CK_ATTRIBUTE_TYPE) -> Result<AesKey> {
-    if key.ulong(CKA_CLASS) != Some(CKO_SECRET_KEY) || key.ulong(CKA_KEY_TYPE) != Some(CKK_AES) {
-        return Err(Rv::KeyTypeInconsistent);
-    }
-    if key.bool(usage) != Some(true) {
-        return Err(Rv::KeyFunctionNotPermitted);
-    }
+    require_key(key, CKO_SECRET_KEY, KeyTypes::One(CKK_AES), usage)?;
     let value = key.get(CKA_VALUE).ok_or(Rv::KeyTypeInconsistent)?;
     if ![16, 24, 32].contains(&value.len()) {
         return Err(Rv::KeySizeRange);

@@ -9,7 +9,7 @@ use aws_lc_rs::signature::{self, Ed25519KeyPair, KeyPair};
 use pkcs11_sys::*;
 use zeroize::Zeroizing;
 
-use crate::mechanism::op::{SignOp, VerifyOp};
+use crate::mechanism::op::{require_key, KeyTypes, SignOp, VerifyOp};
 use crate::mechanism::param::MechanismArg;
 use crate::mechanism::point::wrap_point;
 use crate::object::attrs::Attrs;
@@ -114,21 +114,6 @@ pub fn generate(
     ))
 }
 
-fn check_key(
-    key: &Attrs,
-    class: CK_OBJECT_CLASS,
-    key_type: CK_KEY_TYPE,
-    usage: CK_ATTRIBUTE_TYPE,
-) -> Result<()> {
-    if key.ulong(CKA_CLASS) != Some(class) || key.ulong(CKA_KEY_TYPE) != Some(key_type) {
-        return Err(Rv::KeyTypeInconsistent);
-    }
-    if key.bool(usage) != Some(true) {
-        return Err(Rv::KeyFunctionNotPermitted);
-    }
-    Ok(())
-}
-
 /// CK_EDDSA_PARAMS, if given, must ask for plain Ed25519: no pre-hash, no
 /// context (the Ed25519ph and Ed25519ctx variants are not offered).
 fn check_eddsa_params(arg: &MechanismArg) -> Result<()> {
@@ -187,7 +172,12 @@ impl VerifyOp for EddsaVerify {
 
 pub fn sign_op(arg: &MechanismArg, key: &Attrs) -> Result<Box<dyn SignOp>> {
     check_eddsa_params(arg)?;
-    check_key(key, CKO_PRIVATE_KEY, CKK_EC_EDWARDS, CKA_SIGN)?;
+    require_key(
+        key,
+        CKO_PRIVATE_KEY,
+        KeyTypes::One(CKK_EC_EDWARDS),
+        CKA_SIGN,
+    )?;
     let seed = key.get(CKA_VALUE).ok_or(Rv::KeyTypeInconsistent)?;
     let pair = Ed25519KeyPair::from_seed_unchecked(seed).map_err(|_| Rv::KeyTypeInconsistent)?;
     Ok(Box::new(EddsaSign {
@@ -198,7 +188,12 @@ pub fn sign_op(arg: &MechanismArg, key: &Attrs) -> Result<Box<dyn SignOp>> {
 
 pub fn verify_op(arg: &MechanismArg, key: &Attrs) -> Result<Box<dyn VerifyOp>> {
     check_eddsa_params(arg)?;
-    check_key(key, CKO_PUBLIC_KEY, CKK_EC_EDWARDS, CKA_VERIFY)?;
+    require_key(
+        key,
+        CKO_PUBLIC_KEY,
+        KeyTypes::One(CKK_EC_EDWARDS),
+        CKA_VERIFY,
+    )?;
     let public = unwrap_public(key.get(CKA_EC_POINT).ok_or(Rv::KeyTypeInconsistent)?)?.to_vec();
     Ok(Box::new(EddsaVerify {
         public,
@@ -209,7 +204,12 @@ pub fn verify_op(arg: &MechanismArg, key: &Attrs) -> Result<Box<dyn VerifyOp>> {
 /// The X25519 shared secret of a Montgomery private key and a peer's
 /// public key (CKM_ECDH1_DERIVE's raw secret).
 pub fn x25519_secret(base: &Attrs, peer: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
-    check_key(base, CKO_PRIVATE_KEY, CKK_EC_MONTGOMERY, CKA_DERIVE)?;
+    require_key(
+        base,
+        CKO_PRIVATE_KEY,
+        KeyTypes::One(CKK_EC_MONTGOMERY),
+        CKA_DERIVE,
+    )?;
     let scalar = base.get(CKA_VALUE).ok_or(Rv::KeyTypeInconsistent)?;
     let private = agreement::PrivateKey::from_private_key(&agreement::X25519, scalar)
         .map_err(|_| Rv::KeyTypeInconsistent)?;

@@ -12,7 +12,7 @@ use pkcs11_sys::*;
 use crate::engine::{Curve, EcKey, Hash};
 use crate::mechanism::digest::DigestOp;
 use crate::mechanism::hash;
-use crate::mechanism::op::{MessageInput, SignOp, VerifyOp};
+use crate::mechanism::op::{require_key, KeyTypes, MessageInput, SignOp, VerifyOp};
 use crate::mechanism::point::{unwrap_point, wrap_point};
 use crate::nss::CKA_NSS_DB;
 use crate::object::attrs::Attrs;
@@ -84,12 +84,7 @@ pub fn generate(
 
 /// The curve of an EC key object of this class that allows `usage`.
 fn checked_curve(key: &Attrs, class: CK_OBJECT_CLASS, usage: CK_ATTRIBUTE_TYPE) -> Result<Curve> {
-    if key.ulong(CKA_CLASS) != Some(class) || key.ulong(CKA_KEY_TYPE) != Some(CKK_EC) {
-        return Err(Rv::KeyTypeInconsistent);
-    }
-    if key.bool(usage) != Some(true) {
-        return Err(Rv::KeyFunctionNotPermitted);
-    }
+    require_key(key, class, KeyTypes::One(CKK_EC), usage)?;
     curve_of(key.get(CKA_EC_PARAMS).ok_or(Rv::KeyTypeInconsistent)?)
 }
 

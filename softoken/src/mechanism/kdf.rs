@@ -10,6 +10,7 @@ use zeroize::Zeroizing;
 
 use crate::mechanism::hash;
 use crate::mechanism::mac::{self, MacAlg};
+use crate::mechanism::op::{require_key, KeyTypes};
 use crate::mechanism::param::{DataParam, HkdfSalt, KdfParams, MechanismArg};
 use crate::object::attrs::Attrs;
 use crate::object::{Generated, Origin};
@@ -38,12 +39,7 @@ fn wanted_len(template: &Attrs, default: Option<usize>) -> Result<usize> {
 
 /// The secret value of a base key allowed to derive.
 fn base_value(base: &Attrs) -> Result<&[u8]> {
-    if base.ulong(CKA_CLASS) != Some(CKO_SECRET_KEY) {
-        return Err(Rv::KeyTypeInconsistent);
-    }
-    if base.bool(CKA_DERIVE) != Some(true) {
-        return Err(Rv::KeyFunctionNotPermitted);
-    }
+    require_key(base, CKO_SECRET_KEY, KeyTypes::Any, CKA_DERIVE)?;
     base.get(CKA_VALUE).ok_or(Rv::KeyTypeInconsistent)
 }
 

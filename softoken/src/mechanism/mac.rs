@@ -5,7 +5,7 @@ use pkcs11_sys::*;
 
 use crate::cache::kept::KeptContexts;
 use crate::engine::{Cmac, Hash, Hmac, HmacKey};
-use crate::mechanism::op::{SignOp, VerifyOp};
+use crate::mechanism::op::{require_key, KeyTypes, SignOp, VerifyOp};
 use crate::mechanism::param::MechanismArg;
 use crate::object::attrs::Attrs;
 use crate::rv::{Result, Rv};
@@ -108,17 +108,13 @@ impl VerifyOp for MacOp {
 
 /// The secret value of a key usable with a MAC mechanism.
 fn mac_key(key: &Attrs, usage: CK_ATTRIBUTE_TYPE, key_type: CK_KEY_TYPE) -> Result<&[u8]> {
-    if key.ulong(CKA_CLASS) != Some(CKO_SECRET_KEY) {
-        return Err(Rv::KeyTypeInconsistent);
-    }
-    let kt = key.ulong(CKA_KEY_TYPE).ok_or(Rv::KeyTypeInconsistent)?;
     // HMACs take generic secrets too; CMAC takes AES keys only.
-    if kt != key_type && (kt != CKK_GENERIC_SECRET || key_type == CKK_AES) {
-        return Err(Rv::KeyTypeInconsistent);
-    }
-    if key.bool(usage) != Some(true) {
-        return Err(Rv::KeyFunctionNotPermitted);
-    }
+    let types = if key_type == CKK_AES {
+        KeyTypes::One(CKK_AES)
+    } else {
+        KeyTypes::OneOrGenericSecret(key_type)
+    };
+    require_key(key, CKO_SECRET_KEY, types, usage)?;
     let value = key.get(CKA_VALUE).ok_or(Rv::KeyTypeInconsistent)?;
     if value.is_empty() || value.len() as CK_ULONG > MAX_SECRET_LEN {
         return Err(Rv::KeySizeRange);

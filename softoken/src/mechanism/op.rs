@@ -5,6 +5,7 @@ use pkcs11_sys::*;
 
 use crate::engine::{Direction, Hash};
 use crate::mechanism::digest::DigestOp;
+use crate::object::attrs::Attrs;
 use crate::rv::{Result, Rv};
 
 /// Raw signature input beyond this is refused (it is meant to be a hash,
@@ -128,4 +129,44 @@ impl CipherUse {
 pub enum SignatureUse {
     Sign,
     Verify,
+}
+
+/// The key types a mechanism takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyTypes {
+    One(CK_KEY_TYPE),
+    /// Its own type or a generic secret (the HMACs).
+    OneOrGenericSecret(CK_KEY_TYPE),
+    /// Any type of the class (a KDF's base key).
+    Any,
+}
+
+/// The check every operation makes of its key, in the specification's
+/// order of errors: a key of another class or type is
+/// CKR_KEY_TYPE_INCONSISTENT; one whose usage attribute (CKA_SIGN,
+/// CKA_DECRYPT...) is not TRUE is CKR_KEY_FUNCTION_NOT_PERMITTED.
+pub fn require_key(
+    key: &Attrs,
+    class: CK_OBJECT_CLASS,
+    types: KeyTypes,
+    usage: CK_ATTRIBUTE_TYPE,
+) -> Result<()> {
+    if key.ulong(CKA_CLASS) != Some(class) {
+        return Err(Rv::KeyTypeInconsistent);
+    }
+    let key_type = key.ulong(CKA_KEY_TYPE);
+    let type_fits = match types {
+        KeyTypes::One(t) => key_type == Some(t),
+        KeyTypes::OneOrGenericSecret(t) => {
+            key_type == Some(t) || key_type == Some(CKK_GENERIC_SECRET)
+        }
+        KeyTypes::Any => true,
+    };
+    if !type_fits {
+        return Err(Rv::KeyTypeInconsistent);
+    }
+    if key.bool(usage) != Some(true) {
+        return Err(Rv::KeyFunctionNotPermitted);
+    }
+    Ok(())
 }

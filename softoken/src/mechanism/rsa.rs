@@ -9,7 +9,9 @@ use pkcs11_sys::*;
 use crate::engine::secret::SecretVec;
 use crate::engine::{Direction, Hash, RawPadding, RsaKey, RsaPadding, RsaParts};
 use crate::mechanism::hash::{self, HashRow};
-use crate::mechanism::op::{CipherOp, MessageInput, SignOp, SignatureUse, VerifyOp};
+use crate::mechanism::op::{
+    require_key, CipherOp, KeyTypes, MessageInput, SignOp, SignatureUse, VerifyOp,
+};
 use crate::mechanism::param::MechanismArg;
 use crate::nss::CKA_NSS_DB;
 use crate::object::attrs::Attrs;
@@ -87,16 +89,6 @@ pub fn generate(
         public_made.values.remove(CKA_PUBLIC_EXPONENT);
     }
     Ok((public_made, made(CKO_PRIVATE_KEY, private)))
-}
-
-fn check_key(key: &Attrs, class: CK_OBJECT_CLASS, usage: CK_ATTRIBUTE_TYPE) -> Result<()> {
-    if key.ulong(CKA_CLASS) != Some(class) || key.ulong(CKA_KEY_TYPE) != Some(CKK_RSA) {
-        return Err(Rv::KeyTypeInconsistent);
-    }
-    if key.bool(usage) != Some(true) {
-        return Err(Rv::KeyFunctionNotPermitted);
-    }
-    Ok(())
 }
 
 fn private_key(key: &Attrs) -> Result<Arc<RsaKey>> {
@@ -238,7 +230,7 @@ impl VerifyOp for RsaOp {
 
 pub fn sign_op(scheme: Scheme, arg: &MechanismArg, key: &Attrs) -> Result<Box<dyn SignOp>> {
     let (resolved, hash) = resolve(scheme, arg)?;
-    check_key(key, CKO_PRIVATE_KEY, CKA_SIGN)?;
+    require_key(key, CKO_PRIVATE_KEY, KeyTypes::One(CKK_RSA), CKA_SIGN)?;
     Ok(Box::new(RsaOp {
         key: private_key(key)?,
         scheme: resolved,
@@ -248,7 +240,7 @@ pub fn sign_op(scheme: Scheme, arg: &MechanismArg, key: &Attrs) -> Result<Box<dy
 
 pub fn verify_op(scheme: Scheme, arg: &MechanismArg, key: &Attrs) -> Result<Box<dyn VerifyOp>> {
     let (resolved, hash) = resolve(scheme, arg)?;
-    check_key(key, CKO_PUBLIC_KEY, CKA_VERIFY)?;
+    require_key(key, CKO_PUBLIC_KEY, KeyTypes::One(CKK_RSA), CKA_VERIFY)?;
     Ok(Box::new(RsaOp {
         key: public_key(key)?,
         scheme: resolved,
@@ -272,11 +264,21 @@ impl RecoverOp {
         };
         let key = match side {
             SignatureUse::Sign => {
-                check_key(key, CKO_PRIVATE_KEY, CKA_SIGN_RECOVER)?;
+                require_key(
+                    key,
+                    CKO_PRIVATE_KEY,
+                    KeyTypes::One(CKK_RSA),
+                    CKA_SIGN_RECOVER,
+                )?;
                 private_key(key)?
             }
             SignatureUse::Verify => {
-                check_key(key, CKO_PUBLIC_KEY, CKA_VERIFY_RECOVER)?;
+                require_key(
+                    key,
+                    CKO_PUBLIC_KEY,
+                    KeyTypes::One(CKK_RSA),
+                    CKA_VERIFY_RECOVER,
+                )?;
                 public_key(key)?
             }
         };
@@ -371,11 +373,11 @@ pub fn cipher_op(
     };
     let rsa = match direction {
         Direction::Encrypt => {
-            check_key(key, CKO_PUBLIC_KEY, usage)?;
+            require_key(key, CKO_PUBLIC_KEY, KeyTypes::One(CKK_RSA), usage)?;
             public_key(key)?
         }
         Direction::Decrypt => {
-            check_key(key, CKO_PRIVATE_KEY, usage)?;
+            require_key(key, CKO_PRIVATE_KEY, KeyTypes::One(CKK_RSA), usage)?;
             private_key(key)?
         }
     };
