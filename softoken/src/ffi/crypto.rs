@@ -2,9 +2,8 @@
 
 use pkcs11_sys::*;
 
-use super::util::{
-    bytes, copy_out, deliver_output, items_mut, mechanism, out, template, with_module,
-};
+use super::ptr::{Answered, OutBuf};
+use super::util::{bytes, mechanism, out, template, with_module};
 use crate::mechanism::op::{CipherOp, CipherUse, SignOp};
 use crate::mechanism::{self, param::MechanismArg};
 use crate::module::Module;
@@ -14,10 +13,10 @@ use crate::session::{operation_key, start_with_key, Active, Session};
 /// Starts an operation: checks the session, reads the mechanism (which must
 /// offer `function`), fetches the key and lets the mechanism build the
 /// operation, which `slot` of the session then holds.
-unsafe fn start<T: ?Sized>(
+fn start<T: ?Sized>(
     m: &Module,
     hSession: CK_SESSION_HANDLE,
-    pMechanism: CK_MECHANISM_PTR,
+    arg: Result<MechanismArg>,
     hKey: CK_OBJECT_HANDLE,
     function: CK_FLAGS,
     slot: fn(&mut Session) -> &mut Option<Active<T>>,
@@ -28,8 +27,7 @@ unsafe fn start<T: ?Sized>(
     ) -> Result<Box<T>>,
 ) -> Result<()> {
     let (session, token) = m.session(hSession)?;
-    // SAFETY: forwarded from the caller.
-    let arg = unsafe { mechanism(pMechanism)? };
+    let arg = arg?;
     let found = mechanism::find(arg.ty)?;
     if found.flags & function == 0 {
         return Err(Rv::MechanismInvalid);
@@ -47,20 +45,19 @@ unsafe fn start<T: ?Sized>(
 
 /// Delivers a signature by the length-query protocol. Returns whether the
 /// operation goes on (a length query, or a buffer too small).
-pub(super) unsafe fn deliver(
+pub(super) fn deliver(
     op: &mut dyn SignOp,
     data: Option<&[u8]>,
-    p: *mut u8,
-    len: CK_ULONG_PTR,
+    signature: Result<OutBuf<'_>>,
 ) -> (Result<()>, bool) {
-    // SAFETY: forwarded from the caller.
-    unsafe {
-        deliver_output(op.output_len(), p, len, || {
+    match signature {
+        Ok(signature) => signature.deliver_with(op.output_len(), || {
             if let Some(data) = data {
                 op.update(data)?;
             }
             op.sign()
-        })
+        }),
+        Err(e) => (Err(e), false),
     }
 }
 
@@ -70,12 +67,13 @@ pub unsafe extern "C" fn C_SignInit(
     pMechanism: CK_MECHANISM_PTR,
     hKey: CK_OBJECT_HANDLE,
 ) -> CK_RV {
-    // SAFETY: forwarded from the caller.
-    with_module(|m| unsafe {
+    // SAFETY: the caller's mechanism, read and copied here.
+    let arg = unsafe { mechanism(pMechanism) };
+    with_module(|m| {
         start(
             m,
             hSession,
-            pMechanism,
+            arg,
             hKey,
             CKF_SIGN,
             |s: &mut Session| &mut s.sign,
@@ -92,6 +90,14 @@ pub unsafe extern "C" fn C_Sign(
     pSignature: CK_BYTE_PTR,
     pulSignatureLen: CK_ULONG_PTR,
 ) -> CK_RV {
+    // SAFETY: the caller's data and signature buffer, of the lengths it
+    // gives.
+    let (data, signature) = unsafe {
+        (
+            bytes(pData, ulDataLen),
+            OutBuf::new(pSignature, pulSignatureLen),
+        )
+    };
     with_module(|m| {
         let (session, _) = m.session(hSession)?;
         let mut s = session.lock();
@@ -99,12 +105,8 @@ pub unsafe extern "C" fn C_Sign(
         if active.multi_part {
             return Err(Rv::OperationActive);
         }
-        // SAFETY: caller's pointers and lengths.
-        let (result, keep) = match unsafe { bytes(pData, ulDataLen) } {
-            // SAFETY: the caller's signature buffer and length.
-            Ok(data) => unsafe {
-                deliver(&mut *active.op, Some(data), pSignature, pulSignatureLen)
-            },
+        let (result, keep) = match data {
+            Ok(data) => deliver(&mut *active.op, Some(data), signature),
             Err(e) => (Err(e), false),
         };
         if !keep {
@@ -120,14 +122,15 @@ pub unsafe extern "C" fn C_SignUpdate(
     pPart: CK_BYTE_PTR,
     ulPartLen: CK_ULONG,
 ) -> CK_RV {
+    // SAFETY: the caller's part, of the length it gives.
+    let part = unsafe { bytes(pPart, ulPartLen) };
     with_module(|m| {
         let (session, _) = m.session(hSession)?;
         let mut s = session.lock();
         let active = s.sign.as_mut().ok_or(Rv::OperationNotInitialized)?;
-        // SAFETY: caller's pointer and length.
         let result = active
             .begin_parts()
-            .and_then(|()| unsafe { bytes(pPart, ulPartLen) })
+            .and(part)
             .and_then(|part| active.op.update(part));
         if result.is_err() {
             s.sign = None;
@@ -142,12 +145,13 @@ pub unsafe extern "C" fn C_SignFinal(
     pSignature: CK_BYTE_PTR,
     pulSignatureLen: CK_ULONG_PTR,
 ) -> CK_RV {
+    // SAFETY: the caller's signature buffer and length.
+    let signature = unsafe { OutBuf::new(pSignature, pulSignatureLen) };
     with_module(|m| {
         let (session, _) = m.session(hSession)?;
         let mut s = session.lock();
         let active = s.sign.as_mut().ok_or(Rv::OperationNotInitialized)?;
-        // SAFETY: caller's pointers.
-        let (result, keep) = unsafe { deliver(&mut *active.op, None, pSignature, pulSignatureLen) };
+        let (result, keep) = deliver(&mut *active.op, None, signature);
         if !keep {
             s.sign = None;
         }
@@ -161,12 +165,13 @@ pub unsafe extern "C" fn C_VerifyInit(
     pMechanism: CK_MECHANISM_PTR,
     hKey: CK_OBJECT_HANDLE,
 ) -> CK_RV {
-    // SAFETY: forwarded from the caller.
-    with_module(|m| unsafe {
+    // SAFETY: the caller's mechanism, read and copied here.
+    let arg = unsafe { mechanism(pMechanism) };
+    with_module(|m| {
         start(
             m,
             hSession,
-            pMechanism,
+            arg,
             hKey,
             CKF_VERIFY,
             |s: &mut Session| &mut s.verify,
@@ -183,6 +188,8 @@ pub unsafe extern "C" fn C_Verify(
     pSignature: CK_BYTE_PTR,
     ulSignatureLen: CK_ULONG,
 ) -> CK_RV {
+    // SAFETY: the caller's data and signature, of the lengths it gives.
+    let (data, sig) = unsafe { (bytes(pData, ulDataLen), bytes(pSignature, ulSignatureLen)) };
     with_module(|m| {
         let (session, _) = m.session(hSession)?;
         let mut s = session.lock();
@@ -191,10 +198,8 @@ pub unsafe extern "C" fn C_Verify(
             s.verify = Some(active);
             return Err(Rv::OperationActive);
         }
-        // SAFETY: caller's pointers and lengths.
-        let (data, sig) = unsafe { (bytes(pData, ulDataLen)?, bytes(pSignature, ulSignatureLen)?) };
-        active.op.update(data)?;
-        active.op.verify(sig)
+        active.op.update(data?)?;
+        active.op.verify(sig?)
     })
 }
 
@@ -204,14 +209,15 @@ pub unsafe extern "C" fn C_VerifyUpdate(
     pPart: CK_BYTE_PTR,
     ulPartLen: CK_ULONG,
 ) -> CK_RV {
+    // SAFETY: the caller's part, of the length it gives.
+    let part = unsafe { bytes(pPart, ulPartLen) };
     with_module(|m| {
         let (session, _) = m.session(hSession)?;
         let mut s = session.lock();
         let active = s.verify.as_mut().ok_or(Rv::OperationNotInitialized)?;
-        // SAFETY: caller's pointer and length.
         let result = active
             .begin_parts()
-            .and_then(|()| unsafe { bytes(pPart, ulPartLen) })
+            .and(part)
             .and_then(|part| active.op.update(part));
         if result.is_err() {
             s.verify = None;
@@ -226,6 +232,8 @@ pub unsafe extern "C" fn C_VerifyFinal(
     pSignature: CK_BYTE_PTR,
     ulSignatureLen: CK_ULONG,
 ) -> CK_RV {
+    // SAFETY: the caller's signature, of the length it gives.
+    let sig = unsafe { bytes(pSignature, ulSignatureLen) };
     with_module(|m| {
         let (session, _) = m.session(hSession)?;
         let mut active = session
@@ -233,9 +241,7 @@ pub unsafe extern "C" fn C_VerifyFinal(
             .verify
             .take()
             .ok_or(Rv::OperationNotInitialized)?;
-        // SAFETY: caller's pointer and length.
-        let sig = unsafe { bytes(pSignature, ulSignatureLen)? };
-        active.op.verify(sig)
+        active.op.verify(sig?)
     })
 }
 
@@ -298,23 +304,22 @@ pub unsafe extern "C" fn C_GenerateKeyPair(
 /// Delivers cipher output by the length-query protocol: `input` is more
 /// data (if any), `finishing` ends the operation. Returns whether the
 /// operation goes on.
-unsafe fn deliver_cipher(
+fn deliver_cipher(
     op: &mut dyn CipherOp,
     input: &[u8],
     finishing: bool,
-    p: *mut u8,
-    len: CK_ULONG_PTR,
+    output: Result<OutBuf<'_>>,
 ) -> (Result<()>, bool) {
     let need = op.output_len(input.len(), finishing);
-    // SAFETY: forwarded from the caller.
-    let (result, waiting) = unsafe {
-        deliver_output(need, p, len, || {
-            let mut output = op.update(input)?;
+    let (result, waiting) = match output {
+        Ok(output) => output.deliver_with(need, || {
+            let mut out = op.update(input)?;
             if finishing {
-                output.extend_from_slice(&op.finish()?);
+                out.extend_from_slice(&op.finish()?);
             }
-            Ok(output)
-        })
+            Ok(out)
+        }),
+        Err(e) => (Err(e), false),
     };
     // An update that went through leaves the operation open for more.
     let goes_on = waiting || (result.is_ok() && !finishing);
@@ -324,51 +329,29 @@ unsafe fn deliver_cipher(
 /// A single-part operation straight into the caller's buffer, when the
 /// buffer is there and large enough and the mechanism can (None otherwise:
 /// the general path answers length queries and short buffers).
-///
-/// # Safety
-/// `p` is null or valid for writes of `*len` bytes; `len` is valid.
-unsafe fn single_into(
-    op: &mut dyn CipherOp,
-    input: &[u8],
-    p: *mut u8,
-    len: CK_ULONG_PTR,
-) -> Option<Result<()>> {
-    // SAFETY: the caller's length location, checked; a bad one is left to
-    // the copying path, which reports it.
-    let len = unsafe { out(len) }.ok()?;
-    let need = op.output_len(input.len(), true);
-    if p.is_null() || (*len as usize) < need {
-        return None;
-    }
+fn single_into(op: &mut dyn CipherOp, input: &[u8], output: &mut OutBuf<'_>) -> Option<Result<()>> {
     // A caller may encrypt in place; the copying path serves that case.
-    let (in_start, in_end) = (
-        input.as_ptr() as usize,
-        input.as_ptr() as usize + input.len(),
-    );
-    let (out_start, out_end) = (p as usize, p as usize + need);
-    if in_start < out_end && out_start < in_end {
+    if output.overlaps(input) {
         return None;
     }
-    // SAFETY: the caller gives `*len` writable bytes at `p`, at least `need`;
-    // a pointer that cannot be is left to the copying path, which reports it.
-    let output = unsafe { items_mut(p, need) }.ok()?;
-    Some(op.single_into(input, output)?.map(|written| {
-        *len = written as CK_ULONG;
-    }))
+    let need = op.output_len(input.len(), true);
+    let room = output.room(need)?;
+    Some(
+        op.single_into(input, room)?
+            .map(|written| output.set_len(written)),
+    )
 }
 
 /// The encryption or decryption slot of a session.
 pub(super) type CipherSlot = fn(&mut Session) -> &mut Option<Active<dyn CipherOp>>;
 
 /// C_Encrypt / C_Decrypt: single-part.
-unsafe fn cipher_single(
+fn cipher_single(
     m: &Module,
     hSession: CK_SESSION_HANDLE,
     slot: CipherSlot,
-    input: CK_BYTE_PTR,
-    input_len: CK_ULONG,
-    output: CK_BYTE_PTR,
-    output_len: CK_ULONG_PTR,
+    input: Result<&[u8]>,
+    output: Result<OutBuf<'_>>,
 ) -> Result<()> {
     let (session, _) = m.session(hSession)?;
     let mut s = session.lock();
@@ -376,15 +359,12 @@ unsafe fn cipher_single(
     if active.multi_part {
         return Err(Rv::OperationActive);
     }
-    // SAFETY: caller's pointers and lengths.
-    let (result, keep) = match unsafe { bytes(input, input_len) } {
-        // SAFETY: the caller's output buffer and length.
-        Ok(data) => match unsafe { single_into(&mut *active.op, data, output, output_len) } {
+    let (result, keep) = match (input, output) {
+        (Ok(data), Ok(mut output)) => match single_into(&mut *active.op, data, &mut output) {
             Some(done) => (done, false),
-            // SAFETY: as above.
-            None => unsafe { deliver_cipher(&mut *active.op, data, true, output, output_len) },
+            None => deliver_cipher(&mut *active.op, data, true, Ok(output)),
         },
-        Err(e) => (Err(e), false),
+        (Err(e), _) | (_, Err(e)) => (Err(e), false),
     };
     if !keep {
         *slot(&mut s) = None;
@@ -394,24 +374,20 @@ unsafe fn cipher_single(
 
 /// C_EncryptUpdate / C_DecryptUpdate (with input) and C_EncryptFinal /
 /// C_DecryptFinal (without).
-unsafe fn cipher_part(
+fn cipher_part(
     m: &Module,
     hSession: CK_SESSION_HANDLE,
     slot: CipherSlot,
-    input: Option<(CK_BYTE_PTR, CK_ULONG)>,
-    output: CK_BYTE_PTR,
-    output_len: CK_ULONG_PTR,
+    input: Option<Result<&[u8]>>,
+    output: Result<OutBuf<'_>>,
 ) -> Result<()> {
     let (session, _) = m.session(hSession)?;
     let mut s = session.lock();
     match input {
-        // SAFETY: forwarded from the caller.
-        Some((p, n)) => unsafe { cipher_step(&mut s, slot, p, n, output, output_len) }.map(|_| ()),
+        Some(part) => cipher_step(&mut s, slot, part, output).map(|_| ()),
         None => {
             let active = slot(&mut s).as_mut().ok_or(Rv::OperationNotInitialized)?;
-            // SAFETY: caller's pointers.
-            let (result, keep) =
-                unsafe { deliver_cipher(&mut *active.op, &[], true, output, output_len) };
+            let (result, keep) = deliver_cipher(&mut *active.op, &[], true, output);
             if !keep {
                 *slot(&mut s) = None;
             }
@@ -422,31 +398,22 @@ unsafe fn cipher_part(
 
 /// One part through the session's cipher in `slot`, by the length-query
 /// protocol. Returns whether the part went through (not a length query).
-///
-/// # Safety
-/// The pointers are the caller's, valid for their lengths.
-pub(super) unsafe fn cipher_step(
+pub(super) fn cipher_step(
     s: &mut Session,
     slot: CipherSlot,
-    input: CK_BYTE_PTR,
-    input_len: CK_ULONG,
-    output: CK_BYTE_PTR,
-    output_len: CK_ULONG_PTR,
+    input: Result<&[u8]>,
+    output: Result<OutBuf<'_>>,
 ) -> Result<bool> {
     let active = slot(s).as_mut().ok_or(Rv::OperationNotInitialized)?;
-    // SAFETY: caller's pointers and lengths.
-    let (result, keep) = match active
-        .begin_parts()
-        .and_then(|()| unsafe { bytes(input, input_len) })
-    {
-        // SAFETY: the caller's output buffer and length.
-        Ok(data) => unsafe { deliver_cipher(&mut *active.op, data, false, output, output_len) },
+    let query = output.as_ref().is_ok_and(|o| o.is_query());
+    let (result, keep) = match active.begin_parts().and(input) {
+        Ok(data) => deliver_cipher(&mut *active.op, data, false, output),
         Err(e) => (Err(e), false),
     };
     if !keep {
         *slot(s) = None;
     }
-    result.map(|()| !output.is_null())
+    result.map(|()| !query)
 }
 
 pub(super) fn encrypt_slot(s: &mut Session) -> &mut Option<Active<dyn CipherOp>> {
@@ -463,12 +430,13 @@ pub unsafe extern "C" fn C_EncryptInit(
     pMechanism: CK_MECHANISM_PTR,
     hKey: CK_OBJECT_HANDLE,
 ) -> CK_RV {
-    // SAFETY: forwarded from the caller.
-    with_module(|m| unsafe {
+    // SAFETY: the caller's mechanism, read and copied here.
+    let arg = unsafe { mechanism(pMechanism) };
+    with_module(|m| {
         start(
             m,
             hSession,
-            pMechanism,
+            arg,
             hKey,
             CKF_ENCRYPT,
             encrypt_slot,
@@ -485,18 +453,14 @@ pub unsafe extern "C" fn C_Encrypt(
     pEncryptedData: CK_BYTE_PTR,
     pulEncryptedDataLen: CK_ULONG_PTR,
 ) -> CK_RV {
-    // SAFETY: forwarded from the caller.
-    with_module(|m| unsafe {
-        cipher_single(
-            m,
-            hSession,
-            encrypt_slot,
-            pData,
-            ulDataLen,
-            pEncryptedData,
-            pulEncryptedDataLen,
+    // SAFETY: the caller's input and output buffer, of the lengths it gives.
+    let (input, output) = unsafe {
+        (
+            bytes(pData, ulDataLen),
+            OutBuf::new(pEncryptedData, pulEncryptedDataLen),
         )
-    })
+    };
+    with_module(|m| cipher_single(m, hSession, encrypt_slot, input, output))
 }
 
 #[no_mangle]
@@ -507,17 +471,14 @@ pub unsafe extern "C" fn C_EncryptUpdate(
     pEncryptedPart: CK_BYTE_PTR,
     pulEncryptedPartLen: CK_ULONG_PTR,
 ) -> CK_RV {
-    // SAFETY: forwarded from the caller.
-    with_module(|m| unsafe {
-        cipher_part(
-            m,
-            hSession,
-            encrypt_slot,
-            Some((pPart, ulPartLen)),
-            pEncryptedPart,
-            pulEncryptedPartLen,
+    // SAFETY: the caller's part and output buffer, of the lengths it gives.
+    let (part, output) = unsafe {
+        (
+            bytes(pPart, ulPartLen),
+            OutBuf::new(pEncryptedPart, pulEncryptedPartLen),
         )
-    })
+    };
+    with_module(|m| cipher_part(m, hSession, encrypt_slot, Some(part), output))
 }
 
 #[no_mangle]
@@ -526,17 +487,9 @@ pub unsafe extern "C" fn C_EncryptFinal(
     pLastEncryptedPart: CK_BYTE_PTR,
     pulLastEncryptedPartLen: CK_ULONG_PTR,
 ) -> CK_RV {
-    // SAFETY: forwarded from the caller.
-    with_module(|m| unsafe {
-        cipher_part(
-            m,
-            hSession,
-            encrypt_slot,
-            None,
-            pLastEncryptedPart,
-            pulLastEncryptedPartLen,
-        )
-    })
+    // SAFETY: the caller's output buffer and length.
+    let output = unsafe { OutBuf::new(pLastEncryptedPart, pulLastEncryptedPartLen) };
+    with_module(|m| cipher_part(m, hSession, encrypt_slot, None, output))
 }
 
 #[no_mangle]
@@ -545,12 +498,13 @@ pub unsafe extern "C" fn C_DecryptInit(
     pMechanism: CK_MECHANISM_PTR,
     hKey: CK_OBJECT_HANDLE,
 ) -> CK_RV {
-    // SAFETY: forwarded from the caller.
-    with_module(|m| unsafe {
+    // SAFETY: the caller's mechanism, read and copied here.
+    let arg = unsafe { mechanism(pMechanism) };
+    with_module(|m| {
         start(
             m,
             hSession,
-            pMechanism,
+            arg,
             hKey,
             CKF_DECRYPT,
             decrypt_slot,
@@ -567,18 +521,14 @@ pub unsafe extern "C" fn C_Decrypt(
     pData: CK_BYTE_PTR,
     pulDataLen: CK_ULONG_PTR,
 ) -> CK_RV {
-    // SAFETY: forwarded from the caller.
-    with_module(|m| unsafe {
-        cipher_single(
-            m,
-            hSession,
-            decrypt_slot,
-            pEncryptedData,
-            ulEncryptedDataLen,
-            pData,
-            pulDataLen,
+    // SAFETY: the caller's input and output buffer, of the lengths it gives.
+    let (input, output) = unsafe {
+        (
+            bytes(pEncryptedData, ulEncryptedDataLen),
+            OutBuf::new(pData, pulDataLen),
         )
-    })
+    };
+    with_module(|m| cipher_single(m, hSession, decrypt_slot, input, output))
 }
 
 #[no_mangle]
@@ -589,17 +539,14 @@ pub unsafe extern "C" fn C_DecryptUpdate(
     pPart: CK_BYTE_PTR,
     pulPartLen: CK_ULONG_PTR,
 ) -> CK_RV {
-    // SAFETY: forwarded from the caller.
-    with_module(|m| unsafe {
-        cipher_part(
-            m,
-            hSession,
-            decrypt_slot,
-            Some((pEncryptedPart, ulEncryptedPartLen)),
-            pPart,
-            pulPartLen,
+    // SAFETY: the caller's part and output buffer, of the lengths it gives.
+    let (part, output) = unsafe {
+        (
+            bytes(pEncryptedPart, ulEncryptedPartLen),
+            OutBuf::new(pPart, pulPartLen),
         )
-    })
+    };
+    with_module(|m| cipher_part(m, hSession, decrypt_slot, Some(part), output))
 }
 
 #[no_mangle]
@@ -608,10 +555,9 @@ pub unsafe extern "C" fn C_DecryptFinal(
     pLastPart: CK_BYTE_PTR,
     pulLastPartLen: CK_ULONG_PTR,
 ) -> CK_RV {
-    // SAFETY: forwarded from the caller.
-    with_module(|m| unsafe {
-        cipher_part(m, hSession, decrypt_slot, None, pLastPart, pulLastPartLen)
-    })
+    // SAFETY: the caller's output buffer and length.
+    let output = unsafe { OutBuf::new(pLastPart, pulLastPartLen) };
+    with_module(|m| cipher_part(m, hSession, decrypt_slot, None, output))
 }
 
 #[no_mangle]
@@ -684,8 +630,13 @@ pub unsafe extern "C" fn C_WrapKey(
 ) -> CK_RV {
     with_module(|m| {
         let (session, token) = m.session(hSession)?;
-        // SAFETY: caller's pointers.
-        let (arg, len) = unsafe { (mechanism(pMechanism)?, out(pulWrappedKeyLen)?) };
+        // SAFETY: the caller's mechanism, and its buffer and length.
+        let (arg, mut wrapped) = unsafe {
+            (
+                mechanism(pMechanism)?,
+                OutBuf::new(pWrappedKey, pulWrappedKeyLen)?,
+            )
+        };
         if mechanism::find(arg.ty)?.flags & CKF_WRAP == 0 {
             return Err(Rv::MechanismInvalid);
         }
@@ -702,18 +653,11 @@ pub unsafe extern "C" fn C_WrapKey(
         let plaintext = crate::mechanism::pkcs8::key_bytes(&key)?;
         let mut op =
             mechanism::cipher_op(&arg, &wrapping, CipherUse::Wrap, &mut Default::default())?;
-        let need = op.output_len(plaintext.len(), true) as CK_ULONG;
-        if pWrappedKey.is_null() {
-            *len = need;
-            return Ok(());
+        let need = op.output_len(plaintext.len(), true);
+        if let Err(Answered(answer)) = wrapped.reserve(need) {
+            return answer;
         }
-        if *len < need {
-            *len = need;
-            return Err(Rv::BufferTooSmall);
-        }
-        let wrapped = run_cipher(&mut *op, &plaintext)?;
-        // SAFETY: the caller's buffer holds *len >= need bytes.
-        unsafe { copy_out(&wrapped, pWrappedKey, pulWrappedKeyLen) }
+        wrapped.deliver(&run_cipher(&mut *op, &plaintext)?)
     })
 }
 

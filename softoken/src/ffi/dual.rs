@@ -5,6 +5,7 @@
 use pkcs11_sys::*;
 
 use super::crypto::{cipher_step, decrypt_slot, encrypt_slot, CipherSlot};
+use super::ptr::OutBuf;
 use super::util::{bytes, with_module};
 use crate::engine::Direction;
 use crate::module::Module;
@@ -86,8 +87,10 @@ unsafe fn dual_update(
     if cipher(&mut s).is_none() || !beside.is_active(&s) {
         return Err(Rv::OperationNotInitialized);
     }
-    // SAFETY: forwarded from the caller.
-    if !unsafe { cipher_step(&mut s, cipher, input, input_len, output, output_len) }? {
+    // SAFETY: the caller's input and output buffer, of the lengths it gives
+    // (this function's promise).
+    let (part, out_buf) = unsafe { (bytes(input, input_len), OutBuf::new(output, output_len)) };
+    if !cipher_step(&mut s, cipher, part, out_buf)? {
         return Ok(());
     }
     // SAFETY: the input was read above; the output holds the *output_len

@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use pkcs11_sys::*;
 
-use super::util::{bytes, copy_out, input, items_mut, mechanism, out, with_module};
+use super::ptr::{Answered, OutBuf};
+use super::util::{bytes, input, items_mut, mechanism, with_module};
 use crate::cache::kept::Kept;
 use crate::engine::secret::SecretVec;
 use crate::engine::{Direction, GcmContext};
@@ -232,23 +233,17 @@ unsafe fn cipher_message(
         return Err(Rv::OperationActive);
     }
     // SAFETY: caller's pointers and lengths.
-    let (params, aad, input, len) = unsafe {
+    let (params, aad, input, mut output) = unsafe {
         (
             gcm_message(param, param_len)?,
             bytes(aad, aad_len)?,
             bytes(input, input_len)?,
-            out(output_len)?,
+            OutBuf::new(output, output_len)?,
         )
     };
     // The ciphertext is as long as the plaintext (the tag goes apart).
-    let need = input.len() as CK_ULONG;
-    if output.is_null() {
-        *len = need;
-        return Ok(());
-    }
-    if *len < need {
-        *len = need;
-        return Err(Rv::BufferTooSmall);
+    if let Err(Answered(answer)) = output.reserve(input.len()) {
+        return answer;
     }
     // SAFETY: the parameter's pointers, as read above.
     let iv = unsafe { params.iv(cipher, direction)? };
@@ -260,8 +255,7 @@ unsafe fn cipher_message(
     } else {
         open_apart(&context, &iv, aad, input, tag)?
     };
-    // SAFETY: the caller's buffer holds *len >= need bytes.
-    unsafe { copy_out(&result, output, output_len) }
+    output.deliver(&result)
 }
 
 unsafe fn cipher_begin(
@@ -321,25 +315,24 @@ unsafe fn cipher_next(
     let cipher = slot(&mut s).as_mut().ok_or(Rv::OperationNotInitialized)?;
     let pending = cipher.pending.as_ref().ok_or(Rv::OperationNotInitialized)?;
     // SAFETY: caller's pointers and lengths.
-    let (input, len) = unsafe { (bytes(input, input_len)?, out(output_len)?) };
+    let (input, mut output) =
+        unsafe { (bytes(input, input_len)?, OutBuf::new(output, output_len)?) };
     let last = flags & CKF_END_OF_MESSAGE != 0;
+    // Only the last part has output (the whole message's).
     let need = if last {
-        (pending.data.len() + input.len()) as CK_ULONG
+        pending.data.len() + input.len()
     } else {
         0
     };
-    if output.is_null() && need > 0 {
-        *len = need;
-        return Ok(());
-    }
-    if *len < need {
-        *len = need;
-        return Err(Rv::BufferTooSmall);
+    if need > 0 {
+        if let Err(Answered(answer)) = output.reserve(need) {
+            return answer;
+        }
     }
     let pending = cipher.pending.as_mut().ok_or(Rv::OperationNotInitialized)?;
     pending.data.extend_from_slice(input);
     if !last {
-        *len = 0;
+        output.set_len(0);
         return Ok(());
     }
     let message = cipher.pending.take().ok_or(Rv::OperationNotInitialized)?;
@@ -354,8 +347,7 @@ unsafe fn cipher_next(
     } else {
         open_apart(&context, &message.iv, &message.aad, &message.data, tag)?
     };
-    // SAFETY: the caller's buffer holds *len >= need bytes.
-    unsafe { copy_out(&result, output, output_len) }
+    output.deliver(&result)
 }
 
 fn cipher_final(m: &Module, h: CK_SESSION_HANDLE, direction: Direction) -> Result<()> {
@@ -678,10 +670,15 @@ pub unsafe extern "C" fn C_SignMessage(
         let mut s = session.lock();
         let ms = idle_message(&mut s, SignatureUse::Sign)?;
         let mut op = crate::mechanism::sign_op(&ms.mechanism, &ms.key, &mut Default::default())?;
-        // SAFETY: caller's pointers and lengths.
-        let data = unsafe { bytes(pData, ulDataLen)? };
-        // SAFETY: caller's pointers; each message is its own operation.
-        unsafe { super::crypto::deliver(&mut *op, Some(data), pSignature, pulSignatureLen) }.0
+        // SAFETY: the caller's data and signature buffer, of the lengths it
+        // gives; each message is its own operation.
+        let (data, signature) = unsafe {
+            (
+                bytes(pData, ulDataLen)?,
+                OutBuf::new(pSignature, pulSignatureLen),
+            )
+        };
+        super::crypto::deliver(&mut *op, Some(data), signature).0
     })
 }
 
@@ -743,9 +740,9 @@ pub unsafe extern "C" fn C_SignMessageNext(
             }
             return result;
         }
-        // SAFETY: caller's pointers.
-        let (result, keep) =
-            unsafe { super::crypto::deliver(&mut **op, Some(data), pSignature, pulSignatureLen) };
+        // SAFETY: the caller's signature buffer and length.
+        let signature = unsafe { OutBuf::new(pSignature, pulSignatureLen) };
+        let (result, keep) = super::crypto::deliver(&mut **op, Some(data), signature);
         if !keep {
             ms.sign = None;
         }

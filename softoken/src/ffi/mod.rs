@@ -14,6 +14,7 @@ mod crypto;
 mod dual;
 mod lists;
 mod message;
+mod ptr;
 mod recover;
 mod util;
 
@@ -24,9 +25,8 @@ use crate::module::{self, CallLock};
 use crate::rv::{Result, Rv};
 use crate::session::FindOp;
 use crate::token::{AttrRead, MAX_PIN_LEN};
-use util::{
-    boundary, bytes, copy_out, deliver_output, items_mut, out, padded, template, with_module,
-};
+use ptr::OutBuf;
+use util::{boundary, bytes, items_mut, out, padded, template, with_module};
 
 pub use lists::{C_GetFunctionList, C_GetInterface, C_GetInterfaceList};
 
@@ -154,21 +154,12 @@ pub unsafe extern "C" fn C_GetInfo(pInfo: CK_INFO_PTR) -> CK_RV {
 }
 
 /// Writes a list by the length-query protocol.
+///
+/// # Safety
+/// `count` is null or valid; `p` is null or valid for `*count` items.
 unsafe fn list_out<T: Copy>(values: &[T], p: *mut T, count: CK_ULONG_PTR) -> Result<()> {
-    // SAFETY: caller's pointer, checked for null.
-    let count = unsafe { out(count)? };
-    if p.is_null() {
-        *count = values.len() as CK_ULONG;
-        return Ok(());
-    }
-    if (*count as usize) < values.len() {
-        *count = values.len() as CK_ULONG;
-        return Err(Rv::BufferTooSmall);
-    }
-    // SAFETY: the caller's array holds *count >= values.len() items.
-    unsafe { items_mut(p, values.len())? }.copy_from_slice(values);
-    *count = values.len() as CK_ULONG;
-    Ok(())
+    // SAFETY: this function's promise.
+    unsafe { OutBuf::new(p, count) }?.deliver(values)
 }
 
 #[no_mangle]
@@ -579,7 +570,8 @@ pub unsafe extern "C" fn C_GetAttributeValue(
                 }
             };
             // SAFETY: the attribute's buffer and length come from the caller.
-            match unsafe { copy_out(&value, a.pValue as *mut u8, &mut a.ulValueLen) } {
+            let buffer = unsafe { OutBuf::new(a.pValue as *mut u8, &mut a.ulValueLen) };
+            match buffer.and_then(|b| b.deliver(&value)) {
                 Ok(()) => {}
                 Err(Rv::BufferTooSmall) => {
                     // Per attribute the answer is "unavailable", not a length.
@@ -694,6 +686,8 @@ pub unsafe extern "C" fn C_Digest(
     pDigest: CK_BYTE_PTR,
     pulDigestLen: CK_ULONG_PTR,
 ) -> CK_RV {
+    // SAFETY: the caller's data and digest buffer, of the lengths it gives.
+    let (data, digest) = unsafe { (bytes(pData, ulDataLen), OutBuf::new(pDigest, pulDigestLen)) };
     with_module(|m| {
         let (session, _) = m.session(hSession)?;
         let mut s = session.lock();
@@ -701,10 +695,8 @@ pub unsafe extern "C" fn C_Digest(
         if op.multi_part {
             return Err(Rv::OperationActive);
         }
-        // SAFETY: caller's pointers and lengths.
-        let (r, keep) = match unsafe { bytes(pData, ulDataLen) } {
-            // SAFETY: the caller's digest buffer and length.
-            Ok(data) => unsafe { deliver_digest(op, Some(data), pDigest, pulDigestLen) },
+        let (r, keep) = match data {
+            Ok(data) => deliver_digest(op, Some(data), digest),
             Err(e) => (Err(e), false),
         };
         if !keep {
@@ -716,20 +708,19 @@ pub unsafe extern "C" fn C_Digest(
 
 /// Delivers a digest by the length-query protocol (after taking `data`, if
 /// any); returns whether the operation goes on.
-unsafe fn deliver_digest(
+fn deliver_digest(
     op: &mut DigestOp,
     data: Option<&[u8]>,
-    p: *mut u8,
-    len: CK_ULONG_PTR,
+    digest: Result<OutBuf<'_>>,
 ) -> (Result<()>, bool) {
-    // SAFETY: forwarded from the caller.
-    unsafe {
-        deliver_output(op.output_len(), p, len, || {
+    match digest {
+        Ok(digest) => digest.deliver_with(op.output_len(), || {
             if let Some(data) = data {
                 op.update(data);
             }
             op.result()
-        })
+        }),
+        Err(e) => (Err(e), false),
     }
 }
 
@@ -787,12 +778,13 @@ pub unsafe extern "C" fn C_DigestFinal(
     pDigest: CK_BYTE_PTR,
     pulDigestLen: CK_ULONG_PTR,
 ) -> CK_RV {
+    // SAFETY: the caller's digest buffer and length.
+    let digest = unsafe { OutBuf::new(pDigest, pulDigestLen) };
     with_module(|m| {
         let (session, _) = m.session(hSession)?;
         let mut s = session.lock();
         let op = s.digest.as_mut().ok_or(Rv::OperationNotInitialized)?;
-        // SAFETY: caller's buffer and length.
-        let (r, keep) = unsafe { deliver_digest(op, None, pDigest, pulDigestLen) };
+        let (r, keep) = deliver_digest(op, None, digest);
         if !keep {
             s.digest = None;
         }

@@ -4,7 +4,8 @@
 
 use pkcs11_sys::*;
 
-use super::util::{bytes, deliver_output, mechanism, with_module};
+use super::ptr::OutBuf;
+use super::util::{bytes, mechanism, with_module};
 use crate::mechanism::op::SignatureUse;
 use crate::mechanism::rsa::RecoverOp;
 use crate::mechanism::Operation;
@@ -61,14 +62,12 @@ unsafe fn init(
 }
 
 /// C_SignRecover / C_VerifyRecover: single-part.
-unsafe fn run(
+fn run(
     m: &Module,
     h: CK_SESSION_HANDLE,
     side: SignatureUse,
-    input: CK_BYTE_PTR,
-    input_len: CK_ULONG,
-    output: CK_BYTE_PTR,
-    output_len: CK_ULONG_PTR,
+    input: Result<&[u8]>,
+    output: Result<OutBuf<'_>>,
 ) -> Result<()> {
     let (session, _) = m.session(h)?;
     let mut s = session.lock();
@@ -78,8 +77,10 @@ unsafe fn run(
         verify_slot
     };
     let op = slot(&mut s).as_ref().ok_or(Rv::OperationNotInitialized)?;
-    // SAFETY: forwarded from the caller.
-    let (result, keep) = unsafe { deliver(op, side, input, input_len, output, output_len) };
+    let (result, keep) = match (input, output) {
+        (Ok(input), Ok(output)) => deliver(op, side, input, output),
+        (Err(e), _) | (_, Err(e)) => (Err(e), false),
+    };
     if !keep {
         *slot(&mut s) = None;
     }
@@ -88,36 +89,22 @@ unsafe fn run(
 
 /// Runs the operation by the length-query protocol; returns whether it
 /// goes on (a length query, or a buffer too small).
-///
-/// # Safety
-/// The pointers are the caller's, valid for their lengths.
-unsafe fn deliver(
+fn deliver(
     op: &RecoverOp,
     side: SignatureUse,
-    input: CK_BYTE_PTR,
-    input_len: CK_ULONG,
-    output: CK_BYTE_PTR,
-    output_len: CK_ULONG_PTR,
+    input: &[u8],
+    output: OutBuf<'_>,
 ) -> (Result<()>, bool) {
-    // SAFETY: caller's pointer and length.
-    let input = match unsafe { bytes(input, input_len) } {
-        Ok(input) => input,
-        Err(e) => return (Err(e), false),
-    };
-    // SAFETY: forwarded from the caller.
-    unsafe {
-        if side == SignatureUse::Sign {
-            // A signature's length is known ahead; it is made only into a
-            // buffer that holds it.
-            deliver_output(op.size(), output, output_len, || op.sign(input))
-        } else {
-            // Recovered data is measured by recovering it (a public-key
-            // operation, cheap).
-            match op.recover(input) {
-                Ok(data) => deliver_output(data.len(), output, output_len, || Ok(data)),
-                Err(e) => (Err(e), false),
-            }
-        }
+    match side {
+        // A signature's length is known ahead; it is made only into a
+        // buffer that holds it.
+        SignatureUse::Sign => output.deliver_with(op.size(), || op.sign(input)),
+        // Recovered data is measured by recovering it (a public-key
+        // operation, cheap).
+        SignatureUse::Verify => match op.recover(input) {
+            Ok(data) => output.deliver_with(data.len(), || Ok(data)),
+            Err(e) => (Err(e), false),
+        },
     }
 }
 
@@ -139,18 +126,14 @@ pub unsafe extern "C" fn C_SignRecover(
     pSignature: CK_BYTE_PTR,
     pulSignatureLen: CK_ULONG_PTR,
 ) -> CK_RV {
-    // SAFETY: forwarded from the caller.
-    with_module(|m| unsafe {
-        run(
-            m,
-            hSession,
-            SignatureUse::Sign,
-            pData,
-            ulDataLen,
-            pSignature,
-            pulSignatureLen,
+    // SAFETY: the caller's input and output buffer, of the lengths it gives.
+    let (input, output) = unsafe {
+        (
+            bytes(pData, ulDataLen),
+            OutBuf::new(pSignature, pulSignatureLen),
         )
-    })
+    };
+    with_module(|m| run(m, hSession, SignatureUse::Sign, input, output))
 }
 
 #[no_mangle]
@@ -171,16 +154,12 @@ pub unsafe extern "C" fn C_VerifyRecover(
     pData: CK_BYTE_PTR,
     pulDataLen: CK_ULONG_PTR,
 ) -> CK_RV {
-    // SAFETY: forwarded from the caller.
-    with_module(|m| unsafe {
-        run(
-            m,
-            hSession,
-            SignatureUse::Verify,
-            pSignature,
-            ulSignatureLen,
-            pData,
-            pulDataLen,
+    // SAFETY: the caller's input and output buffer, of the lengths it gives.
+    let (input, output) = unsafe {
+        (
+            bytes(pSignature, ulSignatureLen),
+            OutBuf::new(pData, pulDataLen),
         )
-    })
+    };
+    with_module(|m| run(m, hSession, SignatureUse::Verify, input, output))
 }

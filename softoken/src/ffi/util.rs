@@ -1,5 +1,5 @@
-//! Checked conversions of the raw pointers and lengths a caller passes, the
-//! panic boundary, and the one copy-out helper of the length-query protocol.
+//! Checked conversions of the raw pointers and lengths a caller passes,
+//! and the panic boundary. (The length-query protocol is `ptr::OutBuf`.)
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -409,64 +409,6 @@ pub unsafe fn template(p: *const CK_ATTRIBUTE, count: CK_ULONG) -> Result<Attrs>
     Ok(attrs)
 }
 
-/// The length-query protocol for an output of at most `need` bytes: a null
-/// buffer learns the length, a short one gets CKR_BUFFER_TOO_SMALL (both
-/// keep the operation going: the second value is true); otherwise `make`
-/// produces the output, which is copied out, and the operation is over
-/// (false).
-///
-/// # Safety
-/// `len_ptr` is null or valid; `p` is null or valid for `*len_ptr` bytes.
-pub unsafe fn deliver_output(
-    need: usize,
-    p: *mut u8,
-    len_ptr: CK_ULONG_PTR,
-    make: impl FnOnce() -> Result<Vec<u8>>,
-) -> (Result<()>, bool) {
-    // SAFETY: forwarded from the caller's promise.
-    let len = match unsafe { out(len_ptr) } {
-        Ok(len) => len,
-        Err(e) => return (Err(e), false),
-    };
-    if p.is_null() {
-        *len = need as CK_ULONG;
-        return (Ok(()), true);
-    }
-    if *len < need as CK_ULONG {
-        *len = need as CK_ULONG;
-        return (Err(Rv::BufferTooSmall), true);
-    }
-    // SAFETY: the caller's buffer holds *len >= need bytes, and the output
-    // is no longer than need.
-    (
-        make().and_then(|output| unsafe { copy_out(&output, p, len_ptr) }),
-        false,
-    )
-}
-
-/// The length-query protocol for a byte result: a null buffer asks for the
-/// length; a short buffer gets the length and CKR_BUFFER_TOO_SMALL.
-///
-/// # Safety
-/// `len_ptr` is null or valid; `p` is null or valid for `*len_ptr` bytes.
-pub unsafe fn copy_out(data: &[u8], p: *mut u8, len_ptr: *mut CK_ULONG) -> Result<()> {
-    // SAFETY: forwarded from the caller's promise.
-    let len = unsafe { out(len_ptr)? };
-    if p.is_null() {
-        *len = data.len() as CK_ULONG;
-        return Ok(());
-    }
-    if *len < data.len() as CK_ULONG {
-        *len = data.len() as CK_ULONG;
-        return Err(Rv::BufferTooSmall);
-    }
-    // SAFETY: the caller's buffer holds *len >= data.len() bytes.
-    let dst = unsafe { items_mut(p, data.len())? };
-    dst.copy_from_slice(data);
-    *len = data.len() as CK_ULONG;
-    Ok(())
-}
-
 /// A string in a blank-padded fixed field (cut at a character boundary).
 pub fn padded<const N: usize>(s: &str) -> [u8; N] {
     let mut field = [b' '; N];
@@ -498,30 +440,5 @@ mod tests {
         assert_eq!(&padded::<4>("ab"), b"ab  ");
         assert_eq!(&padded::<3>("aé"), b"a\xc3\xa9");
         assert_eq!(&padded::<2>("aé"), b"a ");
-    }
-
-    #[test]
-    fn copy_out_follows_the_length_protocol() {
-        let mut len: CK_ULONG = 0;
-        // SAFETY: valid local pointers.
-        unsafe {
-            assert_eq!(copy_out(b"abc", std::ptr::null_mut(), &mut len), Ok(()));
-            assert_eq!(len, 3);
-            let mut buf = [0u8; 2];
-            len = 2;
-            assert_eq!(
-                copy_out(b"abc", buf.as_mut_ptr(), &mut len),
-                Err(Rv::BufferTooSmall)
-            );
-            assert_eq!(len, 3);
-            let mut buf = [0u8; 8];
-            len = 8;
-            assert_eq!(copy_out(b"abc", buf.as_mut_ptr(), &mut len), Ok(()));
-            assert_eq!((len, &buf[..3]), (3, &b"abc"[..]));
-            assert_eq!(
-                copy_out(b"abc", buf.as_mut_ptr(), std::ptr::null_mut()),
-                Err(Rv::ArgumentsBad)
-            );
-        }
     }
 }
