@@ -48,8 +48,36 @@ fn pss(hash: CK_MECHANISM_TYPE, mgf: CK_ULONG, salt: CK_ULONG) -> Vec<u8> {
     [ul(hash), ul(mgf), ul(salt)].concat()
 }
 
+/// A generated RSA-2048 signing pair, the public key's SubjectPublicKeyInfo
+/// and a message to sign.
+struct SigningPair {
+    raw: Raw,
+    s: CK_SESSION_HANDLE,
+    _dir: tempfile::TempDir,
+    public: CK_OBJECT_HANDLE,
+    private: CK_OBJECT_HANDLE,
+    spki: Vec<u8>,
+    data: Vec<u8>,
+}
+
+fn signing_pair() -> SigningPair {
+    let (raw, s, dir) = new_token_session();
+    let (public, private) = pair(&raw, s, 2048, &[1, 0, 1]).unwrap();
+    let n = raw.get(s, public, CKA_MODULUS).unwrap();
+    let e = raw.get(s, public, CKA_PUBLIC_EXPONENT).unwrap();
+    SigningPair {
+        spki: rsa_spki(&n, &e),
+        data: b"an RSA-signed message".repeat(5),
+        raw,
+        s,
+        _dir: dir,
+        public,
+        private,
+    }
+}
+
 #[test]
-fn generate_and_sign_with_every_mechanism() {
+fn generated_pair_has_the_asked_size_exponent_and_sensitivity() {
     let (raw, s, _dir) = new_token_session();
     let (public, private) = pair(&raw, s, 2048, &[1, 0, 1]).unwrap();
     assert_eq!(as_ul(&raw.get(s, public, CKA_MODULUS_BITS).unwrap()), 2048);
@@ -62,9 +90,20 @@ fn generate_and_sign_with_every_mechanism() {
         Err(CKR_ATTRIBUTE_SENSITIVE)
     );
     assert_eq!(raw.get(s, private, CKA_LOCAL).unwrap(), TRUE);
-    let spki = rsa_spki(&n, &e);
-    let data = b"an RSA-signed message".repeat(5);
+}
 
+/// PKCS#1 v1.5 with every hash the table offers, checked by OpenSSL.
+#[test]
+fn pkcs1_signatures_with_every_hash_verify_in_openssl() {
+    let SigningPair {
+        raw,
+        s,
+        public,
+        private,
+        spki,
+        data,
+        ..
+    } = signing_pair();
     for (mech, digest) in [
         (CKM_SHA1_RSA_PKCS, "sha1"),
         (CKM_SHA224_RSA_PKCS, "sha224"),
@@ -92,7 +131,19 @@ fn generate_and_sign_with_every_mechanism() {
             CKR_SIGNATURE_LEN_RANGE
         );
     }
+}
 
+/// CKM_RSA_PKCS over a caller-built DigestInfo.
+#[test]
+fn rsa_pkcs_over_a_callers_digest_info_is_the_hashed_signature() {
+    let SigningPair {
+        raw,
+        s,
+        public,
+        private,
+        data,
+        ..
+    } = signing_pair();
     // CKM_RSA_PKCS over a caller-built DigestInfo gives the very same bytes
     // (what NSS and OpenSSL's engine send).
     let digest_info = [
@@ -119,7 +170,20 @@ fn generate_and_sign_with_every_mechanism() {
         raw.sign(s, CKM_RSA_PKCS, vec![], private, &[0; 246]),
         Err(CKR_DATA_LEN_RANGE)
     );
+}
 
+/// PSS, hashed and over a caller's digest, checked by OpenSSL.
+#[test]
+fn pss_signatures_hashed_and_over_a_callers_digest() {
+    let SigningPair {
+        raw,
+        s,
+        public,
+        private,
+        spki,
+        data,
+        ..
+    } = signing_pair();
     // PSS, hashed and over a caller's digest.
     for (mech, hash, mgf, digest) in [
         (
@@ -214,7 +278,18 @@ fn generate_and_sign_with_every_mechanism() {
         ),
         Err(CKR_DATA_LEN_RANGE)
     );
+}
 
+/// CKM_RSA_X_509.
+#[test]
+fn the_raw_x509_operation_signs_and_verifies() {
+    let SigningPair {
+        raw,
+        s,
+        public,
+        private,
+        ..
+    } = signing_pair();
     // The raw operation.
     let x509 = raw
         .sign(s, CKM_RSA_X_509, vec![], private, b"raw block")
