@@ -90,6 +90,19 @@ impl Module {
         (all, rw)
     }
 
+    /// C_InitToken: only with no session open on the slot, and only on a
+    /// writable token.
+    pub fn init_token(&self, slot: CK_SLOT_ID, so_pin: &[u8], label: &str) -> Result<()> {
+        let token = self.token(slot)?;
+        if self.session_counts(slot).0 > 0 {
+            return Err(Rv::SessionExists);
+        }
+        if token.is_read_only() {
+            return Err(Rv::TokenWriteProtected);
+        }
+        token.init_token(so_pin, label)
+    }
+
     pub fn open_session(&self, slot: CK_SLOT_ID, flags: CK_FLAGS) -> Result<CK_SESSION_HANDLE> {
         if flags & CKF_SERIAL_SESSION == 0 {
             return Err(Rv::SessionParallelNotSupported);

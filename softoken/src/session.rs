@@ -3,7 +3,9 @@
 use pkcs11_sys::*;
 
 use crate::mechanism::digest::DigestOp;
-use crate::mechanism::op::{CipherOp, SignOp, VerifyOp};
+use crate::mechanism::op::{CipherOp, CipherUse, SignOp, VerifyOp};
+use crate::mechanism::param::{HkdfSalt, KdfParams, MechanismArg};
+use crate::rv::Rv;
 
 /// An operation under way, and whether an `…Update` call started its
 /// multi-part form (after which the single-part call is not allowed).
@@ -106,6 +108,61 @@ pub struct MessageCipher {
     pub pending: Option<PendingMessage>,
 }
 
+impl MessageCipher {
+    /// A message's IV in `iv`: the caller's as it is (CKG_NO_GENERATE), or
+    /// one made here after the caller's first `fixed_bits` (random, or the
+    /// next of this key's counter). Only an encrypting side makes IVs, and
+    /// never one it made before: a counter that outgrew its free bits is
+    /// CKR_KEY_EXHAUSTED.
+    pub fn make_iv(
+        &mut self,
+        iv: &mut [u8],
+        fixed_bits: usize,
+        generator: CK_GENERATOR_FUNCTION,
+        direction: crate::engine::Direction,
+    ) -> crate::rv::Result<()> {
+        let free_bits = (iv.len() * 8).saturating_sub(fixed_bits);
+        match generator {
+            CKG_NO_GENERATE => return Ok(()),
+            _ if direction == crate::engine::Direction::Decrypt || free_bits == 0 => {
+                return Err(Rv::MechanismParamInvalid)
+            }
+            CKG_GENERATE_RANDOM => {
+                let mut fresh = vec![0u8; iv.len()];
+                crate::engine::random_fill(&mut fresh)?;
+                set_free_bits(iv, &fresh, fixed_bits);
+            }
+            CKG_GENERATE | CKG_GENERATE_COUNTER => {
+                let next = self.counter.checked_add(1).ok_or(Rv::KeyExhausted)?;
+                if free_bits < 64 && next >> free_bits != 0 {
+                    return Err(Rv::KeyExhausted);
+                }
+                self.counter = next;
+                let mut count = vec![0u8; iv.len()];
+                let n = iv.len().min(8);
+                let len = iv.len();
+                count[len - n..].copy_from_slice(&next.to_be_bytes()[8 - n..]);
+                set_free_bits(iv, &count, fixed_bits);
+            }
+            _ => return Err(Rv::MechanismParamInvalid),
+        }
+        Ok(())
+    }
+}
+
+/// Sets the bits after the first `fixed` bits of `iv` from `source`.
+fn set_free_bits(iv: &mut [u8], source: &[u8], fixed: usize) {
+    for (i, (b, s)) in iv.iter_mut().zip(source).enumerate() {
+        let first_free_bit = (fixed.saturating_sub(i * 8)).min(8);
+        let keep = if first_free_bit == 0 {
+            0
+        } else {
+            0xffu8 << (8 - first_free_bit)
+        };
+        *b = (*b & keep) | (*s & !keep);
+    }
+}
+
 /// A message given in parts (C_EncryptMessageBegin/Next).
 pub struct PendingMessage {
     pub iv: Vec<u8>,
@@ -174,6 +231,123 @@ pub fn start_with_key<T: ?Sized>(
     Ok(())
 }
 
+/// A key to wrap, checked against the policy C_WrapKey enforces, and the
+/// wrapping cipher set up for it.
+pub struct Wrapping {
+    op: Box<dyn CipherOp>,
+    plaintext: zeroize::Zeroizing<Vec<u8>>,
+}
+
+impl Wrapping {
+    /// The wrapped key's length, at most.
+    pub fn output_len(&self) -> usize {
+        self.op.output_len(self.plaintext.len(), true)
+    }
+
+    /// The wrapped key.
+    pub fn run(mut self) -> crate::rv::Result<Vec<u8>> {
+        run_cipher(&mut *self.op, &self.plaintext)
+    }
+}
+
+/// Runs a wrapping cipher over all of `input` at once.
+fn run_cipher(op: &mut dyn CipherOp, input: &[u8]) -> crate::rv::Result<Vec<u8>> {
+    let mut out = op.update(input)?;
+    out.extend_from_slice(&op.finish()?);
+    Ok(out)
+}
+
+/// A handle error about a wrapping key says so.
+fn wrapping_key_error(e: Rv, invalid: Rv) -> Rv {
+    if e == Rv::KeyHandleInvalid {
+        invalid
+    } else {
+        e
+    }
+}
+
+/// C_WrapKey's checks: the mechanism wraps, the key is extractable, and a
+/// key marked CKA_WRAP_WITH_TRUSTED goes only under a CKA_TRUSTED key.
+pub fn wrap_key(
+    session: &SessionCell,
+    token: &crate::token::Token,
+    arg: &MechanismArg,
+    wrapping_key: CK_OBJECT_HANDLE,
+    key: CK_OBJECT_HANDLE,
+) -> crate::rv::Result<Wrapping> {
+    if crate::mechanism::find(arg.ty)?.flags & CKF_WRAP == 0 {
+        return Err(Rv::MechanismInvalid);
+    }
+    let wrapping = operation_key(session, token, wrapping_key)
+        .map_err(|e| wrapping_key_error(e, Rv::WrappingKeyHandleInvalid))?;
+    let key = operation_key(session, token, key)?;
+    if key.bool(CKA_EXTRACTABLE) != Some(true) {
+        return Err(Rv::KeyUnextractable);
+    }
+    if key.bool(CKA_WRAP_WITH_TRUSTED) == Some(true) && wrapping.bool(CKA_TRUSTED) != Some(true) {
+        return Err(Rv::KeyNotWrappable);
+    }
+    let plaintext = crate::mechanism::pkcs8::key_bytes(&key)?;
+    let op = crate::mechanism::cipher_op(arg, &wrapping, CipherUse::Wrap, &mut Default::default())?;
+    Ok(Wrapping { op, plaintext })
+}
+
+/// C_UnwrapKey: the key inside `wrapped`, made an object of the template
+/// (an unwrapped key is an imported one: the checks and defaults of
+/// C_CreateObject apply).
+pub fn unwrap_key(
+    session: &SessionCell,
+    acc: crate::token::Access,
+    token: &crate::token::Token,
+    arg: &MechanismArg,
+    unwrapping_key: CK_OBJECT_HANDLE,
+    wrapped: &[u8],
+    template: &crate::object::attrs::Attrs,
+) -> crate::rv::Result<CK_OBJECT_HANDLE> {
+    if crate::mechanism::find(arg.ty)?.flags & CKF_UNWRAP == 0 {
+        return Err(Rv::MechanismInvalid);
+    }
+    let unwrapping = operation_key(session, token, unwrapping_key)
+        .map_err(|e| wrapping_key_error(e, Rv::UnwrappingKeyHandleInvalid))?;
+    let mut op =
+        crate::mechanism::cipher_op(arg, &unwrapping, CipherUse::Unwrap, &mut Default::default())?;
+    let plaintext =
+        zeroize::Zeroizing::new(run_cipher(&mut *op, wrapped).map_err(|e| match e {
+            Rv::EncryptedDataInvalid => Rv::WrappedKeyInvalid,
+            Rv::EncryptedDataLenRange | Rv::DataLenRange => Rv::WrappedKeyLenRange,
+            other => other,
+        })?);
+    let key = crate::mechanism::pkcs8::unwrapped_key(&plaintext, template)?;
+    token.create_object(acc, key)
+}
+
+/// C_DeriveKey: an HKDF salt given as a key handle is that secret key's
+/// value; the derived key is stored by the template.
+pub fn derive_key(
+    session: &SessionCell,
+    acc: crate::token::Access,
+    token: &crate::token::Token,
+    mut arg: MechanismArg,
+    base_key: CK_OBJECT_HANDLE,
+    template: crate::object::attrs::Attrs,
+) -> crate::rv::Result<CK_OBJECT_HANDLE> {
+    if crate::mechanism::find(arg.ty)?.flags & CKF_DERIVE == 0 {
+        return Err(Rv::MechanismInvalid);
+    }
+    if let Some(KdfParams::Hkdf { salt, .. }) = &mut arg.kdf {
+        if let HkdfSalt::Key(h) = *salt {
+            let key = operation_key(session, token, h).map_err(|_| Rv::MechanismParamInvalid)?;
+            if key.ulong(CKA_CLASS) != Some(CKO_SECRET_KEY) {
+                return Err(Rv::MechanismParamInvalid);
+            }
+            *salt = HkdfSalt::Data(key.get(CKA_VALUE).unwrap_or_default().to_vec());
+        }
+    }
+    let base = operation_key(session, token, base_key)?;
+    let derived = crate::mechanism::derive_key(&arg, &base, &template)?;
+    token.store_generated(acc, template, derived)
+}
+
 impl Session {
     fn new() -> Session {
         Session {
@@ -239,5 +413,19 @@ impl Session {
         if flags & CKF_VERIFY_RECOVER != 0 {
             self.verify_recover = None;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_iv_bits_keep_the_fixed_prefix() {
+        let mut iv = [0xaa; 12];
+        set_free_bits(&mut iv, &[0x55; 12], 12);
+        assert_eq!(iv[0], 0xaa);
+        assert_eq!(iv[1], 0xa5);
+        assert_eq!(&iv[2..], &[0x55; 10]);
     }
 }

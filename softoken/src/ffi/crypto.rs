@@ -4,11 +4,11 @@ use pkcs11_sys::*;
 
 use super::ptr::{Answered, OutBuf};
 use super::util::{bytes, mechanism, out, template, with_module};
-use crate::mechanism::op::{CipherOp, CipherUse, SignOp};
+use crate::mechanism::op::{CipherOp, SignOp};
 use crate::mechanism::{self, param::MechanismArg};
 use crate::module::Module;
 use crate::rv::{Result, Rv};
-use crate::session::{operation_key, start_with_key, Active, Session};
+use crate::session::{self, start_with_key, Active, Session};
 
 /// Starts an operation: checks the session, reads the mechanism (which must
 /// offer `function`), fetches the key and lets the mechanism build the
@@ -571,7 +571,7 @@ pub unsafe extern "C" fn C_DeriveKey(
 ) -> CK_RV {
     with_module(|m| {
         let (session, acc, token) = m.session_access(hSession)?;
-        // SAFETY: caller's pointers.
+        // SAFETY: the caller's mechanism, template and handle location.
         let (arg, attrs, handle) = unsafe {
             (
                 mechanism(pMechanism)?,
@@ -579,44 +579,9 @@ pub unsafe extern "C" fn C_DeriveKey(
                 out(phKey)?,
             )
         };
-        if mechanism::find(arg.ty)?.flags & CKF_DERIVE == 0 {
-            return Err(Rv::MechanismInvalid);
-        }
-        let mut arg = arg;
-        // An HKDF salt given as a key is that key's value.
-        if let Some(crate::mechanism::param::KdfParams::Hkdf { salt, .. }) = &mut arg.kdf {
-            if let crate::mechanism::param::HkdfSalt::Key(h) = *salt {
-                let key =
-                    operation_key(&session, token, h).map_err(|_| Rv::MechanismParamInvalid)?;
-                if key.ulong(CKA_CLASS) != Some(CKO_SECRET_KEY) {
-                    return Err(Rv::MechanismParamInvalid);
-                }
-                *salt = crate::mechanism::param::HkdfSalt::Data(
-                    key.get(CKA_VALUE).unwrap_or_default().to_vec(),
-                );
-            }
-        }
-        let base = operation_key(&session, token, hBaseKey)?;
-        let derived = mechanism::derive_key(&arg, &base, &attrs)?;
-        *handle = token.store_generated(acc, attrs, derived)?;
+        *handle = session::derive_key(&session, acc, token, arg, hBaseKey, attrs)?;
         Ok(())
     })
-}
-
-/// Runs a wrapping cipher over all of `input` at once.
-fn run_cipher(op: &mut dyn CipherOp, input: &[u8]) -> Result<Vec<u8>> {
-    let mut out = op.update(input)?;
-    out.extend_from_slice(&op.finish()?);
-    Ok(out)
-}
-
-/// A handle error about a wrapping key says so.
-fn wrapping_key_error(e: Rv, invalid: Rv) -> Rv {
-    if e == Rv::KeyHandleInvalid {
-        invalid
-    } else {
-        e
-    }
 }
 
 #[no_mangle]
@@ -637,27 +602,11 @@ pub unsafe extern "C" fn C_WrapKey(
                 OutBuf::new(pWrappedKey, pulWrappedKeyLen)?,
             )
         };
-        if mechanism::find(arg.ty)?.flags & CKF_WRAP == 0 {
-            return Err(Rv::MechanismInvalid);
-        }
-        let wrapping = operation_key(&session, token, hWrappingKey)
-            .map_err(|e| wrapping_key_error(e, Rv::WrappingKeyHandleInvalid))?;
-        let key = operation_key(&session, token, hKey)?;
-        if key.bool(CKA_EXTRACTABLE) != Some(true) {
-            return Err(Rv::KeyUnextractable);
-        }
-        if key.bool(CKA_WRAP_WITH_TRUSTED) == Some(true) && wrapping.bool(CKA_TRUSTED) != Some(true)
-        {
-            return Err(Rv::KeyNotWrappable);
-        }
-        let plaintext = crate::mechanism::pkcs8::key_bytes(&key)?;
-        let mut op =
-            mechanism::cipher_op(&arg, &wrapping, CipherUse::Wrap, &mut Default::default())?;
-        let need = op.output_len(plaintext.len(), true);
-        if let Err(Answered(answer)) = wrapped.reserve(need) {
+        let wrapping = session::wrap_key(&session, token, &arg, hWrappingKey, hKey)?;
+        if let Err(Answered(answer)) = wrapped.reserve(wrapping.output_len()) {
             return answer;
         }
-        wrapped.deliver(&run_cipher(&mut *op, &plaintext)?)
+        wrapped.deliver(&wrapping.run()?)
     })
 }
 
@@ -674,7 +623,8 @@ pub unsafe extern "C" fn C_UnwrapKey(
 ) -> CK_RV {
     with_module(|m| {
         let (session, acc, token) = m.session_access(hSession)?;
-        // SAFETY: caller's pointers.
+        // SAFETY: the caller's mechanism, wrapped key, template and handle
+        // location.
         let (arg, wrapped, attrs, handle) = unsafe {
             (
                 mechanism(pMechanism)?,
@@ -683,27 +633,7 @@ pub unsafe extern "C" fn C_UnwrapKey(
                 out(phKey)?,
             )
         };
-        if mechanism::find(arg.ty)?.flags & CKF_UNWRAP == 0 {
-            return Err(Rv::MechanismInvalid);
-        }
-        let unwrapping = operation_key(&session, token, hUnwrappingKey)
-            .map_err(|e| wrapping_key_error(e, Rv::UnwrappingKeyHandleInvalid))?;
-        let mut op = mechanism::cipher_op(
-            &arg,
-            &unwrapping,
-            CipherUse::Unwrap,
-            &mut Default::default(),
-        )?;
-        let plaintext =
-            zeroize::Zeroizing::new(run_cipher(&mut *op, wrapped).map_err(|e| match e {
-                Rv::EncryptedDataInvalid => Rv::WrappedKeyInvalid,
-                Rv::EncryptedDataLenRange | Rv::DataLenRange => Rv::WrappedKeyLenRange,
-                other => other,
-            })?);
-        let key = crate::mechanism::pkcs8::unwrapped_key(&plaintext, &attrs)?;
-        // An unwrapped key is an imported one: the same checks and defaults
-        // as C_CreateObject.
-        *handle = token.create_object(acc, key)?;
+        *handle = session::unwrap_key(&session, acc, token, &arg, hUnwrappingKey, wrapped, &attrs)?;
         Ok(())
     })
 }

@@ -66,33 +66,7 @@ impl GcmMessage {
     unsafe fn iv(&self, cipher: &mut MessageCipher, direction: Direction) -> Result<Vec<u8>> {
         // SAFETY: the caller's IV buffer of ulIvLen bytes.
         let buf = unsafe { items_mut(self.iv, self.iv_len)? };
-        // The bits an IV made here may vary: none would repeat one IV.
-        let free_bits = self.iv_len * 8 - self.fixed_bits;
-        match self.generator {
-            CKG_NO_GENERATE => return Ok(buf.to_vec()),
-            // Only an encrypting side makes IVs.
-            _ if direction == Direction::Decrypt || free_bits == 0 => {
-                return Err(Rv::MechanismParamInvalid)
-            }
-            CKG_GENERATE_RANDOM => {
-                let mut fresh = vec![0u8; self.iv_len];
-                crate::engine::random_fill(&mut fresh)?;
-                set_free_bits(buf, &fresh, self.fixed_bits);
-            }
-            CKG_GENERATE | CKG_GENERATE_COUNTER => {
-                // A counter that outgrew its bits would repeat an IV.
-                let next = cipher.counter.checked_add(1).ok_or(Rv::KeyExhausted)?;
-                if free_bits < 64 && next >> free_bits != 0 {
-                    return Err(Rv::KeyExhausted);
-                }
-                cipher.counter = next;
-                let mut count = vec![0u8; self.iv_len];
-                let n = self.iv_len.min(8);
-                count[self.iv_len - n..].copy_from_slice(&next.to_be_bytes()[8 - n..]);
-                set_free_bits(buf, &count, self.fixed_bits);
-            }
-            _ => return Err(Rv::MechanismParamInvalid),
-        }
+        cipher.make_iv(buf, self.fixed_bits, self.generator, direction)?;
         Ok(buf.to_vec())
     }
 
@@ -103,19 +77,6 @@ impl GcmMessage {
     unsafe fn tag<'a>(&self) -> Result<&'a mut [u8]> {
         // SAFETY: the caller's tag buffer of ulTagBits / 8 bytes.
         unsafe { items_mut(self.tag, (self.tag_bits / 8) as usize) }
-    }
-}
-
-/// Sets the bits after the first `fixed` bits of `iv` from `source`.
-fn set_free_bits(iv: &mut [u8], source: &[u8], fixed: usize) {
-    for (i, (b, s)) in iv.iter_mut().zip(source).enumerate() {
-        let first_free_bit = (fixed.saturating_sub(i * 8)).min(8);
-        let keep = if first_free_bit == 0 {
-            0
-        } else {
-            0xffu8 << (8 - first_free_bit)
-        };
-        *b = (*b & keep) | (*s & !keep);
     }
 }
 
@@ -850,18 +811,4 @@ pub unsafe extern "C" fn C_VerifyMessageNext(
 #[no_mangle]
 pub unsafe extern "C" fn C_MessageVerifyFinal(hSession: CK_SESSION_HANDLE) -> CK_RV {
     with_module(|m| sign_final(m, hSession, SignatureUse::Verify))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn generated_iv_bits_keep_the_fixed_prefix() {
-        let mut iv = [0xaa; 12];
-        set_free_bits(&mut iv, &[0x55; 12], 12);
-        assert_eq!(iv[0], 0xaa);
-        assert_eq!(iv[1], 0xa5);
-        assert_eq!(&iv[2..], &[0x55; 10]);
-    }
 }

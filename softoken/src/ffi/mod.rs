@@ -285,7 +285,7 @@ pub unsafe extern "C" fn C_InitToken(
     pLabel: CK_UTF8CHAR_PTR,
 ) -> CK_RV {
     with_module(|m| {
-        let token = m.token(slotID)?;
+        m.token(slotID)?;
         if pLabel.is_null() {
             return Err(Rv::ArgumentsBad);
         }
@@ -294,13 +294,7 @@ pub unsafe extern "C" fn C_InitToken(
         let label = String::from_utf8_lossy(label)
             .trim_end_matches([' ', '\0'])
             .to_owned();
-        if m.session_counts(slotID).0 > 0 {
-            return Err(Rv::SessionExists);
-        }
-        if token.is_read_only() {
-            return Err(Rv::TokenWriteProtected);
-        }
-        token.init_token(so_pin, &label)
+        m.init_token(slotID, so_pin, &label)
     })
 }
 
@@ -314,16 +308,7 @@ pub unsafe extern "C" fn C_InitPIN(
         let (acc, token) = m.access(hSession)?;
         // SAFETY: caller's pointer and length.
         let new_pin = unsafe { pin(pPin, ulPinLen)? };
-        if !acc.rw {
-            return Err(Rv::SessionReadOnly);
-        }
-        if !token.so_logged_in() {
-            return Err(Rv::UserNotLoggedIn);
-        }
-        if token.is_read_only() {
-            return Err(Rv::TokenWriteProtected);
-        }
-        token.init_pin(new_pin)
+        token.init_pin(acc, new_pin)
     })
 }
 
@@ -339,13 +324,7 @@ pub unsafe extern "C" fn C_SetPIN(
         let (acc, token) = m.access(hSession)?;
         // SAFETY: caller's pointers and lengths.
         let (old, new) = unsafe { (pin(pOldPin, ulOldLen)?, pin(pNewPin, ulNewLen)?) };
-        if !acc.rw {
-            return Err(Rv::SessionReadOnly);
-        }
-        if token.is_read_only() {
-            return Err(Rv::TokenWriteProtected);
-        }
-        token.set_pin(old, new)
+        token.set_pin(acc, old, new)
     })
 }
 

@@ -11,7 +11,7 @@ use crate::rv::{Result, Rv};
 use crate::storage::format;
 use crate::storage::keydb::{self, DbKind, KeyState, PASSWORD_CHECK};
 use crate::token::objects::{as_refs, put_records, stored_form};
-use crate::token::{Login, Token, LABEL_ROW, MAX_PIN_LEN, SO_PIN_CHECK, SO_PIN_ROW};
+use crate::token::{Access, Login, Token, LABEL_ROW, MAX_PIN_LEN, SO_PIN_CHECK, SO_PIN_ROW};
 
 impl Token {
     fn check_pin_len(&self, pin: &[u8]) -> Result<()> {
@@ -133,7 +133,16 @@ impl Token {
     /// C_InitPIN (by the SO): sets the user PIN where none is set, or
     /// replaces the empty one (re-encrypting what it protects). A non-empty
     /// PIN is never replaced blindly: the keys it protects would be lost.
-    pub fn init_pin(&self, pin: &[u8]) -> Result<()> {
+    pub fn init_pin(&self, acc: Access, pin: &[u8]) -> Result<()> {
+        if !acc.rw {
+            return Err(Rv::SessionReadOnly);
+        }
+        if !self.so_logged_in() {
+            return Err(Rv::UserNotLoggedIn);
+        }
+        if self.is_read_only() {
+            return Err(Rv::TokenWriteProtected);
+        }
         self.check_pin_len(pin)?;
         match self.key.get_password_entry()? {
             None => {
@@ -148,8 +157,15 @@ impl Token {
         }
     }
 
-    /// C_SetPIN: the SO's PIN when the SO is logged in, else the user's.
-    pub fn set_pin(&self, old_pin: &[u8], new_pin: &[u8]) -> Result<()> {
+    /// C_SetPIN (in a read-write session): the SO's PIN when the SO is
+    /// logged in, else the user's.
+    pub fn set_pin(&self, acc: Access, old_pin: &[u8], new_pin: &[u8]) -> Result<()> {
+        if !acc.rw {
+            return Err(Rv::SessionReadOnly);
+        }
+        if self.is_read_only() {
+            return Err(Rv::TokenWriteProtected);
+        }
         self.check_pin_len(new_pin)?;
         if self.so_logged_in() {
             self.check_so_pin(old_pin)?;
