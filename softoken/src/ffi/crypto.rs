@@ -2,13 +2,12 @@
 
 use pkcs11_sys::*;
 
-use super::ptr::{Answered, OutBuf};
+use super::ptr::OutBuf;
 use super::util::{bytes, mechanism, out, template, with_module};
-use crate::mechanism::op::{CipherOp, SignOp};
 use crate::mechanism::{self, param::MechanismArg};
 use crate::module::Module;
 use crate::rv::{Result, Rv};
-use crate::session::{self, start_with_key, Active, Session};
+use crate::session::{self, decrypt_slot, encrypt_slot, start_with_key, Active, Output, Session};
 
 /// Starts an operation: checks the session, reads the mechanism (which must
 /// offer `function`), fetches the key and lets the mechanism build the
@@ -41,24 +40,6 @@ fn start<T: ?Sized>(
         slot,
         |key, contexts| make(&arg, key, contexts),
     )
-}
-
-/// Delivers a signature by the length-query protocol. Returns whether the
-/// operation goes on (a length query, or a buffer too small).
-pub(super) fn deliver(
-    op: &mut dyn SignOp,
-    data: Option<&[u8]>,
-    signature: Result<OutBuf<'_>>,
-) -> (Result<()>, bool) {
-    match signature {
-        Ok(signature) => signature.deliver_with(op.output_len(), || {
-            if let Some(data) = data {
-                op.update(data)?;
-            }
-            op.sign()
-        }),
-        Err(e) => (Err(e), false),
-    }
 }
 
 #[no_mangle]
@@ -101,18 +82,7 @@ pub unsafe extern "C" fn C_Sign(
     with_module(|m| {
         let (session, _) = m.session(hSession)?;
         let mut s = session.lock();
-        let active = s.sign.as_mut().ok_or(Rv::OperationNotInitialized)?;
-        if active.multi_part {
-            return Err(Rv::OperationActive);
-        }
-        let (result, keep) = match data {
-            Ok(data) => deliver(&mut *active.op, Some(data), signature),
-            Err(e) => (Err(e), false),
-        };
-        if !keep {
-            s.sign = None;
-        }
-        result
+        session::sign(&mut s, data, signature)
     })
 }
 
@@ -127,15 +97,7 @@ pub unsafe extern "C" fn C_SignUpdate(
     with_module(|m| {
         let (session, _) = m.session(hSession)?;
         let mut s = session.lock();
-        let active = s.sign.as_mut().ok_or(Rv::OperationNotInitialized)?;
-        let result = active
-            .begin_parts()
-            .and(part)
-            .and_then(|part| active.op.update(part));
-        if result.is_err() {
-            s.sign = None;
-        }
-        result
+        session::sign_update(&mut s, part)
     })
 }
 
@@ -150,12 +112,7 @@ pub unsafe extern "C" fn C_SignFinal(
     with_module(|m| {
         let (session, _) = m.session(hSession)?;
         let mut s = session.lock();
-        let active = s.sign.as_mut().ok_or(Rv::OperationNotInitialized)?;
-        let (result, keep) = deliver(&mut *active.op, None, signature);
-        if !keep {
-            s.sign = None;
-        }
-        result
+        session::sign_final(&mut s, signature)
     })
 }
 
@@ -193,13 +150,7 @@ pub unsafe extern "C" fn C_Verify(
     with_module(|m| {
         let (session, _) = m.session(hSession)?;
         let mut s = session.lock();
-        let mut active = s.verify.take().ok_or(Rv::OperationNotInitialized)?;
-        if active.multi_part {
-            s.verify = Some(active);
-            return Err(Rv::OperationActive);
-        }
-        active.op.update(data?)?;
-        active.op.verify(sig?)
+        session::verify(&mut s, data, sig)
     })
 }
 
@@ -214,15 +165,7 @@ pub unsafe extern "C" fn C_VerifyUpdate(
     with_module(|m| {
         let (session, _) = m.session(hSession)?;
         let mut s = session.lock();
-        let active = s.verify.as_mut().ok_or(Rv::OperationNotInitialized)?;
-        let result = active
-            .begin_parts()
-            .and(part)
-            .and_then(|part| active.op.update(part));
-        if result.is_err() {
-            s.verify = None;
-        }
-        result
+        session::verify_update(&mut s, part)
     })
 }
 
@@ -236,12 +179,8 @@ pub unsafe extern "C" fn C_VerifyFinal(
     let sig = unsafe { bytes(pSignature, ulSignatureLen) };
     with_module(|m| {
         let (session, _) = m.session(hSession)?;
-        let mut active = session
-            .lock()
-            .verify
-            .take()
-            .ok_or(Rv::OperationNotInitialized)?;
-        active.op.verify(sig?)
+        let mut s = session.lock();
+        session::verify_final(&mut s, sig)
     })
 }
 
@@ -301,129 +240,6 @@ pub unsafe extern "C" fn C_GenerateKeyPair(
     })
 }
 
-/// Delivers cipher output by the length-query protocol: `input` is more
-/// data (if any), `finishing` ends the operation. Returns whether the
-/// operation goes on.
-fn deliver_cipher(
-    op: &mut dyn CipherOp,
-    input: &[u8],
-    finishing: bool,
-    output: Result<OutBuf<'_>>,
-) -> (Result<()>, bool) {
-    let need = op.output_len(input.len(), finishing);
-    let (result, waiting) = match output {
-        Ok(output) => output.deliver_with(need, || {
-            let mut out = op.update(input)?;
-            if finishing {
-                out.extend_from_slice(&op.finish()?);
-            }
-            Ok(out)
-        }),
-        Err(e) => (Err(e), false),
-    };
-    // An update that went through leaves the operation open for more.
-    let goes_on = waiting || (result.is_ok() && !finishing);
-    (result, goes_on)
-}
-
-/// A single-part operation straight into the caller's buffer, when the
-/// buffer is there and large enough and the mechanism can (None otherwise:
-/// the general path answers length queries and short buffers).
-fn single_into(op: &mut dyn CipherOp, input: &[u8], output: &mut OutBuf<'_>) -> Option<Result<()>> {
-    // A caller may encrypt in place; the copying path serves that case.
-    if output.overlaps(input) {
-        return None;
-    }
-    let need = op.output_len(input.len(), true);
-    let room = output.room(need)?;
-    Some(
-        op.single_into(input, room)?
-            .map(|written| output.set_len(written)),
-    )
-}
-
-/// The encryption or decryption slot of a session.
-pub(super) type CipherSlot = fn(&mut Session) -> &mut Option<Active<dyn CipherOp>>;
-
-/// C_Encrypt / C_Decrypt: single-part.
-fn cipher_single(
-    m: &Module,
-    hSession: CK_SESSION_HANDLE,
-    slot: CipherSlot,
-    input: Result<&[u8]>,
-    output: Result<OutBuf<'_>>,
-) -> Result<()> {
-    let (session, _) = m.session(hSession)?;
-    let mut s = session.lock();
-    let active = slot(&mut s).as_mut().ok_or(Rv::OperationNotInitialized)?;
-    if active.multi_part {
-        return Err(Rv::OperationActive);
-    }
-    let (result, keep) = match (input, output) {
-        (Ok(data), Ok(mut output)) => match single_into(&mut *active.op, data, &mut output) {
-            Some(done) => (done, false),
-            None => deliver_cipher(&mut *active.op, data, true, Ok(output)),
-        },
-        (Err(e), _) | (_, Err(e)) => (Err(e), false),
-    };
-    if !keep {
-        *slot(&mut s) = None;
-    }
-    result
-}
-
-/// C_EncryptUpdate / C_DecryptUpdate (with input) and C_EncryptFinal /
-/// C_DecryptFinal (without).
-fn cipher_part(
-    m: &Module,
-    hSession: CK_SESSION_HANDLE,
-    slot: CipherSlot,
-    input: Option<Result<&[u8]>>,
-    output: Result<OutBuf<'_>>,
-) -> Result<()> {
-    let (session, _) = m.session(hSession)?;
-    let mut s = session.lock();
-    match input {
-        Some(part) => cipher_step(&mut s, slot, part, output).map(|_| ()),
-        None => {
-            let active = slot(&mut s).as_mut().ok_or(Rv::OperationNotInitialized)?;
-            let (result, keep) = deliver_cipher(&mut *active.op, &[], true, output);
-            if !keep {
-                *slot(&mut s) = None;
-            }
-            result
-        }
-    }
-}
-
-/// One part through the session's cipher in `slot`, by the length-query
-/// protocol. Returns whether the part went through (not a length query).
-pub(super) fn cipher_step(
-    s: &mut Session,
-    slot: CipherSlot,
-    input: Result<&[u8]>,
-    output: Result<OutBuf<'_>>,
-) -> Result<bool> {
-    let active = slot(s).as_mut().ok_or(Rv::OperationNotInitialized)?;
-    let query = output.as_ref().is_ok_and(|o| o.is_query());
-    let (result, keep) = match active.begin_parts().and(input) {
-        Ok(data) => deliver_cipher(&mut *active.op, data, false, output),
-        Err(e) => (Err(e), false),
-    };
-    if !keep {
-        *slot(s) = None;
-    }
-    result.map(|()| !query)
-}
-
-pub(super) fn encrypt_slot(s: &mut Session) -> &mut Option<Active<dyn CipherOp>> {
-    &mut s.encrypt
-}
-
-pub(super) fn decrypt_slot(s: &mut Session) -> &mut Option<Active<dyn CipherOp>> {
-    &mut s.decrypt
-}
-
 #[no_mangle]
 pub unsafe extern "C" fn C_EncryptInit(
     hSession: CK_SESSION_HANDLE,
@@ -460,7 +276,11 @@ pub unsafe extern "C" fn C_Encrypt(
             OutBuf::new(pEncryptedData, pulEncryptedDataLen),
         )
     };
-    with_module(|m| cipher_single(m, hSession, encrypt_slot, input, output))
+    with_module(|m| {
+        let (session, _) = m.session(hSession)?;
+        let mut s = session.lock();
+        session::cipher(&mut s, encrypt_slot, input, output)
+    })
 }
 
 #[no_mangle]
@@ -478,7 +298,11 @@ pub unsafe extern "C" fn C_EncryptUpdate(
             OutBuf::new(pEncryptedPart, pulEncryptedPartLen),
         )
     };
-    with_module(|m| cipher_part(m, hSession, encrypt_slot, Some(part), output))
+    with_module(|m| {
+        let (session, _) = m.session(hSession)?;
+        let mut s = session.lock();
+        session::cipher_update(&mut s, encrypt_slot, part, output).map(|_| ())
+    })
 }
 
 #[no_mangle]
@@ -489,7 +313,11 @@ pub unsafe extern "C" fn C_EncryptFinal(
 ) -> CK_RV {
     // SAFETY: the caller's output buffer and length.
     let output = unsafe { OutBuf::new(pLastEncryptedPart, pulLastEncryptedPartLen) };
-    with_module(|m| cipher_part(m, hSession, encrypt_slot, None, output))
+    with_module(|m| {
+        let (session, _) = m.session(hSession)?;
+        let mut s = session.lock();
+        session::cipher_final(&mut s, encrypt_slot, output)
+    })
 }
 
 #[no_mangle]
@@ -528,7 +356,11 @@ pub unsafe extern "C" fn C_Decrypt(
             OutBuf::new(pData, pulDataLen),
         )
     };
-    with_module(|m| cipher_single(m, hSession, decrypt_slot, input, output))
+    with_module(|m| {
+        let (session, _) = m.session(hSession)?;
+        let mut s = session.lock();
+        session::cipher(&mut s, decrypt_slot, input, output)
+    })
 }
 
 #[no_mangle]
@@ -546,7 +378,11 @@ pub unsafe extern "C" fn C_DecryptUpdate(
             OutBuf::new(pPart, pulPartLen),
         )
     };
-    with_module(|m| cipher_part(m, hSession, decrypt_slot, Some(part), output))
+    with_module(|m| {
+        let (session, _) = m.session(hSession)?;
+        let mut s = session.lock();
+        session::cipher_update(&mut s, decrypt_slot, part, output).map(|_| ())
+    })
 }
 
 #[no_mangle]
@@ -557,7 +393,11 @@ pub unsafe extern "C" fn C_DecryptFinal(
 ) -> CK_RV {
     // SAFETY: the caller's output buffer and length.
     let output = unsafe { OutBuf::new(pLastPart, pulLastPartLen) };
-    with_module(|m| cipher_part(m, hSession, decrypt_slot, None, output))
+    with_module(|m| {
+        let (session, _) = m.session(hSession)?;
+        let mut s = session.lock();
+        session::cipher_final(&mut s, decrypt_slot, output)
+    })
 }
 
 #[no_mangle]
@@ -603,7 +443,7 @@ pub unsafe extern "C" fn C_WrapKey(
             )
         };
         let wrapping = session::wrap_key(&session, token, &arg, hWrappingKey, hKey)?;
-        if let Err(Answered(answer)) = wrapped.reserve(wrapping.output_len()) {
+        if let Err(answer) = wrapped.reserve(wrapping.output_len()) {
             return answer;
         }
         wrapped.deliver(&wrapping.run()?)

@@ -4,13 +4,13 @@
 
 use pkcs11_sys::*;
 
-use super::crypto::{cipher_step, decrypt_slot, encrypt_slot, CipherSlot};
 use super::ptr::OutBuf;
 use super::util::{bytes, with_module};
 use crate::engine::Direction;
 use crate::module::Module;
 use crate::rv::{Result, Rv};
 use crate::session::Session;
+use crate::session::{cipher_update, decrypt_slot, encrypt_slot, CipherSlot};
 
 /// The operation that runs beside the cipher.
 #[derive(Clone, Copy)]
@@ -90,7 +90,7 @@ unsafe fn dual_update(
     // SAFETY: the caller's input and output buffer, of the lengths it gives
     // (this function's promise).
     let (part, out_buf) = unsafe { (bytes(input, input_len), OutBuf::new(output, output_len)) };
-    if !cipher_step(&mut s, cipher, part, out_buf)? {
+    if !cipher_update(&mut s, cipher, part, out_buf)? {
         return Ok(());
     }
     // SAFETY: the input was read above; the output holds the *output_len

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use pkcs11_sys::*;
 
-use super::ptr::{Answered, OutBuf};
+use super::ptr::OutBuf;
 use super::util::{bytes, input, items_mut, mechanism, with_module};
 use crate::cache::kept::Kept;
 use crate::engine::secret::SecretVec;
@@ -15,7 +15,7 @@ use crate::engine::{Direction, GcmContext};
 use crate::mechanism::op::SignatureUse;
 use crate::module::Module;
 use crate::rv::{Result, Rv};
-use crate::session::{operation_key, MessageCipher, MessageSign, PendingMessage, Session};
+use crate::session::{operation_key, MessageCipher, MessageSign, Output, PendingMessage, Session};
 
 /// CK_GCM_MESSAGE_PARAMS as the caller gave it.
 struct GcmMessage {
@@ -203,7 +203,7 @@ unsafe fn cipher_message(
         )
     };
     // The ciphertext is as long as the plaintext (the tag goes apart).
-    if let Err(Answered(answer)) = output.reserve(input.len()) {
+    if let Err(answer) = output.reserve(input.len()) {
         return answer;
     }
     // SAFETY: the parameter's pointers, as read above.
@@ -286,7 +286,7 @@ unsafe fn cipher_next(
         0
     };
     if need > 0 {
-        if let Err(Answered(answer)) = output.reserve(need) {
+        if let Err(answer) = output.reserve(need) {
             return answer;
         }
     }
@@ -639,7 +639,7 @@ pub unsafe extern "C" fn C_SignMessage(
                 OutBuf::new(pSignature, pulSignatureLen),
             )
         };
-        super::crypto::deliver(&mut *op, Some(data), signature).0
+        crate::session::deliver_signature(&mut *op, Some(data), signature).0
     })
 }
 
@@ -703,7 +703,7 @@ pub unsafe extern "C" fn C_SignMessageNext(
         }
         // SAFETY: the caller's signature buffer and length.
         let signature = unsafe { OutBuf::new(pSignature, pulSignatureLen) };
-        let (result, keep) = super::crypto::deliver(&mut **op, Some(data), signature);
+        let (result, keep) = crate::session::deliver_signature(&mut **op, Some(data), signature);
         if !keep {
             ms.sign = None;
         }

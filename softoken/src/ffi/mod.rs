@@ -23,7 +23,7 @@ use pkcs11_sys::*;
 use crate::mechanism::{self, digest::DigestOp};
 use crate::module::{self, CallLock};
 use crate::rv::{Result, Rv};
-use crate::session::FindOp;
+use crate::session::{self, FindOp};
 use crate::token::{AttrRead, MAX_PIN_LEN};
 use ptr::OutBuf;
 use util::{boundary, bytes, items_mut, out, padded, template, with_module};
@@ -693,7 +693,7 @@ fn deliver_digest(
     digest: Result<OutBuf<'_>>,
 ) -> (Result<()>, bool) {
     match digest {
-        Ok(digest) => digest.deliver_with(op.output_len(), || {
+        Ok(digest) => session::deliver_with(digest, op.output_len(), || {
             if let Some(data) = data {
                 op.update(data);
             }

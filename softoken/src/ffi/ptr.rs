@@ -8,6 +8,7 @@ use pkcs11_sys::CK_ULONG;
 
 use super::util::{items_mut, out};
 use crate::rv::{Result, Rv};
+use crate::session::Output;
 
 /// A caller's buffer of `*len` items at `p` (null: the caller asks for
 /// the length), and its length word.
@@ -15,10 +16,6 @@ pub struct OutBuf<'a, T = u8> {
     p: *mut T,
     len: &'a mut CK_ULONG,
 }
-
-/// A call answered without output: a length query (Ok) or a buffer too
-/// small (CKR_BUFFER_TOO_SMALL). Either way an operation goes on.
-pub struct Answered(pub Result<()>);
 
 impl<'a, T: Copy> OutBuf<'a, T> {
     /// The view of a caller's buffer and length word.
@@ -34,27 +31,8 @@ impl<'a, T: Copy> OutBuf<'a, T> {
         Ok(OutBuf { p, len })
     }
 
-    /// Whether the caller gave no buffer (a length query).
-    pub fn is_query(&self) -> bool {
-        self.p.is_null()
-    }
-
-    /// The length-query protocol for an output of `need` items: Ok when
-    /// the buffer holds them; otherwise the answer the call gives.
-    pub fn reserve(&mut self, need: usize) -> std::result::Result<(), Answered> {
-        if self.p.is_null() {
-            *self.len = need as CK_ULONG;
-            return Err(Answered(Ok(())));
-        }
-        if (*self.len as usize) < need {
-            *self.len = need as CK_ULONG;
-            return Err(Answered(Err(Rv::BufferTooSmall)));
-        }
-        Ok(())
-    }
-
     /// The caller's buffer as `need` writable items, when it holds them.
-    pub fn room(&mut self, need: usize) -> Option<&mut [T]> {
+    fn room(&mut self, need: usize) -> Option<&mut [T]> {
         if self.p.is_null() || (*self.len as usize) < need {
             return None;
         }
@@ -62,53 +40,63 @@ impl<'a, T: Copy> OutBuf<'a, T> {
         unsafe { items_mut(self.p, need) }.ok()
     }
 
-    /// Whether the caller's buffer overlaps `input` (a caller encrypting in
-    /// place).
-    pub fn overlaps(&self, input: &[T]) -> bool {
-        let size = std::mem::size_of::<T>();
-        let (in_start, in_end) = (
-            input.as_ptr() as usize,
-            input.as_ptr() as usize + std::mem::size_of_val(input),
-        );
-        let out_start = self.p as usize;
-        let out_end = out_start + *self.len as usize * size;
-        in_start < out_end && out_start < in_end
-    }
-
-    /// Records that `written` items of the buffer hold the output.
-    pub fn set_len(&mut self, written: usize) {
-        *self.len = written as CK_ULONG;
+    /// The length-query protocol for an output of `need` items.
+    fn reserve_items(&mut self, need: usize) -> std::result::Result<(), Result<()>> {
+        if self.p.is_null() {
+            *self.len = need as CK_ULONG;
+            return Err(Ok(()));
+        }
+        if (*self.len as usize) < need {
+            *self.len = need as CK_ULONG;
+            return Err(Err(Rv::BufferTooSmall));
+        }
+        Ok(())
     }
 
     /// The whole protocol for an output known in advance.
     pub fn deliver(mut self, data: &[T]) -> Result<()> {
-        if let Err(Answered(answer)) = self.reserve(data.len()) {
+        if let Err(answer) = self.reserve_items(data.len()) {
             return answer;
         }
         let room = self.room(data.len()).ok_or(Rv::ArgumentsBad)?;
         room.copy_from_slice(data);
-        self.set_len(data.len());
+        *self.len = data.len() as CK_ULONG;
         Ok(())
     }
+}
 
-    /// The protocol for an output of at most `need` items that `make`
-    /// produces once the buffer is known to hold them. Returns whether an
-    /// operation under way goes on (the call was answered without output).
-    pub fn deliver_with(
-        mut self,
-        need: usize,
-        make: impl FnOnce() -> Result<Vec<T>>,
-    ) -> (Result<()>, bool) {
-        if let Err(Answered(answer)) = self.reserve(need) {
-            return (answer, true);
+impl Output for OutBuf<'_, u8> {
+    fn is_query(&self) -> bool {
+        self.p.is_null()
+    }
+
+    fn reserve(&mut self, need: usize) -> std::result::Result<(), Result<()>> {
+        self.reserve_items(need)
+    }
+
+    fn room_apart_from(&mut self, need: usize, input: &[u8]) -> Option<&mut [u8]> {
+        let out_start = self.p as usize;
+        let out_end = out_start + *self.len as usize;
+        let in_start = input.as_ptr() as usize;
+        if in_start < out_end && out_start < in_start + input.len() {
+            return None;
         }
-        (make().and_then(|output| self.deliver(&output)), false)
+        self.room(need)
+    }
+
+    fn set_len(&mut self, written: usize) {
+        *self.len = written as CK_ULONG;
+    }
+
+    fn write(self, data: &[u8]) -> Result<()> {
+        self.deliver(data)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::session::deliver_with;
 
     /// The view of a local buffer.
     fn view<'a>(p: *mut u8, len: &'a mut CK_ULONG) -> Result<OutBuf<'a>> {
@@ -148,20 +136,20 @@ mod tests {
     #[test]
     fn deliver_with_keeps_the_operation_only_when_answered_without_output() {
         let mut len: CK_ULONG = 0;
-        let (r, keep) = view(std::ptr::null_mut(), &mut len)
-            .unwrap()
-            .deliver_with(4, || panic!("a length query makes nothing"));
+        let (r, keep) = deliver_with(view(std::ptr::null_mut(), &mut len).unwrap(), 4, || {
+            panic!("a length query makes nothing")
+        });
         assert_eq!((r, keep, len), (Ok(()), true, 4));
         let mut buf = [0u8; 4];
         len = 3;
-        let (r, keep) = view(buf.as_mut_ptr(), &mut len)
-            .unwrap()
-            .deliver_with(4, || panic!("a short buffer makes nothing"));
+        let (r, keep) = deliver_with(view(buf.as_mut_ptr(), &mut len).unwrap(), 4, || {
+            panic!("a short buffer makes nothing")
+        });
         assert_eq!((r, keep, len), (Err(Rv::BufferTooSmall), true, 4));
         len = 4;
-        let (r, keep) = view(buf.as_mut_ptr(), &mut len)
-            .unwrap()
-            .deliver_with(4, || Ok(b"xy".to_vec()));
+        let (r, keep) = deliver_with(view(buf.as_mut_ptr(), &mut len).unwrap(), 4, || {
+            Ok(b"xy".to_vec())
+        });
         assert_eq!((r, keep, len, &buf[..2]), (Ok(()), false, 2, &b"xy"[..]));
     }
 }

@@ -11,7 +11,7 @@ use crate::mechanism::rsa::RecoverOp;
 use crate::mechanism::Operation;
 use crate::module::Module;
 use crate::rv::{Result, Rv};
-use crate::session::{operation_key, Session};
+use crate::session::{deliver_with, operation_key, Session};
 
 type RecoverSlot = fn(&mut Session) -> &mut Option<RecoverOp>;
 
@@ -98,11 +98,11 @@ fn deliver(
     match side {
         // A signature's length is known ahead; it is made only into a
         // buffer that holds it.
-        SignatureUse::Sign => output.deliver_with(op.size(), || op.sign(input)),
+        SignatureUse::Sign => deliver_with(output, op.size(), || op.sign(input)),
         // Recovered data is measured by recovering it (a public-key
         // operation, cheap).
         SignatureUse::Verify => match op.recover(input) {
-            Ok(data) => output.deliver_with(data.len(), || Ok(data)),
+            Ok(data) => deliver_with(output, data.len(), || Ok(data)),
             Err(e) => (Err(e), false),
         },
     }
