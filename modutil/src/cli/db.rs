@@ -1,0 +1,181 @@
+//! The commands on a token's database, through the module's C API (and
+//! `check` through softoken's admin facade).
+
+use std::path::{Path, PathBuf};
+
+use serde_json::json;
+
+use super::{password, target, Cli, ModuleArgs, PasswordArgs, Report};
+use crate::db::{self, PasswordSource};
+use crate::error::{Failure, Kind, Outcome};
+
+pub fn create(
+    cli: &Cli,
+    module: &ModuleArgs,
+    pw: &PasswordArgs,
+    empty_password: bool,
+) -> Outcome<Report> {
+    let t = target(cli, module)?;
+    let source = password(pw);
+    let dir = db::create(&t, (!empty_password).then_some(&source), cli.force)?;
+    Ok(Report::new(
+        format!("Database created in {}", dir.display()),
+        json!({"created": dir}),
+    ))
+}
+
+pub fn tokens(cli: &Cli, module: &ModuleArgs) -> Outcome<Report> {
+    let list = db::tokens(&target(cli, module)?)?;
+    let text: Vec<String> = list
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|t| {
+            format!(
+                "slot 0x{:x} {:?}: token {:?} ({}){}",
+                t["slot_id"].as_u64().unwrap_or(0),
+                t["slot"].as_str().unwrap_or(""),
+                t["label"].as_str().unwrap_or(""),
+                t["manufacturer"].as_str().unwrap_or(""),
+                if t["login_required"] == json!(true) {
+                    ", password set"
+                } else {
+                    ", no password"
+                },
+            )
+        })
+        .collect();
+    Ok(Report::new(text.join("\n"), list))
+}
+
+pub fn passwd(
+    cli: &Cli,
+    module: &ModuleArgs,
+    pw: &PasswordArgs,
+    new_password_file: &Option<PathBuf>,
+) -> Outcome<Report> {
+    db::change_password(
+        &target(cli, module)?,
+        &password(pw),
+        &PasswordSource {
+            file: new_password_file.clone(),
+        },
+    )?;
+    Ok(Report::new("Password changed", json!({"changed": true})))
+}
+
+pub fn certs(cli: &Cli, module: &ModuleArgs, pw: &PasswordArgs) -> Outcome<Report> {
+    let list = db::certificates(&target(cli, module)?, &password(pw))?;
+    let mut text = vec![
+        format!("{:<60} Trust Attributes", "Certificate Nickname"),
+        format!("{:<60} SSL,S/MIME,JAR/XPI\n", ""),
+    ];
+    text.extend(list.as_array().into_iter().flatten().map(|c| {
+        format!(
+            "{:<60} {}",
+            c["nickname"].as_str().unwrap_or(""),
+            c["trust"].as_str().unwrap_or("")
+        )
+    }));
+    Ok(Report::new(text.join("\n"), list))
+}
+
+pub fn keys(cli: &Cli, module: &ModuleArgs, pw: &PasswordArgs) -> Outcome<Report> {
+    let list = db::keys(&target(cli, module)?, &password(pw))?;
+    let text: Vec<String> = list
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+        .map(|(i, k)| {
+            format!(
+                "<{i}> {:<6} {} {}",
+                k["type"].as_str().unwrap_or("?"),
+                k["id"].as_str().unwrap_or(""),
+                k["label"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    Ok(Report::new(text.join("\n"), list))
+}
+
+pub fn import(
+    cli: &Cli,
+    file: &Path,
+    module: &ModuleArgs,
+    pw: &PasswordArgs,
+    p12_password_file: &Option<PathBuf>,
+    nickname: Option<&str>,
+) -> Outcome<Report> {
+    let nick = db::import_p12(
+        &target(cli, module)?,
+        file,
+        &password(pw),
+        &PasswordSource {
+            file: p12_password_file.clone(),
+        },
+        nickname,
+    )?;
+    Ok(Report::new(
+        format!("Imported {nick:?} from {}", file.display()),
+        json!({"imported": nick}),
+    ))
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn export(
+    cli: &Cli,
+    nickname: &str,
+    out: &Path,
+    module: &ModuleArgs,
+    pw: &PasswordArgs,
+    p12_password_file: &Option<PathBuf>,
+    iterations: u32,
+) -> Outcome<Report> {
+    db::export_p12(
+        &target(cli, module)?,
+        nickname,
+        out,
+        &password(pw),
+        &PasswordSource {
+            file: p12_password_file.clone(),
+        },
+        iterations,
+    )?;
+    Ok(Report::new(
+        format!("Exported {nickname:?} to {}", out.display()),
+        json!({"exported": out}),
+    ))
+}
+
+pub fn check(cli: &Cli, module: &ModuleArgs, pw: &PasswordArgs) -> Outcome<Report> {
+    let report = db::check(&target(cli, module)?, &password(pw))?;
+    let ok = report["ok"] == json!(true);
+    let mut text = vec![format!(
+        "{} values decrypted, {} integrity records verified",
+        report["decrypted"], report["verified"]
+    )];
+    for f in report["failures"].as_array().into_iter().flatten() {
+        text.push(format!(
+            "FAILED: object {} attribute {}: {}",
+            f["object"].as_str().unwrap_or(""),
+            f["attribute"].as_str().unwrap_or(""),
+            f["error"].as_str().unwrap_or("")
+        ));
+    }
+    for r in report["orphaned_records"].as_array().into_iter().flatten() {
+        text.push(format!(
+            "ORPHANED: integrity record {} has no object",
+            r.as_str().unwrap_or("")
+        ));
+    }
+    let said = Report::new(text.join("\n"), report);
+    Ok(if ok {
+        said
+    } else {
+        said.then_fail(Failure::new(
+            Kind::Failed,
+            "the database failed its integrity check",
+        ))
+    })
+}

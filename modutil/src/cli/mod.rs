@@ -1,0 +1,445 @@
+//! The commands: their arguments (clap), the report each returns, and the
+//! dispatch. Each command returns one `Report` that prints as text or as
+//! JSON; the modules below hold the commands by what they work on.
+
+mod db;
+mod firefox;
+mod library;
+mod p11kit;
+mod registry;
+
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Parser, Subcommand};
+use serde_json::Value;
+
+use crate::db::{PasswordSource, Target};
+use crate::error::{Failure, Kind, Outcome, EXIT_CODES};
+
+#[derive(Parser)]
+#[command(
+    name = "softoken-modutil",
+    version,
+    about = "Register PKCS#11 modules with NSS, Firefox and p11-kit, and administer softoken databases",
+    after_help = EXIT_CODES
+)]
+pub struct Cli {
+    /// The NSS database directory (`sql:DIR`, `dbm:DIR` or `DIR`).
+    #[arg(long, short = 'd', global = true, value_name = "DIR")]
+    pub dbdir: Option<String>,
+    /// Print results as JSON.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Write even into a Firefox profile that Firefox has open.
+    #[arg(long, global = true)]
+    pub force: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Which module and token database commands work on.
+#[derive(Args, Clone)]
+pub struct ModuleArgs {
+    /// The PKCS#11 library (default: libsoftoken.so beside this program).
+    #[arg(long, value_name = "PATH")]
+    pub libfile: Option<PathBuf>,
+    /// The label of the token (default: the database token).
+    #[arg(long, value_name = "LABEL")]
+    pub token: Option<String>,
+    /// More parameters for the module's C_Initialize.
+    #[arg(long, value_name = "STRING")]
+    pub params: Option<String>,
+}
+
+#[derive(Args, Clone)]
+pub struct PasswordArgs {
+    /// Read the database password from the first line of FILE.
+    #[arg(long, short = 'f', value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+}
+
+#[derive(Args, Clone)]
+pub struct SlotArgs {
+    /// Only this slot (its id, or its description); default: every slot.
+    #[arg(long, value_name = "SLOT")]
+    pub slot: Option<String>,
+}
+
+#[derive(Args, Clone)]
+pub struct LibraryChoice {
+    /// Name the module is registered under.
+    #[arg(long, default_value = "softoken")]
+    pub name: String,
+    /// The module's library (default: libsoftoken.so beside this program).
+    #[arg(long, value_name = "PATH")]
+    pub libfile: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Make a new database directory: pkcs11.txt, cert9.db and key4.db.
+    Create {
+        #[command(flatten)]
+        module: ModuleArgs,
+        #[command(flatten)]
+        password: PasswordArgs,
+        /// Leave the password empty (no login needed, as NSS's modutil -create).
+        #[arg(long, conflicts_with = "password_file")]
+        empty_password: bool,
+    },
+    /// Register a PKCS#11 module in pkcs11.txt (it is loaded first, to check it).
+    Add {
+        name: String,
+        #[arg(long, value_name = "PATH")]
+        libfile: PathBuf,
+        /// The module's parameter string (NSS passes it to C_Initialize).
+        #[arg(long, value_name = "STRING")]
+        params: Option<String>,
+        /// Mechanisms this module is the default for, as modutil: RSA:AES:...
+        #[arg(long, value_name = "LIST")]
+        mechanisms: Option<String>,
+    },
+    /// Remove a module from pkcs11.txt.
+    Delete { name: String },
+    /// List the modules in pkcs11.txt.
+    List {
+        /// Only this module.
+        name: Option<String>,
+        /// Load each library and report whether it works.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Enable a module's slots (undo `disable`).
+    Enable {
+        name: String,
+        #[command(flatten)]
+        slot: SlotArgs,
+    },
+    /// Disable a module's slots: NSS will not use them.
+    Disable {
+        name: String,
+        #[command(flatten)]
+        slot: SlotArgs,
+    },
+    /// Make a module the default for mechanisms.
+    Default {
+        name: String,
+        #[arg(long, value_name = "LIST")]
+        mechanisms: String,
+        #[command(flatten)]
+        slot: SlotArgs,
+    },
+    /// Stop a module being the default for mechanisms.
+    Undefault {
+        name: String,
+        #[arg(long, value_name = "LIST")]
+        mechanisms: String,
+        #[command(flatten)]
+        slot: SlotArgs,
+    },
+    /// Say whether a library loads as a PKCS#11 module, and if not, why.
+    CheckLibrary {
+        path: PathBuf,
+        #[arg(long, value_name = "STRING")]
+        params: Option<String>,
+    },
+    /// Register the module in Firefox profiles (each profile's pkcs11.txt).
+    FirefoxRegister {
+        #[command(flatten)]
+        library: LibraryChoice,
+        /// A profile directory; without one, every profile of profiles.ini.
+        #[arg(long, value_name = "DIR")]
+        profile: Vec<PathBuf>,
+        /// Firefox's directory holding profiles.ini (default ~/.mozilla/firefox).
+        #[arg(long, value_name = "DIR")]
+        firefox_dir: Option<PathBuf>,
+    },
+    /// Remove the module from Firefox profiles.
+    FirefoxUnregister {
+        #[arg(long, default_value = "softoken")]
+        name: String,
+        #[arg(long, value_name = "DIR")]
+        profile: Vec<PathBuf>,
+        #[arg(long, value_name = "DIR")]
+        firefox_dir: Option<PathBuf>,
+    },
+    /// Print Firefox's enterprise policy that loads the module for every
+    /// profile, or install it into policies.json.
+    FirefoxPolicy {
+        #[command(flatten)]
+        library: LibraryChoice,
+        /// Merge it into the policies file.
+        #[arg(long)]
+        install: bool,
+        /// Take it out of the policies file.
+        #[arg(long, conflicts_with = "install")]
+        remove: bool,
+        #[arg(long, value_name = "FILE", default_value = crate::firefox::SYSTEM_POLICIES)]
+        policies_file: PathBuf,
+    },
+    /// Install a p11-kit module file, so p11-kit clients see the token.
+    P11kitInstall {
+        #[command(flatten)]
+        library: LibraryChoice,
+        /// For every user (/etc/pkcs11/modules) rather than for you.
+        #[arg(long)]
+        system: bool,
+        /// Another module directory.
+        #[arg(long, value_name = "DIR", conflicts_with = "system")]
+        dir: Option<PathBuf>,
+        /// Parameters for the module's C_Initialize (x-init-reserved).
+        #[arg(long, value_name = "STRING")]
+        params: Option<String>,
+    },
+    /// Remove the p11-kit module file.
+    P11kitRemove {
+        #[arg(long, default_value = "softoken")]
+        name: String,
+        #[arg(long)]
+        system: bool,
+        #[arg(long, value_name = "DIR", conflicts_with = "system")]
+        dir: Option<PathBuf>,
+    },
+    /// List the module's slots and tokens.
+    Tokens {
+        #[command(flatten)]
+        module: ModuleArgs,
+    },
+    /// Change the database password.
+    Passwd {
+        #[command(flatten)]
+        module: ModuleArgs,
+        #[command(flatten)]
+        password: PasswordArgs,
+        /// Read the new password from FILE.
+        #[arg(long, value_name = "FILE")]
+        new_password_file: Option<PathBuf>,
+    },
+    /// List certificates with their trust (as certutil -L).
+    Certs {
+        #[command(flatten)]
+        module: ModuleArgs,
+        #[command(flatten)]
+        password: PasswordArgs,
+    },
+    /// List private keys (as certutil -K).
+    Keys {
+        #[command(flatten)]
+        module: ModuleArgs,
+        #[command(flatten)]
+        password: PasswordArgs,
+    },
+    /// Import a key and its certificates from a PKCS#12 file.
+    Import {
+        file: PathBuf,
+        #[command(flatten)]
+        module: ModuleArgs,
+        #[command(flatten)]
+        password: PasswordArgs,
+        #[arg(long, value_name = "FILE")]
+        p12_password_file: Option<PathBuf>,
+        /// The nickname (default: the file's friendlyName).
+        #[arg(long)]
+        nickname: Option<String>,
+    },
+    /// Export a certificate and its key to a PKCS#12 file.
+    Export {
+        nickname: String,
+        #[arg(long, short = 'o', value_name = "FILE")]
+        out: PathBuf,
+        #[command(flatten)]
+        module: ModuleArgs,
+        #[command(flatten)]
+        password: PasswordArgs,
+        #[arg(long, value_name = "FILE")]
+        p12_password_file: Option<PathBuf>,
+        /// PBKDF2 iterations (pk12util's default).
+        #[arg(long, default_value_t = 600_000)]
+        iterations: u32,
+    },
+    /// Verify every encrypted value and integrity record of the database.
+    Check {
+        #[command(flatten)]
+        module: ModuleArgs,
+        #[command(flatten)]
+        password: PasswordArgs,
+    },
+}
+
+/// What a command found or did: a text for people and a JSON value for
+/// scripts, and, for a command that reports before it fails (a database
+/// that fails its check), the failure.
+pub struct Report {
+    text: String,
+    json: String,
+    failure: Option<Failure>,
+}
+
+impl Report {
+    pub fn new(text: impl Into<String>, json: Value) -> Report {
+        Report {
+            text: text.into(),
+            json: json.to_string(),
+            failure: None,
+        }
+    }
+
+    /// A document printed the same way as text and as JSON.
+    pub fn pretty(json: &Value) -> Report {
+        let text = serde_json::to_string_pretty(json).unwrap_or_default();
+        Report {
+            json: text.clone(),
+            text,
+            failure: None,
+        }
+    }
+
+    /// The report, then the command fails.
+    pub fn then_fail(mut self, failure: Failure) -> Report {
+        self.failure = Some(failure);
+        self
+    }
+
+    /// Prints the report; the failure it ends in, if any.
+    pub fn print(self, json: bool) -> Outcome<()> {
+        println!("{}", if json { &self.json } else { &self.text });
+        match self.failure {
+            Some(f) => Err(f),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Runs the command line's command.
+pub fn run(cli: &Cli) -> Outcome<Report> {
+    match &cli.command {
+        Command::Create {
+            module,
+            password: pw,
+            empty_password,
+        } => db::create(cli, module, pw, *empty_password),
+        Command::Add {
+            name,
+            libfile,
+            params,
+            mechanisms,
+        } => registry::add(cli, name, libfile, params.as_deref(), mechanisms.as_deref()),
+        Command::Delete { name } => registry::delete(cli, name),
+        Command::List { name, check } => registry::list(cli, name.as_deref(), *check),
+        Command::Enable { name, slot } => registry::enable(cli, name, slot),
+        Command::Disable { name, slot } => registry::disable(cli, name, slot),
+        Command::Default {
+            name,
+            mechanisms,
+            slot,
+        } => registry::default(cli, name, mechanisms, slot),
+        Command::Undefault {
+            name,
+            mechanisms,
+            slot,
+        } => registry::undefault(cli, name, mechanisms, slot),
+        Command::CheckLibrary { path, params } => library::check(path, params.as_deref()),
+        Command::FirefoxRegister {
+            library: lib,
+            profile,
+            firefox_dir,
+        } => firefox::register(cli, lib, profile, firefox_dir.as_deref()),
+        Command::FirefoxUnregister {
+            name,
+            profile,
+            firefox_dir,
+        } => firefox::unregister(cli, name, profile, firefox_dir.as_deref()),
+        Command::FirefoxPolicy {
+            library: lib,
+            install,
+            remove,
+            policies_file,
+        } => firefox::policy(lib, *install, *remove, policies_file),
+        Command::P11kitInstall {
+            library: lib,
+            system,
+            dir,
+            params,
+        } => p11kit::install(lib, *system, dir.as_deref(), params.as_deref()),
+        Command::P11kitRemove { name, system, dir } => {
+            p11kit::remove(name, *system, dir.as_deref())
+        }
+        Command::Tokens { module } => db::tokens(cli, module),
+        Command::Passwd {
+            module,
+            password: pw,
+            new_password_file,
+        } => db::passwd(cli, module, pw, new_password_file),
+        Command::Certs {
+            module,
+            password: pw,
+        } => db::certs(cli, module, pw),
+        Command::Keys {
+            module,
+            password: pw,
+        } => db::keys(cli, module, pw),
+        Command::Import {
+            file,
+            module,
+            password: pw,
+            p12_password_file,
+            nickname,
+        } => db::import(
+            cli,
+            file,
+            module,
+            pw,
+            p12_password_file,
+            nickname.as_deref(),
+        ),
+        Command::Export {
+            nickname,
+            out,
+            module,
+            password: pw,
+            p12_password_file,
+            iterations,
+        } => db::export(
+            cli,
+            nickname,
+            out,
+            module,
+            pw,
+            p12_password_file,
+            *iterations,
+        ),
+        Command::Check {
+            module,
+            password: pw,
+        } => db::check(cli, module, pw),
+    }
+}
+
+pub fn library_path(given: Option<&Path>) -> Outcome<PathBuf> {
+    let path = given
+        .map(Path::to_path_buf)
+        .unwrap_or_else(crate::library::default_module);
+    if path.components().count() == 1 && given.is_none() {
+        return Err(Failure::new(
+            Kind::NotFound,
+            "libsoftoken.so is not beside this program; give --libfile",
+        ));
+    }
+    crate::library::check_file(&path)?;
+    std::path::absolute(&path).map_err(|e| Failure::io("resolve", &path, e))
+}
+
+pub fn target(cli: &Cli, module: &ModuleArgs) -> Outcome<Target> {
+    Ok(Target {
+        libfile: library_path(module.libfile.as_deref())?,
+        dbdir: cli.dbdir.clone(),
+        token: module.token.clone(),
+        params: module.params.clone(),
+    })
+}
+
+pub fn password(args: &PasswordArgs) -> PasswordSource {
+    PasswordSource {
+        file: args.password_file.clone(),
+    }
+}
