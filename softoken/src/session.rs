@@ -3,7 +3,7 @@
 use pkcs11_sys::*;
 
 use crate::mechanism::digest::DigestOp;
-use crate::mechanism::op::{CipherOp, CipherUse, SignOp, VerifyOp};
+use crate::mechanism::op::{CipherOp, CipherUse, Part, SignOp, VerifyOp};
 use crate::mechanism::param::{HkdfSalt, KdfParams, MechanismArg};
 use crate::rv::Rv;
 
@@ -379,6 +379,73 @@ pub fn verify_final(s: &mut Session, signature: crate::rv::Result<&[u8]>) -> cra
     active.op.verify(signature?)
 }
 
+/// Delivers a digest (over `data` too, if given) by the length-query
+/// protocol; returns whether the operation goes on.
+fn deliver_digest<O: Output>(
+    op: &mut DigestOp,
+    data: Option<&[u8]>,
+    digest: crate::rv::Result<O>,
+) -> (crate::rv::Result<()>, bool) {
+    match digest {
+        Ok(digest) => deliver_with(digest, op.output_len(), || {
+            if let Some(data) = data {
+                op.update(data);
+            }
+            op.result()
+        }),
+        Err(e) => (Err(e), false),
+    }
+}
+
+/// C_Digest: single-part.
+pub fn digest<O: Output>(
+    s: &mut Session,
+    data: crate::rv::Result<&[u8]>,
+    digest: crate::rv::Result<O>,
+) -> crate::rv::Result<()> {
+    let op = s.digest.as_mut().ok_or(Rv::OperationNotInitialized)?;
+    if op.multi_part {
+        return Err(Rv::OperationActive);
+    }
+    let (result, keep) = match data {
+        Ok(data) => deliver_digest(op, Some(data), digest),
+        Err(e) => (Err(e), false),
+    };
+    if !keep {
+        s.digest = None;
+    }
+    result
+}
+
+/// C_DigestUpdate and C_DigestKey: more input; an error ends the digest.
+pub fn digest_update(s: &mut Session, part: crate::rv::Result<&[u8]>) -> crate::rv::Result<()> {
+    let op = s.digest.as_mut().ok_or(Rv::OperationNotInitialized)?;
+    match part {
+        Ok(part) => {
+            op.update(part);
+            op.multi_part = true;
+            Ok(())
+        }
+        Err(e) => {
+            s.digest = None;
+            Err(e)
+        }
+    }
+}
+
+/// C_DigestFinal.
+pub fn digest_final<O: Output>(
+    s: &mut Session,
+    digest: crate::rv::Result<O>,
+) -> crate::rv::Result<()> {
+    let op = s.digest.as_mut().ok_or(Rv::OperationNotInitialized)?;
+    let (result, keep) = deliver_digest(op, None, digest);
+    if !keep {
+        s.digest = None;
+    }
+    result
+}
+
 /// The encryption or decryption slot of a session.
 pub type CipherSlot = fn(&mut Session) -> &mut Option<Active<dyn CipherOp>>;
 
@@ -391,19 +458,19 @@ pub fn decrypt_slot(s: &mut Session) -> &mut Option<Active<dyn CipherOp>> {
 }
 
 /// Delivers cipher output by the length-query protocol: `input` is more
-/// data (if any), `finishing` ends the operation. Returns whether the
+/// data (if any), `Part::Last` ends the operation. Returns whether the
 /// operation goes on.
 fn deliver_cipher<O: Output>(
     op: &mut dyn CipherOp,
     input: &[u8],
-    finishing: bool,
+    part: Part,
     output: crate::rv::Result<O>,
 ) -> (crate::rv::Result<()>, bool) {
-    let need = op.output_len(input.len(), finishing);
+    let need = op.output_len(input.len(), part);
     let (result, waiting) = match output {
         Ok(output) => deliver_with(output, need, || {
             let mut out = op.update(input)?;
-            if finishing {
+            if part == Part::Last {
                 out.extend_from_slice(&op.finish()?);
             }
             Ok(out)
@@ -411,7 +478,7 @@ fn deliver_cipher<O: Output>(
         Err(e) => (Err(e), false),
     };
     // An update that went through leaves the operation open for more.
-    let goes_on = waiting || (result.is_ok() && !finishing);
+    let goes_on = waiting || (result.is_ok() && part == Part::More);
     (result, goes_on)
 }
 
@@ -423,7 +490,7 @@ fn single_into<O: Output>(
     input: &[u8],
     output: &mut O,
 ) -> Option<crate::rv::Result<()>> {
-    let need = op.output_len(input.len(), true);
+    let need = op.output_len(input.len(), Part::Last);
     let room = output.room_apart_from(need, input)?;
     Some(
         op.single_into(input, room)?
@@ -445,7 +512,7 @@ pub fn cipher<O: Output>(
     let (result, keep) = match (input, output) {
         (Ok(data), Ok(mut output)) => match single_into(&mut *active.op, data, &mut output) {
             Some(done) => (done, false),
-            None => deliver_cipher(&mut *active.op, data, true, Ok(output)),
+            None => deliver_cipher(&mut *active.op, data, Part::Last, Ok(output)),
         },
         (Err(e), _) | (_, Err(e)) => (Err(e), false),
     };
@@ -466,7 +533,7 @@ pub fn cipher_update<O: Output>(
     let active = slot(s).as_mut().ok_or(Rv::OperationNotInitialized)?;
     let query = output.as_ref().is_ok_and(|o| o.is_query());
     let (result, keep) = match active.begin_parts().and(input) {
-        Ok(data) => deliver_cipher(&mut *active.op, data, false, output),
+        Ok(data) => deliver_cipher(&mut *active.op, data, Part::More, output),
         Err(e) => (Err(e), false),
     };
     if !keep {
@@ -482,7 +549,7 @@ pub fn cipher_final<O: Output>(
     output: crate::rv::Result<O>,
 ) -> crate::rv::Result<()> {
     let active = slot(s).as_mut().ok_or(Rv::OperationNotInitialized)?;
-    let (result, keep) = deliver_cipher(&mut *active.op, &[], true, output);
+    let (result, keep) = deliver_cipher(&mut *active.op, &[], Part::Last, output);
     if !keep {
         *slot(s) = None;
     }
@@ -499,7 +566,7 @@ pub struct Wrapping {
 impl Wrapping {
     /// The wrapped key's length, at most.
     pub fn output_len(&self) -> usize {
-        self.op.output_len(self.plaintext.len(), true)
+        self.op.output_len(self.plaintext.len(), Part::Last)
     }
 
     /// The wrapped key.

@@ -20,7 +20,7 @@ mod util;
 
 use pkcs11_sys::*;
 
-use crate::mechanism::{self, digest::DigestOp};
+use crate::mechanism;
 use crate::module::{self, CallLock};
 use crate::rv::{Result, Rv};
 use crate::session::{self, FindOp};
@@ -670,37 +670,8 @@ pub unsafe extern "C" fn C_Digest(
     with_module(|m| {
         let (session, _) = m.session(hSession)?;
         let mut s = session.lock();
-        let op = s.digest.as_mut().ok_or(Rv::OperationNotInitialized)?;
-        if op.multi_part {
-            return Err(Rv::OperationActive);
-        }
-        let (r, keep) = match data {
-            Ok(data) => deliver_digest(op, Some(data), digest),
-            Err(e) => (Err(e), false),
-        };
-        if !keep {
-            s.digest = None;
-        }
-        r
+        session::digest(&mut s, data, digest)
     })
-}
-
-/// Delivers a digest by the length-query protocol (after taking `data`, if
-/// any); returns whether the operation goes on.
-fn deliver_digest(
-    op: &mut DigestOp,
-    data: Option<&[u8]>,
-    digest: Result<OutBuf<'_>>,
-) -> (Result<()>, bool) {
-    match digest {
-        Ok(digest) => session::deliver_with(digest, op.output_len(), || {
-            if let Some(data) = data {
-                op.update(data);
-            }
-            op.result()
-        }),
-        Err(e) => (Err(e), false),
-    }
 }
 
 #[no_mangle]
@@ -709,22 +680,12 @@ pub unsafe extern "C" fn C_DigestUpdate(
     pPart: CK_BYTE_PTR,
     ulPartLen: CK_ULONG,
 ) -> CK_RV {
+    // SAFETY: the caller's part, of the length it gives.
+    let part = unsafe { bytes(pPart, ulPartLen) };
     with_module(|m| {
         let (session, _) = m.session(hSession)?;
         let mut s = session.lock();
-        let op = s.digest.as_mut().ok_or(Rv::OperationNotInitialized)?;
-        // SAFETY: caller's pointer and length.
-        match unsafe { bytes(pPart, ulPartLen) } {
-            Ok(part) => {
-                op.update(part);
-                op.multi_part = true;
-                Ok(())
-            }
-            Err(e) => {
-                s.digest = None;
-                Err(e)
-            }
-        }
+        session::digest_update(&mut s, part)
     })
 }
 
@@ -736,18 +697,8 @@ pub unsafe extern "C" fn C_DigestKey(hSession: CK_SESSION_HANDLE, hKey: CK_OBJEC
         if s.digest.is_none() {
             return Err(Rv::OperationNotInitialized);
         }
-        let value = match token.secret_key_value(hKey, &mut s.key_cache) {
-            Ok(v) => v,
-            Err(e) => {
-                s.digest = None;
-                return Err(e);
-            }
-        };
-        if let Some(op) = s.digest.as_mut() {
-            op.update(&value);
-            op.multi_part = true;
-        }
-        Ok(())
+        let value = token.secret_key_value(hKey, &mut s.key_cache);
+        session::digest_update(&mut s, value.as_ref().map(|v| v.as_slice()).map_err(|e| *e))
     })
 }
 
@@ -762,12 +713,7 @@ pub unsafe extern "C" fn C_DigestFinal(
     with_module(|m| {
         let (session, _) = m.session(hSession)?;
         let mut s = session.lock();
-        let op = s.digest.as_mut().ok_or(Rv::OperationNotInitialized)?;
-        let (r, keep) = deliver_digest(op, None, digest);
-        if !keep {
-            s.digest = None;
-        }
-        r
+        session::digest_final(&mut s, digest)
     })
 }
 

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use crate::cache::kept::KeptContexts;
 use crate::engine::secret::SecretVec;
 use crate::engine::{Direction, GcmContext, KeyWrap};
-use crate::mechanism::op::{require_key, CipherOp, KeyTypes};
+use crate::mechanism::op::{require_key, CipherOp, KeyTypes, Part};
 use crate::mechanism::param::MechanismArg;
 use crate::object::attrs::Attrs;
 use crate::rv::{Result, Rv};
@@ -54,12 +54,12 @@ struct KeyWrapOp {
 }
 
 impl CipherOp for KeyWrapOp {
-    fn output_len(&self, more: usize, finishing: bool) -> usize {
+    fn output_len(&self, more: usize, part: Part) -> usize {
         let total = self.input.len() + more;
-        match (finishing, self.direction) {
-            (false, _) => 0,
-            (true, Direction::Encrypt) => total.div_ceil(8) * 8 + 8,
-            (true, Direction::Decrypt) => total.saturating_sub(8),
+        match (part, self.direction) {
+            (Part::More, _) => 0,
+            (Part::Last, Direction::Encrypt) => total.div_ceil(8) * 8 + 8,
+            (Part::Last, Direction::Decrypt) => total.saturating_sub(8),
         }
     }
 
@@ -183,12 +183,12 @@ impl BlockOp {
 }
 
 impl CipherOp for BlockOp {
-    fn output_len(&self, more: usize, finishing: bool) -> usize {
+    fn output_len(&self, more: usize, part: Part) -> usize {
         let total = self.pending.len() + more;
-        match (self.mode, self.direction, finishing) {
-            (Mode::CbcPad, Direction::Encrypt, true) => total - total % BLOCK + BLOCK,
+        match (self.mode, self.direction, part) {
+            (Mode::CbcPad, Direction::Encrypt, Part::Last) => total - total % BLOCK + BLOCK,
             // At least one byte of padding goes.
-            (Mode::CbcPad, Direction::Decrypt, true) => total.saturating_sub(1),
+            (Mode::CbcPad, Direction::Decrypt, Part::Last) => total.saturating_sub(1),
             _ => self.ready(total),
         }
     }
@@ -284,7 +284,7 @@ impl CtrOp {
 }
 
 impl CipherOp for CtrOp {
-    fn output_len(&self, more: usize, _finishing: bool) -> usize {
+    fn output_len(&self, more: usize, _part: Part) -> usize {
         more
     }
 
@@ -350,12 +350,12 @@ pub fn gcm_tag_len(tag_bits: CK_ULONG) -> Result<usize> {
 }
 
 impl CipherOp for GcmOp {
-    fn output_len(&self, more: usize, finishing: bool) -> usize {
+    fn output_len(&self, more: usize, part: Part) -> usize {
         let total = self.data.len() + more;
-        match (finishing, self.direction) {
-            (false, _) => 0,
-            (true, Direction::Encrypt) => total + self.tag_len,
-            (true, Direction::Decrypt) => total.saturating_sub(self.tag_len),
+        match (part, self.direction) {
+            (Part::More, _) => 0,
+            (Part::Last, Direction::Encrypt) => total + self.tag_len,
+            (Part::Last, Direction::Decrypt) => total.saturating_sub(self.tag_len),
         }
     }
 

@@ -49,18 +49,26 @@ impl MessageInput {
     }
 }
 
+/// Whether a call's input is the last of an operation (C_Encrypt,
+/// C_EncryptFinal) or more of it (C_EncryptUpdate).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Part {
+    More,
+    Last,
+}
+
 /// An encryption or decryption in progress.
 pub trait CipherOp: Send {
     /// Enough room for the output of `more` bytes of input, and of the end
-    /// of the operation when `finishing` (it may exceed the exact length,
+    /// of the operation when `part` is the last (it may exceed the exact length,
     /// as the specification allows).
-    fn output_len(&self, more: usize, finishing: bool) -> usize;
+    fn output_len(&self, more: usize, part: Part) -> usize;
     /// Takes more input; returns the output it completes.
     fn update(&mut self, input: &[u8]) -> Result<Vec<u8>>;
     /// Ends the operation; returns the last output.
     fn finish(&mut self) -> Result<Vec<u8>>;
     /// The whole operation on `input`, written straight into `output`
-    /// (which has `output_len(input.len(), true)` bytes) in one pass, where
+    /// (which has `output_len(input.len(), Part::Last)` bytes) in one pass, where
     /// the mechanism can; None where it cannot, or once input is buffered.
     fn single_into(&mut self, input: &[u8], output: &mut [u8]) -> Option<Result<usize>> {
         let _ = (input, output);

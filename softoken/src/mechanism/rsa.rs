@@ -10,7 +10,7 @@ use crate::engine::secret::SecretVec;
 use crate::engine::{Direction, Hash, RawPadding, RsaKey, RsaPadding, RsaParts};
 use crate::mechanism::hash::{self, HashRow};
 use crate::mechanism::op::{
-    require_key, CipherOp, KeyTypes, MessageInput, SignOp, SignatureUse, VerifyOp,
+    require_key, CipherOp, KeyTypes, MessageInput, Part, SignOp, SignatureUse, VerifyOp,
 };
 use crate::mechanism::param::MechanismArg;
 use crate::nss::CKA_NSS_DB;
@@ -325,8 +325,8 @@ struct RsaCipher {
 }
 
 impl CipherOp for RsaCipher {
-    fn output_len(&self, _more: usize, finishing: bool) -> usize {
-        if finishing {
+    fn output_len(&self, _more: usize, part: Part) -> usize {
+        if part == Part::Last {
             self.key.size()
         } else {
             0
