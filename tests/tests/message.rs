@@ -352,6 +352,14 @@ fn bad_message_parameters_and_keys_are_refused() {
         one_message(&raw, s, true, &mut short_tag, b"", b"x"),
         Err(CKR_MECHANISM_PARAM_INVALID)
     );
+    // A tag buffer inside the IV buffer: a generated IV would be written
+    // over by the tag (and the module would hold two views of one buffer).
+    let mut overlapping = Message::new(&[0; 32], 0, CKG_GENERATE_RANDOM);
+    overlapping.params.pTag = overlapping.iv[8..].as_mut_ptr();
+    assert_eq!(
+        one_message(&raw, s, true, &mut overlapping, b"", b"x"),
+        Err(CKR_MECHANISM_PARAM_INVALID)
+    );
     let f = raw.f30();
     let mut len = 0;
     // SAFETY: a wrong parameter length and a null parameter, on purpose.

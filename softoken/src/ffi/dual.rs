@@ -10,7 +10,8 @@ use crate::engine::Direction;
 use crate::module::Module;
 use crate::rv::{Result, Rv};
 use crate::session::Session;
-use crate::session::{cipher_update, decrypt_slot, encrypt_slot, CipherSlot};
+use crate::session::{cipher_update, decrypt_slot, encrypt_slot, CipherSlot, Output};
+use zeroize::Zeroizing;
 
 /// The operation that runs beside the cipher.
 #[derive(Clone, Copy)]
@@ -60,22 +61,43 @@ impl Beside {
     }
 }
 
+/// A caller's output buffer that keeps a copy of what goes into it: the
+/// plaintext a decryption hands to the digest or verification beside it.
+struct Copied<'a, 'b> {
+    buffer: OutBuf<'a>,
+    copy: &'b mut Option<Zeroizing<Vec<u8>>>,
+}
+
+impl Output for Copied<'_, '_> {
+    fn is_query(&self) -> bool {
+        self.buffer.is_query()
+    }
+    fn reserve(&mut self, need: usize) -> std::result::Result<(), Result<()>> {
+        self.buffer.reserve(need)
+    }
+    fn room_apart_from(&mut self, _: usize, _: &[u8]) -> Option<&mut [u8]> {
+        // Written in place, the output would not be copied.
+        None
+    }
+    fn set_len(&mut self, written: usize) {
+        self.buffer.set_len(written)
+    }
+    fn write(self, data: &[u8]) -> Result<()> {
+        *self.copy = Some(Zeroizing::new(data.to_vec()));
+        self.buffer.write(data)
+    }
+}
+
 /// One dual-function update. Encrypting, the input is the plaintext;
 /// decrypting, what comes out is. A length query or a buffer too small
 /// feeds nothing to the other side.
-///
-/// # Safety
-/// The pointers are the caller's, valid for their lengths.
-#[allow(clippy::too_many_arguments)]
-unsafe fn dual_update(
+fn dual_update(
     m: &Module,
     h: CK_SESSION_HANDLE,
     direction: Direction,
     beside: Beside,
-    input: CK_BYTE_PTR,
-    input_len: CK_ULONG,
-    output: CK_BYTE_PTR,
-    output_len: CK_ULONG_PTR,
+    input: Result<&[u8]>,
+    output: Result<OutBuf<'_>>,
 ) -> Result<()> {
     let (session, _) = m.session(h)?;
     let mut s = session.lock();
@@ -87,20 +109,17 @@ unsafe fn dual_update(
     if cipher(&mut s).is_none() || !beside.is_active(&s) {
         return Err(Rv::OperationNotInitialized);
     }
-    // SAFETY: the caller's input and output buffer, of the lengths it gives
-    // (this function's promise).
-    let (part, out_buf) = unsafe { (bytes(input, input_len), OutBuf::new(output, output_len)) };
-    if !cipher_update(&mut s, cipher, part, out_buf)? {
+    let mut written = None;
+    let output = output.map(|buffer| Copied {
+        buffer,
+        copy: &mut written,
+    });
+    if !cipher_update(&mut s, cipher, input, output)? {
         return Ok(());
     }
-    // SAFETY: the input was read above; the output holds the *output_len
-    // bytes just written.
-    let plaintext = unsafe {
-        if direction == Direction::Encrypt {
-            bytes(input, input_len)?
-        } else {
-            bytes(output, *output_len)?
-        }
+    let plaintext = match direction {
+        Direction::Encrypt => input?,
+        Direction::Decrypt => written.as_deref().map_or(&[][..], |w| w.as_slice()),
     };
     beside.update(&mut s, plaintext)
 }
@@ -113,17 +132,21 @@ pub unsafe extern "C" fn C_DigestEncryptUpdate(
     pEncryptedPart: CK_BYTE_PTR,
     pulEncryptedPartLen: CK_ULONG_PTR,
 ) -> CK_RV {
-    // SAFETY: forwarded from the caller.
-    with_module(|m| unsafe {
+    // SAFETY: the caller's part and output buffer, of the lengths it gives.
+    let (input, output) = unsafe {
+        (
+            bytes(pPart, ulPartLen),
+            OutBuf::new(pEncryptedPart, pulEncryptedPartLen),
+        )
+    };
+    with_module(|m| {
         dual_update(
             m,
             hSession,
             Direction::Encrypt,
             Beside::Digest,
-            pPart,
-            ulPartLen,
-            pEncryptedPart,
-            pulEncryptedPartLen,
+            input,
+            output,
         )
     })
 }
@@ -136,17 +159,21 @@ pub unsafe extern "C" fn C_DecryptDigestUpdate(
     pPart: CK_BYTE_PTR,
     pulPartLen: CK_ULONG_PTR,
 ) -> CK_RV {
-    // SAFETY: forwarded from the caller.
-    with_module(|m| unsafe {
+    // SAFETY: the caller's part and output buffer, of the lengths it gives.
+    let (input, output) = unsafe {
+        (
+            bytes(pEncryptedPart, ulEncryptedPartLen),
+            OutBuf::new(pPart, pulPartLen),
+        )
+    };
+    with_module(|m| {
         dual_update(
             m,
             hSession,
             Direction::Decrypt,
             Beside::Digest,
-            pEncryptedPart,
-            ulEncryptedPartLen,
-            pPart,
-            pulPartLen,
+            input,
+            output,
         )
     })
 }
@@ -159,19 +186,14 @@ pub unsafe extern "C" fn C_SignEncryptUpdate(
     pEncryptedPart: CK_BYTE_PTR,
     pulEncryptedPartLen: CK_ULONG_PTR,
 ) -> CK_RV {
-    // SAFETY: forwarded from the caller.
-    with_module(|m| unsafe {
-        dual_update(
-            m,
-            hSession,
-            Direction::Encrypt,
-            Beside::Sign,
-            pPart,
-            ulPartLen,
-            pEncryptedPart,
-            pulEncryptedPartLen,
+    // SAFETY: the caller's part and output buffer, of the lengths it gives.
+    let (input, output) = unsafe {
+        (
+            bytes(pPart, ulPartLen),
+            OutBuf::new(pEncryptedPart, pulEncryptedPartLen),
         )
-    })
+    };
+    with_module(|m| dual_update(m, hSession, Direction::Encrypt, Beside::Sign, input, output))
 }
 
 #[no_mangle]
@@ -182,17 +204,21 @@ pub unsafe extern "C" fn C_DecryptVerifyUpdate(
     pPart: CK_BYTE_PTR,
     pulPartLen: CK_ULONG_PTR,
 ) -> CK_RV {
-    // SAFETY: forwarded from the caller.
-    with_module(|m| unsafe {
+    // SAFETY: the caller's part and output buffer, of the lengths it gives.
+    let (input, output) = unsafe {
+        (
+            bytes(pEncryptedPart, ulEncryptedPartLen),
+            OutBuf::new(pPart, pulPartLen),
+        )
+    };
+    with_module(|m| {
         dual_update(
             m,
             hSession,
             Direction::Decrypt,
             Beside::Verify,
-            pEncryptedPart,
-            ulEncryptedPartLen,
-            pPart,
-            pulPartLen,
+            input,
+            output,
         )
     })
 }

@@ -13,25 +13,27 @@ use crate::cache::kept::Kept;
 use crate::engine::secret::SecretVec;
 use crate::engine::{Direction, GcmContext};
 use crate::mechanism::op::SignatureUse;
+use crate::mechanism::param::MechanismArg;
 use crate::module::Module;
 use crate::rv::{Result, Rv};
 use crate::session::{operation_key, MessageCipher, MessageSign, Output, PendingMessage, Session};
 
-/// CK_GCM_MESSAGE_PARAMS as the caller gave it.
-struct GcmMessage {
-    iv: *mut u8,
-    iv_len: usize,
+/// CK_GCM_MESSAGE_PARAMS as the caller gave it, its IV and tag buffers
+/// as slices.
+struct GcmMessage<'a> {
+    iv: &'a mut [u8],
     fixed_bits: usize,
     generator: CK_ULONG,
-    tag: *mut u8,
-    tag_bits: CK_ULONG,
+    tag: &'a mut [u8],
 }
 
-/// Reads a message's CK_GCM_MESSAGE_PARAMS.
+/// Reads a message's CK_GCM_MESSAGE_PARAMS. IV and tag buffers that
+/// overlap are refused: the one would be written over the other.
 ///
 /// # Safety
-/// `p` is null or valid for `len` bytes.
-unsafe fn gcm_message(p: CK_VOID_PTR, len: CK_ULONG) -> Result<GcmMessage> {
+/// `p` is null or valid for `len` bytes, and the structure's pIv and pTag
+/// are valid for ulIvLen and ulTagBits / 8 bytes.
+unsafe fn gcm_message<'a>(p: CK_VOID_PTR, len: CK_ULONG) -> Result<GcmMessage<'a>> {
     if len as usize != std::mem::size_of::<CK_GCM_MESSAGE_PARAMS>() {
         return Err(Rv::MechanismParamInvalid);
     }
@@ -39,7 +41,7 @@ unsafe fn gcm_message(p: CK_VOID_PTR, len: CK_ULONG) -> Result<GcmMessage> {
     let m = unsafe { input(p as *const CK_GCM_MESSAGE_PARAMS) }
         .map_err(|_| Rv::MechanismParamInvalid)?
         .ok_or(Rv::MechanismParamInvalid)?;
-    crate::mechanism::aes::gcm_tag_len(m.ulTagBits)?;
+    let tag_len = crate::mechanism::aes::gcm_tag_len(m.ulTagBits)?;
     if m.ulIvLen == 0
         || m.pIv.is_null()
         || m.pTag.is_null()
@@ -47,40 +49,31 @@ unsafe fn gcm_message(p: CK_VOID_PTR, len: CK_ULONG) -> Result<GcmMessage> {
     {
         return Err(Rv::MechanismParamInvalid);
     }
+    let iv_len = m.ulIvLen as usize;
+    let (iv_at, tag_at) = (m.pIv as usize, m.pTag as usize);
+    if iv_at < tag_at.saturating_add(tag_len) && tag_at < iv_at.saturating_add(iv_len) {
+        return Err(Rv::MechanismParamInvalid);
+    }
+    // SAFETY: the caller's IV and tag buffers, of the lengths the structure
+    // gives, and apart (checked above).
+    let (iv, tag) = unsafe { (items_mut(m.pIv, iv_len)?, items_mut(m.pTag, tag_len)?) };
     Ok(GcmMessage {
-        iv: m.pIv,
-        iv_len: m.ulIvLen as usize,
+        iv,
         fixed_bits: m.ulIvFixedBits as usize,
         generator: m.ivGenerator,
-        tag: m.pTag,
-        tag_bits: m.ulTagBits,
+        tag,
     })
 }
 
-impl GcmMessage {
+impl GcmMessage<'_> {
     /// The message's IV: the caller's, or one made here after the caller's
     /// fixed bits (random or counting) and written back to the caller.
-    ///
-    /// # Safety
-    /// The parameter's pointers are valid (as `gcm_message` read them).
-    unsafe fn iv(&self, cipher: &mut MessageCipher, direction: Direction) -> Result<Vec<u8>> {
-        // SAFETY: the caller's IV buffer of ulIvLen bytes.
-        let buf = unsafe { items_mut(self.iv, self.iv_len)? };
-        cipher.make_iv(buf, self.fixed_bits, self.generator, direction)?;
-        Ok(buf.to_vec())
-    }
-
-    /// Hands the tag back (encryption) or reads it (decryption).
-    ///
-    /// # Safety
-    /// As for `iv`; the buffer is the caller's, borrowed for the call `'a`.
-    unsafe fn tag<'a>(&self) -> Result<&'a mut [u8]> {
-        // SAFETY: the caller's tag buffer of ulTagBits / 8 bytes.
-        unsafe { items_mut(self.tag, (self.tag_bits / 8) as usize) }
+    fn iv(&mut self, cipher: &mut MessageCipher, direction: Direction) -> Result<Vec<u8>> {
+        cipher.make_iv(self.iv, self.fixed_bits, self.generator, direction)?;
+        Ok(self.iv.to_vec())
     }
 }
 
-/// The message cipher's key built for a tag of `tag_len` bytes.
 fn context(cipher: &mut MessageCipher, tag_len: usize) -> Result<Arc<GcmContext>> {
     let key = &cipher.key;
     cipher
@@ -129,17 +122,15 @@ fn decrypt_slot(s: &mut Session) -> &mut Option<MessageCipher> {
     &mut s.message_decrypt
 }
 
-unsafe fn cipher_init(
+fn cipher_init(
     m: &Module,
     h: CK_SESSION_HANDLE,
-    p_mech: CK_MECHANISM_PTR,
+    ty: Result<CK_MECHANISM_TYPE>,
     key: CK_OBJECT_HANDLE,
     direction: Direction,
 ) -> Result<()> {
     let (session, token) = m.session(h)?;
-    // SAFETY: the caller's pointer, checked. Only the type is read: the
-    // parameters come with each message.
-    let ty = unsafe { input(p_mech)? }.ok_or(Rv::ArgumentsBad)?.mechanism;
+    let ty = ty?;
     let flag = if direction == Direction::Encrypt {
         CKF_MESSAGE_ENCRYPT
     } else {
@@ -168,19 +159,14 @@ unsafe fn cipher_init(
 }
 
 /// One whole message: C_EncryptMessage / C_DecryptMessage.
-#[allow(clippy::too_many_arguments)]
-unsafe fn cipher_message(
+fn cipher_message(
     m: &Module,
     h: CK_SESSION_HANDLE,
     direction: Direction,
-    param: CK_VOID_PTR,
-    param_len: CK_ULONG,
-    aad: CK_BYTE_PTR,
-    aad_len: CK_ULONG,
-    input: CK_BYTE_PTR,
-    input_len: CK_ULONG,
-    output: CK_BYTE_PTR,
-    output_len: CK_ULONG_PTR,
+    params: Result<GcmMessage<'_>>,
+    aad: Result<&[u8]>,
+    input: Result<&[u8]>,
+    output: Result<OutBuf<'_>>,
 ) -> Result<()> {
     let (session, _) = m.session(h)?;
     let mut s = session.lock();
@@ -193,23 +179,13 @@ unsafe fn cipher_message(
     if cipher.pending.is_some() {
         return Err(Rv::OperationActive);
     }
-    // SAFETY: caller's pointers and lengths.
-    let (params, aad, input, mut output) = unsafe {
-        (
-            gcm_message(param, param_len)?,
-            bytes(aad, aad_len)?,
-            bytes(input, input_len)?,
-            OutBuf::new(output, output_len)?,
-        )
-    };
+    let (mut params, aad, input, mut output) = (params?, aad?, input?, output?);
     // The ciphertext is as long as the plaintext (the tag goes apart).
     if let Err(answer) = output.reserve(input.len()) {
         return answer;
     }
-    // SAFETY: the parameter's pointers, as read above.
-    let iv = unsafe { params.iv(cipher, direction)? };
-    // SAFETY: the tag buffer of the same parameter.
-    let tag = unsafe { params.tag()? };
+    let iv = params.iv(cipher, direction)?;
+    let tag = params.tag;
     let context = context(cipher, tag.len())?;
     let result = if direction == Direction::Encrypt {
         seal_apart(&context, &iv, aad, input.to_vec(), tag)?
@@ -219,14 +195,12 @@ unsafe fn cipher_message(
     output.deliver(&result)
 }
 
-unsafe fn cipher_begin(
+fn cipher_begin(
     m: &Module,
     h: CK_SESSION_HANDLE,
     direction: Direction,
-    param: CK_VOID_PTR,
-    param_len: CK_ULONG,
-    aad: CK_BYTE_PTR,
-    aad_len: CK_ULONG,
+    params: Result<GcmMessage<'_>>,
+    aad: Result<&[u8]>,
 ) -> Result<()> {
     let (session, _) = m.session(h)?;
     let mut s = session.lock();
@@ -239,10 +213,8 @@ unsafe fn cipher_begin(
     if cipher.pending.is_some() {
         return Err(Rv::OperationActive);
     }
-    // SAFETY: caller's pointers and lengths.
-    let (params, aad) = unsafe { (gcm_message(param, param_len)?, bytes(aad, aad_len)?) };
-    // SAFETY: the parameter's pointers, as read above.
-    let iv = unsafe { params.iv(cipher, direction)? };
+    let (mut params, aad) = (params?, aad?);
+    let iv = params.iv(cipher, direction)?;
     cipher.pending = Some(PendingMessage {
         iv,
         aad: aad.to_vec(),
@@ -253,17 +225,13 @@ unsafe fn cipher_begin(
 
 /// A part of a message; the whole comes out with the last part (AES-GCM
 /// checks the tag over everything before releasing any plaintext).
-#[allow(clippy::too_many_arguments)]
-unsafe fn cipher_next(
+fn cipher_next(
     m: &Module,
     h: CK_SESSION_HANDLE,
     direction: Direction,
-    param: CK_VOID_PTR,
-    param_len: CK_ULONG,
-    input: CK_BYTE_PTR,
-    input_len: CK_ULONG,
-    output: CK_BYTE_PTR,
-    output_len: CK_ULONG_PTR,
+    params: Result<GcmMessage<'_>>,
+    input: Result<&[u8]>,
+    output: Result<OutBuf<'_>>,
     flags: CK_FLAGS,
 ) -> Result<()> {
     let (session, _) = m.session(h)?;
@@ -275,9 +243,7 @@ unsafe fn cipher_next(
     };
     let cipher = slot(&mut s).as_mut().ok_or(Rv::OperationNotInitialized)?;
     let pending = cipher.pending.as_ref().ok_or(Rv::OperationNotInitialized)?;
-    // SAFETY: caller's pointers and lengths.
-    let (input, mut output) =
-        unsafe { (bytes(input, input_len)?, OutBuf::new(output, output_len)?) };
+    let (input, mut output) = (input?, output?);
     let last = flags & CKF_END_OF_MESSAGE != 0;
     // Only the last part has output (the whole message's).
     let need = if last {
@@ -297,10 +263,8 @@ unsafe fn cipher_next(
         return Ok(());
     }
     let message = cipher.pending.take().ok_or(Rv::OperationNotInitialized)?;
-    // SAFETY: caller's parameter, read now for its tag.
-    let params = unsafe { gcm_message(param, param_len)? };
-    // SAFETY: the tag buffer of the parameter just read.
-    let tag = unsafe { params.tag()? };
+    // The parameter is needed now, for its tag.
+    let tag = params?.tag;
     let context = context(cipher, tag.len())?;
     let result = if direction == Direction::Encrypt {
         let plaintext = message.data.into_inner();
@@ -330,8 +294,10 @@ pub unsafe extern "C" fn C_MessageEncryptInit(
     pMechanism: CK_MECHANISM_PTR,
     hKey: CK_OBJECT_HANDLE,
 ) -> CK_RV {
-    // SAFETY: forwarded from the caller.
-    with_module(|m| unsafe { cipher_init(m, hSession, pMechanism, hKey, Direction::Encrypt) })
+    // SAFETY: the caller's mechanism, checked. Only its type is read: the
+    // parameters come with each message.
+    let ty = unsafe { input(pMechanism) }.and_then(|p| Ok(p.ok_or(Rv::ArgumentsBad)?.mechanism));
+    with_module(|m| cipher_init(m, hSession, ty, hKey, Direction::Encrypt))
 }
 
 #[no_mangle]
@@ -346,22 +312,17 @@ pub unsafe extern "C" fn C_EncryptMessage(
     pCiphertext: CK_BYTE_PTR,
     pulCiphertextLen: CK_ULONG_PTR,
 ) -> CK_RV {
-    // SAFETY: forwarded from the caller.
-    with_module(|m| unsafe {
-        cipher_message(
-            m,
-            hSession,
-            Direction::Encrypt,
-            pParameter,
-            ulParameterLen,
-            pAssociatedData,
-            ulAssociatedDataLen,
-            pPlaintext,
-            ulPlaintextLen,
-            pCiphertext,
-            pulCiphertextLen,
+    // SAFETY: the caller's message parameter, data and output buffer, of
+    // the lengths it gives.
+    let (params, aad, input, output) = unsafe {
+        (
+            gcm_message(pParameter, ulParameterLen),
+            bytes(pAssociatedData, ulAssociatedDataLen),
+            bytes(pPlaintext, ulPlaintextLen),
+            OutBuf::new(pCiphertext, pulCiphertextLen),
         )
-    })
+    };
+    with_module(|m| cipher_message(m, hSession, Direction::Encrypt, params, aad, input, output))
 }
 
 #[no_mangle]
@@ -372,18 +333,15 @@ pub unsafe extern "C" fn C_EncryptMessageBegin(
     pAssociatedData: CK_BYTE_PTR,
     ulAssociatedDataLen: CK_ULONG,
 ) -> CK_RV {
-    // SAFETY: forwarded from the caller.
-    with_module(|m| unsafe {
-        cipher_begin(
-            m,
-            hSession,
-            Direction::Encrypt,
-            pParameter,
-            ulParameterLen,
-            pAssociatedData,
-            ulAssociatedDataLen,
+    // SAFETY: the caller's message parameter and associated data, of the
+    // lengths it gives.
+    let (params, aad) = unsafe {
+        (
+            gcm_message(pParameter, ulParameterLen),
+            bytes(pAssociatedData, ulAssociatedDataLen),
         )
-    })
+    };
+    with_module(|m| cipher_begin(m, hSession, Direction::Encrypt, params, aad))
 }
 
 #[no_mangle]
@@ -397,18 +355,23 @@ pub unsafe extern "C" fn C_EncryptMessageNext(
     pulCiphertextPartLen: CK_ULONG_PTR,
     flags: CK_FLAGS,
 ) -> CK_RV {
-    // SAFETY: forwarded from the caller.
-    with_module(|m| unsafe {
+    // SAFETY: the caller's message parameter, part and output buffer, of
+    // the lengths it gives.
+    let (params, input, output) = unsafe {
+        (
+            gcm_message(pParameter, ulParameterLen),
+            bytes(pPlaintextPart, ulPlaintextPartLen),
+            OutBuf::new(pCiphertextPart, pulCiphertextPartLen),
+        )
+    };
+    with_module(|m| {
         cipher_next(
             m,
             hSession,
             Direction::Encrypt,
-            pParameter,
-            ulParameterLen,
-            pPlaintextPart,
-            ulPlaintextPartLen,
-            pCiphertextPart,
-            pulCiphertextPartLen,
+            params,
+            input,
+            output,
             flags,
         )
     })
@@ -425,8 +388,10 @@ pub unsafe extern "C" fn C_MessageDecryptInit(
     pMechanism: CK_MECHANISM_PTR,
     hKey: CK_OBJECT_HANDLE,
 ) -> CK_RV {
-    // SAFETY: forwarded from the caller.
-    with_module(|m| unsafe { cipher_init(m, hSession, pMechanism, hKey, Direction::Decrypt) })
+    // SAFETY: the caller's mechanism, checked. Only its type is read: the
+    // parameters come with each message.
+    let ty = unsafe { input(pMechanism) }.and_then(|p| Ok(p.ok_or(Rv::ArgumentsBad)?.mechanism));
+    with_module(|m| cipher_init(m, hSession, ty, hKey, Direction::Decrypt))
 }
 
 #[no_mangle]
@@ -441,22 +406,17 @@ pub unsafe extern "C" fn C_DecryptMessage(
     pPlaintext: CK_BYTE_PTR,
     pulPlaintextLen: CK_ULONG_PTR,
 ) -> CK_RV {
-    // SAFETY: forwarded from the caller.
-    with_module(|m| unsafe {
-        cipher_message(
-            m,
-            hSession,
-            Direction::Decrypt,
-            pParameter,
-            ulParameterLen,
-            pAssociatedData,
-            ulAssociatedDataLen,
-            pCiphertext,
-            ulCiphertextLen,
-            pPlaintext,
-            pulPlaintextLen,
+    // SAFETY: the caller's message parameter, data and output buffer, of
+    // the lengths it gives.
+    let (params, aad, input, output) = unsafe {
+        (
+            gcm_message(pParameter, ulParameterLen),
+            bytes(pAssociatedData, ulAssociatedDataLen),
+            bytes(pCiphertext, ulCiphertextLen),
+            OutBuf::new(pPlaintext, pulPlaintextLen),
         )
-    })
+    };
+    with_module(|m| cipher_message(m, hSession, Direction::Decrypt, params, aad, input, output))
 }
 
 #[no_mangle]
@@ -467,18 +427,15 @@ pub unsafe extern "C" fn C_DecryptMessageBegin(
     pAssociatedData: CK_BYTE_PTR,
     ulAssociatedDataLen: CK_ULONG,
 ) -> CK_RV {
-    // SAFETY: forwarded from the caller.
-    with_module(|m| unsafe {
-        cipher_begin(
-            m,
-            hSession,
-            Direction::Decrypt,
-            pParameter,
-            ulParameterLen,
-            pAssociatedData,
-            ulAssociatedDataLen,
+    // SAFETY: the caller's message parameter and associated data, of the
+    // lengths it gives.
+    let (params, aad) = unsafe {
+        (
+            gcm_message(pParameter, ulParameterLen),
+            bytes(pAssociatedData, ulAssociatedDataLen),
         )
-    })
+    };
+    with_module(|m| cipher_begin(m, hSession, Direction::Decrypt, params, aad))
 }
 
 #[no_mangle]
@@ -492,18 +449,23 @@ pub unsafe extern "C" fn C_DecryptMessageNext(
     pulPlaintextPartLen: CK_ULONG_PTR,
     flags: CK_FLAGS,
 ) -> CK_RV {
-    // SAFETY: forwarded from the caller.
-    with_module(|m| unsafe {
+    // SAFETY: the caller's message parameter, part and output buffer, of
+    // the lengths it gives.
+    let (params, input, output) = unsafe {
+        (
+            gcm_message(pParameter, ulParameterLen),
+            bytes(pCiphertextPart, ulCiphertextPartLen),
+            OutBuf::new(pPlaintextPart, pulPlaintextPartLen),
+        )
+    };
+    with_module(|m| {
         cipher_next(
             m,
             hSession,
             Direction::Decrypt,
-            pParameter,
-            ulParameterLen,
-            pCiphertextPart,
-            ulCiphertextPartLen,
-            pPlaintextPart,
-            pulPlaintextPartLen,
+            params,
+            input,
+            output,
             flags,
         )
     })
@@ -524,16 +486,15 @@ fn verify_slot(s: &mut Session) -> &mut Option<MessageSign> {
     &mut s.message_verify
 }
 
-unsafe fn sign_init(
+fn sign_init(
     m: &Module,
     h: CK_SESSION_HANDLE,
-    p_mech: CK_MECHANISM_PTR,
+    arg: Result<MechanismArg>,
     key: CK_OBJECT_HANDLE,
     side: SignatureUse,
 ) -> Result<()> {
     let (session, token) = m.session(h)?;
-    // SAFETY: forwarded from the caller.
-    let arg = unsafe { mechanism(p_mech)? };
+    let arg = arg?;
     let flag = if side == SignatureUse::Sign {
         CKF_MESSAGE_SIGN
     } else {
@@ -610,8 +571,9 @@ pub unsafe extern "C" fn C_MessageSignInit(
     pMechanism: CK_MECHANISM_PTR,
     hKey: CK_OBJECT_HANDLE,
 ) -> CK_RV {
-    // SAFETY: forwarded from the caller.
-    with_module(|m| unsafe { sign_init(m, hSession, pMechanism, hKey, SignatureUse::Sign) })
+    // SAFETY: the caller's mechanism, read and copied here.
+    let arg = unsafe { mechanism(pMechanism) };
+    with_module(|m| sign_init(m, hSession, arg, hKey, SignatureUse::Sign))
 }
 
 #[no_mangle]
@@ -645,7 +607,7 @@ pub unsafe extern "C" fn C_SignMessage(
 
 /// A message given in more than one part: refused, as an Update is, for
 /// a mechanism that is single-part only.
-fn more_parts(mechanism: &crate::mechanism::param::MechanismArg) -> Result<()> {
+fn more_parts(mechanism: &MechanismArg) -> Result<()> {
     if crate::mechanism::find(mechanism.ty)?.single_part_only() {
         return Err(Rv::OperationNotInitialized);
     }
@@ -722,8 +684,9 @@ pub unsafe extern "C" fn C_MessageVerifyInit(
     pMechanism: CK_MECHANISM_PTR,
     hKey: CK_OBJECT_HANDLE,
 ) -> CK_RV {
-    // SAFETY: forwarded from the caller.
-    with_module(|m| unsafe { sign_init(m, hSession, pMechanism, hKey, SignatureUse::Verify) })
+    // SAFETY: the caller's mechanism, read and copied here.
+    let arg = unsafe { mechanism(pMechanism) };
+    with_module(|m| sign_init(m, hSession, arg, hKey, SignatureUse::Verify))
 }
 
 #[no_mangle]

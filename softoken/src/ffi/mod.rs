@@ -121,7 +121,7 @@ unsafe fn init_args(p: CK_VOID_PTR) -> Result<InitArgs> {
 #[no_mangle]
 pub unsafe extern "C" fn C_Initialize(pInitArgs: CK_VOID_PTR) -> CK_RV {
     boundary(|| {
-        // SAFETY: forwarded from the caller.
+        // SAFETY: the caller's CK_C_INITIALIZE_ARGS (or null), read here.
         let (params, lock) = unsafe { init_args(pInitArgs)? };
         module::initialize(params.as_deref(), lock)
     })

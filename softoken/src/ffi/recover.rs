@@ -7,6 +7,7 @@ use pkcs11_sys::*;
 use super::ptr::OutBuf;
 use super::util::{bytes, mechanism, with_module};
 use crate::mechanism::op::SignatureUse;
+use crate::mechanism::param::MechanismArg;
 use crate::mechanism::rsa::RecoverOp;
 use crate::mechanism::Operation;
 use crate::module::Module;
@@ -23,16 +24,15 @@ fn verify_slot(s: &mut Session) -> &mut Option<RecoverOp> {
     &mut s.verify_recover
 }
 
-unsafe fn init(
+fn init(
     m: &Module,
     h: CK_SESSION_HANDLE,
-    p_mech: CK_MECHANISM_PTR,
+    arg: Result<MechanismArg>,
     key: CK_OBJECT_HANDLE,
     side: SignatureUse,
 ) -> Result<()> {
     let (session, token) = m.session(h)?;
-    // SAFETY: forwarded from the caller.
-    let arg = unsafe { mechanism(p_mech)? };
+    let arg = arg?;
     let found = crate::mechanism::find(arg.ty)?;
     let flag = if side == SignatureUse::Sign {
         CKF_SIGN_RECOVER
@@ -114,8 +114,9 @@ pub unsafe extern "C" fn C_SignRecoverInit(
     pMechanism: CK_MECHANISM_PTR,
     hKey: CK_OBJECT_HANDLE,
 ) -> CK_RV {
-    // SAFETY: forwarded from the caller.
-    with_module(|m| unsafe { init(m, hSession, pMechanism, hKey, SignatureUse::Sign) })
+    // SAFETY: the caller's mechanism, read and copied here.
+    let arg = unsafe { mechanism(pMechanism) };
+    with_module(|m| init(m, hSession, arg, hKey, SignatureUse::Sign))
 }
 
 #[no_mangle]
@@ -142,8 +143,9 @@ pub unsafe extern "C" fn C_VerifyRecoverInit(
     pMechanism: CK_MECHANISM_PTR,
     hKey: CK_OBJECT_HANDLE,
 ) -> CK_RV {
-    // SAFETY: forwarded from the caller.
-    with_module(|m| unsafe { init(m, hSession, pMechanism, hKey, SignatureUse::Verify) })
+    // SAFETY: the caller's mechanism, read and copied here.
+    let arg = unsafe { mechanism(pMechanism) };
+    with_module(|m| init(m, hSession, arg, hKey, SignatureUse::Verify))
 }
 
 #[no_mangle]

@@ -90,7 +90,7 @@ pub unsafe fn c_str<'a>(p: *const u8) -> Result<Option<&'a std::ffi::CStr>> {
 /// # Safety
 /// `p` is null or valid for reads of `len` bytes.
 pub unsafe fn bytes<'a>(p: *const u8, len: CK_ULONG) -> Result<&'a [u8]> {
-    // SAFETY: forwarded from the caller's promise.
+    // SAFETY: this function's promise is `items`'.
     unsafe { items(p, len) }
 }
 
@@ -395,7 +395,7 @@ unsafe fn gcm_params(param: &[u8]) -> Result<crate::mechanism::param::GcmParams>
 /// # Safety
 /// `p` is null or valid for `count` CK_ATTRIBUTEs whose values are valid.
 pub unsafe fn template(p: *const CK_ATTRIBUTE, count: CK_ULONG) -> Result<Attrs> {
-    // SAFETY: forwarded from the caller's promise.
+    // SAFETY: this function's promise: `count` readable attributes at `p`.
     let list = unsafe { items(p, count)? };
     let mut attrs = Attrs::new();
     for a in list {
