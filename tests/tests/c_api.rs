@@ -343,9 +343,9 @@ fn init_token_and_pins() {
     assert_eq!(raw.set_pin(ro, "user-pin", "new"), CKR_SESSION_READ_ONLY);
 }
 
-#[test]
-fn attribute_protocol() {
-    let (raw, _dir) = fresh();
+/// A fresh token with a read-write session and one token data object.
+fn protocol_object() -> (Raw, tempfile::TempDir, CK_SESSION_HANDLE, CK_OBJECT_HANDLE) {
+    let (raw, dir) = fresh();
     let slot = raw.slots()[0];
     let s = raw.open(slot, true).unwrap();
     let obj = raw
@@ -359,6 +359,14 @@ fn attribute_protocol() {
             ],
         )
         .unwrap();
+    (raw, dir, s, obj)
+}
+
+/// C_GetAttributeValue: a short buffer, a value, a missing attribute and
+/// an empty one in one call; bad templates and handles.
+#[test]
+fn get_attribute_value_answers_each_attribute_by_the_protocol() {
+    let (raw, _dir, s, obj) = protocol_object();
     let mut label_buf = [0u8; 4];
     let mut value_buf = [0u8; 64];
     let mut t = [
@@ -406,8 +414,12 @@ fn attribute_protocol() {
         Err(CKR_OBJECT_HANDLE_INVALID)
     );
     assert_eq!(raw.get(s, 0, CKA_LABEL), Err(CKR_OBJECT_HANDLE_INVALID));
+}
 
-    // Changes: allowed, read-only, wrongly typed.
+/// C_SetAttributeValue: a change allowed, read-only ones, a wrong type.
+#[test]
+fn set_attribute_value_changes_only_what_may_change() {
+    let (raw, _dir, s, obj) = protocol_object();
     assert_eq!(raw.set(s, obj, &[(CKA_LABEL, b"renamed".to_vec())]), CKR_OK);
     assert_eq!(raw.get(s, obj, CKA_LABEL).unwrap(), b"renamed");
     assert_eq!(
@@ -426,8 +438,12 @@ fn attribute_protocol() {
         raw.set(s, obj, &[(CKA_MODULUS, vec![1])]),
         CKR_ATTRIBUTE_TYPE_INVALID
     );
+}
 
-    // Creation errors.
+/// C_CreateObject's refusals.
+#[test]
+fn create_object_refuses_bad_templates() {
+    let (raw, _dir, s, _) = protocol_object();
     assert_eq!(
         raw.create(s, &[(CKA_LABEL, b"x".to_vec())]),
         Err(CKR_TEMPLATE_INCOMPLETE)
@@ -461,8 +477,12 @@ fn attribute_protocol() {
         raw.create(s, &[(CKA_CLASS, ul(CKO_DATA)), (0x7777_0000, vec![])]),
         Err(CKR_ATTRIBUTE_TYPE_INVALID)
     );
+}
 
-    // A sensitive key value is never revealed; the other attributes are.
+/// A sensitive key value is never revealed; the other attributes are.
+#[test]
+fn a_sensitive_value_is_never_revealed() {
+    let (raw, _dir, s, _) = protocol_object();
     let key = raw
         .create(
             s,
@@ -485,8 +505,12 @@ fn attribute_protocol() {
     let rv = unsafe { (raw.f().C_GetObjectSize.unwrap())(s, key, &mut size) };
     assert_eq!(rv, CKR_OK);
     assert!(size > 32);
+}
 
-    // Not modifiable, not destroyable.
+/// Objects that may not be changed or destroyed, and a destroyed one.
+#[test]
+fn objects_that_may_not_change_or_go_refuse_it() {
+    let (raw, _dir, s, obj) = protocol_object();
     let fixed = raw
         .create(
             s,
