@@ -3,29 +3,14 @@
 //! handed back, and the tag apart), and signing and verification of
 //! messages with any signature mechanism.
 
-use std::sync::Arc;
-
 use pkcs11_sys::*;
 
 use super::ptr::OutBuf;
 use super::util::{bytes, input, items_mut, mechanism, with_module};
-use crate::cache::kept::Kept;
-use crate::engine::secret::SecretVec;
-use crate::engine::{Direction, GcmContext};
+use crate::engine::Direction;
 use crate::mechanism::op::SignatureUse;
-use crate::mechanism::param::MechanismArg;
-use crate::module::Module;
 use crate::rv::{Result, Rv};
-use crate::session::{operation_key, MessageCipher, MessageSign, Output, PendingMessage, Session};
-
-/// CK_GCM_MESSAGE_PARAMS as the caller gave it, its IV and tag buffers
-/// as slices.
-struct GcmMessage<'a> {
-    iv: &'a mut [u8],
-    fixed_bits: usize,
-    generator: CK_ULONG,
-    tag: &'a mut [u8],
-}
+use crate::session::message::{self, GcmMessage};
 
 /// Reads a message's CK_GCM_MESSAGE_PARAMS. IV and tag buffers that
 /// overlap are refused: the one would be written over the other.
@@ -65,229 +50,6 @@ unsafe fn gcm_message<'a>(p: CK_VOID_PTR, len: CK_ULONG) -> Result<GcmMessage<'a
     })
 }
 
-impl GcmMessage<'_> {
-    /// The message's IV: the caller's, or one made here after the caller's
-    /// fixed bits (random or counting) and written back to the caller.
-    fn iv(&mut self, cipher: &mut MessageCipher, direction: Direction) -> Result<Vec<u8>> {
-        cipher.make_iv(self.iv, self.fixed_bits, self.generator, direction)?;
-        Ok(self.iv.to_vec())
-    }
-}
-
-fn context(cipher: &mut MessageCipher, tag_len: usize) -> Result<Arc<GcmContext>> {
-    let key = &cipher.key;
-    cipher
-        .contexts
-        .get_or_build(key, tag_len as u64, || GcmContext::new(key, tag_len))
-}
-
-/// Seals a message, handing the tag back in the caller's tag buffer.
-fn seal_apart(
-    context: &GcmContext,
-    iv: &[u8],
-    aad: &[u8],
-    plaintext: Vec<u8>,
-    tag: &mut [u8],
-) -> Result<SecretVec> {
-    let len = plaintext.len();
-    let mut sealed = context.seal_in_place(iv, aad, plaintext)?;
-    let sealed_tag = sealed.get(len..).ok_or(Rv::GeneralError)?;
-    if sealed_tag.len() != tag.len() {
-        return Err(Rv::GeneralError);
-    }
-    tag.copy_from_slice(sealed_tag);
-    sealed.truncate(len);
-    Ok(SecretVec::from(sealed))
-}
-
-/// Opens a message whose tag comes apart.
-fn open_apart(
-    context: &GcmContext,
-    iv: &[u8],
-    aad: &[u8],
-    ciphertext: &[u8],
-    tag: &[u8],
-) -> Result<SecretVec> {
-    let sealed = SecretVec::from([ciphertext, tag].concat());
-    context.open_in_place(iv, aad, sealed)
-}
-
-type MessageCipherSlot = fn(&mut Session) -> &mut Option<MessageCipher>;
-
-fn encrypt_slot(s: &mut Session) -> &mut Option<MessageCipher> {
-    &mut s.message_encrypt
-}
-
-fn decrypt_slot(s: &mut Session) -> &mut Option<MessageCipher> {
-    &mut s.message_decrypt
-}
-
-fn cipher_init(
-    m: &Module,
-    h: CK_SESSION_HANDLE,
-    ty: Result<CK_MECHANISM_TYPE>,
-    key: CK_OBJECT_HANDLE,
-    direction: Direction,
-) -> Result<()> {
-    let (session, token) = m.session(h)?;
-    let ty = ty?;
-    let flag = if direction == Direction::Encrypt {
-        CKF_MESSAGE_ENCRYPT
-    } else {
-        CKF_MESSAGE_DECRYPT
-    };
-    if crate::mechanism::find(ty)?.info_flags() & flag == 0 {
-        return Err(Rv::MechanismInvalid);
-    }
-    let slot: MessageCipherSlot = if direction == Direction::Encrypt {
-        encrypt_slot
-    } else {
-        decrypt_slot
-    };
-    if slot(&mut session.lock()).is_some() {
-        return Err(Rv::OperationActive);
-    }
-    let value =
-        crate::mechanism::aes::message_key(&*operation_key(&session, token, key)?, direction)?;
-    *slot(&mut session.lock()) = Some(MessageCipher {
-        key: value,
-        contexts: Kept::default(),
-        counter: 0,
-        pending: None,
-    });
-    Ok(())
-}
-
-/// One whole message: C_EncryptMessage / C_DecryptMessage.
-fn cipher_message(
-    m: &Module,
-    h: CK_SESSION_HANDLE,
-    direction: Direction,
-    params: Result<GcmMessage<'_>>,
-    aad: Result<&[u8]>,
-    input: Result<&[u8]>,
-    output: Result<OutBuf<'_>>,
-) -> Result<()> {
-    let (session, _) = m.session(h)?;
-    let mut s = session.lock();
-    let slot: MessageCipherSlot = if direction == Direction::Encrypt {
-        encrypt_slot
-    } else {
-        decrypt_slot
-    };
-    let cipher = slot(&mut s).as_mut().ok_or(Rv::OperationNotInitialized)?;
-    if cipher.pending.is_some() {
-        return Err(Rv::OperationActive);
-    }
-    let (mut params, aad, input, mut output) = (params?, aad?, input?, output?);
-    // The ciphertext is as long as the plaintext (the tag goes apart).
-    if let Err(answer) = output.reserve(input.len()) {
-        return answer;
-    }
-    let iv = params.iv(cipher, direction)?;
-    let tag = params.tag;
-    let context = context(cipher, tag.len())?;
-    let result = if direction == Direction::Encrypt {
-        seal_apart(&context, &iv, aad, input.to_vec(), tag)?
-    } else {
-        open_apart(&context, &iv, aad, input, tag)?
-    };
-    output.deliver(&result)
-}
-
-fn cipher_begin(
-    m: &Module,
-    h: CK_SESSION_HANDLE,
-    direction: Direction,
-    params: Result<GcmMessage<'_>>,
-    aad: Result<&[u8]>,
-) -> Result<()> {
-    let (session, _) = m.session(h)?;
-    let mut s = session.lock();
-    let slot: MessageCipherSlot = if direction == Direction::Encrypt {
-        encrypt_slot
-    } else {
-        decrypt_slot
-    };
-    let cipher = slot(&mut s).as_mut().ok_or(Rv::OperationNotInitialized)?;
-    if cipher.pending.is_some() {
-        return Err(Rv::OperationActive);
-    }
-    let (mut params, aad) = (params?, aad?);
-    let iv = params.iv(cipher, direction)?;
-    cipher.pending = Some(PendingMessage {
-        iv,
-        aad: aad.to_vec(),
-        data: SecretVec::default(),
-    });
-    Ok(())
-}
-
-/// A part of a message; the whole comes out with the last part (AES-GCM
-/// checks the tag over everything before releasing any plaintext).
-fn cipher_next(
-    m: &Module,
-    h: CK_SESSION_HANDLE,
-    direction: Direction,
-    params: Result<GcmMessage<'_>>,
-    input: Result<&[u8]>,
-    output: Result<OutBuf<'_>>,
-    flags: CK_FLAGS,
-) -> Result<()> {
-    let (session, _) = m.session(h)?;
-    let mut s = session.lock();
-    let slot: MessageCipherSlot = if direction == Direction::Encrypt {
-        encrypt_slot
-    } else {
-        decrypt_slot
-    };
-    let cipher = slot(&mut s).as_mut().ok_or(Rv::OperationNotInitialized)?;
-    let pending = cipher.pending.as_ref().ok_or(Rv::OperationNotInitialized)?;
-    let (input, mut output) = (input?, output?);
-    let last = flags & CKF_END_OF_MESSAGE != 0;
-    // Only the last part has output (the whole message's).
-    let need = if last {
-        pending.data.len() + input.len()
-    } else {
-        0
-    };
-    if need > 0 {
-        if let Err(answer) = output.reserve(need) {
-            return answer;
-        }
-    }
-    let pending = cipher.pending.as_mut().ok_or(Rv::OperationNotInitialized)?;
-    pending.data.extend_from_slice(input);
-    if !last {
-        output.set_len(0);
-        return Ok(());
-    }
-    let message = cipher.pending.take().ok_or(Rv::OperationNotInitialized)?;
-    // The parameter is needed now, for its tag.
-    let tag = params?.tag;
-    let context = context(cipher, tag.len())?;
-    let result = if direction == Direction::Encrypt {
-        let plaintext = message.data.into_inner();
-        seal_apart(&context, &message.iv, &message.aad, plaintext, tag)?
-    } else {
-        open_apart(&context, &message.iv, &message.aad, &message.data, tag)?
-    };
-    output.deliver(&result)
-}
-
-fn cipher_final(m: &Module, h: CK_SESSION_HANDLE, direction: Direction) -> Result<()> {
-    let (session, _) = m.session(h)?;
-    let slot: MessageCipherSlot = if direction == Direction::Encrypt {
-        encrypt_slot
-    } else {
-        decrypt_slot
-    };
-    slot(&mut session.lock())
-        .take()
-        .ok_or(Rv::OperationNotInitialized)?;
-    Ok(())
-}
-
 #[no_mangle]
 pub unsafe extern "C" fn C_MessageEncryptInit(
     hSession: CK_SESSION_HANDLE,
@@ -297,7 +59,10 @@ pub unsafe extern "C" fn C_MessageEncryptInit(
     // SAFETY: the caller's mechanism, checked. Only its type is read: the
     // parameters come with each message.
     let ty = unsafe { input(pMechanism) }.and_then(|p| Ok(p.ok_or(Rv::ArgumentsBad)?.mechanism));
-    with_module(|m| cipher_init(m, hSession, ty, hKey, Direction::Encrypt))
+    with_module(|m| {
+        let (session, token) = m.session(hSession)?;
+        message::cipher_init(&session, token, ty, hKey, Direction::Encrypt)
+    })
 }
 
 #[no_mangle]
@@ -322,7 +87,11 @@ pub unsafe extern "C" fn C_EncryptMessage(
             OutBuf::new(pCiphertext, pulCiphertextLen),
         )
     };
-    with_module(|m| cipher_message(m, hSession, Direction::Encrypt, params, aad, input, output))
+    with_module(|m| {
+        let (session, _) = m.session(hSession)?;
+        let mut s = session.lock();
+        message::cipher_message(&mut s, Direction::Encrypt, params, aad, input, output)
+    })
 }
 
 #[no_mangle]
@@ -341,7 +110,11 @@ pub unsafe extern "C" fn C_EncryptMessageBegin(
             bytes(pAssociatedData, ulAssociatedDataLen),
         )
     };
-    with_module(|m| cipher_begin(m, hSession, Direction::Encrypt, params, aad))
+    with_module(|m| {
+        let (session, _) = m.session(hSession)?;
+        let mut s = session.lock();
+        message::cipher_begin(&mut s, Direction::Encrypt, params, aad)
+    })
 }
 
 #[no_mangle]
@@ -365,21 +138,19 @@ pub unsafe extern "C" fn C_EncryptMessageNext(
         )
     };
     with_module(|m| {
-        cipher_next(
-            m,
-            hSession,
-            Direction::Encrypt,
-            params,
-            input,
-            output,
-            flags,
-        )
+        let (session, _) = m.session(hSession)?;
+        let mut s = session.lock();
+        message::cipher_next(&mut s, Direction::Encrypt, params, input, output, flags)
     })
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn C_MessageEncryptFinal(hSession: CK_SESSION_HANDLE) -> CK_RV {
-    with_module(|m| cipher_final(m, hSession, Direction::Encrypt))
+    with_module(|m| {
+        let (session, _) = m.session(hSession)?;
+        let mut s = session.lock();
+        message::cipher_final(&mut s, Direction::Encrypt)
+    })
 }
 
 #[no_mangle]
@@ -391,7 +162,10 @@ pub unsafe extern "C" fn C_MessageDecryptInit(
     // SAFETY: the caller's mechanism, checked. Only its type is read: the
     // parameters come with each message.
     let ty = unsafe { input(pMechanism) }.and_then(|p| Ok(p.ok_or(Rv::ArgumentsBad)?.mechanism));
-    with_module(|m| cipher_init(m, hSession, ty, hKey, Direction::Decrypt))
+    with_module(|m| {
+        let (session, token) = m.session(hSession)?;
+        message::cipher_init(&session, token, ty, hKey, Direction::Decrypt)
+    })
 }
 
 #[no_mangle]
@@ -416,7 +190,11 @@ pub unsafe extern "C" fn C_DecryptMessage(
             OutBuf::new(pPlaintext, pulPlaintextLen),
         )
     };
-    with_module(|m| cipher_message(m, hSession, Direction::Decrypt, params, aad, input, output))
+    with_module(|m| {
+        let (session, _) = m.session(hSession)?;
+        let mut s = session.lock();
+        message::cipher_message(&mut s, Direction::Decrypt, params, aad, input, output)
+    })
 }
 
 #[no_mangle]
@@ -435,7 +213,11 @@ pub unsafe extern "C" fn C_DecryptMessageBegin(
             bytes(pAssociatedData, ulAssociatedDataLen),
         )
     };
-    with_module(|m| cipher_begin(m, hSession, Direction::Decrypt, params, aad))
+    with_module(|m| {
+        let (session, _) = m.session(hSession)?;
+        let mut s = session.lock();
+        message::cipher_begin(&mut s, Direction::Decrypt, params, aad)
+    })
 }
 
 #[no_mangle]
@@ -459,100 +241,19 @@ pub unsafe extern "C" fn C_DecryptMessageNext(
         )
     };
     with_module(|m| {
-        cipher_next(
-            m,
-            hSession,
-            Direction::Decrypt,
-            params,
-            input,
-            output,
-            flags,
-        )
+        let (session, _) = m.session(hSession)?;
+        let mut s = session.lock();
+        message::cipher_next(&mut s, Direction::Decrypt, params, input, output, flags)
     })
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn C_MessageDecryptFinal(hSession: CK_SESSION_HANDLE) -> CK_RV {
-    with_module(|m| cipher_final(m, hSession, Direction::Decrypt))
-}
-
-type MessageSignSlot = fn(&mut Session) -> &mut Option<MessageSign>;
-
-fn sign_slot(s: &mut Session) -> &mut Option<MessageSign> {
-    &mut s.message_sign
-}
-
-fn verify_slot(s: &mut Session) -> &mut Option<MessageSign> {
-    &mut s.message_verify
-}
-
-fn sign_init(
-    m: &Module,
-    h: CK_SESSION_HANDLE,
-    arg: Result<MechanismArg>,
-    key: CK_OBJECT_HANDLE,
-    side: SignatureUse,
-) -> Result<()> {
-    let (session, token) = m.session(h)?;
-    let arg = arg?;
-    let flag = if side == SignatureUse::Sign {
-        CKF_MESSAGE_SIGN
-    } else {
-        CKF_MESSAGE_VERIFY
-    };
-    if crate::mechanism::find(arg.ty)?.info_flags() & flag == 0 {
-        return Err(Rv::MechanismInvalid);
-    }
-    let slot: MessageSignSlot = if side == SignatureUse::Sign {
-        sign_slot
-    } else {
-        verify_slot
-    };
-    if slot(&mut session.lock()).is_some() {
-        return Err(Rv::OperationActive);
-    }
-    let key = operation_key(&session, token, key)?;
-    // Built once now so that the key and parameters are checked at Init.
-    if side == SignatureUse::Sign {
-        crate::mechanism::sign_op(&arg, &key, &mut Default::default())?;
-    } else {
-        crate::mechanism::verify_op(&arg, &key, &mut Default::default())?;
-    }
-    *slot(&mut session.lock()) = Some(MessageSign {
-        mechanism: arg,
-        key,
-        sign: None,
-        verify: None,
-    });
-    Ok(())
-}
-
-fn sign_final(m: &Module, h: CK_SESSION_HANDLE, side: SignatureUse) -> Result<()> {
-    let (session, _) = m.session(h)?;
-    let slot: MessageSignSlot = if side == SignatureUse::Sign {
-        sign_slot
-    } else {
-        verify_slot
-    };
-    slot(&mut session.lock())
-        .take()
-        .ok_or(Rv::OperationNotInitialized)?;
-    Ok(())
-}
-
-/// The session's message signing (`sign`) or verification context, with
-/// no message given in parts under way.
-fn idle_message(s: &mut Session, side: SignatureUse) -> Result<&mut MessageSign> {
-    let slot: MessageSignSlot = if side == SignatureUse::Sign {
-        sign_slot
-    } else {
-        verify_slot
-    };
-    let ms = slot(s).as_mut().ok_or(Rv::OperationNotInitialized)?;
-    if ms.sign.is_some() || ms.verify.is_some() {
-        return Err(Rv::OperationActive);
-    }
-    Ok(ms)
+    with_module(|m| {
+        let (session, _) = m.session(hSession)?;
+        let mut s = session.lock();
+        message::cipher_final(&mut s, Direction::Decrypt)
+    })
 }
 
 /// Messages are signed with the parameters given at Init: a per-message
@@ -573,7 +274,10 @@ pub unsafe extern "C" fn C_MessageSignInit(
 ) -> CK_RV {
     // SAFETY: the caller's mechanism, read and copied here.
     let arg = unsafe { mechanism(pMechanism) };
-    with_module(|m| sign_init(m, hSession, arg, hKey, SignatureUse::Sign))
+    with_module(|m| {
+        let (session, token) = m.session(hSession)?;
+        message::sign_init(&session, token, arg, hKey, SignatureUse::Sign)
+    })
 }
 
 #[no_mangle]
@@ -587,31 +291,20 @@ pub unsafe extern "C" fn C_SignMessage(
     pulSignatureLen: CK_ULONG_PTR,
 ) -> CK_RV {
     let _ = pParameter;
+    // SAFETY: the caller's data and signature buffer, of the lengths it
+    // gives.
+    let (data, signature) = unsafe {
+        (
+            bytes(pData, ulDataLen),
+            OutBuf::new(pSignature, pulSignatureLen),
+        )
+    };
     with_module(|m| {
         no_message_param(ulParameterLen)?;
         let (session, _) = m.session(hSession)?;
         let mut s = session.lock();
-        let ms = idle_message(&mut s, SignatureUse::Sign)?;
-        let mut op = crate::mechanism::sign_op(&ms.mechanism, &ms.key, &mut Default::default())?;
-        // SAFETY: the caller's data and signature buffer, of the lengths it
-        // gives; each message is its own operation.
-        let (data, signature) = unsafe {
-            (
-                bytes(pData, ulDataLen)?,
-                OutBuf::new(pSignature, pulSignatureLen),
-            )
-        };
-        crate::session::deliver_signature(&mut *op, Some(data), signature).0
+        message::sign_message(&mut s, data, signature)
     })
-}
-
-/// A message given in more than one part: refused, as an Update is, for
-/// a mechanism that is single-part only.
-fn more_parts(mechanism: &MechanismArg) -> Result<()> {
-    if crate::mechanism::find(mechanism.ty)?.single_part_only() {
-        return Err(Rv::OperationNotInitialized);
-    }
-    Ok(())
 }
 
 #[no_mangle]
@@ -625,13 +318,7 @@ pub unsafe extern "C" fn C_SignMessageBegin(
         no_message_param(ulParameterLen)?;
         let (session, _) = m.session(hSession)?;
         let mut s = session.lock();
-        let ms = idle_message(&mut s, SignatureUse::Sign)?;
-        ms.sign = Some(crate::mechanism::sign_op(
-            &ms.mechanism,
-            &ms.key,
-            &mut Default::default(),
-        )?);
-        Ok(())
+        message::message_begin(&mut s, SignatureUse::Sign)
     })
 }
 
@@ -646,36 +333,29 @@ pub unsafe extern "C" fn C_SignMessageNext(
     pulSignatureLen: CK_ULONG_PTR,
 ) -> CK_RV {
     let _ = (pParameter, ulParameterLen);
+    // SAFETY: the caller's data, and (for the last part) its signature
+    // buffer and length.
+    let (data, signature) = unsafe {
+        (
+            bytes(pData, ulDataLen),
+            // A null signature length pointer: another part.
+            (!pulSignatureLen.is_null()).then(|| OutBuf::new(pSignature, pulSignatureLen)),
+        )
+    };
     with_module(|m| {
         let (session, _) = m.session(hSession)?;
         let mut s = session.lock();
-        let ms = sign_slot(&mut s)
-            .as_mut()
-            .ok_or(Rv::OperationNotInitialized)?;
-        let op = ms.sign.as_mut().ok_or(Rv::OperationNotInitialized)?;
-        // SAFETY: caller's pointer and length.
-        let data = unsafe { bytes(pData, ulDataLen)? };
-        // A null signature length pointer: another part; else the last one.
-        if pulSignatureLen.is_null() {
-            let result = more_parts(&ms.mechanism).and_then(|()| op.update(data));
-            if result.is_err() {
-                ms.sign = None;
-            }
-            return result;
-        }
-        // SAFETY: the caller's signature buffer and length.
-        let signature = unsafe { OutBuf::new(pSignature, pulSignatureLen) };
-        let (result, keep) = crate::session::deliver_signature(&mut **op, Some(data), signature);
-        if !keep {
-            ms.sign = None;
-        }
-        result
+        message::sign_message_next(&mut s, data, signature)
     })
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn C_MessageSignFinal(hSession: CK_SESSION_HANDLE) -> CK_RV {
-    with_module(|m| sign_final(m, hSession, SignatureUse::Sign))
+    with_module(|m| {
+        let (session, _) = m.session(hSession)?;
+        let mut s = session.lock();
+        message::sign_final(&mut s, SignatureUse::Sign)
+    })
 }
 
 #[no_mangle]
@@ -686,7 +366,10 @@ pub unsafe extern "C" fn C_MessageVerifyInit(
 ) -> CK_RV {
     // SAFETY: the caller's mechanism, read and copied here.
     let arg = unsafe { mechanism(pMechanism) };
-    with_module(|m| sign_init(m, hSession, arg, hKey, SignatureUse::Verify))
+    with_module(|m| {
+        let (session, token) = m.session(hSession)?;
+        message::sign_init(&session, token, arg, hKey, SignatureUse::Verify)
+    })
 }
 
 #[no_mangle]
@@ -700,16 +383,13 @@ pub unsafe extern "C" fn C_VerifyMessage(
     ulSignatureLen: CK_ULONG,
 ) -> CK_RV {
     let _ = pParameter;
+    // SAFETY: the caller's data and signature, of the lengths it gives.
+    let (data, sig) = unsafe { (bytes(pData, ulDataLen), bytes(pSignature, ulSignatureLen)) };
     with_module(|m| {
         no_message_param(ulParameterLen)?;
         let (session, _) = m.session(hSession)?;
         let mut s = session.lock();
-        let ms = idle_message(&mut s, SignatureUse::Verify)?;
-        let mut op = crate::mechanism::verify_op(&ms.mechanism, &ms.key, &mut Default::default())?;
-        // SAFETY: caller's pointers and lengths.
-        let (data, sig) = unsafe { (bytes(pData, ulDataLen)?, bytes(pSignature, ulSignatureLen)?) };
-        op.update(data)?;
-        op.verify(sig)
+        message::verify_message(&mut s, data, sig)
     })
 }
 
@@ -724,13 +404,7 @@ pub unsafe extern "C" fn C_VerifyMessageBegin(
         no_message_param(ulParameterLen)?;
         let (session, _) = m.session(hSession)?;
         let mut s = session.lock();
-        let ms = idle_message(&mut s, SignatureUse::Verify)?;
-        ms.verify = Some(crate::mechanism::verify_op(
-            &ms.mechanism,
-            &ms.key,
-            &mut Default::default(),
-        )?);
-        Ok(())
+        message::message_begin(&mut s, SignatureUse::Verify)
     })
 }
 
@@ -745,33 +419,27 @@ pub unsafe extern "C" fn C_VerifyMessageNext(
     ulSignatureLen: CK_ULONG,
 ) -> CK_RV {
     let _ = (pParameter, ulParameterLen);
+    // SAFETY: the caller's data, and (for the last part) its signature, of
+    // the lengths it gives.
+    let (data, sig) = unsafe {
+        (
+            bytes(pData, ulDataLen),
+            // A null signature: another part.
+            (!pSignature.is_null()).then(|| bytes(pSignature, ulSignatureLen)),
+        )
+    };
     with_module(|m| {
         let (session, _) = m.session(hSession)?;
         let mut s = session.lock();
-        let ms = verify_slot(&mut s)
-            .as_mut()
-            .ok_or(Rv::OperationNotInitialized)?;
-        let op = ms.verify.as_mut().ok_or(Rv::OperationNotInitialized)?;
-        // SAFETY: caller's pointer and length.
-        let data = unsafe { bytes(pData, ulDataLen)? };
-        // A null signature: another part; else the last one.
-        if pSignature.is_null() {
-            let result = more_parts(&ms.mechanism).and_then(|()| op.update(data));
-            if result.is_err() {
-                ms.verify = None;
-            }
-            return result;
-        }
-        op.update(data)?;
-        // SAFETY: caller's pointer and length.
-        let sig = unsafe { bytes(pSignature, ulSignatureLen)? };
-        let result = op.verify(sig);
-        ms.verify = None;
-        result
+        message::verify_message_next(&mut s, data, sig)
     })
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn C_MessageVerifyFinal(hSession: CK_SESSION_HANDLE) -> CK_RV {
-    with_module(|m| sign_final(m, hSession, SignatureUse::Verify))
+    with_module(|m| {
+        let (session, _) = m.session(hSession)?;
+        let mut s = session.lock();
+        message::sign_final(&mut s, SignatureUse::Verify)
+    })
 }

@@ -1,0 +1,125 @@
+//! The key calls and their policy: C_WrapKey, C_UnwrapKey, C_DeriveKey.
+
+use pkcs11_sys::*;
+
+use crate::mechanism::op::{CipherOp, CipherUse, Part};
+use crate::mechanism::param::{HkdfSalt, KdfParams, MechanismArg};
+use crate::rv::Rv;
+use crate::session::{operation_key, SessionCell};
+
+/// A key to wrap, checked against the policy C_WrapKey enforces, and the
+/// wrapping cipher set up for it.
+pub struct Wrapping {
+    op: Box<dyn CipherOp>,
+    plaintext: zeroize::Zeroizing<Vec<u8>>,
+}
+
+impl Wrapping {
+    /// The wrapped key's length, at most.
+    pub fn output_len(&self) -> usize {
+        self.op.output_len(self.plaintext.len(), Part::Last)
+    }
+
+    /// The wrapped key.
+    pub fn run(mut self) -> crate::rv::Result<Vec<u8>> {
+        run_cipher(&mut *self.op, &self.plaintext)
+    }
+}
+
+/// Runs a wrapping cipher over all of `input` at once.
+fn run_cipher(op: &mut dyn CipherOp, input: &[u8]) -> crate::rv::Result<Vec<u8>> {
+    let mut out = op.update(input)?;
+    out.extend_from_slice(&op.finish()?);
+    Ok(out)
+}
+
+/// A handle error about a wrapping key says so.
+fn wrapping_key_error(e: Rv, invalid: Rv) -> Rv {
+    if e == Rv::KeyHandleInvalid {
+        invalid
+    } else {
+        e
+    }
+}
+
+/// C_WrapKey's checks: the mechanism wraps, the key is extractable, and a
+/// key marked CKA_WRAP_WITH_TRUSTED goes only under a CKA_TRUSTED key.
+pub fn wrap_key(
+    session: &SessionCell,
+    token: &crate::token::Token,
+    arg: &MechanismArg,
+    wrapping_key: CK_OBJECT_HANDLE,
+    key: CK_OBJECT_HANDLE,
+) -> crate::rv::Result<Wrapping> {
+    if crate::mechanism::find(arg.ty)?.flags & CKF_WRAP == 0 {
+        return Err(Rv::MechanismInvalid);
+    }
+    let wrapping = operation_key(session, token, wrapping_key)
+        .map_err(|e| wrapping_key_error(e, Rv::WrappingKeyHandleInvalid))?;
+    let key = operation_key(session, token, key)?;
+    if key.bool(CKA_EXTRACTABLE) != Some(true) {
+        return Err(Rv::KeyUnextractable);
+    }
+    if key.bool(CKA_WRAP_WITH_TRUSTED) == Some(true) && wrapping.bool(CKA_TRUSTED) != Some(true) {
+        return Err(Rv::KeyNotWrappable);
+    }
+    let plaintext = crate::mechanism::pkcs8::key_bytes(&key)?;
+    let op = crate::mechanism::cipher_op(arg, &wrapping, CipherUse::Wrap, &mut Default::default())?;
+    Ok(Wrapping { op, plaintext })
+}
+
+/// C_UnwrapKey: the key inside `wrapped`, made an object of the template
+/// (an unwrapped key is an imported one: the checks and defaults of
+/// C_CreateObject apply).
+pub fn unwrap_key(
+    session: &SessionCell,
+    acc: crate::token::Access,
+    token: &crate::token::Token,
+    arg: &MechanismArg,
+    unwrapping_key: CK_OBJECT_HANDLE,
+    wrapped: &[u8],
+    template: &crate::object::attrs::Attrs,
+) -> crate::rv::Result<CK_OBJECT_HANDLE> {
+    if crate::mechanism::find(arg.ty)?.flags & CKF_UNWRAP == 0 {
+        return Err(Rv::MechanismInvalid);
+    }
+    let unwrapping = operation_key(session, token, unwrapping_key)
+        .map_err(|e| wrapping_key_error(e, Rv::UnwrappingKeyHandleInvalid))?;
+    let mut op =
+        crate::mechanism::cipher_op(arg, &unwrapping, CipherUse::Unwrap, &mut Default::default())?;
+    let plaintext =
+        zeroize::Zeroizing::new(run_cipher(&mut *op, wrapped).map_err(|e| match e {
+            Rv::EncryptedDataInvalid => Rv::WrappedKeyInvalid,
+            Rv::EncryptedDataLenRange | Rv::DataLenRange => Rv::WrappedKeyLenRange,
+            other => other,
+        })?);
+    let key = crate::mechanism::pkcs8::unwrapped_key(&plaintext, template)?;
+    token.create_object(acc, key)
+}
+
+/// C_DeriveKey: an HKDF salt given as a key handle is that secret key's
+/// value; the derived key is stored by the template.
+pub fn derive_key(
+    session: &SessionCell,
+    acc: crate::token::Access,
+    token: &crate::token::Token,
+    mut arg: MechanismArg,
+    base_key: CK_OBJECT_HANDLE,
+    template: crate::object::attrs::Attrs,
+) -> crate::rv::Result<CK_OBJECT_HANDLE> {
+    if crate::mechanism::find(arg.ty)?.flags & CKF_DERIVE == 0 {
+        return Err(Rv::MechanismInvalid);
+    }
+    if let Some(KdfParams::Hkdf { salt, .. }) = &mut arg.kdf {
+        if let HkdfSalt::Key(h) = *salt {
+            let key = operation_key(session, token, h).map_err(|_| Rv::MechanismParamInvalid)?;
+            if key.ulong(CKA_CLASS) != Some(CKO_SECRET_KEY) {
+                return Err(Rv::MechanismParamInvalid);
+            }
+            *salt = HkdfSalt::Data(key.get(CKA_VALUE).unwrap_or_default().to_vec());
+        }
+    }
+    let base = operation_key(session, token, base_key)?;
+    let derived = crate::mechanism::derive_key(&arg, &base, &template)?;
+    token.store_generated(acc, template, derived)
+}
