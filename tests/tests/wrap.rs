@@ -133,14 +133,15 @@ fn rfc3394_vector_and_openssl_agree() {
     );
 }
 
+/// An RSA key under RFC 5649: OpenSSL unwraps it and reads the PKCS#8,
+/// and the key unwrapped again signs.
 #[test]
-fn private_keys_wrap_as_pkcs8_and_unwrap_into_working_keys() {
+fn an_rsa_key_wrapped_with_kwp_is_the_pkcs8_openssl_reads() {
     let (raw, s, _dir) = new_token_session();
     let kek_value = unhex(&"00112233445566778899aabbccddeeff".repeat(2));
     let kek = raw.create_secret(s, CKK_AES, &kek_value, &[]).unwrap();
     let exportable = [(CKA_EXTRACTABLE, TRUE.to_vec()), (CKA_SIGN, TRUE.to_vec())];
 
-    // RSA under RFC 5649; OpenSSL unwraps it and reads the PKCS#8.
     let (rsa_pub, rsa_priv) = raw
         .generate_key_pair(
             s,
@@ -204,8 +205,16 @@ fn private_keys_wrap_as_pkcs8_and_unwrap_into_working_keys() {
         raw.verify(s, CKM_SHA256_RSA_PKCS, vec![], rsa_pub, b"data", &sig),
         CKR_OK
     );
+}
 
-    // EC under AES-CBC-PAD.
+/// An EC key under AES-CBC-PAD unwraps into a key that signs.
+#[test]
+fn an_ec_key_wrapped_with_cbc_pad_unwraps_into_a_signing_key() {
+    let (raw, s, _dir) = new_token_session();
+    let kek_value = unhex(&"00112233445566778899aabbccddeeff".repeat(2));
+    let kek = raw.create_secret(s, CKK_AES, &kek_value, &[]).unwrap();
+    let exportable = [(CKA_EXTRACTABLE, TRUE.to_vec()), (CKA_SIGN, TRUE.to_vec())];
+
     let p256 = unhex("06082a8648ce3d030107");
     let (ec_pub, ec_priv) = raw
         .generate_key_pair(
@@ -236,8 +245,17 @@ fn private_keys_wrap_as_pkcs8_and_unwrap_into_working_keys() {
         raw.verify(s, CKM_ECDSA_SHA256, vec![], ec_pub, b"data", &sig),
         CKR_OK
     );
+}
 
-    // Ed25519: deterministic, so both keys sign alike.
+/// Ed25519 under AES key wrap with padding: deterministic, so both keys
+/// sign alike.
+#[test]
+fn an_ed25519_key_unwraps_into_the_same_key() {
+    let (raw, s, _dir) = new_token_session();
+    let kek_value = unhex(&"00112233445566778899aabbccddeeff".repeat(2));
+    let kek = raw.create_secret(s, CKK_AES, &kek_value, &[]).unwrap();
+    let exportable = [(CKA_EXTRACTABLE, TRUE.to_vec()), (CKA_SIGN, TRUE.to_vec())];
+
     let (_, ed_priv) = raw
         .generate_key_pair(
             s,
