@@ -4,43 +4,8 @@ use pkcs11_sys::*;
 
 use super::ptr::OutBuf;
 use super::util::{bytes, mechanism, out, template, with_module};
-use crate::mechanism::{self, param::MechanismArg};
-use crate::module::Module;
-use crate::rv::{Result, Rv};
-use crate::session::{self, decrypt_slot, encrypt_slot, start_with_key, Active, Output, Session};
-
-/// Starts an operation: checks the session, reads the mechanism (which must
-/// offer `function`), fetches the key and lets the mechanism build the
-/// operation, which `slot` of the session then holds.
-fn start<T: ?Sized>(
-    m: &Module,
-    hSession: CK_SESSION_HANDLE,
-    arg: Result<MechanismArg>,
-    hKey: CK_OBJECT_HANDLE,
-    function: CK_FLAGS,
-    slot: fn(&mut Session) -> &mut Option<Active<T>>,
-    make: fn(
-        &MechanismArg,
-        &crate::object::attrs::Attrs,
-        &mut crate::cache::kept::KeptContexts,
-    ) -> Result<Box<T>>,
-) -> Result<()> {
-    let (session, token) = m.session(hSession)?;
-    let arg = arg?;
-    let found = mechanism::find(arg.ty)?;
-    if found.flags & function == 0 {
-        return Err(Rv::MechanismInvalid);
-    }
-    let single_part_only = found.single_part_only();
-    start_with_key(
-        &session,
-        token,
-        hKey,
-        single_part_only,
-        slot,
-        |key, contexts| make(&arg, key, contexts),
-    )
-}
+use crate::mechanism;
+use crate::session::{self, decrypt_slot, encrypt_slot, Output, Session};
 
 #[no_mangle]
 pub unsafe extern "C" fn C_SignInit(
@@ -51,9 +16,10 @@ pub unsafe extern "C" fn C_SignInit(
     // SAFETY: the caller's mechanism, read and copied here.
     let arg = unsafe { mechanism(pMechanism) };
     with_module(|m| {
-        start(
-            m,
-            hSession,
+        let (session, token) = m.session(hSession)?;
+        session::start(
+            &session,
+            token,
             arg,
             hKey,
             CKF_SIGN,
@@ -125,9 +91,10 @@ pub unsafe extern "C" fn C_VerifyInit(
     // SAFETY: the caller's mechanism, read and copied here.
     let arg = unsafe { mechanism(pMechanism) };
     with_module(|m| {
-        start(
-            m,
-            hSession,
+        let (session, token) = m.session(hSession)?;
+        session::start(
+            &session,
+            token,
             arg,
             hKey,
             CKF_VERIFY,
@@ -249,9 +216,10 @@ pub unsafe extern "C" fn C_EncryptInit(
     // SAFETY: the caller's mechanism, read and copied here.
     let arg = unsafe { mechanism(pMechanism) };
     with_module(|m| {
-        start(
-            m,
-            hSession,
+        let (session, token) = m.session(hSession)?;
+        session::start(
+            &session,
+            token,
             arg,
             hKey,
             CKF_ENCRYPT,
@@ -329,9 +297,10 @@ pub unsafe extern "C" fn C_DecryptInit(
     // SAFETY: the caller's mechanism, read and copied here.
     let arg = unsafe { mechanism(pMechanism) };
     with_module(|m| {
-        start(
-            m,
-            hSession,
+        let (session, token) = m.session(hSession)?;
+        session::start(
+            &session,
+            token,
             arg,
             hKey,
             CKF_DECRYPT,

@@ -23,7 +23,7 @@ use pkcs11_sys::*;
 use crate::mechanism;
 use crate::module::{self, CallLock};
 use crate::rv::{Result, Rv};
-use crate::session::{self, FindOp};
+use crate::session;
 use crate::token::{AttrRead, MAX_PIN_LEN};
 use ptr::OutBuf;
 use util::{boundary, bytes, items_mut, out, padded, template, with_module};
@@ -590,11 +590,7 @@ pub unsafe extern "C" fn C_FindObjectsInit(
         // SAFETY: caller's template.
         let attrs = unsafe { template(pTemplate, ulCount)? };
         let mut s = session.lock();
-        if s.find.is_some() {
-            return Err(Rv::OperationActive);
-        }
-        s.find = Some(FindOp::new(token.find(&attrs)?));
-        Ok(())
+        session::find_init(&mut s, token, &attrs)
     })
 }
 
@@ -612,9 +608,7 @@ pub unsafe extern "C" fn C_FindObjects(
         if phObject.is_null() && ulMaxObjectCount > 0 {
             return Err(Rv::ArgumentsBad);
         }
-        let mut s = session.lock();
-        let find = s.find.as_mut().ok_or(Rv::OperationNotInitialized)?;
-        let batch = find.next_batch(ulMaxObjectCount as usize);
+        let batch = session::find_next(&mut session.lock(), ulMaxObjectCount as usize)?;
         // SAFETY: the caller's array has room for ulMaxObjectCount handles.
         unsafe { items_mut(phObject, batch.len())? }.copy_from_slice(&batch);
         *count = batch.len() as CK_ULONG;
@@ -626,12 +620,8 @@ pub unsafe extern "C" fn C_FindObjects(
 pub unsafe extern "C" fn C_FindObjectsFinal(hSession: CK_SESSION_HANDLE) -> CK_RV {
     with_module(|m| {
         let (session, _) = m.session(hSession)?;
-        session
-            .lock()
-            .find
-            .take()
-            .ok_or(Rv::OperationNotInitialized)?;
-        Ok(())
+        let mut s = session.lock();
+        session::find_final(&mut s)
     })
 }
 
@@ -649,11 +639,7 @@ pub unsafe extern "C" fn C_DigestInit(
             return Err(Rv::MechanismParamInvalid);
         }
         let mut s = session.lock();
-        if s.digest.is_some() {
-            return Err(Rv::OperationActive);
-        }
-        s.digest = Some(mechanism::digest_op(entry)?);
-        Ok(())
+        session::digest_init(&mut s, entry)
     })
 }
 

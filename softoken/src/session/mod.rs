@@ -15,6 +15,7 @@ pub use ops::{
     digest_final, digest_update, encrypt_slot, sign, sign_final, sign_update, verify, verify_final,
     verify_update, CipherSlot, Output,
 };
+pub use ops::{digest_init, find_final, find_init, find_next, start};
 pub use recover::{recover, recover_init};
 
 use pkcs11_sys::*;

@@ -7,7 +7,71 @@
 use crate::mechanism::digest::DigestOp;
 use crate::mechanism::op::{CipherOp, Part, SignOp, VerifyOp};
 use crate::rv::Rv;
-use crate::session::{Active, Session};
+use pkcs11_sys::{CK_FLAGS, CK_OBJECT_HANDLE};
+
+use crate::cache::kept::KeptContexts;
+use crate::mechanism::param::MechanismArg;
+use crate::mechanism::Mechanism;
+use crate::object::attrs::Attrs;
+use crate::session::{start_with_key, Active, FindOp, Session, SessionCell};
+use crate::token::Token;
+
+/// Starts a keyed operation (C_SignInit, C_EncryptInit...): the mechanism
+/// must offer `function`; the key is fetched and the mechanism builds the
+/// operation, which `slot` of the session then holds.
+pub fn start<T: ?Sized>(
+    session: &SessionCell,
+    token: &Token,
+    arg: crate::rv::Result<MechanismArg>,
+    key: CK_OBJECT_HANDLE,
+    function: CK_FLAGS,
+    slot: fn(&mut Session) -> &mut Option<Active<T>>,
+    make: fn(&MechanismArg, &Attrs, &mut KeptContexts) -> crate::rv::Result<Box<T>>,
+) -> crate::rv::Result<()> {
+    let arg = arg?;
+    let found = crate::mechanism::find(arg.ty)?;
+    if found.flags & function == 0 {
+        return Err(Rv::MechanismInvalid);
+    }
+    start_with_key(
+        session,
+        token,
+        key,
+        found.single_part_only(),
+        slot,
+        |key, contexts| make(&arg, key, contexts),
+    )
+}
+
+/// C_DigestInit.
+pub fn digest_init(s: &mut Session, mechanism: &Mechanism) -> crate::rv::Result<()> {
+    if s.digest.is_some() {
+        return Err(Rv::OperationActive);
+    }
+    s.digest = Some(crate::mechanism::digest_op(mechanism)?);
+    Ok(())
+}
+
+/// C_FindObjectsInit: the handles of the objects matching the template.
+pub fn find_init(s: &mut Session, token: &Token, template: &Attrs) -> crate::rv::Result<()> {
+    if s.find.is_some() {
+        return Err(Rv::OperationActive);
+    }
+    s.find = Some(FindOp::new(token.find(template)?));
+    Ok(())
+}
+
+/// C_FindObjects: up to `max` more handles.
+pub fn find_next(s: &mut Session, max: usize) -> crate::rv::Result<Vec<CK_OBJECT_HANDLE>> {
+    let find = s.find.as_mut().ok_or(Rv::OperationNotInitialized)?;
+    Ok(find.next_batch(max))
+}
+
+/// C_FindObjectsFinal.
+pub fn find_final(s: &mut Session) -> crate::rv::Result<()> {
+    s.find.take().ok_or(Rv::OperationNotInitialized)?;
+    Ok(())
+}
 
 /// A caller's output buffer as the length-query protocol sees it. The C
 /// boundary's view of a buffer implements it; the operations below are
