@@ -138,6 +138,43 @@ fn hkdf_rfc5869_case_1() {
     );
 }
 
+/// Expansion alone (bExtract FALSE) takes no salt, so its salt type is not
+/// read: 0, as TLS 1.3 stacks send it, is accepted and gives RFC 5869's
+/// answer; an unknown salt type with extraction is still refused.
+#[test]
+fn hkdf_expand_only_ignores_the_salt_type() {
+    let (raw, s, _dir) = new_token_session();
+    let prk = base(
+        &raw,
+        s,
+        &unhex("077709362c2e32df0ddc3f0dc47bba6390b6c73bb50f9c3122ec844ad7c2b3e5"),
+    );
+    let info = unhex("f0f1f2f3f4f5f6f7f8f9");
+    let expanded = raw
+        .derive(
+            s,
+            CKM_HKDF_DERIVE,
+            hkdf_param(false, true, 0, &[], 0, &info),
+            prk,
+            &readable(Some(42)),
+        )
+        .unwrap();
+    assert_eq!(
+        hex::encode(raw.get(s, expanded, CKA_VALUE).unwrap()),
+        "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865"
+    );
+    assert_eq!(
+        raw.derive(
+            s,
+            CKM_HKDF_DERIVE,
+            hkdf_param(true, true, 0, &[], 0, &info),
+            prk,
+            &readable(Some(42))
+        ),
+        Err(CKR_MECHANISM_PARAM_INVALID)
+    );
+}
+
 /// CK_PKCS5_PBKD2_PARAMS2 as bytes (the 3.0 layout, password length by
 /// value) or the older one (password length by pointer).
 fn pbkdf2_param(

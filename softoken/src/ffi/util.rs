@@ -175,7 +175,11 @@ unsafe fn hkdf_params(param: &[u8]) -> Result<KdfParams> {
         return Err(Rv::MechanismParamInvalid);
     }
     let w = |i| param_word(param, i);
+    let extract = param[0] != 0;
+    // The salt matters to extraction only; expansion alone ignores its type
+    // (TLS 1.3 stacks send 0 there).
     let salt = match w(2)? {
+        _ if !extract => HkdfSalt::Null,
         CKF_HKDF_SALT_NULL => HkdfSalt::Null,
         // SAFETY: the caller's salt buffer, of the length it gives.
         CKF_HKDF_SALT_DATA => HkdfSalt::Data(unsafe { bytes(w(3)? as *const u8, w(4)?)? }.to_vec()),
@@ -183,7 +187,7 @@ unsafe fn hkdf_params(param: &[u8]) -> Result<KdfParams> {
         _ => return Err(Rv::MechanismParamInvalid),
     };
     Ok(KdfParams::Hkdf {
-        extract: param[0] != 0,
+        extract,
         expand: param[1] != 0,
         prf: w(1)?,
         salt,
