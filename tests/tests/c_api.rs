@@ -507,6 +507,48 @@ fn a_sensitive_value_is_never_revealed() {
     assert!(size > 32);
 }
 
+/// A key that existed outside the token (created from its value, or
+/// unwrapped) was never always sensitive, even when it is sensitive now;
+/// a key generated sensitive here was.
+#[test]
+fn only_keys_born_sensitive_here_are_always_sensitive() {
+    let (raw, _dir, s, _) = protocol_object();
+    let sensitive = [
+        (CKA_SENSITIVE, TRUE.to_vec()),
+        (CKA_EXTRACTABLE, TRUE.to_vec()),
+    ];
+    let imported = raw.create_secret(s, CKK_AES, &[7; 16], &sensitive).unwrap();
+    assert_eq!(raw.get(s, imported, CKA_ALWAYS_SENSITIVE).unwrap(), FALSE);
+    assert_eq!(raw.get(s, imported, CKA_NEVER_EXTRACTABLE).unwrap(), FALSE);
+    let kek = raw.create_secret(s, CKK_AES, &[9; 16], &[]).unwrap();
+    let wrapped = raw
+        .wrap_key(s, CKM_AES_KEY_WRAP, vec![], kek, imported)
+        .unwrap();
+    let unwrapped = raw
+        .unwrap_key(
+            s,
+            CKM_AES_KEY_WRAP,
+            vec![],
+            kek,
+            &wrapped,
+            &[
+                (CKA_CLASS, ul(CKO_SECRET_KEY)),
+                (CKA_KEY_TYPE, ul(CKK_AES)),
+                (CKA_SENSITIVE, TRUE.to_vec()),
+            ],
+        )
+        .unwrap();
+    assert_eq!(raw.get(s, unwrapped, CKA_ALWAYS_SENSITIVE).unwrap(), FALSE);
+    let generated = raw
+        .generate_key(
+            s,
+            CKM_AES_KEY_GEN,
+            &[(CKA_VALUE_LEN, ul(16)), (CKA_SENSITIVE, TRUE.to_vec())],
+        )
+        .unwrap();
+    assert_eq!(raw.get(s, generated, CKA_ALWAYS_SENSITIVE).unwrap(), TRUE);
+}
+
 /// Objects that may not be changed or destroyed, and a destroyed one.
 #[test]
 fn objects_that_may_not_change_or_go_refuse_it() {

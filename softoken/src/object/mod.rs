@@ -526,8 +526,9 @@ fn set_token_values(
                 always_sensitive && sensitive,
                 never_extractable && unextractable,
             ),
-            // An imported key was known outside the token.
-            None => (sensitive, false),
+            // An imported key was known outside the token: it was never
+            // always sensitive nor never extractable.
+            None => (false, false),
         };
         obj.set_bool(CKA_ALWAYS_SENSITIVE, always_sensitive);
         obj.set_bool(CKA_NEVER_EXTRACTABLE, never_extractable);
@@ -661,7 +662,8 @@ mod tests {
         );
         let key = new_object(base(vec![(CKA_VALUE, vec![1; 16]), (CKA_LOCAL, vec![0])])).unwrap();
         assert_eq!(key.ulong(CKA_VALUE_LEN), Some(16));
-        assert_eq!(key.bool(CKA_ALWAYS_SENSITIVE), Some(true));
+        // Imported: sensitive now, but known outside the token before.
+        assert_eq!(key.bool(CKA_ALWAYS_SENSITIVE), Some(false));
         assert!(Policy::of(&key).is_sensitive(CKA_VALUE));
         assert_eq!(
             new_object(Attrs::new()).unwrap_err(),
