@@ -283,6 +283,54 @@ fn an_ed25519_key_unwraps_into_the_same_key() {
     );
 }
 
+/// CKM_RSA_X_509 unwrapping: the raw RSA output is the key left-padded
+/// with zeros to the modulus size, so the key is its last CKA_VALUE_LEN
+/// bytes (the first ones are zeros).
+#[test]
+fn an_rsa_x509_unwrap_takes_the_key_from_the_end_of_the_block() {
+    let (raw, s, _dir) = new_token_session();
+    let (rsa_pub, rsa_priv) = raw
+        .generate_key_pair(
+            s,
+            CKM_RSA_PKCS_KEY_PAIR_GEN,
+            &[(CKA_MODULUS_BITS, ul(2048)), (CKA_WRAP, TRUE.to_vec())],
+            &[(CKA_UNWRAP, TRUE.to_vec())],
+        )
+        .unwrap();
+    let value: Vec<u8> = (1..=16).collect();
+    let aes = raw
+        .create_secret(
+            s,
+            CKK_AES,
+            &value,
+            &[
+                (CKA_EXTRACTABLE, TRUE.to_vec()),
+                (CKA_SENSITIVE, FALSE.to_vec()),
+            ],
+        )
+        .unwrap();
+    let wrapped = raw
+        .wrap_key(s, CKM_RSA_X_509, vec![], rsa_pub, aes)
+        .unwrap();
+    assert_eq!(wrapped.len(), 256);
+    let unwrapped = raw
+        .unwrap_key(
+            s,
+            CKM_RSA_X_509,
+            vec![],
+            rsa_priv,
+            &wrapped,
+            &[
+                (CKA_CLASS, ul(CKO_SECRET_KEY)),
+                (CKA_KEY_TYPE, ul(CKK_AES)),
+                (CKA_VALUE_LEN, ul(16)),
+                (CKA_SENSITIVE, FALSE.to_vec()),
+            ],
+        )
+        .unwrap();
+    assert_eq!(raw.get(s, unwrapped, CKA_VALUE).unwrap(), value);
+}
+
 #[test]
 fn secret_keys_under_rsa_oaep_and_the_refusals() {
     let (raw, s, _dir) = new_token_session();

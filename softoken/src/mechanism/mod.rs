@@ -452,6 +452,23 @@ impl Mechanism {
         }
     }
 
+    /// The part of an unwrapping's plaintext that is the key's value: raw
+    /// RSA (CKM_RSA_X_509) gives the key left-padded with zeros to the
+    /// modulus size, so a key of CKA_VALUE_LEN bytes is its end; the other
+    /// mechanisms give the key from the start.
+    pub fn unwrapped_value<'a>(&self, plaintext: &'a [u8], template: &Attrs) -> &'a [u8] {
+        let raw_rsa = matches!(
+            self.operation,
+            Operation::Rsa(crate::mechanism::rsa::Scheme::X509)
+        );
+        match template.ulong(CKA_VALUE_LEN) {
+            Some(len) if raw_rsa && (len as usize) < plaintext.len() => {
+                &plaintext[plaintext.len() - len as usize..]
+            }
+            _ => plaintext,
+        }
+    }
+
     /// CK_MECHANISM_INFO.flags: the table's, with the 3.0 message-based
     /// flags for what the message API runs (every signature, AES-GCM).
     pub fn info_flags(&self) -> CK_FLAGS {

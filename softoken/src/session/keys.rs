@@ -80,7 +80,8 @@ pub fn unwrap_key(
     wrapped: &[u8],
     template: &crate::object::attrs::Attrs,
 ) -> crate::rv::Result<CK_OBJECT_HANDLE> {
-    if crate::mechanism::find(arg.ty)?.flags & CKF_UNWRAP == 0 {
+    let found = crate::mechanism::find(arg.ty)?;
+    if found.flags & CKF_UNWRAP == 0 {
         return Err(Rv::MechanismInvalid);
     }
     let unwrapping = operation_key(session, token, unwrapping_key)
@@ -93,7 +94,8 @@ pub fn unwrap_key(
             Rv::EncryptedDataLenRange | Rv::DataLenRange => Rv::WrappedKeyLenRange,
             other => other,
         })?);
-    let key = crate::mechanism::pkcs8::unwrapped_key(&plaintext, template)?;
+    let value = found.unwrapped_value(&plaintext, template);
+    let key = crate::mechanism::pkcs8::unwrapped_key(value, template)?;
     token.create_object(acc, key)
 }
 
