@@ -549,6 +549,27 @@ fn only_keys_born_sensitive_here_are_always_sensitive() {
     assert_eq!(raw.get(s, generated, CKA_ALWAYS_SENSITIVE).unwrap(), TRUE);
 }
 
+/// A wrong PIN at C_Login raises CKF_USER_PIN_COUNT_LOW (a wrong PIN
+/// since the last right one) until the right PIN is given; the SO's flag
+/// likewise.
+#[test]
+fn a_wrong_pin_shows_in_the_token_flags_until_a_right_one() {
+    let dir = copy_fixture("sql-pw");
+    let raw = Raw::with_params(&sql_params(dir.path()));
+    let slot = raw.slots()[0];
+    let s = raw.open(slot, true).unwrap();
+    let flags = |raw: &Raw| raw.token_info(slot).flags;
+    assert_eq!(flags(&raw) & CKF_USER_PIN_COUNT_LOW, 0);
+    assert_eq!(raw.login(s, CKU_USER, "wrong"), CKR_PIN_INCORRECT);
+    assert_ne!(flags(&raw) & CKF_USER_PIN_COUNT_LOW, 0);
+    assert_eq!(raw.login(s, CKU_USER, "fixture-pw"), CKR_OK);
+    assert_eq!(flags(&raw) & CKF_USER_PIN_COUNT_LOW, 0);
+    assert_eq!(raw.logout(s), CKR_OK);
+    assert_eq!(raw.login(s, CKU_SO, "not the SO PIN"), CKR_PIN_INCORRECT);
+    assert_ne!(flags(&raw) & CKF_SO_PIN_COUNT_LOW, 0);
+    assert_eq!(flags(&raw) & CKF_USER_PIN_COUNT_LOW, 0);
+}
+
 /// Objects that may not be changed or destroyed, and a destroyed one.
 #[test]
 fn objects_that_may_not_change_or_go_refuse_it() {

@@ -42,8 +42,10 @@ impl Token {
                     .key
                     .get_password_entry()?
                     .ok_or(Rv::UserPinNotInitialized)?;
-                let keys = keydb::unlock(&entry, pin, PASSWORD_CHECK)?;
+                let unlocked = keydb::unlock(&entry, pin, PASSWORD_CHECK);
                 let mut login = self.login.write();
+                login.user_pin_failed = matches!(unlocked, Err(Rv::PinIncorrect));
+                let keys = unlocked?;
                 login.keys = Some(Arc::new(keys));
                 login.entry = Some(entry);
                 login.user = true;
@@ -63,8 +65,11 @@ impl Token {
                 if ro_session_exists {
                     return Err(Rv::SessionReadOnlyExists);
                 }
-                self.check_so_pin(pin)?;
-                self.login.write().so = true;
+                let checked = self.check_so_pin(pin);
+                let mut login = self.login.write();
+                login.so_pin_failed = matches!(checked, Err(Rv::PinIncorrect));
+                checked?;
+                login.so = true;
                 Ok(())
             }
             // No operation here needs a context-specific login.

@@ -81,6 +81,10 @@ struct Login {
     entry: Option<PasswordEntry>,
     user: bool,
     so: bool,
+    /// A wrong user (or SO) PIN was given to C_Login since the last right
+    /// one (CKF_USER_PIN_COUNT_LOW, CKF_SO_PIN_COUNT_LOW).
+    user_pin_failed: bool,
+    so_pin_failed: bool,
 }
 
 struct SessionObject {
@@ -248,6 +252,13 @@ impl Token {
             if self.cfg.password_required || !self.login_is_automatic(&entry) {
                 flags |= CKF_LOGIN_REQUIRED;
             }
+        }
+        let login = self.login.read();
+        if login.user_pin_failed {
+            flags |= CKF_USER_PIN_COUNT_LOW;
+        }
+        if login.so_pin_failed {
+            flags |= CKF_SO_PIN_COUNT_LOW;
         }
         flags
     }
