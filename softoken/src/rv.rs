@@ -59,7 +59,6 @@ rv_codes! {
     PinIncorrect = CKR_PIN_INCORRECT,
     PinInvalid = CKR_PIN_INVALID,
     PinLenRange = CKR_PIN_LEN_RANGE,
-    RandomSeedNotSupported = CKR_RANDOM_SEED_NOT_SUPPORTED,
     SignatureInvalid = CKR_SIGNATURE_INVALID,
     SignatureLenRange = CKR_SIGNATURE_LEN_RANGE,
     SessionExists = CKR_SESSION_EXISTS,

@@ -59,7 +59,66 @@ pub enum Direction {
     Decrypt,
 }
 
-/// Fills a buffer from the crypto engine's RNG.
+/// What callers gave C_SeedRandom, folded into one state. aws-lc's
+/// generator reseeds itself from the OS and its RAND_seed ignores its input,
+/// so a caller's seed is mixed in here: once a seed was given, every output
+/// is XORed with an HMAC-SHA256 stream keyed by this state (and a fresh
+/// nonce). Output that was uniform stays uniform; the seed changes it.
+static SEED: parking_lot::Mutex<Option<[u8; 32]>> = parking_lot::Mutex::new(None);
+
+/// Mixes a caller's seed into what the generator gives from now on.
+pub fn seed_random(seed: &[u8]) {
+    use aws_lc_rs::digest;
+    let mut state = SEED.lock();
+    let mut ctx = digest::Context::new(&digest::SHA256);
+    ctx.update(b"softoken C_SeedRandom");
+    if let Some(previous) = state.as_ref() {
+        ctx.update(previous);
+    }
+    ctx.update(seed);
+    let mut folded = [0u8; 32];
+    folded.copy_from_slice(ctx.finish().as_ref());
+    *state = Some(folded);
+}
+
+/// Fills a buffer from the crypto engine's RNG, with the callers' seed
+/// mixed in (see `SEED`).
 pub fn random_fill(buf: &mut [u8]) -> Result<()> {
-    aws_lc_rs::rand::fill(buf).map_err(|_| Rv::FunctionFailed)
+    use aws_lc_rs::hmac;
+    aws_lc_rs::rand::fill(buf).map_err(|_| Rv::FunctionFailed)?;
+    let Some(state) = *SEED.lock() else {
+        return Ok(());
+    };
+    let mut nonce = [0u8; 16];
+    aws_lc_rs::rand::fill(&mut nonce).map_err(|_| Rv::FunctionFailed)?;
+    let key = hmac::Key::new(hmac::HMAC_SHA256, &state);
+    for (i, chunk) in buf.chunks_mut(32).enumerate() {
+        let mut ctx = hmac::Context::with_key(&key);
+        ctx.update(&nonce);
+        ctx.update(&(i as u64).to_be_bytes());
+        for (b, s) in chunk.iter_mut().zip(ctx.sign().as_ref()) {
+            *b ^= s;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seeds_fold_into_the_state_and_output_goes_on() {
+        seed_random(b"one");
+        let first = (*SEED.lock()).unwrap();
+        seed_random(b"two");
+        let second = (*SEED.lock()).unwrap();
+        assert_ne!(first, second);
+        let mut a = [0u8; 100];
+        let mut b = [0u8; 100];
+        random_fill(&mut a).unwrap();
+        random_fill(&mut b).unwrap();
+        assert_ne!(a, b);
+        assert_ne!(a, [0u8; 100]);
+    }
 }

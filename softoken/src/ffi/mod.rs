@@ -709,12 +709,12 @@ pub unsafe extern "C" fn C_SeedRandom(
     pSeed: CK_BYTE_PTR,
     ulSeedLen: CK_ULONG,
 ) -> CK_RV {
+    // SAFETY: the caller's seed, of the length it gives.
+    let seed = unsafe { bytes(pSeed, ulSeedLen) };
     with_module(|m| {
         m.session(hSession)?;
-        // SAFETY: caller's pointer and length.
-        unsafe { bytes(pSeed, ulSeedLen)? };
-        // aws-lc's generator reseeds itself from the OS and takes no seed.
-        Err(Rv::RandomSeedNotSupported)
+        crate::engine::seed_random(seed?);
+        Ok(())
     })
 }
 
