@@ -417,6 +417,38 @@ impl Raw {
         }
     }
 
+    /// C_SignMessage with no per-message parameter, with a length query
+    /// first (after C_MessageSignInit).
+    pub fn sign_message(&self, s: CK_SESSION_HANDLE, data: &[u8]) -> Result<Vec<u8>, CK_RV> {
+        let sign = self.f30().C_SignMessage.expect("fn");
+        let d = (data.as_ptr() as *mut u8, data.len() as CK_ULONG);
+        let mut len = 0;
+        // SAFETY: valid buffers and lengths.
+        unsafe {
+            check(sign(
+                s,
+                std::ptr::null_mut(),
+                0,
+                d.0,
+                d.1,
+                std::ptr::null_mut(),
+                &mut len,
+            ))?;
+            let mut out = vec![0u8; len as usize];
+            check(sign(
+                s,
+                std::ptr::null_mut(),
+                0,
+                d.0,
+                d.1,
+                out.as_mut_ptr(),
+                &mut len,
+            ))?;
+            out.truncate(len as usize);
+            Ok(out)
+        }
+    }
+
     /// C_VerifyInit and a single-part C_Verify.
     pub fn verify(
         &self,

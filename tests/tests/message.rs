@@ -471,42 +471,6 @@ fn mechanism_info_lists_the_message_operations() {
     assert_ne!(info(CKM_ECDSA_SHA256) & CKF_MESSAGE_VERIFY, 0);
 }
 
-fn sign_message(raw: &Raw, s: CK_SESSION_HANDLE, data: &[u8]) -> Result<Vec<u8>, CK_RV> {
-    let f = raw.f30();
-    let mut len = 0;
-    let d = (data.as_ptr() as *mut u8, data.len() as CK_ULONG);
-    // SAFETY: valid buffers and lengths.
-    unsafe {
-        let rv = (f.C_SignMessage.unwrap())(
-            s,
-            std::ptr::null_mut(),
-            0,
-            d.0,
-            d.1,
-            std::ptr::null_mut(),
-            &mut len,
-        );
-        if rv != CKR_OK {
-            return Err(rv);
-        }
-        let mut out = vec![0u8; len as usize];
-        let rv = (f.C_SignMessage.unwrap())(
-            s,
-            std::ptr::null_mut(),
-            0,
-            d.0,
-            d.1,
-            out.as_mut_ptr(),
-            &mut len,
-        );
-        if rv != CKR_OK {
-            return Err(rv);
-        }
-        out.truncate(len as usize);
-        Ok(out)
-    }
-}
-
 fn verify_message(raw: &Raw, s: CK_SESSION_HANDLE, data: &[u8], sig: &[u8]) -> CK_RV {
     let f = raw.f30();
     // SAFETY: valid buffers and lengths.
@@ -552,7 +516,7 @@ fn hmac_messages_equal_c_sign_and_verify_whole_and_in_parts() {
     let data = b"what do ya want for nothing?";
     let want = "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843";
     for _ in 0..2 {
-        let mac = sign_message(&raw, s, data).unwrap();
+        let mac = raw.sign_message(s, data).unwrap();
         assert_eq!(hex::encode(&mac), want);
         assert_eq!(verify_message(&raw, s, data, &mac), CKR_OK);
         assert_eq!(
@@ -635,7 +599,7 @@ fn hmac_messages_equal_c_sign_and_verify_whole_and_in_parts() {
         assert_eq!((f.C_MessageVerifyFinal.unwrap())(s), CKR_OK);
     }
     assert_eq!(
-        sign_message(&raw, s, data),
+        raw.sign_message(s, data),
         Err(CKR_OPERATION_NOT_INITIALIZED)
     );
 }
@@ -653,7 +617,7 @@ fn ecdsa_message_signatures_verify_with_c_verify() {
         )
         .unwrap();
     sign_verify_init(&raw, s, CKM_ECDSA_SHA256, private, public);
-    let sig = sign_message(&raw, s, b"message one").unwrap();
+    let sig = raw.sign_message(s, b"message one").unwrap();
     assert_eq!(sig.len(), 64);
     assert_eq!(
         raw.verify(s, CKM_ECDSA_SHA256, vec![], public, b"message one", &sig),

@@ -416,6 +416,9 @@ fn login(
     pin: &[u8],
 ) -> Result<()> {
     let (session, token) = m.session(hSession)?;
+    if userType == CKU_CONTEXT_SPECIFIC {
+        return crate::session::context_login(&session, token, pin);
+    }
     token.login(userType, pin, m.has_ro_session(session.slot))
 }
 

@@ -11,7 +11,7 @@ use crate::engine::{Direction, GcmContext};
 use crate::mechanism::op::{SignOp, SignatureUse, VerifyOp};
 use crate::mechanism::param::MechanismArg;
 use crate::rv::{Result, Rv};
-use crate::session::{operation_key, Output, Session, SessionCell};
+use crate::session::{operation_key, LoginGate, Output, Session, SessionCell};
 use crate::token::Token;
 
 /// A message-based AES-GCM session (C_MessageEncryptInit...): its key, the
@@ -24,6 +24,9 @@ pub struct MessageCipher {
     pub contexts: crate::cache::kept::Kept<crate::engine::GcmContext>,
     pub counter: u64,
     pub pending: Option<PendingMessage>,
+    /// Each message decrypted with an always-authenticate key waits for
+    /// its own context-specific login.
+    pub gate: LoginGate,
 }
 
 impl MessageCipher {
@@ -95,6 +98,9 @@ pub struct MessageSign {
     pub key: std::sync::Arc<crate::object::attrs::Attrs>,
     pub sign: Option<Box<dyn SignOp>>,
     pub verify: Option<Box<dyn VerifyOp>>,
+    /// Each message signed with an always-authenticate key waits for its
+    /// own context-specific login.
+    pub gate: LoginGate,
 }
 
 /// CK_GCM_MESSAGE_PARAMS as the caller gave it, its IV and tag buffers
@@ -188,13 +194,14 @@ pub fn cipher_init(
     if slot(&mut session.lock()).is_some() {
         return Err(Rv::OperationActive);
     }
-    let value =
-        crate::mechanism::aes::message_key(&*operation_key(session, token, key)?, direction)?;
+    let key = operation_key(session, token, key)?;
+    let value = crate::mechanism::aes::message_key(&key, direction)?;
     *slot(&mut session.lock()) = Some(MessageCipher {
         key: value,
         contexts: Kept::default(),
         counter: 0,
         pending: None,
+        gate: LoginGate::for_key(&key, direction == Direction::Decrypt),
     });
     Ok(())
 }
@@ -217,11 +224,13 @@ pub fn cipher_message<O: Output>(
     if cipher.pending.is_some() {
         return Err(Rv::OperationActive);
     }
+    cipher.gate.pass()?;
     let (mut params, aad, input, mut output) = (params?, aad?, input?, output?);
     // The ciphertext is as long as the plaintext (the tag goes apart).
     if let Err(answer) = output.reserve(input.len()) {
         return answer;
     }
+    cipher.gate.close();
     let iv = params.iv(cipher, direction)?;
     let tag = params.tag;
     let context = context(cipher, tag.len())?;
@@ -248,8 +257,11 @@ pub fn cipher_begin(
     if cipher.pending.is_some() {
         return Err(Rv::OperationActive);
     }
+    cipher.gate.pass()?;
     let (mut params, aad) = (params?, aad?);
     let iv = params.iv(cipher, direction)?;
+    // The message begun is the use its login authorised.
+    cipher.gate.close();
     cipher.pending = Some(PendingMessage {
         iv,
         aad: aad.to_vec(),
@@ -365,11 +377,13 @@ pub fn sign_init(
             crate::mechanism::verify_op(&arg, &key, &mut Default::default())?;
         }
     }
+    let gate = LoginGate::for_key(&key, side == SignatureUse::Sign);
     *slot(&mut session.lock()) = Some(MessageSign {
         mechanism: arg,
         key,
         sign: None,
         verify: None,
+        gate,
     });
     Ok(())
 }
@@ -391,6 +405,7 @@ fn idle_message(s: &mut Session, side: SignatureUse) -> Result<&mut MessageSign>
     if ms.sign.is_some() || ms.verify.is_some() {
         return Err(Rv::OperationActive);
     }
+    ms.gate.pass()?;
     Ok(ms)
 }
 
@@ -411,7 +426,12 @@ pub fn sign_message<O: Output>(
 ) -> Result<()> {
     let ms = idle_message(s, SignatureUse::Sign)?;
     let mut op = crate::mechanism::sign_op(&ms.mechanism, &ms.key, &mut Default::default())?;
-    crate::session::deliver_signature(&mut *op, Some(data?), signature).0
+    let (result, answered_without_signing) =
+        crate::session::deliver_signature(&mut *op, Some(data?), signature);
+    if !answered_without_signing {
+        ms.gate.close();
+    }
+    result
 }
 
 /// C_SignMessageBegin / C_VerifyMessageBegin.
@@ -424,6 +444,8 @@ pub fn message_begin(s: &mut Session, side: SignatureUse) -> Result<()> {
                 &ms.key,
                 &mut Default::default(),
             )?);
+            // The message begun is the use its login authorised.
+            ms.gate.close();
         }
         SignatureUse::Verify => {
             ms.verify = Some(crate::mechanism::verify_op(

@@ -30,6 +30,7 @@ pub struct Active<T: ?Sized> {
     pub multi_part: bool,
     /// The mechanism allows single-part calls only.
     single_part_only: bool,
+    pub gate: LoginGate,
 }
 
 impl<T: ?Sized> Active<T> {
@@ -38,6 +39,7 @@ impl<T: ?Sized> Active<T> {
             op,
             multi_part: false,
             single_part_only,
+            gate: LoginGate::default(),
         }
     }
 
@@ -52,6 +54,73 @@ impl<T: ?Sized> Active<T> {
         self.multi_part = true;
         Ok(())
     }
+}
+
+/// CKA_ALWAYS_AUTHENTICATE: the user's PIN is needed for each use of the
+/// key (each signature, each decryption). The use waits, after its Init,
+/// for a C_Login(CKU_CONTEXT_SPECIFIC); until then its calls answer
+/// CKR_USER_NOT_LOGGED_IN. Unwrapping has no Init to log in after, and the
+/// specification ties the attribute to signing and decryption only.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct LoginGate {
+    per_use: bool,
+    waiting: bool,
+}
+
+impl LoginGate {
+    /// The gate for a use of `key`: closed when the use is one the
+    /// attribute governs (`governed`) and the key says so.
+    pub fn for_key(key: &crate::object::attrs::Attrs, governed: bool) -> LoginGate {
+        let per_use = governed && key.bool(CKA_ALWAYS_AUTHENTICATE) == Some(true);
+        LoginGate {
+            per_use,
+            waiting: per_use,
+        }
+    }
+
+    /// Ok when the use may run.
+    pub fn pass(&self) -> crate::rv::Result<()> {
+        if self.waiting {
+            return Err(crate::rv::Rv::UserNotLoggedIn);
+        }
+        Ok(())
+    }
+
+    /// The next use waits for a login of its own (the message API, whose
+    /// context outlives one use).
+    pub fn close(&mut self) {
+        self.waiting = self.per_use;
+    }
+
+    /// A context-specific login opens the gate if it waits; returns
+    /// whether it did.
+    fn open(&mut self) -> bool {
+        std::mem::take(&mut self.waiting)
+    }
+}
+
+/// C_Login(CKU_CONTEXT_SPECIFIC): the user's PIN, checked again, authorises
+/// one waiting use of an always-authenticate key in this session. With no
+/// use waiting the login has nothing to apply to
+/// (CKR_OPERATION_NOT_INITIALIZED); a wrong PIN leaves the use waiting.
+pub fn context_login(
+    session: &SessionCell,
+    token: &crate::token::Token,
+    pin: &[u8],
+) -> crate::rv::Result<()> {
+    if !session.lock().gates().iter().any(|g| g.waiting) {
+        return Err(crate::rv::Rv::OperationNotInitialized);
+    }
+    // The session is not locked while the PIN is checked (a key
+    // derivation of the password's iteration count).
+    token.check_user_pin(pin)?;
+    let mut s = session.lock();
+    let opened = s.gates().into_iter().any(|g| g.open());
+    if !opened {
+        // Another thread ended the use meanwhile.
+        return Err(crate::rv::Rv::OperationNotInitialized);
+    }
+    Ok(())
 }
 
 /// A search begun by C_FindObjectsInit.
@@ -106,8 +175,8 @@ pub struct Session {
     pub message_decrypt: Option<MessageCipher>,
     pub message_sign: Option<MessageSign>,
     pub message_verify: Option<MessageSign>,
-    pub sign_recover: Option<crate::mechanism::rsa::RecoverOp>,
-    pub verify_recover: Option<crate::mechanism::rsa::RecoverOp>,
+    pub sign_recover: Option<(crate::mechanism::rsa::RecoverOp, LoginGate)>,
+    pub verify_recover: Option<(crate::mechanism::rsa::RecoverOp, LoginGate)>,
     pub key_cache: crate::token::key_cache::KeyCache,
     pub kept: crate::cache::kept::KeptContexts,
 }
@@ -127,13 +196,16 @@ pub fn operation_key(
 }
 
 /// Starts an operation in `slot` of the session: builds it with the key `h`
-/// (through the session's key cache) and installs it. The session is
-/// locked twice, before and after, and not while the key is read.
+/// (through the session's key cache) and installs it, waiting for a
+/// context-specific login when the use is `governed` by the key's
+/// CKA_ALWAYS_AUTHENTICATE. The session is locked twice, before and after,
+/// and not while the key is read.
 pub fn start_with_key<T: ?Sized>(
     session: &SessionCell,
     token: &crate::token::Token,
     h: CK_OBJECT_HANDLE,
     single_part_only: bool,
+    governed: bool,
     slot: fn(&mut Session) -> &mut Option<Active<T>>,
     make: impl FnOnce(
         &crate::object::attrs::Attrs,
@@ -150,9 +222,11 @@ pub fn start_with_key<T: ?Sized>(
             std::mem::take(&mut s.kept),
         )
     };
-    let made = token
-        .operation_key(h, &mut cache)
-        .and_then(|key| make(&key, &mut contexts));
+    let made = token.operation_key(h, &mut cache).and_then(|key| {
+        let mut active = Active::new(make(&key, &mut contexts)?, single_part_only);
+        active.gate = LoginGate::for_key(&key, governed);
+        Ok(active)
+    });
     let mut s = session.lock();
     s.key_cache = cache;
     s.kept = contexts;
@@ -160,7 +234,7 @@ pub fn start_with_key<T: ?Sized>(
     if slot(&mut s).is_some() {
         return Err(crate::rv::Rv::OperationActive);
     }
-    *slot(&mut s) = Some(Active::new(made?, single_part_only));
+    *slot(&mut s) = Some(made?);
     Ok(())
 }
 
@@ -182,6 +256,18 @@ impl Session {
             key_cache: Default::default(),
             kept: Default::default(),
         }
+    }
+
+    /// The login gates of the uses an always-authenticate key may govern,
+    /// in the order a context-specific login opens them.
+    fn gates(&mut self) -> Vec<&mut LoginGate> {
+        let mut gates = Vec::new();
+        gates.extend(self.sign.as_mut().map(|a| &mut a.gate));
+        gates.extend(self.decrypt.as_mut().map(|a| &mut a.gate));
+        gates.extend(self.sign_recover.as_mut().map(|(_, g)| g));
+        gates.extend(self.message_sign.as_mut().map(|m| &mut m.gate));
+        gates.extend(self.message_decrypt.as_mut().map(|m| &mut m.gate));
+        gates
     }
 
     /// Forgets the key material kept for the session's operations (at

@@ -7,7 +7,7 @@
 use crate::mechanism::digest::DigestOp;
 use crate::mechanism::op::{CipherOp, Part, SignOp, VerifyOp};
 use crate::rv::Rv;
-use pkcs11_sys::{CK_FLAGS, CK_OBJECT_HANDLE};
+use pkcs11_sys::{CKF_DECRYPT, CKF_SIGN, CK_FLAGS, CK_OBJECT_HANDLE};
 
 use crate::cache::kept::KeptContexts;
 use crate::mechanism::param::MechanismArg;
@@ -38,6 +38,7 @@ pub fn start<T: ?Sized>(
         token,
         key,
         found.single_part_only(),
+        function & (CKF_SIGN | CKF_DECRYPT) != 0,
         slot,
         |key, contexts| make(&arg, key, contexts),
     )
@@ -137,7 +138,9 @@ fn signature_part<T: ?Sized>(
 ) -> crate::rv::Result<()> {
     let active = slot(s).as_mut().ok_or(Rv::OperationNotInitialized)?;
     let result = active
-        .begin_parts()
+        .gate
+        .pass()
+        .and_then(|()| active.begin_parts())
         .and(part)
         .and_then(|part| update(&mut *active.op, part));
     if result.is_err() {
@@ -157,7 +160,7 @@ pub fn sign<O: Output>(
     if active.multi_part {
         return Err(Rv::OperationActive);
     }
-    let (result, keep) = match data {
+    let (result, keep) = match active.gate.pass().and(data) {
         Ok(data) => deliver_signature(&mut *active.op, Some(data), signature),
         Err(e) => (Err(e), false),
     };
@@ -183,7 +186,10 @@ pub fn sign_final<O: Output>(
     signature: crate::rv::Result<O>,
 ) -> crate::rv::Result<()> {
     let active = s.sign.as_mut().ok_or(Rv::OperationNotInitialized)?;
-    let (result, keep) = deliver_signature(&mut *active.op, None, signature);
+    let (result, keep) = match active.gate.pass() {
+        Ok(()) => deliver_signature(&mut *active.op, None, signature),
+        Err(e) => (Err(e), false),
+    };
     if !keep {
         s.sign = None;
     }
@@ -351,7 +357,7 @@ pub fn cipher<O: Output>(
     if active.multi_part {
         return Err(Rv::OperationActive);
     }
-    let (result, keep) = match (input, output) {
+    let (result, keep) = match (active.gate.pass().and(input), output) {
         (Ok(data), Ok(mut output)) => match single_into(&mut *active.op, data, &mut output) {
             Some(done) => (done, false),
             None => deliver_cipher(&mut *active.op, data, Part::Last, Ok(output)),
@@ -374,7 +380,8 @@ pub fn cipher_update<O: Output>(
 ) -> crate::rv::Result<bool> {
     let active = slot(s).as_mut().ok_or(Rv::OperationNotInitialized)?;
     let query = output.as_ref().is_ok_and(|o| o.is_query());
-    let (result, keep) = match active.begin_parts().and(input) {
+    let begun = active.gate.pass().and_then(|()| active.begin_parts());
+    let (result, keep) = match begun.and(input) {
         Ok(data) => deliver_cipher(&mut *active.op, data, Part::More, output),
         Err(e) => (Err(e), false),
     };
@@ -391,7 +398,10 @@ pub fn cipher_final<O: Output>(
     output: crate::rv::Result<O>,
 ) -> crate::rv::Result<()> {
     let active = slot(s).as_mut().ok_or(Rv::OperationNotInitialized)?;
-    let (result, keep) = deliver_cipher(&mut *active.op, &[], Part::Last, output);
+    let (result, keep) = match active.gate.pass() {
+        Ok(()) => deliver_cipher(&mut *active.op, &[], Part::Last, output),
+        Err(e) => (Err(e), false),
+    };
     if !keep {
         *slot(s) = None;
     }

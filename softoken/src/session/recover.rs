@@ -9,16 +9,16 @@ use crate::mechanism::param::MechanismArg;
 use crate::mechanism::rsa::RecoverOp;
 use crate::mechanism::Operation;
 use crate::rv::{Result, Rv};
-use crate::session::{deliver_with, operation_key, Output, Session, SessionCell};
+use crate::session::{deliver_with, operation_key, LoginGate, Output, Session, SessionCell};
 use crate::token::Token;
 
-type RecoverSlot = fn(&mut Session) -> &mut Option<RecoverOp>;
+type RecoverSlot = fn(&mut Session) -> &mut Option<(RecoverOp, LoginGate)>;
 
-fn sign_slot(s: &mut Session) -> &mut Option<RecoverOp> {
+fn sign_slot(s: &mut Session) -> &mut Option<(RecoverOp, LoginGate)> {
     &mut s.sign_recover
 }
 
-fn verify_slot(s: &mut Session) -> &mut Option<RecoverOp> {
+fn verify_slot(s: &mut Session) -> &mut Option<(RecoverOp, LoginGate)> {
     &mut s.verify_recover
 }
 
@@ -54,8 +54,10 @@ pub fn recover_init(
     if slot(&mut session.lock()).is_some() {
         return Err(Rv::OperationActive);
     }
-    let op = RecoverOp::new(scheme, &*operation_key(session, token, key)?, side)?;
-    *slot(&mut session.lock()) = Some(op);
+    let key = operation_key(session, token, key)?;
+    let op = RecoverOp::new(scheme, &key, side)?;
+    let gate = LoginGate::for_key(&key, side == SignatureUse::Sign);
+    *slot(&mut session.lock()) = Some((op, gate));
     Ok(())
 }
 
@@ -71,8 +73,8 @@ pub fn recover<O: Output>(
     } else {
         verify_slot
     };
-    let op = slot(s).as_ref().ok_or(Rv::OperationNotInitialized)?;
-    let (result, keep) = match (input, output) {
+    let (op, gate) = slot(s).as_ref().ok_or(Rv::OperationNotInitialized)?;
+    let (result, keep) = match (gate.pass().and(input), output) {
         (Ok(input), Ok(output)) => deliver_recovered(op, side, input, output),
         (Err(e), _) | (_, Err(e)) => (Err(e), false),
     };

@@ -72,10 +72,28 @@ impl Token {
                 login.so = true;
                 Ok(())
             }
-            // No operation here needs a context-specific login.
+            // A session's waiting operation is what such a login is for:
+            // session::context_login.
             CKU_CONTEXT_SPECIFIC => Err(Rv::OperationNotInitialized),
             _ => Err(Rv::UserTypeInvalid),
         }
+    }
+
+    /// The user's PIN checked again (a context-specific login): the user
+    /// must be logged in (or the password be empty, which logs in by
+    /// itself); a wrong PIN counts as one at C_Login does.
+    pub fn check_user_pin(&self, pin: &[u8]) -> Result<()> {
+        let entry = {
+            let login = self.login.read();
+            if login.so || login.keys.is_none() {
+                return Err(Rv::UserNotLoggedIn);
+            }
+            login.entry.clone().ok_or(Rv::UserNotLoggedIn)?
+        };
+        let checked = keydb::unlock(&entry, pin, PASSWORD_CHECK).map(|_| ());
+        let mut login = self.login.write();
+        login.user_pin_failed = matches!(checked, Err(Rv::PinIncorrect));
+        checked
     }
 
     /// An SO PIN set by C_InitToken must match; a database without one
