@@ -165,16 +165,18 @@ fn gcm_known_answer_and_failures() {
         .unwrap(),
         plain
     );
+    // A forged tag, as a 2.40 caller (this `raw.crypt`) knows it; the 3.0
+    // code is the next test's.
     let mut bad = ct.clone();
     bad[70] ^= 1;
     assert_eq!(
         raw.crypt(s, Decrypt, CKM_AES_GCM, param.clone(), key, &bad),
-        Err(CKR_AEAD_DECRYPT_FAILED)
+        Err(CKR_ENCRYPTED_DATA_INVALID)
     );
     let other_aad = gcm_param(&iv, b"other", 128);
     assert_eq!(
         raw.crypt(s, Decrypt, CKM_AES_GCM, other_aad, key, &ct),
-        Err(CKR_AEAD_DECRYPT_FAILED)
+        Err(CKR_ENCRYPTED_DATA_INVALID)
     );
     // A shorter tag is the full one cut (NIST SP 800-38D), and checked as such.
     let short = raw
@@ -208,7 +210,7 @@ fn gcm_known_answer_and_failures() {
             key,
             &short
         ),
-        Err(CKR_AEAD_DECRYPT_FAILED)
+        Err(CKR_ENCRYPTED_DATA_INVALID)
     );
     // NIST's test case 6: a 60-byte IV.
     let long_iv = unhex("9313225df88406e555909c5aff5269aa6a7a9538534f7da1e4c303d2a318a728c3c0c95156809539fcf0e2429a6b525416aedbf5a0de6a57a637b39b");
@@ -230,6 +232,63 @@ fn gcm_known_answer_and_failures() {
             raw.crypt(s, Encrypt, CKM_AES_GCM, bad_param, key, b"x"),
             Err(CKR_MECHANISM_PARAM_INVALID)
         );
+    }
+}
+
+/// CKR_AEAD_DECRYPT_FAILED is a 3.0 code: a caller of the 2.40 list gets
+/// CKR_ENCRYPTED_DATA_INVALID for a forged tag (NSS's answer, and the one
+/// Java's SunPKCS11 maps to a tag failure), a caller of the 3.0 list gets
+/// the 3.0 code; single-part and at C_DecryptFinal alike.
+#[test]
+fn a_forged_gcm_tag_answers_each_interface_with_its_version_s_code() {
+    let (raw, s, _dir) = new_token_session();
+    let key = raw.create_secret(s, CKK_AES, &[3; 16], &[]).unwrap();
+    let (iv, aad) = ([9u8; 12], *b"header");
+    let param = gcm_param(&iv, &aad, 128);
+    let mut sealed = raw
+        .crypt(s, Encrypt, CKM_AES_GCM, param.clone(), key, b"plaintext")
+        .unwrap();
+    sealed[0] ^= 1;
+    let f = raw.f();
+    let f30 = raw.f30();
+    let lists = [
+        (
+            f.C_DecryptInit.unwrap(),
+            f.C_Decrypt.unwrap(),
+            f.C_DecryptUpdate.unwrap(),
+            f.C_DecryptFinal.unwrap(),
+            CKR_ENCRYPTED_DATA_INVALID,
+        ),
+        (
+            f30.C_DecryptInit.unwrap(),
+            f30.C_Decrypt.unwrap(),
+            f30.C_DecryptUpdate.unwrap(),
+            f30.C_DecryptFinal.unwrap(),
+            CKR_AEAD_DECRYPT_FAILED,
+        ),
+    ];
+    for (init, single, update, fin, forged) in lists {
+        let mut param = param.clone();
+        let mut m = softoken_tests::raw::mechanism(CKM_AES_GCM, &mut param);
+        let input = (sealed.as_mut_ptr(), sealed.len() as CK_ULONG);
+        let mut out = vec![0u8; 64];
+        // SAFETY: valid mechanism, buffers and lengths.
+        unsafe {
+            assert_eq!(init(s, &mut m, key), CKR_OK);
+            let mut len = out.len() as CK_ULONG;
+            assert_eq!(
+                single(s, input.0, input.1, out.as_mut_ptr(), &mut len),
+                forged
+            );
+            assert_eq!(init(s, &mut m, key), CKR_OK);
+            let mut len = out.len() as CK_ULONG;
+            assert_eq!(
+                update(s, input.0, input.1, out.as_mut_ptr(), &mut len),
+                CKR_OK
+            );
+            let mut len = out.len() as CK_ULONG;
+            assert_eq!(fin(s, out.as_mut_ptr(), &mut len), forged);
+        }
     }
 }
 

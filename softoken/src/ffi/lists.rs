@@ -8,9 +8,10 @@ use super::util::{boundary, c_str, input, out};
 use crate::rv::Rv;
 
 /// A function list: the functions of version 2.40, then those a later
-/// version adds.
+/// version adds. `$decrypting` is the module whose decrypting functions
+/// the list offers (they answer in the list's version's codes).
 macro_rules! function_list {
-    ($list:ident, $major:expr, $minor:expr $(, $name:ident => $function:path)* $(,)?) => {
+    ($list:ident, $major:expr, $minor:expr, $decrypting:ident $(, $name:ident => $function:path)* $(,)?) => {
         $list {
             version: CK_VERSION { major: $major, minor: $minor },
             C_Initialize: Some(super::C_Initialize),
@@ -47,9 +48,9 @@ macro_rules! function_list {
             C_EncryptUpdate: Some(super::crypto::C_EncryptUpdate),
             C_EncryptFinal: Some(super::crypto::C_EncryptFinal),
             C_DecryptInit: Some(super::crypto::C_DecryptInit),
-            C_Decrypt: Some(super::crypto::C_Decrypt),
-            C_DecryptUpdate: Some(super::crypto::C_DecryptUpdate),
-            C_DecryptFinal: Some(super::crypto::C_DecryptFinal),
+            C_Decrypt: Some($decrypting::C_Decrypt),
+            C_DecryptUpdate: Some($decrypting::C_DecryptUpdate),
+            C_DecryptFinal: Some($decrypting::C_DecryptFinal),
             C_DigestInit: Some(super::C_DigestInit),
             C_Digest: Some(super::C_Digest),
             C_DigestUpdate: Some(super::C_DigestUpdate),
@@ -68,13 +69,13 @@ macro_rules! function_list {
             C_VerifyRecoverInit: Some(super::recover::C_VerifyRecoverInit),
             C_VerifyRecover: Some(super::recover::C_VerifyRecover),
             C_DigestEncryptUpdate: Some(super::dual::C_DigestEncryptUpdate),
-            C_DecryptDigestUpdate: Some(super::dual::C_DecryptDigestUpdate),
+            C_DecryptDigestUpdate: Some($decrypting::C_DecryptDigestUpdate),
             C_SignEncryptUpdate: Some(super::dual::C_SignEncryptUpdate),
-            C_DecryptVerifyUpdate: Some(super::dual::C_DecryptVerifyUpdate),
+            C_DecryptVerifyUpdate: Some($decrypting::C_DecryptVerifyUpdate),
             C_GenerateKey: Some(super::crypto::C_GenerateKey),
             C_GenerateKeyPair: Some(super::crypto::C_GenerateKeyPair),
             C_WrapKey: Some(super::crypto::C_WrapKey),
-            C_UnwrapKey: Some(super::crypto::C_UnwrapKey),
+            C_UnwrapKey: Some($decrypting::C_UnwrapKey),
             C_DeriveKey: Some(super::crypto::C_DeriveKey),
             C_SeedRandom: Some(super::C_SeedRandom),
             C_GenerateRandom: Some(super::C_GenerateRandom),
@@ -86,12 +87,93 @@ macro_rules! function_list {
     };
 }
 
-static FUNCTION_LIST: CK_FUNCTION_LIST = function_list!(CK_FUNCTION_LIST, 2, 40);
+/// The decrypting functions as they are: their codes are 3.0's.
+mod current {
+    pub use super::super::crypto::{C_Decrypt, C_DecryptFinal, C_DecryptUpdate, C_UnwrapKey};
+    pub use super::super::dual::{C_DecryptDigestUpdate, C_DecryptVerifyUpdate};
+}
+
+/// The decrypting functions for a caller of the 2.40 list: a forged AEAD
+/// tag is CKR_ENCRYPTED_DATA_INVALID there (CKR_AEAD_DECRYPT_FAILED came
+/// with 3.0; NSS answers the older code, and 2.40 clients such as Java's
+/// SunPKCS11 know only it). No other code a decryption returns is newer
+/// than 2.40.
+mod v2_40 {
+    use pkcs11_sys::*;
+
+    fn answer(rv: CK_RV) -> CK_RV {
+        if rv == CKR_AEAD_DECRYPT_FAILED {
+            CKR_ENCRYPTED_DATA_INVALID
+        } else {
+            rv
+        }
+    }
+
+    /// The 2.40 entry point `$name`: the function of the same name in
+    /// `$module`, its answer in 2.40's codes.
+    macro_rules! in_2_40_codes {
+        ($module:ident :: $name:ident ($($arg:ident: $ty:ty),* $(,)?)) => {
+            pub unsafe extern "C" fn $name($($arg: $ty),*) -> CK_RV {
+                // The function called catches its own panics, and `answer`
+                // cannot panic.
+                // SAFETY: the caller's arguments, passed on unchanged.
+                answer(unsafe { super::super::$module::$name($($arg),*) })
+            }
+        };
+    }
+
+    in_2_40_codes!(crypto::C_Decrypt(
+        hSession: CK_SESSION_HANDLE,
+        pEncryptedData: CK_BYTE_PTR,
+        ulEncryptedDataLen: CK_ULONG,
+        pData: CK_BYTE_PTR,
+        pulDataLen: CK_ULONG_PTR,
+    ));
+    in_2_40_codes!(crypto::C_DecryptUpdate(
+        hSession: CK_SESSION_HANDLE,
+        pEncryptedPart: CK_BYTE_PTR,
+        ulEncryptedPartLen: CK_ULONG,
+        pPart: CK_BYTE_PTR,
+        pulPartLen: CK_ULONG_PTR,
+    ));
+    in_2_40_codes!(crypto::C_DecryptFinal(
+        hSession: CK_SESSION_HANDLE,
+        pLastPart: CK_BYTE_PTR,
+        pulLastPartLen: CK_ULONG_PTR,
+    ));
+    in_2_40_codes!(dual::C_DecryptDigestUpdate(
+        hSession: CK_SESSION_HANDLE,
+        pEncryptedPart: CK_BYTE_PTR,
+        ulEncryptedPartLen: CK_ULONG,
+        pPart: CK_BYTE_PTR,
+        pulPartLen: CK_ULONG_PTR,
+    ));
+    in_2_40_codes!(dual::C_DecryptVerifyUpdate(
+        hSession: CK_SESSION_HANDLE,
+        pEncryptedPart: CK_BYTE_PTR,
+        ulEncryptedPartLen: CK_ULONG,
+        pPart: CK_BYTE_PTR,
+        pulPartLen: CK_ULONG_PTR,
+    ));
+    in_2_40_codes!(crypto::C_UnwrapKey(
+        hSession: CK_SESSION_HANDLE,
+        pMechanism: CK_MECHANISM_PTR,
+        hUnwrappingKey: CK_OBJECT_HANDLE,
+        pWrappedKey: CK_BYTE_PTR,
+        ulWrappedKeyLen: CK_ULONG,
+        pTemplate: CK_ATTRIBUTE_PTR,
+        ulAttributeCount: CK_ULONG,
+        phKey: CK_OBJECT_HANDLE_PTR,
+    ));
+}
+
+static FUNCTION_LIST: CK_FUNCTION_LIST = function_list!(CK_FUNCTION_LIST, 2, 40, v2_40);
 
 static FUNCTION_LIST_3_0: CK_FUNCTION_LIST_3_0 = function_list!(
     CK_FUNCTION_LIST_3_0,
     3,
     0,
+    current,
     C_GetInterfaceList => C_GetInterfaceList,
     C_GetInterface => C_GetInterface,
     C_LoginUser => super::C_LoginUser,
