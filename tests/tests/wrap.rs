@@ -1,6 +1,6 @@
 //! Wrapping and unwrapping keys: AES key wrap (RFC 3394, RFC 5649), AES
-//! CBC-PAD and RSA-OAEP; secret keys as their value, private keys as PKCS#8
-//! that OpenSSL reads; the unwrapped keys work.
+//! ECB, CBC and CBC-PAD, RSA-OAEP; secret keys as their value, private keys
+//! as PKCS#8 that OpenSSL reads; the unwrapped keys work; C_WrapKey's codes.
 
 use std::process::Command;
 
@@ -452,5 +452,132 @@ fn secret_keys_under_rsa_oaep_and_the_refusals() {
             &[(CKA_CLASS, ul(CKO_PRIVATE_KEY))]
         ),
         Err(CKR_WRAPPED_KEY_INVALID)
+    );
+}
+
+/// The block-cipher wrappings without padding of their own (AES-ECB,
+/// AES-CBC, RFC 3394 key wrap) take a key of any length: its value, or its
+/// PKCS#8 encoding, zero-padded to the block (the specification's rule for
+/// wrapping with these mechanisms; SoftHSMv2 does the same). Unwrapping
+/// gives the key back: the PKCS#8 encoding knows its own length, a secret
+/// key's length is the template's CKA_VALUE_LEN.
+#[test]
+fn keys_of_any_length_wrap_with_the_unpadded_block_modes() {
+    let (raw, s, _dir) = new_token_session();
+    let kek = raw.create_secret(s, CKK_AES, &[0x42; 32], &[]).unwrap();
+    let exportable = [(CKA_EXTRACTABLE, TRUE.to_vec()), (CKA_SIGN, TRUE.to_vec())];
+    let (ec_pub, ec_priv) = raw
+        .generate_key_pair(
+            s,
+            CKM_EC_KEY_PAIR_GEN,
+            &[(CKA_EC_PARAMS, unhex("06082a8648ce3d030107"))],
+            &exportable,
+        )
+        .unwrap();
+    let (rsa_pub, rsa_priv) = raw
+        .generate_key_pair(
+            s,
+            CKM_RSA_PKCS_KEY_PAIR_GEN,
+            &[(CKA_MODULUS_BITS, ul(2048))],
+            &exportable,
+        )
+        .unwrap();
+    let odd_secret = raw
+        .create_secret(
+            s,
+            CKK_GENERIC_SECRET,
+            &[0x17; 20],
+            &[(CKA_EXTRACTABLE, TRUE.to_vec())],
+        )
+        .unwrap();
+    for (mechanism, param, block) in [
+        (CKM_AES_KEY_WRAP, vec![], 8),
+        (CKM_AES_CBC, vec![6u8; 16], 16),
+        (CKM_AES_ECB, vec![], 16),
+    ] {
+        for (public, private, sign) in [
+            (ec_pub, ec_priv, CKM_ECDSA_SHA256),
+            (rsa_pub, rsa_priv, CKM_SHA256_RSA_PKCS),
+        ] {
+            let wrapped = raw
+                .wrap_key(s, mechanism, param.clone(), kek, private)
+                .unwrap_or_else(|rv| panic!("wrap under {mechanism:#x}: {rv:#x}"));
+            let extra = if mechanism == CKM_AES_KEY_WRAP { 8 } else { 0 };
+            assert_eq!((wrapped.len() - extra) % block, 0);
+            let unwrapped = raw
+                .unwrap_key(
+                    s,
+                    mechanism,
+                    param.clone(),
+                    kek,
+                    &wrapped,
+                    &[(CKA_CLASS, ul(CKO_PRIVATE_KEY)), (CKA_SIGN, TRUE.to_vec())],
+                )
+                .unwrap_or_else(|rv| panic!("unwrap under {mechanism:#x}: {rv:#x}"));
+            let sig = raw.sign(s, sign, vec![], unwrapped, b"data").unwrap();
+            assert_eq!(raw.verify(s, sign, vec![], public, b"data", &sig), CKR_OK);
+        }
+        let wrapped = raw
+            .wrap_key(s, mechanism, param.clone(), kek, odd_secret)
+            .unwrap();
+        let unwrapped = raw
+            .unwrap_key(
+                s,
+                mechanism,
+                param.clone(),
+                kek,
+                &wrapped,
+                &[
+                    (CKA_CLASS, ul(CKO_SECRET_KEY)),
+                    (CKA_KEY_TYPE, ul(CKK_GENERIC_SECRET)),
+                    (CKA_VALUE_LEN, ul(20)),
+                    (CKA_EXTRACTABLE, TRUE.to_vec()),
+                    (CKA_SENSITIVE, FALSE.to_vec()),
+                ],
+            )
+            .unwrap();
+        assert_eq!(raw.get(s, unwrapped, CKA_VALUE).unwrap(), [0x17; 20]);
+    }
+}
+
+/// A key that does not fit the wrapping mechanism is C_WrapKey's
+/// CKR_KEY_SIZE_RANGE (CKR_DATA_LEN_RANGE is not among its codes), and a
+/// key of a class no mechanism wraps is CKR_KEY_NOT_WRAPPABLE.
+#[test]
+fn a_key_the_mechanism_cannot_hold_is_key_size_range() {
+    let (raw, s, _dir) = new_token_session();
+    let (rsa_pub, _) = raw
+        .generate_key_pair(
+            s,
+            CKM_RSA_PKCS_KEY_PAIR_GEN,
+            &[(CKA_MODULUS_BITS, ul(2048)), (CKA_WRAP, TRUE.to_vec())],
+            &[],
+        )
+        .unwrap();
+    let extractable = [(CKA_EXTRACTABLE, TRUE.to_vec())];
+    let long = raw
+        .create_secret(s, CKK_GENERIC_SECRET, &[1; 300], &extractable)
+        .unwrap();
+    assert_eq!(
+        raw.wrap_key(s, CKM_RSA_PKCS, vec![], rsa_pub, long),
+        Err(CKR_KEY_SIZE_RANGE)
+    );
+    let oaep = oaep_param(CKM_SHA256, CKG_MGF1_SHA256, b"");
+    assert_eq!(
+        raw.wrap_key(s, CKM_RSA_PKCS_OAEP, oaep, rsa_pub, long),
+        Err(CKR_KEY_SIZE_RANGE)
+    );
+    // RFC 3394 wraps at least two 8-byte blocks.
+    let kek = raw.create_secret(s, CKK_AES, &[7; 16], &[]).unwrap();
+    let short = raw
+        .create_secret(s, CKK_GENERIC_SECRET, &[2; 8], &extractable)
+        .unwrap();
+    assert_eq!(
+        raw.wrap_key(s, CKM_AES_KEY_WRAP, vec![], kek, short),
+        Err(CKR_KEY_SIZE_RANGE)
+    );
+    assert_eq!(
+        raw.wrap_key(s, CKM_AES_KEY_WRAP, vec![], kek, rsa_pub),
+        Err(CKR_KEY_NOT_WRAPPABLE)
     );
 }

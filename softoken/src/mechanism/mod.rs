@@ -469,6 +469,19 @@ impl Mechanism {
         }
     }
 
+    /// The block a wrapping with this mechanism fills with zeros, for a
+    /// mechanism that has no padding of its own (AES-ECB, AES-CBC, RFC 3394
+    /// key wrap): the specification's rule for wrapping a key whose length
+    /// is not a multiple of the block.
+    pub fn wrap_block(&self) -> Option<usize> {
+        use crate::mechanism::aes::Mode;
+        match self.operation {
+            Operation::Aes(Mode::Ecb | Mode::Cbc) => Some(16),
+            Operation::Aes(Mode::KeyWrap) => Some(8),
+            _ => None,
+        }
+    }
+
     /// CK_MECHANISM_INFO.flags: the table's, with the 3.0 message-based
     /// flags for what the message API runs (every signature, AES-GCM).
     pub fn info_flags(&self) -> CK_FLAGS {

@@ -127,6 +127,24 @@ pub fn key_bytes(key: &Attrs) -> Result<Zeroizing<Vec<u8>>> {
     }
 }
 
+/// A PKCS#8 encoding as a block mode without padding of its own (AES-ECB,
+/// AES-CBC, RFC 3394) wraps it: followed by the zeros, fewer than a block,
+/// that filled its last block. The encoding alone; anything else as it is.
+fn without_zero_padding(plaintext: &[u8]) -> &[u8] {
+    const MOST_PADDING: usize = 15;
+    if let Err(e) = PrivateKeyInfo::from_der(plaintext) {
+        if let der::ErrorKind::TrailingData { decoded, .. } = e.kind() {
+            let end = usize::try_from(decoded).unwrap_or(usize::MAX);
+            if let Some(padding) = plaintext.get(end..) {
+                if padding.len() <= MOST_PADDING && padding.iter().all(|b| *b == 0) {
+                    return &plaintext[..end];
+                }
+            }
+        }
+    }
+    plaintext
+}
+
 /// The template of an unwrapped key: the caller's template with the
 /// values the plaintext carries.
 pub fn unwrapped_key(plaintext: &[u8], template: &Attrs) -> Result<Attrs> {
@@ -147,7 +165,8 @@ pub fn unwrapped_key(plaintext: &[u8], template: &Attrs) -> Result<Attrs> {
             values.set(CKA_VALUE, value.to_vec());
         }
         CKO_PRIVATE_KEY => {
-            let info = PrivateKeyInfo::from_der(plaintext).map_err(|_| Rv::WrappedKeyInvalid)?;
+            let info = PrivateKeyInfo::from_der(without_zero_padding(plaintext))
+                .map_err(|_| Rv::WrappedKeyInvalid)?;
             let inner = info.private_key.as_bytes();
             match info.algorithm.oid {
                 RSA_ENCRYPTION => {

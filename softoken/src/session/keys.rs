@@ -20,9 +20,14 @@ impl Wrapping {
         self.op.output_len(self.plaintext.len(), Part::Last)
     }
 
-    /// The wrapped key.
+    /// The wrapped key. A key the mechanism cannot hold (too long for an
+    /// RSA block, too short for RFC 3394) is CKR_KEY_SIZE_RANGE, C_WrapKey's
+    /// code for it.
     pub fn run(mut self) -> crate::rv::Result<Vec<u8>> {
-        run_cipher(&mut *self.op, &self.plaintext)
+        run_cipher(&mut *self.op, &self.plaintext).map_err(|e| match e {
+            Rv::DataLenRange | Rv::DataInvalid => Rv::KeySizeRange,
+            other => other,
+        })
     }
 }
 
@@ -51,19 +56,34 @@ pub fn wrap_key(
     wrapping_key: CK_OBJECT_HANDLE,
     key: CK_OBJECT_HANDLE,
 ) -> crate::rv::Result<Wrapping> {
-    if crate::mechanism::find(arg.ty)?.flags & CKF_WRAP == 0 {
+    let found = crate::mechanism::find(arg.ty)?;
+    if found.flags & CKF_WRAP == 0 {
         return Err(Rv::MechanismInvalid);
     }
     let wrapping = operation_key(session, token, wrapping_key)
         .map_err(|e| wrapping_key_error(e, Rv::WrappingKeyHandleInvalid))?;
     let key = operation_key(session, token, key)?;
+    // Only secret and private keys are wrapped (a public key has no
+    // CKA_EXTRACTABLE to refuse it by).
+    if !matches!(key.ulong(CKA_CLASS), Some(CKO_SECRET_KEY | CKO_PRIVATE_KEY)) {
+        return Err(Rv::KeyNotWrappable);
+    }
     if key.bool(CKA_EXTRACTABLE) != Some(true) {
         return Err(Rv::KeyUnextractable);
     }
     if key.bool(CKA_WRAP_WITH_TRUSTED) == Some(true) && wrapping.bool(CKA_TRUSTED) != Some(true) {
         return Err(Rv::KeyNotWrappable);
     }
-    let plaintext = crate::mechanism::pkcs8::key_bytes(&key)?;
+    let mut plaintext = crate::mechanism::pkcs8::key_bytes(&key)?;
+    if let Some(block) = found.wrap_block() {
+        // Into a buffer of the final size: growing the old one in place
+        // could leave a copy of the key in memory it frees.
+        let len = plaintext.len().next_multiple_of(block);
+        let mut padded = zeroize::Zeroizing::new(Vec::with_capacity(len));
+        padded.extend_from_slice(&plaintext);
+        padded.resize(len, 0);
+        plaintext = padded;
+    }
     let op = crate::mechanism::cipher_op(arg, &wrapping, CipherUse::Wrap, &mut Default::default())?;
     Ok(Wrapping { op, plaintext })
 }
