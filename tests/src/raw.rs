@@ -624,6 +624,29 @@ impl Raw {
     }
 }
 
+/// CK_HKDF_PARAMS (SHA-256) as bytes; the buffers must outlive its use.
+pub fn hkdf_param(
+    extract: bool,
+    expand: bool,
+    salt_type: CK_ULONG,
+    salt: &[u8],
+    salt_key: CK_OBJECT_HANDLE,
+    info: &[u8],
+) -> Vec<u8> {
+    let p = CK_HKDF_PARAMS {
+        bExtract: extract as u8,
+        bExpand: expand as u8,
+        prfHashMechanism: CKM_SHA256,
+        ulSaltType: salt_type,
+        pSalt: salt.as_ptr() as *mut u8,
+        ulSaltLen: salt.len() as CK_ULONG,
+        hSaltKey: salt_key,
+        pInfo: info.as_ptr() as *mut u8,
+        ulInfoLen: info.len() as CK_ULONG,
+    };
+    param_bytes(&p)
+}
+
 /// CK_GCM_PARAMS as parameter bytes; `iv` and `aad` must outlive its use.
 pub fn gcm_param(iv: &[u8], aad: &[u8], tag_bits: CK_ULONG) -> Vec<u8> {
     let params = CK_GCM_PARAMS {

@@ -3,7 +3,7 @@
 //! mode (checked against a computation of its own).
 
 use pkcs11_sys::*;
-use softoken_tests::raw::{param_bytes, ul, Raw, FALSE, TRUE};
+use softoken_tests::raw::{hkdf_param, param_bytes, ul, Raw, FALSE, TRUE};
 use softoken_tests::*;
 
 fn base(raw: &Raw, s: CK_SESSION_HANDLE, value: &[u8]) -> CK_OBJECT_HANDLE {
@@ -29,29 +29,6 @@ fn readable(len: Option<CK_ULONG>) -> Vec<(CK_ATTRIBUTE_TYPE, Vec<u8>)> {
         t.push((CKA_VALUE_LEN, ul(n)));
     }
     t
-}
-
-/// CK_HKDF_PARAMS as bytes; the buffers must outlive its use.
-fn hkdf_param(
-    extract: bool,
-    expand: bool,
-    salt_type: CK_ULONG,
-    salt: &[u8],
-    salt_key: CK_OBJECT_HANDLE,
-    info: &[u8],
-) -> Vec<u8> {
-    let p = CK_HKDF_PARAMS {
-        bExtract: extract as u8,
-        bExpand: expand as u8,
-        prfHashMechanism: CKM_SHA256,
-        ulSaltType: salt_type,
-        pSalt: salt.as_ptr() as *mut u8,
-        ulSaltLen: salt.len() as CK_ULONG,
-        hSaltKey: salt_key,
-        pInfo: info.as_ptr() as *mut u8,
-        ulInfoLen: info.len() as CK_ULONG,
-    };
-    param_bytes(&p)
 }
 
 #[test]

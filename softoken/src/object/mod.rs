@@ -33,6 +33,8 @@ enum Initial {
     Bool(bool),
     Ulong(CK_ULONG),
     Empty,
+    /// The object's CKA_TOKEN (set before, by the common group).
+    IsToken,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -122,8 +124,13 @@ const PUBLIC_KEY: &[Spec] = &[
     s(CKA_PUBLIC_KEY_INFO, Bytes, 0, D::None),
 ];
 
+// CKA_PRIVATE of a key: TRUE for a token key (hidden until login, and
+// never written without it), FALSE for a session key, NSS's default, so
+// that a client may import a key into a session that is not logged in
+// (OpenSSL's pkcs11-provider does) as NSS lets it. A key asked private
+// still needs the login.
 const PRIVATE_KEY: &[Spec] = &[
-    s(CKA_PRIVATE, Bool, FIXED, D::Bool(true)),
+    s(CKA_PRIVATE, Bool, FIXED, D::IsToken),
     s(CKA_SUBJECT, Bytes, 0, D::Empty),
     s(CKA_SENSITIVE, Bool, 0, D::Bool(true)),
     s(CKA_DECRYPT, Bool, 0, D::Bool(true)),
@@ -140,7 +147,7 @@ const PRIVATE_KEY: &[Spec] = &[
 ];
 
 const SECRET_KEY: &[Spec] = &[
-    s(CKA_PRIVATE, Bool, FIXED, D::Bool(true)),
+    s(CKA_PRIVATE, Bool, FIXED, D::IsToken),
     s(CKA_SENSITIVE, Bool, 0, D::Bool(true)),
     s(CKA_ENCRYPT, Bool, 0, D::Bool(true)),
     s(CKA_DECRYPT, Bool, 0, D::Bool(true)),
@@ -483,6 +490,7 @@ fn build(template: Attrs, made_by: Option<(CK_MECHANISM_TYPE, Origin)>) -> Resul
                 D::Bool(b) => obj.set_bool(spec.ty, b),
                 D::Ulong(n) => obj.set_ulong(spec.ty, n),
                 D::Empty => obj.set(spec.ty, Vec::new()),
+                D::IsToken => obj.set_bool(spec.ty, obj.bool(CKA_TOKEN) == Some(true)),
             }
         }
     }
