@@ -275,6 +275,128 @@ fn nss_and_module_write_one_database_at_once() {
     }
 }
 
+/// softoken's writes of cert9.db objects (public keys with their integrity
+/// records in key4.db, certificates) and of key4.db keys while NSS's
+/// certutil adds and deletes a trusted certificate in the same directory:
+/// the two take the databases' write locks in the same order (cert9.db,
+/// then key4.db, as NSS's sftkdb does), so neither waits on the other
+/// while holding a lock the other needs. Before, softoken took key4.db
+/// first: both sides then stalled until a busy timeout broke the cycle,
+/// and softoken's callers got CKR_DEVICE_ERROR.
+#[test]
+fn module_writes_and_certutil_trust_writes_never_deadlock() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sql:{}", dir.path().display());
+    let raw = Raw::with_params(&sql_params(dir.path()));
+    let slot = raw.slots()[0];
+    // At least this many writes, and on until certutil's rounds are over.
+    const KEYS: usize = 300;
+    const ROUNDS: usize = 12;
+    // certutil's certificate, and another for the module's (NSS would take
+    // the same certificate for the module's object and rename that).
+    let peer = fixtures().join("exports").join("Fixture_Peer.der");
+    let bob_der = std::fs::read(fixtures().join("exports").join("Fixture_Bob.der")).unwrap();
+    let bob = cert_fields(&bob_der);
+    let done = std::sync::atomic::AtomicBool::new(false);
+    // Bounds the test where a lock cycle would stall it for good.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let (errors, slowest, written, certutil_failures) = std::thread::scope(|scope| {
+        let writer = scope.spawn(|| {
+            let s = raw.open(slot, true).unwrap();
+            let mut errors = Vec::new();
+            let mut slowest = std::time::Duration::ZERO;
+            let mut i = 0;
+            while (i < KEYS || !done.load(std::sync::atomic::Ordering::Acquire))
+                && std::time::Instant::now() < deadline
+            {
+                let label = format!("key {i}").into_bytes();
+                let template = match i % 3 {
+                    // A cert9.db object whose CKA_MODULUS is signed in key4.db.
+                    0 => vec![
+                        (CKA_CLASS, ul(CKO_PUBLIC_KEY)),
+                        (CKA_KEY_TYPE, ul(CKK_RSA)),
+                        (CKA_TOKEN, TRUE.to_vec()),
+                        (CKA_LABEL, label),
+                        (CKA_MODULUS, [vec![0xc5], vec![i as u8; 255]].concat()),
+                        (CKA_PUBLIC_EXPONENT, vec![1, 0, 1]),
+                    ],
+                    // A key4.db key.
+                    1 => vec![
+                        (CKA_CLASS, ul(CKO_SECRET_KEY)),
+                        (CKA_KEY_TYPE, ul(CKK_GENERIC_SECRET)),
+                        (CKA_TOKEN, TRUE.to_vec()),
+                        (CKA_LABEL, label),
+                        (CKA_VALUE, vec![i as u8; 32]),
+                    ],
+                    // A certificate.
+                    _ => vec![
+                        (CKA_CLASS, ul(CKO_CERTIFICATE)),
+                        (CKA_CERTIFICATE_TYPE, ul(CKC_X_509)),
+                        (CKA_TOKEN, TRUE.to_vec()),
+                        (CKA_LABEL, label),
+                        (CKA_ID, vec![i as u8; 20]),
+                        (CKA_SUBJECT, bob.subject.clone()),
+                        (CKA_ISSUER, bob.issuer.clone()),
+                        (CKA_SERIAL_NUMBER, bob.serial.clone()),
+                        (CKA_VALUE, bob_der.clone()),
+                    ],
+                };
+                let started = std::time::Instant::now();
+                if let Err(rv) = raw.create(s, &template) {
+                    errors.push((i, rv));
+                }
+                slowest = slowest.max(started.elapsed());
+                i += 1;
+            }
+            (errors, slowest, i)
+        });
+        let mut failures = Vec::new();
+        for round in 0..ROUNDS {
+            if std::time::Instant::now() >= deadline {
+                failures.push(format!("round {round}: out of time"));
+                break;
+            }
+            let nickname = format!("trusted {round}");
+            for args in [
+                vec!["-A", "-t", "C,,", "-i", peer.to_str().unwrap()],
+                vec!["-D"],
+            ] {
+                let out = Command::new("timeout")
+                    .arg("60")
+                    .arg("certutil")
+                    .args(&args)
+                    .args(["-n", &nickname, "-d", &db])
+                    .output()
+                    .unwrap();
+                if !out.status.success() {
+                    failures.push(format!(
+                        "{args:?} {nickname}: {}",
+                        String::from_utf8_lossy(&out.stderr)
+                    ));
+                }
+            }
+        }
+        done.store(true, std::sync::atomic::Ordering::Release);
+        let (errors, slowest, written) = writer.join().unwrap();
+        (errors, slowest, written, failures)
+    });
+    assert_eq!(errors, vec![], "the module's writes failed");
+    assert!(written >= KEYS, "{written} writes in the time");
+    assert_eq!(certutil_failures, Vec::<String>::new(), "certutil failed");
+    // A lock cycle shows as a write held up for a whole busy timeout (one
+    // second per try, thirty tries) until one side gives up; an ordinary
+    // wait for the other writer's commit is milliseconds.
+    assert!(
+        slowest < std::time::Duration::from_secs(5),
+        "a write waited {slowest:?}"
+    );
+    let s = raw.open(slot, false).unwrap();
+    assert_eq!(
+        raw.find(s, &[(CKA_TOKEN, TRUE.to_vec())]).unwrap().len(),
+        written
+    );
+}
+
 /// certutil sets the password of databases the module made: with -W from
 /// the empty password of a new database, and with -N once C_InitToken left
 /// the token without a user PIN.

@@ -137,9 +137,10 @@ impl Token {
                 KeyState::new(&salt, so_pin).password_entry(&salt, SO_PIN_CHECK)?
             }
         };
-        // Always key4.db first, then cert9.db, as every writer here does.
-        let mut key_txn = self.key.begin()?;
+        // cert9.db first, then key4.db: NSS's order, and every writer's
+        // here (token/objects.rs, put_cert_records).
         let mut cert_txn = self.cert.begin()?;
+        let mut key_txn = self.key.begin()?;
         cert_txn.reset()?;
         key_txn.reset()?;
         key_txn.put_metadata(SO_PIN_ROW, &so_entry.salt, Some(&so_entry.value))?;

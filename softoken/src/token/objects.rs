@@ -177,10 +177,7 @@ impl Token {
     /// values need one (private values to encrypt, records to sign).
     fn begin_write(&self, db: DbKind, attrs: &Attrs) -> Result<KeyWrite<'_>> {
         let txn = self.key.begin()?;
-        let needs_keys = attrs
-            .types()
-            .any(|t| format::is_authenticated(t) || (db == DbKind::Key && format::is_encrypted(t)));
-        let keys = if needs_keys {
+        let keys = if needs_keys(db, attrs) {
             Some(self.write_keys(&*txn)?)
         } else {
             None
@@ -188,41 +185,46 @@ impl Token {
         Ok((txn, keys))
     }
 
+    /// The integrity records of a cert9.db object's values, written in
+    /// key4.db's own transaction, which the caller opens while it holds
+    /// cert9.db's. That is NSS's lock order (its sftkdb signs a cert9.db
+    /// object's attributes inside the cert9.db transaction): writers here
+    /// and NSS's never each hold one database while waiting for the other.
+    fn put_cert_records(&self, id: ObjectId, attrs: &Attrs) -> Result<()> {
+        if !needs_keys(DbKind::Cert, attrs) {
+            return Ok(());
+        }
+        let (mut key_txn, keys) = self.begin_write(DbKind::Cert, attrs)?;
+        if let Some(k) = &keys {
+            put_records(&mut *key_txn, k, DbKind::Cert, id, attrs)?;
+        }
+        Ok(key_txn.commit()?)
+    }
+
     /// Writes a new token object with its encrypted values and integrity
-    /// records. A cert9.db object's records live in key4.db: NSS commits the
-    /// two databases one after the other, and so do we, undoing the object
-    /// if its records cannot be written.
+    /// records. A cert9.db object's records live in key4.db and commit
+    /// before the object does: a crash between the two leaves records of no
+    /// object (which `check` reports), never an object without its records.
     fn store_new(&self, db: DbKind, obj: &Attrs) -> Result<ObjectId> {
-        let (mut key_txn, keys) = self.begin_write(db, obj)?;
-        let stored = stored_form(db, keys.as_deref(), obj)?;
-        let id = match db {
-            DbKind::Key => key_txn.create_object(&as_refs(&stored))?,
+        match db {
+            DbKind::Key => {
+                let (mut key_txn, keys) = self.begin_write(db, obj)?;
+                let stored = stored_form(db, keys.as_deref(), obj)?;
+                let id = key_txn.create_object(&as_refs(&stored))?;
+                if let Some(k) = &keys {
+                    put_records(&mut *key_txn, k, db, id, obj)?;
+                }
+                key_txn.commit()?;
+                Ok(id)
+            }
             DbKind::Cert => {
                 let mut cert_txn = self.cert.begin()?;
-                let id = cert_txn.create_object(&as_refs(&stored))?;
+                let id = cert_txn.create_object(&as_refs(&stored_form(db, None, obj)?))?;
+                self.put_cert_records(id, obj)?;
                 cert_txn.commit()?;
-                id
+                Ok(id)
             }
-        };
-        let signed = (|| -> Result<()> {
-            if let Some(k) = &keys {
-                put_records(&mut *key_txn, k, db, id, obj)?;
-            }
-            Ok(key_txn.commit()?)
-        })();
-        if let Err(e) = signed {
-            if db == DbKind::Cert {
-                if let Ok(mut undo) = self.cert.begin() {
-                    if undo.destroy_object(id).is_ok() {
-                        // Nothing more can be done if this fails too; the
-                        // object then reads as failing its integrity check.
-                        let _ = undo.commit();
-                    }
-                }
-            }
-            return Err(e);
         }
-        Ok(id)
     }
 
     pub fn copy_object(
@@ -272,17 +274,25 @@ impl Token {
                 if attrs.bool(CKA_DESTROYABLE) == Some(false) {
                     return Err(Rv::ActionProhibited);
                 }
+                // cert9.db first, as everywhere (put_cert_records); the
+                // object goes before its records, so that a crash between
+                // the two commits leaves records of no object, never an
+                // object without its records.
+                let cert_txn = match db {
+                    DbKind::Cert => {
+                        let mut txn = self.cert.begin()?;
+                        txn.destroy_object(id)?;
+                        Some(txn)
+                    }
+                    DbKind::Key => None,
+                };
                 let mut key_txn = self.key.begin()?;
                 for name in key_txn.metadata_ids(&keydb::sig_prefix(db, id))? {
                     key_txn.delete_metadata(&name)?;
                 }
-                match db {
-                    DbKind::Key => key_txn.destroy_object(id)?,
-                    DbKind::Cert => {
-                        let mut cert_txn = self.cert.begin()?;
-                        cert_txn.destroy_object(id)?;
-                        cert_txn.commit()?;
-                    }
+                match cert_txn {
+                    Some(txn) => txn.commit()?,
+                    None => key_txn.destroy_object(id)?,
                 }
                 Ok(key_txn.commit()?)
             }
@@ -367,20 +377,23 @@ impl Token {
     }
 
     fn store_changes(&self, db: DbKind, id: ObjectId, template: &Attrs) -> Result<()> {
-        let (mut key_txn, keys) = self.begin_write(db, template)?;
-        let stored = stored_form(db, keys.as_deref(), template)?;
-        if let Some(k) = &keys {
-            put_records(&mut *key_txn, k, db, id, template)?;
-        }
         match db {
-            DbKind::Key => key_txn.set_attributes(id, &as_refs(&stored))?,
+            DbKind::Key => {
+                let (mut key_txn, keys) = self.begin_write(db, template)?;
+                let stored = stored_form(db, keys.as_deref(), template)?;
+                if let Some(k) = &keys {
+                    put_records(&mut *key_txn, k, db, id, template)?;
+                }
+                key_txn.set_attributes(id, &as_refs(&stored))?;
+                Ok(key_txn.commit()?)
+            }
             DbKind::Cert => {
                 let mut cert_txn = self.cert.begin()?;
-                cert_txn.set_attributes(id, &as_refs(&stored))?;
-                cert_txn.commit()?;
+                cert_txn.set_attributes(id, &as_refs(&stored_form(db, None, template)?))?;
+                self.put_cert_records(id, template)?;
+                Ok(cert_txn.commit()?)
             }
         }
-        Ok(key_txn.commit()?)
     }
 
     /// The handles of the visible objects that match the template.
@@ -545,6 +558,14 @@ impl Token {
 }
 
 /// A key4.db write transaction and the key its values need, if any.
+/// Whether writing these values to `db` needs the key: private values to
+/// encrypt, records to sign.
+fn needs_keys(db: DbKind, attrs: &Attrs) -> bool {
+    attrs
+        .types()
+        .any(|t| format::is_authenticated(t) || (db == DbKind::Key && format::is_encrypted(t)))
+}
+
 pub(super) type KeyWrite<'a> = (Box<dyn Transaction + 'a>, Option<Arc<KeyState>>);
 
 /// The stored form of values: private key material of the key database
