@@ -162,9 +162,13 @@ fn create_dir(dir: &Path) -> Result<()> {
 }
 
 /// Opens (and for read-write, creates when missing) `cert9.db` and `key4.db`.
+/// A file already there must be NSS's (checked for both before either is
+/// created or written).
 pub fn open(opts: &OpenOptions) -> Result<Opened> {
     let cert_path = opts.dir.join(format!("{}cert9.db", opts.cert_prefix));
     let key_path = opts.dir.join(format!("{}key4.db", opts.key_prefix));
+    recognise(&cert_path, "nssPublic")?;
+    recognise(&key_path, "nssPrivate")?;
     let (cert, cert_created) = SqlDb::open(&cert_path, "nssPublic", opts.read_only)?;
     let (key, key_created) = SqlDb::open(&key_path, "nssPrivate", opts.read_only)?;
     Ok(Opened {
@@ -210,6 +214,60 @@ fn io_err(path: &Path, source: std::io::Error) -> Error {
     Error::Io {
         path: path.display().to_string(),
         source,
+    }
+}
+
+/// How long a file without NSS's table is watched for one to appear: the
+/// time NSS (or this backend) takes between creating a database file and
+/// committing its schema.
+const SCHEMA_WAIT: Duration = Duration::from_secs(2);
+
+/// Checks that a file already at `path` is an NSS database (holds `table`),
+/// reading it only. A file without the table may be one another process is
+/// creating this moment: it is given SCHEMA_WAIT to get it. What is still
+/// without it (an empty file, another application's database) or is no
+/// SQLite database at all is NotRecognized, and left as it is.
+fn recognise(path: &Path, table: &str) -> Result<()> {
+    if !path.exists() {
+        return Ok(());
+    }
+    let not_ours = |why: &str| {
+        Error::NotRecognized(format!(
+            "{} is not an NSS database ({why}); it is left as it is",
+            path.display()
+        ))
+    };
+    let started = std::time::Instant::now();
+    loop {
+        let conn = open_connection(path, true)?;
+        let tables: rusqlite::Result<Vec<String>> = conn
+            .prepare("SELECT name FROM sqlite_master WHERE type='table'")
+            .and_then(|mut q| q.query_map([], |r| r.get(0))?.collect());
+        let tables = match tables {
+            Ok(t) => t,
+            Err(e) if e.sqlite_error_code() == Some(ErrorCode::NotADatabase) => {
+                return Err(not_ours("not an SQLite database"));
+            }
+            Err(e) => return Err(sql_err(e)),
+        };
+        if tables.iter().any(|t| t == table) {
+            return Ok(());
+        }
+        if started.elapsed() >= SCHEMA_WAIT {
+            let why = if tables.is_empty() {
+                match fs::metadata(path) {
+                    Ok(m) if m.len() == 0 => "an empty file".to_string(),
+                    _ => "an SQLite database without tables".to_string(),
+                }
+            } else {
+                format!(
+                    "another application's SQLite database: {}",
+                    tables.join(", ")
+                )
+            };
+            return Err(not_ours(&why));
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 

@@ -42,6 +42,11 @@ pub enum Error {
     Unsupported(String),
     #[error("the database is damaged: {0}")]
     Corrupt(String),
+    /// A file where the database should be that is not one of this format
+    /// (another application's, empty, or not of the engine at all): never
+    /// written.
+    #[error("{0}")]
+    NotRecognized(String),
     #[error("{path}: {source}")]
     Io {
         path: String,

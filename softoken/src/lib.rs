@@ -19,6 +19,7 @@ mod engine;
 mod ffi;
 #[cfg(fuzzing)]
 pub mod fuzzing;
+mod log;
 mod mechanism;
 mod module;
 pub mod nss;

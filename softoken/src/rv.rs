@@ -71,6 +71,7 @@ rv_codes! {
     TemplateIncomplete = CKR_TEMPLATE_INCOMPLETE,
     TemplateInconsistent = CKR_TEMPLATE_INCONSISTENT,
     TokenNotPresent = CKR_TOKEN_NOT_PRESENT,
+    TokenNotRecognized = CKR_TOKEN_NOT_RECOGNIZED,
     TokenWriteProtected = CKR_TOKEN_WRITE_PROTECTED,
     UserAlreadyLoggedIn = CKR_USER_ALREADY_LOGGED_IN,
     UserAnotherAlreadyLoggedIn = CKR_USER_ANOTHER_ALREADY_LOGGED_IN,
@@ -93,6 +94,7 @@ impl From<sdb::Error> for Rv {
             sdb::Error::IdsExhausted => Rv::DeviceMemory,
             // A format that cannot hold what was asked (the legacy one).
             sdb::Error::Unsupported(_) => Rv::FunctionFailed,
+            sdb::Error::NotRecognized(_) => Rv::TokenNotRecognized,
             sdb::Error::Busy
             | sdb::Error::Corrupt(_)
             | sdb::Error::Io { .. }

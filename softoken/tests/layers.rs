@@ -21,6 +21,7 @@ const LAYERS: &[&str] = &[
     "engine",
     "nss",
     "rv",
+    "log",
 ];
 
 /// Every source file as its module path ("mechanism::aes"), with its text

@@ -709,6 +709,60 @@ fn read_only_database() {
     assert_eq!(rv, CKR_FUNCTION_FAILED);
 }
 
+/// A key4.db that is not an NSS database is refused and left as it is:
+/// an empty file (before, it silently became a new token with an empty
+/// password), and another application's SQLite database (before, it got
+/// NSS's tables and a password written into it). C_Initialize answers
+/// CKR_FUNCTION_FAILED, and the log (SOFTOKEN_LOG) names the file.
+#[test]
+fn a_key_database_that_is_not_nss_s_is_refused_untouched() {
+    let log_dir = tempfile::tempdir().unwrap();
+    let log = log_dir.path().join("softoken.log");
+    std::env::set_var("SOFTOKEN_LOG", &log);
+    let foreign = {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key4.db");
+        let made = std::process::Command::new("python3")
+            .arg("-c")
+            .arg(format!(
+                "import sqlite3; c = sqlite3.connect({:?}); \
+                 c.execute('CREATE TABLE notes (body TEXT)'); c.commit()",
+                path.display().to_string()
+            ))
+            .status()
+            .unwrap();
+        assert!(made.success());
+        (dir, path)
+    };
+    let empty = {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key4.db");
+        std::fs::write(&path, b"").unwrap();
+        (dir, path)
+    };
+    for (dir, path) in [&foreign, &empty] {
+        let before = std::fs::read(path).unwrap();
+        let raw = Raw::load();
+        let rv = raw.initialize(Some(&sql_params(dir.path())));
+        assert_eq!(rv, CKR_FUNCTION_FAILED, "{}", path.display());
+        assert_eq!(
+            std::fs::read(path).unwrap(),
+            before,
+            "{} was written",
+            path.display()
+        );
+        assert!(
+            !dir.path().join("cert9.db").exists(),
+            "cert9.db was made beside it"
+        );
+        let logged = std::fs::read_to_string(&log).unwrap_or_default();
+        assert!(
+            logged.contains(&path.display().to_string()) && logged.contains("not an NSS"),
+            "the log says: {logged}"
+        );
+    }
+}
+
 #[test]
 fn digests_keep_the_operation_on_length_queries() {
     let (raw, _dir) = fresh();

@@ -131,7 +131,13 @@ impl Token {
             Err(sdb::Error::ReadOnly) if !cfg.read_only => open(true),
             other => other,
         }
-        .map_err(|_| Rv::FunctionFailed)?;
+        .map_err(|e| {
+            crate::log::line(format_args!(
+                "{}: the token's databases cannot be opened: {e}",
+                cfg.dir.display()
+            ));
+            Rv::FunctionFailed
+        })?;
         cfg.read_only |= key.is_read_only();
         let token = Token {
             cfg,
