@@ -169,6 +169,12 @@ pub fn open(opts: &OpenOptions) -> Result<Opened> {
     let key_path = opts.dir.join(format!("{}key4.db", opts.key_prefix));
     recognise(&cert_path, "nssPublic")?;
     recognise(&key_path, "nssPrivate")?;
+    // SQLite writes its journal beside the database: in a directory this
+    // process may not write, every write would fail. Say so now, so that
+    // the caller opens the files read-only and shows it.
+    if !opts.read_only && !writable(&opts.dir) {
+        return Err(Error::ReadOnly);
+    }
     let (cert, cert_created) = SqlDb::open(&cert_path, "nssPublic", opts.read_only)?;
     let (key, key_created) = SqlDb::open(&key_path, "nssPrivate", opts.read_only)?;
     Ok(Opened {
@@ -215,6 +221,18 @@ fn io_err(path: &Path, source: std::io::Error) -> Error {
         path: path.display().to_string(),
         source,
     }
+}
+
+/// Whether this process (its effective ids) may create files in `dir`.
+fn writable(dir: &Path) -> bool {
+    use rustix::fs::{accessat, Access, AtFlags, CWD};
+    accessat(
+        CWD,
+        dir,
+        Access::WRITE_OK | Access::EXEC_OK,
+        AtFlags::EACCESS,
+    )
+    .is_ok()
 }
 
 /// How long a file without NSS's table is watched for one to appear: the

@@ -643,3 +643,79 @@ fn encryption_and_wrapping_across_processes() {
         b"some plaintext to protect"
     );
 }
+
+/// A database in a directory the user may not write (the files themselves
+/// writable): SQLite cannot make its journal there, so every write answers
+/// CKR_TOKEN_WRITE_PROTECTED, and the token's flags say so
+/// (CKF_WRITE_PROTECTED, "readonly" in pkcs11-tool's words). Run as the
+/// user `nobody` on root's directory when the tests run as root, whom
+/// permissions do not bind.
+#[test]
+fn a_directory_the_user_may_not_write_shows_as_write_protected() {
+    use std::os::unix::fs::PermissionsExt;
+    let tool = Tool::new();
+    tool.ok(&["-T"]);
+    let shared = tempfile::tempdir().unwrap();
+    let module = shared.path().join("libsoftoken.so");
+    std::fs::copy(&tool.module.path, &module).unwrap();
+    let mode = |p: &Path, m: u32| std::fs::set_permissions(p, PermissionsExt::from_mode(m));
+    mode(shared.path(), 0o755).unwrap();
+    mode(&module, 0o755).unwrap();
+    for file in ["cert9.db", "key4.db"] {
+        mode(&tool.db.path().join(file), 0o666).unwrap();
+    }
+    let as_root = euid_is_root();
+    mode(tool.db.path(), if as_root { 0o755 } else { 0o555 }).unwrap();
+    let run = |args: &[&str]| {
+        let mut cmd = if as_root {
+            let mut c = Command::new("setpriv");
+            c.args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "pkcs11-tool",
+            ]);
+            c
+        } else {
+            Command::new("pkcs11-tool")
+        };
+        cmd.arg("--module")
+            .arg(&module)
+            .args(args)
+            .env(
+                "SOFTOKEN_CONFIGDIR",
+                format!("sql:{}", tool.db.path().display()),
+            )
+            .output()
+            .unwrap()
+    };
+    let info = run(&["-T"]);
+    let text = String::from_utf8_lossy(&info.stdout);
+    assert!(info.status.success(), "{text}");
+    let flags = text.lines().find(|l| l.contains("token flags")).unwrap();
+    assert!(flags.contains("readonly"), "{flags}");
+    let write = run(&[
+        "--write-object",
+        "/etc/hostname",
+        "--type",
+        "data",
+        "--label",
+        "x",
+    ]);
+    assert!(
+        String::from_utf8_lossy(&write.stderr).contains("CKR_TOKEN_WRITE_PROTECTED"),
+        "{}",
+        String::from_utf8_lossy(&write.stderr)
+    );
+    mode(tool.db.path(), 0o700).unwrap();
+}
+
+/// Whether the tests run as root (by /proc, without unsafe code).
+fn euid_is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|ids| ids.split_whitespace().nth(1))
+        == Some("0")
+}
