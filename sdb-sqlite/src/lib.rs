@@ -624,24 +624,40 @@ fn meta_value(v: ValueRef<'_>) -> Option<Vec<u8>> {
     }
 }
 
+/// A read that found the database busy (another process holding its lock
+/// past one busy timeout, in a long commit) is tried again, as BEGIN and
+/// COMMIT are; Busy reaches the caller only after all the tries.
+fn retrying<T>(mut read: impl FnMut() -> Result<T>) -> Result<T> {
+    let mut attempt = 0;
+    loop {
+        match read() {
+            Err(Error::Busy) if attempt < BUSY_RETRIES => {
+                attempt += 1;
+                std::thread::sleep(Duration::from_millis(5 * u64::from(attempt)));
+            }
+            done => return done,
+        }
+    }
+}
+
 impl SdbRead for SqlDb {
     fn find(&self, template: &[(AttrType, &[u8])]) -> Result<FindCursor> {
-        self.reader().find(template)
+        retrying(|| self.reader().find(template))
     }
     fn get_attributes(&self, id: ObjectId, types: &[AttrType]) -> Result<Vec<Option<Vec<u8>>>> {
-        self.reader().get_attributes(id, types)
+        retrying(|| self.reader().get_attributes(id, types))
     }
     fn read_object(&self, id: ObjectId) -> Result<Vec<Attribute>> {
-        self.reader().read_object(id)
+        retrying(|| self.reader().read_object(id))
     }
     fn exists(&self, id: ObjectId) -> Result<bool> {
-        self.reader().exists(id)
+        retrying(|| self.reader().exists(id))
     }
     fn get_metadata(&self, id: &str) -> Result<Option<Metadata>> {
-        self.reader().get_metadata(id)
+        retrying(|| self.reader().get_metadata(id))
     }
     fn metadata_ids(&self, prefix: &str) -> Result<Vec<String>> {
-        self.reader().metadata_ids(prefix)
+        retrying(|| self.reader().metadata_ids(prefix))
     }
 }
 

@@ -95,10 +95,12 @@ impl From<sdb::Error> for Rv {
             // A format that cannot hold what was asked (the legacy one).
             sdb::Error::Unsupported(_) => Rv::FunctionFailed,
             sdb::Error::NotRecognized(_) => Rv::TokenNotRecognized,
-            sdb::Error::Busy
-            | sdb::Error::Corrupt(_)
-            | sdb::Error::Io { .. }
-            | sdb::Error::Backend { .. } => Rv::DeviceError,
+            // Still busy after every retry (about half a minute): the call
+            // failed, the database is fine.
+            sdb::Error::Busy => Rv::FunctionFailed,
+            sdb::Error::Corrupt(_) | sdb::Error::Io { .. } | sdb::Error::Backend { .. } => {
+                Rv::DeviceError
+            }
         }
     }
 }

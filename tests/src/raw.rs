@@ -192,6 +192,14 @@ impl Raw {
         Ok(h)
     }
 
+    pub fn session_info(&self, s: CK_SESSION_HANDLE) -> CK_SESSION_INFO {
+        let mut info = CK_SESSION_INFO::default();
+        // SAFETY: a valid out pointer.
+        let rv = unsafe { (self.f().C_GetSessionInfo.expect("fn"))(s, &mut info) };
+        assert_eq!(rv, CKR_OK, "C_GetSessionInfo");
+        info
+    }
+
     pub fn close(&self, s: CK_SESSION_HANDLE) -> CK_RV {
         // SAFETY: plain values.
         unsafe { (self.f().C_CloseSession.expect("fn"))(s) }

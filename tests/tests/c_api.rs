@@ -763,6 +763,89 @@ fn a_key_database_that_is_not_nss_s_is_refused_untouched() {
     }
 }
 
+/// Another process's C_SetPIN re-encrypts every private value: this
+/// process's login is then stale. Reading a private value answers
+/// CKR_USER_NOT_LOGGED_IN (not CKR_DEVICE_ERROR, which says the database
+/// is damaged) and the token is logged out; a login with the new PIN reads
+/// it again.
+#[test]
+fn a_password_changed_by_another_process_asks_for_a_new_login() {
+    let dir = copy_fixture("sql-pw");
+    let ours = Raw::with_params(&sql_params(dir.path()));
+    let other = Raw::with_params(&sql_params(dir.path()));
+    let slot = ours.slots()[0];
+    let s = ours.open(slot, true).unwrap();
+    assert_eq!(ours.login(s, CKU_USER, "fixture-pw"), CKR_OK);
+    let key = ours
+        .create_secret(
+            s,
+            CKK_GENERIC_SECRET,
+            &[5; 24],
+            &[
+                (CKA_TOKEN, TRUE.to_vec()),
+                (CKA_SENSITIVE, FALSE.to_vec()),
+                (CKA_EXTRACTABLE, TRUE.to_vec()),
+            ],
+        )
+        .unwrap();
+    assert_eq!(ours.get(s, key, CKA_VALUE).unwrap(), [5; 24]);
+
+    let t = other.open(other.slots()[0], true).unwrap();
+    assert_eq!(other.login(t, CKU_USER, "fixture-pw"), CKR_OK);
+    assert_eq!(other.set_pin(t, "fixture-pw", "changed-elsewhere"), CKR_OK);
+
+    assert_eq!(ours.get(s, key, CKA_VALUE), Err(CKR_USER_NOT_LOGGED_IN));
+    let info = ours.session_info(s);
+    assert_eq!(info.state, CKS_RW_PUBLIC_SESSION);
+    assert_eq!(ours.login(s, CKU_USER, "fixture-pw"), CKR_PIN_INCORRECT);
+    assert_eq!(ours.login(s, CKU_USER, "changed-elsewhere"), CKR_OK);
+    assert_eq!(ours.get(s, key, CKA_VALUE).unwrap(), [5; 24]);
+}
+
+/// A read that finds the database busy (another process holds its lock
+/// longer than one busy timeout) is tried again, as writes are, instead of
+/// answering CKR_DEVICE_ERROR, which says the database is damaged.
+#[test]
+fn a_read_of_a_busy_database_waits_for_it() {
+    let (raw, dir) = fresh();
+    let s = raw.open(raw.slots()[0], true).unwrap();
+    let key = raw
+        .create_secret(
+            s,
+            CKK_GENERIC_SECRET,
+            &[1; 16],
+            &[(CKA_TOKEN, TRUE.to_vec())],
+        )
+        .unwrap();
+    // Another process takes key4.db's exclusive lock for 2.5 seconds.
+    let mut holder = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(format!(
+            "import sqlite3, sys, time\n\
+             c = sqlite3.connect({:?}, isolation_level=None)\n\
+             c.execute('BEGIN EXCLUSIVE')\n\
+             print('locked', flush=True)\n\
+             time.sleep(2.5)\n\
+             c.execute('COMMIT')",
+            dir.path().join("key4.db").display().to_string()
+        ))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    use std::io::BufRead;
+    std::io::BufReader::new(holder.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "locked");
+    let found = raw.find(
+        s,
+        &[(CKA_CLASS, ul(CKO_SECRET_KEY)), (CKA_TOKEN, TRUE.to_vec())],
+    );
+    assert!(holder.wait().unwrap().success());
+    assert_eq!(found, Ok(vec![key]));
+}
+
 #[test]
 fn digests_keep_the_operation_on_length_queries() {
     let (raw, _dir) = fresh();

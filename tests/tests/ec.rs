@@ -555,9 +555,10 @@ fn reused_token_keys_follow_logout_and_password_changes() {
     assert_eq!(other.set_pin(os, "pin-one", "pin-two"), CKR_OK);
     signs(&other, os).unwrap();
     // This module logged in under the old password: its cached copy is not
-    // used for the re-encrypted key, which its old key cannot open.
-    assert!(signs(&raw, s).is_err());
-    assert_eq!(raw.logout(s), CKR_OK);
+    // used for the re-encrypted key, which its old key cannot open; its
+    // stale login ends and the caller is asked to log in again.
+    assert_eq!(signs(&raw, s), Err(CKR_USER_NOT_LOGGED_IN));
+    assert_eq!(raw.logout(s), CKR_USER_NOT_LOGGED_IN);
     assert_eq!(raw.login(s, CKU_USER, "pin-two"), CKR_OK);
     signs(&raw, s).unwrap();
 }

@@ -32,12 +32,40 @@ impl Token {
         if record.is_none() && db == DbKind::Key && mac_object_id == 0 {
             record = meta.get_metadata(&keydb::sig_name(db, id | LEGACY_SIG_ID_BITS, t))?;
         }
-        let record = record.ok_or(Rv::DeviceError)?;
-        if keys.verify(&record.item1, mac_object_id, t, value)? {
-            Ok(())
-        } else {
-            Err(Rv::DeviceError)
+        let Some(record) = record else {
+            return Err(self.explain_failure(db, id, t, "has no integrity record (damage)"));
+        };
+        match keys.verify(&record.item1, mac_object_id, t, value) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(self.explain_failure(
+                db,
+                id,
+                t,
+                "does not match its integrity record (tampering or damage)",
+            )),
+            Err(_) => Err(self.explain_failure(db, id, t, "has an unreadable integrity record")),
         }
+    }
+
+    /// What a value that fails to decrypt or to match its record means.
+    /// When another process changed the password, the keys this login holds
+    /// are stale: the token logs out and the caller is asked to log in again
+    /// (CKR_USER_NOT_LOGGED_IN). Otherwise the value is tampered with or
+    /// damaged (CKR_DEVICE_ERROR). The log says which.
+    fn explain_failure(&self, db: DbKind, id: ObjectId, t: u64, what: &str) -> Rv {
+        if self.login_is_stale() {
+            crate::log::line(format_args!(
+                "{}: the password was changed by another process; log in again",
+                self.cfg.dir.display()
+            ));
+            self.forget_stale_login();
+            return Rv::UserNotLoggedIn;
+        }
+        crate::log::line(format_args!(
+            "{}: object {id:#x} of {db:?}: attribute {t:#x} {what}",
+            self.cfg.dir.display()
+        ));
+        Rv::DeviceError
     }
 
     /// Decrypts a private attribute and checks its integrity record (NSS's
@@ -50,7 +78,9 @@ impl Token {
         t: u64,
         blob: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>> {
-        let (plain, current) = keys.decrypt(blob)?;
+        let (plain, current) = keys
+            .decrypt(blob)
+            .map_err(|_| self.explain_failure(DbKind::Key, id, t, "does not decrypt"))?;
         if current {
             self.check_record(meta, keys, DbKind::Key, id, t, 0, &plain)?;
         }

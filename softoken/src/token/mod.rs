@@ -278,6 +278,24 @@ impl Token {
         keydb::is_empty_password(entry)
     }
 
+    /// Whether the password entry this login unlocked is no longer the
+    /// database's (another process changed the password).
+    fn login_is_stale(&self) -> bool {
+        let held = self.login.read().entry.clone();
+        match (held, self.key.get_password_entry()) {
+            (Some(held), Ok(current)) => current.as_ref() != Some(&held),
+            _ => false,
+        }
+    }
+
+    /// Ends a login whose keys are stale, as C_Logout does (an empty new
+    /// password logs in again by itself).
+    fn forget_stale_login(&self) {
+        self.login.write().user = false;
+        // Errors leave the token logged out, which it is to be.
+        let _ = self.refresh_auto_login();
+    }
+
     pub fn user_logged_in(&self) -> bool {
         self.login.read().user
     }
