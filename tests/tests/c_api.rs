@@ -846,6 +846,84 @@ fn a_read_of_a_busy_database_waits_for_it() {
     assert_eq!(found, Ok(vec![key]));
 }
 
+/// CKA_SENSITIVE and CKA_EXTRACTABLE are not authenticated in NSS's
+/// format: a key's flags edited on disk (sensitive to FALSE, unextractable
+/// to TRUE) must not reveal it. Read nor wrapped, and `check` reports the
+/// edit; a key written non-sensitive here still reads.
+#[test]
+fn flags_edited_on_disk_never_reveal_a_key() {
+    let (raw, dir) = fresh();
+    let s = raw.open(raw.slots()[0], true).unwrap();
+    let token = |label: &str, sensitive: bool| {
+        raw.create_secret(
+            s,
+            CKK_AES,
+            &[9; 16],
+            &[
+                (CKA_TOKEN, TRUE.to_vec()),
+                (CKA_LABEL, label.as_bytes().to_vec()),
+                (CKA_SENSITIVE, if sensitive { TRUE } else { FALSE }.to_vec()),
+                (
+                    CKA_EXTRACTABLE,
+                    if sensitive { FALSE } else { TRUE }.to_vec(),
+                ),
+            ],
+        )
+        .unwrap()
+    };
+    let locked = token("locked", true);
+    let open = token("open", false);
+    let kek = raw
+        .create_secret(s, CKK_AES, &[3; 16], &[(CKA_TOKEN, TRUE.to_vec())])
+        .unwrap();
+    assert_eq!(raw.get(s, open, CKA_VALUE).unwrap(), [9; 16]);
+    assert_eq!(raw.get(s, locked, CKA_VALUE), Err(CKR_ATTRIBUTE_SENSITIVE));
+    // The record of the flags follows a password change.
+    assert_eq!(raw.set_pin(s, "", "new-pin"), CKR_OK);
+    assert_eq!(raw.login(s, CKU_USER, "new-pin"), CKR_OK);
+    assert_eq!(raw.get(s, open, CKA_VALUE).unwrap(), [9; 16]);
+    drop(raw);
+
+    // CKA_SENSITIVE (0x103) to FALSE, CKA_EXTRACTABLE (0x162) to TRUE.
+    let edited = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(format!(
+            "import sqlite3; c = sqlite3.connect({:?}); \
+             n = c.execute(\"UPDATE nssPrivate SET a103 = x'00', a162 = x'01' \
+             WHERE a3 = CAST('locked' AS BLOB)\").rowcount; c.commit(); print(n)",
+            dir.path().join("key4.db").display().to_string()
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&edited.stdout).trim(), "1");
+
+    let raw = Raw::with_params(&sql_params(dir.path()));
+    let s = raw.open(raw.slots()[0], true).unwrap();
+    assert_eq!(raw.login(s, CKU_USER, "new-pin"), CKR_OK);
+    let locked = raw.find(s, &[(CKA_LABEL, b"locked".to_vec())]).unwrap()[0];
+    assert_eq!(raw.get(s, locked, CKA_VALUE), Err(CKR_ATTRIBUTE_SENSITIVE));
+    assert_eq!(
+        raw.wrap_key(s, CKM_AES_KEY_WRAP, vec![], kek, locked),
+        Err(CKR_KEY_UNEXTRACTABLE)
+    );
+    // Nor through a copy, which would otherwise make the edit its own.
+    let mut copy = 0;
+    // SAFETY: no template, a valid out pointer.
+    let rv =
+        unsafe { (raw.f().C_CopyObject.unwrap())(s, locked, std::ptr::null_mut(), 0, &mut copy) };
+    assert_eq!(rv, CKR_OK);
+    assert_eq!(raw.get(s, copy, CKA_VALUE), Err(CKR_ATTRIBUTE_SENSITIVE));
+    let open = raw.find(s, &[(CKA_LABEL, b"open".to_vec())]).unwrap()[0];
+    assert_eq!(raw.get(s, open, CKA_VALUE).unwrap(), [9; 16]);
+    drop(raw);
+
+    let token = open_token(dir.path());
+    token.login(b"new-pin").unwrap();
+    let report = token.check(&mut |_, _| {}).unwrap();
+    assert_eq!(report.failures.len(), 1, "{:?}", report.failures);
+    assert_eq!(report.failures[0].1, CKA_SENSITIVE);
+}
+
 #[test]
 fn digests_keep_the_operation_on_length_queries() {
     let (raw, _dir) = fresh();

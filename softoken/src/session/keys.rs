@@ -62,7 +62,8 @@ pub fn wrap_key(
     }
     let wrapping = operation_key(session, token, wrapping_key)
         .map_err(|e| wrapping_key_error(e, Rv::WrappingKeyHandleInvalid))?;
-    let key = operation_key(session, token, key)?;
+    let key_handle = key;
+    let key = operation_key(session, token, key_handle)?;
     // Only secret and private keys are wrapped (a public key has no
     // CKA_EXTRACTABLE to refuse it by).
     if !matches!(key.ulong(CKA_CLASS), Some(CKO_SECRET_KEY | CKO_PRIVATE_KEY)) {
@@ -71,6 +72,7 @@ pub fn wrap_key(
     if key.bool(CKA_EXTRACTABLE) != Some(true) {
         return Err(Rv::KeyUnextractable);
     }
+    token.check_wrappable(key_handle)?;
     if key.bool(CKA_WRAP_WITH_TRUSTED) == Some(true) && wrapping.bool(CKA_TRUSTED) != Some(true) {
         return Err(Rv::KeyNotWrappable);
     }

@@ -1,8 +1,11 @@
 //! The integrity records: checking one attribute's, and the check of the
 //! whole database (softoken-modutil's `check`).
 
+use pkcs11_sys::{CKA_EXTRACTABLE, CKA_SENSITIVE};
 use sdb::{ObjectId, SdbRead};
 use zeroize::Zeroizing;
+
+use crate::object::attrs::Attrs;
 
 use crate::rv::{Result, Rv};
 use crate::storage::format;
@@ -10,7 +13,101 @@ use crate::storage::keydb::{self, DbKind, KeyState};
 use crate::token::handles::stored_handle;
 use crate::token::{IntegrityReport, Token, LEGACY_SIG_ID_BITS};
 
+/// What a key4.db object's CKA_SENSITIVE and CKA_EXTRACTABLE may be trusted
+/// with. NSS's format authenticates neither (anyone who can edit the file
+/// can turn a key exportable), so softoken keeps its own integrity record
+/// over the pair, named as NSS names records (type CKA_SENSITIVE: a row
+/// NSS neither writes nor reads).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exposure {
+    /// The record verifies: the pair is as written here.
+    Recorded,
+    /// No record (a key NSS wrote), or one made under a password NSS has
+    /// changed since (NSS re-signs only the records it knows): NSS's own
+    /// rule applies, under which C_GetAttributeValue never reveals a stored
+    /// key's private values.
+    Unrecorded,
+    /// A record that does not match: the pair was edited; the key is
+    /// treated as sensitive and unextractable.
+    Forged,
+}
+
+/// What an exposure record names the password entry it was made under by
+/// (its item2): a record NSS's password change left behind under the old
+/// key is told from an edit by it.
+pub(super) fn entry_fingerprint(entry: Option<&sdb::PasswordEntry>) -> Result<Vec<u8>> {
+    let mut digest = crate::engine::EvpDigest::new(crate::engine::Hash::Sha256)?;
+    if let Some(entry) = entry {
+        digest.update(&entry.salt);
+        digest.update(&entry.value);
+    }
+    digest.result()
+}
+
+/// The pair an exposure record covers: each flag as stored, 0xff for one
+/// the object lacks (a data object has neither; a key's flags removed on
+/// disk then no longer match).
+pub(super) fn exposure_pair(attrs: &Attrs) -> [u8; 2] {
+    [CKA_SENSITIVE, CKA_EXTRACTABLE].map(|t| attrs.bool(t).map_or(0xff, u8::from))
+}
+
 impl Token {
+    /// Whether the CKA_SENSITIVE and CKA_EXTRACTABLE of key4.db object `id`
+    /// (given in `attrs`) are the ones written here.
+    pub(super) fn exposure(
+        &self,
+        meta: &dyn SdbRead,
+        keys: &KeyState,
+        id: ObjectId,
+        attrs: &Attrs,
+    ) -> Result<Exposure> {
+        // The legacy format keeps no records: its flags are all there is.
+        if !self.key.keeps_integrity_records() {
+            return Ok(Exposure::Recorded);
+        }
+        let name = keydb::sig_name(DbKind::Key, id, CKA_SENSITIVE);
+        let Some(record) = meta.get_metadata(&name)? else {
+            return Ok(Exposure::Unrecorded);
+        };
+        let pair = exposure_pair(attrs);
+        if keys
+            .verify(&record.item1, id, CKA_SENSITIVE, &pair)
+            .unwrap_or(false)
+        {
+            return Ok(Exposure::Recorded);
+        }
+        if let Some(answer) = self.stale_login_answer() {
+            return Err(answer);
+        }
+        let current = entry_fingerprint(meta.get_password_entry()?.as_ref())?;
+        if record.item2.as_deref() != Some(current.as_slice()) {
+            return Ok(Exposure::Unrecorded);
+        }
+        crate::log::line(format_args!(
+            "{}: object {id:#x} of key4.db: CKA_SENSITIVE/CKA_EXTRACTABLE do not match \
+             their integrity record (edited): the key is kept sensitive",
+            self.cfg.dir.display()
+        ));
+        Ok(Exposure::Forged)
+    }
+
+    /// `attrs` of key4.db object `id` with the flags they may be trusted
+    /// with: an edited pair reads as sensitive and unextractable.
+    pub(super) fn trusted_flags(
+        &self,
+        meta: &dyn SdbRead,
+        keys: &KeyState,
+        id: ObjectId,
+        attrs: &Attrs,
+    ) -> Result<Attrs> {
+        let mut trusted = attrs.clone();
+        if self.exposure(meta, keys, id, attrs)? == Exposure::Forged {
+            trusted.set_bool(CKA_SENSITIVE, true);
+            trusted.set_bool(CKA_EXTRACTABLE, false);
+        }
+        Ok(trusted)
+    }
+
     /// Verifies the record of one attribute; a missing or wrong record is an
     /// error, never silently accepted.
     #[allow(clippy::too_many_arguments)]
@@ -47,19 +144,28 @@ impl Token {
         }
     }
 
+    /// When another process changed the password, the keys this login holds
+    /// are stale: the token logs out, and the caller is to log in again.
+    fn stale_login_answer(&self) -> Option<Rv> {
+        if !self.login_is_stale() {
+            return None;
+        }
+        crate::log::line(format_args!(
+            "{}: the password was changed by another process; log in again",
+            self.cfg.dir.display()
+        ));
+        self.forget_stale_login();
+        Some(Rv::UserNotLoggedIn)
+    }
+
     /// What a value that fails to decrypt or to match its record means.
     /// When another process changed the password, the keys this login holds
     /// are stale: the token logs out and the caller is asked to log in again
     /// (CKR_USER_NOT_LOGGED_IN). Otherwise the value is tampered with or
     /// damaged (CKR_DEVICE_ERROR). The log says which.
     fn explain_failure(&self, db: DbKind, id: ObjectId, t: u64, what: &str) -> Rv {
-        if self.login_is_stale() {
-            crate::log::line(format_args!(
-                "{}: the password was changed by another process; log in again",
-                self.cfg.dir.display()
-            ));
-            self.forget_stale_login();
-            return Rv::UserNotLoggedIn;
+        if let Some(answer) = self.stale_login_answer() {
+            return answer;
         }
         crate::log::line(format_args!(
             "{}: object {id:#x} of {db:?}: attribute {t:#x} {what}",
@@ -127,6 +233,15 @@ impl Token {
                     };
                     if let Err(e) = checked {
                         report.failures.push((stored_handle(db, id), t, e));
+                    }
+                }
+                if db == DbKind::Key {
+                    let attrs = self.load_some(db, id, &[CKA_SENSITIVE, CKA_EXTRACTABLE])?;
+                    if self.exposure(&*self.key, &keys, id, &attrs)? == Exposure::Forged {
+                        let handle = stored_handle(db, id);
+                        report
+                            .failures
+                            .push((handle, CKA_SENSITIVE, Rv::DeviceError));
                     }
                 }
             }

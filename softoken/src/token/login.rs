@@ -10,7 +10,8 @@ use crate::object::attrs::Attrs;
 use crate::rv::{Result, Rv};
 use crate::storage::format;
 use crate::storage::keydb::{self, DbKind, KeyState, PASSWORD_CHECK};
-use crate::token::objects::{as_refs, put_records, stored_form};
+use crate::token::integrity::Exposure;
+use crate::token::objects::{as_refs, put_exposure_record, put_records, stored_form};
 use crate::token::{Access, Login, Token, LABEL_ROW, MAX_PIN_LEN, SO_PIN_CHECK, SO_PIN_ROW};
 
 impl Token {
@@ -217,6 +218,7 @@ impl Token {
         new_pin: &[u8],
     ) -> Result<()> {
         let new = KeyState::new(&old_entry.salt, new_pin);
+        let entry = new.password_entry(&old_entry.salt, PASSWORD_CHECK)?;
         let mut txn = self.key.begin()?;
         if txn.get_password_entry()?.as_ref() != Some(old_entry) {
             // Changed by another process since we read it.
@@ -225,17 +227,25 @@ impl Token {
         for id in txn.find(&[])?.next_batch(usize::MAX) {
             // The protected values, checked and in the caller's form.
             let mut protected = Attrs::new();
+            let mut flags = Attrs::new();
             for (t, v) in txn.read_object(id)? {
                 if format::is_encrypted(t) {
                     protected.set(t, self.decrypt_checked(&*txn, old, id, t, &v)?.to_vec());
                 } else if format::is_authenticated(t) {
                     self.check_record(&*txn, old, DbKind::Key, id, t, id, &v)?;
                     protected.set(t, format::from_disk(t, v));
+                } else if t == CKA_SENSITIVE || t == CKA_EXTRACTABLE {
+                    flags.set(t, format::from_disk(t, v));
                 }
             }
             let stored = stored_form(DbKind::Key, Some(&new), &protected)?;
             txn.set_attributes(id, &as_refs(&stored))?;
             put_records(&mut *txn, &new, DbKind::Key, id, &protected)?;
+            // The flags' record is signed anew only where it held: an edited
+            // pair stays unproven, a pair NSS wrote stays unrecorded.
+            if self.exposure(&*txn, old, id, &flags)? == Exposure::Recorded {
+                put_exposure_record(&mut *txn, &new, Some(&entry), id, &flags)?;
+            }
         }
         for id in self.cert.find(&[])?.next_batch(usize::MAX) {
             let mut protected = Attrs::new();
@@ -247,7 +257,6 @@ impl Token {
             }
             put_records(&mut *txn, &new, DbKind::Cert, id, &protected)?;
         }
-        let entry = new.password_entry(&old_entry.salt, PASSWORD_CHECK)?;
         txn.put_password_entry(&entry)?;
         txn.commit()?;
         let mut login = self.login.write();

@@ -41,7 +41,12 @@ impl Token {
     /// Some attributes of a stored object, with those its policy and
     /// visibility depend on, without reading its whole row (NSS's schema has
     /// a column per attribute type).
-    fn load_some(&self, db: DbKind, id: ObjectId, types: &[CK_ATTRIBUTE_TYPE]) -> Result<Attrs> {
+    pub(super) fn load_some(
+        &self,
+        db: DbKind,
+        id: ObjectId,
+        types: &[CK_ATTRIBUTE_TYPE],
+    ) -> Result<Attrs> {
         const DECIDING: [CK_ATTRIBUTE_TYPE; 6] = [
             CKA_CLASS,
             CKA_KEY_TYPE,
@@ -213,6 +218,8 @@ impl Token {
                 let id = key_txn.create_object(&as_refs(&stored))?;
                 if let Some(k) = &keys {
                     put_records(&mut *key_txn, k, db, id, obj)?;
+                    let entry = key_txn.get_password_entry()?;
+                    put_exposure_record(&mut *key_txn, k, entry.as_ref(), id, obj)?;
                 }
                 key_txn.commit()?;
                 Ok(id)
@@ -227,13 +234,29 @@ impl Token {
         }
     }
 
+    /// C_WrapKey's check of a stored key's flags: a pair edited on disk
+    /// never lets a key out (integrity::Exposure).
+    pub fn check_wrappable(&self, h: CK_OBJECT_HANDLE) -> Result<()> {
+        if let (ObjRef::Stored(DbKind::Key, id), Some(keys)) = (resolve(h)?, self.keys()) {
+            let flags = self.load_some(DbKind::Key, id, &[CKA_SENSITIVE, CKA_EXTRACTABLE])?;
+            if self.exposure(&*self.key, &keys, id, &flags)? == super::integrity::Exposure::Forged {
+                return Err(Rv::KeyUnextractable);
+            }
+        }
+        Ok(())
+    }
+
     pub fn copy_object(
         &self,
         acc: Access,
         h: CK_OBJECT_HANDLE,
         template: Attrs,
     ) -> Result<CK_OBJECT_HANDLE> {
-        let mut attrs = Arc::unwrap_or_clone(self.full_attrs(resolve(h)?, None)?);
+        let r = resolve(h)?;
+        let mut attrs = Arc::unwrap_or_clone(self.full_attrs(r, None)?);
+        if let (ObjRef::Stored(DbKind::Key, id), Some(keys)) = (r, self.keys()) {
+            attrs = self.trusted_flags(&*self.key, &keys, id, &attrs)?;
+        }
         if attrs.bool(CKA_COPYABLE) == Some(false) {
             return Err(Rv::ActionProhibited);
         }
@@ -313,6 +336,9 @@ impl Token {
         let policy = Policy::of(&attrs);
         let hidden = object::hides_sensitive(&attrs);
         let keys = self.keys();
+        // Whether a stored key's private values may be revealed, decided
+        // once, when one is asked for (integrity::Exposure).
+        let mut exposure = None;
         let mut out = Vec::with_capacity(types.len());
         for &t in types {
             let Some(v) = attrs.get(t) else {
@@ -325,6 +351,15 @@ impl Token {
             }
             let value = match (r, &keys) {
                 (ObjRef::Stored(DbKind::Key, id), Some(k)) if format::is_encrypted(t) => {
+                    if exposure.is_none() {
+                        let flags =
+                            self.load_some(DbKind::Key, id, &[CKA_SENSITIVE, CKA_EXTRACTABLE])?;
+                        exposure = Some(self.exposure(&*self.key, k, id, &flags)?);
+                    }
+                    if exposure != Some(super::integrity::Exposure::Recorded) {
+                        out.push(AttrRead::Sensitive);
+                        continue;
+                    }
                     self.decrypt_checked(&*self.key, k, id, t, v)?
                 }
                 // Encrypted and no key to open it with.
@@ -371,18 +406,36 @@ impl Token {
                 if !acc.rw {
                     return Err(Rv::SessionReadOnly);
                 }
-                self.store_changes(db, id, &template)
+                self.store_changes(db, id, &current, &template)
             }
         }
     }
 
-    fn store_changes(&self, db: DbKind, id: ObjectId, template: &Attrs) -> Result<()> {
+    fn store_changes(
+        &self,
+        db: DbKind,
+        id: ObjectId,
+        current: &Attrs,
+        template: &Attrs,
+    ) -> Result<()> {
         match db {
             DbKind::Key => {
                 let (mut key_txn, keys) = self.begin_write(db, template)?;
                 let stored = stored_form(db, keys.as_deref(), template)?;
                 if let Some(k) = &keys {
+                    // A change of either flag signs the pair anew: the other
+                    // as it may be trusted, never as an edit left it.
                     put_records(&mut *key_txn, k, db, id, template)?;
+                    if template.contains(CKA_SENSITIVE) || template.contains(CKA_EXTRACTABLE) {
+                        let mut flags = self.trusted_flags(&*key_txn, k, id, current)?;
+                        for t in [CKA_SENSITIVE, CKA_EXTRACTABLE] {
+                            if let Some(v) = template.get(t) {
+                                flags.set(t, v.to_vec());
+                            }
+                        }
+                        let entry = key_txn.get_password_entry()?;
+                        put_exposure_record(&mut *key_txn, k, entry.as_ref(), id, &flags)?;
+                    }
                 }
                 key_txn.set_attributes(id, &as_refs(&stored))?;
                 Ok(key_txn.commit()?)
@@ -561,9 +614,11 @@ impl Token {
 /// Whether writing these values to `db` needs the key: private values to
 /// encrypt, records to sign.
 fn needs_keys(db: DbKind, attrs: &Attrs) -> bool {
-    attrs
-        .types()
-        .any(|t| format::is_authenticated(t) || (db == DbKind::Key && format::is_encrypted(t)))
+    attrs.types().any(|t| {
+        format::is_authenticated(t)
+            || (db == DbKind::Key
+                && (format::is_encrypted(t) || t == CKA_SENSITIVE || t == CKA_EXTRACTABLE))
+    })
 }
 
 pub(super) type KeyWrite<'a> = (Box<dyn Transaction + 'a>, Option<Arc<KeyState>>);
@@ -608,6 +663,25 @@ pub(super) fn put_records(
         };
         txn.put_metadata(&keydb::sig_name(db, id, t), &record, None)?;
     }
+    Ok(())
+}
+
+/// Writes the record of a key4.db object's CKA_SENSITIVE and
+/// CKA_EXTRACTABLE as `attrs` has them (integrity::Exposure), made under
+/// the password entry `entry` (the transaction's, unless it writes a new
+/// one).
+pub(super) fn put_exposure_record(
+    txn: &mut dyn Transaction,
+    keys: &KeyState,
+    entry: Option<&sdb::PasswordEntry>,
+    id: ObjectId,
+    attrs: &Attrs,
+) -> Result<()> {
+    let pair = super::integrity::exposure_pair(attrs);
+    let record = keys.sign(id, CKA_SENSITIVE, &pair)?;
+    let made_under = super::integrity::entry_fingerprint(entry)?;
+    let name = keydb::sig_name(DbKind::Key, id, CKA_SENSITIVE);
+    txn.put_metadata(&name, &record, Some(&made_under))?;
     Ok(())
 }
 
