@@ -65,6 +65,7 @@ impl EcKey {
     /// A private key from its scalar (big-endian); the public point is
     /// computed from it.
     pub fn from_private(curve: Curve, scalar: &[u8]) -> Result<EcKey> {
+        crate::engine::secret::mark_stack();
         if scalar.is_empty() || scalar.len() > curve.field_len() {
             return Err(Rv::KeyTypeInconsistent);
         }
@@ -131,6 +132,7 @@ impl EcKey {
 
     /// Signs a digest: r || s, each the curve's field length.
     pub fn sign_digest(&self, digest: &[u8]) -> Result<Vec<u8>> {
+        crate::engine::secret::mark_stack();
         // SAFETY: valid digest buffer; a private key (sign fails cleanly otherwise).
         let sig = Owned::new(
             unsafe { sys::ECDSA_do_sign(digest.as_ptr(), digest.len(), self.key.ptr.as_ptr()) },

@@ -96,6 +96,7 @@ impl RsaKey {
 
     /// A private key with its CRT components, checked for consistency.
     pub fn from_private(parts: &RsaParts) -> Result<RsaKey> {
+        crate::engine::secret::mark_stack();
         let key = RsaKey::empty()?;
         key.set_key(
             &parts.modulus,
@@ -136,6 +137,7 @@ impl RsaKey {
 
     /// A new key of `bits` bits with the public exponent `e`.
     pub fn generate(bits: usize, e: &[u8]) -> Result<RsaParts> {
+        crate::engine::secret::mark_stack();
         let key = RsaKey::empty()?;
         // SAFETY: a new BIGNUM, freed by Owned.
         let e = Owned::new(bn(e), sys::BN_free)?;
@@ -178,6 +180,7 @@ impl RsaKey {
     /// The private-key operation with PKCS#1 v1.5 type 1 padding (or none,
     /// for the raw X.509 mechanism, whose input is zero-extended).
     pub fn sign_raw(&self, input: &[u8], padding: RawPadding) -> Result<Vec<u8>> {
+        crate::engine::secret::mark_stack();
         let k = self.size();
         let (input, padding) = if padding == RawPadding::Pkcs1 {
             if input.len() + 11 > k {
@@ -273,6 +276,7 @@ impl RsaKey {
         mgf: Hash,
         salt_len: usize,
     ) -> Result<Vec<u8>> {
+        crate::engine::secret::mark_stack();
         if digest.len() != hash.output_len() {
             return Err(Rv::DataLenRange);
         }
@@ -444,6 +448,7 @@ impl RsaKey {
     }
 
     pub fn decrypt(&self, input: &[u8], padding: &RsaPadding) -> Result<Zeroizing<Vec<u8>>> {
+        crate::engine::secret::mark_stack();
         let k = self.size();
         if input.len() != k {
             return Err(Rv::EncryptedDataLenRange);

@@ -47,3 +47,39 @@ impl Drop for SecretVec {
         }
     }
 }
+
+thread_local! {
+    /// Whether this thread's stack may hold private key material left by
+    /// the engine since it was last wiped.
+    static STACK_HOLDS_SECRETS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// How much of the stack below the C boundary a wipe covers: the deepest
+/// private-key operation (aws-lc's ECDSA and RSA with their callers here)
+/// stays well inside it.
+const STACK_WIPE_BYTES: usize = 32 * 1024;
+
+/// Notes that private key material went through this thread's stack: aws-lc
+/// keeps scalars and intermediate values in stack buffers it does not wipe,
+/// and moves of secret values leave copies in our own frames.
+pub fn mark_stack() {
+    STACK_HOLDS_SECRETS.with(|marked| marked.set(true));
+}
+
+/// Wipes the stack below the caller's frame when it was marked: called by
+/// the C boundary as each call returns, so that the frames the call used
+/// (the operation's, aws-lc's) are overwritten before the caller goes on.
+/// Only calls that used private keys pay for it.
+pub fn wipe_stack_if_marked() {
+    if STACK_HOLDS_SECRETS.with(|marked| marked.replace(false)) {
+        wipe_stack();
+    }
+}
+
+#[inline(never)]
+fn wipe_stack() {
+    let mut area = [0u8; STACK_WIPE_BYTES];
+    // The zeros must be written: the optimiser may not see that nothing
+    // reads them.
+    std::hint::black_box(&mut area);
+}

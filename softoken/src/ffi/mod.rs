@@ -133,6 +133,8 @@ pub unsafe extern "C" fn C_Finalize(pReserved: CK_VOID_PTR) -> CK_RV {
         if !pReserved.is_null() {
             return Err(Rv::ArgumentsBad);
         }
+        // Keys go with the module: so does what this thread's stack holds.
+        crate::engine::secret::mark_stack();
         module::finalize()
     })
 }
@@ -348,11 +350,13 @@ pub unsafe extern "C" fn C_OpenSession(
 
 #[no_mangle]
 pub unsafe extern "C" fn C_CloseSession(hSession: CK_SESSION_HANDLE) -> CK_RV {
+    crate::engine::secret::mark_stack();
     with_module(|m| m.close_session(hSession))
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn C_CloseAllSessions(slotID: CK_SLOT_ID) -> CK_RV {
+    crate::engine::secret::mark_stack();
     with_module(|m| m.close_all_sessions(slotID))
 }
 
@@ -458,6 +462,8 @@ pub unsafe extern "C" fn C_LoginUser(
 
 #[no_mangle]
 pub unsafe extern "C" fn C_Logout(hSession: CK_SESSION_HANDLE) -> CK_RV {
+    // The keys go at logout: so does what this thread's stack holds.
+    crate::engine::secret::mark_stack();
     with_module(|m| m.logout(hSession))
 }
 

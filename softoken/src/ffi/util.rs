@@ -14,11 +14,15 @@ use crate::rv::{Result, Rv};
 /// CKR_GENERAL_ERROR (never an abort that would take the client down), an
 /// error becomes its CK_RV.
 pub fn boundary(f: impl FnOnce() -> Result<()>) -> CK_RV {
-    match catch_unwind(AssertUnwindSafe(f)) {
+    let rv = match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(())) => CKR_OK,
         Ok(Err(rv)) => rv.code(),
         Err(_) => CKR_GENERAL_ERROR,
-    }
+    };
+    // What a private-key operation left on the stack goes before the
+    // caller has it back.
+    crate::engine::secret::wipe_stack_if_marked();
+    rv
 }
 
 /// Like `boundary`, for calls that need the initialised module; holds the

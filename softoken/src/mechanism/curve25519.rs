@@ -69,6 +69,7 @@ pub fn generate(
     key_type: CK_KEY_TYPE,
     public_template: &Attrs,
 ) -> Result<(Generated, Generated)> {
+    crate::engine::secret::mark_stack();
     let params = public_template
         .get(CKA_EC_PARAMS)
         .ok_or(Rv::TemplateIncomplete)?;
@@ -146,6 +147,7 @@ impl SignOp for EddsaSign {
         64
     }
     fn sign(&mut self) -> Result<Vec<u8>> {
+        crate::engine::secret::mark_stack();
         Ok(self.pair.sign(&self.message).as_ref().to_vec())
     }
 }
@@ -171,6 +173,7 @@ impl VerifyOp for EddsaVerify {
 }
 
 pub fn sign_op(arg: &MechanismArg, key: &Attrs) -> Result<Box<dyn SignOp>> {
+    crate::engine::secret::mark_stack();
     check_eddsa_params(arg)?;
     require_key(
         key,
@@ -204,6 +207,7 @@ pub fn verify_op(arg: &MechanismArg, key: &Attrs) -> Result<Box<dyn VerifyOp>> {
 /// The X25519 shared secret of a Montgomery private key and a peer's
 /// public key (CKM_ECDH1_DERIVE's raw secret).
 pub fn x25519_secret(base: &Attrs, peer: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+    crate::engine::secret::mark_stack();
     require_key(
         base,
         CKO_PRIVATE_KEY,

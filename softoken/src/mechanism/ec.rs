@@ -49,6 +49,7 @@ pub fn generate(
     mechanism: CK_MECHANISM_TYPE,
     public_template: &Attrs,
 ) -> Result<(Generated, Generated)> {
+    crate::engine::secret::mark_stack();
     let params = public_template
         .get(CKA_EC_PARAMS)
         .ok_or(Rv::TemplateIncomplete)?;
@@ -202,6 +203,7 @@ pub fn derive(
 
 /// The ECDH shared secret of a NIST-curve private key and a peer's point.
 fn nist_secret(base: &Attrs, public_data: &[u8]) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+    crate::engine::secret::mark_stack();
     use aws_lc_rs::agreement;
 
     let curve = checked_curve(base, CKO_PRIVATE_KEY, CKA_DERIVE)?;

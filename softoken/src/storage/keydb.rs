@@ -95,6 +95,7 @@ impl std::fmt::Debug for KeyState {
 
 impl KeyState {
     pub fn new(global_salt: &[u8], password: &[u8]) -> KeyState {
+        crate::engine::secret::mark_stack();
         KeyState {
             master: pbe::master_key(global_salt, password),
             empty_password: password.is_empty(),
