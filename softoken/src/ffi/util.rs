@@ -149,6 +149,15 @@ pub unsafe fn mechanism(p: CK_MECHANISM_PTR) -> Result<crate::mechanism::param::
         CKM_RSA_PKCS_OAEP => vec![unsafe { oaep_label(param)? }],
         // SAFETY: an ECDH parameter is a CK_ECDH1_DERIVE_PARAMS.
         CKM_ECDH1_DERIVE | CKM_ECDH1_COFACTOR_DERIVE => unsafe { ecdh_data(param)? },
+        CKM_CONCATENATE_BASE_AND_DATA
+        | CKM_CONCATENATE_DATA_AND_BASE
+        | CKM_XOR_BASE_AND_DATA
+        | CKM_AES_ECB_ENCRYPT_DATA => {
+            // SAFETY: each is a CK_KEY_DERIVATION_STRING_DATA.
+            vec![unsafe { string_data(param, 0)? }]
+        }
+        // SAFETY: a CK_AES_CBC_ENCRYPT_DATA_PARAMS: the IV, then the data.
+        CKM_AES_CBC_ENCRYPT_DATA => vec![unsafe { string_data(param, 16)? }],
         _ => Vec::new(),
     };
     let kdf = match m.mechanism {
@@ -167,6 +176,25 @@ pub unsafe fn mechanism(p: CK_MECHANISM_PTR) -> Result<crate::mechanism::param::
         pointed,
         kdf,
     })
+}
+
+/// The data of a derivation parameter whose structure ends in a pointer
+/// and a length, at byte `offset` (CK_KEY_DERIVATION_STRING_DATA: 0;
+/// CK_AES_CBC_ENCRYPT_DATA_PARAMS: after its 16-byte IV).
+///
+/// # Safety
+/// `param` holds the caller's structure, whose pointer is valid.
+unsafe fn string_data(param: &[u8], offset: usize) -> Result<Vec<u8>> {
+    const UL: usize = std::mem::size_of::<CK_ULONG>();
+    let fields = param.get(offset..).ok_or(Rv::MechanismParamInvalid)?;
+    if fields.len() != 2 * UL {
+        return Err(Rv::MechanismParamInvalid);
+    }
+    let w = |i| param_word(fields, i);
+    // SAFETY: the caller's data, of the length it gives.
+    Ok(unsafe { bytes(w(0)? as *const u8, w(1)?) }
+        .map_err(|_| Rv::MechanismParamInvalid)?
+        .to_vec())
 }
 
 /// CK_HKDF_PARAMS: bExtract and bExpand (bytes), then prfHashMechanism,

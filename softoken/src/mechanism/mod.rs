@@ -2,6 +2,7 @@
 //! CK_MECHANISM_INFO and the constructor of its operation.
 
 pub mod aes;
+pub mod combine;
 pub mod curve25519;
 pub mod digest;
 pub mod ec;
@@ -20,6 +21,7 @@ use zeroize::Zeroizing;
 
 use crate::cache::kept::KeptContexts;
 use crate::engine::Hash;
+use crate::mechanism::combine::Combination;
 use crate::mechanism::digest::DigestOp;
 use crate::mechanism::hash::HashRow;
 use crate::mechanism::mac::{MacAlg, MacLength, MAX_SECRET_LEN};
@@ -70,6 +72,8 @@ pub enum Operation {
     Pbkdf2,
     /// NIST SP 800-108 in counter mode.
     Sp800_108,
+    /// Derivation by combining keys and data, or by encrypting data.
+    Combine(crate::mechanism::combine::Combination),
 }
 
 pub struct Mechanism {
@@ -156,6 +160,16 @@ const fn ecdsa_mechanism(ty: CK_MECHANISM_TYPE, hash: Option<Hash>) -> Mechanism
         max_key_size: 521,
         flags: CKF_SIGN | CKF_VERIFY | EC_FLAGS,
         operation: Operation::Ecdsa { hash },
+    }
+}
+
+const fn combine_mechanism(ty: CK_MECHANISM_TYPE, how: Combination) -> Mechanism {
+    Mechanism {
+        ty,
+        min_key_size: 1,
+        max_key_size: MAX_SECRET_LEN,
+        flags: CKF_DERIVE,
+        operation: Operation::Combine(how),
     }
 }
 
@@ -402,6 +416,25 @@ static MECHANISMS: &[Mechanism] = &[
         operation: Operation::Hkdf,
     },
     key_gen_mechanism(CKM_HKDF_KEY_GEN, CKK_HKDF, 1, MAX_SECRET_LEN),
+    combine_mechanism(CKM_CONCATENATE_BASE_AND_KEY, Combination::BaseAndKey),
+    combine_mechanism(CKM_CONCATENATE_BASE_AND_DATA, Combination::BaseAndData),
+    combine_mechanism(CKM_CONCATENATE_DATA_AND_BASE, Combination::DataAndBase),
+    combine_mechanism(CKM_XOR_BASE_AND_DATA, Combination::XorBaseAndData),
+    combine_mechanism(CKM_EXTRACT_KEY_FROM_KEY, Combination::ExtractFromKey),
+    Mechanism {
+        ty: CKM_AES_ECB_ENCRYPT_DATA,
+        min_key_size: 16,
+        max_key_size: 32,
+        flags: CKF_DERIVE,
+        operation: Operation::Combine(Combination::AesEcbEncrypt),
+    },
+    Mechanism {
+        ty: CKM_AES_CBC_ENCRYPT_DATA,
+        min_key_size: 16,
+        max_key_size: 32,
+        flags: CKF_DERIVE,
+        operation: Operation::Combine(Combination::AesCbcEncrypt),
+    },
     Mechanism {
         ty: CKM_PKCS5_PBKD2,
         min_key_size: 1,
@@ -681,9 +714,19 @@ pub fn generate_key(arg: &MechanismArg, template: &Attrs) -> Result<Generated> {
 }
 
 /// A key derived from a base key (C_DeriveKey).
-pub fn derive_key(arg: &MechanismArg, base: &Attrs, template: &Attrs) -> Result<Generated> {
+/// C_DeriveKey's derivation; `other` is the second key some take (the
+/// one CKM_CONCATENATE_BASE_AND_KEY's parameter names).
+pub fn derive_key(
+    arg: &MechanismArg,
+    base: &Attrs,
+    other: Option<&Attrs>,
+    template: &Attrs,
+) -> Result<Generated> {
     let m = find(arg.ty)?;
     match m.operation {
+        Operation::Combine(how) => {
+            crate::mechanism::combine::derive(m.ty, how, arg, base, other, template)
+        }
         Operation::EcdhDerive => crate::mechanism::ec::derive(m.ty, arg, base, template),
         Operation::Sp800_108 => kdf::sp800_108(m.ty, prf_of(arg)?, arg, base, template),
         Operation::Hkdf => crate::mechanism::kdf::hkdf(m.ty, arg, base, template),

@@ -144,6 +144,18 @@ pub fn derive_key(
         }
     }
     let base = operation_key(session, token, base_key)?;
-    let derived = crate::mechanism::derive_key(&arg, &base, &template)?;
+    // CKM_CONCATENATE_BASE_AND_KEY's parameter is the other key's handle.
+    let other = match arg.ty {
+        CKM_CONCATENATE_BASE_AND_KEY => {
+            let h = crate::mechanism::param::param_word(&arg.param, 0)
+                .map_err(|_| Rv::MechanismParamInvalid)?;
+            if arg.param.len() != std::mem::size_of::<CK_OBJECT_HANDLE>() {
+                return Err(Rv::MechanismParamInvalid);
+            }
+            Some(operation_key(session, token, h)?)
+        }
+        _ => None,
+    };
+    let derived = crate::mechanism::derive_key(&arg, &base, other.as_deref(), &template)?;
     token.store_generated(acc, template, derived)
 }

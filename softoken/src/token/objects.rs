@@ -610,7 +610,6 @@ impl Token {
     }
 }
 
-/// A key4.db write transaction and the key its values need, if any.
 /// Whether writing these values to `db` needs the key: private values to
 /// encrypt, records to sign.
 fn needs_keys(db: DbKind, attrs: &Attrs) -> bool {
@@ -621,6 +620,7 @@ fn needs_keys(db: DbKind, attrs: &Attrs) -> bool {
     })
 }
 
+/// A key4.db write transaction and the key its values need, if any.
 pub(super) type KeyWrite<'a> = (Box<dyn Transaction + 'a>, Option<Arc<KeyState>>);
 
 /// The stored form of values: private key material of the key database

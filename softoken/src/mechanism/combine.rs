@@ -1,0 +1,191 @@
+//! Derivation by combining keys and data, and by encryption (PKCS#11 3.0
+//! §2.43 and the AES section): CKM_CONCATENATE_BASE_AND_KEY,
+//! CKM_CONCATENATE_BASE_AND_DATA, CKM_CONCATENATE_DATA_AND_BASE,
+//! CKM_XOR_BASE_AND_DATA, CKM_EXTRACT_KEY_FROM_KEY, CKM_AES_ECB_ENCRYPT_DATA
+//! and CKM_AES_CBC_ENCRYPT_DATA, as NSS offers them.
+//!
+//! The combinations hand out the base key's bits: the derived key is
+//! sensitive when a source is, and unextractable when a source is (as NSS
+//! forces), so a derivation cannot take a key out of the token.
+
+use pkcs11_sys::*;
+use zeroize::Zeroizing;
+
+use crate::mechanism::op::{require_key, KeyTypes};
+use crate::mechanism::param::{param_word, MechanismArg};
+use crate::object::attrs::Attrs;
+use crate::object::{Generated, Origin};
+use crate::rv::{Result, Rv};
+
+/// How a derivation makes the new key's bits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Combination {
+    /// The base key's value, then another key's.
+    BaseAndKey,
+    /// The base key's value, then the parameter's data.
+    BaseAndData,
+    /// The parameter's data, then the base key's value.
+    DataAndBase,
+    /// The base key's value XOR the data, as long as the shorter.
+    XorBaseAndData,
+    /// Bits of the base key from the parameter's bit index on, wrapping.
+    ExtractFromKey,
+    /// AES-ECB of the data under the base key.
+    AesEcbEncrypt,
+    /// AES-CBC of the data under the base key, from the parameter's IV.
+    AesCbcEncrypt,
+}
+
+/// A secret key's value, with the key allowed to derive.
+fn secret_value(key: &Attrs) -> Result<&[u8]> {
+    require_key(key, CKO_SECRET_KEY, KeyTypes::Any, CKA_DERIVE)?;
+    key.get(CKA_VALUE).ok_or(Rv::KeyTypeInconsistent)
+}
+
+/// The new key's type: the template's, else a generic secret.
+fn key_type_of(template: &Attrs) -> Result<CK_KEY_TYPE> {
+    match template.get(CKA_KEY_TYPE) {
+        Some(_) => template
+            .ulong(CKA_KEY_TYPE)
+            .ok_or(Rv::AttributeValueInvalid),
+        None => Ok(CKK_GENERIC_SECRET),
+    }
+}
+
+/// The key's value: cut to CKA_VALUE_LEN when given (at most what was
+/// made); an AES key must have an AES key's length.
+fn fitted(
+    key_type: CK_KEY_TYPE,
+    template: &Attrs,
+    mut value: Zeroizing<Vec<u8>>,
+) -> Result<Zeroizing<Vec<u8>>> {
+    if template.contains(CKA_VALUE_LEN) {
+        let len = template
+            .ulong(CKA_VALUE_LEN)
+            .ok_or(Rv::AttributeValueInvalid)? as usize;
+        if len == 0 || len > value.len() {
+            return Err(Rv::TemplateInconsistent);
+        }
+        value.truncate(len);
+    }
+    if key_type == CKK_AES && ![16, 24, 32].contains(&value.len()) {
+        return Err(Rv::TemplateInconsistent);
+    }
+    Ok(value)
+}
+
+/// Derives a key by `how` from `base` (and `other`, for BaseAndKey).
+pub fn derive(
+    mechanism: CK_MECHANISM_TYPE,
+    how: Combination,
+    arg: &MechanismArg,
+    base: &Attrs,
+    other: Option<&Attrs>,
+    template: &Attrs,
+) -> Result<Generated> {
+    let base_value = secret_value(base)?;
+    let data = || {
+        arg.pointed
+            .first()
+            .map(Vec::as_slice)
+            .ok_or(Rv::MechanismParamInvalid)
+    };
+    let mut sources = vec![base];
+    let value: Zeroizing<Vec<u8>> = match how {
+        Combination::BaseAndKey => {
+            let other = other.ok_or(Rv::MechanismParamInvalid)?;
+            // The second key needs no usage attribute of its own (NSS asks
+            // none): only to be a secret key.
+            if other.ulong(CKA_CLASS) != Some(CKO_SECRET_KEY) {
+                return Err(Rv::KeyHandleInvalid);
+            }
+            let other_value = other.get(CKA_VALUE).ok_or(Rv::KeyHandleInvalid)?;
+            sources.push(other);
+            Zeroizing::new([base_value, other_value].concat())
+        }
+        Combination::BaseAndData => Zeroizing::new([base_value, data()?].concat()),
+        Combination::DataAndBase => Zeroizing::new([data()?, base_value].concat()),
+        Combination::XorBaseAndData => {
+            let data = data()?;
+            Zeroizing::new(base_value.iter().zip(data).map(|(k, d)| k ^ d).collect())
+        }
+        Combination::ExtractFromKey => {
+            let first = param_word(&arg.param, 0)? as usize;
+            let len = template
+                .ulong(CKA_VALUE_LEN)
+                .ok_or(Rv::TemplateIncomplete)? as usize;
+            let bits = base_value.len() * 8;
+            if len == 0 || len > base_value.len() || first >= bits {
+                return Err(Rv::TemplateInconsistent);
+            }
+            let bit = |i: usize| {
+                let at = (first + i) % bits;
+                (base_value[at / 8] >> (7 - at % 8)) & 1
+            };
+            Zeroizing::new(
+                (0..len)
+                    .map(|byte| (0..8).fold(0u8, |b, i| (b << 1) | bit(byte * 8 + i)))
+                    .collect(),
+            )
+        }
+        Combination::AesEcbEncrypt | Combination::AesCbcEncrypt => {
+            require_key(base, CKO_SECRET_KEY, KeyTypes::One(CKK_AES), CKA_DERIVE)?;
+            let data = data()?;
+            if data.is_empty() || data.len() % 16 != 0 {
+                return Err(Rv::MechanismParamInvalid);
+            }
+            let mut out = Zeroizing::new(vec![0u8; data.len()]);
+            if how == Combination::AesCbcEncrypt {
+                let mut iv: [u8; 16] = arg
+                    .param
+                    .get(..16)
+                    .and_then(|iv| iv.try_into().ok())
+                    .ok_or(Rv::MechanismParamInvalid)?;
+                crate::engine::aes_cbc_encrypt_into(base_value, &mut iv, data, false, &mut out)?;
+            } else {
+                // ECB: each block on its own (CBC of one block from a zero IV).
+                for (block, out) in data.chunks(16).zip(out.chunks_mut(16)) {
+                    crate::engine::aes_cbc_encrypt_into(
+                        base_value,
+                        &mut [0; 16],
+                        block,
+                        false,
+                        out,
+                    )?;
+                }
+            }
+            out
+        }
+    };
+    let key_type = key_type_of(template)?;
+    let value = fitted(key_type, template, value)?;
+    let mut values = Attrs::new();
+    values.set(CKA_VALUE, value.to_vec());
+    // The combinations reveal the sources' bits: the new key keeps them
+    // as protected as the most protected source.
+    if how != Combination::AesEcbEncrypt && how != Combination::AesCbcEncrypt {
+        if sources.iter().any(|k| k.bool(CKA_SENSITIVE) == Some(true)) {
+            values.set_bool(CKA_SENSITIVE, true);
+        }
+        if sources
+            .iter()
+            .any(|k| k.bool(CKA_EXTRACTABLE) == Some(false))
+        {
+            values.set_bool(CKA_EXTRACTABLE, false);
+        }
+    }
+    Ok(Generated {
+        class: CKO_SECRET_KEY,
+        key_type,
+        mechanism,
+        values,
+        origin: Origin::Derived {
+            always_sensitive: sources
+                .iter()
+                .all(|k| k.bool(CKA_ALWAYS_SENSITIVE).unwrap_or(false)),
+            never_extractable: sources
+                .iter()
+                .all(|k| k.bool(CKA_NEVER_EXTRACTABLE).unwrap_or(false)),
+        },
+    })
+}
