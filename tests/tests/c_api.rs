@@ -1202,7 +1202,10 @@ fn digest_known_answers() {
     let s = raw.open(slot, false).unwrap();
     let f = raw.f();
     for (mech, input, want) in [
-        (CKM_SHA_1, &b"abc"[..], "a9993e364706816aba3e25717850c26c9cd0d89d"),
+        // RFC 1321's test suite.
+        (CKM_MD5, &b"abc"[..], "900150983cd24fb0d6963f7d28e17f72"),
+        (CKM_MD5, b"", "d41d8cd98f00b204e9800998ecf8427e"),
+        (CKM_SHA_1, b"abc", "a9993e364706816aba3e25717850c26c9cd0d89d"),
         (CKM_SHA224, b"abc", "23097d223405d8228642a477bda255b32aadbce4bda0b3f7e36c9da7"),
         (CKM_SHA256, b"abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"),
         (CKM_SHA256, b"", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"),

@@ -67,7 +67,7 @@ fn hmac_known_answers() {
     let fx = setup();
     let k1 = fx.secret(CKK_GENERIC_SECRET, &[0x0b; 20], &[]);
     let jefe = fx.secret(CKK_GENERIC_SECRET, b"Jefe", &[]);
-    let cases: [(CK_MECHANISM_TYPE, CK_OBJECT_HANDLE, &[u8], &str); 5] = [
+    let cases: [(CK_MECHANISM_TYPE, CK_OBJECT_HANDLE, &[u8], &str); 6] = [
         (CKM_SHA256_HMAC, k1, b"Hi There", "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"),
         (
             CKM_SHA512_HMAC,
@@ -83,6 +83,8 @@ fn hmac_known_answers() {
         ),
         (CKM_SHA224_HMAC, jefe, b"what do ya want for nothing?", "a30e01098bc6dbbf45690f3a7e9e6d0f8bbea2a39e6148008fd05e44"),
         (CKM_SHA_1_HMAC, jefe, b"what do ya want for nothing?", "effcdf6ae5eb2fa2d27416d5f184df9c259a7c79"),
+        // RFC 2202's second HMAC-MD5 case.
+        (CKM_MD5_HMAC, jefe, b"what do ya want for nothing?", "750c783e6ab0b503eaa86e310a5db738"),
     ];
     for (ty, key, data, want) in cases {
         let mac = fx.sign(ty, vec![], key, data).unwrap();
@@ -130,6 +132,7 @@ fn hmac_known_answers() {
 fn each_hmac_takes_a_key_of_its_own_type() {
     let fx = setup();
     let pairs = [
+        (CKM_MD5_HMAC, CKK_MD5_HMAC, "5ccec34ea9656392457fa1ac27f08fbc"),
         (CKM_SHA_1_HMAC, CKK_SHA_1_HMAC, "b617318655057264e28bc0b6fb378c8ef146be00"),
         (CKM_SHA224_HMAC, CKK_SHA224_HMAC, "896fb1128abbdf196832107cd49df33f47b4b1169912ba4f53684b22"),
         (CKM_SHA256_HMAC, CKK_SHA256_HMAC, "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"),

@@ -105,6 +105,7 @@ fn pkcs1_signatures_with_every_hash_verify_in_openssl() {
         ..
     } = signing_pair();
     for (mech, digest) in [
+        (CKM_MD5_RSA_PKCS, "md5"),
         (CKM_SHA1_RSA_PKCS, "sha1"),
         (CKM_SHA224_RSA_PKCS, "sha224"),
         (CKM_SHA256_RSA_PKCS, "sha256"),

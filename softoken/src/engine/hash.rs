@@ -13,6 +13,8 @@ use crate::rv::{Result, Rv};
 /// PKCS#11 gives each hash are `mechanism::hash`'s table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Hash {
+    /// For old data only (verifying old signatures, NSS keeps it).
+    Md5,
     Sha1,
     Sha224,
     Sha256,
@@ -31,6 +33,7 @@ impl Hash {
         // SAFETY: these return pointers to static tables.
         unsafe {
             match self {
+                Hash::Md5 => sys::EVP_md5(),
                 Hash::Sha1 => sys::EVP_sha1(),
                 Hash::Sha224 => sys::EVP_sha224(),
                 Hash::Sha256 => sys::EVP_sha256(),
@@ -59,7 +62,7 @@ impl Hash {
             Hash::Sha3_256 => &digest::SHA3_256,
             Hash::Sha3_384 => &digest::SHA3_384,
             Hash::Sha3_512 => &digest::SHA3_512,
-            Hash::Sha512_224 | Hash::Sha3_224 => return None,
+            Hash::Md5 | Hash::Sha512_224 | Hash::Sha3_224 => return None,
         })
     }
 
@@ -103,6 +106,7 @@ impl Hash {
 
     pub fn output_len(self) -> usize {
         match self {
+            Hash::Md5 => 16,
             Hash::Sha1 => 20,
             Hash::Sha224 | Hash::Sha512_224 | Hash::Sha3_224 => 28,
             Hash::Sha256 | Hash::Sha512_256 | Hash::Sha3_256 => 32,

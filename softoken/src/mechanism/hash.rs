@@ -54,6 +54,22 @@ const fn nist_digest_info(arc: u8, len: u8) -> [u8; 19] {
     ]
 }
 
+pub const MD5: HashRow = HashRow {
+    hash: Hash::Md5,
+    digest: CKM_MD5,
+    hmac: CKM_MD5_HMAC,
+    hmac_general: CKM_MD5_HMAC_GENERAL,
+    hmac_key_type: CKK_MD5_HMAC,
+    mgf1: None,
+    ecdh_kdf: None,
+    pbkdf2_prf: None,
+    // OID 1.2.840.113549.2.5.
+    digest_info: &[
+        0x30, 0x20, 0x30, 0x0c, 0x06, 0x08, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x02, 0x05, 0x05,
+        0x00, 0x04, 0x10,
+    ],
+};
+
 pub const SHA1: HashRow = HashRow {
     hash: Hash::Sha1,
     digest: CKM_SHA_1,
@@ -181,6 +197,7 @@ pub const SHA3_512: HashRow = HashRow {
 };
 
 pub static HASHES: &[&HashRow] = &[
+    &MD5,
     &SHA1,
     &SHA224,
     &SHA256,

@@ -215,6 +215,7 @@ const fn rsa_mechanism(ty: CK_MECHANISM_TYPE, scheme: crate::mechanism::rsa::Sch
 }
 
 static MECHANISMS: &[Mechanism] = &[
+    digest_mechanism(&hash::MD5),
     digest_mechanism(&hash::SHA1),
     digest_mechanism(&hash::SHA224),
     digest_mechanism(&hash::SHA256),
@@ -226,6 +227,8 @@ static MECHANISMS: &[Mechanism] = &[
     digest_mechanism(&hash::SHA3_256),
     digest_mechanism(&hash::SHA3_384),
     digest_mechanism(&hash::SHA3_512),
+    hmac_mechanism(&hash::MD5),
+    hmac_general_mechanism(&hash::MD5),
     hmac_mechanism(&hash::SHA1),
     hmac_general_mechanism(&hash::SHA1),
     hmac_mechanism(&hash::SHA224),
@@ -302,6 +305,10 @@ static MECHANISMS: &[Mechanism] = &[
         operation: Operation::RsaKeyPairGen,
     },
     rsa_mechanism(CKM_RSA_PKCS, crate::mechanism::rsa::Scheme::Pkcs1(None)),
+    rsa_mechanism(
+        CKM_MD5_RSA_PKCS,
+        crate::mechanism::rsa::Scheme::Pkcs1(Some(&hash::MD5)),
+    ),
     rsa_mechanism(
         CKM_SHA1_RSA_PKCS,
         crate::mechanism::rsa::Scheme::Pkcs1(Some(&hash::SHA1)),
