@@ -91,6 +91,12 @@ impl Token {
         Ok(Exposure::Forged)
     }
 
+    /// The exposure of stored key4.db object `id`, its flags read here.
+    pub(super) fn stored_exposure(&self, keys: &KeyState, id: ObjectId) -> Result<Exposure> {
+        let flags = self.load_some(DbKind::Key, id, &[CKA_SENSITIVE, CKA_EXTRACTABLE])?;
+        self.exposure(&*self.key, keys, id, &flags)
+    }
+
     /// `attrs` of key4.db object `id` with the flags they may be trusted
     /// with: an edited pair reads as sensitive and unextractable.
     pub(super) fn trusted_flags(
@@ -235,14 +241,11 @@ impl Token {
                         report.failures.push((stored_handle(db, id), t, e));
                     }
                 }
-                if db == DbKind::Key {
-                    let attrs = self.load_some(db, id, &[CKA_SENSITIVE, CKA_EXTRACTABLE])?;
-                    if self.exposure(&*self.key, &keys, id, &attrs)? == Exposure::Forged {
-                        let handle = stored_handle(db, id);
-                        report
-                            .failures
-                            .push((handle, CKA_SENSITIVE, Rv::DeviceError));
-                    }
+                if db == DbKind::Key && self.stored_exposure(&keys, id)? == Exposure::Forged {
+                    let handle = stored_handle(db, id);
+                    report
+                        .failures
+                        .push((handle, CKA_SENSITIVE, Rv::DeviceError));
                 }
             }
             let prefix = match db {

@@ -281,8 +281,7 @@ impl Token {
     /// Whether the password entry this login unlocked is no longer the
     /// database's (another process changed the password).
     fn login_is_stale(&self) -> bool {
-        let held = self.login.read().entry.clone();
-        match (held, self.key.get_password_entry()) {
+        match (self.login_entry(), self.key.get_password_entry()) {
             (Some(held), Ok(current)) => current.as_ref() != Some(&held),
             _ => false,
         }
@@ -312,6 +311,12 @@ impl Token {
     /// lock was two shared atomic writes on every use of a private object.
     fn has_keys(&self) -> bool {
         self.keys_known.load(Ordering::Acquire)
+    }
+
+    /// The password entry this login unlocked: after `write_keys`, the one
+    /// of the open transaction.
+    fn login_entry(&self) -> Option<PasswordEntry> {
+        self.login.read().entry.clone()
     }
 
     /// The key for writing, checked against the password entry of the open

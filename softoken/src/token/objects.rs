@@ -218,7 +218,7 @@ impl Token {
                 let id = key_txn.create_object(&as_refs(&stored))?;
                 if let Some(k) = &keys {
                     put_records(&mut *key_txn, k, db, id, obj)?;
-                    let entry = key_txn.get_password_entry()?;
+                    let entry = self.login_entry();
                     put_exposure_record(&mut *key_txn, k, entry.as_ref(), id, obj)?;
                 }
                 key_txn.commit()?;
@@ -238,8 +238,7 @@ impl Token {
     /// never lets a key out (integrity::Exposure).
     pub fn check_wrappable(&self, h: CK_OBJECT_HANDLE) -> Result<()> {
         if let (ObjRef::Stored(DbKind::Key, id), Some(keys)) = (resolve(h)?, self.keys()) {
-            let flags = self.load_some(DbKind::Key, id, &[CKA_SENSITIVE, CKA_EXTRACTABLE])?;
-            if self.exposure(&*self.key, &keys, id, &flags)? == super::integrity::Exposure::Forged {
+            if self.stored_exposure(&keys, id)? == super::integrity::Exposure::Forged {
                 return Err(Rv::KeyUnextractable);
             }
         }
@@ -352,9 +351,7 @@ impl Token {
             let value = match (r, &keys) {
                 (ObjRef::Stored(DbKind::Key, id), Some(k)) if format::is_encrypted(t) => {
                     if exposure.is_none() {
-                        let flags =
-                            self.load_some(DbKind::Key, id, &[CKA_SENSITIVE, CKA_EXTRACTABLE])?;
-                        exposure = Some(self.exposure(&*self.key, k, id, &flags)?);
+                        exposure = Some(self.stored_exposure(k, id)?);
                     }
                     if exposure != Some(super::integrity::Exposure::Recorded) {
                         out.push(AttrRead::Sensitive);
@@ -433,7 +430,7 @@ impl Token {
                                 flags.set(t, v.to_vec());
                             }
                         }
-                        let entry = key_txn.get_password_entry()?;
+                        let entry = self.login_entry();
                         put_exposure_record(&mut *key_txn, k, entry.as_ref(), id, &flags)?;
                     }
                 }
