@@ -11,10 +11,11 @@
 use pkcs11_sys::*;
 use zeroize::Zeroizing;
 
+use crate::mechanism::kdf::{base_value, derived_origin, made, template_key_type, wanted_len};
 use crate::mechanism::op::{require_key, KeyTypes};
 use crate::mechanism::param::{param_word, MechanismArg};
 use crate::object::attrs::Attrs;
-use crate::object::{Generated, Origin};
+use crate::object::Generated;
 use crate::rv::{Result, Rv};
 
 /// How a derivation makes the new key's bits.
@@ -36,22 +37,6 @@ pub enum Combination {
     AesCbcEncrypt,
 }
 
-/// A secret key's value, with the key allowed to derive.
-fn secret_value(key: &Attrs) -> Result<&[u8]> {
-    require_key(key, CKO_SECRET_KEY, KeyTypes::Any, CKA_DERIVE)?;
-    key.get(CKA_VALUE).ok_or(Rv::KeyTypeInconsistent)
-}
-
-/// The new key's type: the template's, else a generic secret.
-fn key_type_of(template: &Attrs) -> Result<CK_KEY_TYPE> {
-    match template.get(CKA_KEY_TYPE) {
-        Some(_) => template
-            .ulong(CKA_KEY_TYPE)
-            .ok_or(Rv::AttributeValueInvalid),
-        None => Ok(CKK_GENERIC_SECRET),
-    }
-}
-
 /// The key's value: cut to CKA_VALUE_LEN when given (at most what was
 /// made); an AES key must have an AES key's length.
 fn fitted(
@@ -60,9 +45,7 @@ fn fitted(
     mut value: Zeroizing<Vec<u8>>,
 ) -> Result<Zeroizing<Vec<u8>>> {
     if template.contains(CKA_VALUE_LEN) {
-        let len = template
-            .ulong(CKA_VALUE_LEN)
-            .ok_or(Rv::AttributeValueInvalid)? as usize;
+        let len = wanted_len(template, None)?;
         if len == 0 || len > value.len() {
             return Err(Rv::TemplateInconsistent);
         }
@@ -83,7 +66,7 @@ pub fn derive(
     other: Option<&Attrs>,
     template: &Attrs,
 ) -> Result<Generated> {
-    let base_value = secret_value(base)?;
+    let base_value = base_value(base)?;
     let data = || {
         arg.pointed
             .first()
@@ -111,9 +94,7 @@ pub fn derive(
         }
         Combination::ExtractFromKey => {
             let first = param_word(&arg.param, 0)? as usize;
-            let len = template
-                .ulong(CKA_VALUE_LEN)
-                .ok_or(Rv::TemplateIncomplete)? as usize;
+            let len = wanted_len(template, None)?;
             let bits = base_value.len() * 8;
             if len == 0 || len > base_value.len() || first >= bits {
                 return Err(Rv::TemplateInconsistent);
@@ -157,35 +138,26 @@ pub fn derive(
             out
         }
     };
-    let key_type = key_type_of(template)?;
-    let value = fitted(key_type, template, value)?;
-    let mut values = Attrs::new();
-    values.set(CKA_VALUE, value.to_vec());
+    let value = fitted(template_key_type(template)?, template, value)?;
+    let mut derived = made(
+        mechanism,
+        template,
+        value.to_vec(),
+        derived_origin(&sources),
+        false,
+    )?;
     // The combinations reveal the sources' bits: the new key keeps them
     // as protected as the most protected source.
     if how != Combination::AesEcbEncrypt && how != Combination::AesCbcEncrypt {
         if sources.iter().any(|k| k.bool(CKA_SENSITIVE) == Some(true)) {
-            values.set_bool(CKA_SENSITIVE, true);
+            derived.values.set_bool(CKA_SENSITIVE, true);
         }
         if sources
             .iter()
             .any(|k| k.bool(CKA_EXTRACTABLE) == Some(false))
         {
-            values.set_bool(CKA_EXTRACTABLE, false);
+            derived.values.set_bool(CKA_EXTRACTABLE, false);
         }
     }
-    Ok(Generated {
-        class: CKO_SECRET_KEY,
-        key_type,
-        mechanism,
-        values,
-        origin: Origin::Derived {
-            always_sensitive: sources
-                .iter()
-                .all(|k| k.bool(CKA_ALWAYS_SENSITIVE).unwrap_or(false)),
-            never_extractable: sources
-                .iter()
-                .all(|k| k.bool(CKA_NEVER_EXTRACTABLE).unwrap_or(false)),
-        },
-    })
+    Ok(derived)
 }

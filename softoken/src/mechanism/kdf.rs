@@ -28,7 +28,7 @@ fn hmac_alg(prf: CK_MECHANISM_TYPE) -> Result<hmac::Algorithm> {
 }
 
 /// The length asked for by CKA_VALUE_LEN (required unless `default` is set).
-fn wanted_len(template: &Attrs, default: Option<usize>) -> Result<usize> {
+pub(super) fn wanted_len(template: &Attrs, default: Option<usize>) -> Result<usize> {
     match template.get(CKA_VALUE_LEN) {
         Some(_) => Ok(template
             .ulong(CKA_VALUE_LEN)
@@ -38,13 +38,23 @@ fn wanted_len(template: &Attrs, default: Option<usize>) -> Result<usize> {
 }
 
 /// The secret value of a base key allowed to derive.
-fn base_value(base: &Attrs) -> Result<&[u8]> {
+pub(super) fn base_value(base: &Attrs) -> Result<&[u8]> {
     require_key(base, CKO_SECRET_KEY, KeyTypes::Any, CKA_DERIVE)?;
     base.get(CKA_VALUE).ok_or(Rv::KeyTypeInconsistent)
 }
 
+/// A derived key's type: the template's, else a generic secret.
+pub(super) fn template_key_type(template: &Attrs) -> Result<CK_KEY_TYPE> {
+    match template.get(CKA_KEY_TYPE) {
+        Some(_) => template
+            .ulong(CKA_KEY_TYPE)
+            .ok_or(Rv::AttributeValueInvalid),
+        None => Ok(CKK_GENERIC_SECRET),
+    }
+}
+
 /// What a derivation made: the value and its class and key type.
-fn made(
+pub(super) fn made(
     mechanism: CK_MECHANISM_TYPE,
     template: &Attrs,
     value: Vec<u8>,
@@ -56,13 +66,7 @@ fn made(
     let (class, key_type) = if data_object {
         (CKO_DATA, 0)
     } else {
-        let key_type = match template.get(CKA_KEY_TYPE) {
-            Some(_) => template
-                .ulong(CKA_KEY_TYPE)
-                .ok_or(Rv::AttributeValueInvalid)?,
-            None => CKK_GENERIC_SECRET,
-        };
-        (CKO_SECRET_KEY, key_type)
+        (CKO_SECRET_KEY, template_key_type(template)?)
     };
     Ok(Generated {
         class,
@@ -73,10 +77,13 @@ fn made(
     })
 }
 
-fn derived_origin(base: &Attrs) -> Origin {
+/// The history a key derived from `sources` inherits: always sensitive,
+/// never extractable, only when every source was.
+pub(super) fn derived_origin(sources: &[&Attrs]) -> Origin {
+    let all = |t| sources.iter().all(|k| k.bool(t).unwrap_or(false));
     Origin::Derived {
-        always_sensitive: base.bool(CKA_ALWAYS_SENSITIVE).unwrap_or(false),
-        never_extractable: base.bool(CKA_NEVER_EXTRACTABLE).unwrap_or(false),
+        always_sensitive: all(CKA_ALWAYS_SENSITIVE),
+        never_extractable: all(CKA_NEVER_EXTRACTABLE),
     }
 }
 
@@ -143,7 +150,7 @@ pub fn hkdf(
         mechanism,
         template,
         value,
-        derived_origin(base),
+        derived_origin(&[base]),
         data_object,
     )
 }
@@ -260,7 +267,7 @@ pub fn sp800_108(
         mechanism,
         template,
         out.to_vec(),
-        derived_origin(base),
+        derived_origin(&[base]),
         false,
     )
 }

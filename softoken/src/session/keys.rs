@@ -147,11 +147,10 @@ pub fn derive_key(
     // CKM_CONCATENATE_BASE_AND_KEY's parameter is the other key's handle.
     let other = match arg.ty {
         CKM_CONCATENATE_BASE_AND_KEY => {
-            let h = crate::mechanism::param::param_word(&arg.param, 0)
-                .map_err(|_| Rv::MechanismParamInvalid)?;
             if arg.param.len() != std::mem::size_of::<CK_OBJECT_HANDLE>() {
                 return Err(Rv::MechanismParamInvalid);
             }
+            let h = crate::mechanism::param::param_word(&arg.param, 0)?;
             Some(operation_key(session, token, h)?)
         }
         _ => None,
