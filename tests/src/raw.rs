@@ -394,15 +394,33 @@ impl Raw {
         &self,
         s: CK_SESSION_HANDLE,
         ty: CK_MECHANISM_TYPE,
-        mut param: Vec<u8>,
+        param: Vec<u8>,
         key: CK_OBJECT_HANDLE,
         data: &[u8],
     ) -> Result<Vec<u8>, CK_RV> {
-        let f = self.f();
+        check(self.sign_init(s, ty, param, key))?;
+        self.sign_data(s, data)
+    }
+
+    /// C_SignInit alone.
+    pub fn sign_init(
+        &self,
+        s: CK_SESSION_HANDLE,
+        ty: CK_MECHANISM_TYPE,
+        mut param: Vec<u8>,
+        key: CK_OBJECT_HANDLE,
+    ) -> CK_RV {
         let mut m = mechanism(ty, &mut param);
-        // SAFETY: valid mechanism, buffers and lengths.
+        // SAFETY: a valid mechanism.
+        unsafe { (self.f().C_SignInit.expect("fn"))(s, &mut m, key) }
+    }
+
+    /// A single-part C_Sign of the operation under way, with a length
+    /// query first.
+    pub fn sign_data(&self, s: CK_SESSION_HANDLE, data: &[u8]) -> Result<Vec<u8>, CK_RV> {
+        let f = self.f();
+        // SAFETY: valid buffers and lengths.
         unsafe {
-            check((f.C_SignInit.expect("fn"))(s, &mut m, key))?;
             let mut len = 0;
             let data_ptr = data.as_ptr() as *mut u8;
             check((f.C_Sign.expect("fn"))(

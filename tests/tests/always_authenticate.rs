@@ -32,30 +32,7 @@ fn ec_pair(raw: &Raw, s: CK_SESSION_HANDLE, always: bool) -> (CK_OBJECT_HANDLE, 
 }
 
 fn sign_init(raw: &Raw, s: CK_SESSION_HANDLE, key: CK_OBJECT_HANDLE) -> CK_RV {
-    let mut m = mechanism(CKM_ECDSA_SHA256, &mut []);
-    // SAFETY: a valid mechanism.
-    unsafe { (raw.f().C_SignInit.unwrap())(s, &mut m, key) }
-}
-
-/// C_Sign with a length query first.
-fn sign(raw: &Raw, s: CK_SESSION_HANDLE, data: &[u8]) -> Result<Vec<u8>, CK_RV> {
-    let f = raw.f().C_Sign.unwrap();
-    let d = (data.as_ptr() as *mut u8, data.len() as CK_ULONG);
-    let mut len = 0;
-    // SAFETY: valid buffers and lengths.
-    unsafe {
-        let rv = f(s, d.0, d.1, std::ptr::null_mut(), &mut len);
-        if rv != CKR_OK {
-            return Err(rv);
-        }
-        let mut out = vec![0u8; len as usize];
-        let rv = f(s, d.0, d.1, out.as_mut_ptr(), &mut len);
-        if rv != CKR_OK {
-            return Err(rv);
-        }
-        out.truncate(len as usize);
-        Ok(out)
-    }
+    raw.sign_init(s, CKM_ECDSA_SHA256, vec![], key)
 }
 
 fn context_login(raw: &Raw, s: CK_SESSION_HANDLE, pin: &str) -> CK_RV {
@@ -71,8 +48,8 @@ fn an_always_authenticate_key_signs_only_after_a_context_login_each_time() {
 
     // Without the login the signature is refused, and the operation ends.
     assert_eq!(sign_init(&raw, s, private), CKR_OK);
-    assert_eq!(sign(&raw, s, data), Err(CKR_USER_NOT_LOGGED_IN));
-    assert_eq!(sign(&raw, s, data), Err(CKR_OPERATION_NOT_INITIALIZED));
+    assert_eq!(raw.sign_data(s, data), Err(CKR_USER_NOT_LOGGED_IN));
+    assert_eq!(raw.sign_data(s, data), Err(CKR_OPERATION_NOT_INITIALIZED));
 
     // A wrong PIN leaves the operation waiting; the right one lets it run.
     assert_eq!(sign_init(&raw, s, private), CKR_OK);
@@ -80,7 +57,7 @@ fn an_always_authenticate_key_signs_only_after_a_context_login_each_time() {
     let flags = raw.token_info(raw.slots()[0]).flags;
     assert_ne!(flags & CKF_USER_PIN_COUNT_LOW, 0);
     assert_eq!(context_login(&raw, s, PIN), CKR_OK);
-    let signature = sign(&raw, s, data).unwrap();
+    let signature = raw.sign_data(s, data).unwrap();
     assert_eq!(
         raw.verify(s, CKM_ECDSA_SHA256, vec![], public, data, &signature),
         CKR_OK
@@ -88,7 +65,7 @@ fn an_always_authenticate_key_signs_only_after_a_context_login_each_time() {
 
     // One login, one signature: the next operation waits for its own.
     assert_eq!(sign_init(&raw, s, private), CKR_OK);
-    assert_eq!(sign(&raw, s, data), Err(CKR_USER_NOT_LOGGED_IN));
+    assert_eq!(raw.sign_data(s, data), Err(CKR_USER_NOT_LOGGED_IN));
 
     // In parts: every call of a waiting operation is refused, and ends it.
     let f = raw.f();
@@ -125,9 +102,9 @@ fn an_always_authenticate_key_signs_only_after_a_context_login_each_time() {
     assert_eq!(sign_init(&raw, s, private), CKR_OK);
     assert_eq!(context_login(&raw, s, PIN), CKR_OK);
     assert_eq!(context_login(&raw, s, PIN), CKR_OPERATION_NOT_INITIALIZED);
-    sign(&raw, s, data).unwrap();
+    raw.sign_data(s, data).unwrap();
     assert_eq!(sign_init(&raw, s, private), CKR_OK);
-    assert_eq!(sign(&raw, s, data), Err(CKR_USER_NOT_LOGGED_IN));
+    assert_eq!(raw.sign_data(s, data), Err(CKR_USER_NOT_LOGGED_IN));
 }
 
 #[test]
@@ -139,7 +116,7 @@ fn a_context_login_needs_a_waiting_use_and_a_logged_in_user() {
     let (_, ordinary) = ec_pair(&raw, s, false);
     assert_eq!(sign_init(&raw, s, ordinary), CKR_OK);
     assert_eq!(context_login(&raw, s, PIN), CKR_OPERATION_NOT_INITIALIZED);
-    sign(&raw, s, b"data").unwrap();
+    raw.sign_data(s, b"data").unwrap();
     // Verification is not governed by the attribute.
     let (public, private) = ec_pair(&raw, s, true);
     let mut m = mechanism(CKM_ECDSA_SHA256, &mut []);

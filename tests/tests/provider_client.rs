@@ -9,7 +9,7 @@
 //! CKA_ALWAYS_AUTHENTICATE, NSS ignores it) the client accepts both.
 
 use pkcs11_sys::*;
-use softoken_tests::raw::{hkdf_param, mechanism, ul, Raw, FALSE, TRUE};
+use softoken_tests::raw::{hkdf_param, ul, Raw, FALSE, TRUE};
 use softoken_tests::*;
 
 const NSS_SOFTOKEN: &str = "/usr/lib/x86_64-linux-gnu/libsoftokn3.so";
@@ -60,25 +60,8 @@ fn secret(token: bool, private: Option<bool>) -> Vec<(CK_ATTRIBUTE_TYPE, Vec<u8>
     t
 }
 
-/// C_Sign of a 32-byte hash (after C_SignInit): the signature's length.
-fn sign(raw: &Raw, s: CK_SESSION_HANDLE) -> Result<usize, CK_RV> {
-    let f = raw.f();
-    let mut hash = [7u8; 32];
-    let mut sig = [0u8; 64];
-    let mut len = sig.len() as CK_ULONG;
-    // SAFETY: valid mechanism, buffers and lengths.
-    let rv = unsafe { (f.C_Sign.unwrap())(s, hash.as_mut_ptr(), 32, sig.as_mut_ptr(), &mut len) };
-    if rv != CKR_OK {
-        return Err(rv);
-    }
-    Ok(len as usize)
-}
-
-fn sign_init(raw: &Raw, s: CK_SESSION_HANDLE, key: CK_OBJECT_HANDLE) -> CK_RV {
-    let mut m = mechanism(CKM_ECDSA, &mut []);
-    // SAFETY: a valid mechanism.
-    unsafe { (raw.f().C_SignInit.unwrap())(s, &mut m, key) }
-}
+/// ECDSA over a 32-byte hash.
+const HASH: [u8; 32] = [7; 32];
 
 /// The client's run: each step and what the module answered.
 fn client_run(raw: &Raw, slot: CK_SLOT_ID) -> Vec<(&'static str, String)> {
@@ -90,7 +73,10 @@ fn client_run(raw: &Raw, slot: CK_SLOT_ID) -> Vec<(&'static str, String)> {
     let ec = ec.unwrap_or(0);
     let private = raw.get(s, ec, CKA_PRIVATE).map(|v| v == TRUE);
     steps.push(("its CKA_PRIVATE", format!("{private:?}")));
-    steps.push(("sign with it", outcome(sign_init_and_sign(raw, s, ec))));
+    steps.push((
+        "sign with it",
+        outcome(raw.sign(s, CKM_ECDSA, vec![], ec, &HASH)),
+    ));
 
     let prk = raw.create(s, &secret(false, None));
     steps.push(("import an HKDF input, not logged in", outcome(prk)));
@@ -141,26 +127,15 @@ fn client_run(raw: &Raw, slot: CK_SLOT_ID) -> Vec<(&'static str, String)> {
 
     let marked = raw.create(s, &ec_private(true)).unwrap();
     steps.push(("C_SignInit, always-authenticate key", {
-        format!("{:#x}", sign_init(raw, s, marked))
+        format!("{:#x}", raw.sign_init(s, CKM_ECDSA, vec![], marked))
     }));
     let login = raw.login(s, CKU_CONTEXT_SPECIFIC, PIN);
     // pkcs11-provider takes either answer as a successful login.
     let accepted = matches!(login, CKR_OK | CKR_USER_ALREADY_LOGGED_IN);
     steps.push(("context-specific login accepted", accepted.to_string()));
-    steps.push(("then C_Sign", outcome(sign(raw, s))));
+    steps.push(("then C_Sign", outcome(raw.sign_data(s, &HASH))));
     raw.close(s);
     steps
-}
-
-fn sign_init_and_sign(
-    raw: &Raw,
-    s: CK_SESSION_HANDLE,
-    key: CK_OBJECT_HANDLE,
-) -> Result<usize, CK_RV> {
-    match sign_init(raw, s, key) {
-        CKR_OK => sign(raw, s),
-        rv => Err(rv),
-    }
 }
 
 #[test]
