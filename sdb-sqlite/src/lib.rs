@@ -26,7 +26,7 @@ const EMPTY_VALUE: [u8; 3] = [0xa5, 0x00, 0x5a];
 
 /// How long one statement waits for another process's lock.
 const BUSY_TIMEOUT: Duration = Duration::from_millis(1000);
-/// How often a busy BEGIN or COMMIT is tried again (each waits BUSY_TIMEOUT).
+/// How often a busy BEGIN, COMMIT or read is tried again (each waits BUSY_TIMEOUT).
 const BUSY_RETRIES: u32 = 30;
 /// How many ids `create_object` tries before it gives up.
 const ID_ATTEMPTS: u32 = 100_000;
@@ -256,8 +256,8 @@ fn recognise(path: &Path, table: &str) -> Result<()> {
         ))
     };
     let started = std::time::Instant::now();
+    let conn = open_connection(path, true)?;
     loop {
-        let conn = open_connection(path, true)?;
         let tables: rusqlite::Result<Vec<String>> = conn
             .prepare("SELECT name FROM sqlite_master WHERE type='table'")
             .and_then(|mut q| q.query_map([], |r| r.get(0))?.collect());
@@ -403,18 +403,8 @@ impl SqlDb {
         if guard.is_none() {
             *guard = Some(open_connection(&self.path, false)?);
         }
-        let mut attempt = 0;
-        loop {
-            let conn = guard.as_ref().ok_or(Error::ReadOnly)?;
-            match conn.execute_batch("BEGIN IMMEDIATE") {
-                Ok(()) => break,
-                Err(e) if is_busy(&e) && attempt < BUSY_RETRIES => {
-                    attempt += 1;
-                    std::thread::sleep(Duration::from_millis(5 * u64::from(attempt)));
-                }
-                Err(e) => return Err(sql_err(e)),
-            }
-        }
+        let conn = guard.as_ref().ok_or(Error::ReadOnly)?;
+        retrying(|| conn.execute_batch("BEGIN IMMEDIATE").map_err(sql_err))?;
         Ok(SqlTransaction {
             db: self,
             conn: guard,
@@ -624,13 +614,13 @@ fn meta_value(v: ValueRef<'_>) -> Option<Vec<u8>> {
     }
 }
 
-/// A read that found the database busy (another process holding its lock
-/// past one busy timeout, in a long commit) is tried again, as BEGIN and
-/// COMMIT are; Busy reaches the caller only after all the tries.
-fn retrying<T>(mut read: impl FnMut() -> Result<T>) -> Result<T> {
+/// A step that found the database busy (another process holding its lock
+/// past one busy timeout) is tried again: BEGIN, COMMIT and every read;
+/// Busy reaches the caller only after all the tries.
+fn retrying<T>(mut step: impl FnMut() -> Result<T>) -> Result<T> {
     let mut attempt = 0;
     loop {
-        match read() {
+        match step() {
             Err(Error::Busy) if attempt < BUSY_RETRIES => {
                 attempt += 1;
                 std::thread::sleep(Duration::from_millis(5 * u64::from(attempt)));
@@ -897,22 +887,11 @@ impl Transaction for SqlTransaction<'_> {
     }
 
     fn commit(mut self: Box<Self>) -> Result<()> {
-        let mut attempt = 0;
-        loop {
-            match self.conn().execute_batch("COMMIT") {
-                Ok(()) => {
-                    self.done = true;
-                    return Ok(());
-                }
-                // Readers in other processes still hold their locks: wait.
-                Err(e) if is_busy(&e) && attempt < BUSY_RETRIES => {
-                    attempt += 1;
-                    std::thread::sleep(Duration::from_millis(5 * u64::from(attempt)));
-                }
-                // Drop rolls back.
-                Err(e) => return Err(sql_err(e)),
-            }
-        }
+        // Readers in other processes still holding their locks are waited
+        // for; an error leaves the transaction to Drop, which rolls back.
+        retrying(|| self.conn().execute_batch("COMMIT").map_err(sql_err))?;
+        self.done = true;
+        Ok(())
     }
 }
 
