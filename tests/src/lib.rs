@@ -307,6 +307,37 @@ pub fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
     out
 }
 
+/// `der` with every INTEGER whose value is `old` re-encoded as `new`, the
+/// enclosing lengths adjusted: how a test forges a PBKDF2 iteration count.
+pub fn der_replace_integer(der: &[u8], old: u64, new: u64) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut rest = der;
+    while !rest.is_empty() {
+        let tag = rest[0];
+        let (len, header) = match rest[1] {
+            n if n < 0x80 => (n as usize, 2),
+            n => {
+                let k = (n & 0x7f) as usize;
+                let len = rest[2..2 + k]
+                    .iter()
+                    .fold(0usize, |a, b| a << 8 | *b as usize);
+                (len, 2 + k)
+            }
+        };
+        let content = &rest[header..header + len];
+        rest = &rest[header + len..];
+        let value = content.iter().fold(0u64, |a, b| a << 8 | *b as u64);
+        if tag & 0x20 != 0 {
+            out.extend(tlv(tag, &der_replace_integer(content, old, new)));
+        } else if tag == 0x02 && content.len() <= 8 && value == old {
+            out.extend(der_integer(&new.to_be_bytes()));
+        } else {
+            out.extend(tlv(tag, content));
+        }
+    }
+    out
+}
+
 /// A DER INTEGER from unsigned big-endian bytes.
 pub fn der_integer(be: &[u8]) -> Vec<u8> {
     let trimmed: Vec<u8> = be.iter().copied().skip_while(|b| *b == 0).collect();

@@ -156,7 +156,11 @@ impl KeyState {
     /// Decrypts a stored value; tells whether it was in NSS's current form
     /// (which must carry an integrity record) or the legacy one.
     pub fn decrypt(&self, blob: &[u8]) -> Result<(Zeroizing<Vec<u8>>, bool)> {
-        match Encrypted::parse(blob)? {
+        self.decrypt_parsed(Encrypted::parse(blob)?)
+    }
+
+    fn decrypt_parsed(&self, value: Encrypted) -> Result<(Zeroizing<Vec<u8>>, bool)> {
+        match value {
             Encrypted::Pbes2 {
                 kdf,
                 iv,
@@ -213,10 +217,12 @@ impl KeyState {
 }
 
 /// Checks a password against a password entry and returns the unlocked key;
-/// `Rv::PinIncorrect` when it does not match.
+/// `Rv::PinIncorrect` when it does not match, `Rv::DeviceError` when the
+/// entry is damaged (then no password is wrong, and none is tried).
 pub fn unlock(entry: &PasswordEntry, password: &[u8], check: &[u8]) -> Result<KeyState> {
+    let value = Encrypted::parse(&entry.value)?;
     let keys = KeyState::new(&entry.salt, password);
-    match keys.decrypt(&entry.value) {
+    match keys.decrypt_parsed(value) {
         Ok((plain, _)) if plain.as_slice() == check => Ok(keys),
         Ok(_) => Err(Rv::PinIncorrect),
         // A wrong key shows up as bad padding.

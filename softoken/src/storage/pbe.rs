@@ -34,6 +34,10 @@ const LEGACY_PBE_SHA1_3DES: Oid = Oid::new_unwrap("1.2.840.113549.1.12.5.1.3");
 const LEGACY_PBE_SHA1_RC4_128: Oid = Oid::new_unwrap("1.2.840.113549.1.12.5.1.1");
 const LEGACY_PBE_SHA1_RC4_40: Oid = Oid::new_unwrap("1.2.840.113549.1.12.5.1.2");
 
+/// The most PBKDF2 iterations a stored value may ask for: NSS's own limit
+/// (MAX_ITERATION_COUNT of lowpbe.c, release builds), so every database NSS
+/// reads, we read. Some 9 s of work here; a larger count is refused unrun.
+pub const MAX_ITERATIONS: u32 = 100_000_000;
 /// Length of the random salts we write (NSS writes 32).
 pub const SALT_LEN: usize = 32;
 /// Length of the keys PBKDF2 gives for AES-256 and HMAC-SHA256.
@@ -129,7 +133,15 @@ impl KdfParams {
             None => Hash::Sha1,
         };
         let key_len = params.key_length.map_or(default_key_len, |l| l as usize);
-        // Bound what a damaged file can make us compute.
+        // Bound what a damaged or hostile file can make us compute.
+        if params.iterations > MAX_ITERATIONS {
+            crate::log::line(format_args!(
+                "a stored value asks for {} PBKDF2 iterations, beyond NSS's limit of \
+                 {MAX_ITERATIONS}: refused without running them",
+                params.iterations
+            ));
+            return Err(Rv::DeviceError);
+        }
         if params.iterations == 0 || key_len == 0 || key_len > 64 {
             return Err(Rv::DeviceError);
         }

@@ -15,6 +15,26 @@ use crate::token::objects::{as_refs, put_exposure_record, put_records, stored_fo
 use crate::token::{Access, Login, Token, LABEL_ROW, MAX_PIN_LEN, SO_PIN_CHECK, SO_PIN_ROW};
 
 impl Token {
+    /// A PIN tried against one of key4.db's PIN entries (`check` says
+    /// which). A damaged entry is the database's fault, not the PIN's: it is
+    /// logged and answered CKR_DEVICE_ERROR, and no PIN is ever right for it.
+    fn try_pin(&self, entry: &PasswordEntry, pin: &[u8], check: &[u8]) -> Result<KeyState> {
+        keydb::unlock(entry, pin, check).inspect_err(|e| {
+            if *e == Rv::DeviceError {
+                let which = if check == SO_PIN_CHECK {
+                    "SO PIN"
+                } else {
+                    "password"
+                };
+                crate::log::line(format_args!(
+                    "{}: key4.db's {which} entry is damaged or hostile (see the line \
+                     before): no PIN can unlock it",
+                    self.cfg.dir.display()
+                ));
+            }
+        })
+    }
+
     fn check_pin_len(&self, pin: &[u8]) -> Result<()> {
         if pin.len() > MAX_PIN_LEN || pin.len() < self.cfg.min_pin_len {
             return Err(Rv::PinLenRange);
@@ -43,7 +63,7 @@ impl Token {
                     .key
                     .get_password_entry()?
                     .ok_or(Rv::UserPinNotInitialized)?;
-                let unlocked = keydb::unlock(&entry, pin, PASSWORD_CHECK);
+                let unlocked = self.try_pin(&entry, pin, PASSWORD_CHECK);
                 let mut login = self.login.write();
                 login.user_pin_failed = matches!(unlocked, Err(Rv::PinIncorrect));
                 let keys = unlocked?;
@@ -91,7 +111,7 @@ impl Token {
             }
             login.entry.clone().ok_or(Rv::UserNotLoggedIn)?
         };
-        let checked = keydb::unlock(&entry, pin, PASSWORD_CHECK).map(|_| ());
+        let checked = self.try_pin(&entry, pin, PASSWORD_CHECK).map(|_| ());
         let mut login = self.login.write();
         login.user_pin_failed = matches!(checked, Err(Rv::PinIncorrect));
         checked
@@ -103,7 +123,7 @@ impl Token {
         match self.key.get_metadata(SO_PIN_ROW)? {
             Some(m) => {
                 let entry = PasswordEntry::from(m);
-                keydb::unlock(&entry, pin, SO_PIN_CHECK).map(|_| ())
+                self.try_pin(&entry, pin, SO_PIN_CHECK).map(|_| ())
             }
             None if pin.is_empty() => Ok(()),
             None => Err(Rv::PinIncorrect),
@@ -130,7 +150,7 @@ impl Token {
         let so_entry = match so_row {
             Some(m) => {
                 let entry = PasswordEntry::from(m);
-                keydb::unlock(&entry, so_pin, SO_PIN_CHECK)?;
+                self.try_pin(&entry, so_pin, SO_PIN_CHECK)?;
                 entry
             }
             None => {
@@ -175,8 +195,9 @@ impl Token {
                 self.refresh_auto_login()
             }
             Some(entry) => {
-                let old =
-                    keydb::unlock(&entry, b"", PASSWORD_CHECK).map_err(|_| Rv::FunctionFailed)?;
+                let old = self
+                    .try_pin(&entry, b"", PASSWORD_CHECK)
+                    .map_err(|_| Rv::FunctionFailed)?;
                 self.change_password(&old, &entry, pin)
             }
         }
@@ -204,7 +225,7 @@ impl Token {
             .key
             .get_password_entry()?
             .ok_or(Rv::UserPinNotInitialized)?;
-        let old = keydb::unlock(&entry, old_pin, PASSWORD_CHECK)?;
+        let old = self.try_pin(&entry, old_pin, PASSWORD_CHECK)?;
         self.change_password(&old, &entry, new_pin)
     }
 
