@@ -135,30 +135,11 @@ pub const BACKEND: Backend = Backend {
 };
 
 fn open_databases(opts: &OpenOptions) -> Result<Databases> {
-    if !opts.read_only {
-        create_dir(&opts.dir)?;
-    }
     let opened = open(opts)?;
     Ok(Databases {
         cert: Box::new(opened.cert),
         key: Box::new(opened.key),
     })
-}
-
-/// Creates the directory of a database when missing, private to the user.
-fn create_dir(dir: &Path) -> Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    if dir.is_dir() {
-        return Ok(());
-    }
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|source| Error::Io {
-            path: dir.display().to_string(),
-            source,
-        })
 }
 
 /// Opens (and for read-write, creates when missing) `cert9.db` and `key4.db`.

@@ -263,13 +263,22 @@ pub struct Registry {
 }
 
 impl Registry {
+    fn all(&self) -> impl Iterator<Item = &'static Backend> + '_ {
+        std::iter::once(self.default).chain(self.others.iter().copied())
+    }
+
+    /// Every prefix that selects a backend, aliases included.
+    pub fn prefixes(&self) -> Vec<&'static str> {
+        self.all()
+            .flat_map(|b| std::iter::once(b.prefix).chain(b.aliases.iter().copied()))
+            .collect()
+    }
+
     /// The backend a configdir prefix names (case-insensitive).
     pub fn find(&self, prefix: &str) -> Option<&'static Backend> {
-        std::iter::once(self.default)
-            .chain(self.others.iter().copied())
-            .find(|b| {
-                b.prefix.eq_ignore_ascii_case(prefix)
-                    || b.aliases.iter().any(|a| a.eq_ignore_ascii_case(prefix))
-            })
+        self.all().find(|b| {
+            b.prefix.eq_ignore_ascii_case(prefix)
+                || b.aliases.iter().any(|a| a.eq_ignore_ascii_case(prefix))
+        })
     }
 }

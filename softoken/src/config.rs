@@ -26,6 +26,10 @@ pub struct TokenConfig {
     /// The storage backend the configdir prefix chose.
     pub backend: &'static sdb::Backend,
     pub dir: PathBuf,
+    /// Whether a missing `dir` is made: only for the default location. A
+    /// named one that does not exist is a typo or a disk not mounted, and
+    /// a new empty token there would hide the user's keys.
+    pub create_dir: bool,
     pub cert_prefix: String,
     pub key_prefix: String,
     pub read_only: bool,
@@ -144,12 +148,24 @@ fn has_flag(flags: &str, flag: &str) -> bool {
 /// NSS's `extern:`), or takes a plain `DIR`, whose backend comes from
 /// `NSS_DEFAULT_DB_TYPE`, else sql as in NSS since 3.35.
 pub fn parse_location(s: &str) -> Result<(&'static sdb::Backend, PathBuf)> {
-    let prefixed = s
-        .split_once(':')
-        .and_then(|(prefix, dir)| BACKENDS.find(prefix).map(|b| (b, dir)));
-    let (backend, dir) = match prefixed {
-        Some(found) => found,
-        None => {
+    let (backend, dir) = match s.split_once(':') {
+        // A word before the colon is a database type, which must be one we
+        // have: `postgres:…` or a misspelt `sqll:` must not become a
+        // directory of that name. (A directory whose name has a colon is
+        // written `./a:b` or with its full path.)
+        Some((prefix, dir))
+            if !prefix.is_empty() && prefix.bytes().all(|b| b.is_ascii_alphanumeric()) =>
+        {
+            let backend = BACKENDS.find(prefix).ok_or_else(|| {
+                crate::log::line(format_args!(
+                    "configdir {s:?}: no database type {prefix:?} here (known: {})",
+                    BACKENDS.prefixes().join(", ")
+                ));
+                Rv::ArgumentsBad
+            })?;
+            (backend, dir)
+        }
+        _ => {
             let backend = std::env::var("NSS_DEFAULT_DB_TYPE")
                 .ok()
                 .and_then(|t| BACKENDS.find(&t))
@@ -199,6 +215,7 @@ fn token_from_pairs(
         slot_id,
         backend: location.0,
         dir: location.1,
+        create_dir: false,
         cert_prefix: get(pairs, "certPrefix").unwrap_or("").to_owned(),
         key_prefix: get(pairs, "keyPrefix").unwrap_or("").to_owned(),
         read_only: has_flag(flags, "readOnly"),
@@ -216,14 +233,21 @@ impl Config {
     /// client passed none) and the environment.
     pub fn from_parameters(params: Option<&str>) -> Result<Config> {
         let pairs = params.map(parse_pairs).unwrap_or_default();
-        let location = match get(&pairs, "configdir").filter(|v| !v.is_empty()) {
-            Some(dir) => parse_location(dir)?,
+        let named = match get(&pairs, "configdir").filter(|v| !v.is_empty()) {
+            Some(dir) => Some(parse_location(dir)?),
             None => match std::env::var(CONFIGDIR_ENV).ok().filter(|v| !v.is_empty()) {
-                Some(dir) => parse_location(&dir)?,
-                None => (BACKENDS.default, default_dir()?),
+                Some(dir) => Some(parse_location(&dir)?),
+                None => None,
             },
         };
-        let mut tokens = vec![token_from_pairs(&pairs, MAIN_SLOT_ID, location)?];
+        let default = named.is_none();
+        let location = match named {
+            Some(location) => location,
+            None => (BACKENDS.default, default_dir()?),
+        };
+        let mut main = token_from_pairs(&pairs, MAIN_SLOT_ID, location)?;
+        main.create_dir = default;
+        let mut tokens = vec![main];
         if let Some(extra) = get(&pairs, "tokens") {
             for (slot, spec) in parse_pairs(extra) {
                 let slot_id = parse_slot_id(&slot)?;

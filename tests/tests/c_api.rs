@@ -763,6 +763,42 @@ fn a_key_database_that_is_not_nss_s_is_refused_untouched() {
     }
 }
 
+/// A configdir naming no directory is refused, and nothing is made there:
+/// only the default location is created (a typo must not become an empty
+/// token that hides the user's keys). A string whose prefix is no database
+/// type we have (a PostgreSQL connection string, a misspelt `sql:`) is bad
+/// arguments, not a directory named after it.
+#[test]
+fn a_missing_configdir_or_an_unknown_prefix_is_refused_and_nothing_is_made() {
+    let top = tempfile::tempdir().unwrap();
+    let missing = top.path().join("typo/softoken");
+    let file = top.path().join("a-file");
+    std::fs::write(&file, b"not a directory").unwrap();
+    for (configdir, want) in [
+        (format!("sql:{}", missing.display()), CKR_FUNCTION_FAILED),
+        (missing.display().to_string(), CKR_FUNCTION_FAILED),
+        (format!("dbm:{}", missing.display()), CKR_FUNCTION_FAILED),
+        (format!("sql:{}", file.display()), CKR_FUNCTION_FAILED),
+        (
+            "postgres:host=127.0.0.1 dbname=keys".to_owned(),
+            CKR_ARGUMENTS_BAD,
+        ),
+        (format!("sqll:{}", top.path().display()), CKR_ARGUMENTS_BAD),
+    ] {
+        let raw = Raw::load();
+        let rv = raw.initialize(Some(&format!("configdir='{configdir}'")));
+        assert_eq!(rv, want, "{configdir}");
+    }
+    assert!(
+        !top.path().join("typo").exists(),
+        "the missing directory was made"
+    );
+    assert_eq!(std::fs::read(&file).unwrap(), b"not a directory");
+    let cwd = std::env::current_dir().unwrap();
+    assert!(!cwd.join("postgres:host=127.0.0.1 dbname=keys").exists());
+    assert!(std::fs::read_dir(top.path()).unwrap().count() == 1);
+}
+
 /// Another process's C_SetPIN re-encrypts every private value: this
 /// process's login is then stale. Reading a private value answers
 /// CKR_USER_NOT_LOGGED_IN (not CKR_DEVICE_ERROR, which says the database

@@ -719,3 +719,48 @@ fn euid_is_root() -> bool {
         .and_then(|ids| ids.split_whitespace().nth(1))
         == Some("0")
 }
+
+/// SOFTOKEN_CONFIGDIR with a typo: pkcs11-tool fails, the log says the
+/// directory does not exist, and none is made. Without it (and without
+/// parameters) the default location is made, private to the user.
+#[test]
+fn a_mistyped_configdir_is_not_made_and_the_default_one_is() {
+    use std::os::unix::fs::PermissionsExt;
+    let module = module_copy();
+    let home = tempfile::tempdir().unwrap();
+    let log = home.path().join("softoken.log");
+    let typo = home.path().join("tokn");
+    let listing = |configdir: Option<&Path>| {
+        let mut cmd = Command::new("pkcs11-tool");
+        cmd.arg("--module")
+            .arg(&module.path)
+            .arg("-L")
+            .env("HOME", home.path())
+            .env_remove("XDG_DATA_HOME")
+            .env_remove("SOFTOKEN_CONFIGDIR")
+            .env("SOFTOKEN_LOG", &log);
+        if let Some(dir) = configdir {
+            cmd.env("SOFTOKEN_CONFIGDIR", format!("sql:{}", dir.display()));
+        }
+        cmd.output().expect("pkcs11-tool")
+    };
+    let out = listing(Some(&typo));
+    assert!(!out.status.success());
+    assert!(!typo.exists());
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        logged.contains(&format!("{}: no such directory", typo.display())),
+        "{logged}"
+    );
+
+    let out = listing(None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let default = home.path().join(".local/share/softoken");
+    assert!(default.join("key4.db").exists());
+    let mode = std::fs::metadata(&default).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o700);
+}

@@ -113,10 +113,39 @@ impl std::fmt::Debug for Token {
     }
 }
 
+/// Checks that the token's directory is there, making it only when it is
+/// the default location: a named directory that does not exist is a typo
+/// or a disk not mounted, and an empty token made there would hide the
+/// user's keys (and leave stray directories where programs run).
+fn ready_dir(cfg: &TokenConfig) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    let refuse = |why: &dyn std::fmt::Display| {
+        crate::log::line(format_args!("{}: {why}", cfg.dir.display()));
+        Rv::FunctionFailed
+    };
+    match std::fs::metadata(&cfg.dir) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(refuse(&"not a directory")),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && cfg.create_dir && !cfg.read_only => {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&cfg.dir)
+                .map_err(|e| refuse(&format_args!("cannot be made: {e}")))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(refuse(&format_args!(
+            "no such directory; softoken makes only its default one, \
+             `softoken-modutil create --dbdir sql:DIR` makes a new database elsewhere"
+        ))),
+        Err(e) => Err(refuse(&e)),
+    }
+}
+
 impl Token {
     /// Opens the token's databases (creating them when missing, with the
     /// empty password set, as Firefox does for a new profile).
     pub fn open(mut cfg: TokenConfig) -> Result<Token> {
+        ready_dir(&cfg)?;
         let open = |read_only| {
             (cfg.backend.open)(&sdb::OpenOptions {
                 dir: cfg.dir.clone(),
