@@ -128,23 +128,7 @@ impl Token {
     /// Opens the token of an existing database (refusing to create one by
     /// accident in a mistyped directory).
     pub fn open(target: &Target, rw: bool) -> Outcome<Token> {
-        if let Some(dbdir) = &target.dbdir {
-            let (prefix, dir) = database_dir(dbdir)?;
-            let missing: Vec<&str> = database_files(&prefix)
-                .into_iter()
-                .filter(|f| !dir.join(f).exists())
-                .collect();
-            if missing.len() == 2 {
-                return Err(Failure::new(
-                    Kind::NotFound,
-                    format!(
-                        "{} holds no database ({} missing); make one with `softoken-modutil create`",
-                        dir.display(),
-                        missing.join(" and ")
-                    ),
-                ));
-            }
-        }
+        require_database(target)?;
         Token::load(target, rw, !rw)
     }
 
@@ -153,42 +137,8 @@ impl Token {
             &target.libfile,
             module_params(target, read_only)?.as_deref(),
         )?;
+        let (slot, login_required) = chosen_slot(&module, target)?;
         let p11 = &module.pkcs11;
-        let slots = p11
-            .get_slots_with_token()
-            .map_err(|e| p11_failure("C_GetSlotList", e))?;
-        let mut chosen = None;
-        for slot in &slots {
-            let info = p11
-                .get_token_info(*slot)
-                .map_err(|e| p11_failure("C_GetTokenInfo", e))?;
-            let matches = match &target.token {
-                Some(label) => info.label().trim_end() == label,
-                // NSS's database slot has id 2 (ours too); otherwise the first.
-                None => slot.id() == 2,
-            };
-            if matches {
-                chosen = Some((*slot, info.login_required()));
-                break;
-            }
-        }
-        if chosen.is_none() && target.token.is_none() {
-            if let Some(slot) = slots.first() {
-                let info = p11
-                    .get_token_info(*slot)
-                    .map_err(|e| p11_failure("C_GetTokenInfo", e))?;
-                chosen = Some((*slot, info.login_required()));
-            }
-        }
-        let (slot, login_required) = chosen.ok_or_else(|| {
-            Failure::new(
-                Kind::NotFound,
-                match &target.token {
-                    Some(label) => format!("no token labelled {label:?}"),
-                    None => "the module shows no token".to_string(),
-                },
-            )
-        })?;
         let session = if rw {
             p11.open_rw_session(slot)
         } else {
@@ -224,6 +174,111 @@ impl Token {
             .get_attributes(object, types)
             .map_err(|e| p11_failure("C_GetAttributeValue", e))
     }
+}
+
+/// Refuses a `--dbdir` that holds no database.
+fn require_database(target: &Target) -> Outcome<()> {
+    if let Some(dbdir) = &target.dbdir {
+        let (prefix, dir) = database_dir(dbdir)?;
+        let missing: Vec<&str> = database_files(&prefix)
+            .into_iter()
+            .filter(|f| !dir.join(f).exists())
+            .collect();
+        if missing.len() == 2 {
+            return Err(Failure::new(
+                Kind::NotFound,
+                format!(
+                    "{} holds no database ({} missing); make one with `softoken-modutil create`",
+                    dir.display(),
+                    missing.join(" and ")
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The slot of the token `target` names (NSS's database slot by default)
+/// and whether its token needs a login.
+fn chosen_slot(module: &Module, target: &Target) -> Outcome<(cryptoki::slot::Slot, bool)> {
+    let p11 = &module.pkcs11;
+    let slots = p11
+        .get_slots_with_token()
+        .map_err(|e| p11_failure("C_GetSlotList", e))?;
+    let mut chosen = None;
+    for slot in &slots {
+        let info = p11
+            .get_token_info(*slot)
+            .map_err(|e| p11_failure("C_GetTokenInfo", e))?;
+        let matches = match &target.token {
+            Some(label) => info.label().trim_end() == label,
+            // NSS's database slot has id 2 (ours too); otherwise the first.
+            None => slot.id() == 2,
+        };
+        if matches {
+            chosen = Some((*slot, info.login_required()));
+            break;
+        }
+    }
+    if chosen.is_none() && target.token.is_none() {
+        if let Some(slot) = slots.first() {
+            let info = p11
+                .get_token_info(*slot)
+                .map_err(|e| p11_failure("C_GetTokenInfo", e))?;
+            chosen = Some((*slot, info.login_required()));
+        }
+    }
+    chosen.ok_or_else(|| {
+        Failure::new(
+            Kind::NotFound,
+            match &target.token {
+                Some(label) => format!("no token labelled {label:?}"),
+                None => "the module shows no token".to_string(),
+            },
+        )
+    })
+}
+
+/// `reset`: C_InitToken on an existing database. On a database without an
+/// SO PIN (every one NSS or Firefox made) the keys and the password go and
+/// certificates and trust stay, as NSS's reset does; the SO PIN given is
+/// set. Where an SO PIN is set it must be given, and every object goes.
+/// Then the new password is set (by the SO, C_InitPIN). Returns the
+/// token's label.
+pub fn reset(
+    target: &Target,
+    so_pin: &Zeroizing<String>,
+    new_password: &Zeroizing<String>,
+    label: Option<&str>,
+) -> Outcome<String> {
+    require_database(target)?;
+    let module = library::load(&target.libfile, module_params(target, false)?.as_deref())?;
+    let (slot, _) = chosen_slot(&module, target)?;
+    let label = match label {
+        Some(l) => l.to_owned(),
+        None => module
+            .pkcs11
+            .get_token_info(slot)
+            .map_err(|e| p11_failure("C_GetTokenInfo", e))?
+            .label()
+            .trim_end()
+            .to_owned(),
+    };
+    module
+        .pkcs11
+        .init_token(slot, &AuthPin::from(so_pin.as_str()), &label)
+        .map_err(|e| p11_failure("C_InitToken", e))?;
+    let session = module
+        .pkcs11
+        .open_rw_session(slot)
+        .map_err(|e| p11_failure("C_OpenSession", e))?;
+    session
+        .login(UserType::So, Some(&AuthPin::from(so_pin.as_str())))
+        .map_err(|e| p11_failure("C_Login as SO", e))?;
+    session
+        .init_pin(&AuthPin::from(new_password.as_str()))
+        .map_err(|e| p11_failure("C_InitPIN", e))?;
+    Ok(label)
 }
 
 /// `create`: a new database directory, its pkcs11.txt and databases, with

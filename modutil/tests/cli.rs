@@ -830,3 +830,67 @@ fn legacy_databases_are_listed_and_checked() {
     assert_eq!(r["ok"], true, "{report}");
     assert!(r["decrypted"].as_u64().unwrap() > 0);
 }
+
+/// `reset` asks before it destroys (a script must say --yes), then does
+/// NSS's reset on a database NSS made: the keys go, the certificates stay
+/// (certutil lists them), and the new password opens the token.
+#[test]
+fn reset_is_confirmed_and_keeps_certificates_of_an_nss_database() {
+    let top = tempfile::tempdir().unwrap();
+    let lib = module_copy(top.path());
+    let db = top.path().join("db");
+    std::fs::create_dir(&db).unwrap();
+    for f in ["cert9.db", "key4.db"] {
+        std::fs::copy(PathBuf::from(FIXTURES).join("sql-pw").join(f), db.join(f)).unwrap();
+        std::fs::set_permissions(db.join(f), std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let old = write(&top.path().join("old"), "fixture-pw\n");
+    let new = write(&top.path().join("new"), "after reset\n");
+    let so = write(&top.path().join("so"), "so pin\n");
+    let with_db = |args: &[&str]| {
+        let mut c = tool();
+        c.arg(args[0])
+            .arg("--libfile")
+            .arg(&lib)
+            .arg("--dbdir")
+            .arg(format!("sql:{}", db.display()));
+        c.args(&args[1..]);
+        c
+    };
+    let listed = || {
+        ok(Command::new("certutil")
+            .args(["-L", "-d"])
+            .arg(format!("sql:{}", db.display())))
+    };
+    let certs_before = listed();
+    let key4 = std::fs::read(db.join("key4.db")).unwrap();
+    fails(
+        with_db(&["reset", "--new-password-file"]).arg(&new),
+        1,
+        "confirm with --yes",
+    );
+    assert_eq!(std::fs::read(db.join("key4.db")).unwrap(), key4);
+    let keys: serde_json::Value =
+        serde_json::from_str(&ok(with_db(&["keys", "--json", "-f"]).arg(&old))).unwrap();
+    assert_eq!(keys.as_array().unwrap().len(), 4, "{keys}");
+
+    ok(with_db(&["reset", "--yes", "--so-pin-file"])
+        .arg(&so)
+        .arg("--new-password-file")
+        .arg(&new));
+    assert_eq!(listed(), certs_before);
+    let keys = ok(with_db(&["keys", "--json", "-f"]).arg(&new));
+    assert_eq!(keys.trim(), "[]", "{keys}");
+    fails(with_db(&["keys", "-f"]).arg(&old), 5, "wrong password");
+    ok(with_db(&["check", "-f"]).arg(&new));
+    // Now the token has an SO PIN: a wrong one is refused, nothing changes.
+    fails(
+        with_db(&["reset", "--yes", "--so-pin-file"])
+            .arg(&old)
+            .arg("--new-password-file")
+            .arg(&new),
+        5,
+        "CKR_PIN_INCORRECT",
+    );
+    assert_eq!(listed(), certs_before);
+}

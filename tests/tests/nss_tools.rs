@@ -443,3 +443,87 @@ fn certutil_sets_passwords_on_module_databases() {
     )
     .unwrap();
 }
+
+/// What a caller can read of the token's certificates and trust objects.
+fn public_objects(raw: &Raw, s: CK_SESSION_HANDLE) -> Vec<(String, String)> {
+    let mut seen = Vec::new();
+    for (class, t) in [
+        (CKO_CERTIFICATE, CKA_VALUE),
+        (CKO_NSS_TRUST, CKA_TRUST_SERVER_AUTH),
+    ] {
+        for h in raw.find(s, &[(CKA_CLASS, ul(class))]).unwrap() {
+            let label = raw.get(s, h, CKA_LABEL).unwrap_or_default();
+            let value = raw.get(s, h, t).unwrap();
+            seen.push((String::from_utf8(label).unwrap(), sha256_hex(&value)));
+        }
+    }
+    seen.sort();
+    seen
+}
+
+/// C_InitToken on a database NSS made (no SO PIN) does what NSS's reset
+/// does (Firefox's "reset primary password"): keys and the password go,
+/// certificates and their trust stay, and NSS lists them after. The SO PIN
+/// given is set; from then on a wrong one is refused, and the right one
+/// initialises the token wholly, as PKCS#11 has it.
+#[test]
+fn init_token_without_an_so_pin_keeps_certificates_and_trust() {
+    let dir = copy_fixture("sql-pw");
+    let db = format!("sql:{}", dir.path().display());
+    let certs_before = run(Command::new("certutil").args(["-L", "-d", &db]));
+    let raw = Raw::with_params(&sql_params(dir.path()));
+    let slot = raw.slots()[0];
+    let s = raw.open(slot, false).unwrap();
+    assert_eq!(raw.login(s, CKU_USER, "fixture-pw"), CKR_OK);
+    let public = public_objects(&raw, s);
+    assert!(public.len() > 4, "{public:?}");
+    assert!(!raw
+        .find(s, &[(CKA_CLASS, ul(CKO_PRIVATE_KEY))])
+        .unwrap()
+        .is_empty());
+    assert_eq!(raw.close(s), CKR_OK);
+
+    assert_eq!(raw.init_token(slot, "so-pin", "reset"), CKR_OK);
+    assert_eq!(raw.token_info(slot).flags & CKF_USER_PIN_INITIALIZED, 0);
+    let s = raw.open(slot, true).unwrap();
+    assert_eq!(public_objects(&raw, s), public);
+    assert!(raw
+        .find(s, &[(CKA_CLASS, ul(CKO_PRIVATE_KEY))])
+        .unwrap()
+        .is_empty());
+    assert!(raw
+        .find(s, &[(CKA_CLASS, ul(CKO_SECRET_KEY))])
+        .unwrap()
+        .is_empty());
+    // NSS sees the certificates and trust, and no password.
+    let listed = run(Command::new("certutil").args(["-L", "-d", &db]));
+    assert_eq!(
+        listed.replace("\nDatabase needs user init\n", ""),
+        certs_before,
+        "{listed}"
+    );
+    assert!(listed.contains("Database needs user init"), "{listed}");
+    // A new password: the trust is signed under it and reads as before.
+    assert_eq!(raw.login(s, CKU_SO, "so-pin"), CKR_OK);
+    assert_eq!(raw.init_pin(s, NEW_PW), CKR_OK);
+    assert_eq!(raw.logout(s), CKR_OK);
+    assert_eq!(raw.login(s, CKU_USER, NEW_PW), CKR_OK);
+    assert_eq!(public_objects(&raw, s), public);
+    let pw = write(dir.path(), "pw", NEW_PW);
+    assert_eq!(
+        run(Command::new("certutil").args(["-L", "-d", &db])),
+        certs_before
+    );
+    let keys = run_failing(Command::new("certutil").args(["-K", "-d", &db, "-f", &pw]));
+    assert!(keys.contains("no keys found"), "{keys}");
+    assert_eq!(raw.close(s), CKR_OK);
+
+    // The SO PIN now set is demanded; the right one empties the token.
+    assert_eq!(raw.init_token(slot, "guess", "x"), CKR_PIN_INCORRECT);
+    let s = raw.open(slot, false).unwrap();
+    assert_eq!(public_objects(&raw, s), public);
+    assert_eq!(raw.close(s), CKR_OK);
+    assert_eq!(raw.init_token(slot, "so-pin", "empty"), CKR_OK);
+    let s = raw.open(slot, false).unwrap();
+    assert!(public_objects(&raw, s).is_empty());
+}

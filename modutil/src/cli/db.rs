@@ -64,6 +64,61 @@ pub fn passwd(
     Ok(Report::new("Password changed", json!({"changed": true})))
 }
 
+pub fn reset(
+    cli: &Cli,
+    module: &ModuleArgs,
+    so_pin_file: &Option<PathBuf>,
+    new_password_file: &Option<PathBuf>,
+    label: Option<&str>,
+    yes: bool,
+) -> Outcome<Report> {
+    use std::io::IsTerminal;
+    let t = target(cli, module)?;
+    let terminal = std::io::stdin().is_terminal();
+    if !yes {
+        if !terminal {
+            return Err(Failure::new(
+                Kind::Failed,
+                "reset destroys every key on the token, and they cannot be brought back: \
+                 confirm with --yes",
+            ));
+        }
+        eprintln!(
+            "This destroys every private and secret key on the token and its password \
+             (certificates and trust stay unless the token has an SO PIN)."
+        );
+        eprint!("Type \"reset\" to go on: ");
+        let mut answer = String::new();
+        std::io::stdin()
+            .read_line(&mut answer)
+            .map_err(|e| Failure::new(Kind::Failed, format!("cannot read the answer: {e}")))?;
+        if answer.trim() != "reset" {
+            return Err(Failure::new(
+                Kind::Failed,
+                "not confirmed: nothing was changed",
+            ));
+        }
+    }
+    // Each secret from its file, else the terminal, else empty.
+    let secret = |file: &Option<PathBuf>, prompt: &str, new: bool| {
+        let source = PasswordSource { file: file.clone() };
+        if file.is_none() && !terminal {
+            Ok(zeroize::Zeroizing::new(String::new()))
+        } else if new {
+            source.read_new(prompt)
+        } else {
+            source.read(prompt)
+        }
+    };
+    let so_pin = secret(so_pin_file, "SO PIN (empty for a database NSS made)", false)?;
+    let new_password = secret(new_password_file, "New password", true)?;
+    let label = db::reset(&t, &so_pin, &new_password, label)?;
+    Ok(Report::new(
+        format!("Token {label:?} reset: its keys are gone, certificates and trust kept unless it had an SO PIN"),
+        json!({"reset": true, "label": label}),
+    ))
+}
+
 pub fn certs(cli: &Cli, module: &ModuleArgs, pw: &PasswordArgs) -> Outcome<Report> {
     let list = db::certificates(&target(cli, module)?, &password(pw))?;
     let mut text = vec![

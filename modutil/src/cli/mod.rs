@@ -215,6 +215,28 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         new_password_file: Option<PathBuf>,
     },
+    /// Reset the token (C_InitToken): every key and the password go. On a
+    /// database without an SO PIN (NSS's, Firefox's) certificates and trust
+    /// stay, as NSS's reset does, and the SO PIN given is set; where one is
+    /// set it must be given, and every object goes.
+    Reset {
+        #[command(flatten)]
+        module: ModuleArgs,
+        /// Read the SO PIN from the first line of FILE (default: asked on
+        /// the terminal; empty without one).
+        #[arg(long, value_name = "FILE")]
+        so_pin_file: Option<PathBuf>,
+        /// The token's new label (default: the label it has).
+        #[arg(long, value_name = "LABEL")]
+        label: Option<String>,
+        /// Read the new database password from FILE (default: asked on the
+        /// terminal; empty without one, as Firefox leaves a reset profile).
+        #[arg(long, value_name = "FILE")]
+        new_password_file: Option<PathBuf>,
+        /// Do it without asking: the keys cannot be brought back.
+        #[arg(long)]
+        yes: bool,
+    },
     /// List certificates with their trust (as certutil -L).
     Certs {
         #[command(flatten)]
@@ -370,6 +392,20 @@ pub fn run(cli: &Cli) -> Outcome<Report> {
             password: pw,
             new_password_file,
         } => db::passwd(cli, module, pw, new_password_file),
+        Command::Reset {
+            module,
+            so_pin_file,
+            label,
+            new_password_file,
+            yes,
+        } => db::reset(
+            cli,
+            module,
+            so_pin_file,
+            new_password_file,
+            label.as_deref(),
+            *yes,
+        ),
         Command::Certs {
             module,
             password: pw,

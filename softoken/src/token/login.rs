@@ -143,10 +143,12 @@ impl Token {
     }
 
     /// C_InitToken: checks (or, the first time, sets) the SO PIN, destroys
-    /// every object and the user PIN, and keeps the label.
+    /// the user PIN and the objects (the first time only key4.db's, as NSS
+    /// does), and keeps the label.
     pub fn init_token(&self, so_pin: &[u8], label: &str) -> Result<()> {
         self.check_pin_len(so_pin)?;
         let so_row = self.key.get_metadata(SO_PIN_ROW)?;
+        let so_row_existed = so_row.is_some();
         let so_entry = match so_row {
             Some(m) => {
                 let entry = PasswordEntry::from(m);
@@ -162,7 +164,12 @@ impl Token {
         // here (token/objects.rs, put_cert_records).
         let mut cert_txn = self.cert.begin()?;
         let mut key_txn = self.key.begin()?;
-        cert_txn.reset()?;
+        // A database that never had an SO PIN (NSS's, Firefox's) is reset
+        // as NSS resets it: key4.db only, so certificates, trust and public
+        // keys stay. Once the token has an SO PIN, it is initialised wholly.
+        if so_row_existed {
+            cert_txn.reset()?;
+        }
         key_txn.reset()?;
         key_txn.put_metadata(SO_PIN_ROW, &so_entry.salt, Some(&so_entry.value))?;
         key_txn.put_metadata(LABEL_ROW, label.as_bytes(), None)?;
@@ -268,16 +275,7 @@ impl Token {
                 put_exposure_record(&mut *txn, &new, Some(&entry), id, &flags)?;
             }
         }
-        for id in self.cert.find(&[])?.next_batch(usize::MAX) {
-            let mut protected = Attrs::new();
-            for (t, v) in self.cert.read_object(id)? {
-                if format::is_authenticated(t) {
-                    self.check_record(&*txn, old, DbKind::Cert, id, t, id, &v)?;
-                    protected.set(t, format::from_disk(t, v));
-                }
-            }
-            put_records(&mut *txn, &new, DbKind::Cert, id, &protected)?;
-        }
+        self.sign_cert_objects(&mut *txn, Some(old), &new)?;
         txn.put_password_entry(&entry)?;
         txn.commit()?;
         let mut login = self.login.write();
@@ -291,6 +289,31 @@ impl Token {
         // given to C_Login before private objects open again.
         drop(login);
         self.refresh_auto_login()
+    }
+
+    /// Signs the authenticated attributes of every cert9.db object (trust,
+    /// public keys) under `new`, into key4.db's transaction `txn`: each
+    /// checked under `old` first when there was a password, taken as it is
+    /// when there was none (nothing could have signed it; NSS does the same).
+    pub(super) fn sign_cert_objects(
+        &self,
+        txn: &mut dyn sdb::Transaction,
+        old: Option<&KeyState>,
+        new: &KeyState,
+    ) -> Result<()> {
+        for id in self.cert.find(&[])?.next_batch(usize::MAX) {
+            let mut protected = Attrs::new();
+            for (t, v) in self.cert.read_object(id)? {
+                if format::is_authenticated(t) {
+                    if let Some(old) = old {
+                        self.check_record(&*txn, old, DbKind::Cert, id, t, id, &v)?;
+                    }
+                    protected.set(t, format::from_disk(t, v));
+                }
+            }
+            put_records(txn, new, DbKind::Cert, id, &protected)?;
+        }
+        Ok(())
     }
 
     /// Ends every login (the last session closed, or C_Finalize).

@@ -202,6 +202,9 @@ impl Token {
         let salt = keydb::new_global_salt()?;
         let keys = KeyState::new(&salt, pin);
         let entry = keys.password_entry(&salt, PASSWORD_CHECK)?;
+        // cert9.db's lock first (every writer's order): no object may be
+        // added there unsigned while its objects are signed below.
+        let cert_lock = self.cert.begin()?;
         let mut txn = self.key.begin()?;
         let still_free = if only_if_pristine {
             self.is_pristine(&*txn)?
@@ -212,8 +215,14 @@ impl Token {
             // Another process set the database up meanwhile: keep its choice.
             return Ok(());
         }
+        // What cert9.db holds (kept by a reset, or beside a new key4.db)
+        // was written with no password to sign it: it is signed now.
+        if self.key.keeps_integrity_records() {
+            self.sign_cert_objects(&mut *txn, None, &keys)?;
+        }
         txn.put_password_entry(&entry)?;
         txn.commit()?;
+        drop(cert_lock);
         Ok(())
     }
 
