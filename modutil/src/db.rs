@@ -781,11 +781,15 @@ pub fn export_p12(
     registry::write_atomically(out, &file, None)
 }
 
-/// `check`: every private value decrypted and every integrity record
-/// verified, by the library itself (this is no C API call).
-pub fn check(target: &Target, password: &PasswordSource) -> Outcome<Value> {
+/// The database opened by the library itself (for what no C API call does),
+/// logged in with `password` when it has one.
+fn admin_database(
+    target: &Target,
+    read_only: bool,
+    password: Option<&PasswordSource>,
+) -> Outcome<softoken::admin::Database> {
     use softoken::admin::{Database, OpenError, Rv};
-    let params = module_params(target, true)?;
+    let params = module_params(target, read_only)?;
     let db = Database::open(params.as_deref()).map_err(|e| match e {
         OpenError::BadLocation(rv) => {
             Failure::new(Kind::Failed, format!("bad database location: {rv:?}"))
@@ -798,13 +802,56 @@ pub fn check(target: &Target, password: &PasswordSource) -> Outcome<Value> {
             Failure::new(Kind::Failed, format!("cannot open the database: {rv:?}"))
         }
     })?;
-    if db.login_required() {
+    if let Some(password) = password.filter(|_| db.login_required()) {
         let pw = password.read("Password for the database")?;
         db.login(pw.as_bytes()).map_err(|e| match e {
             Rv::PinIncorrect => Failure::new(Kind::WrongPassword, "wrong password"),
+            Rv::PinLocked => Failure::new(
+                Kind::WrongPassword,
+                "the password is locked after too many wrong ones: `softoken-modutil pin-policy --unlock`",
+            ),
             other => Failure::new(Kind::Failed, format!("login failed: {other:?}")),
         })?;
     }
+    Ok(db)
+}
+
+/// `pin-policy`: shows the database's PIN-guessing policy and count, and
+/// sets it (after login) or unlocks a locked PIN (no login: it is locked).
+pub fn pin_policy(
+    target: &Target,
+    password: &PasswordSource,
+    set: Option<softoken::admin::PinPolicy>,
+    unlock: bool,
+) -> Outcome<Value> {
+    fn failed(what: &'static str) -> impl Fn(softoken::admin::Rv) -> Failure {
+        move |e| Failure::new(Kind::Failed, format!("{what}: {e:?}"))
+    }
+    // Reading or unlocking needs no password; setting is for the owner.
+    let db = admin_database(target, false, set.is_some().then_some(password))?;
+    if unlock {
+        db.clear_pin_failures()
+            .map_err(failed("unlocking failed"))?;
+    }
+    if let Some(policy) = set {
+        db.set_pin_policy(policy)
+            .map_err(failed("setting the policy failed"))?;
+    }
+    let (policy, failures) = db
+        .pin_policy()
+        .map_err(failed("reading the policy failed"))?;
+    Ok(json!({
+        "delay_ms": policy.delay_ms,
+        "lockout": policy.lockout,
+        "user_failures": failures.user,
+        "so_failures": failures.so,
+    }))
+}
+
+/// `check`: every private value decrypted and every integrity record
+/// verified, by the library itself (this is no C API call).
+pub fn check(target: &Target, password: &PasswordSource) -> Outcome<Value> {
+    let db = admin_database(target, true, Some(password))?;
     let bar = crate::progress::bar("checking objects");
     let report = db
         .check(&mut |done, total| {

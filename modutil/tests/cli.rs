@@ -894,3 +894,54 @@ fn reset_is_confirmed_and_keeps_certificates_of_an_nss_database() {
     );
     assert_eq!(listed(), certs_before);
 }
+
+/// `pin-policy`: none at first; the owner sets a lockout, wrong passwords
+/// lock the database for every command, `--unlock` lifts it (no password
+/// asked: it is locked), `--off` removes the policy.
+#[test]
+fn pin_policy_locks_and_unlocks() {
+    let top = tempfile::tempdir().unwrap();
+    let lib = module_copy(top.path());
+    let db = top.path().join("db");
+    let pw = write(&top.path().join("pw"), "s3cret\n");
+    let wrong = write(&top.path().join("wrong"), "nope\n");
+    let with_db = |args: &[&str]| {
+        let mut c = tool();
+        c.arg(args[0])
+            .arg("--libfile")
+            .arg(&lib)
+            .arg("--dbdir")
+            .arg(format!("sql:{}", db.display()));
+        c.args(&args[1..]);
+        c
+    };
+    let state = |c: &mut Command| -> serde_json::Value {
+        serde_json::from_str(&ok(c.arg("--json"))).unwrap()
+    };
+    ok(with_db(&["create", "--password-file"]).arg(&pw));
+    assert!(ok(&mut with_db(&["pin-policy"])).contains("No PIN-guessing policy"));
+    fails(
+        with_db(&["pin-policy", "--lockout", "2", "-f"]).arg(&wrong),
+        5,
+        "wrong password",
+    );
+    let set = state(with_db(&["pin-policy", "--lockout", "2", "--delay-ms", "10", "-f"]).arg(&pw));
+    assert_eq!(
+        (set["lockout"].as_u64(), set["delay_ms"].as_u64()),
+        (Some(2), Some(10))
+    );
+    for _ in 0..2 {
+        fails(with_db(&["keys", "-f"]).arg(&wrong), 5, "CKR_PIN_INCORRECT");
+    }
+    assert_eq!(state(&mut with_db(&["pin-policy"]))["user_failures"], 2);
+    fails(with_db(&["keys", "-f"]).arg(&pw), 1, "CKR_PIN_LOCKED");
+    ok(&mut with_db(&["pin-policy", "--unlock"]));
+    ok(with_db(&["keys", "-f"]).arg(&pw));
+    let off = state(with_db(&["pin-policy", "--off", "-f"]).arg(&pw));
+    assert_eq!(off["lockout"], 0);
+    fails(
+        &mut with_db(&["pin-policy", "--delay-ms", "3600000"]),
+        1,
+        "at most 60000",
+    );
+}

@@ -14,6 +14,7 @@ use crate::token::Token;
 
 pub use crate::rv::Rv;
 pub use crate::storage::pbe::{aes_cbc_decrypt, aes_cbc_encrypt, des3_cbc_decrypt};
+pub use crate::token::guessing::{PinFailures, PinPolicy, MAX_DELAY_MS};
 pub use crate::token::IntegrityReport;
 
 /// Why a database could not be opened.
@@ -63,6 +64,23 @@ impl Database {
     /// `progress` hears (objects done, objects in all).
     pub fn check(&self, progress: &mut dyn FnMut(usize, usize)) -> Result<IntegrityReport, Rv> {
         self.token.check_integrity(progress)
+    }
+
+    /// The database's PIN-guessing policy and the wrong PINs it counted.
+    pub fn pin_policy(&self) -> Result<(PinPolicy, PinFailures), Rv> {
+        Ok((self.token.pin_policy()?, self.token.pin_failures()?))
+    }
+
+    /// Sets the PIN-guessing policy (after login); all zero removes it.
+    pub fn set_pin_policy(&self, policy: PinPolicy) -> Result<(), Rv> {
+        self.token.set_pin_policy(policy)
+    }
+
+    /// Forgets the wrong PINs counted, which unlocks a locked PIN: for
+    /// whoever may write the database (who could also copy it and guess
+    /// offline).
+    pub fn clear_pin_failures(&self) -> Result<(), Rv> {
+        self.token.clear_pin_failures()
     }
 
     /// The token objects that carry every attribute of `template`.

@@ -57,6 +57,7 @@ rv_codes! {
     OperationActive = CKR_OPERATION_ACTIVE,
     OperationNotInitialized = CKR_OPERATION_NOT_INITIALIZED,
     PinIncorrect = CKR_PIN_INCORRECT,
+    PinLocked = CKR_PIN_LOCKED,
     PinInvalid = CKR_PIN_INVALID,
     PinLenRange = CKR_PIN_LEN_RANGE,
     SignatureInvalid = CKR_SIGNATURE_INVALID,

@@ -119,6 +119,52 @@ pub fn reset(
     ))
 }
 
+pub fn pin_policy(
+    cli: &Cli,
+    module: &ModuleArgs,
+    pw: &PasswordArgs,
+    delay_ms: Option<u32>,
+    lockout: Option<u32>,
+    off: bool,
+    unlock: bool,
+) -> Outcome<Report> {
+    use softoken::admin::{PinPolicy, MAX_DELAY_MS};
+    let t = target(cli, module)?;
+    let set = if off {
+        Some(PinPolicy::default())
+    } else if delay_ms.is_some() || lockout.is_some() {
+        let delay_ms = delay_ms.unwrap_or(0);
+        if delay_ms > MAX_DELAY_MS {
+            return Err(Failure::new(
+                Kind::Failed,
+                format!("--delay-ms is at most {MAX_DELAY_MS}"),
+            ));
+        }
+        Some(PinPolicy {
+            delay_ms,
+            lockout: lockout.unwrap_or(0),
+        })
+    } else {
+        None
+    };
+    let state = db::pin_policy(&t, &password(pw), set, unlock)?;
+    let text = if state["delay_ms"] == json!(0) && state["lockout"] == json!(0) {
+        "No PIN-guessing policy (as NSS)".to_owned()
+    } else {
+        format!(
+            "Each wrong PIN costs {} ms; {}; wrong PINs counted: user {}, SO {}",
+            state["delay_ms"],
+            match state["lockout"].as_u64() {
+                Some(0) | None => "no lockout".to_owned(),
+                Some(n) => format!("locked after {n} in a row"),
+            },
+            state["user_failures"],
+            state["so_failures"],
+        )
+    };
+    Ok(Report::new(text, state))
+}
+
 pub fn certs(cli: &Cli, module: &ModuleArgs, pw: &PasswordArgs) -> Outcome<Report> {
     let list = db::certificates(&target(cli, module)?, &password(pw))?;
     let mut text = vec![

@@ -237,6 +237,27 @@ pub enum Command {
         #[arg(long)]
         yes: bool,
     },
+    /// Show or set the database's PIN-guessing policy: a delay after each
+    /// wrong PIN and a lockout after N in a row, counted for every process
+    /// that shares the database. None by default (NSS keeps no count).
+    PinPolicy {
+        #[command(flatten)]
+        module: ModuleArgs,
+        #[command(flatten)]
+        password: PasswordArgs,
+        /// Milliseconds each wrong PIN costs its caller (at most 60000).
+        #[arg(long, value_name = "MS")]
+        delay_ms: Option<u32>,
+        /// Lock a PIN after N wrong ones in a row (0: never).
+        #[arg(long, value_name = "N")]
+        lockout: Option<u32>,
+        /// Remove the policy and its counts.
+        #[arg(long, conflicts_with_all = ["delay_ms", "lockout"])]
+        off: bool,
+        /// Forget the wrong PINs counted (unlocks a locked PIN).
+        #[arg(long)]
+        unlock: bool,
+    },
     /// List certificates with their trust (as certutil -L).
     Certs {
         #[command(flatten)]
@@ -406,6 +427,14 @@ pub fn run(cli: &Cli) -> Outcome<Report> {
             label.as_deref(),
             *yes,
         ),
+        Command::PinPolicy {
+            module,
+            password: pw,
+            delay_ms,
+            lockout,
+            off,
+            unlock,
+        } => db::pin_policy(cli, module, pw, *delay_ms, *lockout, *off, *unlock),
         Command::Certs {
             module,
             password: pw,

@@ -10,29 +10,36 @@ use crate::object::attrs::Attrs;
 use crate::rv::{Result, Rv};
 use crate::storage::format;
 use crate::storage::keydb::{self, DbKind, KeyState, PASSWORD_CHECK};
+use crate::token::guessing::{PinOwner, POLICY_ROW};
 use crate::token::integrity::Exposure;
 use crate::token::objects::{as_refs, put_exposure_record, put_records, stored_form};
 use crate::token::{Access, Login, Token, LABEL_ROW, MAX_PIN_LEN, SO_PIN_CHECK, SO_PIN_ROW};
 
 impl Token {
     /// A PIN tried against one of key4.db's PIN entries (`check` says
-    /// which). A damaged entry is the database's fault, not the PIN's: it is
-    /// logged and answered CKR_DEVICE_ERROR, and no PIN is ever right for it.
+    /// which), under the database's guessing policy (token/guessing.rs). A
+    /// damaged entry is the database's fault, not the PIN's: it is logged
+    /// and answered CKR_DEVICE_ERROR, and no PIN is ever right for it.
     fn try_pin(&self, entry: &PasswordEntry, pin: &[u8], check: &[u8]) -> Result<KeyState> {
-        keydb::unlock(entry, pin, check).inspect_err(|e| {
-            if *e == Rv::DeviceError {
-                let which = if check == SO_PIN_CHECK {
-                    "SO PIN"
-                } else {
-                    "password"
-                };
-                crate::log::line(format_args!(
-                    "{}: key4.db's {which} entry is damaged or hostile (see the line \
-                     before): no PIN can unlock it",
-                    self.cfg.dir.display()
-                ));
-            }
-        })
+        let owner = if check == SO_PIN_CHECK {
+            PinOwner::So
+        } else {
+            PinOwner::User
+        };
+        self.counted(owner, || keydb::unlock(entry, pin, check))
+            .inspect_err(|e| {
+                if *e == Rv::DeviceError {
+                    let which = match owner {
+                        PinOwner::So => "SO PIN",
+                        PinOwner::User => "password",
+                    };
+                    crate::log::line(format_args!(
+                        "{}: key4.db's {which} entry is damaged or hostile (see the line \
+                         before): no PIN can unlock it",
+                        self.cfg.dir.display()
+                    ));
+                }
+            })
     }
 
     fn check_pin_len(&self, pin: &[u8]) -> Result<()> {
@@ -63,10 +70,8 @@ impl Token {
                     .key
                     .get_password_entry()?
                     .ok_or(Rv::UserPinNotInitialized)?;
-                let unlocked = self.try_pin(&entry, pin, PASSWORD_CHECK);
+                let keys = self.try_pin(&entry, pin, PASSWORD_CHECK)?;
                 let mut login = self.login.write();
-                login.user_pin_failed = matches!(unlocked, Err(Rv::PinIncorrect));
-                let keys = unlocked?;
                 login.keys = Some(Arc::new(keys));
                 login.entry = Some(entry);
                 login.user = true;
@@ -86,11 +91,8 @@ impl Token {
                 if ro_session_exists {
                     return Err(Rv::SessionReadOnlyExists);
                 }
-                let checked = self.check_so_pin(pin);
-                let mut login = self.login.write();
-                login.so_pin_failed = matches!(checked, Err(Rv::PinIncorrect));
-                checked?;
-                login.so = true;
+                self.check_so_pin(pin)?;
+                self.login.write().so = true;
                 Ok(())
             }
             // A session's waiting operation is what such a login is for:
@@ -111,10 +113,7 @@ impl Token {
             }
             login.entry.clone().ok_or(Rv::UserNotLoggedIn)?
         };
-        let checked = self.try_pin(&entry, pin, PASSWORD_CHECK).map(|_| ());
-        let mut login = self.login.write();
-        login.user_pin_failed = matches!(checked, Err(Rv::PinIncorrect));
-        checked
+        self.try_pin(&entry, pin, PASSWORD_CHECK).map(|_| ())
     }
 
     /// An SO PIN set by C_InitToken must match; a database without one
@@ -125,8 +124,10 @@ impl Token {
                 let entry = PasswordEntry::from(m);
                 self.try_pin(&entry, pin, SO_PIN_CHECK).map(|_| ())
             }
-            None if pin.is_empty() => Ok(()),
-            None => Err(Rv::PinIncorrect),
+            None => self.counted(PinOwner::So, || match pin.is_empty() {
+                true => Ok(()),
+                false => Err(Rv::PinIncorrect),
+            }),
         }
     }
 
@@ -170,7 +171,12 @@ impl Token {
         if so_row_existed {
             cert_txn.reset()?;
         }
+        // The guessing policy is the owner's choice, not the token's content.
+        let policy = key_txn.get_metadata(POLICY_ROW)?;
         key_txn.reset()?;
+        if let Some(policy) = policy {
+            key_txn.put_metadata(POLICY_ROW, &policy.item1, None)?;
+        }
         key_txn.put_metadata(SO_PIN_ROW, &so_entry.salt, Some(&so_entry.value))?;
         key_txn.put_metadata(LABEL_ROW, label.as_bytes(), None)?;
         key_txn.commit()?;

@@ -9,6 +9,7 @@
 //! decrypted, `handles` the handle maps and encoding, `legacy` the key3.db
 //! record codec.
 
+pub mod guessing;
 pub mod handles;
 mod integrity;
 pub mod key_cache;
@@ -141,19 +142,22 @@ fn ready_dir(cfg: &TokenConfig) -> Result<()> {
     }
 }
 
+/// The token's two databases, opened through its backend.
+fn open_databases(cfg: &TokenConfig, read_only: bool) -> sdb::Result<sdb::Databases> {
+    (cfg.backend.open)(&sdb::OpenOptions {
+        dir: cfg.dir.clone(),
+        cert_prefix: cfg.cert_prefix.clone(),
+        key_prefix: cfg.key_prefix.clone(),
+        read_only,
+    })
+}
+
 impl Token {
     /// Opens the token's databases (creating them when missing, with the
     /// empty password set, as Firefox does for a new profile).
     pub fn open(mut cfg: TokenConfig) -> Result<Token> {
         ready_dir(&cfg)?;
-        let open = |read_only| {
-            (cfg.backend.open)(&sdb::OpenOptions {
-                dir: cfg.dir.clone(),
-                cert_prefix: cfg.cert_prefix.clone(),
-                key_prefix: cfg.key_prefix.clone(),
-                read_only,
-            })
-        };
+        let open = |read_only| open_databases(&cfg, read_only);
         // Files this process may not write are opened read-only and the
         // token says it is write-protected, as NSS does.
         let sdb::Databases { cert, key } = match open(cfg.read_only) {
@@ -297,14 +301,7 @@ impl Token {
                 flags |= CKF_LOGIN_REQUIRED;
             }
         }
-        let login = self.login.read();
-        if login.user_pin_failed {
-            flags |= CKF_USER_PIN_COUNT_LOW;
-        }
-        if login.so_pin_failed {
-            flags |= CKF_SO_PIN_COUNT_LOW;
-        }
-        flags
+        flags | self.pin_flags()
     }
 
     fn login_is_automatic(&self, entry: &PasswordEntry) -> bool {

@@ -121,6 +121,21 @@ impl Peer {
         self.s.get()
     }
 
+    /// Whether this peer is softoken (not NSS's softoken or SoftHSMv2).
+    fn is_softoken(&self) -> bool {
+        let file = self.raw.path().file_name().and_then(|f| f.to_str());
+        file.is_some_and(|f| f.contains("softoken"))
+    }
+
+    /// softoken's database opened by its owner (logged in), for settings
+    /// no C API call makes.
+    fn owner(&self) -> softoken::admin::Database {
+        let db = softoken::admin::Database::open(self.init_params.as_deref())
+            .unwrap_or_else(|e| panic!("{}: open the database: {e:?}", self.name));
+        db.login(self.pin.as_bytes()).expect("owner login");
+        db
+    }
+
     /// Where the peer keeps its database.
     fn dir(&self) -> &Path {
         self._dir.path()
@@ -512,6 +527,38 @@ fn main() {
             p.start().is_some()
         })
     });
+    // How fast a caller can guess PINs: wrong C_Logins on a logged-out
+    // session, without a guessing policy (every peer) and with softoken's
+    // (a 100 ms delay, set in the database as its owner would). Each guess
+    // differs: NSS caches the key of the last password tried.
+    let guess = |p: &Peer| {
+        let _ = p.raw.logout(p.s());
+        let mut n = 0u64;
+        m(&mut || {
+            n += 1;
+            p.raw.login(p.s(), CKU_USER, &format!("guess {n}")) == CKR_PIN_INCORRECT
+        })
+    };
+    row("wrong C_Login (PIN guesses)", Unit::Ops, &guess);
+    row(
+        "wrong C_Login with a 100 ms guessing delay",
+        Unit::Ops,
+        &|p| {
+            let owner = p.is_softoken().then(|| p.owner())?;
+            let set = |delay_ms| {
+                owner
+                    .set_pin_policy(softoken::admin::PinPolicy {
+                        delay_ms,
+                        lockout: 0,
+                    })
+                    .expect("guessing policy")
+            };
+            set(100);
+            let rates = guess(p);
+            set(0);
+            rates
+        },
+    );
     let digest = [0xabu8; 32];
     row("RSA-2048 key generation", Unit::Ops, &|p| {
         // Prime search takes a widely varying time: rounds three times as
