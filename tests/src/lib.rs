@@ -46,6 +46,9 @@ pub fn module_copy() -> ModuleCopy {
     ModuleCopy { path, _dir: dir }
 }
 
+/// CKA_EC_PARAMS of P-256: its OID.
+pub const P256_PARAMS: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+
 pub fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/nss")
 }
@@ -296,6 +299,7 @@ pub fn cert_fields(der_cert: &[u8]) -> CertFields {
 }
 
 pub mod raw;
+pub mod stress;
 
 /// A DER TLV of one-byte tag (the length as the der crate encodes it).
 pub fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {

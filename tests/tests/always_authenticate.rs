@@ -8,7 +8,7 @@ use softoken_tests::raw::{mechanism, ul, Direction, Raw, TRUE};
 use softoken_tests::*;
 
 const PIN: &str = "fixture-pw";
-const P256: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+const P256: &[u8] = softoken_tests::P256_PARAMS;
 
 /// A logged-in session on a token with a password.
 fn logged_in() -> (Raw, tempfile::TempDir, CK_SESSION_HANDLE) {

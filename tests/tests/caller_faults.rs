@@ -133,7 +133,7 @@ fn pbkdf2_long_passwords_and_the_older_layout() {
 }
 
 fn p256_pair(raw: &Raw, s: CK_SESSION_HANDLE) -> (CK_OBJECT_HANDLE, CK_OBJECT_HANDLE) {
-    let p256 = vec![0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+    let p256 = P256_PARAMS.to_vec();
     raw.generate_key_pair(
         s,
         CKM_EC_KEY_PAIR_GEN,

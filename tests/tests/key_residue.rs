@@ -18,7 +18,7 @@ use pkcs11_sys::*;
 use softoken_tests::raw::{ul, Raw, TRUE};
 use softoken_tests::*;
 
-const P256: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+const P256: &[u8] = softoken_tests::P256_PARAMS;
 
 /// Where the scalar (masked ^ mask, or reversed) occurs in this process's
 /// readable memory: the mappings' names.

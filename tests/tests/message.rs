@@ -607,7 +607,7 @@ fn hmac_messages_equal_c_sign_and_verify_whole_and_in_parts() {
 #[test]
 fn ecdsa_message_signatures_verify_with_c_verify() {
     let (raw, s, _dir) = new_token_session();
-    let p256 = vec![0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+    let p256 = P256_PARAMS.to_vec();
     let (public, private) = raw
         .generate_key_pair(
             s,

@@ -1,6 +1,9 @@
 //! The integrity records: checking one attribute's, and the check of the
 //! whole database (softoken-modutil's `check`).
 
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
+
 use pkcs11_sys::{CKA_EXTRACTABLE, CKA_SENSITIVE};
 use sdb::{ObjectId, SdbRead};
 use zeroize::Zeroizing;
@@ -217,7 +220,7 @@ impl Token {
         let total = cert_ids.len() + key_ids.len();
         let mut done = 0;
         for (db, ids) in [(DbKind::Cert, cert_ids), (DbKind::Key, key_ids)] {
-            let present: std::collections::HashSet<ObjectId> = ids.iter().copied().collect();
+            let present: HashSet<ObjectId> = ids.iter().copied().collect();
             for &id in &ids {
                 done += 1;
                 progress(done, total);
@@ -248,20 +251,64 @@ impl Token {
                         .push((handle, CKA_SENSITIVE, Rv::DeviceError));
                 }
             }
-            let prefix = match db {
-                DbKind::Cert => "sig_cert_",
-                DbKind::Key => "sig_key_",
-            };
-            for name in self.key.metadata_ids(prefix)? {
-                let id = name
-                    .get(prefix.len()..prefix.len() + 8)
-                    .and_then(|hex| ObjectId::from_str_radix(hex, 16).ok());
-                let exists = id.is_some_and(|id| present.contains(&(id & sdb::MAX_OBJECT_ID)));
-                if !exists {
-                    report.orphaned_records.push(name);
-                }
-            }
+            report
+                .orphaned_records
+                .extend(orphaned_records(&*self.key, db, &present)?);
         }
         Ok(report)
     }
+
+    /// Removes the records of cert9.db objects that do not exist: a process
+    /// died between a record's commit and its object's (creation), or its
+    /// object's and the records' (destruction). Once per process, at its
+    /// first cert9.db write, while `cert_txn` holds cert9.db's lock: every
+    /// writer (NSS's too) holds that lock from before it writes records
+    /// until its object commits, so none is between the two now.
+    pub(super) fn sweep_orphaned_records(&self, cert_txn: &dyn SdbRead) -> Result<()> {
+        if self.orphans_swept.swap(true, Ordering::Relaxed) || !self.key.keeps_integrity_records() {
+            return Ok(());
+        }
+        let present: HashSet<ObjectId> = cert_txn
+            .find(&[])?
+            .next_batch(usize::MAX)
+            .into_iter()
+            .collect();
+        let orphans = orphaned_records(&*self.key, DbKind::Cert, &present)?;
+        if orphans.is_empty() {
+            return Ok(());
+        }
+        let mut txn = self.key.begin()?;
+        for name in &orphans {
+            txn.delete_metadata(name)?;
+        }
+        txn.commit()?;
+        crate::log::line(format_args!(
+            "{}: removed {} integrity records of objects that a process that died \
+             never finished or finished destroying",
+            self.cfg.dir.display(),
+            orphans.len()
+        ));
+        Ok(())
+    }
+}
+
+/// The integrity records in `meta` of `db`'s objects that are not in
+/// `present`.
+fn orphaned_records(
+    meta: &dyn SdbRead,
+    db: DbKind,
+    present: &HashSet<ObjectId>,
+) -> Result<Vec<String>> {
+    let prefix = match db {
+        DbKind::Cert => "sig_cert_",
+        DbKind::Key => "sig_key_",
+    };
+    let mut orphans = meta.metadata_ids(prefix)?;
+    orphans.retain(|name| {
+        let id = name
+            .get(prefix.len()..prefix.len() + 8)
+            .and_then(|hex| ObjectId::from_str_radix(hex, 16).ok());
+        !id.is_some_and(|id| present.contains(&(id & sdb::MAX_OBJECT_ID)))
+    });
+    Ok(orphans)
 }

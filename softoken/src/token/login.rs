@@ -253,6 +253,9 @@ impl Token {
     ) -> Result<()> {
         let new = KeyState::new(&old_entry.salt, new_pin);
         let entry = new.password_entry(&old_entry.salt, PASSWORD_CHECK)?;
+        // cert9.db's lock first (every writer's order): its objects are
+        // signed anew below, and none may come or go meanwhile.
+        let cert_lock = self.cert.begin()?;
         let mut txn = self.key.begin()?;
         if txn.get_password_entry()?.as_ref() != Some(old_entry) {
             // Changed by another process since we read it.
@@ -284,6 +287,7 @@ impl Token {
         self.sign_cert_objects(&mut *txn, Some(old), &new)?;
         txn.put_password_entry(&entry)?;
         txn.commit()?;
+        drop(cert_lock);
         let mut login = self.login.write();
         if login.user {
             login.keys = Some(Arc::new(new));

@@ -102,6 +102,9 @@ pub struct Token {
     login: RwLock<Login>,
     /// Whether `login.keys` is set, as `share_keys` last saw it.
     keys_known: AtomicBool,
+    /// Whether this process removed cert9.db's orphaned records yet
+    /// (integrity.rs, sweep_orphaned_records).
+    orphans_swept: AtomicBool,
     objects: RwLock<HandleMap<SessionObject>>,
     next_object: AtomicU64,
 }
@@ -178,6 +181,7 @@ impl Token {
             key,
             login: RwLock::new(Login::default()),
             keys_known: AtomicBool::new(false),
+            orphans_swept: AtomicBool::new(false),
             objects: RwLock::new(HandleMap::default()),
             next_object: AtomicU64::new(1),
         };

@@ -209,7 +209,8 @@ impl Token {
     /// Writes a new token object with its encrypted values and integrity
     /// records. A cert9.db object's records live in key4.db and commit
     /// before the object does: a crash between the two leaves records of no
-    /// object (which `check` reports), never an object without its records.
+    /// object (which the next process to write cert9.db removes), never an
+    /// object without its records.
     fn store_new(&self, db: DbKind, obj: &Attrs) -> Result<ObjectId> {
         match db {
             DbKind::Key => {
@@ -226,6 +227,7 @@ impl Token {
             }
             DbKind::Cert => {
                 let mut cert_txn = self.cert.begin()?;
+                self.sweep_orphaned_records(&*cert_txn)?;
                 let id = cert_txn.create_object(&as_refs(&stored_form(db, None, obj)?))?;
                 self.put_cert_records(id, obj)?;
                 cert_txn.commit()?;
@@ -303,6 +305,7 @@ impl Token {
                 let cert_txn = match db {
                     DbKind::Cert => {
                         let mut txn = self.cert.begin()?;
+                        self.sweep_orphaned_records(&*txn)?;
                         txn.destroy_object(id)?;
                         Some(txn)
                     }
@@ -439,6 +442,7 @@ impl Token {
             }
             DbKind::Cert => {
                 let mut cert_txn = self.cert.begin()?;
+                self.sweep_orphaned_records(&*cert_txn)?;
                 cert_txn.set_attributes(id, &as_refs(&stored_form(db, None, template)?))?;
                 self.put_cert_records(id, template)?;
                 Ok(cert_txn.commit()?)

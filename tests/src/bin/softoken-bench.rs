@@ -261,7 +261,7 @@ fn rsa_pair(p: &Peer) -> Option<(CK_OBJECT_HANDLE, CK_OBJECT_HANDLE)> {
         .ok()
 }
 
-const P256: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+const P256: &[u8] = softoken_tests::P256_PARAMS;
 const P384: &[u8] = &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22];
 
 fn ec_pair(p: &Peer, curve: &[u8]) -> Option<(CK_OBJECT_HANDLE, CK_OBJECT_HANDLE)> {

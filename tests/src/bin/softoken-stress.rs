@@ -1,0 +1,133 @@
+//! A client that writes a token for as long as it lives, for the tests that
+//! kill it (crash.rs) and run many at once (load.rs). It prints one line
+//! per finished unit of work, flushed, so that its killer knows what was
+//! acknowledged:
+//!
+//!   softoken-stress create DIR PIN PREFIX [COUNT]   "ack N" per key set,
+//!                                                   then "slowest MS"
+//!   softoken-stress destroy DIR PIN PREFIX FIRST LAST  "gone N" per set
+//!   softoken-stress setpin DIR OLD NEW                "changed"
+//!
+//! A key set N is an EC P-256 key pair (the public key in cert9.db with
+//! its integrity records, the private key in key4.db) and an AES key whose
+//! value is `set_value(PREFIX-N)`, all labelled `PREFIX-N`. A call that
+//! fails prints "error FUNCTION RV" and the process exits with 1.
+
+use std::io::Write;
+
+use pkcs11_sys::*;
+use softoken_tests::raw::{ul, Raw, FALSE, TRUE};
+use softoken_tests::sql_params;
+use softoken_tests::stress::set_value;
+
+fn fail(what: &str, rv: CK_RV) -> ! {
+    println!("error {what} {rv:#x}");
+    std::process::exit(1)
+}
+
+fn ok(what: &str, rv: CK_RV) {
+    if rv != CKR_OK {
+        fail(what, rv);
+    }
+}
+
+fn say(line: std::fmt::Arguments<'_>) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+/// A logged-in read-write session on the token of `dir`.
+fn session(dir: &str, pin: &str) -> (Raw, CK_SESSION_HANDLE) {
+    let raw = Raw::load_path(&softoken_tests::module_path());
+    ok(
+        "C_Initialize",
+        raw.initialize(Some(&sql_params(std::path::Path::new(dir)))),
+    );
+    let s = raw
+        .open(raw.slots()[0], true)
+        .unwrap_or_else(|rv| fail("C_OpenSession", rv));
+    let rv = raw.login(s, CKU_USER, pin);
+    if rv != CKR_USER_ALREADY_LOGGED_IN {
+        ok("C_Login", rv);
+    }
+    (raw, s)
+}
+
+fn create(raw: &Raw, s: CK_SESSION_HANDLE, label: &str) {
+    let key = |class| {
+        vec![
+            (CKA_CLASS, ul(class)),
+            (CKA_TOKEN, TRUE.to_vec()),
+            (CKA_LABEL, label.as_bytes().to_vec()),
+        ]
+    };
+    let mut public = key(CKO_PUBLIC_KEY);
+    public.push((CKA_EC_PARAMS, softoken_tests::P256_PARAMS.to_vec()));
+    public.push((CKA_VERIFY, TRUE.to_vec()));
+    let mut private = key(CKO_PRIVATE_KEY);
+    private.push((CKA_SIGN, TRUE.to_vec()));
+    private.push((CKA_SENSITIVE, TRUE.to_vec()));
+    raw.generate_key_pair(s, CKM_EC_KEY_PAIR_GEN, &public, &private)
+        .unwrap_or_else(|rv| fail("C_GenerateKeyPair", rv));
+    let mut secret = key(CKO_SECRET_KEY);
+    secret.extend([
+        (CKA_KEY_TYPE, ul(CKK_AES)),
+        (CKA_VALUE, set_value(label)),
+        (CKA_SENSITIVE, FALSE.to_vec()),
+        (CKA_EXTRACTABLE, TRUE.to_vec()),
+        (CKA_ENCRYPT, TRUE.to_vec()),
+    ]);
+    raw.create(s, &secret)
+        .unwrap_or_else(|rv| fail("C_CreateObject", rv));
+}
+
+fn destroy(raw: &Raw, s: CK_SESSION_HANDLE, label: &str) {
+    let found = raw
+        .find(s, &[(CKA_LABEL, label.as_bytes().to_vec())])
+        .unwrap_or_else(|rv| fail("C_FindObjects", rv));
+    for h in found {
+        ok("C_DestroyObject", raw.destroy(s, h));
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let arg = |i: usize| {
+        args.get(i).map(String::as_str).unwrap_or_else(|| {
+            eprintln!("usage: see the top of tests/src/bin/softoken-stress.rs");
+            std::process::exit(2)
+        })
+    };
+    let number = |i: usize| arg(i).parse::<u64>().expect("a number");
+    match arg(0) {
+        "create" => {
+            let (raw, s) = session(arg(1), arg(2));
+            let count = args.get(4).map_or(u64::MAX, |_| number(4));
+            let mut slowest = std::time::Duration::ZERO;
+            for n in 0..count {
+                let started = std::time::Instant::now();
+                create(&raw, s, &format!("{}-{n}", arg(3)));
+                slowest = slowest.max(started.elapsed());
+                say(format_args!("ack {n}"));
+            }
+            say(format_args!("slowest {}", slowest.as_millis()));
+        }
+        "destroy" => {
+            let (raw, s) = session(arg(1), arg(2));
+            for n in number(4)..=number(5) {
+                destroy(&raw, s, &format!("{}-{n}", arg(3)));
+                say(format_args!("gone {n}"));
+            }
+        }
+        "setpin" => {
+            let (raw, s) = session(arg(1), arg(2));
+            ok("C_SetPIN", raw.set_pin(s, arg(2), arg(3)));
+            say(format_args!("changed"));
+        }
+        other => {
+            eprintln!("softoken-stress: no command {other:?}");
+            std::process::exit(2)
+        }
+    }
+}

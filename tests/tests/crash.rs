@@ -1,0 +1,261 @@
+//! Writers killed with SIGKILL at random moments: while they create token
+//! objects, while they destroy them, and during C_SetPIN over 200 private
+//! keys. After every kill the database opens, SQLite's integrity_check and
+//! the token's own check pass (every value decrypts and matches its
+//! record), every acknowledged key set is there once and works, every set
+//! acknowledged as destroyed is gone, and the password is the old or the
+//! new one. Records of objects a killed writer never finished are removed
+//! by the next writer. `SOFTOKEN_CRASH_KILLS` sets the kills per phase
+//! (default 70: 210 in all); docs/RELIABILITY.md has the latest long run.
+
+use std::collections::BTreeSet;
+use std::io::Read;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use pkcs11_sys::*;
+use softoken_tests::raw::Raw;
+use softoken_tests::*;
+
+const PINS: [&str; 2] = ["crash-pin-a", "crash-pin-b"];
+
+/// A small deterministic generator: the seed is printed, so a failing run
+/// can be repeated.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+fn kills_per_phase() -> usize {
+    std::env::var("SOFTOKEN_CRASH_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(70)
+}
+
+/// Runs `cmd`, kills it (SIGKILL, by its PID) after `after` unless it has
+/// ended, and returns the lines it acknowledged and whether it was killed.
+fn run_until_killed(cmd: &mut Command, after: Duration) -> (Vec<String>, bool) {
+    let mut child = cmd.spawn().expect("softoken-stress");
+    let deadline = Instant::now() + after;
+    let mut ended = false;
+    while Instant::now() < deadline {
+        if child.try_wait().unwrap().is_some() {
+            ended = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    if !ended {
+        let _ = child.kill();
+    }
+    child.wait().unwrap();
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    assert!(!out.contains("error"), "the writer failed: {out}");
+    (out.lines().map(str::to_owned).collect(), !ended)
+}
+
+fn numbers(lines: &[String], word: &str) -> Vec<u64> {
+    lines
+        .iter()
+        .filter_map(|l| l.strip_prefix(word)?.trim().parse().ok())
+        .collect()
+}
+
+/// Which of the two PINs the database has.
+fn current_pin(dir: &Path) -> &'static str {
+    let token = open_token(dir);
+    let works: Vec<&str> = PINS
+        .into_iter()
+        .filter(|p| token.login(p.as_bytes()).is_ok())
+        .collect();
+    assert_eq!(
+        works.len(),
+        1,
+        "the password is neither the old nor the new one"
+    );
+    works[0]
+}
+
+#[test]
+fn killed_writers_leave_whole_objects_and_one_password() {
+    std::env::set_var("NSS_MAX_MP_PBE_ITERATION_COUNT", "10");
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    eprintln!("seed {seed}");
+    let mut rng = Rng(seed);
+    let kills = kills_per_phase();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().display().to_string();
+    let raw = Raw::with_params(&sql_params(dir.path()));
+    let s = raw.open(raw.slots()[0], true).unwrap();
+    assert_eq!(raw.set_pin(s, "", PINS[0]), CKR_OK);
+    assert_eq!(raw.login(s, CKU_USER, PINS[0]), CKR_OK);
+
+    // Creation. `live` holds every acknowledged set.
+    let mut live: BTreeSet<String> = BTreeSet::new();
+    let mut hit = 0;
+    for round in 0..kills {
+        let prefix = format!("c{round}");
+        let after = Duration::from_millis(10 + rng.below(90));
+        let (lines, killed) = run_until_killed(
+            &mut stress::command(
+                env!("CARGO_BIN_EXE_softoken-stress"),
+                &["create", &db, PINS[0], &prefix],
+            ),
+            after,
+        );
+        assert!(killed);
+        let acked = numbers(&lines, "ack");
+        hit += usize::from(!acked.is_empty());
+        stress::sqlite_integrity(dir.path());
+        stress::token_check(dir.path(), PINS[0]);
+        for n in acked {
+            let label = format!("{prefix}-{n}");
+            stress::set_works(&raw, s, &label);
+            live.insert(label);
+        }
+    }
+    eprintln!(
+        "creation: {kills} kills, {hit} after some sets, {} sets",
+        live.len()
+    );
+    assert!(
+        hit * 2 > kills,
+        "most kills must land while sets are being made"
+    );
+
+    // Destruction: a set acknowledged gone has no object left; one the
+    // writer was destroying when it died keeps whole objects only.
+    let mut uncertain: BTreeSet<String> = BTreeSet::new();
+    let rounds: Vec<usize> = (0..kills).collect();
+    let mut killed_during = 0;
+    for k in 0..kills {
+        let round = rounds[k % rounds.len()];
+        let prefix = format!("c{round}");
+        let (lines, killed) = run_until_killed(
+            &mut stress::command(
+                env!("CARGO_BIN_EXE_softoken-stress"),
+                &["destroy", &db, PINS[0], &prefix, "0", "10000"],
+            ),
+            Duration::from_millis(10 + rng.below(40)),
+        );
+        killed_during += usize::from(killed);
+        stress::sqlite_integrity(dir.path());
+        stress::token_check(dir.path(), PINS[0]);
+        let gone = numbers(&lines, "gone");
+        for n in &gone {
+            let label = format!("{prefix}-{n}");
+            assert!(
+                stress::set_objects(&raw, s, &label).is_empty(),
+                "{label} left objects"
+            );
+            live.remove(&label);
+            uncertain.remove(&label);
+        }
+        if killed {
+            let next = gone.last().map_or(0, |n| n + 1);
+            let label = format!("{prefix}-{next}");
+            if live.remove(&label) {
+                uncertain.insert(label);
+            }
+        }
+    }
+    for label in &live {
+        stress::set_works(&raw, s, label);
+    }
+    eprintln!(
+        "destruction: {kills} runs, {killed_during} killed, {} sets left, {} half-destroyed",
+        live.len(),
+        uncertain.len()
+    );
+
+    // C_SetPIN over at least 200 private keys.
+    let have = live.len();
+    if have < 200 {
+        let count = 200 - have;
+        let out = stress::command(
+            env!("CARGO_BIN_EXE_softoken-stress"),
+            &["create", &db, PINS[0], "fill", &count.to_string()],
+        )
+        .output()
+        .unwrap();
+        assert!(out.status.success());
+        live.extend((0..count).map(|n| format!("fill-{n}")));
+    }
+    assert_eq!(raw.finalize(), CKR_OK);
+    let timed = Instant::now();
+    let out = stress::command(
+        env!("CARGO_BIN_EXE_softoken-stress"),
+        &["setpin", &db, PINS[0], PINS[1]],
+    )
+    .output()
+    .unwrap();
+    assert!(out.status.success());
+    let full = timed.elapsed();
+    let mut pin = PINS[1];
+    let mut changed = 0;
+    killed_during = 0;
+    for _ in 0..kills {
+        let other = if pin == PINS[0] { PINS[1] } else { PINS[0] };
+        let window = full.as_millis() as u64 + 20;
+        let (lines, killed) = run_until_killed(
+            &mut stress::command(
+                env!("CARGO_BIN_EXE_softoken-stress"),
+                &["setpin", &db, pin, other],
+            ),
+            Duration::from_millis(rng.below(window)),
+        );
+        stress::sqlite_integrity(dir.path());
+        let now = current_pin(dir.path());
+        if lines.iter().any(|l| l == "changed") {
+            assert_eq!(now, other, "C_SetPIN acknowledged, the old password stayed");
+        }
+        changed += usize::from(now != pin);
+        pin = now;
+        stress::token_check(dir.path(), pin);
+        killed_during += usize::from(killed);
+    }
+    eprintln!(
+        "C_SetPIN over {} keys: {kills} runs, {killed_during} killed, {changed} changed \
+         the password, one full run {full:?}",
+        live.len().max(200)
+    );
+
+    // The next writer removes what killed writers left; everything left
+    // works under the password the database has.
+    let out = stress::command(
+        env!("CARGO_BIN_EXE_softoken-stress"),
+        &["create", &db, pin, "last", "1"],
+    )
+    .output()
+    .unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        stress::token_check(dir.path(), pin),
+        0,
+        "orphaned records stayed"
+    );
+    let raw = Raw::with_params(&sql_params(dir.path()));
+    let s = raw.open(raw.slots()[0], false).unwrap();
+    assert_eq!(raw.login(s, CKU_USER, pin), CKR_OK);
+    for label in &live {
+        stress::set_works(&raw, s, label);
+    }
+}
