@@ -848,6 +848,17 @@ pub fn pin_policy(
     }))
 }
 
+/// An attribute's name: NSS's own, else PKCS#11's, else its number.
+fn attribute_name(t: u64) -> String {
+    if let Some(name) = softoken::nss::attribute_name(t as std::ffi::c_ulong) {
+        return name.to_owned();
+    }
+    match AttributeType::try_from(t as std::ffi::c_ulong) {
+        Ok(AttributeType::VendorDefined(_)) | Err(_) => format!("0x{t:x}"),
+        Ok(a) => a.to_string(),
+    }
+}
+
 /// `check`: every private value decrypted and every integrity record
 /// verified, by the library itself (this is no C API call).
 pub fn check(target: &Target, password: &PasswordSource) -> Outcome<Value> {
@@ -863,7 +874,15 @@ pub fn check(target: &Target, password: &PasswordSource) -> Outcome<Value> {
     let failures: Vec<Value> = report
         .failures
         .iter()
-        .map(|(h, t, rv)| json!({"object": format!("0x{h:08x}"), "attribute": format!("0x{t:x}"), "error": format!("{rv:?}")}))
+        .map(|(h, t, rv)| {
+            json!({
+                "object": format!("0x{h:08x}"),
+                "label": db.describe(*h),
+                "attribute": format!("0x{t:x}"),
+                "attribute_name": attribute_name(*t),
+                "error": format!("{rv:?}"),
+            })
+        })
         .collect();
     Ok(json!({
         "decrypted": report.decrypted,

@@ -945,3 +945,47 @@ fn pin_policy_locks_and_unlocks() {
         "at most 60000",
     );
 }
+
+/// `check` names what failed by label (a certificate's nickname for its
+/// trust) and the attribute by name, and says what to do.
+#[test]
+fn check_names_tampered_objects_by_label() {
+    use softoken::nss::{CKA_TRUST_EMAIL_PROTECTION, CKT_NSS_TRUSTED};
+    let top = tempfile::tempdir().unwrap();
+    let lib = module_copy(top.path());
+    let db = top.path().join("db");
+    std::fs::create_dir(&db).unwrap();
+    for f in ["cert9.db", "key4.db"] {
+        std::fs::copy(PathBuf::from(FIXTURES).join("sql-pw").join(f), db.join(f)).unwrap();
+        std::fs::set_permissions(db.join(f), std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let pw = write(&top.path().join("pw"), "fixture-pw\n");
+    // Every trust object now trusts for e-mail: the peer's did not.
+    let conn = rusqlite::Connection::open(db.join("cert9.db")).unwrap();
+    let column = format!("a{CKA_TRUST_EMAIL_PROTECTION:x}");
+    let changed = conn
+        .execute(
+            &format!("UPDATE nssPublic SET {column} = ?1 WHERE {column} IS NOT NULL"),
+            [(CKT_NSS_TRUSTED as u32).to_be_bytes().to_vec()],
+        )
+        .unwrap();
+    assert!(changed > 0);
+    drop(conn);
+    let out = output(
+        tool()
+            .args(["check", "--libfile"])
+            .arg(&lib)
+            .arg("--dbdir")
+            .arg(format!("sql:{}", db.display()))
+            .arg("-f")
+            .arg(&pw),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("FAILED: object \"trust of Fixture Peer\"")
+            && text.contains("CKA_TRUST_EMAIL_PROTECTION")
+            && text.contains("restore the database"),
+        "{text}"
+    );
+}

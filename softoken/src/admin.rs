@@ -6,11 +6,15 @@
 
 use std::path::PathBuf;
 
-use pkcs11_sys::{CKF_LOGIN_REQUIRED, CKU_USER, CK_ATTRIBUTE_TYPE, CK_OBJECT_HANDLE};
+use pkcs11_sys::{
+    CKA_CLASS, CKA_ID, CKA_ISSUER, CKA_LABEL, CKA_SERIAL_NUMBER, CKF_LOGIN_REQUIRED,
+    CKO_CERTIFICATE, CKO_PRIVATE_KEY, CKO_PUBLIC_KEY, CKO_SECRET_KEY, CKU_USER, CK_ATTRIBUTE_TYPE,
+    CK_OBJECT_HANDLE, CK_ULONG,
+};
 
 use crate::config::Config;
 use crate::object::attrs::Attrs;
-use crate::token::Token;
+use crate::token::{AttrRead, Token};
 
 pub use crate::rv::Rv;
 pub use crate::storage::pbe::{aes_cbc_decrypt, aes_cbc_encrypt, des3_cbc_decrypt};
@@ -90,6 +94,33 @@ impl Database {
     ) -> Result<Vec<CK_OBJECT_HANDLE>, Rv> {
         self.token
             .find(&template.iter().cloned().collect::<Attrs>())
+    }
+
+    /// How a report names an object to its owner: its CKA_LABEL, else, for
+    /// the trust or the key of a certificate (which NSS leaves unlabelled),
+    /// that certificate's nickname.
+    pub fn describe(&self, object: CK_OBJECT_HANDLE) -> Option<String> {
+        let value = |h, t| match self.token.get_attributes(h, &[t]).ok()?.pop()? {
+            AttrRead::Value(v) => Some(v.to_vec()),
+            _ => None,
+        };
+        let text = |v: Vec<u8>| String::from_utf8_lossy(&v).into_owned();
+        if let Some(label) = value(object, CKA_LABEL).filter(|l| !l.is_empty()) {
+            return Some(text(label));
+        }
+        let class = value(object, CKA_CLASS)?;
+        let (what, matching) = match CK_ULONG::from_ne_bytes(class.as_slice().try_into().ok()?) {
+            crate::nss::CKO_NSS_TRUST => ("trust of", vec![CKA_ISSUER, CKA_SERIAL_NUMBER]),
+            CKO_PRIVATE_KEY | CKO_PUBLIC_KEY | CKO_SECRET_KEY => ("key of", vec![CKA_ID]),
+            _ => return None,
+        };
+        let mut template: Attrs = matching
+            .into_iter()
+            .map(|t| Some((t, value(object, t)?)))
+            .collect::<Option<Attrs>>()?;
+        template.set(CKA_CLASS, CKO_CERTIFICATE.to_ne_bytes().to_vec());
+        let cert = *self.token.find(&template).ok()?.first()?;
+        Some(format!("{what} {}", text(value(cert, CKA_LABEL)?)))
     }
 
     /// Every attribute of an object, private values decrypted (after

@@ -189,3 +189,79 @@ fn values_and_records_with_hostile_iteration_counts_fail_alone() {
     assert_eq!(failed, [CKA_PRIVATE_EXPONENT; 2], "{:?}", report.failures);
     assert_ne!(report.failures[0].0, report.failures[1].0);
 }
+
+/// A deleted integrity record and a password entry replaced by one whose
+/// password the attacker knows: each reported, never garbage. With the
+/// replaced entry the attacker's password logs in, and no key opens.
+#[test]
+fn a_deleted_record_and_a_replaced_password_entry_are_detected() {
+    log_path();
+    let dir = copy_fixture("sql-pw");
+    let ids: Vec<Vec<u8>> = manifest("sql-pw")["expected"]["private_keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| hex::decode(k["cka_id"].as_str().unwrap()).unwrap())
+        .collect();
+    let opened = open_databases(dir.path(), false);
+    let first = stored_key_id(&opened, &ids[1]);
+    let record = format!("sig_key_{first:08x}_{:08x}", CKA_PRIVATE_EXPONENT);
+    let mut txn = sdb::Sdb::begin(&opened.key).unwrap();
+    txn.delete_metadata(&record).unwrap();
+    txn.commit().unwrap();
+    drop(opened);
+    let raw = Raw::with_params(&sql_params(dir.path()));
+    let s = raw.open(raw.slots()[0], false).unwrap();
+    assert_eq!(raw.login(s, CKU_USER, "fixture-pw"), CKR_OK);
+    let key = private_key(&raw, s, &ids[1]);
+    assert_eq!(
+        raw.sign(s, CKM_SHA256_RSA_PKCS, vec![], key, b"data"),
+        Err(CKR_DEVICE_ERROR)
+    );
+    assert!(logged()
+        .lines()
+        .any(|l| l.contains(&format!("object {first:#x} ")) && l.contains("no integrity record")));
+    drop(raw);
+
+    // The attacker's own database gives its password entry.
+    let attacker = tempfile::tempdir().unwrap();
+    {
+        let raw = Raw::with_params(&sql_params(attacker.path()));
+        let s = raw.open(raw.slots()[0], true).unwrap();
+        assert_eq!(raw.set_pin(s, "", "attacker"), CKR_OK);
+    }
+    let entry = open_databases(attacker.path(), true)
+        .key
+        .get_password_entry()
+        .unwrap()
+        .unwrap();
+    let opened = open_databases(dir.path(), false);
+    let mut txn = sdb::Sdb::begin(&opened.key).unwrap();
+    txn.put_password_entry(&entry).unwrap();
+    txn.commit().unwrap();
+    drop(opened);
+    let raw = Raw::with_params(&sql_params(dir.path()));
+    let s = raw.open(raw.slots()[0], false).unwrap();
+    assert_eq!(raw.login(s, CKU_USER, "fixture-pw"), CKR_PIN_INCORRECT);
+    assert_eq!(raw.login(s, CKU_USER, "attacker"), CKR_OK);
+    for id in &ids {
+        let key = private_key(&raw, s, id);
+        let mechanism = if raw.get(s, key, CKA_KEY_TYPE).unwrap() == ul(CKK_EC) {
+            CKM_ECDSA_SHA256
+        } else {
+            CKM_SHA256_RSA_PKCS
+        };
+        assert_eq!(
+            raw.sign(s, mechanism, vec![], key, b"data"),
+            Err(CKR_DEVICE_ERROR),
+            "a key opened under another password"
+        );
+    }
+    let token = open_token(dir.path());
+    token.login(b"attacker").unwrap();
+    let report = token.check(&mut |_, _| {}).unwrap();
+    assert!(
+        report.decrypted == 0 && report.failures.len() >= ids.len(),
+        "{report:?}"
+    );
+}

@@ -257,10 +257,14 @@ pub fn check(cli: &Cli, module: &ModuleArgs, pw: &PasswordArgs) -> Outcome<Repor
         report["decrypted"], report["verified"]
     )];
     for f in report["failures"].as_array().into_iter().flatten() {
+        let object = match f["label"].as_str().filter(|l| !l.is_empty()) {
+            Some(label) => format!("{label:?} ({})", f["object"].as_str().unwrap_or("")),
+            None => format!("{} (no label)", f["object"].as_str().unwrap_or("")),
+        };
         text.push(format!(
-            "FAILED: object {} attribute {}: {}",
-            f["object"].as_str().unwrap_or(""),
-            f["attribute"].as_str().unwrap_or(""),
+            "FAILED: object {object}, {}: {} (changed or damaged on disk: restore the database \
+             from a backup, or delete the object and import it again)",
+            f["attribute_name"].as_str().unwrap_or(""),
             f["error"].as_str().unwrap_or("")
         ));
     }
