@@ -514,3 +514,48 @@ fn values_that_cannot_be_pointers() {
         }
     });
 }
+
+/// A PIN that cannot be right (not UTF-8, or longer than any PIN) is a
+/// wrong PIN where one is checked (C_Login, C_SetPIN's old PIN,
+/// C_InitToken's SO PIN: their lists have no CKR_PIN_INVALID or
+/// CKR_PIN_LEN_RANGE), and an invalid one where one is set. Found by the
+/// c_api_calls fuzz target.
+#[test]
+fn pins_that_cannot_be_right_are_incorrect_where_checked() {
+    let (raw, s, _dir) = new_token_session();
+    let long = "p".repeat(501);
+    // SAFETY: PIN buffers of the lengths given.
+    let login = |pin: &[u8]| unsafe {
+        (raw.f().C_Login.unwrap())(s, CKU_USER, pin.as_ptr() as *mut u8, pin.len() as CK_ULONG)
+    };
+    assert_eq!(login(&[0xff, 0x00]), CKR_PIN_INCORRECT);
+    assert_eq!(login(long.as_bytes()), CKR_PIN_INCORRECT);
+    assert_eq!(raw.set_pin(s, &long, "new"), CKR_PIN_INCORRECT);
+    assert_eq!(raw.set_pin(s, "", &long), CKR_PIN_LEN_RANGE);
+    assert_eq!(raw.close(s), CKR_OK);
+    assert_eq!(
+        raw.init_token(raw.slots()[0], &long, "x"),
+        CKR_PIN_INCORRECT
+    );
+}
+
+/// A search template that gives one type two values finds nothing; it is
+/// no error (C_FindObjectsInit has no CKR_TEMPLATE_INCONSISTENT). Found by
+/// the c_api_calls fuzz target.
+#[test]
+fn a_search_template_with_a_type_twice() {
+    let (raw, s, _dir) = new_token_session();
+    raw.create(
+        s,
+        &[(CKA_CLASS, ul(CKO_DATA)), (CKA_LABEL, b"one".to_vec())],
+    )
+    .unwrap();
+    let twice = |second: &[u8]| {
+        raw.find(
+            s,
+            &[(CKA_LABEL, b"one".to_vec()), (CKA_LABEL, second.to_vec())],
+        )
+    };
+    assert_eq!(twice(b"other"), Ok(vec![]));
+    assert_eq!(twice(b"one").map(|h| h.len()), Ok(1));
+}

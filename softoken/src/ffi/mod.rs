@@ -26,7 +26,7 @@ use crate::rv::{Result, Rv};
 use crate::session;
 use crate::token::{AttrRead, MAX_PIN_LEN};
 use ptr::OutBuf;
-use util::{boundary, bytes, items_mut, out, padded, template, with_module};
+use util::{boundary, bytes, items_mut, out, padded, search_template, template, with_module};
 
 pub use lists::{C_GetFunctionList, C_GetInterface, C_GetInterfaceList};
 
@@ -279,6 +279,17 @@ unsafe fn pin<'a>(p: CK_UTF8CHAR_PTR, len: CK_ULONG) -> Result<&'a [u8]> {
     Ok(pin)
 }
 
+/// A PIN given to be checked (C_Login, C_SetPIN's old PIN, C_InitToken's
+/// SO PIN). One too long or not UTF-8 cannot be the right one: it is
+/// CKR_PIN_INCORRECT, the answer these functions have for a wrong PIN.
+unsafe fn pin_to_check<'a>(p: CK_UTF8CHAR_PTR, len: CK_ULONG) -> Result<&'a [u8]> {
+    // SAFETY: as `pin`.
+    match unsafe { pin(p, len) } {
+        Err(Rv::PinLenRange | Rv::PinInvalid) => Err(Rv::PinIncorrect),
+        other => other,
+    }
+}
+
 #[no_mangle]
 pub unsafe extern "C" fn C_InitToken(
     slotID: CK_SLOT_ID,
@@ -292,7 +303,7 @@ pub unsafe extern "C" fn C_InitToken(
             return Err(Rv::ArgumentsBad);
         }
         // SAFETY: caller's pointers; the label is a 32-byte blank-padded field.
-        let (so_pin, label) = unsafe { (pin(pPin, ulPinLen)?, bytes(pLabel, 32)?) };
+        let (so_pin, label) = unsafe { (pin_to_check(pPin, ulPinLen)?, bytes(pLabel, 32)?) };
         let label = String::from_utf8_lossy(label)
             .trim_end_matches([' ', '\0'])
             .to_owned();
@@ -325,7 +336,7 @@ pub unsafe extern "C" fn C_SetPIN(
     with_module(|m| {
         let (acc, token) = m.access(hSession)?;
         // SAFETY: caller's pointers and lengths.
-        let (old, new) = unsafe { (pin(pOldPin, ulOldLen)?, pin(pNewPin, ulNewLen)?) };
+        let (old, new) = unsafe { (pin_to_check(pOldPin, ulOldLen)?, pin(pNewPin, ulNewLen)?) };
         token.set_pin(acc, old, new)
     })
 }
@@ -435,7 +446,7 @@ pub unsafe extern "C" fn C_Login(
 ) -> CK_RV {
     with_module(|m| {
         // SAFETY: caller's pointer and length.
-        let pin = unsafe { pin(pPin, ulPinLen)? };
+        let pin = unsafe { pin_to_check(pPin, ulPinLen)? };
         login(m, hSession, userType, pin)
     })
 }
@@ -454,7 +465,7 @@ pub unsafe extern "C" fn C_LoginUser(
         // each type, so the name is checked for validity only.
         let pin = unsafe {
             bytes(pUsername, ulUsernameLen)?;
-            pin(pPin, ulPinLen)?
+            pin_to_check(pPin, ulPinLen)?
         };
         login(m, hSession, userType, pin)
     })
@@ -597,9 +608,9 @@ pub unsafe extern "C" fn C_FindObjectsInit(
     with_module(|m| {
         let (session, token) = m.session(hSession)?;
         // SAFETY: caller's template.
-        let attrs = unsafe { template(pTemplate, ulCount)? };
+        let attrs = unsafe { search_template(pTemplate, ulCount)? };
         let mut s = session.lock();
-        session::find_init(&mut s, token, &attrs)
+        session::find_init(&mut s, token, attrs.as_ref())
     })
 }
 

@@ -431,7 +431,7 @@ unsafe fn gcm_params(param: &[u8]) -> Result<crate::mechanism::param::GcmParams>
 /// # Safety
 /// `p` is null or valid for `count` CK_ATTRIBUTEs whose values are valid.
 pub unsafe fn template(p: *const CK_ATTRIBUTE, count: CK_ULONG) -> Result<Attrs> {
-    // SAFETY: this function's promise: `count` readable attributes at `p`.
+    // SAFETY: this function's promise.
     let list = unsafe { items(p, count)? };
     let mut attrs = Attrs::new();
     for a in list {
@@ -443,6 +443,27 @@ pub unsafe fn template(p: *const CK_ATTRIBUTE, count: CK_ULONG) -> Result<Attrs>
         attrs.set(a.type_, value.to_vec());
     }
     Ok(attrs)
+}
+
+/// A search template as an attribute map, or None when it gives one type
+/// two values: then no object matches (C_FindObjectsInit has no
+/// CKR_TEMPLATE_INCONSISTENT).
+///
+/// # Safety
+/// As `template`.
+pub unsafe fn search_template(p: *const CK_ATTRIBUTE, count: CK_ULONG) -> Result<Option<Attrs>> {
+    // SAFETY: this function's promise.
+    let list = unsafe { items(p, count)? };
+    let mut attrs = Attrs::new();
+    for a in list {
+        // SAFETY: each attribute's value pointer and length come from the caller.
+        let value = unsafe { bytes(a.pValue as *const u8, a.ulValueLen)? };
+        match attrs.get(a.type_) {
+            Some(v) if v != value => return Ok(None),
+            _ => attrs.set(a.type_, value.to_vec()),
+        }
+    }
+    Ok(Some(attrs))
 }
 
 /// A string in a blank-padded fixed field (cut at a character boundary).

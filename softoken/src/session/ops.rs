@@ -54,11 +54,20 @@ pub fn digest_init(s: &mut Session, mechanism: &Mechanism) -> crate::rv::Result<
 }
 
 /// C_FindObjectsInit: the handles of the objects matching the template.
-pub fn find_init(s: &mut Session, token: &Token, template: &Attrs) -> crate::rv::Result<()> {
+/// A template of None (one that gives a type two values) matches nothing.
+pub fn find_init(
+    s: &mut Session,
+    token: &Token,
+    template: Option<&Attrs>,
+) -> crate::rv::Result<()> {
     if s.find.is_some() {
         return Err(Rv::OperationActive);
     }
-    s.find = Some(FindOp::new(token.find(template)?));
+    let found = match template {
+        Some(t) => token.find(t)?,
+        None => Vec::new(),
+    };
+    s.find = Some(FindOp::new(found));
     Ok(())
 }
 

@@ -147,7 +147,9 @@ impl Token {
     /// the user PIN and the objects (the first time only key4.db's, as NSS
     /// does), and keeps the label.
     pub fn init_token(&self, so_pin: &[u8], label: &str) -> Result<()> {
-        self.check_pin_len(so_pin)?;
+        // C_InitToken has no CKR_PIN_LEN_RANGE: an SO PIN of a length this
+        // token refuses cannot be right.
+        self.check_pin_len(so_pin).map_err(|_| Rv::PinIncorrect)?;
         let so_row = self.key.get_metadata(SO_PIN_ROW)?;
         let so_row_existed = so_row.is_some();
         let so_entry = match so_row {
