@@ -6,8 +6,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use pkcs11_sys::*;
-use softoken::fuzzing::Attrs;
 use softoken::fuzzing::unwrapped_key;
+use softoken::fuzzing::Attrs;
 
 fuzz_target!(|input: &[u8]| {
     let [selector, plaintext @ ..] = input else {
