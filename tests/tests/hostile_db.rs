@@ -260,8 +260,10 @@ fn a_deleted_record_and_a_replaced_password_entry_are_detected() {
     let token = open_token(dir.path());
     token.login(b"attacker").unwrap();
     let report = token.check(&mut |_, _| {}).unwrap();
+    // A value may pass CBC's padding check under the wrong key (one in 256
+    // or so); its integrity record then fails: nothing verifies.
     assert!(
-        report.decrypted == 0 && report.failures.len() >= ids.len(),
+        report.verified == 0 && report.failures.len() >= ids.len(),
         "{report:?}"
     );
 }

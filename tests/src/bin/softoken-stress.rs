@@ -1,7 +1,7 @@
 //! A client that writes a token for as long as it lives, for the tests that
 //! kill it (crash.rs) and run many at once (load.rs). It prints one line
 //! per finished unit of work, flushed, so that its killer knows what was
-//! acknowledged:
+//! acknowledged (and "ready" first, once logged in):
 //!
 //!   softoken-stress create DIR PIN PREFIX [COUNT]   "ack N" per key set,
 //!                                                   then "slowest MS"
@@ -51,6 +51,7 @@ fn session(dir: &str, pin: &str) -> (Raw, CK_SESSION_HANDLE) {
     if rv != CKR_USER_ALREADY_LOGGED_IN {
         ok("C_Login", rv);
     }
+    say(format_args!("ready"));
     (raw, s)
 }
 
