@@ -764,3 +764,54 @@ fn a_mistyped_configdir_is_not_made_and_the_default_one_is() {
     let mode = std::fs::metadata(&default).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o700);
 }
+
+/// OpenSC's pkcs11-spy between pkcs11-tool and the module: it writes into
+/// the function tables a module hands out, which must therefore be
+/// writable, as NSS's are (it crashed on read-only ones). The spy logs
+/// every call and the token works through it.
+#[test]
+fn pkcs11_spy_wraps_the_module() {
+    let spy = [
+        "/usr/lib/x86_64-linux-gnu/pkcs11-spy.so",
+        "/usr/lib/x86_64-linux-gnu/pkcs11/pkcs11-spy.so",
+    ]
+    .into_iter()
+    .find(|p| Path::new(p).exists())
+    .expect("pkcs11-spy.so (apt-get install opensc)");
+    let t = Tool::new();
+    let log = t.db.path().join("spy.log");
+    let run = |args: &[&str]| {
+        let out = Command::new("pkcs11-tool")
+            .arg("--module")
+            .arg(spy)
+            .args(args)
+            .env("PKCS11SPY", &t.module.path)
+            .env("PKCS11SPY_OUTPUT", &log)
+            .env(
+                "SOFTOKEN_CONFIGDIR",
+                format!("sql:{}", t.db.path().display()),
+            )
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?} through pkcs11-spy: {:?}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(run(&["-L"]).contains("Slot 0 (0x2)"));
+    run(&[
+        "--keypairgen",
+        "--key-type",
+        "EC:prime256v1",
+        "--label",
+        "spied",
+    ]);
+    assert!(run(&["-O"]).contains("spied"));
+    let logged = std::fs::read_to_string(&log).unwrap();
+    for call in ["C_GetSlotList", "C_GenerateKeyPair", "C_FindObjectsInit"] {
+        assert!(logged.contains(call), "the spy did not log {call}");
+    }
+}

@@ -1,6 +1,8 @@
 //! The function tables (the 2.40 list and the 3.0 list) and the
 //! interfaces that offer them.
 
+use std::cell::UnsafeCell;
+
 use pkcs11_sys::*;
 
 use super::list_out;
@@ -167,9 +169,29 @@ mod v2_40 {
     ));
 }
 
-static FUNCTION_LIST: CK_FUNCTION_LIST = function_list!(CK_FUNCTION_LIST, 2, 40, v2_40);
+/// A table handed to callers, kept in writable memory as NSS keeps its own:
+/// tools that wrap a module (OpenSC's pkcs11-spy) write into the tables they
+/// are handed, and segfault on read-only ones. The module never writes
+/// them, and never reads them back: what it answers comes from constants.
+struct Handed<T>(UnsafeCell<T>);
+// SAFETY: the module only hands out the address; any access through it is
+// the caller's, as with NSS's tables.
+unsafe impl<T> Sync for Handed<T> {}
 
-static FUNCTION_LIST_3_0: CK_FUNCTION_LIST_3_0 = function_list!(
+impl<T> Handed<T> {
+    const fn ptr(&self) -> *mut T {
+        self.0.get()
+    }
+}
+
+static FUNCTION_LIST: Handed<CK_FUNCTION_LIST> = Handed(UnsafeCell::new(function_list!(
+    CK_FUNCTION_LIST,
+    2,
+    40,
+    v2_40
+)));
+
+static FUNCTION_LIST_3_0: Handed<CK_FUNCTION_LIST_3_0> = Handed(UnsafeCell::new(function_list!(
     CK_FUNCTION_LIST_3_0,
     3,
     0,
@@ -198,43 +220,47 @@ static FUNCTION_LIST_3_0: CK_FUNCTION_LIST_3_0 = function_list!(
     C_VerifyMessageBegin => super::message::C_VerifyMessageBegin,
     C_VerifyMessageNext => super::message::C_VerifyMessageNext,
     C_MessageVerifyFinal => super::message::C_MessageVerifyFinal,
-);
+)));
 
 /// The interface name of the standard function lists, NUL-terminated.
-static INTERFACE_NAME: &[u8; 8] = b"PKCS 11\0";
+const INTERFACE_NAME: &[u8; 8] = b"PKCS 11\0";
+static HANDED_NAME: Handed<[u8; 8]> = Handed(UnsafeCell::new(*INTERFACE_NAME));
 
-/// The interfaces offered, best first. C_GetInterface hands out pointers
-/// into this table, so it is a static.
-struct InterfaceTable([CK_INTERFACE; 2]);
-// SAFETY: the table is never written and only points at immutable statics.
-unsafe impl Sync for InterfaceTable {}
-
-static INTERFACES: InterfaceTable = InterfaceTable([
-    CK_INTERFACE {
-        pInterfaceName: INTERFACE_NAME.as_ptr() as *mut CK_CHAR,
-        pFunctionList: &FUNCTION_LIST_3_0 as *const CK_FUNCTION_LIST_3_0 as *mut std::ffi::c_void,
-        flags: 0,
-    },
-    CK_INTERFACE {
-        pInterfaceName: INTERFACE_NAME.as_ptr() as *mut CK_CHAR,
-        pFunctionList: &FUNCTION_LIST as *const CK_FUNCTION_LIST as *mut std::ffi::c_void,
-        flags: 0,
-    },
-]);
-
-/// The version an interface's function list starts with.
-fn interface_version(i: &CK_INTERFACE) -> CK_VERSION {
-    // SAFETY: every interface points at one of the two static lists, both of
-    // which start with their CK_VERSION.
-    unsafe { *(i.pFunctionList as *const CK_VERSION) }
+/// The interfaces offered, best first, as C_GetInterfaceList lists them.
+const fn interfaces() -> [CK_INTERFACE; 2] {
+    let name = HANDED_NAME.ptr() as *mut CK_CHAR;
+    [
+        CK_INTERFACE {
+            pInterfaceName: name,
+            pFunctionList: FUNCTION_LIST_3_0.ptr() as *mut std::ffi::c_void,
+            flags: 0,
+        },
+        CK_INTERFACE {
+            pInterfaceName: name,
+            pFunctionList: FUNCTION_LIST.ptr() as *mut std::ffi::c_void,
+            flags: 0,
+        },
+    ]
 }
+
+/// The versions of `interfaces()`, in its order.
+const INTERFACE_VERSIONS: [CK_VERSION; 2] = [
+    CK_VERSION { major: 3, minor: 0 },
+    CK_VERSION {
+        major: 2,
+        minor: 40,
+    },
+];
+
+/// What C_GetInterface hands out pointers into.
+static INTERFACES: Handed<[CK_INTERFACE; 2]> = Handed(UnsafeCell::new(interfaces()));
 
 #[no_mangle]
 pub unsafe extern "C" fn C_GetFunctionList(ppFunctionList: CK_FUNCTION_LIST_PTR_PTR) -> CK_RV {
     boundary(|| {
         // SAFETY: caller's pointer, checked for null.
         let list = unsafe { out(ppFunctionList)? };
-        *list = &FUNCTION_LIST as *const CK_FUNCTION_LIST as *mut CK_FUNCTION_LIST;
+        *list = FUNCTION_LIST.ptr();
         Ok(())
     })
 }
@@ -245,7 +271,7 @@ pub unsafe extern "C" fn C_GetInterfaceList(
     pulCount: CK_ULONG_PTR,
 ) -> CK_RV {
     // SAFETY: caller's pointers.
-    boundary(|| unsafe { list_out(&INTERFACES.0, pInterfacesList, pulCount) })
+    boundary(|| unsafe { list_out(&interfaces(), pInterfacesList, pulCount) })
 }
 
 #[no_mangle]
@@ -266,13 +292,14 @@ pub unsafe extern "C" fn C_GetInterface(
         }
         // SAFETY: caller's pointer, checked; null means any version.
         let wanted = unsafe { input(pVersion)? };
-        let found = INTERFACES.0.iter().find(|i| {
-            let v = interface_version(i);
-            wanted.is_none_or(|w| w.major == v.major && w.minor == v.minor)
-                && i.flags & flags == flags
-        });
-        let found = found.ok_or(Rv::ArgumentsBad)?;
-        *slot = found as *const CK_INTERFACE as *mut CK_INTERFACE;
+        // Both interfaces have no flags: any flag asked for finds none.
+        let found = INTERFACE_VERSIONS
+            .iter()
+            .position(|v| wanted.is_none_or(|w| w.major == v.major && w.minor == v.minor))
+            .filter(|_| flags == 0)
+            .ok_or(Rv::ArgumentsBad)?;
+        // SAFETY: an element of the static table; only its address is taken.
+        *slot = unsafe { INTERFACES.ptr().cast::<CK_INTERFACE>().add(found) };
         Ok(())
     })
 }
