@@ -11,9 +11,11 @@ use crate::storage::backends::BACKENDS;
 /// parameters (pkcs11-tool, p11-kit).
 pub const CONFIGDIR_ENV: &str = "SOFTOKEN_CONFIGDIR";
 
-/// The default token and slot descriptions (NSS's, so that NSS tools and
-/// Firefox show what they show for their own database).
-pub const DEFAULT_TOKEN_LABEL: &str = "NSS Certificate DB";
+/// The default token label: softoken's own, so that no client confuses the
+/// token with NSS's built-in "NSS Certificate DB" (tokenDescription= or
+/// C_InitToken gives another).
+pub const DEFAULT_TOKEN_LABEL: &str = "softoken";
+/// The default slot description (NSS's, as NSS tools show for a database).
 pub const DEFAULT_SLOT_DESCRIPTION: &str = "NSS User Private Key and Certificate Services";
 pub const DEFAULT_MANUFACTURER: &str = "softoken";
 pub const DEFAULT_LIBRARY_DESCRIPTION: &str = "softoken PKCS#11 soft token";

@@ -240,7 +240,10 @@ fn slots_and_token_info() {
         );
     }
     let info = raw.token_info(slot);
-    assert_eq!(&info.label, b"NSS Certificate DB              ");
+    assert_eq!(&info.label, b"softoken                        ");
+    let serial = info.serialNumber;
+    assert!(serial.iter().all(u8::is_ascii_hexdigit), "{serial:?}");
+    assert_ne!(&serial, b"0000000000000000");
     let expect = CKF_RNG | CKF_TOKEN_INITIALIZED | CKF_USER_PIN_INITIALIZED;
     assert_eq!(info.flags & expect, expect);
     assert_eq!(info.flags & (CKF_LOGIN_REQUIRED | CKF_WRITE_PROTECTED), 0);
@@ -1275,4 +1278,29 @@ fn digest_known_answers() {
         }
         assert_eq!(hex::encode(&out[..len as usize]), want, "mechanism {mech:#x}");
     }
+}
+
+/// Each database its own serial number, the same at every open; the label
+/// is softoken's own (never NSS's built-in token's), C_InitToken's once
+/// given, and the parameters' above both.
+#[test]
+fn token_identity() {
+    let serial = |params: &str| {
+        let raw = Raw::with_params(params);
+        let info = raw.token_info(raw.slots()[0]);
+        (
+            info.serialNumber,
+            String::from_utf8_lossy(&info.label).trim_end().to_owned(),
+        )
+    };
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (first, label) = serial(&sql_params(a.path()));
+    assert_eq!(label, "softoken");
+    assert_eq!(serial(&sql_params(a.path())).0, first);
+    assert_ne!(serial(&sql_params(b.path())).0, first);
+    let raw = Raw::with_params(&sql_params(a.path()));
+    assert_eq!(raw.init_token(raw.slots()[0], "so", "my keys"), CKR_OK);
+    assert_eq!(serial(&sql_params(a.path())), (first, "my keys".to_owned()));
+    let named = format!("{} tokenDescription='Work'", sql_params(a.path()));
+    assert_eq!(serial(&named).1, "Work");
 }

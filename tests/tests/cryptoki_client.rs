@@ -28,10 +28,7 @@ fn token_setup_login_objects_and_persistence() {
     let first = client(&params);
     let p11 = &first.p11;
     let slot = p11.get_slots_with_token().unwrap()[0];
-    assert_eq!(
-        p11.get_token_info(slot).unwrap().label(),
-        "NSS Certificate DB"
-    );
+    assert_eq!(p11.get_token_info(slot).unwrap().label(), "softoken");
 
     p11.init_token(slot, &pin("so secret"), "cryptoki token")
         .unwrap();

@@ -214,7 +214,7 @@ pub unsafe extern "C" fn C_GetTokenInfo(slotID: CK_SLOT_ID, pInfo: CK_TOKEN_INFO
             label: padded(&token.label()),
             manufacturerID: padded(&m.config.manufacturer_id),
             model: padded("NSS 3"),
-            serialNumber: padded("0000000000000000"),
+            serialNumber: padded(&token.serial()),
             flags: token.flags(),
             ulMaxSessionCount: CK_EFFECTIVELY_INFINITE,
             ulSessionCount: sessions as CK_ULONG,

@@ -281,8 +281,8 @@ impl Token {
         self.cfg.read_only
     }
 
-    /// The token label: the parameters', else the one kept in the database,
-    /// else NSS's default.
+    /// The token label: the parameters', else the one kept in the database
+    /// (C_InitToken's), else softoken's default, never NSS's own token's.
     pub fn label(&self) -> String {
         if let Some(l) = &self.cfg.token_description {
             return l.clone();
@@ -291,6 +291,22 @@ impl Token {
             Ok(Some(m)) => String::from_utf8_lossy(&m.item1).into_owned(),
             _ => DEFAULT_TOKEN_LABEL.to_owned(),
         }
+    }
+
+    /// The token's serial number: 16 hex digits of a SHA-256 of where its
+    /// database is (the directory, made absolute, and the key prefix). Each
+    /// database has its own, the same on every open and in every process,
+    /// and nothing is written to a database (NSS's too) to keep it.
+    pub fn serial(&self) -> String {
+        let dir = std::fs::canonicalize(&self.cfg.dir).unwrap_or_else(|_| self.cfg.dir.clone());
+        let mut place = dir.as_os_str().as_encoded_bytes().to_vec();
+        place.push(0);
+        place.extend_from_slice(self.cfg.key_prefix.as_bytes());
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &place);
+        digest.as_ref()[..8]
+            .iter()
+            .map(|b| format!("{b:02X}"))
+            .collect()
     }
 
     /// CK_TOKEN_INFO flags.
