@@ -334,6 +334,29 @@ fn firefox_profiles_load_the_module() {
         3,
         "no profile has a module",
     );
+    // With a label and parameters: the token carries the label in NSS's
+    // listing, and the parameters name the database.
+    let params = format!("configdir='sql:{}'", token_db.display());
+    ok(tool()
+        .args([
+            "firefox-register",
+            "--label",
+            "Bob's keys",
+            "--params",
+            &params,
+            "--libfile",
+        ])
+        .arg(&lib)
+        .arg("--firefox-dir")
+        .arg(&firefox));
+    let listed = ok(Command::new("modutil")
+        .args(["-list", "softoken", "-dbdir"])
+        .arg(format!("sql:{}", profile.display()))
+        .env_remove("SOFTOKEN_CONFIGDIR"));
+    assert!(listed.contains("Token Name: Bob's keys"), "{listed}");
+    ok(tool()
+        .args(["firefox-unregister", "--firefox-dir"])
+        .arg(&firefox));
     fails(
         tool()
             .args(["firefox-register", "--libfile"])
@@ -393,7 +416,7 @@ fn p11kit_sees_the_token_after_install_and_not_after_removal() {
     let mut cmd = tool();
     cmd.args(["p11kit-install", "--name", "softoken-cli-test", "--libfile"])
         .arg(&lib)
-        .args(["--params", &params]);
+        .args(["--params", &params, "--label", "p11-kit keys"]);
     install(&mut cmd);
     ok(&mut cmd);
     let module_file = home.join(".config/pkcs11/modules/softoken-cli-test.module");
@@ -415,7 +438,7 @@ fn p11kit_sees_the_token_after_install_and_not_after_removal() {
     };
     let listed = list(&home);
     assert!(listed.contains("softoken-cli-test:"), "{listed}");
-    assert!(listed.contains("token: softoken"), "{listed}");
+    assert!(listed.contains("token: p11-kit keys"), "{listed}");
     assert!(
         token_db.join("cert9.db").exists(),
         "x-init-reserved reached the module"

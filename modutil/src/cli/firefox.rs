@@ -46,6 +46,7 @@ fn firefox_profiles(given: &[PathBuf], firefox_dir: Option<&Path>) -> Outcome<Ve
 pub fn register(
     cli: &Cli,
     lib: &LibraryChoice,
+    params: Option<&str>,
     profile: &[PathBuf],
     firefox_dir: Option<&Path>,
 ) -> Outcome<Report> {
@@ -64,7 +65,7 @@ pub fn register(
             r.add(registry::Stanza::new(
                 &lib.name,
                 &libfile.to_string_lossy(),
-                None,
+                params,
             ))
         })?;
         text.push(format!("Registered {:?} in {}", lib.name, p.display()));

@@ -75,6 +75,39 @@ pub struct LibraryChoice {
     pub libfile: Option<PathBuf>,
 }
 
+/// What a registration passes the module: its parameters and the label
+/// its token shows.
+#[derive(Args, Clone)]
+pub struct RegistrationArgs {
+    /// The module's parameter string (passed to its C_Initialize).
+    #[arg(long, value_name = "STRING")]
+    pub params: Option<String>,
+    /// The label the token shows (the module's tokenDescription parameter).
+    #[arg(long, value_name = "LABEL")]
+    pub label: Option<String>,
+}
+
+impl RegistrationArgs {
+    /// The parameter string to register: the one given, with the label as
+    /// tokenDescription (quoted as NSS's parameter strings are).
+    pub fn parameters(&self) -> Option<String> {
+        let label = self.label.as_ref().map(|l| {
+            let quoted: String = l
+                .chars()
+                .flat_map(|c| match c {
+                    '\'' | '\\' => vec!['\\', c],
+                    c => vec![c],
+                })
+                .collect();
+            format!("tokenDescription='{quoted}'")
+        });
+        match (self.params.as_deref(), label) {
+            (Some(p), Some(l)) => Some(format!("{p} {l}")),
+            (p, l) => p.map(str::to_owned).or(l),
+        }
+    }
+}
+
 #[derive(Subcommand)]
 pub enum Command {
     /// Make a new database directory: pkcs11.txt, cert9.db and key4.db.
@@ -92,9 +125,8 @@ pub enum Command {
         name: String,
         #[arg(long, value_name = "PATH")]
         libfile: PathBuf,
-        /// The module's parameter string (NSS passes it to C_Initialize).
-        #[arg(long, value_name = "STRING")]
-        params: Option<String>,
+        #[command(flatten)]
+        registration: RegistrationArgs,
         /// Mechanisms this module is the default for, as modutil: RSA:AES:...
         #[arg(long, value_name = "LIST")]
         mechanisms: Option<String>,
@@ -147,6 +179,8 @@ pub enum Command {
     FirefoxRegister {
         #[command(flatten)]
         library: LibraryChoice,
+        #[command(flatten)]
+        registration: RegistrationArgs,
         /// A profile directory; without one, every profile of profiles.ini.
         #[arg(long, value_name = "DIR")]
         profile: Vec<PathBuf>,
@@ -187,9 +221,9 @@ pub enum Command {
         /// Another module directory.
         #[arg(long, value_name = "DIR", conflicts_with = "system")]
         dir: Option<PathBuf>,
-        /// Parameters for the module's C_Initialize (x-init-reserved).
-        #[arg(long, value_name = "STRING")]
-        params: Option<String>,
+        /// (--params and --label go into p11-kit's x-init-reserved.)
+        #[command(flatten)]
+        registration: RegistrationArgs,
     },
     /// Remove the p11-kit module file.
     P11kitRemove {
@@ -364,9 +398,15 @@ pub fn run(cli: &Cli) -> Outcome<Report> {
         Command::Add {
             name,
             libfile,
-            params,
+            registration,
             mechanisms,
-        } => registry::add(cli, name, libfile, params.as_deref(), mechanisms.as_deref()),
+        } => registry::add(
+            cli,
+            name,
+            libfile,
+            registration.parameters().as_deref(),
+            mechanisms.as_deref(),
+        ),
         Command::Delete { name } => registry::delete(cli, name),
         Command::List { name, check } => registry::list(cli, name.as_deref(), *check),
         Command::Enable { name, slot } => registry::enable(cli, name, slot),
@@ -384,9 +424,16 @@ pub fn run(cli: &Cli) -> Outcome<Report> {
         Command::CheckLibrary { path, params } => library::check(path, params.as_deref()),
         Command::FirefoxRegister {
             library: lib,
+            registration,
             profile,
             firefox_dir,
-        } => firefox::register(cli, lib, profile, firefox_dir.as_deref()),
+        } => firefox::register(
+            cli,
+            lib,
+            registration.parameters().as_deref(),
+            profile,
+            firefox_dir.as_deref(),
+        ),
         Command::FirefoxUnregister {
             name,
             profile,
@@ -402,8 +449,13 @@ pub fn run(cli: &Cli) -> Outcome<Report> {
             library: lib,
             system,
             dir,
-            params,
-        } => p11kit::install(lib, *system, dir.as_deref(), params.as_deref()),
+            registration,
+        } => p11kit::install(
+            lib,
+            *system,
+            dir.as_deref(),
+            registration.parameters().as_deref(),
+        ),
         Command::P11kitRemove { name, system, dir } => {
             p11kit::remove(name, *system, dir.as_deref())
         }
