@@ -24,11 +24,48 @@ pub fn profile_in_use(dir: &Path) -> Option<u32> {
         .then_some(pid)
 }
 
-/// Firefox's own directory for the user: `~/.mozilla/firefox`.
-pub fn default_firefox_dir() -> Outcome<PathBuf> {
-    std::env::var_os("HOME")
-        .map(|home| PathBuf::from(home).join(".mozilla/firefox"))
-        .ok_or_else(|| Failure::new(Kind::NotFound, "HOME is not set; give --firefox-dir"))
+/// Where Firefox keeps the user's profiles.ini, in the order Firefox looks:
+/// the XDG location newer releases use (`$XDG_CONFIG_HOME/mozilla/firefox`,
+/// else `~/.config/mozilla/firefox`), the classic `~/.mozilla/firefox`,
+/// the snap's and the flatpak's.
+pub fn firefox_dir_candidates() -> Outcome<Vec<PathBuf>> {
+    let home = std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map(PathBuf::from)
+        .ok_or_else(|| Failure::new(Kind::NotFound, "HOME is not set; give --firefox-dir"))?;
+    let config = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .unwrap_or_else(|| home.join(".config"));
+    Ok(vec![
+        config.join("mozilla/firefox"),
+        home.join(".mozilla/firefox"),
+        home.join("snap/firefox/common/.mozilla/firefox"),
+        home.join(".var/app/org.mozilla.firefox/config/mozilla/firefox"),
+        home.join(".var/app/org.mozilla.firefox/.mozilla/firefox"),
+    ])
+}
+
+/// Every Firefox directory of the user that has a profiles.ini; none is a
+/// NotFound that says where Firefox was looked for.
+pub fn default_firefox_dirs() -> Outcome<Vec<PathBuf>> {
+    let candidates = firefox_dir_candidates()?;
+    let found: Vec<PathBuf> = candidates
+        .iter()
+        .filter(|d| d.join("profiles.ini").is_file())
+        .cloned()
+        .collect();
+    if found.is_empty() {
+        let looked: Vec<String> = candidates.iter().map(|d| d.display().to_string()).collect();
+        return Err(Failure::new(
+            Kind::NotFound,
+            format!(
+                "no Firefox profiles.ini in {}; start Firefox once, or give --firefox-dir or --profile",
+                looked.join(", ")
+            ),
+        ));
+    }
+    Ok(found)
 }
 
 /// The profile directories `profiles.ini` lists, in its order.

@@ -1006,3 +1006,50 @@ fn check_names_tampered_objects_by_label() {
         "{text}"
     );
 }
+
+/// Without --firefox-dir, firefox-register finds the profiles where Firefox
+/// keeps them today (~/.config/mozilla/firefox) as well as in the classic
+/// place, and says where it looked when there are none.
+#[test]
+fn firefox_register_finds_the_xdg_profile_directory() {
+    let top = tempfile::tempdir().unwrap();
+    let lib = module_copy(top.path());
+    let home = top.path().join("home");
+    std::fs::create_dir(&home).unwrap();
+    let register = || {
+        let mut c = tool();
+        c.args(["firefox-register", "--libfile"])
+            .arg(&lib)
+            .env("HOME", &home)
+            .env_remove("XDG_CONFIG_HOME");
+        c
+    };
+    fails(&mut register(), 3, ".config/mozilla/firefox");
+    let mut profiles = Vec::new();
+    for (dir, name) in [
+        (".config/mozilla/firefox", "xdg.default"),
+        (".mozilla/firefox", "classic.default"),
+    ] {
+        let firefox = home.join(dir);
+        nss_db(&firefox.join(name));
+        write(
+            &firefox.join("profiles.ini"),
+            &format!("[Profile0]\nName=default\nIsRelative=1\nPath={name}\nDefault=1\n"),
+        );
+        profiles.push(firefox.join(name));
+    }
+    ok(&mut register());
+    for profile in profiles {
+        let listed = ok(Command::new("modutil")
+            .args(["-list", "-dbdir"])
+            .arg(format!("sql:{}", profile.display()))
+            // The module opens its default database in this HOME.
+            .env("HOME", &home)
+            .env_remove("SOFTOKEN_CONFIGDIR"));
+        assert!(
+            listed.contains("softoken"),
+            "{}: {listed}",
+            profile.display()
+        );
+    }
+}

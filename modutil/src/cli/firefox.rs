@@ -24,11 +24,14 @@ fn firefox_profiles(given: &[PathBuf], firefox_dir: Option<&Path>) -> Outcome<Ve
             .map(|p| std::path::absolute(p).map_err(|e| Failure::io("resolve", p, e)))
             .collect();
     }
-    let dir = match firefox_dir {
-        Some(d) => d.to_path_buf(),
-        None => firefox::default_firefox_dir()?,
+    let dirs = match firefox_dir {
+        Some(d) => vec![d.to_path_buf()],
+        None => firefox::default_firefox_dirs()?,
     };
-    let profiles = firefox::profiles(&dir)?;
+    let mut profiles = Vec::new();
+    for dir in &dirs {
+        profiles.extend(firefox::profiles(dir)?);
+    }
     for p in &profiles {
         if !p.is_dir() {
             return Err(Failure::new(

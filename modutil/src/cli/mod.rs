@@ -184,7 +184,8 @@ pub enum Command {
         /// A profile directory; without one, every profile of profiles.ini.
         #[arg(long, value_name = "DIR")]
         profile: Vec<PathBuf>,
-        /// Firefox's directory holding profiles.ini (default ~/.mozilla/firefox).
+        /// Firefox's directory holding profiles.ini (default: every one Firefox
+        /// uses: ~/.config/mozilla/firefox, ~/.mozilla/firefox, snap, flatpak).
         #[arg(long, value_name = "DIR")]
         firefox_dir: Option<PathBuf>,
     },
