@@ -287,7 +287,7 @@ pub fn create(target: &Target, password: Option<&PasswordSource>, force: bool) -
     let dbdir = target
         .dbdir
         .as_deref()
-        .ok_or_else(|| Failure::new(Kind::Failed, "create needs --dbdir"))?;
+        .ok_or_else(|| Failure::new(Kind::Usage, "create needs --dbdir DIR"))?;
     let (prefix, dir) = database_dir(dbdir)?;
     if prefix != "sql" {
         return Err(Failure::new(

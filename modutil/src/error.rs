@@ -19,10 +19,13 @@ pub enum Kind {
     InUse,
     /// What was to be created exists already.
     Exists,
+    /// The command line lacks what the command needs (as the argument
+    /// parser's own usage errors).
+    Usage,
 }
 
 impl Kind {
-    /// Exit codes; 2 is left to the argument parser's usage errors.
+    /// Exit codes; 2 is a usage error, the argument parser's or ours.
     pub fn exit_code(self) -> i32 {
         match self {
             Kind::Failed => 1,
@@ -32,6 +35,7 @@ impl Kind {
             Kind::ReadOnly => 6,
             Kind::InUse => 7,
             Kind::Exists => 8,
+            Kind::Usage => 2,
         }
     }
 }
@@ -45,6 +49,22 @@ pub const EXIT_CODES: &str = "Exit codes: 0 success, 1 failure, 2 bad usage, 3 n
 pub struct Failure {
     pub kind: Kind,
     pub message: String,
+}
+
+impl Kind {
+    /// The kind's name in JSON output.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Failed => "failed",
+            Kind::NotFound => "not-found",
+            Kind::BadLibrary => "bad-library",
+            Kind::WrongPassword => "wrong-password",
+            Kind::ReadOnly => "read-only",
+            Kind::InUse => "in-use",
+            Kind::Exists => "exists",
+            Kind::Usage => "usage",
+        }
+    }
 }
 
 impl Failure {

@@ -18,9 +18,24 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
-    match cli::run(&cli).and_then(|report| report.print(cli.json)) {
-        Ok(()) => ExitCode::SUCCESS,
+    let failure = match cli::run(&cli) {
+        // A report that ends in a failure has printed its own JSON.
+        Ok(report) => report.print(cli.json).err(),
         Err(f) => {
+            if cli.json {
+                let doc = serde_json::json!({
+                    "error": f.message,
+                    "kind": f.kind.name(),
+                    "exit_code": f.kind.exit_code(),
+                });
+                println!("{doc}");
+            }
+            Some(f)
+        }
+    };
+    match failure {
+        None => ExitCode::SUCCESS,
+        Some(f) => {
             eprintln!("softoken-modutil: {}", f.message);
             ExitCode::from(f.kind.exit_code() as u8)
         }

@@ -214,9 +214,16 @@ fn modules_round_trip_with_nss_modutil() {
     );
     fails(
         tool().args(["add", "y", "--libfile"]).arg(&lib),
-        1,
+        2,
         "needs --dbdir",
     );
+    // With --json a failure is JSON too, on standard output.
+    let out = output(tool().args(["add", "y", "--json", "--libfile"]).arg(&lib));
+    assert_eq!(out.status.code(), Some(2));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["kind"], "usage");
+    assert_eq!(doc["exit_code"], 2);
+    assert!(doc["error"].as_str().unwrap().contains("needs --dbdir"));
     fails(
         tool()
             .args(["default", "ours", "--mechanisms", "NOPE", "-d"])

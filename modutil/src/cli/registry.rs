@@ -12,7 +12,7 @@ use crate::{library, registry};
 pub fn registry_dir(cli: &Cli) -> Outcome<PathBuf> {
     let given = cli.dbdir.as_deref().ok_or_else(|| {
         Failure::new(
-            Kind::Failed,
+            Kind::Usage,
             "this command needs --dbdir DIR (the NSS database directory)",
         )
     })?;
