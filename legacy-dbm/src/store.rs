@@ -514,6 +514,7 @@ pub const BACKEND: sdb::Backend = sdb::Backend {
     prefix: "dbm",
     aliases: &[],
     key_file: "key3.db",
+    cert_file: "cert8.db",
     open: open_databases,
 };
 

@@ -131,6 +131,7 @@ pub const BACKEND: Backend = Backend {
     prefix: "sql",
     aliases: &["extern"],
     key_file: "key4.db",
+    cert_file: "cert9.db",
     open: open_databases,
 };
 
@@ -216,6 +217,65 @@ fn writable(dir: &Path) -> bool {
     .is_ok()
 }
 
+/// NSS's object table and its indexes, in `conn`'s open transaction.
+fn create_tables(conn: &Connection, table: &str) -> Result<()> {
+    conn.execute_batch(&format!(
+        "CREATE TABLE {table} (id PRIMARY KEY UNIQUE ON CONFLICT ABORT, {NSS_COLUMNS});"
+    ))
+    .map_err(sql_err)?;
+    for (name, column) in NSS_INDEXES {
+        conn.execute_batch(&format!("CREATE INDEX {name} ON {table} ({column});"))
+            .map_err(sql_err)?;
+    }
+    Ok(())
+}
+
+/// Makes a new database file whole: made private (mode 0600) under a
+/// temporary name, given its table, and only then moved to `path`, never
+/// over a file another process put there first. So no process ever sees,
+/// and no crash leaves, a database file without NSS's table (which the
+/// next open would refuse as not NSS's). Returns whether this call made it.
+fn create_whole(path: &Path, table: &str) -> Result<bool> {
+    use rustix::fs::{renameat_with, RenameFlags, CWD};
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let temporary = path.with_file_name(format!(".{name}.{}.new", std::process::id()));
+    // A file of that name is what a killed process of the same id left.
+    let _ = fs::remove_file(&temporary);
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(DB_FILE_MODE)
+        .open(&temporary)
+        .map_err(|e| io_err(&temporary, e))?;
+    let made = (|| {
+        let conn = open_connection(&temporary, false)?;
+        conn.execute_batch("BEGIN").map_err(sql_err)?;
+        create_tables(&conn, table)?;
+        conn.execute_batch("COMMIT").map_err(sql_err)?;
+        drop(conn);
+        match renameat_with(CWD, &temporary, CWD, path, RenameFlags::NOREPLACE) {
+            Ok(()) => Ok(true),
+            // Another process made it first: theirs is kept.
+            Err(rustix::io::Errno::EXIST) => Ok(false),
+            // A file system without the no-replace rename: a hard link
+            // also never replaces a file.
+            Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS) => {
+                match fs::hard_link(&temporary, path) {
+                    Ok(()) => Ok(true),
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+                    Err(e) => Err(io_err(path, e)),
+                }
+            }
+            Err(e) => Err(io_err(path, e.into())),
+        }
+    })();
+    let _ = fs::remove_file(&temporary);
+    made
+}
+
 /// How long a file without NSS's table is watched for one to appear: the
 /// time NSS (or this backend) takes between creating a database file and
 /// committing its schema.
@@ -273,17 +333,10 @@ fn recognise(path: &Path, table: &str) -> Result<()> {
 impl SqlDb {
     /// Opens one file; returns whether its table was created now.
     fn open(path: &Path, table: &'static str, read_only: bool) -> Result<(SqlDb, bool)> {
+        let mut made = false;
         if !read_only {
-            // Create the file ourselves so that it is private from the start.
-            match fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(DB_FILE_MODE)
-                .open(path)
-            {
-                Ok(_) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-                Err(e) => return Err(io_err(path, e)),
+            if !path.exists() {
+                made = create_whole(path, table)?;
             }
             // SQLite would quietly open a file it may not write read-only;
             // say so now, so that the caller can open it read-only.
@@ -321,7 +374,7 @@ impl SqlDb {
             }
             false
         } else {
-            db.create_schema()?
+            db.create_schema()? || made
         };
         Ok((db, created))
     }
@@ -360,18 +413,7 @@ impl SqlDb {
             // Another process created it meanwhile.
             return Ok(false);
         }
-        conn.execute_batch(&format!(
-            "CREATE TABLE {} (id PRIMARY KEY UNIQUE ON CONFLICT ABORT, {NSS_COLUMNS});",
-            self.table
-        ))
-        .map_err(sql_err)?;
-        for (name, column) in NSS_INDEXES {
-            conn.execute_batch(&format!(
-                "CREATE INDEX {name} ON {} ({column});",
-                self.table
-            ))
-            .map_err(sql_err)?;
-        }
+        create_tables(conn, self.table)?;
         Box::new(txn).commit()?;
         Ok(true)
     }

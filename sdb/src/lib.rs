@@ -234,10 +234,22 @@ pub struct Backend {
     /// The key database's file name after its prefix, by which a tool sees
     /// whether a directory holds this backend's database.
     pub key_file: &'static str,
+    /// The certificate database's file name after its prefix.
+    pub cert_file: &'static str,
     /// Opens the databases: read-write ones are created when missing where
     /// the backend can create them; files it may not write give
     /// `Error::ReadOnly`.
     pub open: fn(&OpenOptions) -> Result<Databases>,
+}
+
+impl Backend {
+    /// Whether `dir` holds either of this backend's files under the
+    /// prefixes (NSS looks for either when it decides to update).
+    pub fn files_exist(&self, dir: &std::path::Path, cert_prefix: &str, key_prefix: &str) -> bool {
+        dir.join(format!("{cert_prefix}{}", self.cert_file))
+            .exists()
+            || dir.join(format!("{key_prefix}{}", self.key_file)).exists()
+    }
 }
 
 impl std::fmt::Debug for Backend {
@@ -260,6 +272,10 @@ pub struct Registry {
     /// The backend of a configdir without a prefix.
     pub default: &'static Backend,
     pub others: &'static [&'static Backend],
+    /// The backend of the older files a database of another backend is
+    /// updated from when it is new (NSS's legacy cert8.db/key3.db, read
+    /// when a `sql:` directory holds only them).
+    pub update_source: Option<&'static Backend>,
 }
 
 impl Registry {

@@ -4,4 +4,5 @@
 pub static BACKENDS: sdb::Registry = sdb::Registry {
     default: &sdb_sqlite::BACKEND,
     others: &[&legacy_dbm::store::BACKEND],
+    update_source: Some(&legacy_dbm::store::BACKEND),
 };
