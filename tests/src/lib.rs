@@ -398,6 +398,71 @@ pub fn openssl_verifies(
         .success()
 }
 
+/// What identifies an object in the manifest's list of what NSS exposes.
+pub fn object_summary(
+    raw: &raw::Raw,
+    s: pkcs11_sys::CK_SESSION_HANDLE,
+    h: pkcs11_sys::CK_OBJECT_HANDLE,
+) -> (String, String, String) {
+    use pkcs11_sys::*;
+    use softoken::nss::*;
+    let class = raw::as_ul(&raw.get(s, h, CKA_CLASS).unwrap());
+    let label = String::from_utf8(raw.get(s, h, CKA_LABEL).unwrap_or_default()).unwrap();
+    let id = match class {
+        CKO_CERTIFICATE | CKO_PUBLIC_KEY | CKO_PRIVATE_KEY => {
+            hex::encode(raw.get(s, h, CKA_ID).unwrap())
+        }
+        CKO_NSS_TRUST => hex::encode(raw.get(s, h, CKA_CERT_SHA1_HASH).unwrap()),
+        CKO_NSS_CRL => sha256_hex(&raw.get(s, h, CKA_VALUE).unwrap()),
+        // NSS keeps the address NUL-terminated; its own listing drops the NUL.
+        CKO_NSS_SMIME => String::from_utf8(raw.get(s, h, CKA_NSS_EMAIL).unwrap())
+            .unwrap()
+            .trim_end_matches('\0')
+            .to_owned(),
+        _ => String::new(),
+    };
+    (class_name(class).to_owned(), label, id)
+}
+
+pub fn manifest_object_summary(o: &serde_json::Value) -> (String, String, String) {
+    let class = o["class"].as_str().unwrap().to_owned();
+    let id = match class.as_str() {
+        "CKO_NSS_TRUST" => o["cert_sha1"].as_str(),
+        "CKO_NSS_CRL" => o["sha256"].as_str(),
+        "CKO_NSS_SMIME" => o["nss_email"].as_str(),
+        _ => o["id_hex"].as_str(),
+    }
+    .unwrap_or_default()
+    .to_owned();
+    (
+        class,
+        o["label"].as_str().unwrap_or_default().to_owned(),
+        id,
+    )
+}
+
+/// Every object a session sees, summarised as the manifests list them.
+pub fn listed_objects(
+    raw: &raw::Raw,
+    s: pkcs11_sys::CK_SESSION_HANDLE,
+) -> std::collections::BTreeSet<(String, String, String)> {
+    raw.find(s, &[])
+        .expect("find every object")
+        .iter()
+        .map(|h| object_summary(raw, s, *h))
+        .collect()
+}
+
+/// What NSS's own softoken lists for a fixture, summarised.
+pub fn nss_listed_objects(fixture: &str) -> std::collections::BTreeSet<(String, String, String)> {
+    manifest(fixture)["pkcs11_objects_via_nss_softoken"]
+        .as_array()
+        .expect("pkcs11_objects_via_nss_softoken")
+        .iter()
+        .map(manifest_object_summary)
+        .collect()
+}
+
 /// The name NSS's listings and the fixture manifests give an object class.
 pub fn class_name(class: pkcs11_sys::CK_OBJECT_CLASS) -> &'static str {
     use pkcs11_sys::*;

@@ -257,3 +257,98 @@ fn killed_writers_leave_whole_objects_and_one_password() {
         stress::set_works(&raw, s, label);
     }
 }
+
+/// No two objects of one database are the same one by NSS's identity
+/// (class and issuer/serial, CKA_ID, subject and address).
+fn assert_no_duplicates(dir: &Path) {
+    use sdb::SdbRead;
+    let dbs = open_databases(dir, true);
+    for db in [&dbs.cert as &dyn SdbRead, &dbs.key] {
+        let mut seen = BTreeSet::new();
+        for id in db.find(&[]).unwrap().next_batch(usize::MAX) {
+            let who = db
+                .get_attributes(
+                    id,
+                    &[
+                        CKA_CLASS,
+                        CKA_ISSUER,
+                        CKA_SERIAL_NUMBER,
+                        CKA_ID,
+                        CKA_SUBJECT,
+                        softoken::nss::CKA_NSS_EMAIL,
+                    ],
+                )
+                .unwrap();
+            assert!(seen.insert(who.clone()), "object {id:#x} twice: {who:?}");
+        }
+    }
+}
+
+/// Whether key4.db of `dir` has the password the update copies last.
+fn update_done(dir: &Path) -> bool {
+    use sdb::SdbRead;
+    dir.join("key4.db").exists()
+        && open_databases(dir, true)
+            .key
+            .get_password_entry()
+            .unwrap()
+            .is_some()
+}
+
+/// Kills during the update of legacy files (at open, which copies the
+/// certificate side, and at C_Login, which copies the keys): the legacy
+/// files stay byte-identical, what was copied is whole and there once, and
+/// the next run finishes with exactly what NSS's own update lists.
+#[test]
+fn killed_updates_leave_the_legacy_files_and_finish_once() {
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    eprintln!("seed {seed}");
+    let mut rng = Rng(seed);
+    let legacy = ["cert8.db", "key3.db"];
+    let pw = manifest("dbm-pw")["password"].as_str().unwrap().to_owned();
+    let expected = nss_listed_objects("dbm-pw-upgraded");
+    let mut dir = copy_fixture("dbm-pw");
+    let original: Vec<Vec<u8>> = legacy
+        .iter()
+        .map(|f| std::fs::read(dir.path().join(f)).unwrap())
+        .collect();
+    let (mut killed_pending, mut killed_done, mut finished) = (0, 0, 0);
+    for _ in 0..kills_per_phase() {
+        let db = dir.path().display().to_string();
+        let (lines, killed) = run_until_killed(
+            &mut stress::command(env!("CARGO_BIN_EXE_softoken-stress"), &["update", &db, &pw]),
+            Duration::from_millis(rng.below(150)),
+        );
+        for (f, bytes) in legacy.iter().zip(&original) {
+            assert_eq!(&std::fs::read(dir.path().join(f)).unwrap(), bytes, "{f}");
+        }
+        if dir.path().join("key4.db").exists() {
+            stress::sqlite_integrity(dir.path());
+            assert_no_duplicates(dir.path());
+        }
+        let done = update_done(dir.path());
+        assert!(!lines.iter().any(|l| l == "updated") || done);
+        if killed && !done {
+            killed_pending += 1;
+            continue;
+        }
+        killed_done += usize::from(killed);
+        finished += 1;
+        let raw = Raw::with_params(&sql_params(dir.path()));
+        let s = raw.open(raw.slots()[0], false).unwrap();
+        assert_eq!(raw.login(s, CKU_USER, &pw), CKR_OK);
+        assert_eq!(listed_objects(&raw, s), expected);
+        assert_eq!(raw.find(s, &[]).unwrap().len(), expected.len());
+        assert_eq!(raw.finalize(), CKR_OK);
+        assert_eq!(stress::token_check(dir.path(), &pw), 0);
+        dir = copy_fixture("dbm-pw");
+    }
+    eprintln!(
+        "update: {killed_pending} killed before it was done, {killed_done} killed after, \
+         {finished} finished and checked"
+    );
+}

@@ -6,47 +6,9 @@ use std::collections::BTreeSet;
 
 use pkcs11_sys::*;
 use sdb::SdbRead;
-use serde_json::Value;
 use softoken::nss::*;
 use softoken_tests::raw::{as_ul, ul, Raw};
 use softoken_tests::*;
-
-/// What identifies an object in the manifest's list of what NSS exposes.
-fn summary(raw: &Raw, s: CK_SESSION_HANDLE, h: CK_OBJECT_HANDLE) -> (String, String, String) {
-    let class = as_ul(&raw.get(s, h, CKA_CLASS).unwrap());
-    let label = String::from_utf8(raw.get(s, h, CKA_LABEL).unwrap_or_default()).unwrap();
-    let id = match class {
-        CKO_CERTIFICATE | CKO_PUBLIC_KEY | CKO_PRIVATE_KEY => {
-            hex::encode(raw.get(s, h, CKA_ID).unwrap())
-        }
-        CKO_NSS_TRUST => hex::encode(raw.get(s, h, CKA_CERT_SHA1_HASH).unwrap()),
-        CKO_NSS_CRL => sha256_hex(&raw.get(s, h, CKA_VALUE).unwrap()),
-        // NSS keeps the address NUL-terminated; its own listing drops the NUL.
-        CKO_NSS_SMIME => String::from_utf8(raw.get(s, h, CKA_NSS_EMAIL).unwrap())
-            .unwrap()
-            .trim_end_matches('\0')
-            .to_owned(),
-        _ => String::new(),
-    };
-    (class_name(class).to_owned(), label, id)
-}
-
-fn manifest_summary(o: &Value) -> (String, String, String) {
-    let class = o["class"].as_str().unwrap().to_owned();
-    let id = match class.as_str() {
-        "CKO_NSS_TRUST" => o["cert_sha1"].as_str(),
-        "CKO_NSS_CRL" => o["sha256"].as_str(),
-        "CKO_NSS_SMIME" => o["nss_email"].as_str(),
-        _ => o["id_hex"].as_str(),
-    }
-    .unwrap_or_default()
-    .to_owned();
-    (
-        class,
-        o["label"].as_str().unwrap_or_default().to_owned(),
-        id,
-    )
-}
 
 fn check_fixture(name: &str) {
     let m = manifest(name);
@@ -149,18 +111,8 @@ fn check_fixture(name: &str) {
     }
 
     // Everything NSS itself exposes for this database, and nothing else.
-    let all: BTreeSet<_> = raw
-        .find(s, &[])
-        .unwrap()
-        .iter()
-        .map(|h| summary(&raw, s, *h))
-        .collect();
-    let nss: BTreeSet<_> = m["pkcs11_objects_via_nss_softoken"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(manifest_summary)
-        .collect();
+    let all = listed_objects(&raw, s);
+    let nss = nss_listed_objects(name);
     assert_eq!(all, nss, "{name}: object list");
 
     // Trust values (each read checks the value's integrity record).

@@ -363,6 +363,21 @@ impl Policy {
 }
 
 /// Whether an object's sensitive attributes must not be revealed.
+/// The attributes that, with the class, say two objects are the same one
+/// (NSS's rules for updates and merges): a certificate or its trust by
+/// issuer and serial number, a key by CKA_ID, a CRL by its issuer (kept in
+/// CKA_SUBJECT), an S/MIME record by subject and address. Other classes
+/// have no identity: each is an object of its own.
+pub fn identity_types(class: CK_OBJECT_CLASS) -> Option<&'static [CK_ATTRIBUTE_TYPE]> {
+    match class {
+        CKO_CERTIFICATE | CKO_NSS_TRUST => Some(&[CKA_ISSUER, CKA_SERIAL_NUMBER]),
+        CKO_PUBLIC_KEY | CKO_PRIVATE_KEY | CKO_SECRET_KEY => Some(&[CKA_ID]),
+        CKO_NSS_CRL => Some(&[CKA_SUBJECT]),
+        CKO_NSS_SMIME => Some(&[CKA_SUBJECT, CKA_NSS_EMAIL]),
+        _ => None,
+    }
+}
+
 pub fn hides_sensitive(attrs: &Attrs) -> bool {
     attrs.bool(CKA_SENSITIVE).unwrap_or(false) || attrs.bool(CKA_EXTRACTABLE) == Some(false)
 }

@@ -66,13 +66,11 @@ impl Token {
                         return Err(Rv::UserAlreadyLoggedIn);
                     }
                 }
-                let entry = self
-                    .key
-                    .get_password_entry()?
-                    .ok_or(Rv::UserPinNotInitialized)?;
-                let keys = self.try_pin(&entry, pin, PASSWORD_CHECK)?;
+                let entry = self.password_entry()?.ok_or(Rv::UserPinNotInitialized)?;
+                let keys = Arc::new(self.try_pin(&entry, pin, PASSWORD_CHECK)?);
+                self.finish_update(&keys)?;
                 let mut login = self.login.write();
-                login.keys = Some(Arc::new(keys));
+                login.keys = Some(keys);
                 login.entry = Some(entry);
                 login.user = true;
                 self.share_keys(&login);
@@ -204,7 +202,7 @@ impl Token {
             return Err(Rv::TokenWriteProtected);
         }
         self.check_pin_len(pin)?;
-        match self.key.get_password_entry()? {
+        match self.password_entry()? {
             None => {
                 self.set_first_password(pin, false)?;
                 self.refresh_auto_login()
@@ -236,11 +234,9 @@ impl Token {
             txn.put_metadata(SO_PIN_ROW, &entry.salt, Some(&entry.value))?;
             return Ok(txn.commit()?);
         }
-        let entry = self
-            .key
-            .get_password_entry()?
-            .ok_or(Rv::UserPinNotInitialized)?;
-        let old = self.try_pin(&entry, old_pin, PASSWORD_CHECK)?;
+        let entry = self.password_entry()?.ok_or(Rv::UserPinNotInitialized)?;
+        let old = Arc::new(self.try_pin(&entry, old_pin, PASSWORD_CHECK)?);
+        self.finish_update(&old)?;
         self.change_password(&old, &entry, new_pin)
     }
 

@@ -7,7 +7,7 @@
 //! calls, `objects` the object calls and the stored form of values,
 //! `integrity` the records' checks, `key_cache` the keys a session keeps
 //! decrypted, `handles` the handle maps and encoding, `legacy` the key3.db
-//! record codec.
+//! record codec, `update` the copy of legacy files into a new database.
 
 pub mod guessing;
 pub mod handles;
@@ -16,11 +16,12 @@ pub mod key_cache;
 pub mod legacy;
 mod login;
 mod objects;
+mod update;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use pkcs11_sys::*;
 use sdb::{ObjectId, PasswordEntry, Sdb, SdbRead, Transaction};
 use zeroize::Zeroizing;
@@ -107,6 +108,9 @@ pub struct Token {
     orphans_swept: AtomicBool,
     objects: RwLock<HandleMap<SessionObject>>,
     next_object: AtomicU64,
+    /// The legacy databases an update copies the keys from at the first
+    /// C_Login (update.rs), while it waits for their password.
+    update: Mutex<Option<sdb::Databases>>,
 }
 
 impl std::fmt::Debug for Token {
@@ -160,20 +164,7 @@ impl Token {
     /// empty password set, as Firefox does for a new profile).
     pub fn open(mut cfg: TokenConfig) -> Result<Token> {
         ready_dir(&cfg)?;
-        let open = |read_only| open_databases(&cfg, read_only);
-        // Files this process may not write are opened read-only and the
-        // token says it is write-protected, as NSS does.
-        let sdb::Databases { cert, key } = match open(cfg.read_only) {
-            Err(sdb::Error::ReadOnly) if !cfg.read_only => open(true),
-            other => other,
-        }
-        .map_err(|e| {
-            crate::log::line(format_args!(
-                "{}: the token's databases cannot be opened: {e}",
-                cfg.dir.display()
-            ));
-            Rv::FunctionFailed
-        })?;
+        let (sdb::Databases { cert, key }, update_source) = update::open_storage(&mut cfg)?;
         cfg.read_only |= key.is_read_only();
         let token = Token {
             cfg,
@@ -184,7 +175,11 @@ impl Token {
             orphans_swept: AtomicBool::new(false),
             objects: RwLock::new(HandleMap::default()),
             next_object: AtomicU64::new(1),
+            update: Mutex::new(None),
         };
+        if let Some(source) = update_source {
+            token.start_update(source)?;
+        }
         if !token.cfg.read_only && token.is_pristine(&*token.key)? {
             token.set_first_password(b"", true)?;
         }
@@ -197,11 +192,10 @@ impl Token {
     /// Every read-write open checks this, not just the one that created the
     /// files, so that clients racing to open a new database agree.
     fn is_pristine(&self, db: &dyn SdbRead) -> Result<bool> {
-        let legacy = self.cfg.dir.join(format!("{}key3.db", self.cfg.key_prefix));
         Ok(db.get_password_entry()?.is_none()
             && db.get_metadata(SO_PIN_ROW)?.is_none()
             && db.find(&[])?.next_batch(1).is_empty()
-            && !legacy.exists())
+            && update::source_backend(&self.cfg).is_none())
     }
 
     /// Writes the password entry of a database that has none (and, for the
@@ -315,13 +309,22 @@ impl Token {
         if self.cfg.read_only {
             flags |= CKF_WRITE_PROTECTED;
         }
-        if let Ok(Some(entry)) = self.key.get_password_entry() {
+        if let Ok(Some(entry)) = self.password_entry() {
             flags |= CKF_USER_PIN_INITIALIZED;
             if self.cfg.password_required || !self.login_is_automatic(&entry) {
                 flags |= CKF_LOGIN_REQUIRED;
             }
         }
         flags | self.pin_flags()
+    }
+
+    /// The password entry C_Login checks: key4.db's, or the legacy
+    /// database's while an update waits for its password.
+    fn password_entry(&self) -> Result<Option<PasswordEntry>> {
+        match self.pending_update_entry()? {
+            Some(entry) => Ok(Some(entry)),
+            None => Ok(self.key.get_password_entry()?),
+        }
     }
 
     fn login_is_automatic(&self, entry: &PasswordEntry) -> bool {

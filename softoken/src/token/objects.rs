@@ -166,14 +166,7 @@ impl Token {
             );
             return Ok(h);
         }
-        let class = obj.ulong(CKA_CLASS).unwrap_or(CKO_DATA);
-        let db = if matches!(class, CKO_PRIVATE_KEY | CKO_SECRET_KEY)
-            || obj.bool(CKA_PRIVATE) == Some(true)
-        {
-            DbKind::Key
-        } else {
-            DbKind::Cert
-        };
+        let db = home_db(&obj);
         let id = self.store_new(db, &obj)?;
         Ok(stored_handle(db, id))
     }
@@ -215,13 +208,8 @@ impl Token {
         match db {
             DbKind::Key => {
                 let (mut key_txn, keys) = self.begin_write(db, obj)?;
-                let stored = stored_form(db, keys.as_deref(), obj)?;
-                let id = key_txn.create_object(&as_refs(&stored))?;
-                if let Some(k) = &keys {
-                    put_records(&mut *key_txn, k, db, id, obj)?;
-                    let entry = self.login_entry();
-                    put_exposure_record(&mut *key_txn, k, entry.as_ref(), id, obj)?;
-                }
+                let entry = self.login_entry();
+                let id = create_key_object(&mut *key_txn, keys.as_deref(), entry.as_ref(), obj)?;
                 key_txn.commit()?;
                 Ok(id)
             }
@@ -609,6 +597,36 @@ impl Token {
     pub fn drop_session_objects(&self, session: CK_SESSION_HANDLE) {
         self.objects.write().retain(|_, o| o.owner != session);
     }
+}
+
+/// The database a token object lives in, as NSS keeps them: keys and
+/// private objects in key4.db, the rest (certificates, trust, public keys)
+/// in cert9.db.
+pub(super) fn home_db(obj: &Attrs) -> DbKind {
+    let class = obj.ulong(CKA_CLASS).unwrap_or(CKO_DATA);
+    if matches!(class, CKO_PRIVATE_KEY | CKO_SECRET_KEY) || obj.bool(CKA_PRIVATE) == Some(true) {
+        DbKind::Key
+    } else {
+        DbKind::Cert
+    }
+}
+
+/// Writes a new key4.db object in `txn`: its values in stored form and,
+/// with the key, their integrity records and its flags' record (made under
+/// the password entry `entry`).
+pub(super) fn create_key_object(
+    txn: &mut dyn Transaction,
+    keys: Option<&KeyState>,
+    entry: Option<&sdb::PasswordEntry>,
+    obj: &Attrs,
+) -> Result<ObjectId> {
+    let stored = stored_form(DbKind::Key, keys, obj)?;
+    let id = txn.create_object(&as_refs(&stored))?;
+    if let Some(k) = keys {
+        put_records(txn, k, DbKind::Key, id, obj)?;
+        put_exposure_record(txn, k, entry, id, obj)?;
+    }
+    Ok(id)
 }
 
 /// Whether writing these values to `db` needs the key: private values to

@@ -7,6 +7,9 @@
 //!                                                   then "slowest MS"
 //!   softoken-stress destroy DIR PIN PREFIX FIRST LAST  "gone N" per set
 //!   softoken-stress setpin DIR OLD NEW                "changed"
+//!   softoken-stress update DIR PIN   "ready" before the module opens a
+//!                                    directory of legacy files, "updated"
+//!                                    once C_Login copied them
 //!
 //! A key set N is an EC P-256 key pair (the public key in cert9.db with
 //! its integrity records, the private key in key4.db) and an AES key whose
@@ -125,6 +128,19 @@ fn main() {
             let (raw, s) = session(arg(1), arg(2));
             ok("C_SetPIN", raw.set_pin(s, arg(2), arg(3)));
             say(format_args!("changed"));
+        }
+        "update" => {
+            let raw = Raw::load_path(&softoken_tests::module_path());
+            say(format_args!("ready"));
+            ok(
+                "C_Initialize",
+                raw.initialize(Some(&sql_params(std::path::Path::new(arg(1))))),
+            );
+            let s = raw
+                .open(raw.slots()[0], false)
+                .unwrap_or_else(|rv| fail("C_OpenSession", rv));
+            ok("C_Login", raw.login(s, CKU_USER, arg(2)));
+            say(format_args!("updated"));
         }
         other => {
             eprintln!("softoken-stress: no command {other:?}");
