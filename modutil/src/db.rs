@@ -176,7 +176,8 @@ impl Token {
     }
 }
 
-/// Refuses a `--dbdir` that holds no database.
+/// Refuses a `--dbdir` that holds no database (a `sql:` directory of only
+/// legacy files is one: the module reads them, and updates from them).
 fn require_database(target: &Target) -> Outcome<()> {
     if let Some(dbdir) = &target.dbdir {
         let (prefix, dir) = database_dir(dbdir)?;
@@ -184,7 +185,7 @@ fn require_database(target: &Target) -> Outcome<()> {
             .into_iter()
             .filter(|f| !dir.join(f).exists())
             .collect();
-        if missing.len() == 2 {
+        if missing.len() == 2 && (prefix == "dbm" || legacy_files(&dir).is_empty()) {
             return Err(Failure::new(
                 Kind::NotFound,
                 format!(
@@ -196,6 +197,64 @@ fn require_database(target: &Target) -> Outcome<()> {
         }
     }
     Ok(())
+}
+
+/// The legacy files (cert8.db, key3.db) a directory holds.
+fn legacy_files(dir: &Path) -> Vec<&'static str> {
+    database_files("dbm")
+        .into_iter()
+        .filter(|f| dir.join(f).exists())
+        .collect()
+}
+
+/// `upgrade`: NSS's update of a `sql:` directory from the legacy files in
+/// it, done by the module: cert9.db and key4.db are made and take the
+/// certificates, trust, CRLs and S/MIME records at once and the keys at the
+/// login with the legacy password, which becomes the new database's. The
+/// legacy files are only read. Reports what the new database holds.
+pub fn upgrade(target: &Target, password: &PasswordSource) -> Outcome<Value> {
+    let dbdir = target
+        .dbdir
+        .as_deref()
+        .ok_or_else(|| Failure::new(Kind::Usage, "upgrade needs the directory: --dbdir sql:DIR"))?;
+    let (prefix, dir) = database_dir(dbdir)?;
+    if prefix == "dbm" {
+        return Err(Failure::new(
+            Kind::Usage,
+            "upgrade makes an sql: database from a directory's legacy files: name it \
+             --dbdir sql:DIR (a dbm: directory is used as it is, nothing converted)",
+        ));
+    }
+    let legacy = legacy_files(&dir);
+    if legacy.is_empty() {
+        return Err(Failure::new(
+            Kind::NotFound,
+            format!(
+                "{} holds no cert8.db or key3.db to upgrade from",
+                dir.display()
+            ),
+        ));
+    }
+    let made = database_files(&prefix)
+        .into_iter()
+        .all(|f| !dir.join(f).exists());
+    let token = Token::load(target, true, false)?;
+    if token.login_required {
+        let pw = password.read("Password of the legacy database (key3.db)")?;
+        token
+            .session
+            .login(UserType::User, Some(&AuthPin::from(pw.as_str())))
+            .map_err(|e| p11_failure("the legacy password was refused", e))?;
+    }
+    let count = |class| Ok::<_, Failure>(token.find(&[Attribute::Class(class)])?.len());
+    Ok(json!({
+        "upgraded": dir,
+        "made_new_files": made,
+        "certificates": count(ObjectClass::CERTIFICATE)?,
+        "private_keys": count(ObjectClass::PRIVATE_KEY)?,
+        "public_keys": count(ObjectClass::PUBLIC_KEY)?,
+        "legacy_files_left_as_they_were": legacy,
+    }))
 }
 
 /// The slot of the token `target` names (NSS's database slot by default)

@@ -1060,3 +1060,79 @@ fn firefox_register_finds_the_xdg_profile_directory() {
         );
     }
 }
+
+/// A copy of a fixture directory's database files.
+fn copy_fixture(name: &str, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(Path::new(FIXTURES).join(name)).unwrap() {
+        let entry = entry.unwrap();
+        let dst = to.join(entry.file_name());
+        std::fs::copy(entry.path(), &dst).unwrap();
+        std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+}
+
+#[test]
+fn upgrade_updates_legacy_files_and_leaves_them_as_they_were() {
+    let top = tempfile::tempdir().unwrap();
+    let lib = module_copy(top.path());
+    let db = top.path().join("profile");
+    copy_fixture("dbm-pw", &db);
+    let legacy_before = std::fs::read(db.join("key3.db")).unwrap();
+    let pw = write(&top.path().join("pw"), "fixture-pw\n");
+    let wrong = write(&top.path().join("wrong"), "nope\n");
+    let run = |dbdir: &str, args: &[&str]| {
+        let mut c = tool();
+        c.arg("upgrade")
+            .arg("--libfile")
+            .arg(&lib)
+            .arg("--dbdir")
+            .arg(dbdir)
+            .args(args);
+        c
+    };
+    let sql = format!("sql:{}", db.display());
+    // The listing commands read a directory of legacy files too.
+    let certs = ok(tool()
+        .args(["certs", "--libfile"])
+        .arg(&lib)
+        .args(["--dbdir", &sql]));
+    assert!(certs.contains("Fixture CA"), "{certs}");
+
+    fails(
+        run(&sql, &["--password-file"]).arg(&wrong),
+        5,
+        "legacy password was refused",
+    );
+    fails(
+        &mut run(&format!("dbm:{}", db.display()), &[]),
+        2,
+        "name it --dbdir sql:DIR",
+    );
+    let empty = top.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    fails(
+        &mut run(&format!("sql:{}", empty.display()), &[]),
+        3,
+        "no cert8.db or key3.db",
+    );
+    let out = ok(run(&sql, &["--json", "--password-file"]).arg(&pw));
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["certificates"], 6, "{out}");
+    assert_eq!(report["private_keys"], 4, "{out}");
+    assert_eq!(report["public_keys"], 4, "{out}");
+    assert_eq!(std::fs::read(db.join("key3.db")).unwrap(), legacy_before);
+
+    // NSS lists the keys from key4.db alone.
+    for f in ["cert8.db", "key3.db"] {
+        std::fs::remove_file(db.join(f)).unwrap();
+    }
+    let keys = ok(Command::new("certutil")
+        .args(["-K", "-d", &sql, "-f"])
+        .arg(&pw));
+    assert_eq!(
+        keys.lines().filter(|l| l.starts_with('<')).count(),
+        4,
+        "{keys}"
+    );
+}

@@ -284,3 +284,17 @@ pub fn check(cli: &Cli, module: &ModuleArgs, pw: &PasswordArgs) -> Outcome<Repor
         ))
     })
 }
+
+pub fn upgrade(cli: &Cli, module: &ModuleArgs, pw: &PasswordArgs) -> Outcome<Report> {
+    let done = db::upgrade(&target(cli, module)?, &password(pw))?;
+    let text = format!(
+        "{} now holds its legacy database in cert9.db and key4.db: {} certificates, \
+         {} private keys, {} public keys. cert8.db and key3.db were only read; once \
+         no program needs them they may be removed.",
+        done["upgraded"].as_str().unwrap_or(""),
+        done["certificates"],
+        done["private_keys"],
+        done["public_keys"],
+    );
+    Ok(Report::new(text, done))
+}

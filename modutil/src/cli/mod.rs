@@ -335,6 +335,18 @@ pub enum Command {
         #[arg(long, default_value_t = 600_000)]
         iterations: u32,
     },
+    /// Update a `sql:` directory that holds NSS's legacy files (cert8.db,
+    /// key3.db) to cert9.db/key4.db, as NSS does when it opens one
+    /// read-write: certificates and trust at once, the keys with the legacy
+    /// password (which the new database keeps). The legacy files are only
+    /// read. (A `dbm:DIR` is used as it is; a `sql:DIR` opened read-only
+    /// reads the legacy files in place.)
+    Upgrade {
+        #[command(flatten)]
+        module: ModuleArgs,
+        #[command(flatten)]
+        password: PasswordArgs,
+    },
     /// Verify every encrypted value and integrity record of the database.
     Check {
         #[command(flatten)]
@@ -526,6 +538,10 @@ pub fn run(cli: &Cli) -> Outcome<Report> {
             p12_password_file,
             *iterations,
         ),
+        Command::Upgrade {
+            module,
+            password: pw,
+        } => db::upgrade(cli, module, pw),
         Command::Check {
             module,
             password: pw,
