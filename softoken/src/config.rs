@@ -44,6 +44,38 @@ pub struct TokenConfig {
     /// over the default, this wins over both.
     pub token_description: Option<String>,
     pub slot_description: String,
+    /// An application's legacy database to merge into this one once
+    /// (NSS's Mode 3: updatedir and updateid).
+    pub update: Option<UpdateFrom>,
+}
+
+/// NSS's merge source (`updatedir`, `updateCertPrefix`, `updateKeyPrefix`,
+/// `updateid`, `updateTokenDescription`), and what to do when its
+/// password is never given (`updateNoSourcePassword`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UpdateFrom {
+    pub dir: PathBuf,
+    pub cert_prefix: String,
+    pub key_prefix: String,
+    /// Marks the merge done (metadata rows `upd_key_ID` / `upd_cert_ID`).
+    pub id: String,
+    /// The token label while the source's password is wanted.
+    pub token_description: Option<String>,
+    pub without_password: WithoutSourcePassword,
+}
+
+/// The NSS shared-database design's choices for a merge whose source
+/// password is not supplied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WithoutSourcePassword {
+    /// Wait for it (NSS's behaviour): nothing is merged until a C_Login
+    /// gives it, and each open asks again (`wait`, the default).
+    Wait,
+    /// Merge certificates, trust, CRLs and S/MIME records without asking,
+    /// leaving the source's private keys behind (`public`).
+    PublicOnly,
+    /// Mark the source merged without merging anything (`skip`).
+    Skip,
 }
 
 /// The whole module configuration.
@@ -213,6 +245,28 @@ fn token_from_pairs(
             .filter(|v| !v.is_empty())
             .map(str::to_owned)
     };
+    let update = match (get(pairs, "updatedir"), get(pairs, "updateid")) {
+        (Some(dir), Some(id)) if !dir.is_empty() && !id.is_empty() => Some(UpdateFrom {
+            // NSS reads the legacy files there; a `dbm:` prefix says so.
+            dir: PathBuf::from(dir.strip_prefix("dbm:").unwrap_or(dir)),
+            cert_prefix: get(pairs, "updateCertPrefix").unwrap_or("").to_owned(),
+            key_prefix: get(pairs, "updateKeyPrefix").unwrap_or("").to_owned(),
+            id: id.to_owned(),
+            token_description: description(&["updateTokenDescription"]),
+            without_password: match get(pairs, "updateNoSourcePassword").unwrap_or("wait") {
+                "" | "wait" => WithoutSourcePassword::Wait,
+                "public" => WithoutSourcePassword::PublicOnly,
+                "skip" => WithoutSourcePassword::Skip,
+                other => {
+                    crate::log::line(format_args!(
+                        "updateNoSourcePassword={other:?}: wait, public or skip"
+                    ));
+                    return Err(Rv::ArgumentsBad);
+                }
+            },
+        }),
+        _ => None,
+    };
     Ok(TokenConfig {
         slot_id,
         backend: location.0,
@@ -227,6 +281,7 @@ fn token_from_pairs(
         token_description: description(&["tokenDescription", "dbTokenDescription"]),
         slot_description: description(&["slotDescription", "dbSlotDescription"])
             .unwrap_or_else(|| DEFAULT_SLOT_DESCRIPTION.to_owned()),
+        update,
     })
 }
 
@@ -292,6 +347,36 @@ fn parse_slot_id(s: &str) -> Result<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parses_nss_merge_parameters_in_both_forms() {
+        let main = Config::from_parameters(Some(
+            "configdir='sql:/shared' updatedir='dbm:/home/u/.app' updateCertPrefix='a-' \
+             updateKeyPrefix='b-' updateID='app-1' updateTokenDescription='App Token' \
+             updateNoSourcePassword=public",
+        ))
+        .unwrap();
+        let u = main.tokens[0].update.clone().unwrap();
+        assert_eq!(u.dir, PathBuf::from("/home/u/.app"));
+        assert_eq!(
+            (u.cert_prefix.as_str(), u.key_prefix.as_str()),
+            ("a-", "b-")
+        );
+        assert_eq!(u.id, "app-1");
+        assert_eq!(u.token_description.as_deref(), Some("App Token"));
+        assert_eq!(u.without_password, WithoutSourcePassword::PublicOnly);
+        let extra = Config::from_parameters(Some(
+            "configdir='sql:/a' tokens=<0x4=[configdir='sql:/b' updatedir='/c' updateid='x']>",
+        ))
+        .unwrap();
+        assert!(extra.tokens[0].update.is_none());
+        let u = extra.tokens[1].update.clone().unwrap();
+        assert_eq!((u.dir, u.id), (PathBuf::from("/c"), "x".to_owned()));
+        assert_eq!(u.without_password, WithoutSourcePassword::Wait);
+        // Without an id there is nothing to mark the merge done by.
+        let no_id = Config::from_parameters(Some("configdir='sql:/a' updatedir='/c'")).unwrap();
+        assert!(no_id.tokens[0].update.is_none());
+    }
 
     #[test]
     fn parses_nss_parameter_string() {

@@ -182,6 +182,14 @@ impl Raw {
         info
     }
 
+    pub fn slot_info(&self, slot: CK_SLOT_ID) -> CK_SLOT_INFO {
+        let mut info = CK_SLOT_INFO::default();
+        // SAFETY: valid out pointer.
+        let rv = unsafe { (self.f().C_GetSlotInfo.expect("fn"))(slot, &mut info) };
+        assert_eq!(rv, CKR_OK);
+        info
+    }
+
     pub fn open(&self, slot: CK_SLOT_ID, rw: bool) -> Result<CK_SESSION_HANDLE, CK_RV> {
         let mut h = 0;
         let flags = CKF_SERIAL_SESSION | if rw { CKF_RW_SESSION } else { 0 };

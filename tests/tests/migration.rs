@@ -247,3 +247,281 @@ fn set_pin_while_the_update_waits_copies_then_changes_the_password() {
     );
     assert_eq!(raw.finalize(), CKR_OK);
 }
+
+/// The parameters of a Mode 3 merge of `source` (legacy files) into the
+/// database of `target`.
+fn merge_params(target: &Path, source: &Path, extra: &str) -> String {
+    format!(
+        "{} updatedir='{}' updateid='app-legacy-1' updateTokenDescription='App Legacy Token' {extra}",
+        sql_params(target),
+        source.display()
+    )
+}
+
+fn label(raw: &Raw, slot: CK_SLOT_ID) -> String {
+    String::from_utf8_lossy(&raw.token_info(slot).label)
+        .trim_end()
+        .to_owned()
+}
+
+fn slot_flags(raw: &Raw, slot: CK_SLOT_ID) -> CK_FLAGS {
+    raw.slot_info(slot).flags
+}
+
+/// What a database holds, as the module lists it after logging in.
+fn listing(dir: &Path, pw: &str) -> std::collections::BTreeSet<(String, String, String)> {
+    let raw = Raw::with_params(&format!("{}readOnly", sql_params(dir)));
+    let s = raw.open(raw.slots()[0], false).unwrap();
+    if !pw.is_empty() {
+        assert_eq!(raw.login(s, CKU_USER, pw), CKR_OK);
+    }
+    let listed = listed_objects(&raw, s);
+    assert_eq!(raw.finalize(), CKR_OK);
+    listed
+}
+
+/// The merge NSS's fixture shows (`mode3-upgraded`, made with certutil
+/// --upgrade-merge): the shared database's password differs from the
+/// legacy one, so the first C_Login takes the legacy password, the token is
+/// "removed", and the second takes the shared one.
+#[test]
+fn merge_update_with_two_passwords_equals_nss_merge() {
+    let target = copy_fixture("mode3-upgraded/before");
+    let source = copy_fixture("mode3-upgraded/legacy");
+    let before = legacy_bytes(source.path());
+    let raw = Raw::with_params(&merge_params(target.path(), source.path(), ""));
+    let slot = raw.slots()[0];
+    assert_eq!(label(&raw, slot), "App Legacy Token");
+    assert_ne!(slot_flags(&raw, slot) & CKF_REMOVABLE_DEVICE, 0);
+    let s = raw.open(slot, false).unwrap();
+    assert_eq!(raw.login(s, CKU_USER, "shared-pw"), CKR_PIN_INCORRECT);
+    assert_eq!(raw.login(s, CKU_USER, "fixture-pw"), CKR_OK);
+    // The token was "removed": the session is gone, the label is the
+    // database's own and it wants its own password.
+    assert_eq!(
+        raw.login(s, CKU_USER, "shared-pw"),
+        CKR_SESSION_HANDLE_INVALID
+    );
+    assert_eq!(label(&raw, slot), "softoken");
+    let s = raw.open(slot, false).unwrap();
+    assert_eq!(raw.login(s, CKU_USER, "fixture-pw"), CKR_PIN_INCORRECT);
+    assert_eq!(raw.login(s, CKU_USER, "shared-pw"), CKR_OK);
+    assert_eq!(
+        listed_objects(&raw, s),
+        nss_listed_objects("mode3-upgraded")
+    );
+    assert_eq!(slot_flags(&raw, slot) & CKF_REMOVABLE_DEVICE, 0);
+    assert_eq!(raw.finalize(), CKR_OK);
+    assert_eq!(legacy_bytes(source.path()), before);
+
+    // Done once: the next open with the same parameters merges nothing.
+    let raw = Raw::with_params(&merge_params(target.path(), source.path(), ""));
+    assert_eq!(label(&raw, slot), "softoken");
+    let s = raw.open(slot, false).unwrap();
+    assert_eq!(raw.login(s, CKU_USER, "shared-pw"), CKR_OK);
+    assert_eq!(
+        raw.find(s, &[]).unwrap().len(),
+        nss_listed_objects("mode3-upgraded").len()
+    );
+    assert_eq!(raw.finalize(), CKR_OK);
+    let token = open_token(target.path());
+    token.login(b"shared-pw").unwrap();
+    let report = token.check(&mut |_, _| {}).unwrap();
+    assert!(report.failures.is_empty(), "{report:?}");
+}
+
+/// NSS's own merge of a copy of `source` into `target` (certutil
+/// --upgrade-merge), for comparison.
+fn nss_upgrade_merge(target: &Path, source: &Path, target_pw: &str, source_pw: &str) {
+    let files = tempfile::tempdir().unwrap();
+    let work = files.path().join("source");
+    std::fs::create_dir(&work).unwrap();
+    for f in LEGACY_FILES {
+        std::fs::copy(source.join(f), work.join(f)).unwrap();
+    }
+    let pw = |name: &str, text: &str| {
+        let p = files.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.display().to_string()
+    };
+    run(Command::new("certutil").args([
+        "--upgrade-merge",
+        "-d",
+        &format!("sql:{}", target.display()),
+        "-f",
+        &pw("target-pw", target_pw),
+        "--source-dir",
+        &work.display().to_string(),
+        "--upgrade-id",
+        "app-legacy-1",
+        "--upgrade-token-name",
+        "App Legacy Token",
+        "-@",
+        &pw("source-pw", source_pw),
+    ]));
+}
+
+/// A copy of the shared database of `mode3-upgraded` with its password
+/// changed to `pw` (certutil -W).
+fn shared_database_with_password(pw: &str) -> tempfile::TempDir {
+    let dir = copy_fixture("mode3-upgraded/before");
+    let files = tempfile::tempdir().unwrap();
+    let (old, new) = (files.path().join("old"), files.path().join("new"));
+    std::fs::write(&old, "shared-pw").unwrap();
+    std::fs::write(&new, pw).unwrap();
+    let mut cmd = Command::new("certutil");
+    cmd.args(["-W", "-d", &format!("sql:{}", dir.path().display())])
+        .arg("-f")
+        .arg(&old)
+        .arg("-@")
+        .arg(&new);
+    if pw.is_empty() {
+        cmd.arg("--empty-password");
+    }
+    run(&mut cmd);
+    dir
+}
+
+/// Both databases with the same password: one C_Login merges, as with
+/// NSS, and the result lists what NSS's merge lists.
+#[test]
+fn merge_update_with_one_password_for_both() {
+    let pw = password("dbm-pw");
+    let source = copy_fixture("dbm-pw");
+    let ours = shared_database_with_password(&pw);
+    let theirs = shared_database_with_password(&pw);
+    nss_upgrade_merge(theirs.path(), source.path(), &pw, &pw);
+
+    let raw = Raw::with_params(&merge_params(ours.path(), source.path(), ""));
+    let slot = raw.slots()[0];
+    let s = raw.open(slot, false).unwrap();
+    assert_eq!(raw.login(s, CKU_USER, &pw), CKR_OK);
+    assert_eq!(raw.session_info(s).state, CKS_RO_USER_FUNCTIONS);
+    assert_eq!(label(&raw, slot), "softoken");
+    assert_eq!(raw.finalize(), CKR_OK);
+    assert_eq!(listing(ours.path(), &pw), listing(theirs.path(), &pw));
+}
+
+/// A shared database with the empty password keeps it: the source's
+/// password is all the merge asks for, as with NSS.
+#[test]
+fn merge_update_into_a_database_with_the_empty_password() {
+    let pw = password("dbm-pw");
+    let source = copy_fixture("dbm-pw");
+    let ours = shared_database_with_password("");
+    let theirs = shared_database_with_password("");
+    // certutil wants a password file with data for the shared database
+    // even when its password is empty (which then accepts any).
+    nss_upgrade_merge(theirs.path(), source.path(), &pw, &pw);
+
+    let raw = Raw::with_params(&merge_params(ours.path(), source.path(), ""));
+    let slot = raw.slots()[0];
+    assert_eq!(label(&raw, slot), "App Legacy Token");
+    let s = raw.open(slot, false).unwrap();
+    assert_eq!(raw.login(s, CKU_USER, &pw), CKR_OK);
+    assert_eq!(raw.finalize(), CKR_OK);
+    assert_eq!(listing(ours.path(), ""), listing(theirs.path(), ""));
+    let raw = Raw::with_params(&sql_params(ours.path()));
+    assert_eq!(raw.token_info(slot).flags & CKF_LOGIN_REQUIRED, 0);
+    assert_eq!(raw.finalize(), CKR_OK);
+}
+
+/// A new shared database takes everything and the source's password.
+/// (NSS 3.87's certutil --upgrade-merge into a directory without a
+/// database merges only part of it: one certificate, no keys, and no
+/// upd_cert row.)
+#[test]
+fn merge_update_into_a_new_database_takes_the_source_password() {
+    let pw = password("dbm-pw");
+    let source = copy_fixture("dbm-pw");
+    let target = tempfile::tempdir().unwrap();
+    let raw = Raw::with_params(&merge_params(target.path(), source.path(), ""));
+    let slot = raw.slots()[0];
+    let info = raw.token_info(slot);
+    assert_ne!(info.flags & CKF_LOGIN_REQUIRED, 0);
+    let s = raw.open(slot, false).unwrap();
+    assert_eq!(raw.login(s, CKU_USER, &pw), CKR_OK);
+    assert_eq!(raw.finalize(), CKR_OK);
+    assert_eq!(
+        listing(target.path(), &pw),
+        nss_listed_objects("dbm-pw-upgraded")
+    );
+}
+
+/// The source's password never given: by default (NSS's) nothing is
+/// merged and every open asks again; `updateNoSourcePassword=public`
+/// merges certificates, trust, CRLs and S/MIME records without it and
+/// leaves the keys behind; `skip` marks the merge done with nothing
+/// merged.
+#[test]
+fn merge_update_without_the_source_password() {
+    let source = copy_fixture("dbm-pw");
+    let before = listing(copy_fixture("mode3-upgraded/before").path(), "shared-pw");
+    let classes = |listed: &std::collections::BTreeSet<(String, String, String)>, class: &str| {
+        listed.iter().filter(|o| o.0 == class).count()
+    };
+
+    let target = copy_fixture("mode3-upgraded/before");
+    for _ in 0..2 {
+        let raw = Raw::with_params(&merge_params(target.path(), source.path(), ""));
+        assert_eq!(label(&raw, raw.slots()[0]), "App Legacy Token");
+        assert_eq!(raw.finalize(), CKR_OK);
+    }
+    assert_eq!(listing(target.path(), "shared-pw"), before);
+
+    let target = copy_fixture("mode3-upgraded/before");
+    let raw = Raw::with_params(&merge_params(
+        target.path(),
+        source.path(),
+        "updateNoSourcePassword=public",
+    ));
+    let slot = raw.slots()[0];
+    assert_eq!(label(&raw, slot), "softoken");
+    let s = raw.open(slot, false).unwrap();
+    assert_eq!(raw.login(s, CKU_USER, "shared-pw"), CKR_OK);
+    assert_eq!(raw.finalize(), CKR_OK);
+    let merged = listing(target.path(), "shared-pw");
+    let all = nss_listed_objects("mode3-upgraded");
+    assert_eq!(
+        classes(&merged, "CKO_CERTIFICATE"),
+        classes(&all, "CKO_CERTIFICATE")
+    );
+    assert_eq!(
+        classes(&merged, "CKO_NSS_TRUST"),
+        classes(&all, "CKO_NSS_TRUST")
+    );
+    assert_eq!(
+        classes(&merged, "CKO_NSS_SMIME"),
+        classes(&all, "CKO_NSS_SMIME")
+    );
+    assert_eq!(
+        classes(&merged, "CKO_PRIVATE_KEY"),
+        classes(&before, "CKO_PRIVATE_KEY")
+    );
+    // Done: the source is not asked for again.
+    let raw = Raw::with_params(&merge_params(target.path(), source.path(), ""));
+    assert_eq!(label(&raw, slot), "softoken");
+    assert_eq!(raw.finalize(), CKR_OK);
+
+    let target = copy_fixture("mode3-upgraded/before");
+    let raw = Raw::with_params(&merge_params(
+        target.path(),
+        source.path(),
+        "updateNoSourcePassword=skip",
+    ));
+    assert_eq!(label(&raw, slot), "softoken");
+    assert_eq!(raw.finalize(), CKR_OK);
+    assert_eq!(listing(target.path(), "shared-pw"), before);
+    let raw = Raw::with_params(&merge_params(target.path(), source.path(), ""));
+    assert_eq!(label(&raw, slot), "softoken");
+    assert_eq!(raw.finalize(), CKR_OK);
+    let bad = Raw::load();
+    assert_eq!(
+        bad.initialize(Some(&merge_params(
+            target.path(),
+            source.path(),
+            "updateNoSourcePassword=maybe"
+        ))),
+        CKR_ARGUMENTS_BAD
+    );
+}

@@ -191,10 +191,12 @@ pub unsafe extern "C" fn C_GetSlotInfo(slotID: CK_SLOT_ID, pInfo: CK_SLOT_INFO_P
         *info = CK_SLOT_INFO {
             slotDescription: padded(&slot.description),
             manufacturerID: padded(&m.config.manufacturer_id),
-            flags: if slot.token.is_some() {
-                CKF_TOKEN_PRESENT
-            } else {
-                0
+            flags: match &slot.token {
+                // The label changes at a Mode 3 merge's first login: NSS
+                // shows such a slot as removable.
+                Some(t) if t.in_update_merge() => CKF_TOKEN_PRESENT | CKF_REMOVABLE_DEVICE,
+                Some(_) => CKF_TOKEN_PRESENT,
+                None => 0,
             },
             hardwareVersion: util::library_version(),
             firmwareVersion: util::library_version(),
@@ -434,7 +436,14 @@ fn login(
     if userType == CKU_CONTEXT_SPECIFIC {
         return crate::session::context_login(&session, token, pin);
     }
-    token.login(userType, pin, m.has_ro_session(session.slot))
+    token.login(userType, pin, m.has_ro_session(session.slot))?;
+    // A Mode 3 merge that now wants this database's own password "removes"
+    // the token, as NSS does: every session goes, and the next C_Login
+    // (in a new session) takes that password.
+    if token.take_removed() {
+        m.close_all_sessions(session.slot)?;
+    }
+    Ok(())
 }
 
 #[no_mangle]

@@ -1,6 +1,7 @@
 //! Login and PINs: C_Login, C_Logout, C_InitToken, C_InitPIN, C_SetPIN and
 //! the password change that re-encrypts every private value.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use pkcs11_sys::*;
@@ -13,6 +14,7 @@ use crate::storage::keydb::{self, DbKind, KeyState, PASSWORD_CHECK};
 use crate::token::guessing::{PinOwner, POLICY_ROW};
 use crate::token::integrity::Exposure;
 use crate::token::objects::{as_refs, put_exposure_record, put_records, stored_form};
+use crate::token::update::AfterLogin;
 use crate::token::{Access, Login, Token, LABEL_ROW, MAX_PIN_LEN, SO_PIN_CHECK, SO_PIN_ROW};
 
 impl Token {
@@ -68,7 +70,13 @@ impl Token {
                 }
                 let entry = self.password_entry()?.ok_or(Rv::UserPinNotInitialized)?;
                 let keys = Arc::new(self.try_pin(&entry, pin, PASSWORD_CHECK)?);
-                self.finish_update(&keys)?;
+                let (keys, entry) = match self.finish_update(keys, entry, pin)? {
+                    AfterLogin::LoggedIn(keys, entry) => (keys, entry),
+                    AfterLogin::Removed => {
+                        self.removed.store(true, Ordering::Release);
+                        return Ok(());
+                    }
+                };
                 let mut login = self.login.write();
                 login.keys = Some(keys);
                 login.entry = Some(entry);
@@ -202,7 +210,12 @@ impl Token {
             return Err(Rv::TokenWriteProtected);
         }
         self.check_pin_len(pin)?;
-        match self.password_entry()? {
+        let entry = if self.in_update_merge() {
+            self.key.get_password_entry()?
+        } else {
+            self.password_entry()?
+        };
+        match entry {
             None => {
                 self.set_first_password(pin, false)?;
                 self.refresh_auto_login()
@@ -234,9 +247,20 @@ impl Token {
             txn.put_metadata(SO_PIN_ROW, &entry.salt, Some(&entry.value))?;
             return Ok(txn.commit()?);
         }
-        let entry = self.password_entry()?.ok_or(Rv::UserPinNotInitialized)?;
+        // A waiting Mode 2 update is finished with the old PIN first; a
+        // waiting merge is left to C_Login, and this PIN is this
+        // database's own.
+        let merging = self.in_update_merge();
+        let entry = if merging {
+            self.key.get_password_entry()?
+        } else {
+            self.password_entry()?
+        }
+        .ok_or(Rv::UserPinNotInitialized)?;
         let old = Arc::new(self.try_pin(&entry, old_pin, PASSWORD_CHECK)?);
-        self.finish_update(&old)?;
+        if !merging {
+            self.finish_update(old.clone(), entry.clone(), old_pin)?;
+        }
         self.change_password(&old, &entry, new_pin)
     }
 

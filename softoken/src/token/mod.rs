@@ -15,6 +15,7 @@ mod integrity;
 pub mod key_cache;
 pub mod legacy;
 mod login;
+pub mod merge;
 mod objects;
 mod update;
 
@@ -108,9 +109,11 @@ pub struct Token {
     orphans_swept: AtomicBool,
     objects: RwLock<HandleMap<SessionObject>>,
     next_object: AtomicU64,
-    /// The legacy databases an update copies the keys from at the first
-    /// C_Login (update.rs), while it waits for their password.
-    update: Mutex<Option<sdb::Databases>>,
+    /// An update from legacy databases waiting for a password (update.rs).
+    update: Mutex<Option<update::Pending>>,
+    /// Set when a C_Login "removed" the token (a Mode 3 merge that wants
+    /// this database's password next): the caller closes every session.
+    removed: AtomicBool,
 }
 
 impl std::fmt::Debug for Token {
@@ -176,11 +179,15 @@ impl Token {
             objects: RwLock::new(HandleMap::default()),
             next_object: AtomicU64::new(1),
             update: Mutex::new(None),
+            removed: AtomicBool::new(false),
         };
-        if let Some(source) = update_source {
-            token.start_update(source)?;
+        if let Some(pending) = update_source {
+            token.start_update(pending)?;
         }
-        if !token.cfg.read_only && token.is_pristine(&*token.key)? {
+        // A merge waiting for its source's password gives this database
+        // that password if it has none: it is not given the empty one.
+        let waiting = token.update.lock().is_some();
+        if !token.cfg.read_only && !waiting && token.is_pristine(&*token.key)? {
             token.set_first_password(b"", true)?;
         }
         token.refresh_auto_login()?;
@@ -278,6 +285,9 @@ impl Token {
     /// The token label: the parameters', else the one kept in the database
     /// (C_InitToken's), else softoken's default, never NSS's own token's.
     pub fn label(&self) -> String {
+        if let Some(l) = self.update_label() {
+            return l;
+        }
         if let Some(l) = &self.cfg.token_description {
             return l.clone();
         }
@@ -351,6 +361,12 @@ impl Token {
         self.login.write().user = false;
         // Errors leave the token logged out, which it is to be.
         let _ = self.refresh_auto_login();
+    }
+
+    /// Whether the last C_Login "removed" the token (update.rs): the
+    /// caller is to close every session of its slot. Reading it clears it.
+    pub fn take_removed(&self) -> bool {
+        self.removed.swap(false, Ordering::AcqRel)
     }
 
     pub fn user_logged_in(&self) -> bool {
