@@ -352,3 +352,58 @@ fn killed_updates_leave_the_legacy_files_and_finish_once() {
          {finished} finished and checked"
     );
 }
+
+/// Kills during a Mode 3 merge (at open and at each of its two C_Logins):
+/// the source stays byte-identical, the shared database stays whole with
+/// nothing twice, and the next run finishes with what NSS's merge lists.
+#[test]
+fn killed_merges_leave_the_source_and_finish_once() {
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    eprintln!("seed {seed}");
+    let mut rng = Rng(seed);
+    let expected = nss_listed_objects("mode3-upgraded");
+    let source = copy_fixture("mode3-upgraded/legacy");
+    let original: Vec<Vec<u8>> = ["cert8.db", "key3.db"]
+        .iter()
+        .map(|f| std::fs::read(source.path().join(f)).unwrap())
+        .collect();
+    let src = source.path().display().to_string();
+    let mut target = copy_fixture("mode3-upgraded/before");
+    let (mut killed_before, mut finished) = (0, 0);
+    for _ in 0..kills_per_phase() {
+        let db = target.path().display().to_string();
+        let (lines, killed) = run_until_killed(
+            &mut stress::command(
+                env!("CARGO_BIN_EXE_softoken-stress"),
+                &["merge", &db, &src, "fixture-pw", "shared-pw"],
+            ),
+            Duration::from_millis(rng.below(200)),
+        );
+        for (f, bytes) in ["cert8.db", "key3.db"].iter().zip(&original) {
+            assert_eq!(&std::fs::read(source.path().join(f)).unwrap(), bytes, "{f}");
+        }
+        stress::sqlite_integrity(target.path());
+        assert_no_duplicates(target.path());
+        if killed && !lines.iter().any(|l| l == "merged") {
+            killed_before += 1;
+            // Whatever the kill left, the shared database still opens
+            // and checks under its own password.
+            stress::token_check(target.path(), "shared-pw");
+            continue;
+        }
+        finished += 1;
+        let raw = Raw::with_params(&sql_params(target.path()));
+        let s = raw.open(raw.slots()[0], false).unwrap();
+        assert_eq!(raw.login(s, CKU_USER, "shared-pw"), CKR_OK);
+        assert_eq!(listed_objects(&raw, s), expected);
+        assert_eq!(raw.find(s, &[]).unwrap().len(), expected.len());
+        assert_eq!(raw.finalize(), CKR_OK);
+        stress::token_check(target.path(), "shared-pw");
+        target = copy_fixture("mode3-upgraded/before");
+    }
+    eprintln!("merge: {killed_before} killed before it was done, {finished} finished and checked");
+}

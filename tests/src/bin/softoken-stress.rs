@@ -10,6 +10,11 @@
 //!   softoken-stress update DIR PIN   "ready" before the module opens a
 //!                                    directory of legacy files, "updated"
 //!                                    once C_Login copied them
+//!   softoken-stress merge DIR SOURCE SOURCE_PIN PIN   "ready" before the
+//!                                    module opens DIR to merge the legacy
+//!                                    files of SOURCE into it (Mode 3,
+//!                                    updateid "stress"), "merged" once
+//!                                    the two C_Logins did it
 //!
 //! A key set N is an EC P-256 key pair (the public key in cert9.db with
 //! its integrity records, the private key in key4.db) and an AES key whose
@@ -141,6 +146,35 @@ fn main() {
                 .unwrap_or_else(|rv| fail("C_OpenSession", rv));
             ok("C_Login", raw.login(s, CKU_USER, arg(2)));
             say(format_args!("updated"));
+        }
+        "merge" => {
+            let raw = Raw::load_path(&softoken_tests::module_path());
+            say(format_args!("ready"));
+            let params = format!(
+                "{} updatedir='{}' updateid='stress'",
+                sql_params(std::path::Path::new(arg(1))),
+                arg(2)
+            );
+            ok("C_Initialize", raw.initialize(Some(&params)));
+            let slot = raw.slots()[0];
+            // Labelled by the update id while the source's password is
+            // wanted (an earlier run may have merged already).
+            let label = raw.token_info(slot).label;
+            if String::from_utf8_lossy(&label).trim_end() == "stress" {
+                let s = raw
+                    .open(slot, false)
+                    .unwrap_or_else(|rv| fail("C_OpenSession", rv));
+                ok("C_Login (source)", raw.login(s, CKU_USER, arg(3)));
+            }
+            // The token was "removed" for the second password.
+            let s = raw
+                .open(slot, false)
+                .unwrap_or_else(|rv| fail("C_OpenSession", rv));
+            let rv = raw.login(s, CKU_USER, arg(4));
+            if rv != CKR_USER_ALREADY_LOGGED_IN {
+                ok("C_Login (target)", rv);
+            }
+            say(format_args!("merged"));
         }
         other => {
             eprintln!("softoken-stress: no command {other:?}");
