@@ -5,7 +5,8 @@
 //! pointer handed over is valid for the length given (a lying length is
 //! the caller's own memory error, which no module can detect); everything
 //! else is random. Each call must return a code the specification allows
-//! for that function (asserted), and never crash, hang or leak.
+//! for that function (asserted), and never crash, hang or leak. The
+//! 3.0 message-based functions are called through the 3.0 function list.
 //!
 //! Input: a sequence of operations, each one byte choosing the call and
 //! the bytes after it choosing its arguments.
@@ -91,6 +92,15 @@ const KEYS: &[CK_RV] = &[
     CKR_UNWRAPPING_KEY_TYPE_INCONSISTENT,
     CKR_WRAPPED_KEY_INVALID,
     CKR_WRAPPED_KEY_LEN_RANGE,
+];
+
+/// A message's own parameter (its IV, nonce and tag) is a mechanism
+/// parameter, and a message counter can run out (the mechanisms
+/// specification's message-based AEAD), besides DATA's codes.
+const MESSAGE: &[CK_RV] = &[
+    CKR_MECHANISM_PARAM_INVALID,
+    CKR_KEY_EXHAUSTED,
+    CKR_OPERATION_ACTIVE,
 ];
 
 fn check(call: &str, rv: CK_RV, extra: &[&[CK_RV]]) {
@@ -187,6 +197,9 @@ fn value(input: &mut Input) -> Vec<u8> {
             CKK_EC_EDWARDS,
             CKK_EC_MONTGOMERY,
             CKK_SHA256_HMAC,
+            CKK_CHACHA20,
+            CKK_DES3,
+            CKK_DH,
         ])),
         3 => input
             .pick(&[
@@ -254,12 +267,129 @@ impl Template {
     }
 }
 
+/// A buffer a parameter points at (or NULL: then with a length), kept in
+/// `pointed` for as long as the parameter lives.
+fn buffer(input: &mut Input, pointed: &mut Vec<Vec<u8>>) -> (u64, u64) {
+    if input.byte() % 16 == 0 {
+        return (0, input.byte() as u64);
+    }
+    let b = input.bytes(128);
+    let at = (b.as_ptr() as u64, b.len() as u64);
+    pointed.push(b);
+    at
+}
+
+/// A buffer of `len` bytes the module may write (IVs it generates, tags).
+fn writable(len: usize, pointed: &mut Vec<Vec<u8>>) -> u64 {
+    let b = vec![0u8; len];
+    let at = b.as_ptr() as u64;
+    pointed.push(b);
+    at
+}
+
+/// A parameter made of words (a structure of CK_ULONGs and pointers),
+/// now and then a byte too long or too short: never a word, which could
+/// turn a structure into another layout's (GCM's older one is a word
+/// shorter) with a number where a pointer goes.
+fn words_param(input: &mut Input, words: Option<Vec<u64>>, random_len: usize) -> Vec<u8> {
+    let mut param = match words {
+        Some(w) => w.iter().flat_map(|w| w.to_ne_bytes()).collect(),
+        None => input.bytes(random_len),
+    };
+    match input.byte() % 16 {
+        0 => param.push(0),
+        1 => {
+            param.pop();
+        }
+        _ => {}
+    }
+    param
+}
+
 /// A mechanism, its parameter and whatever the parameter points at.
 struct Mech {
     m: CK_MECHANISM,
     _param: Vec<u8>,
     _pointed: Vec<Vec<u8>>,
     _data: Vec<CK_PRF_DATA_PARAM>,
+    _derived: Vec<CK_DERIVED_KEY>,
+    _derived_templates: Vec<Template>,
+    /// Where SP 800-108's additional keys' handles are written.
+    derived_handles: Vec<CK_OBJECT_HANDLE>,
+}
+
+/// A message's parameter for the message-based functions: the AEADs'
+/// per-message structures with valid IV and tag buffers, random bytes, or
+/// NULL with a length.
+struct MessageParam {
+    bytes: Vec<u8>,
+    null: bool,
+    _pointed: Vec<Vec<u8>>,
+}
+
+impl MessageParam {
+    fn new(input: &mut Input) -> MessageParam {
+        let mut pointed = Vec::new();
+        let kind = input.byte() % 5;
+        let words = match kind {
+            0 => {
+                // CK_GCM_MESSAGE_PARAMS
+                let iv_len = input.pick(&[12usize, 16, 1, 0, 128]);
+                Some(vec![
+                    writable(iv_len, &mut pointed),
+                    iv_len as u64,
+                    input.pick(&[0, 32, 64, 95, 96, 1000]),
+                    input.pick(&[
+                        CKG_NO_GENERATE,
+                        CKG_GENERATE,
+                        CKG_GENERATE_COUNTER,
+                        CKG_GENERATE_RANDOM,
+                        9,
+                    ]),
+                    writable(256, &mut pointed),
+                    input.pick(&[0, 96, 128, 129, 2048]),
+                ])
+            }
+            1 => {
+                // CK_SALSA20_CHACHA20_POLY1305_MSG_PARAMS (a 16-byte tag)
+                let (nonce, nonce_len) = buffer(input, &mut pointed);
+                Some(vec![nonce, nonce_len, writable(16, &mut pointed)])
+            }
+            2 => {
+                // CK_CCM_MESSAGE_PARAMS
+                let nonce_len = input.pick(&[7usize, 13, 0, 64]);
+                Some(vec![
+                    input.byte() as u64,
+                    writable(nonce_len, &mut pointed),
+                    nonce_len as u64,
+                    input.pick(&[0, 8, 200]),
+                    input.pick(&[CKG_NO_GENERATE, CKG_GENERATE_COUNTER, 9]),
+                    writable(16, &mut pointed),
+                    input.pick(&[4, 16, 17, 0]),
+                ])
+            }
+            _ => None,
+        };
+        MessageParam {
+            bytes: words_param(input, words, 64),
+            null: kind == 4,
+            _pointed: pointed,
+        }
+    }
+    fn ptr(&mut self) -> CK_VOID_PTR {
+        if self.null || self.bytes.is_empty() {
+            std::ptr::null_mut()
+        } else {
+            self.bytes.as_mut_ptr() as CK_VOID_PTR
+        }
+    }
+    fn len(&self, input: &mut Input) -> CK_ULONG {
+        if self.null {
+            input.byte() as CK_ULONG
+        } else {
+            self.bytes.len() as CK_ULONG
+        }
+    }
 }
 
 const MECHS: &[CK_MECHANISM_TYPE] = &[
@@ -304,6 +434,18 @@ const MECHS: &[CK_MECHANISM_TYPE] = &[
     CKM_EDDSA,
     CKM_CONCATENATE_BASE_AND_KEY,
     CKM_EXTRACT_KEY_FROM_KEY,
+    CKM_CHACHA20_POLY1305,
+    CKM_CHACHA20,
+    CKM_CHACHA20_KEY_GEN,
+    CKM_AES_CCM,
+    CKM_AES_CTS,
+    CKM_AES_XCBC_MAC,
+    CKM_DES3_KEY_GEN,
+    CKM_DES3_CBC_PAD,
+    CKM_DES3_CMAC,
+    CKM_DES3_ECB_ENCRYPT_DATA,
+    CKM_DH_PKCS_KEY_PAIR_GEN,
+    CKM_DH_PKCS_DERIVE,
 ];
 
 impl Mech {
@@ -315,16 +457,9 @@ impl Mech {
         };
         let mut pointed: Vec<Vec<u8>> = Vec::new();
         let mut data = Vec::new();
-        // A buffer the parameter points at (or NULL: then with a length).
-        let buffer = |input: &mut Input, pointed: &mut Vec<Vec<u8>>| -> (u64, u64) {
-            if input.byte() % 16 == 0 {
-                return (0, input.byte() as u64);
-            }
-            let b = input.bytes(128);
-            let at = (b.as_ptr() as u64, b.len() as u64);
-            pointed.push(b);
-            at
-        };
+        let mut derived = Vec::new();
+        let mut derived_templates = Vec::new();
+        let mut derived_handles = Vec::new();
         let words: Option<Vec<u64>> = match ty {
             CKM_AES_GCM => {
                 let (iv, iv_len) = buffer(input, &mut pointed);
@@ -363,7 +498,8 @@ impl Mech {
             CKM_CONCATENATE_BASE_AND_DATA
             | CKM_CONCATENATE_DATA_AND_BASE
             | CKM_XOR_BASE_AND_DATA
-            | CKM_AES_ECB_ENCRYPT_DATA => {
+            | CKM_AES_ECB_ENCRYPT_DATA
+            | CKM_DES3_ECB_ENCRYPT_DATA => {
                 let (d, len) = buffer(input, &mut pointed);
                 Some(vec![d, len])
             }
@@ -410,6 +546,32 @@ impl Mech {
                     pw_len,
                 ])
             }
+            CKM_CHACHA20_POLY1305 => {
+                let (nonce, nonce_len) = buffer(input, &mut pointed);
+                let (aad, aad_len) = buffer(input, &mut pointed);
+                Some(vec![nonce, nonce_len, aad, aad_len])
+            }
+            CKM_CHACHA20 => {
+                // Bit counts within the 16-byte buffers.
+                Some(vec![
+                    writable(16, &mut pointed),
+                    input.pick(&[32, 64, 7, 0]),
+                    writable(16, &mut pointed),
+                    input.pick(&[96, 64, 128, 0, 33]),
+                ])
+            }
+            CKM_AES_CCM => {
+                let (nonce, nonce_len) = buffer(input, &mut pointed);
+                let (aad, aad_len) = buffer(input, &mut pointed);
+                Some(vec![
+                    input.byte() as u64,
+                    nonce,
+                    nonce_len,
+                    aad,
+                    aad_len,
+                    input.pick(&[4, 16, 5, 0]),
+                ])
+            }
             CKM_SP800_108_COUNTER_KDF => {
                 for _ in 0..input.byte() % 3 {
                     let (v, len) = buffer(input, &mut pointed);
@@ -430,30 +592,40 @@ impl Mech {
                 } else {
                     data.as_ptr() as u64
                 };
+                // Additional derived keys: each with a template and a
+                // handle to write (or NULL there).
+                let extra = input.byte() % 4;
+                derived_handles = vec![0; extra as usize];
+                for i in 0..extra as usize {
+                    derived_templates.push(Template::new(input, false));
+                    let t = derived_templates.last_mut().unwrap();
+                    let handle = if input.byte() % 16 == 0 {
+                        std::ptr::null_mut()
+                    } else {
+                        &mut derived_handles[i] as *mut CK_OBJECT_HANDLE
+                    };
+                    derived.push(CK_DERIVED_KEY {
+                        pTemplate: t.ptr(),
+                        ulAttributeCount: t.len(),
+                        phKey: handle,
+                    });
+                }
+                let keys = if derived.is_empty() {
+                    0
+                } else {
+                    derived.as_mut_ptr() as u64
+                };
                 Some(vec![
                     input.pick(&[CKM_SHA256_HMAC, CKM_AES_CMAC, 5]),
                     data.len() as u64,
                     params,
-                    0,
-                    0,
+                    derived.len() as u64,
+                    keys,
                 ])
             }
             _ => None,
         };
-        let mut param = match words {
-            Some(w) => w.iter().flat_map(|w| w.to_ne_bytes()).collect(),
-            None => input.bytes(64),
-        };
-        // Now and then a parameter a byte too long or too short: never a
-        // word, which could turn a structure into another layout's (GCM's
-        // older one is a word shorter) with a number where a pointer goes.
-        match input.byte() % 16 {
-            0 => param.push(0),
-            1 => {
-                param.pop();
-            }
-            _ => {}
-        }
+        let mut param = words_param(input, words, 64);
         let null = input.byte() % 16 == 0;
         Mech {
             m: CK_MECHANISM {
@@ -472,12 +644,17 @@ impl Mech {
             _param: param,
             _pointed: pointed,
             _data: data,
+            _derived: derived,
+            _derived_templates: derived_templates,
+            derived_handles,
         }
     }
 }
 
 struct State {
     f: &'static CK_FUNCTION_LIST,
+    /// The same module's 3.0 list, for the message-based functions.
+    f3: &'static CK_FUNCTION_LIST_3_0,
     sessions: Vec<CK_SESSION_HANDLE>,
     objects: Vec<CK_OBJECT_HANDLE>,
 }
@@ -545,7 +722,7 @@ fn ptr(buf: &mut [u8], null: bool) -> CK_BYTE_PTR {
 
 fn step(st: &mut State, input: &mut Input) {
     let f = st.f;
-    let op = input.byte() % 24;
+    let op = input.byte() % 26;
     // SAFETY (every call below): each pointer is NULL or valid for the
     // length passed beside it, for the call's duration.
     unsafe {
@@ -961,8 +1138,12 @@ fn step(st: &mut State, input: &mut Input) {
                 check(name, rv, &[OBJECT, KEYS]);
                 if rv == CKR_OK {
                     st.objects.push(h);
+                    st.objects
+                        .extend(m.derived_handles.iter().filter(|&&h| h != 0));
                 }
             }
+            23 => message_cipher(st, input),
+            24 => message_sign(st, input),
             _ => {
                 // C_Finalize while another thread is inside calls.
                 let s = st.session(input);
@@ -1007,12 +1188,227 @@ fn step(st: &mut State, input: &mut Input) {
     }
 }
 
+/// A message-based encryption or decryption: Init, then a few of its
+/// calls (whole messages, a message in parts, the Final), in any order.
+fn message_cipher(st: &mut State, input: &mut Input) {
+    let f = st.f3;
+    let encrypt = input.byte() & 1 == 0;
+    let mut m = Mech::new(input);
+    let s = st.session(input);
+    let key = st.object(input);
+    // SAFETY (every call below): each pointer is NULL or valid for the
+    // length passed beside it, for the call's duration.
+    unsafe {
+        let (name, rv) = if encrypt {
+            (
+                "C_MessageEncryptInit",
+                f.C_MessageEncryptInit.unwrap()(s, &mut m.m, key),
+            )
+        } else {
+            (
+                "C_MessageDecryptInit",
+                f.C_MessageDecryptInit.unwrap()(s, &mut m.m, key),
+            )
+        };
+        check(name, rv, &[INIT]);
+        for _ in 0..1 + input.byte() % 4 {
+            let mut param = MessageParam::new(input);
+            let (pp, plen) = (param.ptr(), param.len(input));
+            let mut aad = input.bytes(64);
+            let mut data = input.bytes(200);
+            let (ap, dp) = (byte_ptr(&mut aad), byte_ptr(&mut data));
+            let (al, dl) = (aad.len() as CK_ULONG, data.len() as CK_ULONG);
+            let (mut out, null) = out_buffer(input);
+            let mut n = out.len() as CK_ULONG;
+            let flags = input.pick(&[0, CKF_END_OF_MESSAGE, CKF_END_OF_MESSAGE | 2]);
+            let (name, rv) = match (encrypt, input.byte() % 4) {
+                (true, 0) => (
+                    "C_EncryptMessage",
+                    f.C_EncryptMessage.unwrap()(
+                        s,
+                        pp,
+                        plen,
+                        ap,
+                        al,
+                        dp,
+                        dl,
+                        ptr(&mut out, null),
+                        &mut n,
+                    ),
+                ),
+                (true, 1) => (
+                    "C_EncryptMessageBegin",
+                    f.C_EncryptMessageBegin.unwrap()(s, pp, plen, ap, al),
+                ),
+                (true, 2) => (
+                    "C_EncryptMessageNext",
+                    f.C_EncryptMessageNext.unwrap()(
+                        s,
+                        pp,
+                        plen,
+                        dp,
+                        dl,
+                        ptr(&mut out, null),
+                        &mut n,
+                        flags,
+                    ),
+                ),
+                (true, _) => ("C_MessageEncryptFinal", f.C_MessageEncryptFinal.unwrap()(s)),
+                (false, 0) => (
+                    "C_DecryptMessage",
+                    f.C_DecryptMessage.unwrap()(
+                        s,
+                        pp,
+                        plen,
+                        ap,
+                        al,
+                        dp,
+                        dl,
+                        ptr(&mut out, null),
+                        &mut n,
+                    ),
+                ),
+                (false, 1) => (
+                    "C_DecryptMessageBegin",
+                    f.C_DecryptMessageBegin.unwrap()(s, pp, plen, ap, al),
+                ),
+                (false, 2) => (
+                    "C_DecryptMessageNext",
+                    f.C_DecryptMessageNext.unwrap()(
+                        s,
+                        pp,
+                        plen,
+                        dp,
+                        dl,
+                        ptr(&mut out, null),
+                        &mut n,
+                        flags,
+                    ),
+                ),
+                (false, _) => ("C_MessageDecryptFinal", f.C_MessageDecryptFinal.unwrap()(s)),
+            };
+            check(name, rv, &[DATA, MESSAGE]);
+        }
+    }
+}
+
+/// A message-based signing or verification: Init, then a few of its
+/// calls (whole messages, a message in parts, the Final), in any order.
+fn message_sign(st: &mut State, input: &mut Input) {
+    let f = st.f3;
+    let sign = input.byte() & 1 == 0;
+    let mut m = Mech::new(input);
+    let s = st.session(input);
+    let key = st.object(input);
+    // SAFETY (every call below): each pointer is NULL or valid for the
+    // length passed beside it, for the call's duration.
+    unsafe {
+        let (name, rv) = if sign {
+            (
+                "C_MessageSignInit",
+                f.C_MessageSignInit.unwrap()(s, &mut m.m, key),
+            )
+        } else {
+            (
+                "C_MessageVerifyInit",
+                f.C_MessageVerifyInit.unwrap()(s, &mut m.m, key),
+            )
+        };
+        check(name, rv, &[INIT]);
+        for _ in 0..1 + input.byte() % 4 {
+            let mut param = MessageParam::new(input);
+            let (pp, plen) = (param.ptr(), param.len(input));
+            let mut data = input.bytes(200);
+            let dp = byte_ptr(&mut data);
+            let dl = data.len() as CK_ULONG;
+            let (mut out, null) = out_buffer(input);
+            let mut n = out.len() as CK_ULONG;
+            // Next without a length pointer: a part that is not the last.
+            let last = input.byte() % 4 != 0;
+            let np: *mut CK_ULONG = if last { &mut n } else { std::ptr::null_mut() };
+            let (name, rv) = match (sign, input.byte() % 4) {
+                (true, 0) => (
+                    "C_SignMessage",
+                    f.C_SignMessage.unwrap()(s, pp, plen, dp, dl, ptr(&mut out, null), &mut n),
+                ),
+                (true, 1) => (
+                    "C_SignMessageBegin",
+                    f.C_SignMessageBegin.unwrap()(s, pp, plen),
+                ),
+                (true, 2) => (
+                    "C_SignMessageNext",
+                    f.C_SignMessageNext.unwrap()(s, pp, plen, dp, dl, ptr(&mut out, null), np),
+                ),
+                (true, _) => ("C_MessageSignFinal", f.C_MessageSignFinal.unwrap()(s)),
+                (false, 0) => (
+                    "C_VerifyMessage",
+                    f.C_VerifyMessage.unwrap()(
+                        s,
+                        pp,
+                        plen,
+                        dp,
+                        dl,
+                        out.as_mut_ptr(),
+                        out.len() as CK_ULONG,
+                    ),
+                ),
+                (false, 1) => (
+                    "C_VerifyMessageBegin",
+                    f.C_VerifyMessageBegin.unwrap()(s, pp, plen),
+                ),
+                (false, 2) => (
+                    "C_VerifyMessageNext",
+                    f.C_VerifyMessageNext.unwrap()(
+                        s,
+                        pp,
+                        plen,
+                        dp,
+                        dl,
+                        if last {
+                            out.as_mut_ptr()
+                        } else {
+                            std::ptr::null_mut()
+                        },
+                        if last { out.len() as CK_ULONG } else { 0 },
+                    ),
+                ),
+                (false, _) => ("C_MessageVerifyFinal", f.C_MessageVerifyFinal.unwrap()(s)),
+            };
+            check(name, rv, &[DATA, MESSAGE]);
+        }
+    }
+}
+
+/// A byte buffer's pointer, NULL when it is empty.
+fn byte_ptr(buf: &mut [u8]) -> CK_BYTE_PTR {
+    ptr(buf, buf.is_empty())
+}
+
+/// The module's 3.0 function list ("PKCS 11" 3.0 through C_GetInterface).
+fn list_3_0() -> &'static CK_FUNCTION_LIST_3_0 {
+    let mut interface: *mut CK_INTERFACE = std::ptr::null_mut();
+    let mut version = CK_VERSION { major: 3, minor: 0 };
+    // SAFETY: a NUL-terminated name, a valid version and out pointer.
+    let rv = unsafe {
+        softoken::C_GetInterface(
+            c"PKCS 11".as_ptr() as *mut CK_CHAR,
+            &mut version,
+            &mut interface,
+            0,
+        )
+    };
+    assert_eq!(rv, CKR_OK);
+    // SAFETY: the module's static interface and its 3.0 table.
+    unsafe { &*((*interface).pFunctionList as *const CK_FUNCTION_LIST_3_0) }
+}
+
 fuzz_target!(|data: &[u8]| {
     let mut list: CK_FUNCTION_LIST_PTR = std::ptr::null_mut();
     // SAFETY: a valid out pointer.
     assert_eq!(unsafe { softoken::C_GetFunctionList(&mut list) }, CKR_OK);
     // SAFETY: the module's static function list.
     let f: &'static CK_FUNCTION_LIST = unsafe { &*list };
+    let f3 = list_3_0();
     // Each input starts from a fresh, empty database.
     // SAFETY: no arguments.
     let _ = unsafe { f.C_Finalize.unwrap()(std::ptr::null_mut()) };
@@ -1022,6 +1418,7 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(initialize(f), CKR_OK);
     let mut st = State {
         f,
+        f3,
         sessions: Vec::new(),
         objects: Vec::new(),
     };

@@ -190,9 +190,46 @@ pub fn blob_file_name(stub: &[u8]) -> Result<String> {
     Ok(name.to_string())
 }
 
+/// A blob stub's length: 4 header bytes, the data's length, the name and
+/// its NUL (NSS's BLOB_BUF_LEN).
+const BLOB_STUB_LEN: usize = 38;
+
+/// The length of the data a blob stub's file holds.
+pub fn blob_len(stub: &[u8]) -> Result<usize> {
+    let len: [u8; 4] = stub
+        .get(4..8)
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| Error::corrupt("short blob record"))?;
+    Ok(u32::from_le_bytes(len) as usize)
+}
+
+/// The stub that stands in cert8.db for the record `key` → `data`, and the
+/// name of the cert8.dir file that holds `data`: "b" and the base64 of a
+/// SHA-1 ('/' written '-'), as NSS names them (NSS hashes the key alone;
+/// the data is hashed too here, so that a changed record gets a new file
+/// and a crash before cert8.db is replaced leaves the old one's file).
+pub fn blob_stub(key: &[u8], data: &[u8]) -> Result<(Vec<u8>, String)> {
+    use base64ct::Encoding;
+    let len = u32::try_from(data.len()).map_err(|_| Error::TooLarge)?;
+    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY);
+    ctx.update(key);
+    ctx.update(data);
+    let digest = ctx.finish();
+    let name = format!(
+        "b{}",
+        base64ct::Base64::encode_string(digest.as_ref()).replace('/', "-")
+    );
+    let mut stub = vec![RECORD_VERSION, TYPE_BLOB, 0, 0];
+    stub.extend_from_slice(&len.to_le_bytes());
+    stub.extend_from_slice(name.as_bytes());
+    stub.push(0);
+    debug_assert_eq!(stub.len(), BLOB_STUB_LEN);
+    Ok((stub, name))
+}
+
 /// Whether a record's data is a blob stub (its real data is in a file).
 pub fn is_blob(data: &[u8]) -> bool {
-    data.len() >= 2 && data[1] == TYPE_BLOB
+    data.len() >= BLOB_STUB_LEN && data[1] == TYPE_BLOB
 }
 
 /// Decodes one record (a blob stub must be replaced by its file's content
@@ -401,6 +438,19 @@ pub fn encode(record: &Record) -> Result<(Vec<u8>, Vec<u8>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn blob_stubs_are_what_nss_reads() {
+        let data = vec![7u8; BLOB_THRESHOLD + 1];
+        let (stub, name) = blob_stub(b"key", &data).unwrap();
+        assert_eq!(stub.len(), BLOB_STUB_LEN);
+        assert!(is_blob(&stub));
+        assert_eq!(blob_len(&stub).unwrap(), data.len());
+        assert_eq!(blob_file_name(&stub).unwrap(), name);
+        assert!(name.starts_with('b') && name.len() == 29 && !name.contains('/'));
+        // Another content, another file.
+        assert_ne!(blob_stub(b"key", &data[1..]).unwrap().1, name);
+    }
 
     #[test]
     fn every_record_kind_round_trips() {

@@ -126,6 +126,38 @@ impl PasswordCheck {
         .encode()
     }
 
+    /// The record for the DER form `to_der` gives (a password entry the
+    /// token made: one iteration, as key3.db files have).
+    pub fn from_der(der_value: &[u8]) -> Result<PasswordCheck> {
+        use der::{asn1::ObjectIdentifier, asn1::OctetString, Decode, Sequence};
+        #[derive(Sequence)]
+        struct Params {
+            salt: OctetString,
+            iterations: der::asn1::Int,
+        }
+        #[derive(Sequence)]
+        struct Alg {
+            oid: ObjectIdentifier,
+            params: Params,
+        }
+        #[derive(Sequence)]
+        struct Check {
+            alg: Alg,
+            ciphertext: OctetString,
+        }
+        let bad = |_| Error::corrupt("password check that is not a legacy PBE value");
+        let check = Check::from_der(der_value).map_err(bad)?;
+        let oid = check.alg.oid.as_bytes().to_vec();
+        if !is_legacy_pbe(&oid) || check.alg.params.iterations.as_bytes() != [1] {
+            return Err(Error::corrupt("password check under an unknown algorithm"));
+        }
+        Ok(PasswordCheck {
+            oid,
+            salt: check.alg.params.salt.into_bytes().into_vec(),
+            ciphertext: check.ciphertext.into_bytes().into_vec(),
+        })
+    }
+
     /// The same value as the DER NSS rebuilds from it (and keeps in a
     /// migrated key4.db): SEQ { SEQ { OID, SEQ { salt, 1 } }, ciphertext }.
     pub fn to_der(&self) -> Vec<u8> {
@@ -203,6 +235,9 @@ mod tests {
         ] {
             let (k, d) = encode(&r).unwrap();
             assert_eq!(decode(&k, &d).unwrap(), r);
+            if let Record::PasswordCheck(c) = &r {
+                assert_eq!(&PasswordCheck::from_der(&c.to_der()).unwrap(), c);
+            }
         }
     }
 

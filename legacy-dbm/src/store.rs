@@ -12,7 +12,8 @@
 //! directory, reads the file again, applies them to the records and
 //! replaces the file whole (temporary file, flush, rename), so a crash
 //! leaves the old file or the new one. The format has no integrity records:
-//! the token's are dropped.
+//! the token's are dropped. A new password entry seals every key record
+//! anew (with the codec the transaction is given) in the same replacement.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -35,7 +36,6 @@ const CKO_NSS_SMIME: CK_ULONG = NSS_VENDOR + 2;
 const CKO_NSS_TRUST: CK_ULONG = NSS_VENDOR + 3;
 const CKA_NSS_URL: CK_ULONG = NSS_VENDOR + 1;
 const CKA_NSS_EMAIL: CK_ULONG = NSS_VENDOR + 2;
-const CKA_NSS_SMIME_INFO: CK_ULONG = NSS_VENDOR + 3;
 const CKA_NSS_SMIME_TIMESTAMP: CK_ULONG = NSS_VENDOR + 4;
 const CKA_NSS_KRL: CK_ULONG = NSS_VENDOR + 8;
 const CKA_NSS_DB: CK_ULONG = 0xD5A0_DB00;
@@ -111,6 +111,13 @@ struct CertFields {
 }
 
 const RSA_ENCRYPTION: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
+
+/// The CKA_ID NSS gives a certificate's key: the SHA-1 of its public
+/// value (an RSA modulus, an EC point). None for a certificate that does
+/// not parse.
+pub fn certificate_key_id(der: &[u8]) -> Option<Vec<u8>> {
+    cert_fields(der).ok().map(|f| sha1(&f.public_value))
+}
 
 fn cert_fields(der: &[u8]) -> crate::Result<CertFields> {
     let mut input = der;
@@ -290,17 +297,8 @@ impl Shared {
         let mut cert_objects = BTreeMap::new();
         let mut emails: HashMap<Vec<u8>, String> = HashMap::new();
         let mut records = Vec::new();
-        for (k, d) in read_records(&self.cert_path)? {
-            let data = if cert8::is_blob(&d) {
-                let name = cert8::blob_file_name(&d).map_err(|e| corrupt(&self.cert_path, e))?;
-                let dir = self.cert_path.with_extension("dir");
-                std::fs::read(dir.join(&name)).map_err(|e| sdb::Error::Io {
-                    path: dir.join(name).display().to_string(),
-                    source: e,
-                })?
-            } else {
-                d
-            };
+        let (cert_records, _) = read_cert_records(&self.cert_path)?;
+        for (k, data) in cert_records {
             let record = cert8::decode(&k, &data).map_err(|e| corrupt(&self.cert_path, e))?;
             if let cert8::Record::Subject(s) = &record {
                 if let Some(e) = s.emails.first() {
@@ -334,9 +332,9 @@ impl Shared {
                         (CKA_SERIAL_NUMBER, f.serial.clone()),
                         (CKA_VALUE, c.der.clone()),
                     ];
-                    if let Some(e) = emails.get(&f.subject) {
-                        attrs.push((CKA_NSS_EMAIL, e.clone().into_bytes()));
-                    }
+                    // Empty when the subject has no address, as NSS shows it.
+                    let email = emails.get(&f.subject).cloned().unwrap_or_default();
+                    attrs.push((CKA_NSS_EMAIL, email.into_bytes()));
                     let cid = object_id(b'c', &k, &cert_objects);
                     cert_objects.insert(cid, attrs);
                     let t = c.trust;
@@ -346,6 +344,8 @@ impl Shared {
                     if !only_unknown {
                         let trust = vec![
                             (CKA_CLASS, ulong(CKO_NSS_TRUST)),
+                            // NSS's legacy module shows every such object an empty label.
+                            (CKA_LABEL, Vec::new()),
                             (CKA_TOKEN, boolean(true)),
                             (CKA_PRIVATE, boolean(false)),
                             (CKA_MODIFIABLE, boolean(true)),
@@ -375,34 +375,35 @@ impl Shared {
                 cert8::Record::Crl(c) => {
                     let mut attrs = vec![
                         (CKA_CLASS, ulong(CKO_NSS_CRL)),
+                        // NSS's legacy module shows every such object an empty label.
+                        (CKA_LABEL, Vec::new()),
                         (CKA_TOKEN, boolean(true)),
                         (CKA_PRIVATE, boolean(false)),
-                        (CKA_MODIFIABLE, boolean(true)),
+                        (CKA_MODIFIABLE, boolean(false)),
                         (CKA_SUBJECT, c.issuer),
                         (CKA_VALUE, c.der),
                         (CKA_NSS_KRL, boolean(c.krl)),
                     ];
-                    if let Some(url) = c.url {
-                        attrs.push((CKA_NSS_URL, url.into_bytes()));
-                    }
+                    // NSS's form: NUL-terminated, empty when there is none.
+                    let url = c.url.map(|u| [u.as_bytes(), &[0]].concat());
+                    attrs.push((CKA_NSS_URL, url.unwrap_or_default()));
                     let id = object_id(b'r', &k, &cert_objects);
                     cert_objects.insert(id, attrs);
                 }
                 cert8::Record::Smime(s) => {
                     let mut attrs = vec![
                         (CKA_CLASS, ulong(CKO_NSS_SMIME)),
+                        // NSS's legacy module shows every such object an empty label.
+                        (CKA_LABEL, Vec::new()),
                         (CKA_TOKEN, boolean(true)),
                         (CKA_PRIVATE, boolean(false)),
-                        (CKA_MODIFIABLE, boolean(true)),
+                        (CKA_MODIFIABLE, boolean(false)),
                         (CKA_NSS_EMAIL, s.email.into_bytes()),
                         (CKA_SUBJECT, s.subject),
                     ];
-                    if !s.options.is_empty() {
-                        attrs.push((CKA_NSS_SMIME_INFO, s.options));
-                    }
-                    if !s.options_date.is_empty() {
-                        attrs.push((CKA_NSS_SMIME_TIMESTAMP, s.options_date));
-                    }
+                    // NSS keeps the S/MIME profile in CKA_VALUE.
+                    attrs.push((CKA_VALUE, s.options));
+                    attrs.push((CKA_NSS_SMIME_TIMESTAMP, s.options_date));
                     let id = object_id(b's', &k, &cert_objects);
                     cert_objects.insert(id, attrs);
                 }
@@ -414,7 +415,10 @@ impl Shared {
         }
 
         let mut key_objects = BTreeMap::new();
-        if let Some(codec) = codec {
+        // A codec of another password (another process changed it) opens
+        // nothing: the token then sees the change and logs out.
+        let opening = codec.filter(|c| password.as_ref().is_some_and(|p| c.unlocks(p)));
+        if let Some(codec) = opening {
             for (public_value, key) in &keys {
                 let material = codec.open_private_key(&key.payload)?;
                 let get = |t: AttrType| {
@@ -425,16 +429,54 @@ impl Shared {
                 };
                 let key_type = get(CKA_KEY_TYPE)
                     .ok_or_else(|| sdb::Error::Corrupt("a key record without a key type".into()))?;
-                let id = sha1(public_value);
                 let label = key.nickname.clone().into_bytes();
+                if get(CKA_CLASS) == Some(ulong(CKO_SECRET_KEY)) {
+                    // The record's key is the key's CKA_ID; the flags are
+                    // the ones NSS's legacy module shows for every one.
+                    let mut secret = vec![
+                        (CKA_TOKEN, boolean(true)),
+                        (CKA_LABEL, label),
+                        (CKA_ID, public_value.clone()),
+                        (CKA_NEVER_EXTRACTABLE, boolean(false)),
+                    ];
+                    for t in [
+                        CKA_PRIVATE,
+                        CKA_SENSITIVE,
+                        CKA_ALWAYS_SENSITIVE,
+                        CKA_EXTRACTABLE,
+                        CKA_DERIVE,
+                        CKA_ENCRYPT,
+                        CKA_DECRYPT,
+                        CKA_SIGN,
+                        CKA_VERIFY,
+                        CKA_WRAP,
+                        CKA_UNWRAP,
+                        CKA_MODIFIABLE,
+                        CKA_LOCAL,
+                    ] {
+                        secret.push((t, boolean(true)));
+                    }
+                    secret.extend(material.iter().cloned());
+                    let sid = object_id(b's', public_value, &key_objects);
+                    key_objects.insert(sid, secret);
+                    continue;
+                }
+                let id = sha1(public_value);
                 let is_rsa = key_type == ulong(CKK_RSA);
+                // The flags and empty values NSS's legacy module shows.
                 let mut private = vec![
                     (CKA_CLASS, ulong(CKO_PRIVATE_KEY)),
                     (CKA_TOKEN, boolean(true)),
                     (CKA_PRIVATE, boolean(true)),
                     (CKA_MODIFIABLE, boolean(true)),
                     (CKA_SENSITIVE, boolean(true)),
+                    (CKA_ALWAYS_SENSITIVE, boolean(true)),
                     (CKA_EXTRACTABLE, boolean(true)),
+                    (CKA_NEVER_EXTRACTABLE, boolean(false)),
+                    (CKA_LOCAL, boolean(true)),
+                    (CKA_SUBJECT, Vec::new()),
+                    (CKA_START_DATE, Vec::new()),
+                    (CKA_END_DATE, Vec::new()),
                     (CKA_LABEL, label.clone()),
                     (CKA_ID, id.clone()),
                     (CKA_SIGN, boolean(true)),
@@ -449,6 +491,13 @@ impl Shared {
                     (CKA_TOKEN, boolean(true)),
                     (CKA_PRIVATE, boolean(false)),
                     (CKA_MODIFIABLE, boolean(true)),
+                    (CKA_SENSITIVE, boolean(false)),
+                    (CKA_ALWAYS_SENSITIVE, boolean(false)),
+                    (CKA_EXTRACTABLE, boolean(true)),
+                    (CKA_NEVER_EXTRACTABLE, boolean(false)),
+                    (CKA_SUBJECT, Vec::new()),
+                    (CKA_START_DATE, Vec::new()),
+                    (CKA_END_DATE, Vec::new()),
                     (CKA_LABEL, label),
                     (CKA_ID, id),
                     (CKA_KEY_TYPE, key_type.clone()),
@@ -628,6 +677,7 @@ impl Sdb for DbmSide {
             side: self,
             view,
             ops: Vec::new(),
+            seal: None,
         }))
     }
 
@@ -649,8 +699,17 @@ impl Sdb for DbmSide {
 /// What a transaction will do to the records.
 enum Op {
     Create(Vec<Attribute>),
-    SetLabel { old: Vec<Attribute>, label: Vec<u8> },
+    SetLabel {
+        old: Vec<Attribute>,
+        label: Vec<u8>,
+    },
     Destroy(Vec<Attribute>),
+    /// A new password: its global salt and check; every key record is
+    /// sealed anew with the transaction's `seal` codec.
+    SetPassword {
+        salt: Vec<u8>,
+        check: key3::PasswordCheck,
+    },
 }
 
 fn attr(attrs: &[Attribute], t: AttrType) -> Option<&[u8]> {
@@ -708,6 +767,36 @@ fn public_value(attrs: &[Attribute]) -> sdb::Result<Vec<u8>> {
 }
 
 /// The record key an object of this side becomes, and the id kind.
+/// The key3.db record a private or secret key object is: a private key's
+/// public value, a secret key's CKA_ID.
+fn key_record_key(attrs: &[Attribute]) -> sdb::Result<Vec<u8>> {
+    match class_of(attrs) {
+        Some(CKO_PRIVATE_KEY) => public_value(attrs),
+        Some(CKO_SECRET_KEY) => Ok(attr(attrs, CKA_ID).unwrap_or_default().to_vec()),
+        _ => Err(unstorable("a key record for this kind of object")),
+    }
+}
+
+/// The CKA_ID NSS gives a secret key created without one: its label and a
+/// NUL when no key has that, else random bytes (lg_GenerateSecretCKA_ID).
+fn new_secret_key_id(
+    label: &[u8],
+    taken: &BTreeMap<ObjectId, Vec<Attribute>>,
+) -> sdb::Result<Vec<u8>> {
+    let used = |id: &[u8]| {
+        taken
+            .values()
+            .any(|a| class_of(a) == Some(CKO_SECRET_KEY) && attr(a, CKA_ID) == Some(id))
+    };
+    let named = [label, &[0]].concat();
+    if !label.is_empty() && !used(&named) {
+        return Ok(named);
+    }
+    let mut id = vec![0u8; 18];
+    aws_lc_rs::rand::fill(&mut id).map_err(|_| unstorable("a secret key id: no random numbers"))?;
+    Ok(id)
+}
+
 fn record_of(key_side: bool, attrs: &[Attribute]) -> sdb::Result<(u8, Vec<u8>)> {
     let class = class_of(attrs).ok_or_else(|| unstorable("an object without a class"))?;
     let get = |t| attr(attrs, t).ok_or_else(|| unstorable("an incomplete object"));
@@ -735,7 +824,8 @@ fn record_of(key_side: bool, attrs: &[Attribute]) -> sdb::Result<(u8, Vec<u8>)> 
         }
         (true, CKO_PRIVATE_KEY) => (b'k', public_value(attrs)?),
         (true, CKO_PUBLIC_KEY) => (b'p', public_value(attrs)?),
-        _ => return Err(unstorable("this kind of object")),
+        (true, CKO_SECRET_KEY) => (b's', get(CKA_ID)?.to_vec()),
+        _ => return Err(not_storable("this kind of object")),
     })
 }
 
@@ -797,11 +887,6 @@ fn get_record<T>(
 
 fn put_cert_record(records: &mut Records, record: &cert8::Record) -> sdb::Result<()> {
     let (k, d) = cert8::encode(record).map_err(|e| sdb::Error::Corrupt(e.to_string()))?;
-    if d.len() > cert8::BLOB_THRESHOLD {
-        return Err(unstorable(
-            "a certificate this large (NSS moves it to cert8.dir)",
-        ));
-    }
     records.insert(k, d);
     Ok(())
 }
@@ -961,6 +1046,8 @@ fn apply_cert_op(records: &mut Records, op: &Op, user: &dyn Fn(&[u8]) -> bool) -
                         issuer: get(CKA_SUBJECT),
                         der: get(CKA_VALUE),
                         url: attr(attrs, CKA_NSS_URL)
+                            .map(|u| u.split(|b| *b == 0).next().unwrap_or_default())
+                            .filter(|u| !u.is_empty())
                             .map(|u| String::from_utf8_lossy(u).into_owned()),
                         krl: attr(attrs, CKA_NSS_KRL) == Some(&[1]),
                     }),
@@ -973,12 +1060,12 @@ fn apply_cert_op(records: &mut Records, op: &Op, user: &dyn Fn(&[u8]) -> bool) -
                     &cert8::Record::Smime(cert8::SmimeEntry {
                         email: String::from_utf8_lossy(&get(CKA_NSS_EMAIL)).into_owned(),
                         subject: get(CKA_SUBJECT),
-                        options: get(CKA_NSS_SMIME_INFO),
+                        options: get(CKA_VALUE),
                         options_date: get(CKA_NSS_SMIME_TIMESTAMP),
                     }),
                 )
             }
-            _ => Err(unstorable("this kind of object")),
+            _ => Err(not_storable("this kind of object")),
         },
         Op::Destroy(attrs) => match class_of(attrs) {
             Some(CKO_CERTIFICATE) => remove_certificate(records, attrs),
@@ -998,18 +1085,49 @@ fn apply_cert_op(records: &mut Records, op: &Op, user: &dyn Fn(&[u8]) -> bool) -
             renamed.push((CKA_LABEL, label.clone()));
             add_certificate(records, &renamed, user)
         }
+        Op::SetPassword { .. } => Err(unstorable("a password in cert8.db")),
     }
 }
 
+/// An object of a kind no record of the legacy format holds.
+fn not_storable(what: &str) -> sdb::Error {
+    sdb::Error::NotStorable(format!("the legacy database has no record for {what}"))
+}
+
+fn corrupt_key(e: Error) -> sdb::Error {
+    sdb::Error::Corrupt(format!("key3.db: {e}"))
+}
+
+/// The password entry of key3.db's records, as the token sees it.
+fn password_of(records: &Records) -> sdb::Result<Option<Metadata>> {
+    let get = |k: &[u8]| records.get(k).map(|d| key3::decode(k, d)).transpose();
+    let salt = get(key3::GLOBAL_SALT_KEY).map_err(corrupt_key)?;
+    let check = get(key3::PASSWORD_CHECK_KEY).map_err(corrupt_key)?;
+    Ok(match (salt, check) {
+        (Some(key3::Record::GlobalSalt(item1)), Some(key3::Record::PasswordCheck(c))) => {
+            Some(Metadata {
+                item1,
+                item2: Some(c.to_der()),
+            })
+        }
+        _ => None,
+    })
+}
+
+/// Applies one write to key3.db's records; `codec` is the login's, `seal`
+/// a new password's (which then seals what is written).
 fn apply_key_op(
     records: &mut Records,
     op: &Op,
     codec: Option<&dyn KeyRecordCodec>,
+    seal: Option<&dyn KeyRecordCodec>,
 ) -> sdb::Result<()> {
     match op {
         Op::Create(attrs) => match class_of(attrs) {
             Some(CKO_PRIVATE_KEY) => {
-                let codec = codec.ok_or_else(|| unstorable("a private key before login"))?;
+                let codec = seal
+                    .or(codec)
+                    .ok_or_else(|| unstorable("a private key before login"))?;
                 let payload = codec.seal_private_key(attrs)?;
                 let key = key3::DbKey {
                     salt: Vec::new(),
@@ -1024,22 +1142,71 @@ fn apply_key_op(
                 records.insert(public_value(attrs)?, data);
                 Ok(())
             }
+            // NSS keeps them as key records too (with the private keys'
+            // format), under their CKA_ID.
+            Some(CKO_SECRET_KEY) => {
+                let codec = seal
+                    .or(codec)
+                    .ok_or_else(|| unstorable("a secret key before login"))?;
+                let key = key3::DbKey {
+                    salt: Vec::new(),
+                    nickname: attr(attrs, CKA_LABEL)
+                        .map(|l| String::from_utf8_lossy(l).into_owned())
+                        .unwrap_or_default(),
+                    payload: codec.seal_private_key(attrs)?,
+                };
+                records.insert(key_record_key(attrs)?, key.encode().map_err(corrupt_key)?);
+                Ok(())
+            }
             // NSS derives public keys from the private keys; one stands only
             // beside its private key.
             Some(CKO_PUBLIC_KEY) if records.contains_key(&public_value(attrs)?) => Ok(()),
-            _ => Err(unstorable("this kind of object")),
+            _ => Err(not_storable("this kind of object")),
         },
         Op::Destroy(attrs) => {
-            if class_of(attrs) == Some(CKO_PRIVATE_KEY) {
-                records.remove(&public_value(attrs)?);
+            if matches!(class_of(attrs), Some(CKO_PRIVATE_KEY | CKO_SECRET_KEY)) {
+                records.remove(&key_record_key(attrs)?);
             }
             Ok(())
         }
+        Op::SetPassword { salt, check } => {
+            let (old, new) = match (codec, seal) {
+                (Some(old), Some(new)) => (old, new),
+                _ => return Err(unstorable("a new password without the old and new keys")),
+            };
+            let current = password_of(records)?;
+            if !current.as_ref().is_some_and(|p| old.unlocks(p)) {
+                return Err(unstorable(
+                    "a new password: another process changed it meanwhile",
+                ));
+            }
+            for (k, d) in records.iter_mut() {
+                if let key3::Record::PrivateKey { key, .. } =
+                    key3::decode(k, d).map_err(corrupt_key)?
+                {
+                    let pkcs8 = old.open_payload(&key.payload)?;
+                    let resealed = key3::DbKey {
+                        payload: new.seal_payload(&pkcs8)?,
+                        ..key
+                    };
+                    *d = resealed.encode().map_err(corrupt_key)?;
+                }
+            }
+            for record in [
+                key3::Record::GlobalSalt(salt.clone()),
+                key3::Record::PasswordCheck(check.clone()),
+            ] {
+                let (k, d) = key3::encode(&record).map_err(corrupt_key)?;
+                records.insert(k, d);
+            }
+            records.remove(key3::FAKE_PASSWORD_CHECK_KEY);
+            Ok(())
+        }
         Op::SetLabel { old, label } => {
-            if class_of(old) != Some(CKO_PRIVATE_KEY) {
+            if !matches!(class_of(old), Some(CKO_PRIVATE_KEY | CKO_SECRET_KEY)) {
                 return Err(unstorable("a label on this kind of object"));
             }
-            let pv = public_value(old)?;
+            let pv = key_record_key(old)?;
             let data = records
                 .get(&pv)
                 .ok_or_else(|| unstorable("a key it does not hold"))?;
@@ -1071,7 +1238,15 @@ fn replace_file(path: &Path, records: Records, default_page: usize) -> sdb::Resu
     let list: Vec<(Vec<u8>, Vec<u8>)> = records.into_iter().collect();
     let bytes =
         crate::hash::write(&list, page, little).map_err(|e| sdb::Error::Corrupt(e.to_string()))?;
-    let tmp = path.with_extension("db.tmp");
+    write_whole(path, &bytes).map_err(io)
+}
+
+/// Puts `bytes` at `path` whole or not at all: a temporary file beside it,
+/// flushed, renamed over it, and the directory flushed.
+fn write_whole(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
     let written = (|| {
         use std::io::Write;
         use std::os::unix::fs::OpenOptionsExt;
@@ -1081,19 +1256,104 @@ fn replace_file(path: &Path, records: Records, default_page: usize) -> sdb::Resu
             .truncate(true)
             .mode(0o600)
             .open(&tmp)?;
-        f.write_all(&bytes)?;
+        f.write_all(bytes)?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)?;
         std::fs::File::open(path.parent().unwrap_or(Path::new(".")))?.sync_all()
     })();
-    written.map_err(|e| {
+    if written.is_err() {
         let _ = std::fs::remove_file(&tmp);
-        io(e)
-    })
+    }
+    written
 }
 
 fn read_map(path: &Path) -> sdb::Result<Records> {
     Ok(read_records(path)?.into_iter().collect())
+}
+
+/// Where NSS keeps cert8.db's records that are too large for it.
+fn blob_dir(cert_path: &Path) -> PathBuf {
+    cert_path.with_extension("dir")
+}
+
+/// cert8.db's records with each blob stub replaced by its file's data, and
+/// the names of those files.
+fn read_cert_records(path: &Path) -> sdb::Result<(Records, Vec<String>)> {
+    let (mut records, mut blobs) = (Records::new(), Vec::new());
+    for (k, d) in read_records(path)? {
+        let data = if cert8::is_blob(&d) {
+            let name = cert8::blob_file_name(&d).map_err(|e| corrupt(path, e))?;
+            let file = blob_dir(path).join(&name);
+            let data = std::fs::read(&file).map_err(|e| sdb::Error::Io {
+                path: file.display().to_string(),
+                source: e,
+            })?;
+            if data.len() != cert8::blob_len(&d).map_err(|e| corrupt(path, e))? {
+                return Err(sdb::Error::Corrupt(format!(
+                    "{}: not the length its record says",
+                    file.display()
+                )));
+            }
+            blobs.push(name);
+            data
+        } else {
+            d
+        };
+        records.insert(k, data);
+    }
+    Ok((records, blobs))
+}
+
+/// Replaces cert8.db whole with `records`, each one too large for it in a
+/// file of cert8.dir (written and flushed first, under a name of its
+/// content, so that the old cert8.db still finds its own files after a
+/// crash); then removes the files of `old_blobs` the new one does not use.
+fn replace_cert_file(path: &Path, records: Records, old_blobs: Vec<String>) -> sdb::Result<()> {
+    let io = |file: &Path, e: std::io::Error| sdb::Error::Io {
+        path: file.display().to_string(),
+        source: e,
+    };
+    let dir = blob_dir(path);
+    let mut stored = Records::new();
+    let mut used = Vec::new();
+    for (k, d) in records {
+        if d.len() <= cert8::BLOB_THRESHOLD {
+            stored.insert(k, d);
+            continue;
+        }
+        let (stub, name) = cert8::blob_stub(&k, &d).map_err(|e| corrupt(path, e))?;
+        used.push(name.clone());
+        stored.insert(k, stub);
+        let file = dir.join(&name);
+        if std::fs::read(&file).ok().as_deref() != Some(&d[..]) {
+            use std::os::unix::fs::DirBuilderExt;
+            let written = std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&dir)
+                .and_then(|()| write_whole(&file, &d));
+            if let Err(e) = written {
+                remove_blobs(&dir, &used, &old_blobs);
+                return Err(io(&file, e));
+            }
+        }
+    }
+    if let Err(e) = replace_file(path, stored, crate::hash::CERT_DB_PAGE) {
+        remove_blobs(&dir, &used, &old_blobs);
+        return Err(e);
+    }
+    remove_blobs(&dir, &old_blobs, &used);
+    Ok(())
+}
+
+/// Removes the cert8.dir files of `names` that `kept` does not name (after
+/// a replacement, the old records' files it no longer uses; after a failed
+/// one, the files written for it). A failure leaves a stray file, never a
+/// lost record.
+fn remove_blobs(dir: &Path, names: &[String], kept: &[String]) {
+    for name in names.iter().filter(|n| !kept.contains(n)) {
+        let _ = std::fs::remove_file(dir.join(name));
+    }
 }
 
 /// A write transaction on one side.
@@ -1102,6 +1362,8 @@ pub struct DbmTxn<'a> {
     /// The objects as they will be once the transaction commits.
     view: BTreeMap<ObjectId, Vec<Attribute>>,
     ops: Vec<Op>,
+    /// The codec of a new password this commit sets.
+    seal: Option<Arc<dyn KeyRecordCodec>>,
 }
 
 impl SdbRead for DbmTxn<'_> {
@@ -1136,7 +1398,15 @@ impl SdbRead for DbmTxn<'_> {
 
 impl Transaction for DbmTxn<'_> {
     fn create_object(&mut self, attrs: &[(AttrType, &[u8])]) -> sdb::Result<ObjectId> {
-        let attrs: Vec<Attribute> = attrs.iter().map(|(t, v)| (*t, v.to_vec())).collect();
+        let mut attrs: Vec<Attribute> = attrs.iter().map(|(t, v)| (*t, v.to_vec())).collect();
+        if self.side.key_side
+            && class_of(&attrs) == Some(CKO_SECRET_KEY)
+            && attr(&attrs, CKA_ID).unwrap_or_default().is_empty()
+        {
+            let id = new_secret_key_id(attr(&attrs, CKA_LABEL).unwrap_or_default(), &self.view)?;
+            attrs.retain(|(t, _)| *t != CKA_ID);
+            attrs.push((CKA_ID, id));
+        }
         let (kind, key) = record_of(self.side.key_side, &attrs)?;
         // An object of the same record (a certificate's trust, which every
         // user certificate shows) is replaced under its id.
@@ -1190,12 +1460,19 @@ impl Transaction for DbmTxn<'_> {
         Ok(())
     }
 
-    fn put_metadata(&mut self, id: &str, _item1: &[u8], _item2: Option<&[u8]>) -> sdb::Result<()> {
-        // The format has no integrity records; nothing else can be kept.
-        if id.starts_with("sig_") {
-            Ok(())
-        } else {
-            Err(unstorable(&format!("the {id} entry")))
+    fn put_metadata(&mut self, id: &str, item1: &[u8], item2: Option<&[u8]>) -> sdb::Result<()> {
+        match (id, item2) {
+            (PASSWORD_ENTRY_ID, Some(check)) if self.side.key_side => {
+                let check = key3::PasswordCheck::from_der(check).map_err(corrupt_key)?;
+                self.ops.push(Op::SetPassword {
+                    salt: item1.to_vec(),
+                    check,
+                });
+                Ok(())
+            }
+            // The format has no integrity records; nothing else can be kept.
+            _ if id.starts_with("sig_") => Ok(()),
+            _ => Err(unstorable(&format!("the {id} entry"))),
         }
     }
 
@@ -1209,6 +1486,10 @@ impl Transaction for DbmTxn<'_> {
 
     fn reset(&mut self) -> sdb::Result<()> {
         Err(unstorable("a reset"))
+    }
+
+    fn seal_with(&mut self, codec: Arc<dyn KeyRecordCodec>) {
+        self.seal = Some(codec);
     }
 
     fn commit(self: Box<Self>) -> sdb::Result<()> {
@@ -1227,16 +1508,22 @@ impl Transaction for DbmTxn<'_> {
             source: e,
         })?;
         let result = if self.side.key_side {
+            // Held until the new codec is in place, so that no read of this
+            // process opens the new records with the old one.
+            let mut codec = shared.codec.write();
             let mut records = read_map(&shared.key_path)?;
-            let codec = shared.codec.read().clone();
             for op in &self.ops {
-                apply_key_op(&mut records, op, codec.as_deref())?;
+                apply_key_op(&mut records, op, codec.as_deref(), self.seal.as_deref())?;
             }
-            replace_file(&shared.key_path, records, crate::hash::KEY_DB_PAGE)
+            let replaced = replace_file(&shared.key_path, records, crate::hash::KEY_DB_PAGE);
+            if replaced.is_ok() && self.seal.is_some() {
+                *codec = self.seal.clone();
+            }
+            replaced
         } else {
             let keys = read_map(&shared.key_path)?;
             let user = |public: &[u8]| keys.contains_key(public);
-            let mut records = read_map(&shared.cert_path)?;
+            let (mut records, blobs) = read_cert_records(&shared.cert_path)?;
             if records.is_empty() {
                 let (k, d) = cert8::encode(&cert8::Record::Version)
                     .map_err(|e| sdb::Error::Corrupt(e.to_string()))?;
@@ -1245,7 +1532,7 @@ impl Transaction for DbmTxn<'_> {
             for op in &self.ops {
                 apply_cert_op(&mut records, op, &user)?;
             }
-            replace_file(&shared.cert_path, records, crate::hash::CERT_DB_PAGE)
+            replace_cert_file(&shared.cert_path, records, blobs)
         };
         // Whatever happened, the next read starts from the files.
         *shared.loaded.lock() = None;

@@ -95,17 +95,23 @@ fn database_files(prefix: &str) -> [&'static str; 2] {
     }
 }
 
-/// The parameter string NSS gives its softoken for a directory.
+/// The parameter string NSS gives its softoken for a directory whose
+/// files carry `file_prefix` (certutil's --dbprefix).
+fn database_params(dbdir: &str, file_prefix: &str, read_only: bool) -> Outcome<String> {
+    let (prefix, dir) = database_dir(dbdir)?;
+    Ok(format!(
+        "configdir={} certPrefix={} keyPrefix={} secmod='secmod.db' flags={}",
+        registry::quote(&format!("{prefix}:{}", dir.display())),
+        registry::quote(file_prefix),
+        registry::quote(file_prefix),
+        if read_only { "readOnly" } else { "" }
+    ))
+}
+
+/// The parameter string for the target's module.
 fn module_params(target: &Target, read_only: bool) -> Outcome<Option<String>> {
     let mut params = match &target.dbdir {
-        Some(dbdir) => {
-            let (prefix, dir) = database_dir(dbdir)?;
-            Some(format!(
-                "configdir={} certPrefix='' keyPrefix='' secmod='secmod.db' flags={}",
-                registry::quote(&format!("{prefix}:{}", dir.display())),
-                if read_only { "readOnly" } else { "" }
-            ))
-        }
+        Some(dbdir) => Some(database_params(dbdir, "", read_only)?),
         None => None,
     };
     if let Some(extra) = target.params.as_deref().filter(|p| !p.is_empty()) {
@@ -132,7 +138,7 @@ impl Token {
         Token::load(target, rw, !rw)
     }
 
-    fn load(target: &Target, rw: bool, read_only: bool) -> Outcome<Token> {
+    pub(crate) fn load(target: &Target, rw: bool, read_only: bool) -> Outcome<Token> {
         let module = library::load(
             &target.libfile,
             module_params(target, read_only)?.as_deref(),
@@ -163,13 +169,17 @@ impl Token {
             .map_err(|e| p11_failure("login failed", e))
     }
 
-    fn find(&self, template: &[Attribute]) -> Outcome<Vec<ObjectHandle>> {
+    pub(crate) fn find(&self, template: &[Attribute]) -> Outcome<Vec<ObjectHandle>> {
         self.session
             .find_objects(template)
             .map_err(|e| p11_failure("C_FindObjects", e))
     }
 
-    fn attributes(&self, object: ObjectHandle, types: &[AttributeType]) -> Outcome<Vec<Attribute>> {
+    pub(crate) fn attributes(
+        &self,
+        object: ObjectHandle,
+        types: &[AttributeType],
+    ) -> Outcome<Vec<Attribute>> {
         self.session
             .get_attributes(object, types)
             .map_err(|e| p11_failure("C_GetAttributeValue", e))
@@ -261,8 +271,10 @@ pub fn upgrade(target: &Target, password: &PasswordSource) -> Outcome<Value> {
 /// and whether its token needs a login.
 fn chosen_slot(module: &Module, target: &Target) -> Outcome<(cryptoki::slot::Slot, bool)> {
     let p11 = &module.pkcs11;
+    // Every slot: one whose database did not open says why at
+    // C_GetTokenInfo, which the user then reads.
     let slots = p11
-        .get_slots_with_token()
+        .get_all_slots()
         .map_err(|e| p11_failure("C_GetSlotList", e))?;
     let mut chosen = None;
     for slot in &slots {
@@ -401,8 +413,25 @@ pub fn change_password(target: &Target, old: &PasswordSource, new: &PasswordSour
 
 /// `tokens`: every slot with a token.
 pub fn tokens(target: &Target) -> Outcome<Value> {
-    let module = library::load(&target.libfile, module_params(target, true)?.as_deref())?;
+    let params = module_params(target, true)?;
+    let module = library::load(&target.libfile, params.as_deref())?;
     let p11 = &module.pkcs11;
+    // Where each token's database is, when the library is softoken (the
+    // C API does not say): what softoken makes of the same parameters.
+    let configured = softoken::admin::configured(params.as_deref()).ok();
+    let ours = p11.get_library_info().is_ok_and(|i| {
+        configured
+            .as_ref()
+            .is_some_and(|c| i.manufacturer_id().trim_end() == c.manufacturer)
+    });
+    let database_of = |slot: u64| {
+        configured
+            .iter()
+            .filter(|_| ours)
+            .flat_map(|c| &c.tokens)
+            .find(|(id, _)| *id == slot)
+            .map(|(_, location)| location.clone())
+    };
     let mut out = Vec::new();
     for slot in p11
         .get_slots_with_token()
@@ -416,6 +445,7 @@ pub fn tokens(target: &Target) -> Outcome<Value> {
             .map_err(|e| p11_failure("C_GetTokenInfo", e))?;
         out.push(json!({
             "slot_id": slot.id(),
+            "database": database_of(slot.id()),
             "slot": s.slot_description().trim_end(),
             "label": t.label().trim_end(),
             "manufacturer": t.manufacturer_id().trim_end(),
@@ -618,7 +648,9 @@ fn common_name(cert: &x509_cert::Certificate) -> Option<String> {
 
 /// A session AES key whose value this tool knows, to move private keys
 /// through C_WrapKey/C_UnwrapKey as pk12util does.
-fn transport_key(token: &Token) -> Outcome<(ObjectHandle, Zeroizing<Vec<u8>>)> {
+/// A session AES key whose value this tool knows, for taking keys out of a
+/// token wrapped under it (`wrap_out`) and putting them in.
+pub(crate) fn transport_key(token: &Token) -> Outcome<(ObjectHandle, Zeroizing<Vec<u8>>)> {
     let mut value = Zeroizing::new(vec![0u8; 32]);
     aws_lc_rs::rand::fill(&mut value)
         .map_err(|_| Failure::new(Kind::Failed, "no random numbers"))?;
@@ -634,6 +666,29 @@ fn transport_key(token: &Token) -> Outcome<(ObjectHandle, Zeroizing<Vec<u8>>)> {
         ])
         .map_err(|e| p11_failure("creating a transport key", e))?;
     Ok((handle, value))
+}
+
+/// A key's secret part (a private key's PKCS#8, a secret key's value),
+/// wrapped out of the token under the transport key `transport` (of value
+/// `kek_value`) and unwrapped here.
+pub(crate) fn wrap_out(
+    token: &Token,
+    transport: ObjectHandle,
+    kek_value: &[u8],
+    key: ObjectHandle,
+) -> Outcome<Zeroizing<Vec<u8>>> {
+    use aws_lc_rs::key_wrap::KeyWrapPadded;
+    let wrapped = token
+        .session
+        .wrap_key(&Mechanism::AesKeyWrapPad, transport, key)
+        .map_err(|e| p11_failure("taking the key out of its token (C_WrapKey)", e))?;
+    let mut plain = Zeroizing::new(vec![0u8; wrapped.len()]);
+    let len = kek(kek_value)?
+        .unwrap_with_padding(&wrapped, &mut plain)
+        .map_err(|_| Failure::new(Kind::Failed, "the module's wrapped key does not unwrap"))?
+        .len();
+    plain.truncate(len);
+    Ok(plain)
 }
 
 fn kek(value: &[u8]) -> Outcome<aws_lc_rs::key_wrap::AesKek> {
@@ -785,8 +840,6 @@ pub fn export_p12(
     p12_password: &PasswordSource,
     iterations: u32,
 ) -> Outcome<()> {
-    use aws_lc_rs::key_wrap::KeyWrapPadded;
-
     // Only a session object is made: a read-only session will do.
     let token = Token::open(target, false)?;
     token.login(password)?;
@@ -808,6 +861,7 @@ pub fn export_p12(
             _ => {}
         }
     }
+    let chain = issuer_chain(&token, cert)?;
     let key = token
         .find(&[
             Attribute::Class(ObjectClass::PRIVATE_KEY),
@@ -822,22 +876,70 @@ pub fn export_p12(
             )
         })?;
     let (transport, kek_value) = transport_key(&token)?;
-    let wrapped = token
-        .session
-        .wrap_key(&Mechanism::AesKeyWrapPad, transport, key)
-        .map_err(|e| p11_failure("reading the private key out (C_WrapKey)", e))?;
+    let pkcs8 = wrap_out(&token, transport, &kek_value, key);
     let _ = token.session.destroy_object(transport);
-    let mut pkcs8 = Zeroizing::new(vec![0u8; wrapped.len()]);
-    let len = kek(&kek_value)?
-        .unwrap_with_padding(&wrapped, &mut pkcs8)
-        .map_err(|_| Failure::new(Kind::Failed, "the module's wrapped key does not unwrap"))?
-        .len();
-    pkcs8.truncate(len);
+    let pkcs8 = pkcs8?;
     let p12_pw = p12_password.read_new("Password for the PKCS#12 file")?;
     let progress = crate::progress::spinner("encrypting the PKCS#12 file");
-    let file = crate::pkcs12::build(&pkcs8, &value, nickname, &p12_pw, iterations)?;
+    let file = crate::pkcs12::build(&pkcs8, &value, &chain, nickname, &p12_pw, iterations)?;
     progress.finish_and_clear();
     registry::write_atomically(out, &file, None)
+}
+
+/// What following a certificate's issuer needs of it.
+struct ChainLink {
+    subject: Vec<u8>,
+    issuer: Vec<u8>,
+    value: Vec<u8>,
+    label: Option<String>,
+}
+
+fn chain_link(token: &Token, cert: ObjectHandle) -> Outcome<ChainLink> {
+    let mut link = ChainLink {
+        subject: Vec::new(),
+        issuer: Vec::new(),
+        value: Vec::new(),
+        label: None,
+    };
+    let types = [
+        AttributeType::Subject,
+        AttributeType::Issuer,
+        AttributeType::Value,
+        AttributeType::Label,
+    ];
+    for a in token.attributes(cert, &types)? {
+        match a {
+            Attribute::Subject(v) => link.subject = v,
+            Attribute::Issuer(v) => link.issuer = v,
+            Attribute::Value(v) => link.value = v,
+            Attribute::Label(v) => link.label = Some(String::from_utf8_lossy(&v).into_owned()),
+            _ => {}
+        }
+    }
+    Ok(link)
+}
+
+/// The certificates that issued `cert` and their issuers, as far as the
+/// token holds them (pk12util puts the chain in an export too): each with
+/// its nickname, up to the self-signed root, at most 8.
+fn issuer_chain(token: &Token, cert: ObjectHandle) -> Outcome<Vec<(Vec<u8>, Option<String>)>> {
+    let mut link = chain_link(token, cert)?;
+    let mut chain: Vec<(Vec<u8>, Option<String>)> = Vec::new();
+    while link.subject != link.issuer && chain.len() < 8 {
+        let found = token.find(&[
+            Attribute::Class(ObjectClass::CERTIFICATE),
+            Attribute::Subject(link.issuer.clone()),
+        ])?;
+        let Some(&next) = found.first() else {
+            break;
+        };
+        link = chain_link(token, next)?;
+        if chain.iter().any(|(v, _)| *v == link.value) {
+            break;
+        }
+        chain.push((link.value.clone(), link.label.clone()));
+    }
+    Ok(chain)
 }
 
 /// The database opened by the library itself (for what no C API call does),
@@ -847,9 +949,17 @@ fn admin_database(
     read_only: bool,
     password: Option<&PasswordSource>,
 ) -> Outcome<softoken::admin::Database> {
-    use softoken::admin::{Database, OpenError, Rv};
     let params = module_params(target, read_only)?;
-    let db = Database::open(params.as_deref()).map_err(|e| match e {
+    let db = open_admin_database(params.as_deref())?;
+    if let Some(password) = password.filter(|_| db.login_required()) {
+        login_admin_database(&db, password, "Password for the database")?;
+    }
+    Ok(db)
+}
+
+fn open_admin_database(params: Option<&str>) -> Outcome<softoken::admin::Database> {
+    use softoken::admin::{Database, OpenError};
+    Database::open(params).map_err(|e| match e {
         OpenError::BadLocation(rv) => {
             Failure::new(Kind::Failed, format!("bad database location: {rv:?}"))
         }
@@ -857,22 +967,156 @@ fn admin_database(
         OpenError::NoKeyDatabase { dir, file } => {
             Failure::new(Kind::NotFound, format!("{} holds no {file}", dir.display()))
         }
-        OpenError::Open(rv) => {
-            Failure::new(Kind::Failed, format!("cannot open the database: {rv:?}"))
+        OpenError::Open(rv) => match cryptoki::error::Rv::from(rv.code()) {
+            cryptoki::error::Rv::Error(rv) => {
+                crate::library::rv_failure("cannot open the database", rv)
+            }
+            cryptoki::error::Rv::Ok => Failure::new(Kind::Failed, "cannot open the database"),
+        },
+    })
+}
+
+fn login_admin_database(
+    db: &softoken::admin::Database,
+    password: &PasswordSource,
+    prompt: &str,
+) -> Outcome<()> {
+    use softoken::admin::Rv;
+    let pw = password.read(prompt)?;
+    db.login(pw.as_bytes()).map_err(|e| match e {
+        Rv::PinIncorrect => Failure::new(Kind::WrongPassword, format!("{prompt}: wrong password")),
+        Rv::PinLocked => Failure::new(
+            Kind::WrongPassword,
+            "the password is locked after too many wrong ones: `softoken-modutil pin-policy --unlock`",
+        ),
+        other => Failure::new(Kind::Failed, format!("login failed: {other:?}")),
+    })
+}
+
+/// What `merge` reads from.
+pub enum MergeSource {
+    /// A database directory (`sql:DIR`, `dbm:DIR`, or a `sql:` directory of
+    /// legacy files), its files' prefix and its password.
+    Database {
+        dbdir: String,
+        prefix: String,
+        password: PasswordSource,
+    },
+    /// The token of another PKCS#11 module (by label, else its first),
+    /// and its PIN.
+    Module {
+        libfile: PathBuf,
+        token: Option<String>,
+        pin: PasswordSource,
+    },
+}
+
+/// `merge`: every object of the source merged into the target by NSS's
+/// rules, as certutil --merge does, by the library itself: what the target
+/// has already is not added again (a second run changes nothing), a
+/// certificate whose nickname another one holds is renamed, trust is
+/// reconciled. The source is only read. A source database's private
+/// objects need its password (from its file, else the terminal; without
+/// either they are left out and reported); another module's token is
+/// logged in with its PIN, and its keys that cannot be wrapped out are
+/// left there and reported.
+pub fn merge(target: &Target, password: &PasswordSource, source: &MergeSource) -> Outcome<Value> {
+    require_database(target)?;
+    let write_failure = |e| match e {
+        softoken::admin::Rv::TokenWriteProtected => {
+            Failure::new(Kind::ReadOnly, "the target database cannot be written")
         }
-    })?;
-    if let Some(password) = password.filter(|_| db.login_required()) {
-        let pw = password.read("Password for the database")?;
-        db.login(pw.as_bytes()).map_err(|e| match e {
-            Rv::PinIncorrect => Failure::new(Kind::WrongPassword, "wrong password"),
-            Rv::PinLocked => Failure::new(
-                Kind::WrongPassword,
-                "the password is locked after too many wrong ones: `softoken-modutil pin-policy --unlock`",
-            ),
-            other => Failure::new(Kind::Failed, format!("login failed: {other:?}")),
-        })?;
-    }
-    Ok(db)
+        other => Failure::new(Kind::Failed, format!("the merge failed: {other:?}")),
+    };
+    let bar = crate::progress::bar("merging objects");
+    let mut show = |done: usize, total: usize| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    };
+    let (named, report, mut left) = match source {
+        MergeSource::Database {
+            dbdir,
+            prefix,
+            password: source_password,
+        } => {
+            let (_, dir) = database_dir(dbdir)?;
+            if !dir.is_dir() {
+                return Err(Failure::new(
+                    Kind::NotFound,
+                    format!("{} is not a directory", dir.display()),
+                ));
+            }
+            let from = open_admin_database(Some(&database_params(dbdir, prefix, true)?))?;
+            if from.login_required()
+                && (source_password.file.is_some() || std::io::stdin().is_terminal())
+            {
+                login_admin_database(&from, source_password, "Password of the source database")?;
+            }
+            let into = admin_database(target, false, Some(password))?;
+            let report = into.merge_from(&from, &mut show).map_err(write_failure)?;
+            let left: Vec<Value> = report
+                .skipped
+                .iter()
+                .map(|(h, rv)| {
+                    let why = match rv {
+                        softoken::admin::Rv::UserNotLoggedIn => {
+                            "private: give the source's password (--source-password-file)"
+                        }
+                        _ => "it fails its integrity check in the source (`softoken-modutil check` there)",
+                    };
+                    json!({
+                        "label": from.describe(*h).unwrap_or_else(|| format!("object 0x{h:08x}")),
+                        "why": why,
+                    })
+                })
+                .collect();
+            (dir.display().to_string(), report, left)
+        }
+        MergeSource::Module {
+            libfile,
+            token,
+            pin,
+        } => {
+            let source_target = Target {
+                libfile: libfile.clone(),
+                dbdir: None,
+                token: token.clone(),
+                params: None,
+            };
+            let from = Token::load(&source_target, false, true)?;
+            if from.login_required {
+                let pin = pin.read("PIN of the source token")?;
+                from.session
+                    .login(UserType::User, Some(&AuthPin::from(pin.as_str())))
+                    .map_err(|e| p11_failure("the source token's PIN was refused", e))?;
+            }
+            let read = crate::foreign::read(&from, &mut show)?;
+            let into = admin_database(target, false, Some(password))?;
+            let report = into
+                .merge_foreign(read.objects, &mut show)
+                .map_err(write_failure)?;
+            let mut left = read.left;
+            for (i, rv) in &report.skipped {
+                let name = read.names.get(*i as usize).cloned().unwrap_or_default();
+                left.push(json!({
+                    "label": name,
+                    "why": format!("this database does not take it as it is ({rv:?})"),
+                }));
+            }
+            (libfile.display().to_string(), report, left)
+        }
+    };
+    bar.finish_and_clear();
+    left.sort_by_key(|v| v["label"].as_str().unwrap_or_default().to_owned());
+    let c = report.counts;
+    Ok(json!({
+        "source": named,
+        "added": c.added,
+        "updated": c.updated,
+        "unchanged": c.unchanged,
+        "renamed": c.renamed,
+        "skipped": left,
+    }))
 }
 
 /// `pin-policy`: shows the database's PIN-guessing policy and count, and

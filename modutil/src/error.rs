@@ -80,6 +80,8 @@ impl Failure {
         use std::io::ErrorKind;
         let kind = match e.kind() {
             ErrorKind::NotFound => Kind::NotFound,
+            // A file this user may not read is no read-only database.
+            ErrorKind::PermissionDenied if what.starts_with("read") => Kind::Failed,
             ErrorKind::PermissionDenied | ErrorKind::ReadOnlyFilesystem => Kind::ReadOnly,
             ErrorKind::AlreadyExists => Kind::Exists,
             _ => Kind::Failed,

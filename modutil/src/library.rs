@@ -13,16 +13,35 @@ use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 
 use crate::error::{Failure, Kind, Outcome};
 
-/// The module this tool ships with: `libsoftoken.so` beside the program
-/// (where cargo builds both), else the one the loader finds.
+/// Where the module this tool ships with is, from the program's directory:
+/// beside it (where cargo builds both), `../lib/pkcs11` (`scripts/install`:
+/// PREFIX/bin and PREFIX/lib/pkcs11), and `../lib/TRIPLET/pkcs11` (a Debian
+/// package: p11-kit's module directory, x86_64-linux-gnu here).
+pub fn module_places() -> [String; 3] {
+    [
+        "libsoftoken.so".to_owned(),
+        "../lib/pkcs11/libsoftoken.so".to_owned(),
+        format!(
+            "../lib/{}-linux-gnu/pkcs11/libsoftoken.so",
+            std::env::consts::ARCH
+        ),
+    ]
+}
+
+/// The module this tool ships with (the first of [`module_places`] there
+/// is), else the bare name, which the loader looks for.
 pub fn default_module() -> PathBuf {
-    let beside = std::env::current_exe()
+    let dir = std::env::current_exe()
         .ok()
-        .and_then(|exe| exe.parent().map(|d| d.join("libsoftoken.so")));
-    match beside {
-        Some(p) if p.exists() => p,
-        _ => PathBuf::from("libsoftoken.so"),
-    }
+        .and_then(|exe| exe.parent().map(Path::to_path_buf));
+    dir.and_then(|d| {
+        module_places()
+            .iter()
+            .map(|place| d.join(place))
+            .find(|p| p.exists())
+    })
+    .and_then(|p| std::fs::canonicalize(p).ok())
+    .unwrap_or_else(|| PathBuf::from("libsoftoken.so"))
 }
 
 /// `CKR_PIN_INCORRECT` for cryptoki's `PinIncorrect`.
@@ -40,25 +59,41 @@ pub fn rv_name(rv: &cryptoki::error::RvError) -> String {
 
 /// A cryptoki error as a failure, the PIN errors as a wrong password.
 pub fn p11_failure(what: &str, e: cryptoki::error::Error) -> Failure {
-    use cryptoki::error::{Error, RvError};
     match e {
-        Error::Pkcs11(rv, _) => {
-            let kind = match rv {
-                RvError::PinIncorrect | RvError::PinInvalid | RvError::PinLenRange => {
-                    Kind::WrongPassword
-                }
-                RvError::TokenWriteProtected | RvError::SessionReadOnly => Kind::ReadOnly,
-                _ => Kind::Failed,
-            };
-            let hint = match rv {
-                RvError::PinIncorrect => " (wrong password)",
-                RvError::TokenWriteProtected => " (the database is read-only)",
-                _ => "",
-            };
-            Failure::new(kind, format!("{what}: {}{hint}", rv_name(&rv)))
-        }
+        cryptoki::error::Error::Pkcs11(rv, _) => rv_failure(what, rv),
         other => Failure::new(Kind::Failed, format!("{what}: {other}")),
     }
+}
+
+/// A return code as the user reads it: its name, and what to do where the
+/// code says something of the database.
+pub fn rv_failure(what: &str, rv: cryptoki::error::RvError) -> Failure {
+    use cryptoki::error::RvError;
+    let kind = match rv {
+        RvError::PinIncorrect | RvError::PinInvalid | RvError::PinLenRange => Kind::WrongPassword,
+        RvError::TokenWriteProtected | RvError::SessionReadOnly => Kind::ReadOnly,
+        RvError::TokenNotPresent => Kind::NotFound,
+        _ => Kind::Failed,
+    };
+    let hint = match rv {
+        RvError::PinIncorrect => " (wrong password)",
+        RvError::TokenWriteProtected => " (the database is read-only)",
+        RvError::TokenNotPresent => {
+            " (no database directory there: check --dbdir, or make a new database \
+             with `softoken-modutil create`)"
+        }
+        RvError::TokenNotRecognized => {
+            " (the files there are not an NSS database softoken can read: another \
+             program's, empty or damaged; they are left untouched. SOFTOKEN_LOG=stderr \
+             names the file)"
+        }
+        RvError::DeviceError => {
+            " (the database cannot be read or made, or a value in it is damaged: \
+             SOFTOKEN_LOG=stderr names the file and the cause)"
+        }
+        _ => "",
+    };
+    Failure::new(kind, format!("{what}: {}{hint}", rv_name(&rv)))
 }
 
 fn elf_machine_name(machine: u16) -> String {

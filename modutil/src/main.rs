@@ -6,6 +6,7 @@ mod cli;
 mod db;
 mod error;
 mod firefox;
+mod foreign;
 mod library;
 mod p11kit;
 mod pkcs12;

@@ -1,6 +1,7 @@
 //! PKCS#12 files (RFC 7292), read as NSS's pk12util, OpenSSL and others
 //! write them, BER with indefinite lengths, PBES2 (PBKDF2 with HMAC-SHA-1
-//! or SHA-2, AES-CBC) or the legacy SHA-1/3DES PBE, and a SHA-1 or SHA-2
+//! or SHA-2, AES-CBC) or PKCS#12's legacy SHA-1 PBEs with 3DES or RC2 (old
+//! Windows and Java exports, OpenSSL's `-legacy`), and a SHA-1 or SHA-2
 //! MAC; and written as pk12util writes them. aws-lc's reader refuses NSS's
 //! files (it insists on a NULL parameter after the PBKDF2 PRF, which NSS
 //! leaves out) and its writer cannot make PBES2 files, hence these.
@@ -27,6 +28,8 @@ const OID_LOCAL_KEY_ID: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09
 const OID_PBES2: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x05, 0x0d];
 const OID_PBKDF2: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x05, 0x0c];
 const OID_PBE_SHA1_3DES: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x0c, 0x01, 0x03];
+const OID_PBE_SHA1_RC2_128: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x0c, 0x01, 0x05];
+const OID_PBE_SHA1_RC2_40: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x0c, 0x01, 0x06];
 const OID_HMAC_SHA1: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x02, 0x07];
 const OID_HMAC_SHA256: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x02, 0x09];
 const OID_HMAC_SHA384: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x02, 0x0a];
@@ -233,6 +236,53 @@ fn wrong_password() -> Failure {
     )
 }
 
+/// An algorithm's name for a message (its OID in dotted form when this
+/// reader does not know it).
+fn algorithm_name(oid: &[u8]) -> String {
+    let named = [
+        (OID_PBES2, "PBES2"),
+        (OID_PBKDF2, "PBKDF2"),
+        (OID_PBE_SHA1_3DES, "pbeWithSHAAnd3-KeyTripleDES-CBC"),
+        (OID_PBE_SHA1_RC2_128, "pbeWithSHAAnd128BitRC2-CBC"),
+        (OID_PBE_SHA1_RC2_40, "pbeWithSHAAnd40BitRC2-CBC"),
+        (
+            &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x0c, 0x01, 0x01][..],
+            "pbeWithSHAAnd128BitRC4",
+        ),
+        (
+            &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x0c, 0x01, 0x02][..],
+            "pbeWithSHAAnd40BitRC4",
+        ),
+        (OID_HMAC_SHA1, "HMAC-SHA-1"),
+        (OID_HMAC_SHA256, "HMAC-SHA-256"),
+        (OID_HMAC_SHA384, "HMAC-SHA-384"),
+        (OID_HMAC_SHA512, "HMAC-SHA-512"),
+        (OID_AES128_CBC, "AES-128-CBC"),
+        (OID_AES192_CBC, "AES-192-CBC"),
+        (OID_AES256_CBC, "AES-256-CBC"),
+    ];
+    if let Some((_, name)) = named.iter().find(|(o, _)| *o == oid) {
+        return (*name).to_owned();
+    }
+    // Dotted: the first two arcs in the first byte, then base-128 arcs.
+    let mut arcs = match oid.first() {
+        Some(b) => vec![u64::from(b / 40), u64::from(b % 40)],
+        None => return "an empty OID".to_owned(),
+    };
+    let mut arc = 0u64;
+    for b in &oid[1..] {
+        arc = (arc << 7) | u64::from(b & 0x7f);
+        if b & 0x80 == 0 {
+            arcs.push(arc);
+            arc = 0;
+        }
+    }
+    arcs.iter()
+        .map(u64::to_string)
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
 /// Decrypts with the algorithm an AlgorithmIdentifier names.
 fn decrypt(
     alg_id: &[u8],
@@ -242,21 +292,36 @@ fn decrypt(
 ) -> Outcome<Zeroizing<Vec<u8>>> {
     let mut alg = alg_id;
     let oid = expect(&mut alg, OID, depth)?;
-    if oid == OID_PBE_SHA1_3DES {
+    // PKCS#12's own PBEs (RFC 7292 appendix C): the key and IV from its
+    // SHA-1 KDF.
+    let legacy_key_len = match oid {
+        OID_PBE_SHA1_3DES => Some(24),
+        OID_PBE_SHA1_RC2_128 => Some(16),
+        OID_PBE_SHA1_RC2_40 => Some(5),
+        _ => None,
+    };
+    if let Some(key_len) = legacy_key_len {
         let mut params = expect(&mut alg, SEQUENCE, depth)?;
         let salt = expect_octets(&mut params, depth)?;
         let rounds = iterations(expect(&mut params, INTEGER, depth)?)?;
         let pw = bmp_password(password);
         let sha1 = &digest::SHA1_FOR_LEGACY_USE_ONLY;
-        let key = pkcs12_kdf(sha1, &pw, &salt, 1, rounds, 24);
+        let key = pkcs12_kdf(sha1, &pw, &salt, 1, rounds, key_len);
         let iv = pkcs12_kdf(sha1, &pw, &salt, 2, rounds, 8);
-        return softoken::admin::des3_cbc_decrypt(&key, &iv, ciphertext)
-            .map_err(|_| wrong_password());
+        let plain = if oid == OID_PBE_SHA1_3DES {
+            softoken::admin::des3_cbc_decrypt(&key, &iv, ciphertext)
+        } else {
+            softoken::admin::rc2_cbc_decrypt(&key, &iv, ciphertext)
+        };
+        return plain.map_err(|_| wrong_password());
     }
     if oid != OID_PBES2 {
         return Err(Failure::new(
             Kind::Failed,
-            format!("PKCS#12 encryption {} is not supported", hex::encode(oid)),
+            format!(
+                "PKCS#12 encryption {} is not supported",
+                algorithm_name(oid)
+            ),
         ));
     }
     let mut params = expect(&mut alg, SEQUENCE, depth)?;
@@ -288,7 +353,7 @@ fn decrypt(
                     other => {
                         return Err(Failure::new(
                             Kind::Failed,
-                            format!("PBKDF2 PRF {} is not supported", hex::encode(other)),
+                            format!("PBKDF2 PRF {} is not supported", algorithm_name(other)),
                         ))
                     }
                 };
@@ -303,7 +368,7 @@ fn decrypt(
         other => {
             return Err(Failure::new(
                 Kind::Failed,
-                format!("PBES2 cipher {} is not supported", hex::encode(other)),
+                format!("PBES2 cipher {} is not supported", algorithm_name(other)),
             ))
         }
     };
@@ -335,7 +400,10 @@ fn verify_mac(mac_data: &[u8], signed: &[u8], password: &str, depth: usize) -> O
         other => {
             return Err(Failure::new(
                 Kind::Failed,
-                format!("PKCS#12 MAC digest {} is not supported", hex::encode(other)),
+                format!(
+                    "PKCS#12 MAC digest {} is not supported",
+                    algorithm_name(other)
+                ),
             ))
         }
     };
@@ -603,15 +671,20 @@ fn pbes2_encrypt(plaintext: &[u8], password: &str, rounds: u32) -> Outcome<(Vec<
     Ok((alg, ciphertext))
 }
 
-fn bag_attributes_der(name: &str, key_id: &[u8]) -> Vec<u8> {
+/// A friendlyName bag attribute.
+fn friendly_name(name: &str) -> Vec<u8> {
     let bmp: Vec<u8> = name.encode_utf16().flat_map(u16::to_be_bytes).collect();
+    seq(&[
+        &tlv(OID, OID_FRIENDLY_NAME),
+        &tlv(SET, &tlv(BMP_STRING, &bmp)),
+    ])
+}
+
+fn bag_attributes_der(name: &str, key_id: &[u8]) -> Vec<u8> {
     tlv(
         SET,
         &[
-            seq(&[
-                &tlv(OID, OID_FRIENDLY_NAME),
-                &tlv(SET, &tlv(BMP_STRING, &bmp)),
-            ]),
+            friendly_name(name),
             seq(&[
                 &tlv(OID, OID_LOCAL_KEY_ID),
                 &tlv(SET, &tlv(OCTET_STRING, key_id)),
@@ -622,12 +695,14 @@ fn bag_attributes_der(name: &str, key_id: &[u8]) -> Vec<u8> {
 }
 
 /// Writes a PKCS#12 file as NSS's pk12util does: the key in a shrouded key
-/// bag and the certificate in an encrypted safe, both PBES2 with
+/// bag and the certificate, with the chain that issued it, in an encrypted
+/// safe, both PBES2 with
 /// PBKDF2-HMAC-SHA256 and AES-256-CBC, and an HMAC-SHA256 MAC; `rounds`
 /// iterations for each.
 pub fn build(
     private_key: &[u8],
     certificate: &[u8],
+    chain: &[(Vec<u8>, Option<String>)],
     name: &str,
     password: &str,
     rounds: u32,
@@ -649,18 +724,30 @@ pub fn build(
         &tlv(CONTEXT_0, &tlv(OCTET_STRING, &seq(&[&key_bag]))),
     ]);
 
-    let cert_bag = seq(&[
-        &tlv(OID, OID_CERT_BAG),
-        &tlv(
-            CONTEXT_0,
-            &seq(&[
-                &tlv(OID, OID_X509_CERT),
-                &tlv(CONTEXT_0, &tlv(OCTET_STRING, certificate)),
-            ]),
-        ),
-        &attrs,
-    ]);
-    let (cert_alg, cert_ciphertext) = pbes2_encrypt(&seq(&[&cert_bag]), password, rounds)?;
+    let cert_bag = |der: &[u8], attrs: &[u8]| {
+        seq(&[
+            &tlv(OID, OID_CERT_BAG),
+            &tlv(
+                CONTEXT_0,
+                &seq(&[
+                    &tlv(OID, OID_X509_CERT),
+                    &tlv(CONTEXT_0, &tlv(OCTET_STRING, der)),
+                ]),
+            ),
+            attrs,
+        ])
+    };
+    let mut bags = vec![cert_bag(certificate, &attrs)];
+    // The chain's certificates with their nicknames, and no key ID.
+    for (der, nickname) in chain {
+        let named = match nickname {
+            Some(n) => tlv(SET, &friendly_name(n)),
+            None => Vec::new(),
+        };
+        bags.push(cert_bag(der, &named));
+    }
+    let bag_refs: Vec<&[u8]> = bags.iter().map(Vec::as_slice).collect();
+    let (cert_alg, cert_ciphertext) = pbes2_encrypt(&seq(&bag_refs), password, rounds)?;
     let cert_safe = seq(&[
         &tlv(OID, OID_ENCRYPTED_DATA),
         &tlv(
@@ -763,12 +850,14 @@ mod tests {
     fn written_files_read_back() {
         let key = b"\x30\x03\x02\x01\x00 not really a key";
         let cert = b"\x30\x03\x02\x01\x01 nor a certificate";
-        let file = build(key, cert, "Zo\u{eb} key", "pässword", 1000).unwrap();
+        let ca = b"\x30\x03\x02\x01\x02 nor a CA".to_vec();
+        let chain = [(ca.clone(), Some("A CA".to_owned()))];
+        let file = build(key, cert, &chain, "Zo\u{eb} key", "pässword", 1000).unwrap();
         let back = parse(&file, "pässword").unwrap();
         assert_eq!(&*back.private_key, key);
         assert_eq!(back.certificate, cert);
         assert_eq!(back.friendly_name.as_deref(), Some("Zo\u{eb} key"));
-        assert!(back.chain.is_empty());
+        assert_eq!(back.chain, [ca]);
         assert_eq!(
             parse(&file, "password").err().unwrap().kind,
             Kind::WrongPassword

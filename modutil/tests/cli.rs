@@ -407,6 +407,9 @@ fn firefox_profiles_load_the_module() {
         .is_none());
 }
 
+/// The parameters reach every p11-kit client: those that pass
+/// `x-init-reserved` (p11-kit itself) and GnuTLS's p11tool, which ignores
+/// it and so reads the configuration file install writes beside.
 #[test]
 fn p11kit_sees_the_token_after_install_and_not_after_removal() {
     let top = tempfile::tempdir().unwrap();
@@ -428,12 +431,16 @@ fn p11kit_sees_the_token_after_install_and_not_after_removal() {
     ok(&mut cmd);
     let module_file = home.join(".config/pkcs11/modules/softoken-cli-test.module");
     assert!(module_file.exists());
+    let config_file = home.join(".config/softoken/softoken.conf");
+    let config = std::fs::read_to_string(&config_file).unwrap();
+    assert!(config.contains(&params), "{config}");
     open_up(&[
         top.path(),
         &home,
         &home.join(".config"),
         &home.join(".config/pkcs11"),
         &home.join(".config/pkcs11/modules"),
+        &home.join(".config/softoken"),
         &token_db,
     ]);
     let list = |home: &Path| {
@@ -450,16 +457,69 @@ fn p11kit_sees_the_token_after_install_and_not_after_removal() {
         token_db.join("cert9.db").exists(),
         "x-init-reserved reached the module"
     );
+    let mut p11tool = unprivileged("p11tool");
+    p11tool
+        .arg("--list-tokens")
+        .env("HOME", &home)
+        .env("XDG_CONFIG_HOME", home.join(".config"));
+    let tokens = ok(&mut p11tool);
+    assert!(tokens.contains("Label: p11-kit keys"), "{tokens}");
+    assert!(
+        !home.join(".local/share/softoken").exists(),
+        "p11tool opened the default database"
+    );
+
+    // A second module file for the same library is pointed out.
+    let twin = home.join(".config/pkcs11/modules/twin.module");
+    write(&twin, &format!("module: {}\n", lib.display()));
+    let mut cmd = tool();
+    cmd.args(["p11kit-install", "--name", "softoken-cli-test", "--libfile"])
+        .arg(&lib)
+        .args(["--params", &params, "--label", "p11-kit keys"]);
+    install(&mut cmd);
+    let out = output(&mut cmd);
+    assert!(out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains(&format!("{} names the same library", twin.display())),
+        "{said}"
+    );
+    std::fs::remove_file(&twin).unwrap();
 
     let mut cmd = tool();
     cmd.args(["p11kit-remove", "--name", "softoken-cli-test"]);
     install(&mut cmd);
     ok(&mut cmd);
     assert!(!list(&home).contains("softoken-cli-test"));
+    assert!(!config_file.exists());
     let mut cmd = tool();
     cmd.args(["p11kit-remove", "--name", "softoken-cli-test"]);
     install(&mut cmd);
     fails(&mut cmd, 3, "cannot remove");
+
+    // A configuration file of the user's own is neither replaced nor
+    // removed, and nothing is installed beside it.
+    write(&config_file, "configdir='sql:/mine'\n");
+    let mut cmd = tool();
+    cmd.args(["p11kit-install", "--name", "softoken-cli-test", "--libfile"])
+        .arg(&lib)
+        .args(["--params", &params]);
+    install(&mut cmd);
+    fails(&mut cmd, 8, "is not one softoken-modutil wrote");
+    assert!(!module_file.exists());
+    let mut cmd = tool();
+    cmd.args(["p11kit-install", "--name", "softoken-cli-test", "--libfile"])
+        .arg(&lib);
+    install(&mut cmd);
+    ok(&mut cmd);
+    let mut cmd = tool();
+    cmd.args(["p11kit-remove", "--name", "softoken-cli-test"]);
+    install(&mut cmd);
+    ok(&mut cmd);
+    assert_eq!(
+        std::fs::read_to_string(&config_file).unwrap(),
+        "configdir='sql:/mine'\n"
+    );
 }
 
 #[test]
@@ -577,6 +637,10 @@ fn databases_are_administered_through_the_module() {
         .arg("-passin")
         .arg(format!("file:{}", p12pw.display())));
     assert!(pem.contains("BEGIN PRIVATE KEY") && pem.contains("BEGIN CERTIFICATE"));
+    // The chain goes with it, as pk12util exports it: the CA the import
+    // brought, under its nickname.
+    assert_eq!(pem.matches("BEGIN CERTIFICATE").count(), 2, "{pem}");
+    assert!(pem.contains("friendlyName: Fixture CA"), "{pem}");
     let nss_keys = ok(Command::new("certutil")
         .args(["-K", "-d"])
         .arg(format!("sql:{}", nssdb.display())));
@@ -1135,4 +1199,611 @@ fn upgrade_updates_legacy_files_and_leaves_them_as_they_were() {
         4,
         "{keys}"
     );
+}
+
+/// certutil's listing of a database's certificates and trust, in order.
+fn nss_certificate_listing(dir: &Path, pw: &Path) -> Vec<String> {
+    let out = ok(Command::new("certutil")
+        .args(["-L", "-d"])
+        .arg(format!("sql:{}", dir.display()))
+        .arg("-f")
+        .arg(pw));
+    let mut lines: Vec<String> = out
+        .lines()
+        .skip(4)
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    lines.sort();
+    lines
+}
+
+#[test]
+fn merge_does_what_certutil_merge_does() {
+    let top = tempfile::tempdir().unwrap();
+    let lib = module_copy(top.path());
+    let ours = top.path().join("ours");
+    let theirs = top.path().join("theirs");
+    let source = top.path().join("source");
+    copy_fixture("merge-sql/before", &ours);
+    copy_fixture("merge-sql/before", &theirs);
+    copy_fixture("merge-sql/source", &source);
+    let target_pw = write(&top.path().join("target-pw"), "target-pw\n");
+    let source_pw = write(&top.path().join("source-pw"), "fixture-pw\n");
+    let wrong = write(&top.path().join("wrong"), "nope\n");
+    let merge = |source: &Path, args: &[&str]| {
+        let mut c = tool();
+        c.args(["merge", "--libfile"])
+            .arg(&lib)
+            .arg("--dbdir")
+            .arg(format!("sql:{}", ours.display()))
+            .arg("--password-file")
+            .arg(&target_pw)
+            .arg("--source")
+            .arg(format!("sql:{}", source.display()))
+            .args(args);
+        c
+    };
+
+    fails(
+        &mut merge(&top.path().join("nowhere"), &[]),
+        3,
+        "is not a directory",
+    );
+    fails(
+        merge(&source, &["--source-password-file"]).arg(&wrong),
+        5,
+        "Password of the source database: wrong password",
+    );
+    let out = ok(merge(&source, &["--json", "--source-password-file"]).arg(&source_pw));
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(report["added"].as_u64().unwrap() > 0, "{out}");
+    assert_eq!(report["skipped"], serde_json::json!([]), "{out}");
+    let again = ok(merge(&source, &["--json", "--source-password-file"]).arg(&source_pw));
+    let again: serde_json::Value = serde_json::from_str(&again).unwrap();
+    assert_eq!(again["added"], 0, "{again}");
+    assert_eq!(again["updated"], 0, "{again}");
+
+    // NSS's merge of the same databases lists the same certificates,
+    // nicknames and trust, and the same keys.
+    ok(Command::new("certutil")
+        .args(["--merge", "-d"])
+        .arg(format!("sql:{}", theirs.display()))
+        .arg("-f")
+        .arg(&target_pw)
+        .arg("--source-dir")
+        .arg(format!("sql:{}", source.display()))
+        .arg("-@")
+        .arg(&source_pw));
+    assert_eq!(
+        nss_certificate_listing(&ours, &target_pw),
+        nss_certificate_listing(&theirs, &target_pw)
+    );
+    let keys = |dir: &Path| {
+        let out = ok(Command::new("certutil")
+            .args(["-K", "-d"])
+            .arg(format!("sql:{}", dir.display()))
+            .arg("-f")
+            .arg(&target_pw));
+        let mut names: Vec<String> = out
+            .lines()
+            .filter(|l| l.starts_with('<'))
+            .map(|l| l.rsplit("  ").next().unwrap_or("").trim().to_string())
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(keys(&ours), keys(&theirs));
+    ok(tool()
+        .args(["check", "--libfile"])
+        .arg(&lib)
+        .arg("--dbdir")
+        .arg(format!("sql:{}", ours.display()))
+        .arg("--password-file")
+        .arg(&target_pw));
+}
+
+#[test]
+fn merge_reports_what_it_leaves_out() {
+    let top = tempfile::tempdir().unwrap();
+    let lib = module_copy(top.path());
+    let target_pw = write(&top.path().join("target-pw"), "target-pw\n");
+    let source_pw = write(&top.path().join("source-pw"), "fixture-pw\n");
+    let run = |target: &Path, source: &Path, args: &[&str]| {
+        let mut c = tool();
+        c.args(["merge", "--libfile"])
+            .arg(&lib)
+            .arg("--dbdir")
+            .arg(format!("sql:{}", target.display()))
+            .arg("--password-file")
+            .arg(&target_pw)
+            .arg("--source")
+            .arg(format!("sql:{}", source.display()))
+            .args(args)
+            .stdin(std::process::Stdio::null());
+        output(&mut c)
+    };
+
+    // No source password and no terminal to ask on: the private keys wait.
+    let target = top.path().join("target");
+    let source = top.path().join("source");
+    copy_fixture("merge-sql/before", &target);
+    copy_fixture("merge-sql/source", &source);
+    let out = run(&target, &source, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("private: give the source's password"),
+        "{stdout}"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("objects of the source were not merged"));
+    let out = run(
+        &target,
+        &source,
+        &["--source-password-file", source_pw.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{out:?}");
+
+    // A value changed on disk in the source is not carried over.
+    let target = top.path().join("target2");
+    let source = top.path().join("source2");
+    copy_fixture("merge-sql/before", &target);
+    copy_fixture("merge-sql/source", &source);
+    tamper_private_value(&source);
+    let out = run(
+        &target,
+        &source,
+        &["--source-password-file", source_pw.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("fails its integrity check"), "{stdout}");
+
+    // A source whose files carry a prefix (certutil's --source-prefix).
+    let target = top.path().join("target3");
+    let source = top.path().join("source3");
+    copy_fixture("merge-sql/before", &target);
+    copy_fixture("merge-sql/source", &source);
+    for f in ["cert9.db", "key4.db"] {
+        std::fs::rename(source.join(f), source.join(format!("app-{f}"))).unwrap();
+    }
+    let pw = ["--source-password-file", source_pw.to_str().unwrap()];
+    let out = run(&target, &source, &pw);
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("holds no key4.db"));
+    let out = run(
+        &target,
+        &source,
+        &[&pw[..], &["--source-prefix", "app-"]].concat(),
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert!(!source.join("cert9.db").exists());
+}
+
+const SOFTHSM: &str = "/usr/lib/softhsm/libsofthsm2.so";
+
+/// A command on a private SoftHSMv2 token store.
+fn softhsm(program: &str, conf: &Path) -> Command {
+    let mut c = Command::new(program);
+    c.env("SOFTHSM2_CONF", conf);
+    c
+}
+
+/// Moving off SoftHSMv2: its extractable keys, its certificate and their
+/// labels merged into a softoken database; each key signs or encrypts as it
+/// did there; a key that cannot leave its token is reported and left; a
+/// second run adds nothing.
+#[test]
+fn merge_takes_a_softhsm_token() {
+    let top = tempfile::tempdir().unwrap();
+    let lib = module_copy(top.path());
+    let w = |name: &str| top.path().join(name);
+    std::fs::create_dir(w("tokens")).unwrap();
+    let conf = write(
+        &w("softhsm2.conf"),
+        &format!(
+            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+            w("tokens").display()
+        ),
+    );
+    ok(softhsm("softhsm2-util", &conf).args([
+        "--init-token",
+        "--free",
+        "--label",
+        "Old HSM",
+        "--pin",
+        "1234",
+        "--so-pin",
+        "5678",
+    ]));
+    let hsm = |args: &[&str]| {
+        let mut c = softhsm("pkcs11-tool", &conf);
+        c.args([
+            "--module",
+            SOFTHSM,
+            "--token-label",
+            "Old HSM",
+            "--login",
+            "--pin",
+            "1234",
+        ])
+        .args(args);
+        c
+    };
+    ok(&mut hsm(&[
+        "--keypairgen",
+        "--key-type",
+        "rsa:2048",
+        "--id",
+        "01",
+        "--label",
+        "rsa key",
+        "--extractable",
+    ]));
+    ok(&mut hsm(&[
+        "--keypairgen",
+        "--key-type",
+        "EC:prime256v1",
+        "--id",
+        "02",
+        "--label",
+        "ec key",
+        "--extractable",
+    ]));
+    ok(&mut hsm(&[
+        "--keygen",
+        "--key-type",
+        "AES:32",
+        "--id",
+        "03",
+        "--label",
+        "aes key",
+        "--extractable",
+    ]));
+    ok(&mut hsm(&[
+        "--keypairgen",
+        "--key-type",
+        "EC:prime256v1",
+        "--id",
+        "04",
+        "--label",
+        "stuck key",
+    ]));
+    ok(Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "5",
+            "-subj",
+            "/CN=hsm cert",
+        ])
+        .arg("-keyout")
+        .arg(w("cert.key"))
+        .args(["-outform", "DER", "-out"])
+        .arg(w("cert.der")));
+    ok(hsm(&["--write-object"])
+        .arg(w("cert.der"))
+        .args(["--type", "cert", "--id", "01", "--label", "rsa cert"]));
+
+    let db = w("db");
+    std::fs::create_dir(&db).unwrap();
+    let pw = write(&w("pw"), "target-pw\n");
+    let pin = write(&w("pin"), "1234\n");
+    let sql = format!("sql:{}", db.display());
+    ok(tool()
+        .args(["create", "--libfile"])
+        .arg(&lib)
+        .args(["--dbdir", &sql, "-f"])
+        .arg(&pw));
+    let merge = || {
+        let mut c = tool();
+        c.env("SOFTHSM2_CONF", &conf)
+            .args(["merge", "--json", "--libfile"])
+            .arg(&lib)
+            .args(["--dbdir", &sql, "-f"])
+            .arg(&pw)
+            .args([
+                "--source-module",
+                SOFTHSM,
+                "--source-token",
+                "Old HSM",
+                "--source-pin-file",
+            ])
+            .arg(&pin);
+        output(&mut c)
+    };
+    for run in 0..2 {
+        let out = merge();
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["added"], if run == 0 { 7 } else { 0 }, "{report}");
+        assert_eq!(
+            report["skipped"],
+            serde_json::json!([{"label": "stuck key", "why": "not extractable: it cannot leave its token"}]),
+            "{report}"
+        );
+    }
+
+    // The keys work in softoken as they did in SoftHSM.
+    let ours = |args: &[&str]| {
+        let mut c = Command::new("pkcs11-tool");
+        c.env("SOFTOKEN_CONFIGDIR", &sql)
+            .arg("--module")
+            .arg(&lib)
+            .args(["--login", "--pin", "target-pw"])
+            .args(args);
+        c
+    };
+    std::fs::write(w("msg"), "moving off an HSM").unwrap();
+    for (id, mechanism, public) in [
+        ("01", "SHA256-RSA-PKCS", "rsa.pub"),
+        ("02", "ECDSA-SHA256", "ec.pub"),
+    ] {
+        ok(hsm(&["--read-object", "--type", "pubkey", "--id", id, "-o"]).arg(w(public)));
+        ok(ours(&[
+            "--sign",
+            "--mechanism",
+            mechanism,
+            "--signature-format",
+            "openssl",
+            "--id",
+            id,
+            "-i",
+        ])
+        .arg(w("msg"))
+        .arg("-o")
+        .arg(w("sig")));
+        ok(Command::new("openssl")
+            .args(["pkey", "-pubin", "-inform", "DER", "-in"])
+            .arg(w(public))
+            .arg("-out")
+            .arg(w("pub.pem")));
+        ok(Command::new("openssl")
+            .args(["dgst", "-sha256", "-verify"])
+            .arg(w("pub.pem"))
+            .arg("-signature")
+            .arg(w("sig"))
+            .arg(w("msg")));
+    }
+    std::fs::write(w("block"), [7u8; 16]).unwrap();
+    let iv = "00112233445566778899aabbccddeeff";
+    let encrypt = |mut c: Command, out: &str| {
+        ok(c.args([
+            "--encrypt",
+            "--mechanism",
+            "AES-CBC",
+            "--iv",
+            iv,
+            "--id",
+            "03",
+            "-i",
+        ])
+        .arg(w("block"))
+        .arg("-o")
+        .arg(w(out)));
+        std::fs::read(w(out)).unwrap()
+    };
+    assert_eq!(encrypt(hsm(&[]), "e-hsm"), encrypt(ours(&[]), "e-ours"));
+
+    // Labels and the certificate are there, as NSS lists them.
+    let certs = ok(tool()
+        .args(["certs", "--libfile"])
+        .arg(&lib)
+        .args(["--dbdir", &sql, "-f"])
+        .arg(&pw));
+    assert!(certs.contains("rsa cert"), "{certs}");
+    let keys = ok(tool()
+        .args(["keys", "--libfile"])
+        .arg(&lib)
+        .args(["--dbdir", &sql, "-f"])
+        .arg(&pw));
+    assert!(
+        keys.contains("rsa key") && keys.contains("ec key") && !keys.contains("stuck key"),
+        "{keys}"
+    );
+    let listed = ok(Command::new("certutil").args(["-L", "-d", &sql]));
+    assert!(listed.contains("rsa cert"), "{listed}");
+}
+
+/// PKCS#12 files of old exporters: OpenSSL's `-legacy` (3DES key, RC2-40
+/// certificates) and RC2-128 certificates import, NSS lists the result,
+/// and an encryption still unsupported is named, not given as an OID.
+#[test]
+fn legacy_pkcs12_files_import() {
+    let top = tempfile::tempdir().unwrap();
+    let lib = module_copy(top.path());
+    let w = |name: &str| top.path().join(name);
+    let pw = write(&w("pw"), "s3cret\n");
+    let p12pw = write(&w("p12pw"), "p12pw\n");
+    let db = w("db");
+    let sql = format!("sql:{}", db.display());
+    ok(tool()
+        .args(["create", "--libfile"])
+        .arg(&lib)
+        .args(["--dbdir", &sql, "-f"])
+        .arg(&pw));
+    let import = |file: &Path| {
+        let mut c = tool();
+        c.args(["import", "--libfile"])
+            .arg(&lib)
+            .args(["--dbdir", &sql, "-f"])
+            .arg(&pw)
+            .arg("--p12-password-file")
+            .arg(&p12pw)
+            .arg(file);
+        c
+    };
+    for (name, extra) in [
+        ("legacy", vec![]),
+        ("rc2-128", vec!["-certpbe", "PBE-SHA1-RC2-128"]),
+        (
+            "rc4",
+            vec![
+                "-certpbe",
+                "PBE-SHA1-RC4-128",
+                "-keypbe",
+                "PBE-SHA1-RC4-128",
+            ],
+        ),
+    ] {
+        ok(Command::new("openssl")
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "5",
+            ])
+            .args(["-subj", &format!("/CN={name} export")])
+            .arg("-keyout")
+            .arg(w(&format!("{name}.key")))
+            .arg("-out")
+            .arg(w(&format!("{name}.pem"))));
+        ok(Command::new("openssl")
+            .args(["pkcs12", "-export", "-legacy", "-passout", "pass:p12pw"])
+            .args(&extra)
+            .args(["-name", &format!("{name} export")])
+            .arg("-inkey")
+            .arg(w(&format!("{name}.key")))
+            .arg("-in")
+            .arg(w(&format!("{name}.pem")))
+            .arg("-out")
+            .arg(w(&format!("{name}.p12"))));
+    }
+    ok(&mut import(&w("legacy.p12")));
+    ok(&mut import(&w("rc2-128.p12")));
+    fails(
+        &mut import(&w("rc4.p12")),
+        1,
+        "pbeWithSHAAnd128BitRC4 is not supported",
+    );
+    let keys = ok(Command::new("certutil")
+        .args(["-K", "-d", &sql, "-f"])
+        .arg(&pw));
+    assert!(
+        keys.contains("legacy export") && keys.contains("rc2-128 export"),
+        "{keys}"
+    );
+    let certs = ok(Command::new("certutil").args(["-L", "-d", &sql]));
+    assert!(
+        certs.contains("legacy export") && certs.contains("rc2-128 export"),
+        "{certs}"
+    );
+}
+
+/// A database the module cannot use is named for what it is, with what to
+/// do, and is left as it is: files that are not a database, and a
+/// directory that is not there.
+#[test]
+fn databases_that_do_not_open_are_explained() {
+    let top = tempfile::tempdir().unwrap();
+    let lib = module_copy(top.path());
+    let bad = top.path().join("bad");
+    std::fs::create_dir(&bad).unwrap();
+    let noise: Vec<u8> = (0..6000u32).map(|i| (i * 31 % 253) as u8).collect();
+    std::fs::write(bad.join("key4.db"), &noise).unwrap();
+    for command in ["keys", "check", "tokens"] {
+        let mut cmd = tool();
+        cmd.arg("--dbdir")
+            .arg(format!("sql:{}", bad.display()))
+            .arg(command)
+            .arg("--libfile")
+            .arg(&lib);
+        fails(
+            &mut cmd,
+            1,
+            "CKR_TOKEN_NOT_RECOGNIZED (the files there are not an NSS",
+        );
+    }
+    assert_eq!(std::fs::read(bad.join("key4.db")).unwrap(), noise);
+    assert!(!bad.join("cert9.db").exists());
+    let mut cmd = tool();
+    cmd.arg("--dbdir")
+        .arg(format!("sql:{}", top.path().join("missing").display()))
+        .arg("keys")
+        .arg("--libfile")
+        .arg(&lib);
+    fails(&mut cmd, 3, "make one with `softoken-modutil create`");
+    assert!(!top.path().join("missing").exists());
+}
+
+/// Options a command would ignore are refused (the user meant something by
+/// them); a bare library name is the file here; `tokens` names each
+/// token's database.
+#[test]
+fn options_and_paths_are_taken_as_meant() {
+    let top = tempfile::tempdir().unwrap();
+    let lib = module_copy(top.path());
+    let profile = top.path().join("profile");
+    std::fs::create_dir(&profile).unwrap();
+    let mut cmd = tool();
+    cmd.args(["firefox-register", "--dbdir", "sql:/elsewhere", "--profile"])
+        .arg(&profile)
+        .arg("--libfile")
+        .arg(&lib);
+    fails(&mut cmd, 2, "this command takes no --dbdir");
+    assert!(!profile.join("pkcs11.txt").exists());
+    let db = top.path().join("db");
+    let mut cmd = tool();
+    cmd.args(["create", "--empty-password", "--dbdir"])
+        .arg(format!("sql:{}", db.display()))
+        .arg("--libfile")
+        .arg(&lib);
+    ok(&mut cmd);
+    let mut cmd = tool();
+    cmd.args(["--force", "keys", "--dbdir"])
+        .arg(format!("sql:{}", db.display()))
+        .arg("--libfile")
+        .arg(&lib);
+    fails(&mut cmd, 2, "this command takes no --force");
+
+    let mut cmd = tool();
+    cmd.args(["check-library", "libsoftoken-test.so"])
+        .current_dir(top.path());
+    let said = ok(&mut cmd);
+    assert!(
+        said.starts_with("./libsoftoken-test.so is a working PKCS#11 module"),
+        "{said}"
+    );
+
+    let mut cmd = tool();
+    cmd.args(["tokens", "--dbdir"])
+        .arg(format!("sql:{}", db.display()))
+        .arg("--libfile")
+        .arg(&lib);
+    let listed = ok(&mut cmd);
+    assert!(
+        listed.contains(&format!("database sql:{}", db.display())),
+        "{listed}"
+    );
+}
+
+/// A PKCS#12 file this user may not read is a failure to read it (exit 1),
+/// not a read-only database (exit 6).
+#[test]
+fn an_unreadable_pkcs12_file_is_not_read_only() {
+    let top = tempfile::tempdir().unwrap();
+    let lib = module_copy(top.path());
+    let db = top.path().join("db");
+    let mut cmd = tool();
+    cmd.args(["create", "--empty-password", "--dbdir"])
+        .arg(format!("sql:{}", db.display()))
+        .arg("--libfile")
+        .arg(&lib);
+    ok(&mut cmd);
+    let p12 = write(&top.path().join("secret.p12"), "not for you");
+    std::fs::set_permissions(&p12, std::fs::Permissions::from_mode(0o000)).unwrap();
+    open_up(&[top.path(), &db]);
+    for file in ["cert9.db", "key4.db"] {
+        std::fs::set_permissions(db.join(file), std::fs::Permissions::from_mode(0o666)).unwrap();
+    }
+    let mut cmd = unprivileged(env!("CARGO_BIN_EXE_softoken-modutil"));
+    cmd.args(["import"])
+        .arg(&p12)
+        .arg("--dbdir")
+        .arg(format!("sql:{}", db.display()))
+        .arg("--libfile")
+        .arg(&lib)
+        .env("HOME", top.path());
+    fails(&mut cmd, 1, "cannot read");
 }

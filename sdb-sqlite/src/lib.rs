@@ -103,6 +103,8 @@ fn sql_err(e: rusqlite::Error) -> Error {
     } else if e.sqlite_error_code() == Some(ErrorCode::ReadOnly) {
         // Files or a directory this process may not write.
         Error::ReadOnly
+    } else if e.sqlite_error_code() == Some(ErrorCode::DatabaseCorrupt) {
+        Error::Corrupt(e.to_string())
     } else {
         Error::Backend {
             backend: "sqlite",
@@ -157,13 +159,27 @@ pub fn open(opts: &OpenOptions) -> Result<Opened> {
     if !opts.read_only && !writable(&opts.dir) {
         return Err(Error::ReadOnly);
     }
-    let (cert, cert_created) = SqlDb::open(&cert_path, "nssPublic", opts.read_only)?;
-    let (key, key_created) = SqlDb::open(&key_path, "nssPrivate", opts.read_only)?;
+    let (cert, cert_created) =
+        SqlDb::open(&cert_path, "nssPublic", opts.read_only).map_err(|e| of_file(&cert_path, e))?;
+    let (key, key_created) =
+        SqlDb::open(&key_path, "nssPrivate", opts.read_only).map_err(|e| of_file(&key_path, e))?;
     Ok(Opened {
         cert,
         key,
         created: cert_created || key_created,
     })
+}
+
+/// An error opening `path`, saying which file it was.
+fn of_file(path: &Path, e: Error) -> Error {
+    match e {
+        Error::Corrupt(m) => Error::Corrupt(format!("{}: {m}", path.display())),
+        Error::Backend { backend, message } => Error::Backend {
+            backend,
+            message: format!("{}: {message}", path.display()),
+        },
+        other => other,
+    }
 }
 
 /// One SQLite database file holding one object table.
@@ -307,7 +323,7 @@ fn recognise(path: &Path, table: &str) -> Result<()> {
             Err(e) if e.sqlite_error_code() == Some(ErrorCode::NotADatabase) => {
                 return Err(not_ours("not an SQLite database"));
             }
-            Err(e) => return Err(sql_err(e)),
+            Err(e) => return Err(of_file(path, sql_err(e))),
         };
         if tables.iter().any(|t| t == table) {
             return Ok(());

@@ -40,6 +40,10 @@ pub enum Error {
     IdsExhausted,
     #[error("{0}")]
     Unsupported(String),
+    /// An object the format has no record for (its class, or a public key
+    /// without its private key in the legacy format): nothing is written.
+    #[error("{0}")]
+    NotStorable(String),
     #[error("the database is damaged: {0}")]
     Corrupt(String),
     /// A file where the database should be that is not one of this format
@@ -167,6 +171,13 @@ pub trait Transaction: SdbRead {
     /// Removes every object and every metadata row, the password included.
     fn reset(&mut self) -> Result<()>;
 
+    /// For a backend that seals key records itself (the legacy one): the
+    /// codec of the new password that this transaction's commit seals the
+    /// records with, and that opens them after it. Others keep no codec.
+    fn seal_with(&mut self, codec: std::sync::Arc<dyn KeyRecordCodec>) {
+        let _ = codec;
+    }
+
     /// Makes every write of the transaction durable at once.
     fn commit(self: Box<Self>) -> Result<()>;
 }
@@ -184,6 +195,18 @@ pub trait KeyRecordCodec: Send + Sync {
     /// A key record's encrypted PKCS#8 payload, from a private key object's
     /// stored attributes.
     fn seal_private_key(&self, attrs: &[Attribute]) -> Result<Vec<u8>>;
+
+    /// A key record's payload decrypted: the PKCS#8 it holds.
+    fn open_payload(&self, payload: &[u8]) -> Result<zeroize::Zeroizing<Vec<u8>>>;
+
+    /// A key record's payload for a PKCS#8 key (a password change seals
+    /// what the old codec opened with the new one).
+    fn seal_payload(&self, pkcs8: &[u8]) -> Result<Vec<u8>>;
+
+    /// Whether this codec's password is the one of `password` (the
+    /// database's password entry): after another process changed it, the
+    /// records no longer open with this codec.
+    fn unlocks(&self, password: &Metadata) -> bool;
 }
 
 /// A database: one table of objects plus its metadata.

@@ -1,7 +1,8 @@
 //! What a tool that owns the database needs beyond the C API, for
 //! softoken-modutil: the full integrity check (no PKCS#11 call decrypts
-//! every value and verifies every record), and the ciphers of PKCS#12
-//! files, which are NSS's password-based ones. Everything else a tool does
+//! every value and verifies every record), the merge of one database into
+//! another (which needs every value and record, as the check does), and
+//! the ciphers of PKCS#12 files, which are NSS's password-based ones. Everything else a tool does
 //! goes through the C function list, as any client's calls do.
 
 use std::path::PathBuf;
@@ -16,10 +17,21 @@ use crate::config::Config;
 use crate::object::attrs::Attrs;
 use crate::token::{AttrRead, Token};
 
+pub use crate::config::{system_config_dirs, user_config_dir, CONFIG_FILE};
+pub use crate::engine::rc2::rc2_cbc_decrypt;
 pub use crate::rv::Rv;
 pub use crate::storage::pbe::{aes_cbc_decrypt, aes_cbc_encrypt, des3_cbc_decrypt};
 pub use crate::token::guessing::{PinFailures, PinPolicy, MAX_DELAY_MS};
+pub use crate::token::merge::{MergeCounts, MergeReport};
 pub use crate::token::IntegrityReport;
+
+/// An object of another PKCS#11 token, to merge: the attributes a
+/// creation template may carry, and for a key the secret part it was
+/// wrapped out as (a private key's PKCS#8, a secret key's value).
+pub struct ForeignObject {
+    pub attributes: Vec<(CK_ATTRIBUTE_TYPE, Vec<u8>)>,
+    pub key_material: Option<zeroize::Zeroizing<Vec<u8>>>,
+}
 
 /// Why a database could not be opened.
 #[derive(Debug)]
@@ -40,6 +52,33 @@ pub struct Database {
     token: Token,
 }
 
+/// The module a parameter string configures, as its C API cannot tell:
+/// its manufacturer (what C_GetInfo shows) and where each database token
+/// lives, by slot id (`PREFIX:DIR`).
+pub struct Configured {
+    pub manufacturer: String,
+    pub tokens: Vec<(u64, String)>,
+}
+
+/// What the module would open for `params` (None: what it opens without a
+/// parameter string: the configuration file, the environment, the default).
+pub fn configured(params: Option<&str>) -> Result<Configured, Rv> {
+    let config = Config::from_parameters(params)?;
+    Ok(Configured {
+        manufacturer: config.manufacturer_id,
+        tokens: config
+            .tokens
+            .iter()
+            .map(|t| {
+                (
+                    t.slot_id,
+                    format!("{}:{}", t.backend.prefix, t.dir.display()),
+                )
+            })
+            .collect(),
+    })
+}
+
 impl Database {
     /// Opens the first token that `params` (a parameter string as NSS
     /// passes it, or None for the module's default) names.
@@ -47,7 +86,11 @@ impl Database {
         let config = Config::from_parameters(params).map_err(OpenError::BadLocation)?;
         let cfg = config.tokens.into_iter().next().ok_or(OpenError::NoToken)?;
         let file = cfg.backend.key_file;
-        if !cfg.dir.join(format!("{}{file}", cfg.key_prefix)).exists() {
+        // A sql: directory of legacy files only opens too (Mode 2).
+        let legacy = crate::storage::backends::BACKENDS
+            .update_source
+            .is_some_and(|b| b.files_exist(&cfg.dir, &cfg.cert_prefix, &cfg.key_prefix));
+        if !cfg.dir.join(format!("{}{file}", cfg.key_prefix)).exists() && !legacy {
             return Err(OpenError::NoKeyDatabase { dir: cfg.dir, file });
         }
         let token = Token::open(cfg).map_err(OpenError::Open)?;
@@ -68,6 +111,34 @@ impl Database {
     /// `progress` hears (objects done, objects in all).
     pub fn check(&self, progress: &mut dyn FnMut(usize, usize)) -> Result<IntegrityReport, Rv> {
         self.token.check_integrity(progress)
+    }
+
+    /// Merges every object of `source` into this database by NSS's rules
+    /// (as certutil --merge): what is there already is not added again,
+    /// so a second run changes nothing. See `MergeReport` for what is
+    /// left out.
+    pub fn merge_from(
+        &self,
+        source: &Database,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<MergeReport, Rv> {
+        self.token.merge_from(&source.token, progress)
+    }
+
+    /// Merges the objects of another PKCS#11 token by the rules of
+    /// `merge_from`; each is checked as C_UnwrapKey or C_CreateObject
+    /// would check it, and the ones refused are reported by their place in
+    /// `objects`.
+    pub fn merge_foreign(
+        &self,
+        objects: Vec<ForeignObject>,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<MergeReport, Rv> {
+        let objects = objects
+            .into_iter()
+            .map(|o| (o.attributes.into_iter().collect(), o.key_material))
+            .collect();
+        self.token.merge_foreign(objects, progress)
     }
 
     /// The database's PIN-guessing policy and the wrong PINs it counted.

@@ -1,6 +1,10 @@
 //! Configuration: the NSS-style parameter string a client passes in
-//! `CK_C_INITIALIZE_ARGS.pReserved` (what NSS passes from `pkcs11.txt`), else
-//! the `SOFTOKEN_CONFIGDIR` environment variable, else a default directory.
+//! `CK_C_INITIALIZE_ARGS.pReserved` (what NSS passes from `pkcs11.txt`);
+//! without one, the configuration file (the same keys), so that clients
+//! that pass nothing (pkcs11-tool, GnuTLS, which ignores p11-kit's
+//! `x-init-reserved`) open the same database. The database directory: the
+//! parameter string's `configdir`, else the `SOFTOKEN_CONFIGDIR`
+//! environment variable, else the file's `configdir`, else a default.
 
 use std::path::{Path, PathBuf};
 
@@ -10,6 +14,11 @@ use crate::storage::backends::BACKENDS;
 /// The environment variable naming the database for clients that pass no
 /// parameters (pkcs11-tool, p11-kit).
 pub const CONFIGDIR_ENV: &str = "SOFTOKEN_CONFIGDIR";
+
+/// The configuration file under each XDG configuration directory.
+pub const CONFIG_FILE: &str = "softoken/softoken.conf";
+/// A configuration file longer than this is not one.
+const CONFIG_FILE_MAX: u64 = 64 * 1024;
 
 /// The default token label: softoken's own, so that no client confuses the
 /// token with NSS's built-in "NSS Certificate DB" (tokenDescription= or
@@ -35,8 +44,6 @@ pub struct TokenConfig {
     pub cert_prefix: String,
     pub key_prefix: String,
     pub read_only: bool,
-    /// Open the slot even when the database cannot be opened (no token).
-    pub force_open: bool,
     /// Ask for login even when the password is empty.
     pub password_required: bool,
     pub min_pin_len: usize,
@@ -275,7 +282,6 @@ fn token_from_pairs(
         cert_prefix: get(pairs, "certPrefix").unwrap_or("").to_owned(),
         key_prefix: get(pairs, "keyPrefix").unwrap_or("").to_owned(),
         read_only: has_flag(flags, "readOnly"),
-        force_open: has_flag(flags, "forceOpen"),
         password_required: has_flag(flags, "passwordRequired"),
         min_pin_len,
         token_description: description(&["tokenDescription", "dbTokenDescription"]),
@@ -285,27 +291,135 @@ fn token_from_pairs(
     })
 }
 
-impl Config {
-    /// Builds the configuration from the parameter string (None when the
-    /// client passed none) and the environment.
-    pub fn from_parameters(params: Option<&str>) -> Result<Config> {
-        let pairs = params.map(parse_pairs).unwrap_or_default();
-        let named = match get(&pairs, "configdir").filter(|v| !v.is_empty()) {
-            Some(dir) => Some(parse_location(dir)?),
-            None => match std::env::var(CONFIGDIR_ENV).ok().filter(|v| !v.is_empty()) {
-                Some(dir) => Some(parse_location(&dir)?),
-                None => None,
-            },
+/// The user's configuration directory: `$XDG_CONFIG_HOME`, else
+/// `~/.config` (p11-kit's module files live there too).
+pub fn user_config_dir() -> Option<PathBuf> {
+    let absolute = |dir: PathBuf| Some(dir).filter(|d| d.is_absolute());
+    std::env::var_os("XDG_CONFIG_HOME")
+        .and_then(|d| absolute(d.into()))
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .and_then(|h| absolute(h.into()))
+                .map(|h| h.join(".config"))
+        })
+}
+
+/// The system's configuration directories: `$XDG_CONFIG_DIRS`, else
+/// `/etc/xdg`.
+pub fn system_config_dirs() -> Vec<PathBuf> {
+    let dirs = std::env::var("XDG_CONFIG_DIRS")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| "/etc/xdg".to_owned());
+    dirs.split(':')
+        .map(PathBuf::from)
+        .filter(|d| d.is_absolute())
+        .collect()
+}
+
+/// Where the configuration file is looked for, the first found being
+/// used: the user's configuration directory, then each of the system's,
+/// each with [`CONFIG_FILE`] appended.
+fn config_files() -> Vec<PathBuf> {
+    user_config_dir()
+        .into_iter()
+        .chain(system_config_dirs())
+        .map(|d| d.join(CONFIG_FILE))
+        .collect()
+}
+
+/// The first configuration file there is, as a parameter string: its lines
+/// joined, each holding `name=value` pairs as the parameter string does,
+/// `#` starting a comment line. One that exists and cannot be read is an
+/// error, not a reason to open the default database instead; one in a
+/// directory this user may not search is none of this user's.
+fn config_file_parameters() -> Result<Option<(PathBuf, String)>> {
+    for path in config_files() {
+        let refuse = |why: &dyn std::fmt::Display| {
+            crate::log::line(format_args!("configuration file {}: {why}", path.display()));
+            Rv::FunctionFailed
         };
+        let meta = match std::fs::metadata(&path) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            // A directory this user may not search (another user's HOME,
+            // inherited through sudo) hides no file of this user's.
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                crate::log::line(format_args!(
+                    "configuration file {}: passed over ({e})",
+                    path.display()
+                ));
+                continue;
+            }
+            Err(e) => return Err(refuse(&e)),
+        };
+        if !meta.is_file() || meta.len() > CONFIG_FILE_MAX {
+            return Err(refuse(&format_args!(
+                "not a file of at most {CONFIG_FILE_MAX} bytes"
+            )));
+        }
+        let text = std::fs::read_to_string(&path).map_err(|e| refuse(&e))?;
+        let params = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .collect::<Vec<_>>()
+            .join(" ");
+        return Ok(Some((path, params)));
+    }
+    Ok(None)
+}
+
+impl Config {
+    /// Builds the configuration from the parameter string (None or empty
+    /// when the client passed none: then the configuration file's) and the
+    /// environment.
+    pub fn from_parameters(params: Option<&str>) -> Result<Config> {
+        match params.filter(|p| !p.trim().is_empty()) {
+            Some(params) => {
+                let pairs = parse_pairs(params);
+                crate::log::configure(get(&pairs, "log"));
+                Config::from_pairs(&pairs, false)
+            }
+            None => match config_file_parameters()? {
+                Some((path, params)) => {
+                    let pairs = parse_pairs(&params);
+                    crate::log::configure(get(&pairs, "log"));
+                    Config::from_pairs(&pairs, true).inspect_err(|_| {
+                        crate::log::line(format_args!(
+                            "configuration file {}: refused (see above)",
+                            path.display()
+                        ))
+                    })
+                }
+                None => Config::from_pairs(&[], false),
+            },
+        }
+    }
+
+    /// `from_file`: the pairs are the configuration file's, whose
+    /// `configdir` gives way to `SOFTOKEN_CONFIGDIR` (a parameter string's
+    /// does not).
+    fn from_pairs(pairs: &[(String, String)], from_file: bool) -> Result<Config> {
+        let given = get(pairs, "configdir")
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned);
+        let env = std::env::var(CONFIGDIR_ENV).ok().filter(|v| !v.is_empty());
+        let chosen = if from_file {
+            env.or(given)
+        } else {
+            given.or(env)
+        };
+        let named = chosen.as_deref().map(parse_location).transpose()?;
         let default = named.is_none();
         let location = match named {
             Some(location) => location,
             None => (BACKENDS.default, default_dir()?),
         };
-        let mut main = token_from_pairs(&pairs, MAIN_SLOT_ID, location)?;
+        let mut main = token_from_pairs(pairs, MAIN_SLOT_ID, location)?;
         main.create_dir = default;
         let mut tokens = vec![main];
-        if let Some(extra) = get(&pairs, "tokens") {
+        if let Some(extra) = get(pairs, "tokens") {
             for (slot, spec) in parse_pairs(extra) {
                 let slot_id = parse_slot_id(&slot)?;
                 if tokens.iter().any(|t| t.slot_id == slot_id) {
@@ -323,7 +437,7 @@ impl Config {
             }
         }
         let text = |name: &str, default: &str| {
-            get(&pairs, name)
+            get(pairs, name)
                 .filter(|v| !v.is_empty())
                 .unwrap_or(default)
                 .to_owned()
@@ -387,7 +501,7 @@ mod tests {
         assert_eq!(t.dir, PathBuf::from("/tmp/a b"));
         assert_eq!(t.backend.prefix, "sql");
         assert_eq!(t.key_prefix, "x-");
-        assert!(t.read_only && t.password_required && !t.force_open);
+        assert!(t.read_only && t.password_required);
         assert_eq!(t.token_description.as_deref(), Some("My Token"));
         assert_eq!(t.slot_id, MAIN_SLOT_ID);
     }

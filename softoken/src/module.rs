@@ -25,8 +25,19 @@ pub trait CallLock: Send + Sync {
 pub struct Slot {
     pub id: CK_SLOT_ID,
     pub description: String,
-    /// None when the database could not be opened (`forceOpen`).
-    pub token: Option<Arc<Token>>,
+    /// The token, or why its database did not open: what the calls on
+    /// this slot answer (CKR_TOKEN_NOT_PRESENT: no database there;
+    /// CKR_TOKEN_NOT_RECOGNIZED: files that are not a database we can read;
+    /// CKR_DEVICE_ERROR: files that cannot be read or made).
+    pub token: Result<Arc<Token>>,
+}
+
+impl Slot {
+    /// Whether a token is in the slot: a database is there, if perhaps
+    /// not one we can use.
+    pub fn token_present(&self) -> bool {
+        self.token.as_ref().err() != Some(&Rv::TokenNotPresent)
+    }
 }
 
 pub struct Module {
@@ -40,16 +51,14 @@ pub struct Module {
 impl Module {
     pub fn new(config: Config, call_lock: Option<Box<dyn CallLock>>) -> Result<Module> {
         let mut slots = Vec::new();
+        // A database that does not open leaves its slot with the reason,
+        // not C_Initialize failed: C_Initialize has no code that says why
+        // (the log does), and the module's other tokens still serve.
         for tc in &config.tokens {
-            let token = match Token::open(tc.clone()) {
-                Ok(t) => Some(Arc::new(t)),
-                Err(_) if tc.force_open => None,
-                Err(e) => return Err(e),
-            };
             slots.push(Slot {
                 id: tc.slot_id,
                 description: tc.slot_description.clone(),
-                token,
+                token: Token::open(tc.clone()).map(Arc::new),
             });
         }
         Ok(Module {
@@ -73,7 +82,7 @@ impl Module {
     }
 
     pub fn token(&self, slot: CK_SLOT_ID) -> Result<&Arc<Token>> {
-        self.slot(slot)?.token.as_ref().ok_or(Rv::TokenNotPresent)
+        self.slot(slot)?.token.as_ref().map_err(|rv| *rv)
     }
 
     /// (all sessions, read-write sessions) of a slot.
@@ -318,7 +327,7 @@ pub fn finalize() -> Result<()> {
     loaded_here().ok_or(Rv::CryptokiNotInitialized)?;
     let loaded = LOADED.swap(None).ok_or(Rv::CryptokiNotInitialized)?;
     for slot in &loaded.module.slots {
-        if let Some(token) = &slot.token {
+        if let Ok(token) = &slot.token {
             token.end_login();
         }
     }

@@ -34,6 +34,7 @@ rv_codes! {
     DataInvalid = CKR_DATA_INVALID,
     DataLenRange = CKR_DATA_LEN_RANGE,
     DeviceError = CKR_DEVICE_ERROR,
+    DomainParamsInvalid = CKR_DOMAIN_PARAMS_INVALID,
     DeviceMemory = CKR_DEVICE_MEMORY,
     EncryptedDataInvalid = CKR_ENCRYPTED_DATA_INVALID,
     EncryptedDataLenRange = CKR_ENCRYPTED_DATA_LEN_RANGE,
@@ -95,6 +96,8 @@ impl From<sdb::Error> for Rv {
             sdb::Error::IdsExhausted => Rv::DeviceMemory,
             // A format that cannot hold what was asked (the legacy one).
             sdb::Error::Unsupported(_) => Rv::FunctionFailed,
+            // NSS's legacy module's answer for an object it cannot store.
+            sdb::Error::NotStorable(_) => Rv::AttributeValueInvalid,
             sdb::Error::NotRecognized(_) => Rv::TokenNotRecognized,
             // Still busy after every retry (about half a minute): the call
             // failed, the database is fine.

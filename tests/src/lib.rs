@@ -33,6 +33,23 @@ pub fn module_path() -> PathBuf {
     so
 }
 
+/// The `softoken-modutil` cargo built beside this test (a workspace build,
+/// as `cargo test --workspace`, makes it).
+pub fn modutil_path() -> PathBuf {
+    let exe = std::env::current_exe().expect("executable path");
+    let tool = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target directory")
+        .join("softoken-modutil");
+    assert!(
+        tool.exists(),
+        "{} is missing: build the workspace first (cargo test --workspace)",
+        tool.display()
+    );
+    tool
+}
+
 /// A private copy of the module, so that this test's C_Initialize is its own.
 pub struct ModuleCopy {
     pub path: PathBuf,
@@ -44,6 +61,120 @@ pub fn module_copy() -> ModuleCopy {
     let path = dir.path().join("libsoftoken.so");
     std::fs::copy(module_path(), &path).expect("copy module");
     ModuleCopy { path, _dir: dir }
+}
+
+/// NSS's own softoken, Debian's build: the reference the tests compare with.
+pub const NSS_SOFTOKEN: &str = "/usr/lib/x86_64-linux-gnu/libsoftokn3.so";
+
+/// NSS's softoken, initialised with `params`. It is one per process (it
+/// cannot be copied away from the libraries it loads beside itself), so the
+/// tests of one binary take turns: the turn ends when this is dropped.
+pub struct NssSoftoken {
+    pub raw: raw::Raw,
+    _turn: std::sync::MutexGuard<'static, ()>,
+}
+
+impl std::ops::Deref for NssSoftoken {
+    type Target = raw::Raw;
+    fn deref(&self) -> &raw::Raw {
+        &self.raw
+    }
+}
+
+impl Drop for NssSoftoken {
+    fn drop(&mut self) {
+        // A test that finalised it already gets CKR_CRYPTOKI_NOT_INITIALIZED.
+        let _ = self.raw.finalize();
+    }
+}
+
+/// NSS's softoken on `params`; its database token is `slots()[1]`.
+pub fn nss_softoken(params: &str) -> NssSoftoken {
+    static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let turn = TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let raw = raw::Raw::load_path(Path::new(NSS_SOFTOKEN));
+    assert_eq!(
+        raw.initialize(Some(params)),
+        pkcs11_sys::CKR_OK,
+        "NSS's C_Initialize"
+    );
+    NssSoftoken { raw, _turn: turn }
+}
+
+/// Every object of a `sql:` database as NSS's own softoken shows it after
+/// login (read-only): per object, each attribute of a fixed list as its
+/// value in hex or the CK_RV NSS answers for it (absent, sensitive), so
+/// that an empty value and a missing one differ. What two databases made
+/// the same way must agree on.
+pub fn nss_view(dir: &Path, pw: &str) -> std::collections::BTreeSet<String> {
+    use pkcs11_sys::*;
+    use softoken::nss::*;
+    const SHOWN: &[CK_ATTRIBUTE_TYPE] = &[
+        CKA_CLASS,
+        CKA_TOKEN,
+        CKA_PRIVATE,
+        CKA_MODIFIABLE,
+        CKA_LABEL,
+        CKA_ID,
+        CKA_KEY_TYPE,
+        CKA_CERTIFICATE_TYPE,
+        CKA_SUBJECT,
+        CKA_ISSUER,
+        CKA_SERIAL_NUMBER,
+        CKA_VALUE,
+        CKA_VALUE_LEN,
+        CKA_MODULUS,
+        CKA_PUBLIC_EXPONENT,
+        CKA_EC_PARAMS,
+        CKA_EC_POINT,
+        CKA_SENSITIVE,
+        CKA_ALWAYS_SENSITIVE,
+        CKA_EXTRACTABLE,
+        CKA_NEVER_EXTRACTABLE,
+        CKA_LOCAL,
+        CKA_START_DATE,
+        CKA_END_DATE,
+        CKA_SIGN_RECOVER,
+        CKA_VERIFY_RECOVER,
+        CKA_ENCRYPT,
+        CKA_DECRYPT,
+        CKA_SIGN,
+        CKA_VERIFY,
+        CKA_WRAP,
+        CKA_UNWRAP,
+        CKA_DERIVE,
+        CKA_NSS_EMAIL,
+        CKA_NSS_SMIME_INFO,
+        CKA_NSS_SMIME_TIMESTAMP,
+        CKA_NSS_URL,
+        CKA_NSS_KRL,
+        CKA_CERT_SHA1_HASH,
+        CKA_CERT_MD5_HASH,
+        CKA_TRUST_SERVER_AUTH,
+        CKA_TRUST_CLIENT_AUTH,
+        CKA_TRUST_CODE_SIGNING,
+        CKA_TRUST_EMAIL_PROTECTION,
+        CKA_TRUST_STEP_UP_APPROVED,
+    ];
+    let nss = nss_softoken(&format!("{}readOnly", sql_params(dir)));
+    let s = nss.open(nss.slots()[1], false).expect("NSS session");
+    if !pw.is_empty() {
+        assert_eq!(nss.login(s, CKU_USER, pw), CKR_OK, "NSS's C_Login");
+    }
+    nss.find(s, &[])
+        .expect("NSS's find")
+        .into_iter()
+        .map(|h| {
+            SHOWN
+                .iter()
+                .map(|&t| match nss.get(s, h, t) {
+                    Ok(v) => format!("{t:#x}={}", hex::encode(v)),
+                    Err(rv) => format!("{t:#x}:{rv:#x}"),
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect()
 }
 
 /// CKA_EC_PARAMS of P-256: its OID.
@@ -72,12 +203,16 @@ pub fn fixture_key_id(fixture: &str, nickname: &str) -> Vec<u8> {
     hex::decode(cert["cka_id"].as_str().expect("cka_id")).expect("hex cka_id")
 }
 
-/// A writable copy of a fixture directory (fixtures must never be written).
+/// A writable copy of a fixture directory's files (fixtures must never be
+/// written; its subdirectories are fixtures of their own).
 pub fn copy_fixture(name: &str) -> TempDir {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().expect("temp dir");
     for entry in std::fs::read_dir(fixtures().join(name)).expect("fixture dir") {
         let entry = entry.expect("entry");
+        if entry.file_type().expect("file type").is_dir() {
+            continue;
+        }
         let dst = dir.path().join(entry.file_name());
         std::fs::copy(entry.path(), &dst).expect("copy fixture file");
         std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(0o600)).expect("chmod");

@@ -175,11 +175,22 @@ impl Raw {
     }
 
     pub fn token_info(&self, slot: CK_SLOT_ID) -> CK_TOKEN_INFO {
+        match self.try_token_info(slot) {
+            Ok(info) => info,
+            Err(rv) => panic!("C_GetTokenInfo: {rv:#x}"),
+        }
+    }
+
+    /// C_GetTokenInfo, whatever it answers.
+    pub fn try_token_info(&self, slot: CK_SLOT_ID) -> Result<CK_TOKEN_INFO, CK_RV> {
         let mut info = CK_TOKEN_INFO::default();
         // SAFETY: valid out pointer.
         let rv = unsafe { (self.f().C_GetTokenInfo.expect("fn"))(slot, &mut info) };
-        assert_eq!(rv, CKR_OK);
-        info
+        if rv == CKR_OK {
+            Ok(info)
+        } else {
+            Err(rv)
+        }
     }
 
     pub fn slot_info(&self, slot: CK_SLOT_ID) -> CK_SLOT_INFO {
@@ -188,6 +199,22 @@ impl Raw {
         let rv = unsafe { (self.f().C_GetSlotInfo.expect("fn"))(slot, &mut info) };
         assert_eq!(rv, CKR_OK);
         info
+    }
+
+    /// C_GetMechanismInfo.
+    pub fn mechanism_info(
+        &self,
+        slot: CK_SLOT_ID,
+        ty: CK_MECHANISM_TYPE,
+    ) -> Result<CK_MECHANISM_INFO, CK_RV> {
+        let mut info = CK_MECHANISM_INFO {
+            ulMinKeySize: 0,
+            ulMaxKeySize: 0,
+            flags: 0,
+        };
+        // SAFETY: a valid out pointer.
+        check(unsafe { (self.f().C_GetMechanismInfo.expect("fn"))(slot, ty, &mut info) })?;
+        Ok(info)
     }
 
     pub fn open(&self, slot: CK_SLOT_ID, rw: bool) -> Result<CK_SESSION_HANDLE, CK_RV> {
@@ -609,6 +636,43 @@ impl Raw {
             out.truncate(len as usize);
             Ok(out)
         }
+    }
+
+    /// Init and a single-part C_Encrypt / C_Decrypt into a buffer of `room`
+    /// bytes, without a length query (a module whose query answers less
+    /// than it then needs, as NSS's ChaCha20-Poly1305 does).
+    #[allow(clippy::too_many_arguments)]
+    pub fn crypt_into(
+        &self,
+        s: CK_SESSION_HANDLE,
+        dir: Direction,
+        ty: CK_MECHANISM_TYPE,
+        mut param: Vec<u8>,
+        key: CK_OBJECT_HANDLE,
+        input: &[u8],
+        room: usize,
+    ) -> Result<Vec<u8>, CK_RV> {
+        let f = self.f();
+        let (init, single) = match dir {
+            Direction::Encrypt => (f.C_EncryptInit.expect("fn"), f.C_Encrypt.expect("fn")),
+            Direction::Decrypt => (f.C_DecryptInit.expect("fn"), f.C_Decrypt.expect("fn")),
+        };
+        let mut m = mechanism(ty, &mut param);
+        let mut out = vec![0u8; room];
+        let mut len = room as CK_ULONG;
+        // SAFETY: valid mechanism, buffers and lengths.
+        unsafe {
+            check(init(s, &mut m, key))?;
+            check(single(
+                s,
+                input.as_ptr() as *mut u8,
+                input.len() as CK_ULONG,
+                out.as_mut_ptr(),
+                &mut len,
+            ))?;
+        }
+        out.truncate(len as usize);
+        Ok(out)
     }
 
     /// Init, C_…Update for each part, then C_…Final, each output sized by

@@ -501,3 +501,199 @@ fn gcm_contexts_a_session_keeps_follow_each_key_and_tag_length() {
         }
     }
 }
+
+/// AES-XCBC-MAC (RFC 3566's test cases) and AES-CTS (NIST's CBC-CS1) on one
+/// module: (what, hex or the CK_RV).
+fn xcbc_and_cts(raw: &softoken_tests::raw::Raw, slot: CK_SLOT_ID) -> Vec<(String, String)> {
+    let s = raw.open(slot, true).unwrap();
+    let flags = [
+        (CKA_SIGN, TRUE.to_vec()),
+        (CKA_VERIFY, TRUE.to_vec()),
+        (CKA_ENCRYPT, TRUE.to_vec()),
+        (CKA_DECRYPT, TRUE.to_vec()),
+    ];
+    let key = raw
+        .create_secret(
+            s,
+            CKK_AES,
+            &unhex("000102030405060708090a0b0c0d0e0f"),
+            &flags,
+        )
+        .unwrap();
+    let show = |r: Result<Vec<u8>, CK_RV>| match r {
+        Ok(v) => hex::encode(v),
+        Err(rv) => format!("{rv:#x}"),
+    };
+    let mut out = Vec::new();
+    for len in [0usize, 3, 16, 20, 32, 34] {
+        let message: Vec<u8> = (0..len as u8).collect();
+        out.push((
+            format!("xcbc {len}"),
+            show(raw.sign(s, CKM_AES_XCBC_MAC, vec![], key, &message)),
+        ));
+        out.push((
+            format!("xcbc-96 {len}"),
+            show(raw.sign(s, CKM_AES_XCBC_MAC_96, vec![], key, &message)),
+        ));
+    }
+    let plain: Vec<u8> = (0..64u8).collect();
+    for len in [15usize, 16, 17, 31, 32, 33, 47, 64] {
+        let ct = raw.crypt(s, Encrypt, CKM_AES_CTS, unhex(IV), key, &plain[..len]);
+        if let Ok(ct) = &ct {
+            assert_eq!(ct.len(), len);
+            assert_eq!(
+                raw.crypt(s, Decrypt, CKM_AES_CTS, unhex(IV), key, ct)
+                    .as_deref(),
+                Ok(&plain[..len]),
+                "cts {len}"
+            );
+        }
+        out.push((format!("cts {len}"), show(ct)));
+    }
+    raw.close(s);
+    out
+}
+
+#[test]
+fn xcbc_mac_and_cts_give_rfc_3566_s_and_nss_s_answers() {
+    let (raw, _s, _dir) = new_token_session();
+    let ours = xcbc_and_cts(&raw, raw.slots()[0]);
+    let answer = |what: &str| ours.iter().find(|(w, _)| w == what).unwrap().1.clone();
+    for (len, mac) in [
+        (0, "75f0251d528ac01c4573dfd584d79f29"),
+        (3, "5b376580ae2f19afe7219ceef172756f"),
+        (16, "d2a246fa349b68a79998a4394ff7a263"),
+        (20, "47f51b4564966215b8985c63055ed308"),
+        (32, "f54f0ec8d2b9f3d36807734bd5283fd4"),
+        (34, "becbb3bccdb518a30677d5481fb6b4d8"),
+    ] {
+        assert_eq!(answer(&format!("xcbc {len}")), mac, "RFC 3566, {len} bytes");
+        assert_eq!(answer(&format!("xcbc-96 {len}")), mac[..24], "{len} bytes");
+    }
+    // A whole number of blocks is plain CBC; less than a block is refused.
+    let s = raw.open(raw.slots()[0], true).unwrap();
+    let key = raw
+        .create_secret(
+            s,
+            CKK_AES,
+            &unhex("000102030405060708090a0b0c0d0e0f"),
+            &[(CKA_ENCRYPT, TRUE.to_vec())],
+        )
+        .unwrap();
+    let plain: Vec<u8> = (0..32u8).collect();
+    let cbc = raw
+        .crypt(s, Encrypt, CKM_AES_CBC, unhex(IV), key, &plain)
+        .unwrap();
+    assert_eq!(answer("cts 32"), hex::encode(cbc));
+    assert_eq!(answer("cts 15"), format!("{CKR_DATA_LEN_RANGE:#x}"));
+    let nss_dir = tempfile::tempdir().unwrap();
+    run(Command::new("certutil")
+        .args(["-N", "--empty-password", "-d"])
+        .arg(format!("sql:{}", nss_dir.path().display())));
+    let nss = nss_softoken(&sql_params(nss_dir.path()));
+    let theirs = xcbc_and_cts(&nss, nss.slots()[1]);
+    let differ: Vec<_> = ours
+        .iter()
+        .zip(&theirs)
+        .filter(|(a, b)| a != b && a.0 != "cts 15")
+        .collect();
+    assert!(differ.is_empty(), "softoken and NSS differ: {differ:#?}");
+}
+
+fn ccm_param(data_len: usize, nonce: &[u8], aad: &[u8], mac_len: usize) -> Vec<u8> {
+    softoken_tests::raw::param_bytes(&CK_CCM_PARAMS {
+        ulDataLen: data_len as CK_ULONG,
+        pNonce: nonce.as_ptr() as *mut u8,
+        ulNonceLen: nonce.len() as CK_ULONG,
+        pAAD: aad.as_ptr() as *mut u8,
+        ulAADLen: aad.len() as CK_ULONG,
+        ulMACLen: mac_len as CK_ULONG,
+    })
+}
+
+/// AES-CCM: NIST SP 800-38C's examples (Appendix C), single- and
+/// multi-part, the tag checked, the parameters the mode allows.
+#[test]
+fn ccm_known_answers_and_failures() {
+    let (raw, s, _dir) = new_token_session();
+    let key = raw
+        .create_secret(
+            s,
+            CKK_AES,
+            &unhex("404142434445464748494a4b4c4d4e4f"),
+            &[(CKA_ENCRYPT, TRUE.to_vec()), (CKA_DECRYPT, TRUE.to_vec())],
+        )
+        .unwrap();
+    let cases = [
+        (
+            "10111213141516",
+            "0001020304050607",
+            "20212223",
+            4,
+            "7162015b4dac255d",
+        ),
+        (
+            "1011121314151617",
+            "000102030405060708090a0b0c0d0e0f",
+            "202122232425262728292a2b2c2d2e2f",
+            6,
+            "d2a1f0e051ea5f62081a7792073d593d1fc64fbfaccd",
+        ),
+        (
+            "101112131415161718191a1b",
+            "000102030405060708090a0b0c0d0e0f10111213",
+            "202122232425262728292a2b2c2d2e2f3031323334353637",
+            8,
+            "e3b201a9f5b71a7a9b1ceaeccd97e70b6176aad9a4428aa5484392fbc1b09951",
+        ),
+    ];
+    for (nonce, aad, plain, mac, want) in cases {
+        let (nonce, aad, plain) = (unhex(nonce), unhex(aad), unhex(plain));
+        let param = ccm_param(plain.len(), &nonce, &aad, mac);
+        let sealed = raw
+            .crypt(s, Encrypt, CKM_AES_CCM, param.clone(), key, &plain)
+            .unwrap();
+        assert_eq!(hex::encode(&sealed), want);
+        let parts: Vec<&[u8]> = plain.chunks(3).collect();
+        assert_eq!(
+            raw.crypt_parts(s, Encrypt, CKM_AES_CCM, param.clone(), key, &parts),
+            Ok(sealed.clone())
+        );
+        let parts: Vec<&[u8]> = sealed.chunks(5).collect();
+        assert_eq!(
+            raw.crypt_parts(s, Decrypt, CKM_AES_CCM, param.clone(), key, &parts),
+            Ok(plain.clone())
+        );
+        let mut forged = sealed.clone();
+        forged[0] ^= 1;
+        assert_eq!(
+            raw.crypt(s, Decrypt, CKM_AES_CCM, param.clone(), key, &forged),
+            Err(CKR_ENCRYPTED_DATA_INVALID)
+        );
+        // A message of another length than the parameter said.
+        assert_eq!(
+            raw.crypt(
+                s,
+                Encrypt,
+                CKM_AES_CCM,
+                param,
+                key,
+                &[plain.clone(), vec![0]].concat()
+            ),
+            Err(CKR_DATA_LEN_RANGE)
+        );
+    }
+    let nonce = unhex("10111213141516");
+    for bad in [
+        ccm_param(4, &nonce[..6], &[], 8),
+        ccm_param(4, &nonce, &[], 5),
+        ccm_param(4, &nonce, &[], 18),
+        // A 13-byte nonce leaves two bytes to count the message.
+        ccm_param(1 << 16, &[0; 13], &[], 8),
+    ] {
+        assert_eq!(
+            raw.crypt(s, Encrypt, CKM_AES_CCM, bad, key, &[0; 4]),
+            Err(CKR_MECHANISM_PARAM_INVALID)
+        );
+    }
+}

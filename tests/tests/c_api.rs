@@ -706,22 +706,48 @@ fn read_only_database() {
     let rv = raw.create(s, &[(CKA_CLASS, ul(CKO_DATA)), (CKA_TOKEN, TRUE.to_vec())]);
     assert_eq!(rv, Err(CKR_TOKEN_WRITE_PROTECTED));
     assert_eq!(raw.init_token(slot, "", "x"), CKR_SESSION_EXISTS);
-    // A missing database cannot be opened read-only.
-    let missing = Raw::load();
-    let rv = missing.initialize(Some("configdir='sql:/nonexistent/softoken' flags=readOnly"));
-    assert_eq!(rv, CKR_FUNCTION_FAILED);
+    // No database to open read-only: no token in the slot.
+    let empty = tempfile::tempdir().unwrap();
+    let missing = Raw::with_params(&format!(
+        "configdir='sql:{}' flags=readOnly",
+        empty.path().display()
+    ));
+    assert_eq!(missing.try_token_info(2).err(), Some(CKR_TOKEN_NOT_PRESENT));
+    assert_eq!(std::fs::read_dir(empty.path()).unwrap().count(), 0);
+}
+
+/// The log every module copy of this test process writes (SOFTOKEN_LOG is
+/// read at a copy's first line, so tests running at once share one).
+fn log_for_this_process() -> std::path::PathBuf {
+    static LOG: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    LOG.get_or_init(|| {
+        let log = std::env::temp_dir().join(format!("softoken-c_api-{}.log", std::process::id()));
+        std::env::set_var("SOFTOKEN_LOG", &log);
+        log
+    })
+    .clone()
+}
+
+/// What a slot whose database did not open answers: C_Initialize succeeds
+/// (it has no code that could say why), the slot is listed, and the token's
+/// calls answer with the fault's code.
+fn slot_fault(raw: &Raw) -> (bool, CK_RV, CK_RV) {
+    let present = raw.slot_info(2).flags & CKF_TOKEN_PRESENT != 0;
+    let token = raw.try_token_info(2).err().unwrap_or(CKR_OK);
+    let opened = raw.open(2, false).err().unwrap_or(CKR_OK);
+    (present, token, opened)
 }
 
 /// A key4.db that is not an NSS database is refused and left as it is:
 /// an empty file (before, it silently became a new token with an empty
-/// password), and another application's SQLite database (before, it got
-/// NSS's tables and a password written into it). C_Initialize answers
-/// CKR_FUNCTION_FAILED, and the log (SOFTOKEN_LOG) names the file.
+/// password), another application's SQLite database (before, it got NSS's
+/// tables and a password written into it), random bytes, and NSS's own
+/// key4.db cut short. The token is there but not recognised
+/// (CKR_TOKEN_NOT_RECOGNIZED from C_GetTokenInfo and C_OpenSession), and
+/// the log (SOFTOKEN_LOG) names the file and the cause.
 #[test]
 fn a_key_database_that_is_not_nss_s_is_refused_untouched() {
-    let log_dir = tempfile::tempdir().unwrap();
-    let log = log_dir.path().join("softoken.log");
-    std::env::set_var("SOFTOKEN_LOG", &log);
+    let log = log_for_this_process();
     let foreign = {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("key4.db");
@@ -737,17 +763,30 @@ fn a_key_database_that_is_not_nss_s_is_refused_untouched() {
         assert!(made.success());
         (dir, path)
     };
-    let empty = {
+    let with_key4 = |bytes: &[u8]| {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("key4.db");
-        std::fs::write(&path, b"").unwrap();
+        std::fs::write(&path, bytes).unwrap();
         (dir, path)
     };
-    for (dir, path) in [&foreign, &empty] {
+    let empty = with_key4(b"");
+    let random = with_key4(
+        &(0..8192u32)
+            .map(|i| (i * 7919 % 251) as u8)
+            .collect::<Vec<_>>(),
+    );
+    let nss_key4 = std::fs::read(fixtures().join("sql-pw/key4.db")).unwrap();
+    let truncated = with_key4(&nss_key4[..nss_key4.len() / 2]);
+    for (dir, path) in [&foreign, &empty, &random, &truncated] {
         let before = std::fs::read(path).unwrap();
-        let raw = Raw::load();
-        let rv = raw.initialize(Some(&sql_params(dir.path())));
-        assert_eq!(rv, CKR_FUNCTION_FAILED, "{}", path.display());
+        let raw = Raw::with_params(&sql_params(dir.path()));
+        assert_eq!(
+            slot_fault(&raw),
+            (true, CKR_TOKEN_NOT_RECOGNIZED, CKR_TOKEN_NOT_RECOGNIZED),
+            "{}",
+            path.display()
+        );
+        assert_eq!(raw.finalize(), CKR_OK);
         assert_eq!(
             std::fs::read(path).unwrap(),
             before,
@@ -760,37 +799,69 @@ fn a_key_database_that_is_not_nss_s_is_refused_untouched() {
         );
         let logged = std::fs::read_to_string(&log).unwrap_or_default();
         assert!(
-            logged.contains(&path.display().to_string()) && logged.contains("not an NSS"),
+            logged.contains(&path.display().to_string()),
             "the log says: {logged}"
         );
     }
+    let logged = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(logged.contains("not an NSS"), "the log says: {logged}");
 }
 
-/// A configdir naming no directory is refused, and nothing is made there:
-/// only the default location is created (a typo must not become an empty
-/// token that hides the user's keys). A string whose prefix is no database
-/// type we have (a PostgreSQL connection string, a misspelt `sql:`) is bad
-/// arguments, not a directory named after it.
+/// A configdir naming no directory is no token (a disk not mounted), and
+/// nothing is made there: only the default location is created (a typo
+/// must not become an empty token that hides the user's keys); a file in
+/// its place is a token not recognised, left as it is. Each is logged with
+/// the directory and the cause. A string whose prefix is no database type
+/// we have (a PostgreSQL connection string, a misspelt `sql:`) is bad
+/// arguments to C_Initialize, not a directory named after it.
 #[test]
 fn a_missing_configdir_or_an_unknown_prefix_is_refused_and_nothing_is_made() {
     let top = tempfile::tempdir().unwrap();
+    let log = log_for_this_process();
     let missing = top.path().join("typo/softoken");
     let file = top.path().join("a-file");
     std::fs::write(&file, b"not a directory").unwrap();
-    for (configdir, want) in [
-        (format!("sql:{}", missing.display()), CKR_FUNCTION_FAILED),
-        (missing.display().to_string(), CKR_FUNCTION_FAILED),
-        (format!("dbm:{}", missing.display()), CKR_FUNCTION_FAILED),
-        (format!("sql:{}", file.display()), CKR_FUNCTION_FAILED),
+    let absent = (false, CKR_TOKEN_NOT_PRESENT, CKR_TOKEN_NOT_PRESENT);
+    let unrecognised = (true, CKR_TOKEN_NOT_RECOGNIZED, CKR_TOKEN_NOT_RECOGNIZED);
+    for (configdir, want, logged) in [
         (
-            "postgres:host=127.0.0.1 dbname=keys".to_owned(),
-            CKR_ARGUMENTS_BAD,
+            format!("sql:{}", missing.display()),
+            absent,
+            "no such directory",
         ),
-        (format!("sqll:{}", top.path().display()), CKR_ARGUMENTS_BAD),
+        (missing.display().to_string(), absent, "no such directory"),
+        (
+            format!("dbm:{}", missing.display()),
+            absent,
+            "no such directory",
+        ),
+        (
+            format!("sql:{}", file.display()),
+            unrecognised,
+            "not a directory",
+        ),
+    ] {
+        let raw = Raw::with_params(&format!("configdir='{configdir}'"));
+        assert_eq!(slot_fault(&raw), want, "{configdir}");
+        assert!(
+            raw.slots().is_empty() != want.0,
+            "the slot list with tokens"
+        );
+        assert_eq!(raw.finalize(), CKR_OK);
+        let text = std::fs::read_to_string(&log).unwrap();
+        let dir = configdir.split_once(':').map_or(&*configdir, |(_, d)| d);
+        assert!(
+            text.lines().any(|l| l.contains(dir) && l.contains(logged)),
+            "{configdir}: the log says {text}"
+        );
+    }
+    for configdir in [
+        "postgres:host=127.0.0.1 dbname=keys".to_owned(),
+        format!("sqll:{}", top.path().display()),
     ] {
         let raw = Raw::load();
         let rv = raw.initialize(Some(&format!("configdir='{configdir}'")));
-        assert_eq!(rv, want, "{configdir}");
+        assert_eq!(rv, CKR_ARGUMENTS_BAD, "{configdir}");
     }
     assert!(
         !top.path().join("typo").exists(),

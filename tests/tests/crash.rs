@@ -5,8 +5,11 @@
 //! record), every acknowledged key set is there once and works, every set
 //! acknowledged as destroyed is gone, and the password is the old or the
 //! new one. Records of objects a killed writer never finished are removed
-//! by the next writer. `SOFTOKEN_CRASH_KILLS` sets the kills per phase
-//! (default 70: 210 in all); docs/RELIABILITY.md has the latest long run.
+//! by the next writer. The same for C_SetPIN on a legacy key3.db, for trust
+//! changes, for the updates and merges from legacy files and for the merge
+//! of one database into another. `SOFTOKEN_CRASH_KILLS` sets
+//! the kills per phase (default 70); docs/RELIABILITY.md has the latest
+//! long run.
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, Read};
@@ -406,4 +409,207 @@ fn killed_merges_leave_the_source_and_finish_once() {
         target = copy_fixture("mode3-upgraded/before");
     }
     eprintln!("merge: {killed_before} killed before it was done, {finished} finished and checked");
+}
+
+/// Kills during C_SetPIN on a legacy key3.db: the file is replaced whole,
+/// so after every kill it opens with the old password or the new one, and
+/// every key decrypts to the same key under it.
+#[test]
+fn killed_key3_password_changes_leave_one_password() {
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    eprintln!("seed {seed}");
+    let mut rng = Rng(seed);
+    let first = manifest("dbm-pw")["password"].as_str().unwrap().to_owned();
+    let pins = [first.as_str(), "crash-pin-b"];
+    let dir = copy_fixture("dbm-pw");
+    let db = format!("dbm:{}", dir.path().display());
+    let values = |pin: &str| {
+        let token = open_token_with(&dbm_params(dir.path()));
+        let works: Vec<&str> = pins
+            .into_iter()
+            .filter(|p| token.login(p.as_bytes()).is_ok())
+            .collect();
+        assert_eq!(works, [pin], "the password is not the one expected");
+        let mut keys: Vec<Vec<u8>> = token
+            .find(&[(CKA_CLASS, raw::ul(CKO_PRIVATE_KEY))])
+            .unwrap()
+            .into_iter()
+            .map(|h| {
+                let v = token.attributes(h).unwrap();
+                v.get(CKA_PRIVATE_EXPONENT)
+                    .or(v.get(CKA_VALUE))
+                    .unwrap()
+                    .to_vec()
+            })
+            .collect();
+        keys.sort();
+        keys
+    };
+    let original = values(pins[0]);
+    assert_eq!(original.len(), 4);
+    let timed = Instant::now();
+    let out = stress::command(
+        env!("CARGO_BIN_EXE_softoken-stress"),
+        &["setpin", &db, pins[0], pins[1]],
+    )
+    .output()
+    .unwrap();
+    assert!(out.status.success());
+    let full = timed.elapsed();
+    let mut pin = pins[1];
+    let (mut killed_during, mut changed) = (0, 0);
+    for _ in 0..kills_per_phase() {
+        let other = if pin == pins[0] { pins[1] } else { pins[0] };
+        let (lines, killed) = run_until_killed(
+            &mut stress::command(
+                env!("CARGO_BIN_EXE_softoken-stress"),
+                &["setpin", &db, pin, other],
+            ),
+            Duration::from_millis(rng.below(full.as_millis() as u64 + 10)),
+        );
+        let now = [pin, other]
+            .into_iter()
+            .find(|p| {
+                open_token_with(&dbm_params(dir.path()))
+                    .login(p.as_bytes())
+                    .is_ok()
+            })
+            .expect("the password is neither the old nor the new one");
+        if lines.iter().any(|l| l == "changed") {
+            assert_eq!(now, other, "C_SetPIN acknowledged, the old password stayed");
+        }
+        assert_eq!(values(now), original);
+        changed += usize::from(now != pin);
+        killed_during += usize::from(killed);
+        pin = now;
+    }
+    eprintln!(
+        "C_SetPIN on key3.db: {} runs, {killed_during} killed, {changed} changed the \
+         password, one full run {full:?}",
+        kills_per_phase()
+    );
+}
+
+/// Kills during `softoken-modutil merge` of one database into another:
+/// the source stays byte-identical, the target whole and checked with
+/// nothing twice, and the next run finishes with what NSS's merge lists.
+#[test]
+fn killed_database_merges_leave_the_source_and_finish_once() {
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    eprintln!("seed {seed}");
+    let mut rng = Rng(seed);
+    let expected = nss_listed_objects("merge-sql");
+    let source = copy_fixture("merge-sql/source");
+    let original: Vec<Vec<u8>> = ["cert9.db", "key4.db"]
+        .iter()
+        .map(|f| std::fs::read(source.path().join(f)).unwrap())
+        .collect();
+    let src = source.path().display().to_string();
+    let merge = |target: &Path| {
+        stress::command(
+            env!("CARGO_BIN_EXE_softoken-stress"),
+            &[
+                "merge-db",
+                &target.display().to_string(),
+                &src,
+                "fixture-pw",
+                "target-pw",
+            ],
+        )
+    };
+    // One whole run, timed: the kills land anywhere in one, or (half of
+    // them) after it.
+    let timed = Instant::now();
+    let whole = copy_fixture("merge-sql/before");
+    assert!(merge(whole.path()).output().unwrap().status.success());
+    let window = 2 * timed.elapsed().as_millis() as u64 + 10;
+    let mut target = copy_fixture("merge-sql/before");
+    let (mut killed_before, mut finished) = (0, 0);
+    for _ in 0..kills_per_phase() {
+        let (lines, killed) = run_until_killed(
+            &mut merge(target.path()),
+            Duration::from_millis(rng.below(window)),
+        );
+        for (f, bytes) in ["cert9.db", "key4.db"].iter().zip(&original) {
+            assert_eq!(&std::fs::read(source.path().join(f)).unwrap(), bytes, "{f}");
+        }
+        stress::sqlite_integrity(target.path());
+        assert_no_duplicates(target.path());
+        stress::token_check(target.path(), "target-pw");
+        if killed && !lines.iter().any(|l| l == "merged") {
+            killed_before += 1;
+            continue;
+        }
+        finished += 1;
+        let raw = Raw::with_params(&sql_params(target.path()));
+        let s = raw.open(raw.slots()[0], false).unwrap();
+        assert_eq!(raw.login(s, CKU_USER, "target-pw"), CKR_OK);
+        assert_eq!(listed_objects(&raw, s), expected);
+        assert_eq!(raw.find(s, &[]).unwrap().len(), expected.len());
+        assert_eq!(raw.finalize(), CKR_OK);
+        target = copy_fixture("merge-sql/before");
+    }
+    eprintln!(
+        "database merge: {killed_before} killed before it was done, {finished} finished and \
+         checked, kills within {window} ms"
+    );
+}
+
+/// Kills during trust changes (C_SetAttributeValue of an authenticated
+/// cert9.db attribute: its record commits in key4.db first, its value in
+/// cert9.db second): after every kill each trust value reads, as the last
+/// acknowledged change set it or as the change in flight would have.
+#[test]
+fn killed_trust_changes_leave_every_trust_readable() {
+    use softoken::nss::{CKA_TRUST_SERVER_AUTH, CKO_NSS_TRUST};
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    eprintln!("seed {seed}");
+    let mut rng = Rng(seed);
+    let pin = manifest("sql-pw")["password"].as_str().unwrap().to_owned();
+    let dir = copy_fixture("sql-pw");
+    let db = dir.path().display().to_string();
+    let (mut next, mut in_window) = (0u64, 0);
+    for _ in 0..kills_per_phase() {
+        let (lines, _) = run_until_killed(
+            &mut stress::command(
+                env!("CARGO_BIN_EXE_softoken-stress"),
+                &["trust", &db, &pin, &next.to_string()],
+            ),
+            Duration::from_millis(rng.below(400)),
+        );
+        let acked = numbers(&lines, "ack ");
+        stress::sqlite_integrity(dir.path());
+        stress::token_check(dir.path(), &pin);
+        let raw = Raw::with_params(&sql_params(dir.path()));
+        let s = raw.open(raw.slots()[0], false).unwrap();
+        assert_eq!(raw.login(s, CKU_USER, &pin), CKR_OK);
+        let values: BTreeSet<Vec<u8>> = raw
+            .find(s, &[(CKA_CLASS, raw::ul(CKO_NSS_TRUST))])
+            .unwrap()
+            .into_iter()
+            .map(|h| raw.get(s, h, CKA_TRUST_SERVER_AUTH).expect("trust reads"))
+            .collect();
+        assert_eq!(raw.finalize(), CKR_OK);
+        // Each object has the last acknowledged value or the one in flight.
+        in_window += usize::from(values.len() > 1);
+        if let Some(last) = acked.last() {
+            next = last + 1;
+        }
+    }
+    eprintln!(
+        "trust changes: {} kills, {in_window} left trust objects of both values (a change in flight)",
+        kills_per_phase()
+    );
 }

@@ -10,7 +10,6 @@ use pkcs11_sys::*;
 use softoken_tests::raw::{param_bytes, ul, Raw, FALSE, TRUE};
 use softoken_tests::*;
 
-const NSS_SOFTOKEN: &str = "/usr/lib/x86_64-linux-gnu/libsoftokn3.so";
 const KEY: &str = "2b7e151628aed2a6abf7158809cf4f3c";
 const PLAIN: &str = "6bc1bee22e409f96e93d7e117393172aae2d8a571e03ac9c9eb76fac45af8e51";
 
@@ -143,12 +142,11 @@ fn derivations_give_the_known_answers_and_nss_s() {
     run(Command::new("certutil")
         .args(["-N", "--empty-password", "-d"])
         .arg(format!("sql:{}", nss_dir.path().display())));
-    let nss = Raw::load_path(std::path::Path::new(NSS_SOFTOKEN));
     let params = format!(
         "configdir='sql:{}' certPrefix='' keyPrefix='' secmod='secmod.db' flags=",
         nss_dir.path().display()
     );
-    assert_eq!(nss.initialize(Some(&params)), CKR_OK);
+    let nss = nss_softoken(&params);
     assert_eq!(
         got,
         derivations(&nss, nss.slots()[1]),

@@ -15,6 +15,22 @@ struct Message {
     params: CK_GCM_MESSAGE_PARAMS,
 }
 
+/// A message's parameter structure as the C calls take it.
+trait MessageParam {
+    fn ptr(&mut self) -> CK_VOID_PTR;
+    fn len(&self) -> CK_ULONG;
+}
+
+impl<T: MessageParam> MessageParam for Box<T> {
+    fn ptr(&mut self) -> CK_VOID_PTR {
+        (**self).ptr()
+    }
+
+    fn len(&self) -> CK_ULONG {
+        (**self).len()
+    }
+}
+
 impl Message {
     fn new(iv: &[u8], fixed_bits: CK_ULONG, generator: CK_GENERATOR_FUNCTION) -> Box<Message> {
         let mut m = Box::new(Message {
@@ -34,13 +50,53 @@ impl Message {
         };
         m
     }
+}
 
+impl MessageParam for Message {
     fn ptr(&mut self) -> CK_VOID_PTR {
         &mut self.params as *mut _ as CK_VOID_PTR
     }
 
     fn len(&self) -> CK_ULONG {
         std::mem::size_of::<CK_GCM_MESSAGE_PARAMS>() as CK_ULONG
+    }
+}
+
+/// One message's CK_SALSA20_CHACHA20_POLY1305_MSG_PARAMS over buffers the
+/// test owns.
+struct ChaChaMessage {
+    nonce: Vec<u8>,
+    tag: Vec<u8>,
+    params: CK_SALSA20_CHACHA20_POLY1305_MSG_PARAMS,
+}
+
+impl ChaChaMessage {
+    fn new(nonce: &[u8]) -> Box<ChaChaMessage> {
+        let mut m = Box::new(ChaChaMessage {
+            nonce: nonce.to_vec(),
+            tag: vec![0; 16],
+            params: CK_SALSA20_CHACHA20_POLY1305_MSG_PARAMS {
+                pNonce: std::ptr::null_mut(),
+                ulNonceLen: 0,
+                pTag: std::ptr::null_mut(),
+            },
+        });
+        m.params = CK_SALSA20_CHACHA20_POLY1305_MSG_PARAMS {
+            pNonce: m.nonce.as_mut_ptr(),
+            ulNonceLen: m.nonce.len() as CK_ULONG,
+            pTag: m.tag.as_mut_ptr(),
+        };
+        m
+    }
+}
+
+impl MessageParam for ChaChaMessage {
+    fn ptr(&mut self) -> CK_VOID_PTR {
+        &mut self.params as *mut _ as CK_VOID_PTR
+    }
+
+    fn len(&self) -> CK_ULONG {
+        std::mem::size_of::<CK_SALSA20_CHACHA20_POLY1305_MSG_PARAMS>() as CK_ULONG
     }
 }
 
@@ -68,7 +124,7 @@ fn one_message(
     raw: &Raw,
     s: CK_SESSION_HANDLE,
     encrypt: bool,
-    msg: &mut Message,
+    msg: &mut dyn MessageParam,
     aad: &[u8],
     input: &[u8],
 ) -> Result<Vec<u8>, CK_RV> {
@@ -104,7 +160,7 @@ fn in_parts(
     raw: &Raw,
     s: CK_SESSION_HANDLE,
     encrypt: bool,
-    msg: &mut Message,
+    msg: &mut dyn MessageParam,
     aad: &[u8],
     parts: &[&[u8]],
 ) -> Result<Vec<u8>, CK_RV> {
@@ -667,4 +723,78 @@ fn gcm_messages_of_several_tag_lengths_in_one_operation_match_c_encrypt() {
             plain
         );
     }
+}
+
+/// ChaCha20-Poly1305 messages: the caller's nonce, the tag apart; each the
+/// same as C_Encrypt's sealing, whole and in parts; a forged tag and a GCM
+/// parameter refused.
+#[test]
+fn chacha20_poly1305_messages_match_c_encrypt() {
+    let (raw, s, _dir) = new_token_session();
+    let slot = raw.slots()[0];
+    let info = raw.mechanism_info(slot, CKM_CHACHA20_POLY1305).unwrap();
+    assert_ne!(info.flags & CKF_MESSAGE_ENCRYPT, 0);
+    assert_ne!(info.flags & CKF_MESSAGE_DECRYPT, 0);
+    let key = raw
+        .create_secret(
+            s,
+            CKK_CHACHA20,
+            &[7; 32],
+            &[(CKA_ENCRYPT, TRUE.to_vec()), (CKA_DECRYPT, TRUE.to_vec())],
+        )
+        .unwrap();
+    let nonce = unhex("070000004041424344454647");
+    let (aad, plain) = (b"header".to_vec(), b"a message of some length".to_vec());
+    let param = softoken_tests::raw::param_bytes(&CK_SALSA20_CHACHA20_POLY1305_PARAMS {
+        pNonce: nonce.as_ptr() as *mut u8,
+        ulNonceLen: nonce.len() as CK_ULONG,
+        pAAD: aad.as_ptr() as *mut u8,
+        ulAADLen: aad.len() as CK_ULONG,
+    });
+    let sealed = raw
+        .crypt(
+            s,
+            Direction::Encrypt,
+            CKM_CHACHA20_POLY1305,
+            param,
+            key,
+            &plain,
+        )
+        .unwrap();
+    let (want, want_tag) = sealed.split_at(plain.len());
+
+    assert_eq!(init(&raw, s, true, CKM_CHACHA20_POLY1305, key), CKR_OK);
+    let mut msg = ChaChaMessage::new(&nonce);
+    assert_eq!(
+        one_message(&raw, s, true, &mut *msg, &aad, &plain).as_deref(),
+        Ok(want)
+    );
+    assert_eq!(msg.tag, want_tag);
+    let mut parts_msg = ChaChaMessage::new(&nonce);
+    let parts: Vec<&[u8]> = plain.chunks(5).collect();
+    assert_eq!(
+        in_parts(&raw, s, true, &mut *parts_msg, &aad, &parts).as_deref(),
+        Ok(want)
+    );
+    assert_eq!(parts_msg.tag, want_tag);
+    // A GCM parameter is not this operation's.
+    let mut gcm = Message::new(&nonce, 0, CKG_NO_GENERATE);
+    assert_eq!(
+        one_message(&raw, s, true, &mut *gcm, &aad, &plain),
+        Err(CKR_MECHANISM_PARAM_INVALID)
+    );
+
+    assert_eq!(init(&raw, s, false, CKM_CHACHA20_POLY1305, key), CKR_OK);
+    let mut back = ChaChaMessage::new(&nonce);
+    back.tag = want_tag.to_vec();
+    back.params.pTag = back.tag.as_mut_ptr();
+    assert_eq!(
+        one_message(&raw, s, false, &mut *back, &aad, want),
+        Ok(plain.clone())
+    );
+    back.tag[0] ^= 1;
+    assert_eq!(
+        one_message(&raw, s, false, &mut *back, &aad, want),
+        Err(CKR_AEAD_DECRYPT_FAILED)
+    );
 }

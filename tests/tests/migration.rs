@@ -4,7 +4,7 @@
 //! legacy files byte-identical, survive being interrupted, and give a
 //! database NSS's tools use without the legacy files.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::Command;
 
@@ -524,4 +524,440 @@ fn merge_update_without_the_source_password() {
         ))),
         CKR_ARGUMENTS_BAD
     );
+}
+
+/// The source of a merge, opened read-only as `softoken-modutil merge`
+/// opens it, logged in when `pw` is given.
+fn merge_source(params: &str, pw: Option<&str>) -> softoken::admin::Database {
+    let from = open_token_with(&format!("{params}readOnly"));
+    if let Some(pw) = pw {
+        from.login(pw.as_bytes()).unwrap();
+    }
+    from
+}
+
+/// Every merged RSA public key is whole: its modulus is its private key's
+/// (NSS 3.87's merge stores the CKA_ID there instead).
+fn assert_rsa_public_keys_whole(dir: &Path, pw: &str) {
+    let raw = Raw::with_params(&format!("{}readOnly", sql_params(dir)));
+    let s = raw.open(raw.slots()[0], false).unwrap();
+    assert_eq!(raw.login(s, CKU_USER, pw), CKR_OK);
+    let public = raw
+        .find(
+            s,
+            &[(CKA_CLASS, ul(CKO_PUBLIC_KEY)), (CKA_KEY_TYPE, ul(CKK_RSA))],
+        )
+        .unwrap();
+    assert!(!public.is_empty());
+    for h in public {
+        let id = raw.get(s, h, CKA_ID).unwrap();
+        let modulus = raw.get(s, h, CKA_MODULUS).unwrap();
+        let private = raw
+            .find(s, &[(CKA_CLASS, ul(CKO_PRIVATE_KEY)), (CKA_ID, id.clone())])
+            .unwrap();
+        assert_eq!(private.len(), 1, "key {}", hex::encode(&id));
+        assert_eq!(raw.get(s, private[0], CKA_MODULUS).unwrap(), modulus);
+        assert_ne!(modulus, id);
+    }
+    assert_eq!(raw.finalize(), CKR_OK);
+}
+
+/// `softoken-modutil merge`'s engine against NSS's (`merge-sql`, made with
+/// certutil --merge): the same objects, every RSA public key whole, the
+/// source untouched, and a second run changes nothing.
+#[test]
+fn merge_of_a_database_lists_what_nss_merge_lists() {
+    let target = copy_fixture("merge-sql/before");
+    let source = copy_fixture("merge-sql/source");
+    let files = |dir: &Path| ["cert9.db", "key4.db"].map(|f| std::fs::read(dir.join(f)).unwrap());
+    let source_before = files(source.path());
+    let merge = || {
+        let into = open_token(target.path());
+        into.login(b"target-pw").unwrap();
+        let from = merge_source(&sql_params(source.path()), Some("fixture-pw"));
+        into.merge_from(&from, &mut |_, _| {}).unwrap()
+    };
+    let first = merge();
+    assert!(first.skipped.is_empty(), "{first:?}");
+    assert!(first.counts.added > 0, "{first:?}");
+    let nss = nss_listed_objects("merge-sql");
+    assert_eq!(listing(target.path(), "target-pw"), nss);
+    let second = merge();
+    assert_eq!(
+        (
+            second.counts.added,
+            second.counts.updated,
+            second.counts.renamed
+        ),
+        (0, 0, 0),
+        "{second:?}"
+    );
+    assert_eq!(listing(target.path(), "target-pw"), nss);
+    assert_rsa_public_keys_whole(target.path(), "target-pw");
+    assert_eq!(files(source.path()), source_before);
+    let token = open_token(target.path());
+    token.login(b"target-pw").unwrap();
+    let report = token.check(&mut |_, _| {}).unwrap();
+    assert!(report.failures.is_empty(), "{report:?}");
+}
+
+/// A legacy database merges the objects NSS's update copies, whether named
+/// `dbm:DIR` or as a `sql:` directory of legacy files (read in place); each
+/// certificate gets its key's CKA_ID, as NSS's merge gives it (the update
+/// keeps the legacy database's empty ones).
+#[test]
+fn merge_of_a_legacy_database_copies_what_the_update_copies() {
+    let without_certificate_ids = |listed: BTreeSet<(String, String, String)>| {
+        listed
+            .into_iter()
+            .map(|(class, label, id)| match class.as_str() {
+                "CKO_CERTIFICATE" => (class, label, String::new()),
+                _ => (class, label, id),
+            })
+            .collect::<BTreeSet<_>>()
+    };
+    let source = copy_fixture("dbm-pw");
+    let before = legacy_bytes(source.path());
+    for params in [dbm_params(source.path()), sql_params(source.path())] {
+        let target = tempfile::tempdir().unwrap();
+        // A new database, with the empty password.
+        assert_eq!(
+            Raw::with_params(&sql_params(target.path())).finalize(),
+            CKR_OK
+        );
+        let into = open_token(target.path());
+        let from = merge_source(&params, Some(&password("dbm-pw")));
+        let report = into.merge_from(&from, &mut |_, _| {}).unwrap();
+        assert!(report.skipped.is_empty(), "{params}: {report:?}");
+        drop((into, from));
+        let merged = listing(target.path(), "");
+        assert!(
+            merged
+                .iter()
+                .all(|(class, _, id)| class != "CKO_CERTIFICATE" || !id.is_empty()),
+            "{merged:?}"
+        );
+        assert_eq!(
+            without_certificate_ids(merged),
+            without_certificate_ids(nss_listed_objects("dbm-pw-upgraded")),
+            "{params}"
+        );
+        assert_rsa_public_keys_whole(target.path(), "");
+    }
+    assert_eq!(legacy_bytes(source.path()), before);
+}
+
+/// Without the source's password its private keys are left out and
+/// reported; a later run with it adds them, and nothing twice.
+#[test]
+fn merge_without_the_source_password_leaves_private_keys_for_later() {
+    let target = copy_fixture("merge-sql/before");
+    let source = copy_fixture("merge-sql/source");
+    let into = open_token(target.path());
+    into.login(b"target-pw").unwrap();
+    let without = merge_source(&sql_params(source.path()), None);
+    let report = into.merge_from(&without, &mut |_, _| {}).unwrap();
+    let source_private = manifest("sql-pw")["pkcs11_objects_via_nss_softoken"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["class"] == "CKO_PRIVATE_KEY")
+        .count();
+    assert_eq!(report.skipped.len(), source_private, "{report:?}");
+    assert!(report
+        .skipped
+        .iter()
+        .all(|(_, rv)| *rv == softoken::admin::Rv::UserNotLoggedIn));
+    drop(into);
+    let partial = listing(target.path(), "target-pw");
+    let nss = nss_listed_objects("merge-sql");
+    let private = |l: &std::collections::BTreeSet<(String, String, String)>| {
+        l.iter().filter(|o| o.0 == "CKO_PRIVATE_KEY").count()
+    };
+    assert_eq!(private(&nss) - private(&partial), source_private);
+    assert!(partial.is_subset(&nss));
+
+    let into = open_token(target.path());
+    into.login(b"target-pw").unwrap();
+    let with = merge_source(&sql_params(source.path()), Some("fixture-pw"));
+    let report = into.merge_from(&with, &mut |_, _| {}).unwrap();
+    assert!(report.skipped.is_empty(), "{report:?}");
+    assert_eq!(report.counts.added, source_private, "{report:?}");
+    drop(into);
+    assert_eq!(listing(target.path(), "target-pw"), nss);
+}
+
+/// A target that wants its password refuses until it is logged in, and
+/// writes nothing.
+#[test]
+fn merge_into_a_database_without_its_login_is_refused() {
+    let target = copy_fixture("merge-sql/before");
+    let source = copy_fixture("merge-sql/source");
+    let before = listing(target.path(), "target-pw");
+    let into = open_token(target.path());
+    let from = merge_source(&sql_params(source.path()), Some("fixture-pw"));
+    assert_eq!(
+        into.merge_from(&from, &mut |_, _| {}).unwrap_err(),
+        softoken::admin::Rv::UserNotLoggedIn
+    );
+    drop(into);
+    assert_eq!(listing(target.path(), "target-pw"), before);
+    // A read-only target is refused as write-protected.
+    let into = open_token_with(&format!("{}readOnly", sql_params(target.path())));
+    into.login(b"target-pw").unwrap();
+    assert_eq!(
+        into.merge_from(&from, &mut |_, _| {}).unwrap_err(),
+        softoken::admin::Rv::TokenWriteProtected
+    );
+}
+
+/// The result as NSS's own softoken reads it, attribute by attribute, with
+/// the values of `masked` ((class, attribute) pairs) left out: where the
+/// module knowingly differs from NSS.
+fn nss_sees(
+    dir: &Path,
+    pw: &str,
+    masked: &[(CK_OBJECT_CLASS, CK_ATTRIBUTE_TYPE)],
+) -> BTreeSet<String> {
+    nss_view(dir, pw)
+        .into_iter()
+        .map(|object| {
+            let mut attrs: Vec<String> = object.split(' ').map(str::to_owned).collect();
+            for (class, t) in masked {
+                let of_class = format!("{CKA_CLASS:#x}={}", hex::encode(ul(*class)));
+                if attrs.contains(&of_class) {
+                    attrs.retain(|a| {
+                        !a.starts_with(&format!("{t:#x}=")) && !a.starts_with(&format!("{t:#x}:"))
+                    });
+                }
+            }
+            attrs.join(" ")
+        })
+        .collect()
+}
+
+/// The two views agree; else the objects only one of them has.
+fn assert_same_view(ours: BTreeSet<String>, nss: BTreeSet<String>, what: &str) {
+    let only_ours: Vec<&String> = ours.difference(&nss).collect();
+    let only_nss: Vec<&String> = nss.difference(&ours).collect();
+    // Each differing object by the attributes that differ from the
+    // closest one of the other side.
+    let attrs = |o: &str| {
+        o.split(' ')
+            .map(str::to_owned)
+            .collect::<BTreeSet<String>>()
+    };
+    let differences: Vec<String> = only_ours
+        .iter()
+        .map(|o| {
+            let mine = attrs(o);
+            let closest = only_nss
+                .iter()
+                .map(|n| attrs(n))
+                .min_by_key(|n| n.symmetric_difference(&mine).count())
+                .unwrap_or_default();
+            let ours: Vec<_> = mine.difference(&closest).collect();
+            let theirs: Vec<_> = closest.difference(&mine).collect();
+            let name: Vec<_> = mine
+                .iter()
+                .filter(|a| a.starts_with("0x0=") || a.starts_with("0x3="))
+                .collect();
+            format!("{name:?}: ours {ours:?} where NSS has {theirs:?}")
+        })
+        .collect();
+    assert!(
+        only_ours.is_empty() && only_nss.is_empty(),
+        "{what}: {} objects only in ours, {} only in NSS's:\n{}",
+        only_ours.len(),
+        only_nss.len(),
+        differences.join("\n")
+    );
+}
+
+/// NSS reads each of the module's results (the Mode 2 update, the Mode 3
+/// merge, the merge of one database into another) exactly as it reads its
+/// own result from the same inputs: every attribute of every object, an
+/// empty value and a missing one told apart.
+#[test]
+fn nss_reads_each_migration_as_it_reads_its_own() {
+    // Mode 2.
+    let dir = copy_fixture("dbm-pw");
+    let pw = password("dbm-pw");
+    let raw = Raw::with_params(&sql_params(dir.path()));
+    let s = raw.open(raw.slots()[0], false).unwrap();
+    assert_eq!(raw.login(s, CKU_USER, &pw), CKR_OK);
+    assert_eq!(raw.finalize(), CKR_OK);
+    assert_same_view(
+        nss_sees(dir.path(), &pw, &[]),
+        nss_sees(copy_fixture("dbm-pw-upgraded").path(), &pw, &[]),
+        "Mode 2",
+    );
+
+    // Mode 3.
+    let target = copy_fixture("mode3-upgraded/before");
+    let source = copy_fixture("mode3-upgraded/legacy");
+    let raw = Raw::with_params(&merge_params(target.path(), source.path(), ""));
+    let slot = raw.slots()[0];
+    let s = raw.open(slot, false).unwrap();
+    assert_eq!(raw.login(s, CKU_USER, "fixture-pw"), CKR_OK);
+    let s = raw.open(slot, false).unwrap();
+    assert_eq!(raw.login(s, CKU_USER, "shared-pw"), CKR_OK);
+    assert_eq!(raw.finalize(), CKR_OK);
+    assert_same_view(
+        nss_sees(target.path(), "shared-pw", &[]),
+        nss_sees(copy_fixture("mode3-upgraded").path(), "shared-pw", &[]),
+        "Mode 3",
+    );
+
+    // A database merged into another.
+    let target = copy_fixture("merge-sql/before");
+    let source = copy_fixture("merge-sql/source");
+    let into = open_token(target.path());
+    into.login(b"target-pw").unwrap();
+    let from = merge_source(&sql_params(source.path()), Some("fixture-pw"));
+    into.merge_from(&from, &mut |_, _| {}).unwrap();
+    drop((into, from));
+    // Where NSS 3.87's merge is wrong, ours differs: it writes a merged RSA
+    // public key's CKA_ID as its modulus, widens the usages of a merged
+    // private key (CKA_SIGN_RECOVER from its key usage) and drops
+    // attributes of a public key; ours keeps the source's values (the
+    // modulus is checked above, in merge_of_a_database_lists_what_nss_merge_lists).
+    let knowingly_different = [
+        (CKO_PUBLIC_KEY, CKA_MODULUS),
+        (CKO_PUBLIC_KEY, CKA_NEVER_EXTRACTABLE),
+        (CKO_PRIVATE_KEY, CKA_SIGN_RECOVER),
+    ];
+    assert_same_view(
+        nss_sees(target.path(), "target-pw", &knowingly_different),
+        nss_sees(
+            copy_fixture("merge-sql").path(),
+            "target-pw",
+            &knowingly_different,
+        ),
+        "merge",
+    );
+}
+
+/// Data objects (NSS's merge leaves them out) are merged once: a second
+/// run finds each by everything it holds.
+#[test]
+fn merged_data_objects_are_not_doubled() {
+    let source = tempfile::tempdir().unwrap();
+    let raw = Raw::with_params(&sql_params(source.path()));
+    let s = raw.open(raw.slots()[0], true).unwrap();
+    for (label, value) in [
+        ("app config", b"one".to_vec()),
+        ("app state", b"two".to_vec()),
+    ] {
+        raw.create(
+            s,
+            &[
+                (CKA_CLASS, ul(CKO_DATA)),
+                (CKA_TOKEN, vec![1]),
+                (CKA_PRIVATE, vec![0]),
+                (CKA_APPLICATION, b"an app".to_vec()),
+                (CKA_LABEL, label.as_bytes().to_vec()),
+                (CKA_VALUE, value),
+            ],
+        )
+        .unwrap();
+    }
+    assert_eq!(raw.finalize(), CKR_OK);
+    let target = copy_fixture("merge-sql/before");
+    for run in 0..2 {
+        let into = open_token(target.path());
+        into.login(b"target-pw").unwrap();
+        let from = merge_source(&sql_params(source.path()), None);
+        let report = into.merge_from(&from, &mut |_, _| {}).unwrap();
+        assert_eq!(
+            report.counts.added,
+            if run == 0 { 2 } else { 0 },
+            "{report:?}"
+        );
+    }
+    let raw = Raw::with_params(&sql_params(target.path()));
+    let s = raw.open(raw.slots()[0], false).unwrap();
+    assert_eq!(raw.find(s, &[(CKA_CLASS, ul(CKO_DATA))]).unwrap().len(), 2);
+    assert_eq!(raw.finalize(), CKR_OK);
+}
+
+/// A legacy database merged into a shared one: NSS reads the module's
+/// result as it reads what certutil --merge makes from the same copies.
+#[test]
+fn merge_of_a_legacy_database_matches_certutil_merge() {
+    let source = copy_fixture("dbm-pw");
+    let pw = password("dbm-pw");
+    let ours = copy_fixture("merge-sql/before");
+    let into = open_token(ours.path());
+    into.login(b"target-pw").unwrap();
+    let from = merge_source(&dbm_params(source.path()), Some(&pw));
+    let report = into.merge_from(&from, &mut |_, _| {}).unwrap();
+    assert!(report.skipped.is_empty(), "{report:?}");
+    drop((into, from));
+
+    let theirs = copy_fixture("merge-sql/before");
+    let files = tempfile::tempdir().unwrap();
+    let file = |name: &str, text: &str| {
+        let p = files.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.display().to_string()
+    };
+    run(Command::new("certutil").args([
+        "--merge",
+        "-d",
+        &format!("sql:{}", theirs.path().display()),
+        "-f",
+        &file("target", "target-pw"),
+        "--source-dir",
+        &format!("dbm:{}", source.path().display()),
+        "-@",
+        &file("source", &pw),
+    ]));
+    // Besides the differences of the merge above: NSS's merge loses a
+    // legacy public key's label (its nickname), and sets none of the
+    // sensitivity flags of a public key.
+    let knowingly_different = [
+        (CKO_PUBLIC_KEY, CKA_MODULUS),
+        (CKO_PUBLIC_KEY, CKA_LABEL),
+        (CKO_PUBLIC_KEY, CKA_EXTRACTABLE),
+        (CKO_PUBLIC_KEY, CKA_ALWAYS_SENSITIVE),
+        (CKO_PUBLIC_KEY, CKA_NEVER_EXTRACTABLE),
+        (CKO_PRIVATE_KEY, CKA_SIGN_RECOVER),
+    ];
+    assert_same_view(
+        nss_sees(ours.path(), "target-pw", &knowingly_different),
+        nss_sees(theirs.path(), "target-pw", &knowingly_different),
+        "legacy merge",
+    );
+}
+
+/// Mode 3 in a further token of the parameter string (`tokens=<…>`, the
+/// form NSS_InitWithMerge's callers and pkcs11.txt entries use): the same
+/// merge as NSS's, in that slot only.
+#[test]
+fn merge_update_in_a_further_token_equals_nss_merge() {
+    let main = tempfile::tempdir().unwrap();
+    let target = copy_fixture("mode3-upgraded/before");
+    let source = copy_fixture("mode3-upgraded/legacy");
+    let params = format!(
+        "{} tokens=<0x4=[configdir='sql:{}' updatedir='{}' updateid='app-legacy-1' \
+         updateTokenDescription='App Legacy Token']>",
+        sql_params(main.path()),
+        target.path().display(),
+        source.path().display()
+    );
+    let raw = Raw::with_params(&params);
+    let slot: CK_SLOT_ID = 4;
+    assert!(raw.slots().contains(&slot));
+    assert_eq!(label(&raw, slot), "App Legacy Token");
+    assert_ne!(label(&raw, raw.slots()[0]), "App Legacy Token");
+    let s = raw.open(slot, false).unwrap();
+    assert_eq!(raw.login(s, CKU_USER, "fixture-pw"), CKR_OK);
+    let s = raw.open(slot, false).unwrap();
+    assert_eq!(raw.login(s, CKU_USER, "shared-pw"), CKR_OK);
+    assert_eq!(
+        listed_objects(&raw, s),
+        nss_listed_objects("mode3-upgraded")
+    );
+    assert_eq!(raw.finalize(), CKR_OK);
 }

@@ -1,7 +1,8 @@
 //! NSS drives the module as a third-party token: added with NSS's modutil,
 //! certutil makes keys, certificates and requests on it, pk12util imports a
-//! PKCS#12 file into it, and cmsutil signs with a token key a message that
-//! cmsutil then verifies.
+//! PKCS#12 file into it and exports it again (OpenSSL reads the export),
+//! and cmsutil signs with a token key a message that cmsutil and OpenSSL
+//! then verify.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -214,6 +215,45 @@ fn certutil_pk12util_and_cmsutil_use_the_token() {
             .stdin(Stdio::null()),
     );
     assert!(refused.contains("BAD_SIGNATURE"), "{refused}");
+    // OpenSSL verifies cmsutil's signature with the signer's certificate.
+    let signer = nss.file("signer.pem");
+    let pem = nss.run(
+        "certutil",
+        &["-L", "-d", db, "-n", "SoftTok:cms signer", "-a"],
+    );
+    std::fs::write(&signer, pem).unwrap();
+    let verified = nss.file("verified.txt");
+    run(Command::new("openssl").args([
+        "cms", "-verify", "-binary", "-inform", "DER", "-in", &p7m, "-CAfile", &signer, "-purpose",
+        "any", "-out", &verified,
+    ]));
+    assert_eq!(
+        std::fs::read_to_string(&verified).unwrap(),
+        "a signed message\n"
+    );
+
+    // PKCS#12 export from the token: the key NSS wraps out of it is the
+    // key imported, and the file is OpenSSL's to read.
+    let exported = nss.file("exported.p12");
+    let said = nss.run(
+        "pk12util",
+        &[
+            "-o",
+            &exported,
+            "-n",
+            "SoftTok:Fixture RSA User",
+            "-d",
+            db,
+            "-k",
+            &pw,
+            "-w",
+            &nss.file("p12pw"),
+        ],
+    );
+    assert!(said.contains("EXPORT SUCCESSFUL"), "{said}");
+    let again = pkcs12_rsa_key(Path::new(&exported), "p12-pw");
+    let original = pkcs12_rsa_key(&fixtures().join("pkcs12/fixture-rsa-user.p12"), "p12-pw");
+    assert_eq!(again.private_exponent, original.private_exponent);
 
     // The imported key is the PKCS#12 file's key, stored encrypted.
     let expected = pkcs12_rsa_key(&fixtures().join("pkcs12/fixture-rsa-user.p12"), "p12-pw");

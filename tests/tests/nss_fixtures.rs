@@ -352,3 +352,21 @@ fn legacy_keys_sign_and_match_their_certificates() {
         .unwrap()
         .is_empty());
 }
+
+/// `softoken-modutil check`'s progress: the whole count from the first
+/// report, one step per object checked, ending at the count.
+#[test]
+fn the_check_reports_its_progress_from_the_real_count() {
+    let dir = copy_fixture("sql-pw");
+    let token = open_token(dir.path());
+    token.login(b"fixture-pw").unwrap();
+    let mut seen = Vec::new();
+    let report = token
+        .check(&mut |done, total| seen.push((done, total)))
+        .unwrap();
+    assert!(report.failures.is_empty(), "{report:?}");
+    let total = seen[0].1;
+    assert!(total > 0);
+    let expected: Vec<(usize, usize)> = (0..=total).map(|done| (done, total)).collect();
+    assert_eq!(seen, expected);
+}

@@ -92,6 +92,9 @@ fn info_slots_and_mechanisms() {
         "SHA256, digest",
         "SHA512, digest",
         "SHA3-256, digest",
+        "DES3-CBC-PAD, keySize={16,24}, encrypt, decrypt, wrap, unwrap",
+        "DES3-CMAC, keySize={16,24}, sign, verify",
+        "DES2-KEY-GEN, keySize={16,16}, generate",
     ] {
         assert!(mechs.contains(m), "{m} missing from\n{mechs}");
     }
@@ -717,9 +720,12 @@ fn euid_is_root() -> bool {
         == Some("0")
 }
 
-/// SOFTOKEN_CONFIGDIR with a typo: pkcs11-tool fails, the log says the
+/// SOFTOKEN_CONFIGDIR with a typo: the slot shows no token (pkcs11-tool
+/// lists it "(empty)" and finds no token to use), the log says the
 /// directory does not exist, and none is made. Without it (and without
-/// parameters) the default location is made, private to the user.
+/// parameters) the default location is made, private to the user; where
+/// it cannot be made (a parent the user may not write) the token answers
+/// CKR_DEVICE_ERROR and the log gives the directory and the OS's cause.
 #[test]
 fn a_mistyped_configdir_is_not_made_and_the_default_one_is() {
     use std::os::unix::fs::PermissionsExt;
@@ -742,7 +748,9 @@ fn a_mistyped_configdir_is_not_made_and_the_default_one_is() {
         cmd.output().expect("pkcs11-tool")
     };
     let out = listing(Some(&typo));
-    assert!(!out.status.success());
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("(empty)"), "{text}");
     assert!(!typo.exists());
     let logged = std::fs::read_to_string(&log).unwrap();
     assert!(
@@ -760,6 +768,144 @@ fn a_mistyped_configdir_is_not_made_and_the_default_one_is() {
     assert!(default.join("key4.db").exists());
     let mode = std::fs::metadata(&default).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o700);
+
+    // A default location under a parent this user may not write: as
+    // `nobody` when the tests run as root, whom permissions do not bind.
+    let shared = tempfile::tempdir().unwrap();
+    let module_copy = shared.path().join("libsoftoken.so");
+    std::fs::copy(&module.path, &module_copy).unwrap();
+    let locked = shared.path().join("locked");
+    std::fs::create_dir(&locked).unwrap();
+    let mode = |p: &Path, m: u32| std::fs::set_permissions(p, PermissionsExt::from_mode(m));
+    mode(shared.path(), 0o755).unwrap();
+    mode(&module_copy, 0o755).unwrap();
+    let as_root = euid_is_root();
+    mode(&locked, if as_root { 0o755 } else { 0o555 }).unwrap();
+    let mut cmd = if as_root {
+        let mut c = Command::new("setpriv");
+        c.args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "pkcs11-tool",
+        ]);
+        c
+    } else {
+        Command::new("pkcs11-tool")
+    };
+    let out = cmd
+        .arg("--module")
+        .arg(&module_copy)
+        .arg("-O")
+        .env("HOME", &locked)
+        .env("XDG_DATA_HOME", locked.join("data"))
+        .env_remove("SOFTOKEN_CONFIGDIR")
+        .env("SOFTOKEN_LOG", "stderr")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(said.contains("CKR_DEVICE_ERROR"), "{said}");
+    assert!(
+        said.contains(&format!(
+            "{}: cannot be made: Permission denied",
+            locked.join("data/softoken").display()
+        )),
+        "{said}"
+    );
+    mode(&locked, 0o700).unwrap();
+}
+
+/// A client that passes no parameters (pkcs11-tool, GnuTLS) gets the
+/// configuration file's: the user's, else the system's (XDG), with the
+/// parameter string's keys; SOFTOKEN_CONFIGDIR still names the database.
+/// A file there that cannot be read fails the open, logged, rather than
+/// opening the default database in its place.
+#[test]
+fn clients_without_parameters_read_the_configuration_file() {
+    let module = module_copy();
+    let top = tempfile::tempdir().unwrap();
+    let home = top.path().join("home");
+    let user_conf = home.join(".config/softoken/softoken.conf");
+    let system_dir = top.path().join("xdg");
+    let system_conf = system_dir.join("softoken/softoken.conf");
+    let (db, other) = (top.path().join("db"), top.path().join("other"));
+    for dir in [
+        user_conf.parent().unwrap(),
+        system_conf.parent().unwrap(),
+        &db,
+        &other,
+    ] {
+        std::fs::create_dir_all(dir).unwrap();
+    }
+    let log = top.path().join("softoken.log");
+    let listing = |configdir_env: Option<&Path>| {
+        let mut cmd = Command::new("pkcs11-tool");
+        cmd.arg("--module")
+            .arg(&module.path)
+            .arg("-L")
+            .env("HOME", &home)
+            .env_remove("XDG_CONFIG_HOME")
+            .env("XDG_CONFIG_DIRS", &system_dir)
+            .env_remove("XDG_DATA_HOME")
+            .env_remove("SOFTOKEN_CONFIGDIR")
+            .env("SOFTOKEN_LOG", &log);
+        if let Some(dir) = configdir_env {
+            cmd.env("SOFTOKEN_CONFIGDIR", format!("sql:{}", dir.display()));
+        }
+        cmd.output().expect("pkcs11-tool")
+    };
+    let listed = |configdir_env: Option<&Path>| {
+        let out = listing(configdir_env);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    };
+    std::fs::write(
+        &user_conf,
+        format!(
+            "# the user's token\nconfigdir='sql:{}'\n\ntokenDescription='From the file'\n",
+            db.display()
+        ),
+    )
+    .unwrap();
+    let text = listed(None);
+    assert!(
+        text.contains("token label        : From the file"),
+        "{text}"
+    );
+    assert!(db.join("key4.db").exists());
+    assert!(
+        !home.join(".local/share/softoken").exists(),
+        "no default database"
+    );
+
+    // The environment names the database; the file still gives the label.
+    let text = listed(Some(&other));
+    assert!(
+        text.contains("token label        : From the file"),
+        "{text}"
+    );
+    assert!(other.join("key4.db").exists());
+
+    // No user file: the system's.
+    std::fs::remove_file(&user_conf).unwrap();
+    std::fs::write(&system_conf, "tokenDescription='Site token'\n").unwrap();
+    let text = listed(Some(&db));
+    assert!(text.contains("token label        : Site token"), "{text}");
+
+    // A user file that is not a readable file: refused, logged.
+    std::fs::create_dir(&user_conf).unwrap();
+    assert!(!listing(Some(&db)).status.success());
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        logged.contains(&format!("configuration file {}", user_conf.display())),
+        "{logged}"
+    );
 }
 
 /// OpenSC's pkcs11-spy between pkcs11-tool and the module: it writes into
@@ -811,4 +957,61 @@ fn pkcs11_spy_wraps_the_module() {
     for call in ["C_GetSlotList", "C_GenerateKeyPair", "C_FindObjectsInit"] {
         assert!(logged.contains(call), "the spy did not log {call}");
     }
+}
+
+/// The log switched on by the `log=` parameter, for configurations where
+/// no environment variable reaches the program (pkcs11.txt, p11-kit module
+/// files): in the configuration file, and in a parameter string.
+#[test]
+fn the_log_parameter_switches_the_log_on() {
+    let module = module_copy();
+    let top = tempfile::tempdir().unwrap();
+    let missing = top.path().join("missing");
+    let conf_dir = top.path().join("config/softoken");
+    std::fs::create_dir_all(&conf_dir).unwrap();
+    let from_file = top.path().join("from-file.log");
+    std::fs::write(
+        conf_dir.join("softoken.conf"),
+        format!(
+            "configdir='sql:{}'\nlog='{}'\n",
+            missing.display(),
+            from_file.display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new("pkcs11-tool")
+        .arg("--module")
+        .arg(&module.path)
+        .arg("-L")
+        .env("XDG_CONFIG_HOME", top.path().join("config"))
+        .env_remove("SOFTOKEN_LOG")
+        .env_remove("SOFTOKEN_CONFIGDIR")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let logged = std::fs::read_to_string(&from_file).unwrap();
+    assert!(
+        logged.contains(&format!("{}: no such directory", missing.display())),
+        "{logged}"
+    );
+
+    let from_parameters = top.path().join("from-parameters.log");
+    let params = format!(
+        "configdir='sql:{}' log='{}'",
+        missing.display(),
+        from_parameters.display()
+    );
+    let out = Command::new(modutil_path())
+        .args(["check-library", "--params", &params])
+        .arg(&module.path)
+        .env_remove("SOFTOKEN_LOG")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let logged = std::fs::read_to_string(&from_parameters).unwrap();
+    assert!(logged.contains("no such directory"), "{logged}");
 }

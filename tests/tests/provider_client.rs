@@ -12,7 +12,6 @@ use pkcs11_sys::*;
 use softoken_tests::raw::{hkdf_param, ul, Raw, FALSE, TRUE};
 use softoken_tests::*;
 
-const NSS_SOFTOKEN: &str = "/usr/lib/x86_64-linux-gnu/libsoftokn3.so";
 const PIN: &str = "fixture-pw";
 const P256: &str = "06082a8648ce3d030107";
 /// RFC 6979 A.2.5's P-256 private key.
@@ -145,12 +144,11 @@ fn a_pkcs11_provider_client_gets_from_softoken_what_it_gets_from_nss() {
     let ours_steps = client_run(&ours, ours.slots()[0]);
 
     let nss_dir = copy_fixture("sql-pw");
-    let nss = Raw::load_path(std::path::Path::new(NSS_SOFTOKEN));
     let params = format!(
         "configdir='sql:{}' certPrefix='' keyPrefix='' secmod='secmod.db' flags=",
         nss_dir.path().display()
     );
-    assert_eq!(nss.initialize(Some(&params)), CKR_OK);
+    let nss = nss_softoken(&params);
     // NSS's first slot is its crypto-services slot; the database's is next.
     let nss_steps = client_run(&nss, nss.slots()[1]);
 

@@ -32,7 +32,7 @@ pub fn tokens(cli: &Cli, module: &ModuleArgs) -> Outcome<Report> {
         .flatten()
         .map(|t| {
             format!(
-                "slot 0x{:x} {:?}: token {:?} ({}){}",
+                "slot 0x{:x} {:?}: token {:?} ({}){}{}",
                 t["slot_id"].as_u64().unwrap_or(0),
                 t["slot"].as_str().unwrap_or(""),
                 t["label"].as_str().unwrap_or(""),
@@ -42,6 +42,10 @@ pub fn tokens(cli: &Cli, module: &ModuleArgs) -> Outcome<Report> {
                 } else {
                     ", no password"
                 },
+                t["database"]
+                    .as_str()
+                    .map(|d| format!(", database {d}"))
+                    .unwrap_or_default(),
             )
         })
         .collect();
@@ -297,4 +301,39 @@ pub fn upgrade(cli: &Cli, module: &ModuleArgs, pw: &PasswordArgs) -> Outcome<Rep
         done["public_keys"],
     );
     Ok(Report::new(text, done))
+}
+
+pub fn merge(
+    cli: &Cli,
+    module: &ModuleArgs,
+    pw: &PasswordArgs,
+    source: &db::MergeSource,
+) -> Outcome<Report> {
+    let done = db::merge(&target(cli, module)?, &password(pw), source)?;
+    let mut text = vec![format!(
+        "Merged {}: {} objects added ({} of them certificates renamed), {} updated, {} already there",
+        done["source"].as_str().unwrap_or(""),
+        done["added"],
+        done["renamed"],
+        done["updated"],
+        done["unchanged"],
+    )];
+    let skipped = done["skipped"].as_array().cloned().unwrap_or_default();
+    for s in &skipped {
+        text.push(format!(
+            "NOT MERGED: {:?}: {}",
+            s["label"].as_str().unwrap_or(""),
+            s["why"].as_str().unwrap_or("")
+        ));
+    }
+    let said = Report::new(text.join("\n"), done);
+    Ok(if skipped.is_empty() {
+        said
+    } else {
+        let n = skipped.len();
+        said.then_fail(Failure::new(
+            Kind::Failed,
+            format!("{n} objects of the source were not merged"),
+        ))
+    })
 }

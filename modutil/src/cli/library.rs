@@ -9,6 +9,15 @@ use crate::error::Outcome;
 use crate::library;
 
 pub fn check(path: &Path, params: Option<&str>) -> Outcome<Report> {
+    // The loader looks for a bare name in the system's library path, never
+    // here; the user means the file in this directory.
+    let here;
+    let path = if path.components().count() == 1 && !path.is_absolute() {
+        here = Path::new(".").join(path);
+        &here
+    } else {
+        path
+    };
     let module = library::load(path, params)?;
     let info = module
         .pkcs11

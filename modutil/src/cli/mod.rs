@@ -122,7 +122,9 @@ pub enum Command {
     },
     /// Register a PKCS#11 module in pkcs11.txt (it is loaded first, to check it).
     Add {
+        /// The name the module is registered under (modutil's -add NAME).
         name: String,
+        /// The module's library.
         #[arg(long, value_name = "PATH")]
         libfile: PathBuf,
         #[command(flatten)]
@@ -132,7 +134,10 @@ pub enum Command {
         mechanisms: Option<String>,
     },
     /// Remove a module from pkcs11.txt.
-    Delete { name: String },
+    Delete {
+        /// The module's registered name.
+        name: String,
+    },
     /// List the modules in pkcs11.txt.
     List {
         /// Only this module.
@@ -143,19 +148,23 @@ pub enum Command {
     },
     /// Enable a module's slots (undo `disable`).
     Enable {
+        /// The module's registered name.
         name: String,
         #[command(flatten)]
         slot: SlotArgs,
     },
     /// Disable a module's slots: NSS will not use them.
     Disable {
+        /// The module's registered name.
         name: String,
         #[command(flatten)]
         slot: SlotArgs,
     },
     /// Make a module the default for mechanisms.
     Default {
+        /// The module's registered name.
         name: String,
+        /// Mechanism groups, as modutil names them: RSA:AES:SHA256:...
         #[arg(long, value_name = "LIST")]
         mechanisms: String,
         #[command(flatten)]
@@ -163,7 +172,9 @@ pub enum Command {
     },
     /// Stop a module being the default for mechanisms.
     Undefault {
+        /// The module's registered name.
         name: String,
+        /// Mechanism groups, as modutil names them: RSA:AES:SHA256:...
         #[arg(long, value_name = "LIST")]
         mechanisms: String,
         #[command(flatten)]
@@ -171,7 +182,9 @@ pub enum Command {
     },
     /// Say whether a library loads as a PKCS#11 module, and if not, why.
     CheckLibrary {
+        /// The library file (a name without a directory is the file here).
         path: PathBuf,
+        /// A parameter string for its C_Initialize (pReserved), as NSS passes it.
         #[arg(long, value_name = "STRING")]
         params: Option<String>,
     },
@@ -191,10 +204,13 @@ pub enum Command {
     },
     /// Remove the module from Firefox profiles.
     FirefoxUnregister {
+        /// Name the module is registered under.
         #[arg(long, default_value = "softoken")]
         name: String,
+        /// A profile directory; without one, every profile of profiles.ini.
         #[arg(long, value_name = "DIR")]
         profile: Vec<PathBuf>,
+        /// Firefox's directory holding profiles.ini (default: every one Firefox uses).
         #[arg(long, value_name = "DIR")]
         firefox_dir: Option<PathBuf>,
     },
@@ -209,6 +225,7 @@ pub enum Command {
         /// Take it out of the policies file.
         #[arg(long, conflicts_with = "install")]
         remove: bool,
+        /// The policies file that --install and --remove change.
         #[arg(long, value_name = "FILE", default_value = crate::firefox::SYSTEM_POLICIES)]
         policies_file: PathBuf,
     },
@@ -228,10 +245,13 @@ pub enum Command {
     },
     /// Remove the p11-kit module file.
     P11kitRemove {
+        /// Name the module file was installed under.
         #[arg(long, default_value = "softoken")]
         name: String,
+        /// The file installed for every user (/etc/pkcs11/modules).
         #[arg(long)]
         system: bool,
+        /// The file in another module directory.
         #[arg(long, value_name = "DIR", conflicts_with = "system")]
         dir: Option<PathBuf>,
     },
@@ -309,11 +329,14 @@ pub enum Command {
     },
     /// Import a key and its certificates from a PKCS#12 file.
     Import {
+        /// The PKCS#12 (.p12, .pfx) file.
         file: PathBuf,
         #[command(flatten)]
         module: ModuleArgs,
         #[command(flatten)]
         password: PasswordArgs,
+        /// Read the PKCS#12 file's password from the first line of FILE
+        /// (default: asked on the terminal).
         #[arg(long, value_name = "FILE")]
         p12_password_file: Option<PathBuf>,
         /// The nickname (default: the file's friendlyName).
@@ -322,13 +345,17 @@ pub enum Command {
     },
     /// Export a certificate and its key to a PKCS#12 file.
     Export {
+        /// The certificate's nickname (as certs lists it).
         nickname: String,
+        /// The PKCS#12 file to write (replaced whole if it exists).
         #[arg(long, short = 'o', value_name = "FILE")]
         out: PathBuf,
         #[command(flatten)]
         module: ModuleArgs,
         #[command(flatten)]
         password: PasswordArgs,
+        /// Read the PKCS#12 file's password from the first line of FILE
+        /// (default: asked on the terminal).
         #[arg(long, value_name = "FILE")]
         p12_password_file: Option<PathBuf>,
         /// PBKDF2 iterations (pk12util's default).
@@ -336,12 +363,53 @@ pub enum Command {
         iterations: u32,
     },
     /// Update a `sql:` directory that holds NSS's legacy files (cert8.db,
-    /// key3.db) to cert9.db/key4.db, as NSS does when it opens one
-    /// read-write: certificates and trust at once, the keys with the legacy
-    /// password (which the new database keeps). The legacy files are only
-    /// read. (A `dbm:DIR` is used as it is; a `sql:DIR` opened read-only
-    /// reads the legacy files in place.)
+    /// key3.db) to cert9.db/key4.db: NSS's "Mode 2", as NSS (and the module)
+    /// does it when it opens such a directory read-write: certificates and
+    /// trust at once, the keys with the legacy password (which the new
+    /// database keeps). The legacy files are only read. Mode 1 is `dbm:DIR`,
+    /// used as it is, nothing converted; Mode 3 (an application's legacy
+    /// database merged into a shared one) is the module's own at login,
+    /// given `updatedir=`/`updateid=` (see the README); `merge` merges any
+    /// database or token on request.
     Upgrade {
+        #[command(flatten)]
+        module: ModuleArgs,
+        #[command(flatten)]
+        password: PasswordArgs,
+    },
+    /// Merge another database, or another PKCS#11 module's token, into this
+    /// one, as certutil --merge does: objects the target has already are
+    /// not added again (a second run changes nothing), a certificate whose
+    /// nickname is taken is renamed ("Name #2"), trust is reconciled. The
+    /// source is only read. A source database (`sql:DIR`, `dbm:DIR`, or a
+    /// `sql:` directory of legacy files) without its password gives no
+    /// private keys; a module's token (`--source-module`, SoftHSMv2 for
+    /// example) gives the keys it lets out wrapped. What is left out is
+    /// reported, and the command then exits 1.
+    Merge {
+        /// The database to merge from.
+        #[arg(
+            long,
+            value_name = "DIR",
+            required_unless_present = "source_module",
+            conflicts_with = "source_module"
+        )]
+        source: Option<String>,
+        /// The prefix of the source's file names (certutil's --source-prefix).
+        #[arg(long, value_name = "PREFIX", default_value = "")]
+        source_prefix: String,
+        /// Read the source database's password from the first line of FILE.
+        #[arg(long, value_name = "FILE")]
+        source_password_file: Option<PathBuf>,
+        /// Merge the token of this PKCS#11 module instead.
+        #[arg(long, value_name = "LIB")]
+        source_module: Option<PathBuf>,
+        /// The label of the module's token (default: its first).
+        #[arg(long, value_name = "LABEL", requires = "source_module")]
+        source_token: Option<String>,
+        /// Read the module token's PIN from the first line of FILE.
+        #[arg(long, value_name = "FILE", requires = "source_module")]
+        source_pin_file: Option<PathBuf>,
         #[command(flatten)]
         module: ModuleArgs,
         #[command(flatten)]
@@ -353,6 +421,13 @@ pub enum Command {
         module: ModuleArgs,
         #[command(flatten)]
         password: PasswordArgs,
+    },
+    /// Write the manual pages, softoken-modutil.1 and
+    /// softoken-modutil-COMMAND.1 for each command, into DIR (the module's
+    /// own page is docs/softoken.7).
+    Man {
+        /// The directory to write them into (made if missing).
+        dir: PathBuf,
     },
 }
 
@@ -401,7 +476,58 @@ impl Report {
 }
 
 /// Runs the command line's command.
+impl Command {
+    /// Whether the command works on a database directory (`--dbdir`).
+    fn uses_dbdir(&self) -> bool {
+        !matches!(
+            self,
+            Command::CheckLibrary { .. }
+                | Command::Man { .. }
+                | Command::FirefoxRegister { .. }
+                | Command::FirefoxUnregister { .. }
+                | Command::FirefoxPolicy { .. }
+                | Command::P11kitInstall { .. }
+                | Command::P11kitRemove { .. }
+        )
+    }
+
+    /// Whether the command writes a pkcs11.txt, which `--force` lets it
+    /// write while Firefox has the profile open.
+    fn uses_force(&self) -> bool {
+        matches!(
+            self,
+            Command::Create { .. }
+                | Command::Add { .. }
+                | Command::Delete { .. }
+                | Command::Enable { .. }
+                | Command::Disable { .. }
+                | Command::Default { .. }
+                | Command::Undefault { .. }
+                | Command::FirefoxRegister { .. }
+                | Command::FirefoxUnregister { .. }
+        )
+    }
+}
+
+/// A global option the command would ignore is refused: the user meant
+/// something by it.
+fn refuse_unused_options(cli: &Cli) -> Outcome<()> {
+    let unused = if cli.dbdir.is_some() && !cli.command.uses_dbdir() {
+        "--dbdir (it works on no database directory: Firefox's profiles are \
+         --profile DIR, p11-kit's module directory --dir DIR)"
+    } else if cli.force && !cli.command.uses_force() {
+        "--force (it writes no pkcs11.txt that Firefox could have open)"
+    } else {
+        return Ok(());
+    };
+    Err(Failure::new(
+        Kind::Usage,
+        format!("this command takes no {unused}"),
+    ))
+}
+
 pub fn run(cli: &Cli) -> Outcome<Report> {
+    refuse_unused_options(cli)?;
     match &cli.command {
         Command::Create {
             module,
@@ -542,11 +668,51 @@ pub fn run(cli: &Cli) -> Outcome<Report> {
             module,
             password: pw,
         } => db::upgrade(cli, module, pw),
+        Command::Merge {
+            source,
+            source_prefix,
+            source_password_file,
+            source_module,
+            source_token,
+            source_pin_file,
+            module,
+            password: pw,
+        } => {
+            let from = match (source, source_module) {
+                (_, Some(libfile)) => crate::db::MergeSource::Module {
+                    libfile: libfile.clone(),
+                    token: source_token.clone(),
+                    pin: PasswordSource {
+                        file: source_pin_file.clone(),
+                    },
+                },
+                (dbdir, None) => crate::db::MergeSource::Database {
+                    dbdir: dbdir.clone().unwrap_or_default(),
+                    prefix: source_prefix.clone(),
+                    password: PasswordSource {
+                        file: source_password_file.clone(),
+                    },
+                },
+            };
+            db::merge(cli, module, pw, &from)
+        }
         Command::Check {
             module,
             password: pw,
         } => db::check(cli, module, pw),
+        Command::Man { dir } => manual_pages(dir),
     }
+}
+
+/// `man`: the pages clap_mangen makes of these definitions.
+fn manual_pages(dir: &Path) -> Outcome<Report> {
+    use clap::CommandFactory;
+    std::fs::create_dir_all(dir).map_err(|e| Failure::io("create", dir, e))?;
+    clap_mangen::generate_to(Cli::command(), dir).map_err(|e| Failure::io("write", dir, e))?;
+    Ok(Report::new(
+        format!("Wrote the manual pages into {}", dir.display()),
+        serde_json::json!({"manual_pages": dir}),
+    ))
 }
 
 pub fn library_path(given: Option<&Path>) -> Outcome<PathBuf> {
@@ -556,7 +722,11 @@ pub fn library_path(given: Option<&Path>) -> Outcome<PathBuf> {
     if path.components().count() == 1 && given.is_none() {
         return Err(Failure::new(
             Kind::NotFound,
-            "libsoftoken.so is not beside this program; give --libfile",
+            format!(
+                "libsoftoken.so is not where this program looks for it ({}, from its \
+                 directory); give --libfile",
+                crate::library::module_places().join(", ")
+            ),
         ));
     }
     crate::library::check_file(&path)?;
@@ -575,5 +745,30 @@ pub fn target(cli: &Cli, module: &ModuleArgs) -> Outcome<Target> {
 pub fn password(args: &PasswordArgs) -> PasswordSource {
     PasswordSource {
         file: args.password_file.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// `--help` describes every command and every argument it takes.
+    #[test]
+    fn every_argument_has_a_description() {
+        let cli = Cli::command();
+        let mut undescribed = Vec::new();
+        for command in cli.get_subcommands() {
+            if command.get_about().is_none() {
+                undescribed.push(command.get_name().to_string());
+            }
+            for arg in command.get_arguments() {
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    undescribed.push(format!("{} {}", command.get_name(), arg.get_id()));
+                }
+            }
+        }
+        assert!(undescribed.is_empty(), "no help text: {undescribed:?}");
     }
 }

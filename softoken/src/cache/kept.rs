@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use zeroize::Zeroizing;
 
-use crate::engine::{GcmContext, HmacKey};
+use crate::engine::{AeadContext, HmacKey};
 use crate::rv::Result;
 
 /// Keys a session keeps contexts of one kind for.
@@ -58,7 +58,8 @@ impl<C> Kept<C> {
 /// Every kind a session keeps.
 #[derive(Default)]
 pub struct KeptContexts {
-    pub gcm: Kept<GcmContext>,
+    pub gcm: Kept<AeadContext>,
+    pub chacha20_poly1305: Kept<AeadContext>,
     pub hmac: Kept<HmacKey>,
 }
 

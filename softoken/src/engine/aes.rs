@@ -1,12 +1,11 @@
-//! AES beyond aws-lc-rs's safe API: GCM with any IV and tag length (kept
-//! built per key), CBC straight into a caller's buffer, key wrap with
-//! AES-192 keys too, and AES-CMAC.
+//! AES beyond aws-lc-rs's safe API: CBC straight into a caller's buffer,
+//! key wrap with AES-192 keys too, and CMAC (AES's, and triple DES's for old
+//! data). GCM is with the other AEADs (aead.rs).
 
 use aws_lc_sys as sys;
 use zeroize::{Zeroize, Zeroizing};
 
 use super::{Direction, Owned};
-use crate::engine::secret::SecretVec;
 use crate::rv::{Result, Rv};
 
 /// AES key wrap (RFC 3394, whole 8-byte blocks) or key wrap with padding
@@ -26,6 +25,7 @@ pub struct Cmac {
 unsafe impl Send for Cmac {}
 
 impl Cmac {
+    /// AES-CMAC.
     pub fn new(key: &[u8]) -> Result<Cmac> {
         // SAFETY: static cipher tables.
         let cipher = unsafe {
@@ -36,6 +36,19 @@ impl Cmac {
                 _ => return Err(Rv::KeySizeRange),
             }
         };
+        Cmac::with_cipher(key, cipher)
+    }
+
+    /// Triple-DES CMAC (three keys; a two-key one given as K1 K2 K1).
+    pub fn des3(key: &[u8]) -> Result<Cmac> {
+        if key.len() != 24 {
+            return Err(Rv::KeySizeRange);
+        }
+        // SAFETY: a static cipher table.
+        Cmac::with_cipher(key, unsafe { sys::EVP_des_ede3_cbc() })
+    }
+
+    fn with_cipher(key: &[u8], cipher: *const sys::EVP_CIPHER) -> Result<Cmac> {
         // SAFETY: a plain constructor, then a valid key buffer.
         let ctx = Owned::new(unsafe { sys::CMAC_CTX_new() }, sys::CMAC_CTX_free)?;
         // SAFETY: the context just made, and a valid key buffer.
@@ -59,9 +72,11 @@ impl Cmac {
         unsafe { sys::CMAC_Update(self.ctx.ptr.as_ptr(), data.as_ptr(), data.len()) };
     }
 
-    /// The 16-byte MAC so far; the running state is left as it is.
+    /// The MAC so far (a block of the cipher: 16 bytes for AES, 8 for
+    /// triple DES); the running state is left as it is.
     pub fn result(&self) -> Result<Vec<u8>> {
-        // SAFETY: a copy of the live context is finalised into 16 bytes.
+        // SAFETY: a copy of the live context is finalised into 16 bytes,
+        // the most any block is.
         unsafe {
             let copy = Owned::new(sys::CMAC_CTX_new(), sys::CMAC_CTX_free)?;
             let mut out = vec![0u8; 16];
@@ -71,177 +86,9 @@ impl Cmac {
             {
                 return Err(Rv::GeneralError);
             }
+            out.truncate(len);
             Ok(out)
         }
-    }
-}
-
-/// An AES-GCM key with its tag length through aws-lc's EVP_AEAD, which
-/// takes IVs of any length and tags of 1 to 16 bytes.
-fn gcm_key(key: &[u8], tag_len: usize) -> Result<Owned<sys::EVP_AEAD_CTX>> {
-    if !(1..=16).contains(&tag_len) {
-        return Err(Rv::MechanismParamInvalid);
-    }
-    // SAFETY: static AEAD tables.
-    let aead = unsafe {
-        match key.len() {
-            16 => sys::EVP_aead_aes_128_gcm(),
-            24 => sys::EVP_aead_aes_192_gcm(),
-            32 => sys::EVP_aead_aes_256_gcm(),
-            _ => return Err(Rv::KeySizeRange),
-        }
-    };
-    // SAFETY: a key of the length the AEAD takes (checked above).
-    let ctx = unsafe { sys::EVP_AEAD_CTX_new(aead, key.as_ptr(), key.len(), tag_len) };
-    Owned::new(ctx, sys::EVP_AEAD_CTX_free).map_err(|_| Rv::MechanismParamInvalid)
-}
-
-/// EVP_AEAD's seal of `len` bytes at `input` to `output`, the tag of
-/// `tag_len` bytes right after the ciphertext.
-///
-/// # Safety
-/// `input` is readable for `len` bytes; `output` writable for `len +
-/// tag_len` bytes; the two are the same bytes or do not overlap.
-unsafe fn seal_scatter(
-    ctx: &Owned<sys::EVP_AEAD_CTX>,
-    input: *const u8,
-    output: *mut u8,
-    len: usize,
-    iv: &[u8],
-    aad: &[u8],
-    tag_len: usize,
-) -> Result<()> {
-    let mut written = 0;
-    // SAFETY: a live context, and the buffers the caller vouches for.
-    let ok = unsafe {
-        sys::EVP_AEAD_CTX_seal_scatter(
-            ctx.ptr.as_ptr(),
-            output,
-            output.add(len),
-            &mut written,
-            tag_len,
-            iv.as_ptr(),
-            iv.len(),
-            input,
-            len,
-            std::ptr::null(),
-            0,
-            aad.as_ptr(),
-            aad.len(),
-        )
-    };
-    if ok != 1 || written != tag_len {
-        return Err(Rv::DataLenRange);
-    }
-    Ok(())
-}
-
-/// An AES-GCM key built once for one tag length (its AES key schedule and
-/// GHASH table, most of the cost of sealing a short message), through
-/// EVP_AEAD, which takes IVs of any length.
-pub struct GcmContext {
-    ctx: Owned<sys::EVP_AEAD_CTX>,
-    tag_len: usize,
-}
-
-// SAFETY: the context is owned by this value alone, and aws-lc's seal takes
-// it as const and keeps no state in it between calls, so it may be used
-// from any thread and from several at once.
-unsafe impl Send for GcmContext {}
-// SAFETY: as above.
-unsafe impl Sync for GcmContext {}
-
-impl GcmContext {
-    pub fn new(key: &[u8], tag_len: usize) -> Result<GcmContext> {
-        Ok(GcmContext {
-            ctx: gcm_key(key, tag_len)?,
-            tag_len,
-        })
-    }
-
-    /// Seals one message from `input` straight into `output` (the
-    /// ciphertext, then the tag): one pass over the data, for a single-part
-    /// C_Encrypt into the caller's buffer. Returns the length written.
-    pub fn seal_into(
-        &self,
-        iv: &[u8],
-        aad: &[u8],
-        input: &[u8],
-        output: &mut [u8],
-    ) -> Result<usize> {
-        let len = input.len();
-        if iv.is_empty() {
-            return Err(Rv::MechanismParamInvalid);
-        }
-        if output.len() < len + self.tag_len {
-            return Err(Rv::BufferTooSmall);
-        }
-        // SAFETY: `output` has room for the ciphertext and the tag after it
-        // (checked above) and does not overlap `input`, a shared borrow.
-        unsafe {
-            seal_scatter(
-                &self.ctx,
-                input.as_ptr(),
-                output.as_mut_ptr(),
-                len,
-                iv,
-                aad,
-                self.tag_len,
-            )?
-        };
-        Ok(len + self.tag_len)
-    }
-
-    /// Seals one message in place: `data` is the plaintext and comes back
-    /// as the ciphertext followed by the tag. (Working in place matters: a
-    /// fresh megabyte buffer costs as much as sealing it.)
-    pub fn seal_in_place(&self, iv: &[u8], aad: &[u8], mut data: Vec<u8>) -> Result<Vec<u8>> {
-        if iv.is_empty() {
-            return Err(Rv::MechanismParamInvalid);
-        }
-        let len = data.len();
-        data.resize(len + self.tag_len, 0);
-        let p = data.as_mut_ptr();
-        // SAFETY: `data` holds the plaintext and room for the tag after it;
-        // EVP_AEAD allows the input and output to be the same bytes.
-        unsafe { seal_scatter(&self.ctx, p, p, len, iv, aad, self.tag_len)? };
-        Ok(data)
-    }
-
-    /// Opens one message in place: `data` is the ciphertext followed by its
-    /// tag and comes back as the plaintext; no plaintext is left unless the
-    /// tag matches.
-    pub fn open_in_place(&self, iv: &[u8], aad: &[u8], mut data: SecretVec) -> Result<SecretVec> {
-        if iv.is_empty() {
-            return Err(Rv::MechanismParamInvalid);
-        }
-        let len = data
-            .len()
-            .checked_sub(self.tag_len)
-            .ok_or(Rv::EncryptedDataLenRange)?;
-        // SAFETY: a live context; the output is the input's own bytes, which
-        // EVP_AEAD allows; the tag follows them.
-        let ok = unsafe {
-            let p = data.as_mut_ptr();
-            sys::EVP_AEAD_CTX_open_gather(
-                self.ctx.ptr.as_ptr(),
-                p,
-                iv.as_ptr(),
-                iv.len(),
-                p,
-                len,
-                p.add(len),
-                self.tag_len,
-                aad.as_ptr(),
-                aad.len(),
-            )
-        };
-        if ok != 1 {
-            // Whatever was written is wiped with the buffer.
-            return Err(Rv::AeadDecryptFailed);
-        }
-        data.truncate(len);
-        Ok(data)
     }
 }
 

@@ -11,17 +11,24 @@
 //!   PSS over a digest, the raw (X.509) operation, and encryption with
 //!   PKCS#1 v1.5 or OAEP padding (with a label). aws-lc's private-key
 //!   operations are constant-time and blinded.
+//! - Finite-field Diffie-Hellman (PKCS #3), which aws-lc-rs does not offer.
 //! - The hashes aws-lc-rs does not offer (SHA-512/224, SHA3-224) and HMAC
 //!   over the SHA3 family, through EVP; AES-CMAC; AES-GCM with any IV
 //!   length and tag length; AES key wrap with AES-192 keys too.
 
+pub mod aead;
 pub mod aes;
+pub mod chacha;
+pub mod des;
+pub mod dh;
 pub mod ec;
 pub mod hash;
+pub mod rc2;
 pub mod rsa;
 pub mod secret;
 
-pub use aes::{aes_cbc_encrypt_into, aes_key_wrap, Cmac, GcmContext, KeyWrap};
+pub use aead::AeadContext;
+pub use aes::{aes_cbc_encrypt_into, aes_key_wrap, Cmac, KeyWrap};
 pub use ec::{Curve, EcKey};
 pub use hash::{EvpDigest, Hash, Hmac, HmacKey};
 pub use rsa::{RawPadding, RsaKey, RsaPadding, RsaParts};

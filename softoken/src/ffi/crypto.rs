@@ -198,7 +198,7 @@ pub unsafe extern "C" fn C_GenerateKeyPair(
                 out(phPrivateKey)?,
             )
         };
-        let (public_made, private_made) = mechanism::generate_key_pair(&arg, &public)?;
+        let (public_made, private_made) = mechanism::generate_key_pair(&arg, &public, &private)?;
         let (h_public, h_private) =
             token.store_generated_pair(acc, (public, public_made), (private, private_made))?;
         *public_out = h_public;

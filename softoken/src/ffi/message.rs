@@ -10,42 +10,76 @@ use super::util::{bytes, input, items_mut, mechanism, with_module};
 use crate::engine::Direction;
 use crate::mechanism::op::SignatureUse;
 use crate::rv::{Result, Rv};
-use crate::session::message::{self, GcmMessage};
+use crate::session::message::{self, MessageAead, MessageParams};
 
-/// Reads a message's CK_GCM_MESSAGE_PARAMS. IV and tag buffers that
-/// overlap are refused: the one would be written over the other.
+/// Reads a message's parameter: a CK_GCM_MESSAGE_PARAMS or a
+/// CK_SALSA20_CHACHA20_POLY1305_MSG_PARAMS, told apart by their sizes (the
+/// operation checks it is its AEAD's). IV and tag buffers that overlap are
+/// refused: the one would be written over the other.
 ///
 /// # Safety
-/// `p` is null or valid for `len` bytes, and the structure's pIv and pTag
-/// are valid for ulIvLen and ulTagBits / 8 bytes.
-unsafe fn gcm_message<'a>(p: CK_VOID_PTR, len: CK_ULONG) -> Result<GcmMessage<'a>> {
-    if len as usize != std::mem::size_of::<CK_GCM_MESSAGE_PARAMS>() {
+/// `p` is null or valid for `len` bytes, and the structure's IV (nonce)
+/// and tag pointers are valid for the lengths it gives (a ChaCha20-Poly1305
+/// tag is 16 bytes).
+unsafe fn message_params<'a>(p: CK_VOID_PTR, len: CK_ULONG) -> Result<MessageParams<'a>> {
+    let (aead, iv_ptr, iv_len, fixed_bits, generator, tag_ptr, tag_len) = match len as usize {
+        n if n == std::mem::size_of::<CK_GCM_MESSAGE_PARAMS>() => {
+            // SAFETY: a CK_GCM_MESSAGE_PARAMS of the size checked.
+            let m = unsafe { input(p as *const CK_GCM_MESSAGE_PARAMS) }
+                .map_err(|_| Rv::MechanismParamInvalid)?
+                .ok_or(Rv::MechanismParamInvalid)?;
+            if m.ulIvFixedBits > m.ulIvLen.saturating_mul(8) {
+                return Err(Rv::MechanismParamInvalid);
+            }
+            let tag_len = crate::mechanism::aes::gcm_tag_len(m.ulTagBits)?;
+            (
+                MessageAead::Gcm,
+                m.pIv,
+                m.ulIvLen,
+                m.ulIvFixedBits as usize,
+                m.ivGenerator,
+                m.pTag,
+                tag_len,
+            )
+        }
+        n if n == std::mem::size_of::<CK_SALSA20_CHACHA20_POLY1305_MSG_PARAMS>() => {
+            // SAFETY: a CK_SALSA20_CHACHA20_POLY1305_MSG_PARAMS of the size
+            // checked.
+            let m = unsafe { input(p as *const CK_SALSA20_CHACHA20_POLY1305_MSG_PARAMS) }
+                .map_err(|_| Rv::MechanismParamInvalid)?
+                .ok_or(Rv::MechanismParamInvalid)?;
+            if m.ulNonceLen != 12 {
+                return Err(Rv::MechanismParamInvalid);
+            }
+            // The caller's nonce, never one made here.
+            (
+                MessageAead::ChaCha20Poly1305,
+                m.pNonce,
+                m.ulNonceLen,
+                0,
+                CKG_NO_GENERATE,
+                m.pTag,
+                16,
+            )
+        }
+        _ => return Err(Rv::MechanismParamInvalid),
+    };
+    if iv_len == 0 || iv_ptr.is_null() || tag_ptr.is_null() {
         return Err(Rv::MechanismParamInvalid);
     }
-    // SAFETY: a CK_GCM_MESSAGE_PARAMS of the size checked above.
-    let m = unsafe { input(p as *const CK_GCM_MESSAGE_PARAMS) }
-        .map_err(|_| Rv::MechanismParamInvalid)?
-        .ok_or(Rv::MechanismParamInvalid)?;
-    let tag_len = crate::mechanism::aes::gcm_tag_len(m.ulTagBits)?;
-    if m.ulIvLen == 0
-        || m.pIv.is_null()
-        || m.pTag.is_null()
-        || m.ulIvFixedBits > m.ulIvLen.saturating_mul(8)
-    {
-        return Err(Rv::MechanismParamInvalid);
-    }
-    let iv_len = m.ulIvLen as usize;
-    let (iv_at, tag_at) = (m.pIv as usize, m.pTag as usize);
+    let iv_len = iv_len as usize;
+    let (iv_at, tag_at) = (iv_ptr as usize, tag_ptr as usize);
     if iv_at < tag_at.saturating_add(tag_len) && tag_at < iv_at.saturating_add(iv_len) {
         return Err(Rv::MechanismParamInvalid);
     }
     // SAFETY: the caller's IV and tag buffers, of the lengths the structure
     // gives, and apart (checked above).
-    let (iv, tag) = unsafe { (items_mut(m.pIv, iv_len)?, items_mut(m.pTag, tag_len)?) };
-    Ok(GcmMessage {
+    let (iv, tag) = unsafe { (items_mut(iv_ptr, iv_len)?, items_mut(tag_ptr, tag_len)?) };
+    Ok(MessageParams {
+        aead,
         iv,
-        fixed_bits: m.ulIvFixedBits as usize,
-        generator: m.ivGenerator,
+        fixed_bits,
+        generator,
         tag,
     })
 }
@@ -81,7 +115,7 @@ pub unsafe extern "C" fn C_EncryptMessage(
     // the lengths it gives.
     let (params, aad, input, output) = unsafe {
         (
-            gcm_message(pParameter, ulParameterLen),
+            message_params(pParameter, ulParameterLen),
             bytes(pAssociatedData, ulAssociatedDataLen),
             bytes(pPlaintext, ulPlaintextLen),
             OutBuf::new(pCiphertext, pulCiphertextLen),
@@ -106,7 +140,7 @@ pub unsafe extern "C" fn C_EncryptMessageBegin(
     // lengths it gives.
     let (params, aad) = unsafe {
         (
-            gcm_message(pParameter, ulParameterLen),
+            message_params(pParameter, ulParameterLen),
             bytes(pAssociatedData, ulAssociatedDataLen),
         )
     };
@@ -132,7 +166,7 @@ pub unsafe extern "C" fn C_EncryptMessageNext(
     // the lengths it gives.
     let (params, input, output) = unsafe {
         (
-            gcm_message(pParameter, ulParameterLen),
+            message_params(pParameter, ulParameterLen),
             bytes(pPlaintextPart, ulPlaintextPartLen),
             OutBuf::new(pCiphertextPart, pulCiphertextPartLen),
         )
@@ -184,7 +218,7 @@ pub unsafe extern "C" fn C_DecryptMessage(
     // the lengths it gives.
     let (params, aad, input, output) = unsafe {
         (
-            gcm_message(pParameter, ulParameterLen),
+            message_params(pParameter, ulParameterLen),
             bytes(pAssociatedData, ulAssociatedDataLen),
             bytes(pCiphertext, ulCiphertextLen),
             OutBuf::new(pPlaintext, pulPlaintextLen),
@@ -209,7 +243,7 @@ pub unsafe extern "C" fn C_DecryptMessageBegin(
     // lengths it gives.
     let (params, aad) = unsafe {
         (
-            gcm_message(pParameter, ulParameterLen),
+            message_params(pParameter, ulParameterLen),
             bytes(pAssociatedData, ulAssociatedDataLen),
         )
     };
@@ -235,7 +269,7 @@ pub unsafe extern "C" fn C_DecryptMessageNext(
     // the lengths it gives.
     let (params, input, output) = unsafe {
         (
-            gcm_message(pParameter, ulParameterLen),
+            message_params(pParameter, ulParameterLen),
             bytes(pCiphertextPart, ulCiphertextPartLen),
             OutBuf::new(pPlaintextPart, pulPlaintextPartLen),
         )

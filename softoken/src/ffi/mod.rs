@@ -174,7 +174,7 @@ pub unsafe extern "C" fn C_GetSlotList(
         let ids: Vec<CK_SLOT_ID> = m
             .slots
             .iter()
-            .filter(|s| tokenPresent == 0 || s.token.is_some())
+            .filter(|s| tokenPresent == 0 || s.token_present())
             .map(|s| s.id)
             .collect();
         // SAFETY: caller's pointers.
@@ -194,9 +194,9 @@ pub unsafe extern "C" fn C_GetSlotInfo(slotID: CK_SLOT_ID, pInfo: CK_SLOT_INFO_P
             flags: match &slot.token {
                 // The label changes at a Mode 3 merge's first login: NSS
                 // shows such a slot as removable.
-                Some(t) if t.in_update_merge() => CKF_TOKEN_PRESENT | CKF_REMOVABLE_DEVICE,
-                Some(_) => CKF_TOKEN_PRESENT,
-                None => 0,
+                Ok(t) if t.in_update_merge() => CKF_TOKEN_PRESENT | CKF_REMOVABLE_DEVICE,
+                _ if slot.token_present() => CKF_TOKEN_PRESENT,
+                _ => 0,
             },
             hardwareVersion: util::library_version(),
             firmwareVersion: util::library_version(),

@@ -138,11 +138,14 @@ pub unsafe fn mechanism(p: CK_MECHANISM_PTR) -> Result<crate::mechanism::param::
     // SAFETY: the parameter's pointer and length come from the caller.
     let param = unsafe { bytes(m.pParameter as *const u8, m.ulParameterLen) }
         .map_err(|_| Rv::MechanismParamInvalid)?;
-    let gcm = if m.mechanism == CKM_AES_GCM {
+    let aead = match m.mechanism {
         // SAFETY: a GCM parameter is a CK_GCM_PARAMS of the length given.
-        Some(unsafe { gcm_params(param)? })
-    } else {
-        None
+        CKM_AES_GCM => Some(unsafe { gcm_params(param)? }),
+        // SAFETY: a CCM parameter is a CK_CCM_PARAMS of the length given.
+        CKM_AES_CCM => Some(unsafe { ccm_params(param)? }),
+        // SAFETY: a CK_SALSA20_CHACHA20_POLY1305_PARAMS of the length given.
+        CKM_CHACHA20_POLY1305 => Some(unsafe { chacha20_poly1305_params(param)? }),
+        _ => None,
     };
     let pointed = match m.mechanism {
         // SAFETY: an OAEP parameter is a CK_RSA_PKCS_OAEP_PARAMS.
@@ -152,12 +155,21 @@ pub unsafe fn mechanism(p: CK_MECHANISM_PTR) -> Result<crate::mechanism::param::
         CKM_CONCATENATE_BASE_AND_DATA
         | CKM_CONCATENATE_DATA_AND_BASE
         | CKM_XOR_BASE_AND_DATA
-        | CKM_AES_ECB_ENCRYPT_DATA => {
+        | CKM_AES_ECB_ENCRYPT_DATA
+        | CKM_DES_ECB_ENCRYPT_DATA
+        | CKM_DES3_ECB_ENCRYPT_DATA => {
             // SAFETY: each is a CK_KEY_DERIVATION_STRING_DATA.
             vec![unsafe { string_data(param, 0)? }]
         }
         // SAFETY: a CK_AES_CBC_ENCRYPT_DATA_PARAMS: the IV, then the data.
         CKM_AES_CBC_ENCRYPT_DATA => vec![unsafe { string_data(param, 16)? }],
+        // SAFETY: a ChaCha20 parameter is a CK_CHACHA20_PARAMS.
+        CKM_CHACHA20 => unsafe { chacha20_params(param)? },
+        CKM_DES_CBC_ENCRYPT_DATA | CKM_DES3_CBC_ENCRYPT_DATA => {
+            // SAFETY: a CK_DES_CBC_ENCRYPT_DATA_PARAMS: the 8-byte IV, then
+            // the data.
+            vec![unsafe { string_data(param, 8)? }]
+        }
         _ => Vec::new(),
     };
     let kdf = match m.mechanism {
@@ -172,7 +184,7 @@ pub unsafe fn mechanism(p: CK_MECHANISM_PTR) -> Result<crate::mechanism::param::
     Ok(crate::mechanism::param::MechanismArg {
         ty: m.mechanism,
         param: param.to_vec(),
-        gcm,
+        aead,
         pointed,
         kdf,
     })
@@ -401,7 +413,7 @@ unsafe fn oaep_label(param: &[u8]) -> Result<Vec<u8>> {
 ///
 /// # Safety
 /// `param` holds the caller's structure, whose pointers are valid.
-unsafe fn gcm_params(param: &[u8]) -> Result<crate::mechanism::param::GcmParams> {
+unsafe fn gcm_params(param: &[u8]) -> Result<crate::mechanism::param::AeadParams> {
     const UL: usize = std::mem::size_of::<CK_ULONG>();
     let word = |i| param_word(param, i);
     // pIv, ulIvLen, [ulIvBits,] pAAD, ulAADLen, ulTagBits
@@ -419,11 +431,90 @@ unsafe fn gcm_params(param: &[u8]) -> Result<crate::mechanism::param::GcmParams>
             bytes(aad_ptr as *const u8, aad_len)?,
         )
     };
-    Ok(crate::mechanism::param::GcmParams {
+    Ok(crate::mechanism::param::AeadParams {
         iv: iv.to_vec(),
         aad: aad.to_vec(),
         tag_bits,
+        data_len: None,
     })
+}
+
+/// CK_CCM_PARAMS (ulDataLen, pNonce, ulNonceLen, pAAD, ulAADLen,
+/// ulMACLen) as an AEAD's parameters.
+///
+/// # Safety
+/// `param` holds a CK_CCM_PARAMS whose pointers are valid for the lengths
+/// it gives.
+unsafe fn ccm_params(param: &[u8]) -> Result<crate::mechanism::param::AeadParams> {
+    if param.len() != std::mem::size_of::<CK_CCM_PARAMS>() {
+        return Err(Rv::MechanismParamInvalid);
+    }
+    let word = |i| param_word(param, i);
+    // SAFETY: the caller's nonce and AAD buffers, of the lengths it gives.
+    let (nonce, aad) = unsafe {
+        (
+            bytes(word(1)? as *const u8, word(2)?)?,
+            bytes(word(3)? as *const u8, word(4)?)?,
+        )
+    };
+    Ok(crate::mechanism::param::AeadParams {
+        iv: nonce.to_vec(),
+        aad: aad.to_vec(),
+        tag_bits: word(5)?.checked_mul(8).ok_or(Rv::MechanismParamInvalid)?,
+        data_len: Some(word(0)?),
+    })
+}
+
+/// CK_SALSA20_CHACHA20_POLY1305_PARAMS (pNonce, ulNonceLen, pAAD,
+/// ulAADLen) as an AEAD's parameters (its tag is 128 bits).
+///
+/// # Safety
+/// `param` holds a CK_SALSA20_CHACHA20_POLY1305_PARAMS whose pointers are
+/// valid for the lengths it gives.
+unsafe fn chacha20_poly1305_params(param: &[u8]) -> Result<crate::mechanism::param::AeadParams> {
+    if param.len() != std::mem::size_of::<CK_SALSA20_CHACHA20_POLY1305_PARAMS>() {
+        return Err(Rv::MechanismParamInvalid);
+    }
+    let word = |i| param_word(param, i);
+    // SAFETY: the caller's nonce and AAD buffers, of the lengths it gives.
+    let (nonce, aad) = unsafe {
+        (
+            bytes(word(0)? as *const u8, word(1)?)?,
+            bytes(word(2)? as *const u8, word(3)?)?,
+        )
+    };
+    Ok(crate::mechanism::param::AeadParams {
+        iv: nonce.to_vec(),
+        aad: aad.to_vec(),
+        tag_bits: 128,
+        data_len: None,
+    })
+}
+
+/// CK_CHACHA20_PARAMS (pBlockCounter, blockCounterBits, pNonce,
+/// ulNonceBits): the counter's bytes, then the nonce's.
+///
+/// # Safety
+/// `param` holds a CK_CHACHA20_PARAMS whose pointers are valid for the
+/// lengths it gives.
+unsafe fn chacha20_params(param: &[u8]) -> Result<Vec<Vec<u8>>> {
+    if param.len() != std::mem::size_of::<CK_CHACHA20_PARAMS>() {
+        return Err(Rv::MechanismParamInvalid);
+    }
+    let word = |i| param_word(param, i);
+    let (counter_bits, nonce_bits) = (word(1)?, word(3)?);
+    if !counter_bits.is_multiple_of(8) || !nonce_bits.is_multiple_of(8) {
+        return Err(Rv::MechanismParamInvalid);
+    }
+    // SAFETY: the caller's counter and nonce buffers, of the lengths it
+    // gives.
+    let (counter, nonce) = unsafe {
+        (
+            bytes(word(0)? as *const u8, counter_bits / 8)?,
+            bytes(word(2)? as *const u8, nonce_bits / 8)?,
+        )
+    };
+    Ok(vec![counter.to_vec(), nonce.to_vec()])
 }
 
 /// A template as an attribute map; a type given twice is inconsistent.

@@ -2,7 +2,8 @@
 //! §2.43 and the AES section): CKM_CONCATENATE_BASE_AND_KEY,
 //! CKM_CONCATENATE_BASE_AND_DATA, CKM_CONCATENATE_DATA_AND_BASE,
 //! CKM_XOR_BASE_AND_DATA, CKM_EXTRACT_KEY_FROM_KEY, CKM_AES_ECB_ENCRYPT_DATA
-//! and CKM_AES_CBC_ENCRYPT_DATA, as NSS offers them.
+//! and CKM_AES_CBC_ENCRYPT_DATA, and their DES and DES3 forms, as NSS offers
+//! them.
 //!
 //! The combinations hand out the base key's bits: the derived key is
 //! sensitive when a source is, and unextractable when a source is (as NSS
@@ -35,6 +36,24 @@ pub enum Combination {
     AesEcbEncrypt,
     /// AES-CBC of the data under the base key, from the parameter's IV.
     AesCbcEncrypt,
+    /// DES or triple-DES ECB of the data under the base key.
+    DesEcbEncrypt(crate::mechanism::des::Family),
+    /// DES or triple-DES CBC of the data, from the parameter's IV.
+    DesCbcEncrypt(crate::mechanism::des::Family),
+}
+
+impl Combination {
+    /// Whether the new key is an encryption of the data (and not the
+    /// sources' bits handed out).
+    fn encrypts(self) -> bool {
+        matches!(
+            self,
+            Combination::AesEcbEncrypt
+                | Combination::AesCbcEncrypt
+                | Combination::DesEcbEncrypt(_)
+                | Combination::DesCbcEncrypt(_)
+        )
+    }
 }
 
 /// The key's value: cut to CKA_VALUE_LEN when given (at most what was
@@ -53,6 +72,12 @@ fn fitted(
     }
     if key_type == CKK_AES && ![16, 24, 32].contains(&value.len()) {
         return Err(Rv::TemplateInconsistent);
+    }
+    if let Some(len) = crate::object::fixed_key_len(key_type) {
+        if value.len() < len {
+            return Err(Rv::TemplateInconsistent);
+        }
+        value.truncate(len);
     }
     Ok(value)
 }
@@ -137,6 +162,38 @@ pub fn derive(
             }
             out
         }
+        Combination::DesEcbEncrypt(family) | Combination::DesCbcEncrypt(family) => {
+            let data = data()?;
+            if data.is_empty() || data.len() % crate::engine::des::BLOCK != 0 {
+                return Err(Rv::MechanismParamInvalid);
+            }
+            let mode = match how {
+                Combination::DesCbcEncrypt(_) => crate::mechanism::des::Mode::Cbc,
+                _ => crate::mechanism::des::Mode::Ecb,
+            };
+            let iv_arg = MechanismArg {
+                param: match mode {
+                    crate::mechanism::des::Mode::Ecb => Vec::new(),
+                    _ => arg
+                        .param
+                        .get(..crate::engine::des::BLOCK)
+                        .ok_or(Rv::MechanismParamInvalid)?
+                        .to_vec(),
+                },
+                ..MechanismArg::default()
+            };
+            let mut op = crate::mechanism::des::cipher_op(
+                family,
+                mode,
+                &iv_arg,
+                base,
+                crate::engine::Direction::Encrypt,
+                CKA_DERIVE,
+            )?;
+            let mut out = Zeroizing::new(op.update(data)?);
+            out.extend(op.finish()?);
+            out
+        }
     };
     let value = fitted(template_key_type(template)?, template, value)?;
     let mut derived = made(
@@ -148,7 +205,7 @@ pub fn derive(
     )?;
     // The combinations reveal the sources' bits: the new key keeps them
     // as protected as the most protected source.
-    if how != Combination::AesEcbEncrypt && how != Combination::AesCbcEncrypt {
+    if !how.encrypts() {
         if sources.iter().any(|k| k.bool(CKA_SENSITIVE) == Some(true)) {
             derived.values.set_bool(CKA_SENSITIVE, true);
         }

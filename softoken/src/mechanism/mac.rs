@@ -1,5 +1,6 @@
-//! The MAC family: HMAC over every hash the table names and AES-CMAC, as
-//! sign/verify operations and as a PRF for the KDFs.
+//! The MAC family: HMAC over every hash the table names, AES-CMAC, and for
+//! old data the DES CBC-MACs and triple-DES CMAC, as sign/verify operations
+//! and (HMAC, AES-CMAC) as a PRF for the KDFs.
 
 use pkcs11_sys::*;
 
@@ -21,20 +22,30 @@ pub enum MacLength {
     Full,
     /// The length its parameter gives (the `_GENERAL` mechanisms).
     Parameter,
+    /// Half of it (CKM_DES_MAC and CKM_DES3_MAC, as the specification has
+    /// them).
+    Half,
+    /// This many bytes (CKM_AES_XCBC_MAC_96's 12).
+    Fixed(usize),
 }
 
-/// A MAC: HMAC by aws-lc-rs or by EVP, or AES-CMAC.
+/// A MAC: HMAC by aws-lc-rs or by EVP, AES-CMAC, a DES CBC-MAC or
+/// triple-DES CMAC.
 #[derive(Clone, Copy)]
 pub enum MacAlg {
     Hmac(Hash),
     Cmac,
+    DesCbcMac(crate::mechanism::des::Family),
+    Des3Cmac,
+    AesXcbc,
 }
 
 impl MacAlg {
     pub fn output_len(self) -> usize {
         match self {
             MacAlg::Hmac(h) => h.output_len(),
-            MacAlg::Cmac => 16,
+            MacAlg::Cmac | MacAlg::AesXcbc => 16,
+            MacAlg::DesCbcMac(_) | MacAlg::Des3Cmac => 8,
         }
     }
 }
@@ -44,13 +55,22 @@ impl MacAlg {
 enum MacState {
     Hmac(Hmac),
     Cmac(Cmac),
+    // Boxed: its key schedules would make every MAC's state large.
+    CbcMac(Box<crate::mechanism::des::CbcMac>),
+    Xcbc(Box<crate::mechanism::aes::XcbcMac>),
 }
 
 impl MacState {
+    /// The state of a PRF over raw key bytes (the KDFs' MACs).
     fn new(alg: MacAlg, key: &[u8]) -> Result<MacState> {
         Ok(match alg {
             MacAlg::Hmac(h) => MacState::Hmac(Hmac::new(h, key)?),
             MacAlg::Cmac => MacState::Cmac(Cmac::new(key)?),
+            // SP 800-108 takes triple-DES CMAC as a PRF too.
+            MacAlg::Des3Cmac => {
+                MacState::Cmac(Cmac::des3(&crate::mechanism::des::as_three_keys(key)?)?)
+            }
+            MacAlg::DesCbcMac(_) | MacAlg::AesXcbc => return Err(Rv::MechanismParamInvalid),
         })
     }
 }
@@ -65,6 +85,8 @@ impl MacOp {
         match &mut self.state {
             MacState::Hmac(ctx) => ctx.update(data),
             MacState::Cmac(ctx) => ctx.update(data),
+            MacState::CbcMac(ctx) => ctx.update(data),
+            MacState::Xcbc(ctx) => ctx.update(data),
         }
     }
 
@@ -72,6 +94,8 @@ impl MacOp {
         let mut full = match &mut self.state {
             MacState::Hmac(ctx) => ctx.finish()?,
             MacState::Cmac(ctx) => ctx.result()?,
+            MacState::CbcMac(ctx) => ctx.finish(),
+            MacState::Xcbc(ctx) => ctx.finish()?,
         };
         full.truncate(self.out_len);
         Ok(full)
@@ -136,12 +160,13 @@ pub fn mac_op(
     let out_len = match length {
         MacLength::Parameter => {
             let n = arg.ulong_param()? as usize;
-            // HMACs shorter than half the hash are refused, as NSS does; a CMAC
-            // keeps at least 64 bits (SP 800-38B's advice).
-            let min = if matches!(alg, MacAlg::Cmac) {
-                8
-            } else {
-                full / 2
+            // HMACs shorter than half the hash are refused, as NSS does; an
+            // AES-CMAC keeps at least 64 bits (SP 800-38B's advice); the
+            // 64-bit block MACs take any length, as NSS's DES MACs do.
+            let min = match alg {
+                MacAlg::Cmac | MacAlg::AesXcbc => 8,
+                MacAlg::DesCbcMac(_) | MacAlg::Des3Cmac => 1,
+                MacAlg::Hmac(_) => full / 2,
             };
             if n > full || n < min {
                 return Err(Rv::MechanismParamInvalid);
@@ -152,16 +177,33 @@ pub fn mac_op(
             arg.no_param()?;
             full
         }
+        MacLength::Half => {
+            arg.no_param()?;
+            full / 2
+        }
+        MacLength::Fixed(n) => {
+            arg.no_param()?;
+            n
+        }
     };
-    let value = mac_key(key, usage, key_type)?;
     let state = match alg {
         MacAlg::Hmac(h) => {
+            let value = mac_key(key, usage, key_type)?;
             let keyed = kept
                 .hmac
                 .get_or_build(value, h as u64, || HmacKey::new(h, value))?;
             MacState::Hmac(Hmac::with_key(&keyed)?)
         }
-        MacAlg::Cmac => MacState::new(alg, value)?,
+        MacAlg::Cmac => MacState::new(alg, mac_key(key, usage, key_type)?)?,
+        MacAlg::DesCbcMac(family) => MacState::CbcMac(Box::new(
+            crate::mechanism::des::CbcMac::new(family, key, usage)?,
+        )),
+        MacAlg::Des3Cmac => {
+            MacState::Cmac(Cmac::des3(&crate::mechanism::des::three_keys(key, usage)?)?)
+        }
+        MacAlg::AesXcbc => {
+            MacState::Xcbc(Box::new(crate::mechanism::aes::XcbcMac::new(key, usage)?))
+        }
     };
     Ok(MacOp { state, out_len })
 }

@@ -1,9 +1,13 @@
 //! The mechanisms: each is a value in one table, with its
 //! CK_MECHANISM_INFO and the constructor of its operation.
 
+pub mod aead;
 pub mod aes;
+pub mod chacha;
 pub mod combine;
 pub mod curve25519;
+pub mod des;
+pub mod dh;
 pub mod digest;
 pub mod ec;
 pub mod hash;
@@ -54,12 +58,20 @@ pub enum Operation {
     },
     /// AES encryption and decryption in one mode.
     Aes(crate::mechanism::aes::Mode),
+    /// ChaCha20 or ChaCha20-Poly1305.
+    Chacha(crate::mechanism::chacha::Mode),
+    /// DES or triple-DES encryption and decryption in one mode.
+    Des(crate::mechanism::des::Family, crate::mechanism::des::Mode),
     /// An RSA key pair of CKA_MODULUS_BITS bits.
     RsaKeyPairGen,
     /// RSA signatures in one scheme.
     Rsa(crate::mechanism::rsa::Scheme),
     /// ECDH key derivation (the cofactor form is the same on NIST curves).
     EcdhDerive,
+    /// A PKCS #3 Diffie-Hellman key pair in the public template's group.
+    DhKeyPairGen,
+    /// PKCS #3 Diffie-Hellman key derivation.
+    DhDerive,
     /// An Ed25519 (Edwards) or X25519 (Montgomery) key pair.
     Curve25519KeyPairGen {
         key_type: CK_KEY_TYPE,
@@ -120,7 +132,10 @@ const fn mac_mechanism(
 ) -> Mechanism {
     let (min_key_size, max_key_size) = match alg {
         MacAlg::Cmac => (16, 32),
-        _ => (1, MAX_SECRET_LEN),
+        MacAlg::AesXcbc => (16, 16),
+        MacAlg::DesCbcMac(crate::mechanism::des::Family::Des) => (8, 8),
+        MacAlg::DesCbcMac(_) | MacAlg::Des3Cmac => (16, 24),
+        MacAlg::Hmac(_) => (1, MAX_SECRET_LEN),
     };
     Mechanism {
         ty,
@@ -178,15 +193,51 @@ const fn aes_mechanism(ty: CK_MECHANISM_TYPE, mode: crate::mechanism::aes::Mode)
         ty,
         min_key_size: 16,
         max_key_size: 32,
-        // CTR and GCM do not wrap keys: a key stream or a nonce that must
-        // never repeat has no place in key transport.
+        // CTR, GCM and CCM do not wrap keys: a key stream or a nonce that
+        // must never repeat has no place in key transport; nor does CTS
+        // (NSS's neither).
         flags: match mode {
-            crate::mechanism::aes::Mode::Ctr | crate::mechanism::aes::Mode::Gcm => {
-                CKF_ENCRYPT | CKF_DECRYPT
-            }
+            crate::mechanism::aes::Mode::Ctr
+            | crate::mechanism::aes::Mode::Gcm
+            | crate::mechanism::aes::Mode::Ccm
+            | crate::mechanism::aes::Mode::Cts => CKF_ENCRYPT | CKF_DECRYPT,
             _ => CKF_ENCRYPT | CKF_DECRYPT | CKF_WRAP | CKF_UNWRAP,
         },
         operation: Operation::Aes(mode),
+    }
+}
+
+const fn des_mechanism(
+    ty: CK_MECHANISM_TYPE,
+    family: crate::mechanism::des::Family,
+    mode: crate::mechanism::des::Mode,
+) -> Mechanism {
+    // Key sizes in bytes, as NSS gives them: DES 8, DES3 16 (two keys) to 24.
+    let (min_key_size, max_key_size) = match family {
+        crate::mechanism::des::Family::Des => (8, 8),
+        crate::mechanism::des::Family::Des3 => (16, 24),
+    };
+    Mechanism {
+        ty,
+        min_key_size,
+        max_key_size,
+        flags: CKF_ENCRYPT | CKF_DECRYPT | CKF_WRAP | CKF_UNWRAP,
+        operation: Operation::Des(family, mode),
+    }
+}
+
+const fn des_encrypt_data_mechanism(ty: CK_MECHANISM_TYPE, how: Combination) -> Mechanism {
+    let (min_key_size, max_key_size) = match how {
+        Combination::DesEcbEncrypt(crate::mechanism::des::Family::Des)
+        | Combination::DesCbcEncrypt(crate::mechanism::des::Family::Des) => (8, 8),
+        _ => (16, 24),
+    };
+    Mechanism {
+        ty,
+        min_key_size,
+        max_key_size,
+        flags: CKF_DERIVE,
+        operation: Operation::Combine(how),
     }
 }
 
@@ -265,6 +316,92 @@ static MECHANISMS: &[Mechanism] = &[
         MAX_SECRET_LEN,
     ),
     key_gen_mechanism(CKM_AES_KEY_GEN, CKK_AES, 16, 32),
+    key_gen_mechanism(CKM_CHACHA20_KEY_GEN, CKK_CHACHA20, 32, 32),
+    Mechanism {
+        ty: CKM_CHACHA20,
+        min_key_size: 32,
+        max_key_size: 32,
+        flags: CKF_ENCRYPT | CKF_DECRYPT,
+        operation: Operation::Chacha(crate::mechanism::chacha::Mode::Chacha20),
+    },
+    Mechanism {
+        ty: CKM_CHACHA20_POLY1305,
+        min_key_size: 32,
+        max_key_size: 32,
+        flags: CKF_ENCRYPT | CKF_DECRYPT,
+        operation: Operation::Chacha(crate::mechanism::chacha::Mode::Chacha20Poly1305),
+    },
+    key_gen_mechanism(CKM_DES_KEY_GEN, CKK_DES, 8, 8),
+    key_gen_mechanism(CKM_DES2_KEY_GEN, CKK_DES2, 16, 16),
+    key_gen_mechanism(CKM_DES3_KEY_GEN, CKK_DES3, 24, 24),
+    des_mechanism(
+        CKM_DES_ECB,
+        crate::mechanism::des::Family::Des,
+        crate::mechanism::des::Mode::Ecb,
+    ),
+    des_mechanism(
+        CKM_DES_CBC,
+        crate::mechanism::des::Family::Des,
+        crate::mechanism::des::Mode::Cbc,
+    ),
+    des_mechanism(
+        CKM_DES_CBC_PAD,
+        crate::mechanism::des::Family::Des,
+        crate::mechanism::des::Mode::CbcPad,
+    ),
+    des_mechanism(
+        CKM_DES3_ECB,
+        crate::mechanism::des::Family::Des3,
+        crate::mechanism::des::Mode::Ecb,
+    ),
+    des_mechanism(
+        CKM_DES3_CBC,
+        crate::mechanism::des::Family::Des3,
+        crate::mechanism::des::Mode::Cbc,
+    ),
+    des_mechanism(
+        CKM_DES3_CBC_PAD,
+        crate::mechanism::des::Family::Des3,
+        crate::mechanism::des::Mode::CbcPad,
+    ),
+    mac_mechanism(
+        CKM_DES_MAC,
+        MacAlg::DesCbcMac(crate::mechanism::des::Family::Des),
+        CKK_DES,
+        MacLength::Half,
+    ),
+    mac_mechanism(
+        CKM_DES_MAC_GENERAL,
+        MacAlg::DesCbcMac(crate::mechanism::des::Family::Des),
+        CKK_DES,
+        MacLength::Parameter,
+    ),
+    mac_mechanism(
+        CKM_DES3_MAC,
+        MacAlg::DesCbcMac(crate::mechanism::des::Family::Des3),
+        CKK_DES3,
+        MacLength::Half,
+    ),
+    mac_mechanism(
+        CKM_DES3_MAC_GENERAL,
+        MacAlg::DesCbcMac(crate::mechanism::des::Family::Des3),
+        CKK_DES3,
+        MacLength::Parameter,
+    ),
+    mac_mechanism(CKM_AES_XCBC_MAC, MacAlg::AesXcbc, CKK_AES, MacLength::Full),
+    mac_mechanism(
+        CKM_AES_XCBC_MAC_96,
+        MacAlg::AesXcbc,
+        CKK_AES,
+        MacLength::Fixed(12),
+    ),
+    mac_mechanism(CKM_DES3_CMAC, MacAlg::Des3Cmac, CKK_DES3, MacLength::Full),
+    mac_mechanism(
+        CKM_DES3_CMAC_GENERAL,
+        MacAlg::Des3Cmac,
+        CKK_DES3,
+        MacLength::Parameter,
+    ),
     Mechanism {
         ty: CKM_EC_KEY_PAIR_GEN,
         min_key_size: 256,
@@ -285,6 +422,8 @@ static MECHANISMS: &[Mechanism] = &[
     aes_mechanism(CKM_AES_CBC, crate::mechanism::aes::Mode::Cbc),
     aes_mechanism(CKM_AES_CBC_PAD, crate::mechanism::aes::Mode::CbcPad),
     aes_mechanism(CKM_AES_CTR, crate::mechanism::aes::Mode::Ctr),
+    aes_mechanism(CKM_AES_CTS, crate::mechanism::aes::Mode::Cts),
+    aes_mechanism(CKM_AES_CCM, crate::mechanism::aes::Mode::Ccm),
     aes_mechanism(CKM_AES_GCM, crate::mechanism::aes::Mode::Gcm),
     aes_mechanism(CKM_AES_KEY_WRAP, crate::mechanism::aes::Mode::KeyWrap),
     // RFC 5649 under both numbers: 3.0's KWP, and KEY_WRAP_PAD as SoftHSMv2
@@ -391,6 +530,20 @@ static MECHANISMS: &[Mechanism] = &[
         operation: Operation::EcdhDerive,
     },
     Mechanism {
+        ty: CKM_DH_PKCS_KEY_PAIR_GEN,
+        min_key_size: 1024,
+        max_key_size: 8192,
+        flags: CKF_GENERATE_KEY_PAIR,
+        operation: Operation::DhKeyPairGen,
+    },
+    Mechanism {
+        ty: CKM_DH_PKCS_DERIVE,
+        min_key_size: 1024,
+        max_key_size: 8192,
+        flags: CKF_DERIVE,
+        operation: Operation::DhDerive,
+    },
+    Mechanism {
         ty: CKM_EC_EDWARDS_KEY_PAIR_GEN,
         min_key_size: 255,
         max_key_size: 255,
@@ -442,6 +595,22 @@ static MECHANISMS: &[Mechanism] = &[
         flags: CKF_DERIVE,
         operation: Operation::Combine(Combination::AesCbcEncrypt),
     },
+    des_encrypt_data_mechanism(
+        CKM_DES_ECB_ENCRYPT_DATA,
+        Combination::DesEcbEncrypt(crate::mechanism::des::Family::Des),
+    ),
+    des_encrypt_data_mechanism(
+        CKM_DES_CBC_ENCRYPT_DATA,
+        Combination::DesCbcEncrypt(crate::mechanism::des::Family::Des),
+    ),
+    des_encrypt_data_mechanism(
+        CKM_DES3_ECB_ENCRYPT_DATA,
+        Combination::DesEcbEncrypt(crate::mechanism::des::Family::Des3),
+    ),
+    des_encrypt_data_mechanism(
+        CKM_DES3_CBC_ENCRYPT_DATA,
+        Combination::DesCbcEncrypt(crate::mechanism::des::Family::Des3),
+    ),
     Mechanism {
         ty: CKM_PKCS5_PBKD2,
         min_key_size: 1,
@@ -518,12 +687,17 @@ impl Mechanism {
         match self.operation {
             Operation::Aes(Mode::Ecb | Mode::Cbc) => Some(16),
             Operation::Aes(Mode::KeyWrap) => Some(8),
+            Operation::Des(
+                _,
+                crate::mechanism::des::Mode::Ecb | crate::mechanism::des::Mode::Cbc,
+            ) => Some(8),
             _ => None,
         }
     }
 
     /// CK_MECHANISM_INFO.flags: the table's, with the 3.0 message-based
-    /// flags for what the message API runs (every signature, AES-GCM).
+    /// flags for what the message API runs (every signature, AES-GCM,
+    /// ChaCha20-Poly1305).
     pub fn info_flags(&self) -> CK_FLAGS {
         let mut flags = self.flags;
         if flags & CKF_SIGN != 0 {
@@ -535,6 +709,7 @@ impl Mechanism {
         if matches!(
             self.operation,
             Operation::Aes(crate::mechanism::aes::Mode::Gcm)
+                | Operation::Chacha(crate::mechanism::chacha::Mode::Chacha20Poly1305)
         ) {
             flags |= CKF_MESSAGE_ENCRYPT | CKF_MESSAGE_DECRYPT;
         }
@@ -582,6 +757,12 @@ pub fn cipher_op(
     match m.operation {
         Operation::Aes(mode) => {
             crate::mechanism::aes::cipher_op(mode, arg, key, direction, usage, kept)
+        }
+        Operation::Des(family, mode) => {
+            crate::mechanism::des::cipher_op(family, mode, arg, key, direction, usage)
+        }
+        Operation::Chacha(mode) => {
+            crate::mechanism::chacha::cipher_op(mode, arg, key, direction, usage, kept)
         }
         Operation::Rsa(scheme) => {
             crate::mechanism::rsa::cipher_op(scheme, arg, key, direction, usage)
@@ -666,9 +847,14 @@ pub fn verify_op(
 pub fn generate_key_pair(
     arg: &MechanismArg,
     public_template: &Attrs,
+    private_template: &Attrs,
 ) -> Result<(Generated, Generated)> {
     let m = find(arg.ty)?;
     match m.operation {
+        Operation::DhKeyPairGen => {
+            arg.no_param()?;
+            crate::mechanism::dh::generate(m.ty, public_template, private_template)
+        }
         Operation::EcKeyPairGen => {
             arg.no_param()?;
             crate::mechanism::ec::generate(m.ty, public_template)
@@ -694,21 +880,38 @@ pub fn generate_key(arg: &MechanismArg, template: &Attrs) -> Result<Generated> {
         _ => return Err(Rv::MechanismInvalid),
     };
     arg.no_param()?;
-    let len = match template.get(CKA_VALUE_LEN) {
-        Some(_) => template
-            .ulong(CKA_VALUE_LEN)
-            .ok_or(Rv::AttributeValueInvalid)?,
-        None => return Err(Rv::TemplateIncomplete),
+    let value = if let Some(len) = crate::object::fixed_key_len(key_type) {
+        // Its length is the key type's; a CKA_VALUE_LEN must say the same.
+        if template.get(CKA_VALUE_LEN).is_some()
+            && template.ulong(CKA_VALUE_LEN) != Some(len as CK_ULONG)
+        {
+            return Err(Rv::TemplateInconsistent);
+        }
+        if crate::object::des_key_len(key_type).is_some() {
+            crate::mechanism::des::new_key(key_type)?
+        } else {
+            let mut value = Zeroizing::new(vec![0u8; len]);
+            crate::engine::random_fill(&mut value)?;
+            value
+        }
+    } else {
+        let len = match template.get(CKA_VALUE_LEN) {
+            Some(_) => template
+                .ulong(CKA_VALUE_LEN)
+                .ok_or(Rv::AttributeValueInvalid)?,
+            None => return Err(Rv::TemplateIncomplete),
+        };
+        let valid = match key_type {
+            CKK_AES => [16, 24, 32].contains(&len),
+            _ => (m.min_key_size..=m.max_key_size).contains(&len),
+        };
+        if !valid {
+            return Err(Rv::AttributeValueInvalid);
+        }
+        let mut value = Zeroizing::new(vec![0u8; len as usize]);
+        crate::engine::random_fill(&mut value)?;
+        value
     };
-    let valid = match key_type {
-        CKK_AES => [16, 24, 32].contains(&len),
-        _ => (m.min_key_size..=m.max_key_size).contains(&len),
-    };
-    if !valid {
-        return Err(Rv::AttributeValueInvalid);
-    }
-    let mut value = Zeroizing::new(vec![0u8; len as usize]);
-    crate::engine::random_fill(&mut value)?;
     let mut values = Attrs::new();
     values.set(CKA_VALUE, value.to_vec());
     Ok(Generated {
@@ -735,6 +938,7 @@ pub fn derive_key(
             crate::mechanism::combine::derive(m.ty, how, arg, base, other, template)
         }
         Operation::EcdhDerive => crate::mechanism::ec::derive(m.ty, arg, base, template),
+        Operation::DhDerive => crate::mechanism::dh::derive(m.ty, &arg.param, base, template),
         Operation::Sp800_108 => kdf::sp800_108(m.ty, prf_of(arg)?, arg, base, template),
         Operation::Hkdf => crate::mechanism::kdf::hkdf(m.ty, arg, base, template),
         _ => Err(Rv::MechanismInvalid),

@@ -145,6 +145,8 @@ pub enum KeyTypes {
     One(CK_KEY_TYPE),
     /// Its own type or a generic secret (the HMACs).
     OneOrGenericSecret(CK_KEY_TYPE),
+    /// One of two types (triple DES with two or three keys).
+    Either(CK_KEY_TYPE, CK_KEY_TYPE),
     /// Any type of the class (a KDF's base key).
     Any,
 }
@@ -168,6 +170,7 @@ pub fn require_key(
         KeyTypes::OneOrGenericSecret(t) => {
             key_type == Some(t) || key_type == Some(CKK_GENERIC_SECRET)
         }
+        KeyTypes::Either(a, b) => key_type == Some(a) || key_type == Some(b),
         KeyTypes::Any => true,
     };
     if !type_fits {

@@ -8,11 +8,11 @@ use crate::rv::{Result, Rv};
 
 /// A mechanism as a caller names it: its type and its parameter's bytes
 /// (and, for parameters that hold pointers, what they point at).
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct MechanismArg {
     pub ty: CK_MECHANISM_TYPE,
     pub param: Vec<u8>,
-    pub gcm: Option<GcmParams>,
+    pub aead: Option<AeadParams>,
     /// What the parameter's pointers refer to, in the structure's order
     /// (OAEP: the label; ECDH: the shared data, then the public data).
     pub pointed: Vec<Vec<u8>>,
@@ -54,12 +54,17 @@ impl MechanismArg {
     }
 }
 
-/// CK_GCM_PARAMS, read at the C boundary.
+/// An AEAD's parameters (CK_GCM_PARAMS, CK_CCM_PARAMS,
+/// CK_SALSA20_CHACHA20_POLY1305_PARAMS),
+/// read at the C boundary: the IV or nonce, the additional data, the tag's
+/// length.
 #[derive(Clone, Debug, Default)]
-pub struct GcmParams {
+pub struct AeadParams {
     pub iv: Vec<u8>,
     pub aad: Vec<u8>,
     pub tag_bits: CK_ULONG,
+    /// The message's length, which CCM must know before it starts.
+    pub data_len: Option<CK_ULONG>,
 }
 
 /// Where an HKDF salt comes from.

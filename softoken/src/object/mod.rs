@@ -197,6 +197,19 @@ const EC_PRIVATE: &[Spec] = &[
     s(CKA_VALUE, Bytes, REQUIRED | FIXED | SENSITIVE, D::None),
 ];
 
+const DH_PUBLIC: &[Spec] = &[
+    s(CKA_PRIME, Bytes, REQUIRED | FIXED, D::None),
+    s(CKA_BASE, Bytes, REQUIRED | FIXED, D::None),
+    s(CKA_VALUE, Bytes, REQUIRED | FIXED, D::None),
+];
+
+const DH_PRIVATE: &[Spec] = &[
+    s(CKA_PRIME, Bytes, REQUIRED | FIXED, D::None),
+    s(CKA_BASE, Bytes, REQUIRED | FIXED, D::None),
+    s(CKA_VALUE, Bytes, REQUIRED | FIXED | SENSITIVE, D::None),
+    s(CKA_VALUE_BITS, Ulong, FIXED, D::None),
+];
+
 const NSS_TRUST: &[Spec] = &[
     s(CKA_PRIVATE, Bool, FIXED, D::Bool(false)),
     s(CKA_ISSUER, Bytes, 0, D::Empty),
@@ -244,6 +257,9 @@ const NSS_SMIME: &[Spec] = &[
 const SECRET_KEY_TYPES: &[CK_KEY_TYPE] = &[
     CKK_GENERIC_SECRET,
     CKK_AES,
+    CKK_CHACHA20,
+    CKK_DES,
+    CKK_DES2,
     CKK_DES3,
     CKK_MD5_HMAC,
     CKK_SHA_1_HMAC,
@@ -296,6 +312,7 @@ fn groups(
             match subtype {
                 Some(CKK_RSA) => Some(RSA_PUBLIC),
                 Some(CKK_EC | CKK_EC_EDWARDS | CKK_EC_MONTGOMERY) => Some(EC_PUBLIC),
+                Some(CKK_DH) => Some(DH_PUBLIC),
                 _ => unknown()?,
             },
         ),
@@ -304,6 +321,7 @@ fn groups(
             match subtype {
                 Some(CKK_RSA) => Some(RSA_PRIVATE),
                 Some(CKK_EC | CKK_EC_EDWARDS | CKK_EC_MONTGOMERY) => Some(EC_PRIVATE),
+                Some(CKK_DH) => Some(DH_PRIVATE),
                 _ => unknown()?,
             },
         ),
@@ -362,22 +380,45 @@ impl Policy {
     }
 }
 
-/// Whether an object's sensitive attributes must not be revealed.
+/// The value length a DES key type fixes (DES 8 bytes, two-key triple DES
+/// 16, three-key 24).
+pub fn des_key_len(key_type: CK_KEY_TYPE) -> Option<usize> {
+    match key_type {
+        CKK_DES => Some(8),
+        CKK_DES2 => Some(16),
+        CKK_DES3 => Some(24),
+        _ => None,
+    }
+}
+
+/// The value length a key type fixes: the DES ones', ChaCha20's 32 bytes.
+pub fn fixed_key_len(key_type: CK_KEY_TYPE) -> Option<usize> {
+    match key_type {
+        CKK_CHACHA20 => Some(32),
+        _ => des_key_len(key_type),
+    }
+}
+
 /// The attributes that, with the class, say two objects are the same one
 /// (NSS's rules for updates and merges): a certificate or its trust by
 /// issuer and serial number, a key by CKA_ID, a CRL by its issuer (kept in
-/// CKA_SUBJECT), an S/MIME record by subject and address. Other classes
-/// have no identity: each is an object of its own.
+/// CKA_SUBJECT), an S/MIME record by subject and address; and a data object
+/// by everything it holds. Other classes have no identity: each is an
+/// object of its own.
 pub fn identity_types(class: CK_OBJECT_CLASS) -> Option<&'static [CK_ATTRIBUTE_TYPE]> {
     match class {
         CKO_CERTIFICATE | CKO_NSS_TRUST => Some(&[CKA_ISSUER, CKA_SERIAL_NUMBER]),
         CKO_PUBLIC_KEY | CKO_PRIVATE_KEY | CKO_SECRET_KEY => Some(&[CKA_ID]),
         CKO_NSS_CRL => Some(&[CKA_SUBJECT]),
         CKO_NSS_SMIME => Some(&[CKA_SUBJECT, CKA_NSS_EMAIL]),
+        // NSS's merge leaves data objects out; here one is the same one
+        // when all it holds is the same.
+        CKO_DATA => Some(&[CKA_APPLICATION, CKA_OBJECT_ID, CKA_LABEL, CKA_VALUE]),
         _ => None,
     }
 }
 
+/// Whether an object's sensitive attributes must not be revealed.
 pub fn hides_sensitive(attrs: &Attrs) -> bool {
     attrs.bool(CKA_SENSITIVE).unwrap_or(false) || attrs.bool(CKA_EXTRACTABLE) == Some(false)
 }
@@ -582,7 +623,11 @@ fn check_consistency(class: CK_OBJECT_CLASS, subtype: Option<CK_ULONG>, obj: &At
         (CKO_SECRET_KEY, Some(CKK_AES)) if ![16, 24, 32].contains(&value_len) => {
             Err(Rv::AttributeValueInvalid)
         }
-        (CKO_SECRET_KEY, Some(CKK_DES3)) if value_len != 24 => Err(Rv::AttributeValueInvalid),
+        (CKO_SECRET_KEY, Some(t @ (CKK_DES | CKK_DES2 | CKK_DES3 | CKK_CHACHA20)))
+            if fixed_key_len(t) != Some(value_len) =>
+        {
+            Err(Rv::AttributeValueInvalid)
+        }
         (CKO_SECRET_KEY, _) if value_len == 0 => Err(Rv::AttributeValueInvalid),
         (CKO_PUBLIC_KEY | CKO_PRIVATE_KEY, Some(CKK_RSA))
             if significant_bits(obj.get(CKA_MODULUS).unwrap_or_default()) == 0 =>

@@ -7,21 +7,32 @@ use std::sync::Arc;
 
 use crate::cache::kept::Kept;
 use crate::engine::secret::SecretVec;
-use crate::engine::{Direction, GcmContext};
+use crate::engine::{AeadContext, Direction};
 use crate::mechanism::op::{SignOp, SignatureUse, VerifyOp};
 use crate::mechanism::param::MechanismArg;
 use crate::rv::{Result, Rv};
 use crate::session::{operation_key, LoginGate, Output, Session, SessionCell};
 use crate::token::Token;
 
-/// A message-based AES-GCM session (C_MessageEncryptInit...): its key, the
+/// The AEADs of the message API.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MessageAead {
+    /// AES-GCM (CK_GCM_MESSAGE_PARAMS: IVs the caller gives or has made).
+    Gcm,
+    /// ChaCha20-Poly1305 (CK_SALSA20_CHACHA20_POLY1305_MSG_PARAMS: the
+    /// caller's nonce, a 16-byte tag).
+    ChaCha20Poly1305,
+}
+
+/// A message-based AEAD session (C_MessageEncryptInit...): its key, the
 /// counter for generated IVs, and the message being built part by part.
 /// The counter starts again with each Init (as NSS's does): the caller's
 /// fixed IV bits are what tell one such context from another.
 pub struct MessageCipher {
-    pub key: crate::mechanism::aes::AesKey,
+    pub aead: MessageAead,
+    pub key: SecretVec,
     /// The key built for each tag length the messages use.
-    pub contexts: crate::cache::kept::Kept<crate::engine::GcmContext>,
+    pub contexts: crate::cache::kept::Kept<crate::engine::AeadContext>,
     pub counter: u64,
     pub pending: Option<PendingMessage>,
     /// Each message decrypted with an always-authenticate key waits for
@@ -103,34 +114,44 @@ pub struct MessageSign {
     pub gate: LoginGate,
 }
 
-/// CK_GCM_MESSAGE_PARAMS as the caller gave it, its IV and tag buffers
-/// as slices.
-pub struct GcmMessage<'a> {
+/// A message's parameter as the caller gave it (CK_GCM_MESSAGE_PARAMS or
+/// CK_SALSA20_CHACHA20_POLY1305_MSG_PARAMS), its IV and tag buffers as
+/// slices.
+pub struct MessageParams<'a> {
+    pub aead: MessageAead,
     pub iv: &'a mut [u8],
     pub fixed_bits: usize,
     pub generator: CK_ULONG,
     pub tag: &'a mut [u8],
 }
 
-impl GcmMessage<'_> {
+impl MessageParams<'_> {
     /// The message's IV: the caller's, or one made here after the caller's
-    /// fixed bits (random or counting) and written back to the caller.
+    /// fixed bits (random or counting) and written back to the caller. The
+    /// parameter must be of the operation's AEAD.
     pub fn iv(&mut self, cipher: &mut MessageCipher, direction: Direction) -> Result<Vec<u8>> {
+        if self.aead != cipher.aead {
+            return Err(Rv::MechanismParamInvalid);
+        }
         cipher.make_iv(self.iv, self.fixed_bits, self.generator, direction)?;
         Ok(self.iv.to_vec())
     }
 }
 
-fn context(cipher: &mut MessageCipher, tag_len: usize) -> Result<Arc<GcmContext>> {
+fn context(cipher: &mut MessageCipher, tag_len: usize) -> Result<Arc<AeadContext>> {
     let key = &cipher.key;
+    let aead = cipher.aead;
     cipher
         .contexts
-        .get_or_build(key, tag_len as u64, || GcmContext::new(key, tag_len))
+        .get_or_build(key, tag_len as u64, || match aead {
+            MessageAead::Gcm => AeadContext::gcm(key, tag_len),
+            MessageAead::ChaCha20Poly1305 => AeadContext::chacha20_poly1305(key),
+        })
 }
 
 /// Seals a message, handing the tag back in the caller's tag buffer.
 fn seal_apart(
-    context: &GcmContext,
+    context: &AeadContext,
     iv: &[u8],
     aad: &[u8],
     plaintext: Vec<u8>,
@@ -149,7 +170,7 @@ fn seal_apart(
 
 /// Opens a message whose tag comes apart.
 fn open_apart(
-    context: &GcmContext,
+    context: &AeadContext,
     iv: &[u8],
     aad: &[u8],
     ciphertext: &[u8],
@@ -195,8 +216,23 @@ pub fn cipher_init(
         return Err(Rv::OperationActive);
     }
     let key = operation_key(session, token, key)?;
-    let value = crate::mechanism::aes::message_key(&key, direction)?;
+    let usage = if direction == Direction::Encrypt {
+        CKA_ENCRYPT
+    } else {
+        CKA_DECRYPT
+    };
+    let (aead, value) = match ty {
+        CKM_CHACHA20_POLY1305 => (
+            MessageAead::ChaCha20Poly1305,
+            SecretVec::from(crate::mechanism::chacha::key_value(&key, usage)?.to_vec()),
+        ),
+        _ => (
+            MessageAead::Gcm,
+            SecretVec::from(crate::mechanism::aes::message_key(&key, direction)?.to_vec()),
+        ),
+    };
     *slot(&mut session.lock()) = Some(MessageCipher {
+        aead,
         key: value,
         contexts: Kept::default(),
         counter: 0,
@@ -210,7 +246,7 @@ pub fn cipher_init(
 pub fn cipher_message<O: Output>(
     s: &mut Session,
     direction: Direction,
-    params: Result<GcmMessage<'_>>,
+    params: Result<MessageParams<'_>>,
     aad: Result<&[u8]>,
     input: Result<&[u8]>,
     output: Result<O>,
@@ -245,7 +281,7 @@ pub fn cipher_message<O: Output>(
 pub fn cipher_begin(
     s: &mut Session,
     direction: Direction,
-    params: Result<GcmMessage<'_>>,
+    params: Result<MessageParams<'_>>,
     aad: Result<&[u8]>,
 ) -> Result<()> {
     let slot: MessageCipherSlot = if direction == Direction::Encrypt {
@@ -275,7 +311,7 @@ pub fn cipher_begin(
 pub fn cipher_next<O: Output>(
     s: &mut Session,
     direction: Direction,
-    params: Result<GcmMessage<'_>>,
+    params: Result<MessageParams<'_>>,
     input: Result<&[u8]>,
     output: Result<O>,
     flags: CK_FLAGS,

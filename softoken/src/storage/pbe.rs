@@ -404,47 +404,45 @@ pub fn legacy_decrypt(
 /// Encrypts as NSS's legacy key database does (a 20-byte salt, one
 /// iteration, 3DES-CBC), for key3.db records.
 pub fn legacy_encrypt(master: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
-    use cbc::cipher::{block_padding::Pkcs7, BlockEncryptMut, KeyIvInit};
+    use crate::engine::des::{DesKey, BLOCK};
 
     let mut salt = [0u8; 20];
     engine::random_fill(&mut salt)?;
     let out = legacy_key_iv(master, &salt, 1);
-    let encryptor =
-        cbc::Encryptor::<des::TdesEde3>::new_from_slices(&out[..24], &out[out.len() - 8..])
-            .map_err(|_| Rv::GeneralError)?;
-    // Room for the padding from the start, so the plaintext is never
-    // left behind in a reallocated buffer.
-    let mut buf = Vec::with_capacity(plaintext.len() + 8);
+    let key = DesKey::new(&out[..24])?;
+    let mut iv: [u8; BLOCK] = out[out.len() - BLOCK..]
+        .try_into()
+        .map_err(|_| Rv::GeneralError)?;
+    // PKCS#7 padding; the buffer has room for it from the start, so the
+    // plaintext is never left behind in a reallocated one.
+    let pad = BLOCK - plaintext.len() % BLOCK;
+    let mut buf = Vec::with_capacity(plaintext.len() + pad);
     buf.extend_from_slice(plaintext);
-    buf.resize(plaintext.len() + 8, 0);
-    let len = encryptor
-        .encrypt_padded_mut::<Pkcs7>(&mut buf, plaintext.len())
-        .map_err(|_| Rv::GeneralError)?
-        .len();
-    buf.truncate(len);
-    let ciphertext = buf;
+    buf.resize(plaintext.len() + pad, pad as u8);
+    key.cbc(&mut iv, &mut buf, engine::Direction::Encrypt);
     let params = LegacyPbeParams {
         salt: OctetString::new(salt.to_vec()).map_err(|_| Rv::GeneralError)?,
         iterations: 1,
     };
-    envelope(LEGACY_PBE_SHA1_3DES, &params, ciphertext)
+    envelope(LEGACY_PBE_SHA1_3DES, &params, buf)
 }
 
 /// 3-key 3DES-CBC decryption with PKCS#7 padding removed (legacy values,
 /// and old PKCS#12 files); damage gives `Rv::DeviceError`.
 pub fn des3_cbc_decrypt(key: &[u8], iv: &[u8], ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
-    use cbc::cipher::{block_padding::Pkcs7, BlockDecryptMut, KeyIvInit};
+    use crate::engine::des::{padding_len, DesKey, BLOCK};
 
-    if ciphertext.is_empty() || !ciphertext.len().is_multiple_of(8) {
+    if ciphertext.is_empty() || !ciphertext.len().is_multiple_of(BLOCK) || key.len() != 24 {
         return Err(Rv::DeviceError);
     }
-    let decryptor =
-        cbc::Decryptor::<des::TdesEde3>::new_from_slices(key, iv).map_err(|_| Rv::GeneralError)?;
+    let mut iv: [u8; BLOCK] = iv.try_into().map_err(|_| Rv::DeviceError)?;
     let mut buf = Zeroizing::new(ciphertext.to_vec());
-    let len = decryptor
-        .decrypt_padded_mut::<Pkcs7>(&mut buf)
-        .map_err(|_| Rv::DeviceError)?
-        .len();
+    DesKey::new(key)?.cbc(&mut iv, &mut buf, engine::Direction::Decrypt);
+    let last: &[u8; BLOCK] = buf[buf.len() - BLOCK..]
+        .try_into()
+        .map_err(|_| Rv::DeviceError)?;
+    let pad = padding_len(last).ok_or(Rv::DeviceError)?;
+    let len = buf.len() - pad;
     buf.truncate(len);
     Ok(buf)
 }

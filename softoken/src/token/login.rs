@@ -13,6 +13,7 @@ use crate::storage::format;
 use crate::storage::keydb::{self, DbKind, KeyState, PASSWORD_CHECK};
 use crate::token::guessing::{PinOwner, POLICY_ROW};
 use crate::token::integrity::Exposure;
+use crate::token::legacy::KeyCodec;
 use crate::token::objects::{as_refs, put_exposure_record, put_records, stored_form};
 use crate::token::update::AfterLogin;
 use crate::token::{Access, Login, Token, LABEL_ROW, MAX_PIN_LEN, SO_PIN_CHECK, SO_PIN_ROW};
@@ -59,14 +60,20 @@ impl Token {
     ) -> Result<()> {
         match user_type {
             CKU_USER => {
-                {
+                let (so, user) = {
                     let login = self.login.read();
-                    if login.so {
-                        return Err(Rv::UserAnotherAlreadyLoggedIn);
-                    }
-                    if login.user {
+                    (login.so, login.user)
+                };
+                if so {
+                    return Err(Rv::UserAnotherAlreadyLoggedIn);
+                }
+                if user {
+                    // Another process changed the password: that login is
+                    // over, and this one takes the new one.
+                    if !self.login_is_stale() {
                         return Err(Rv::UserAlreadyLoggedIn);
                     }
+                    self.forget_stale_login();
                 }
                 let entry = self.password_entry()?.ok_or(Rv::UserPinNotInitialized)?;
                 let keys = Arc::new(self.try_pin(&entry, pin, PASSWORD_CHECK)?);
@@ -273,6 +280,9 @@ impl Token {
         old_entry: &PasswordEntry,
         new_pin: &[u8],
     ) -> Result<()> {
+        if !self.key.keeps_integrity_records() {
+            return self.change_legacy_password(old_entry, new_pin);
+        }
         let new = KeyState::new(&old_entry.salt, new_pin);
         let entry = new.password_entry(&old_entry.salt, PASSWORD_CHECK)?;
         // cert9.db's lock first (every writer's order): its objects are
@@ -310,9 +320,35 @@ impl Token {
         txn.put_password_entry(&entry)?;
         txn.commit()?;
         drop(cert_lock);
+        self.take_new_password(Arc::new(new), entry)
+    }
+
+    /// C_SetPIN on a key3.db: the legacy store seals every key record anew
+    /// under the new password as it replaces the file (whole, so a crash
+    /// leaves the old password or the new one); the check is written in the
+    /// legacy form, under the same global salt, as NSS's legacy module does.
+    fn change_legacy_password(&self, old_entry: &PasswordEntry, new_pin: &[u8]) -> Result<()> {
+        let new = Arc::new(KeyState::new(&old_entry.salt, new_pin));
+        let entry = PasswordEntry {
+            salt: old_entry.salt.clone(),
+            value: new.encrypt_legacy(PASSWORD_CHECK)?,
+        };
+        let mut txn = self.key.begin()?;
+        if txn.get_password_entry()?.as_ref() != Some(old_entry) {
+            return Err(Rv::PinIncorrect);
+        }
+        txn.seal_with(Arc::new(KeyCodec(new.clone())));
+        txn.put_password_entry(&entry)?;
+        txn.commit()?;
+        self.take_new_password(new, entry)
+    }
+
+    /// After a password change: a logged-in user keeps the login under the
+    /// new key; otherwise the next C_Login takes the new password.
+    fn take_new_password(&self, new: Arc<KeyState>, entry: PasswordEntry) -> Result<()> {
         let mut login = self.login.write();
         if login.user {
-            login.keys = Some(Arc::new(new));
+            login.keys = Some(new);
             login.entry = Some(entry);
             self.share_keys(&login);
             return Ok(());
@@ -344,6 +380,11 @@ impl Token {
                 }
             }
             put_records(txn, new, DbKind::Cert, id, &protected)?;
+        }
+        // Records kept aside by changes that died between their commits are
+        // under the old key and prove nothing now: every value is signed.
+        for name in txn.metadata_ids(keydb::PREVIOUS_SIG_PREFIX)? {
+            txn.delete_metadata(&name)?;
         }
         Ok(())
     }

@@ -16,6 +16,11 @@
 //!
 //! Merging the same objects again changes nothing, so an interrupted merge
 //! can simply run again.
+//!
+//! `Token::merge_from` merges another open token (any backend) into this
+//! one: what `softoken-modutil merge` does, as NSS's certutil --merge.
+
+use std::sync::Arc;
 
 use pkcs11_sys::*;
 use sdb::{ObjectId, PasswordEntry, SdbRead, Transaction};
@@ -26,7 +31,11 @@ use crate::object::identity_types;
 use crate::rv::{Result, Rv};
 use crate::storage::format;
 use crate::storage::keydb::{DbKind, KeyState};
-use crate::token::objects::{as_refs, create_key_object, home_db, put_records, stored_form};
+use crate::token::handles::{stored_handle, ObjRef};
+use crate::token::objects::{
+    as_refs, create_key_object, home_db, put_changed_cert_records, put_records, stored_form,
+};
+use crate::token::Token;
 
 /// What a merge did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -40,6 +49,19 @@ pub struct MergeCounts {
     pub renamed: usize,
 }
 
+/// Source objects a merge left out (by their handles in the source) with
+/// why: private objects the source's password was not given for
+/// (`UserNotLoggedIn`), values failing their integrity check there
+/// (`DeviceError`, logged).
+pub type Skipped = Vec<(CK_OBJECT_HANDLE, Rv)>;
+
+/// What `Token::merge_from` did.
+#[derive(Debug, Default)]
+pub struct MergeReport {
+    pub counts: MergeCounts,
+    pub skipped: Skipped,
+}
+
 /// Where a merge writes: cert9.db's transaction, key4.db's (needed for
 /// keys and for integrity records), and the key and password entry the
 /// values are written under. Without a key, cert9.db objects are written
@@ -50,6 +72,9 @@ pub(super) struct MergeTarget<'a, 'b> {
     pub key: Option<&'a mut (dyn Transaction + 'b)>,
     pub keys: Option<&'a KeyState>,
     pub entry: Option<&'a PasswordEntry>,
+    /// The records kept aside for changed cert9.db values, to forget once
+    /// cert9.db has committed (objects::put_changed_cert_records).
+    pub kept: Vec<String>,
 }
 
 /// The NSS trust usages a merge reconciles.
@@ -226,13 +251,14 @@ impl MergeTarget<'_, '_> {
             return Ok(());
         }
         let keys = self.keys;
-        let stored = stored_form(db, keys, &changes)?;
-        self.txn(db)?.set_attributes(target, &as_refs(&stored))?;
         if db == DbKind::Cert {
             if let (Some(k), Some(key_txn)) = (keys, self.key.as_deref_mut()) {
-                put_records(key_txn, k, DbKind::Cert, target, &changes)?;
+                let kept = put_changed_cert_records(key_txn, k, &*self.cert, target, &changes)?;
+                self.kept.extend(kept);
             }
         }
+        let stored = stored_form(db, keys, &changes)?;
+        self.txn(db)?.set_attributes(target, &as_refs(&stored))?;
         counts.updated += 1;
         Ok(())
     }
@@ -288,6 +314,232 @@ impl MergeTarget<'_, '_> {
         }
         counts.added += 1;
         Ok(())
+    }
+}
+
+impl Token {
+    /// Every stored object in the caller's form for merging elsewhere:
+    /// private values decrypted, every authenticated value checked against
+    /// its record, a key's flags as far as they can be trusted. Objects
+    /// that cannot be read so are left out and returned with why.
+    fn objects_for_merge(
+        &self,
+        progress: &mut dyn FnMut(usize, usize),
+        total: usize,
+    ) -> Result<(Vec<Attrs>, Skipped)> {
+        let keys = self.keys();
+        let (mut objects, mut skipped) = (Vec::new(), Vec::new());
+        for db in [DbKind::Cert, DbKind::Key] {
+            for id in self.db(db).find(&[])?.next_batch(usize::MAX) {
+                progress(objects.len() + skipped.len() + 1, total);
+                match self.object_for_merge(db, id, keys.as_deref()) {
+                    Ok(obj) => objects.push(obj),
+                    Err(Rv::ObjectHandleInvalid) if keys.is_none() => {
+                        skipped.push((stored_handle(db, id), Rv::UserNotLoggedIn));
+                    }
+                    Err(e @ (Rv::UserNotLoggedIn | Rv::DeviceError)) => {
+                        skipped.push((stored_handle(db, id), e));
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok((objects, skipped))
+    }
+
+    fn object_for_merge(&self, db: DbKind, id: ObjectId, keys: Option<&KeyState>) -> Result<Attrs> {
+        let mut attrs = Arc::unwrap_or_clone(self.full_attrs(ObjRef::Stored(db, id), None)?);
+        if let Some(k) = keys {
+            for (t, v) in attrs.iter() {
+                if format::is_authenticated(t) {
+                    self.check_record(&*self.key, k, db, id, t, id, &format::to_disk(t, v)?)?;
+                }
+            }
+            if db == DbKind::Key {
+                attrs = self.trusted_flags(&*self.key, k, id, &attrs)?;
+            }
+        }
+        match attrs.ulong(CKA_CLASS) {
+            // A merged key was not made here, and has been out of its token:
+            // not local, not "always sensitive" or "never extractable" any
+            // more (NSS's merge, which unwraps it, says the same).
+            Some(CKO_PRIVATE_KEY | CKO_SECRET_KEY) => {
+                attrs.set_bool(CKA_LOCAL, false);
+                attrs.set_bool(CKA_ALWAYS_SENSITIVE, false);
+                attrs.set_bool(CKA_NEVER_EXTRACTABLE, false);
+            }
+            Some(CKO_PUBLIC_KEY) => attrs.set_bool(CKA_LOCAL, false),
+            // As NSS's merge imports a certificate: with its key's CKA_ID
+            // (legacy databases give one only to a user's certificates), and
+            // no empty e-mail address.
+            Some(CKO_CERTIFICATE) => {
+                if attrs.get(CKA_ID).is_none_or(<[u8]>::is_empty) {
+                    if let Some(id) = attrs
+                        .get(CKA_VALUE)
+                        .and_then(legacy_dbm::store::certificate_key_id)
+                    {
+                        attrs.set(CKA_ID, id);
+                    }
+                }
+                if attrs.get(CKA_NSS_EMAIL).is_some_and(<[u8]>::is_empty) {
+                    attrs.remove(CKA_NSS_EMAIL);
+                }
+            }
+            _ => {}
+        }
+        Ok(attrs)
+    }
+
+    /// The number of stored objects in both databases.
+    fn stored_count(&self) -> Result<usize> {
+        let mut n = 0;
+        for db in [DbKind::Cert, DbKind::Key] {
+            n += self.db(db).find(&[])?.next_batch(usize::MAX).len();
+        }
+        Ok(n)
+    }
+
+    /// Merges every object of `source` into this token by the rules above,
+    /// in one transaction per database (key4.db commits first; a run that
+    /// dies before cert9.db's commit is simply run again). Private objects
+    /// need this token's login (or its empty password) and the source's;
+    /// `progress` hears (steps done, steps in all): each source object is
+    /// read, then merged.
+    pub fn merge_from(
+        &self,
+        source: &Token,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<MergeReport> {
+        if self.cfg.read_only {
+            return Err(Rv::TokenWriteProtected);
+        }
+        let total = 2 * source.stored_count()?;
+        let (objects, skipped) = source.objects_for_merge(progress, total)?;
+        let source_login = {
+            let login = source.login.read();
+            login.keys.clone().zip(login.entry.clone())
+        };
+        let base = total - objects.len();
+        let counts = self.merge_objects(objects, source_login, &mut |done| {
+            progress(base + done, total)
+        })?;
+        crate::log::line(format_args!(
+            "{}: merged {}: {counts:?}, {} skipped",
+            self.cfg.dir.display(),
+            source.cfg.dir.display(),
+            skipped.len()
+        ));
+        Ok(MergeReport { counts, skipped })
+    }
+
+    /// Merges the objects of another PKCS#11 token, each a template and,
+    /// for a key, the secret part it was wrapped out as (a private key's
+    /// PKCS#8, a secret key's value): each is checked as C_UnwrapKey (a
+    /// key) or C_CreateObject (anything else) checks one, and those refused
+    /// are reported by their place in `objects`.
+    pub fn merge_foreign(
+        &self,
+        objects: Vec<(Attrs, Option<zeroize::Zeroizing<Vec<u8>>>)>,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<MergeReport> {
+        if self.cfg.read_only {
+            return Err(Rv::TokenWriteProtected);
+        }
+        let total = objects.len();
+        let (mut accepted, mut skipped) = (Vec::new(), Vec::new());
+        for (i, (mut template, material)) in objects.into_iter().enumerate() {
+            template.set_bool(CKA_TOKEN, true);
+            let checked = match material {
+                Some(m) => crate::mechanism::pkcs8::unwrapped_key(&m, &template)
+                    .and_then(crate::object::new_object),
+                None => crate::object::new_object(template),
+            };
+            match checked {
+                Ok(obj) => accepted.push(obj),
+                Err(rv) => skipped.push((i as CK_OBJECT_HANDLE, rv)),
+            }
+        }
+        let counts = self.merge_objects(accepted, None, &mut |done| progress(done, total))?;
+        crate::log::line(format_args!(
+            "{}: merged another token's objects: {counts:?}, {} refused",
+            self.cfg.dir.display(),
+            skipped.len()
+        ));
+        Ok(MergeReport { counts, skipped })
+    }
+
+    /// Merges objects in one transaction per database, under this token's
+    /// login (or, when it has no password yet, the source's, if any).
+    fn merge_objects(
+        &self,
+        objects: Vec<Attrs>,
+        source_login: Option<(Arc<KeyState>, PasswordEntry)>,
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<MergeCounts> {
+        let mut cert_txn = self.cert.begin()?;
+        let mut key_txn = self.key.begin()?;
+        let target = match key_txn.get_password_entry()? {
+            None => None,
+            Some(_) => {
+                let keys = self.write_keys(&*key_txn)?;
+                let entry = self.login_entry().ok_or(Rv::UserNotLoggedIn)?;
+                Some((keys, entry))
+            }
+        };
+        let (counts, kept) = self.merge_in(
+            &mut *cert_txn,
+            &mut *key_txn,
+            objects,
+            source_login.as_ref().map(|(k, e)| (k, e.clone())),
+            target.as_ref().map(|(k, e)| (k, e)),
+            progress,
+        )?;
+        key_txn.commit()?;
+        cert_txn.commit()?;
+        self.forget_previous_records(&kept);
+        Ok(counts)
+    }
+
+    /// Merges `objects` in the open transactions under this database's key
+    /// (`target`), or, when it has no password yet, under the source's,
+    /// whose password entry it then takes (as NSS does), signing what
+    /// cert9.db holds under it. `progress` hears each object merged.
+    /// Returns the counts and the records kept aside for changed cert9.db
+    /// values, to forget once both databases have committed.
+    pub(super) fn merge_in(
+        &self,
+        cert_txn: &mut dyn Transaction,
+        key_txn: &mut dyn Transaction,
+        objects: Vec<Attrs>,
+        source: Option<(&Arc<KeyState>, PasswordEntry)>,
+        target: Option<(&Arc<KeyState>, &PasswordEntry)>,
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<(MergeCounts, Vec<String>)> {
+        let (keys, entry) = match (target, key_txn.get_password_entry()?) {
+            (Some((k, e)), _) => (Some(k.clone()), Some(e.clone())),
+            (None, Some(_)) => return Err(Rv::UserNotLoggedIn),
+            (None, None) => match source {
+                Some((k, e)) => {
+                    self.sign_cert_objects(&mut *key_txn, None, k)?;
+                    key_txn.put_password_entry(&e)?;
+                    (Some(k.clone()), Some(e))
+                }
+                None => (None, None),
+            },
+        };
+        let mut counts = MergeCounts::default();
+        let mut into = MergeTarget {
+            cert: cert_txn,
+            key: Some(key_txn),
+            keys: keys.as_deref(),
+            entry: entry.as_ref(),
+            kept: Vec::new(),
+        };
+        for (i, obj) in objects.into_iter().enumerate() {
+            into.merge(obj, &mut counts)?;
+            progress(i + 1);
+        }
+        Ok((counts, into.kept))
     }
 }
 

@@ -128,27 +128,34 @@ impl std::fmt::Debug for Token {
 /// the default location: a named directory that does not exist is a typo
 /// or a disk not mounted, and an empty token made there would hide the
 /// user's keys (and leave stray directories where programs run).
+///
+/// The slot's answer when it is not usable: no directory is no token
+/// (CKR_TOKEN_NOT_PRESENT), a file in its place none we recognise, and one
+/// that cannot be looked at or made a device error; each logged.
 fn ready_dir(cfg: &TokenConfig) -> Result<()> {
     use std::os::unix::fs::DirBuilderExt;
-    let refuse = |why: &dyn std::fmt::Display| {
+    let refuse = |rv: Rv, why: &dyn std::fmt::Display| {
         crate::log::line(format_args!("{}: {why}", cfg.dir.display()));
-        Rv::FunctionFailed
+        rv
     };
     match std::fs::metadata(&cfg.dir) {
         Ok(m) if m.is_dir() => Ok(()),
-        Ok(_) => Err(refuse(&"not a directory")),
+        Ok(_) => Err(refuse(Rv::TokenNotRecognized, &"not a directory")),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && cfg.create_dir && !cfg.read_only => {
             std::fs::DirBuilder::new()
                 .recursive(true)
                 .mode(0o700)
                 .create(&cfg.dir)
-                .map_err(|e| refuse(&format_args!("cannot be made: {e}")))
+                .map_err(|e| refuse(Rv::DeviceError, &format_args!("cannot be made: {e}")))
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(refuse(&format_args!(
-            "no such directory; softoken makes only its default one, \
-             `softoken-modutil create --dbdir sql:DIR` makes a new database elsewhere"
-        ))),
-        Err(e) => Err(refuse(&e)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(refuse(
+            Rv::TokenNotPresent,
+            &format_args!(
+                "no such directory; softoken makes only its default one, \
+                 `softoken-modutil create --dbdir sql:DIR` makes a new database elsewhere"
+            ),
+        )),
+        Err(e) => Err(refuse(Rv::DeviceError, &e)),
     }
 }
 

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use pkcs11_sys::*;
-use sdb::{ObjectId, Sdb, Transaction};
+use sdb::{ObjectId, Sdb, SdbRead, Transaction};
 use zeroize::Zeroizing;
 
 use crate::object::attrs::Attrs;
@@ -95,7 +95,7 @@ impl Token {
         self.full_attrs(resolve(h)?, None).map(Arc::unwrap_or_clone)
     }
 
-    fn full_attrs(&self, r: ObjRef, cache: Option<&mut KeyCache>) -> Result<Arc<Attrs>> {
+    pub(super) fn full_attrs(&self, r: ObjRef, cache: Option<&mut KeyCache>) -> Result<Arc<Attrs>> {
         match r {
             ObjRef::Session(h) => self.session_object(h, |o| Ok(o.attrs.clone())),
             ObjRef::Stored(db, id) => {
@@ -188,6 +188,26 @@ impl Token {
     /// cert9.db's. That is NSS's lock order (its sftkdb signs a cert9.db
     /// object's attributes inside the cert9.db transaction): writers here
     /// and NSS's never each hold one database while waiting for the other.
+    /// Removes the records kept aside for a change that has committed (a
+    /// failure leaves them, which only keeps an older value provable).
+    pub(super) fn forget_previous_records(&self, kept: &[String]) {
+        if kept.is_empty() {
+            return;
+        }
+        let forgotten = self.key.begin().and_then(|mut txn| {
+            for name in kept {
+                txn.delete_metadata(name)?;
+            }
+            txn.commit()
+        });
+        if let Err(e) = forgotten {
+            crate::log::line(format_args!(
+                "{}: the previous integrity records of a change were not removed: {e}",
+                self.cfg.dir.display()
+            ));
+        }
+    }
+
     fn put_cert_records(&self, id: ObjectId, attrs: &Attrs) -> Result<()> {
         if !needs_keys(DbKind::Cert, attrs) {
             return Ok(());
@@ -431,9 +451,23 @@ impl Token {
             DbKind::Cert => {
                 let mut cert_txn = self.cert.begin()?;
                 self.sweep_orphaned_records(&*cert_txn)?;
+                let kept = if needs_keys(DbKind::Cert, template) {
+                    let (mut key_txn, keys) = self.begin_write(DbKind::Cert, template)?;
+                    let kept = match &keys {
+                        Some(k) => {
+                            put_changed_cert_records(&mut *key_txn, k, &*cert_txn, id, template)?
+                        }
+                        None => Vec::new(),
+                    };
+                    key_txn.commit()?;
+                    kept
+                } else {
+                    Vec::new()
+                };
                 cert_txn.set_attributes(id, &as_refs(&stored_form(db, None, template)?))?;
-                self.put_cert_records(id, template)?;
-                Ok(cert_txn.commit()?)
+                cert_txn.commit()?;
+                self.forget_previous_records(&kept);
+                Ok(())
             }
         }
     }
@@ -665,6 +699,45 @@ pub(super) fn stored_form(
 /// Writes the integrity records of an object's protected values (given in
 /// the caller's form): over the plaintext with object id 0 for encrypted
 /// values, over the stored form with the object's id for authenticated ones.
+/// The records of `changes` to the existing cert9.db object `id`, whose
+/// values are still `current` (cert9.db's view before the change): each
+/// record that proves the current value is kept aside first
+/// (keydb::previous_sig_name), so that a crash after key4.db's commit and
+/// before cert9.db's leaves a value that is still proven. Returns the rows
+/// kept aside, for `forget_previous_records` once cert9.db has committed.
+pub(super) fn put_changed_cert_records(
+    key_txn: &mut dyn Transaction,
+    keys: &KeyState,
+    current: &dyn SdbRead,
+    id: ObjectId,
+    changes: &Attrs,
+) -> Result<Vec<String>> {
+    let mut kept = Vec::new();
+    for (t, _) in changes.iter().filter(|(t, _)| format::is_authenticated(*t)) {
+        let Some(value) = current.get_attributes(id, &[t])?.pop().flatten() else {
+            continue;
+        };
+        let previous = keydb::previous_sig_name(id, t);
+        // The proof of the current value: the record, or the one kept aside
+        // by an earlier change that died between its commits.
+        let mut proof = None;
+        for name in [keydb::sig_name(DbKind::Cert, id, t), previous.clone()] {
+            if let Some(r) = key_txn.get_metadata(&name)? {
+                if keys.verify(&r.item1, id, t, &value).unwrap_or(false) {
+                    proof = Some(r);
+                    break;
+                }
+            }
+        }
+        if let Some(proof) = proof {
+            key_txn.put_metadata(&previous, &proof.item1, None)?;
+            kept.push(previous);
+        }
+    }
+    put_records(key_txn, keys, DbKind::Cert, id, changes)?;
+    Ok(kept)
+}
+
 pub(super) fn put_records(
     txn: &mut dyn Transaction,
     keys: &KeyState,

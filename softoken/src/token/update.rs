@@ -156,12 +156,24 @@ pub(super) fn source_backend(cfg: &TokenConfig) -> Option<&'static sdb::Backend>
         .filter(|b| b.files_exist(&cfg.dir, &cfg.cert_prefix, &cfg.key_prefix))
 }
 
-fn refuse(cfg: &TokenConfig, e: &sdb::Error) -> Rv {
+/// Why the token's databases did not open, logged, and the slot's answer
+/// for it.
+fn refuse(cfg: &TokenConfig, e: sdb::Error) -> Rv {
     crate::log::line(format_args!(
         "{}: the token's databases cannot be opened: {e}",
         cfg.dir.display()
     ));
-    Rv::FunctionFailed
+    match e {
+        // Files there that are not a database this module can read (never
+        // written: another program's, empty, damaged).
+        sdb::Error::NotRecognized(_) | sdb::Error::Corrupt(_) => Rv::TokenNotRecognized,
+        // No database, and this open may not make one (read-only).
+        sdb::Error::ReadOnly => Rv::TokenNotPresent,
+        sdb::Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+            Rv::TokenNotPresent
+        }
+        other => Rv::from(other),
+    }
 }
 
 /// Opens the token's databases, and the legacy ones an update is to copy
@@ -180,14 +192,12 @@ pub(super) fn open_storage(cfg: &mut TokenConfig) -> Result<(Databases, Option<P
     if let Ok(dbs) = &opened {
         if !dbs.key.is_read_only() {
             if let Some(merge) = merge_source(cfg, dbs)? {
-                return opened
-                    .map(|d| (d, Some(merge)))
-                    .map_err(|e| refuse(cfg, &e));
+                return opened.map(|d| (d, Some(merge))).map_err(|e| refuse(cfg, e));
             }
         }
     }
     let Some(source) = source else {
-        return opened.map(|d| (d, None)).map_err(|e| refuse(cfg, &e));
+        return opened.map(|d| (d, None)).map_err(|e| refuse(cfg, e));
     };
     let own_key_file = cfg
         .dir
@@ -205,9 +215,9 @@ pub(super) fn open_storage(cfg: &mut TokenConfig) -> Result<(Databases, Option<P
         cfg.read_only = true;
         return open(cfg, true)
             .map(|d| (d, None))
-            .map_err(|e| refuse(cfg, &e));
+            .map_err(|e| refuse(cfg, e));
     }
-    let dbs = opened.map_err(|e| refuse(cfg, &e))?;
+    let dbs = opened.map_err(|e| refuse(cfg, e))?;
     if !update_pending(&*dbs.key)? {
         return Ok((dbs, None));
     }
@@ -447,35 +457,20 @@ impl Token {
         if merge_done(&*cert_txn, &*key_txn, &wait.id)? {
             return Ok(());
         }
-        let (keys, entry) = match (target, key_txn.get_password_entry()?) {
-            (Some((k, e)), _) => (Some(k.clone()), Some(e.clone())),
-            (None, Some(_)) => return Err(Rv::UserNotLoggedIn),
-            // No password here yet: the source's comes with its keys, and
-            // what cert9.db holds is signed under it.
-            (None, None) => match (source_keys, source_entry) {
-                (Some(k), Some(e)) => {
-                    self.sign_cert_objects(&mut *key_txn, None, k)?;
-                    key_txn.put_password_entry(&e)?;
-                    (Some(k.clone()), Some(e))
-                }
-                _ => (None, None),
-            },
-        };
-        let mut counts = MergeCounts::default();
-        let mut into = MergeTarget {
-            cert: &mut *cert_txn,
-            key: Some(&mut *key_txn),
-            keys: keys.as_deref(),
-            entry: entry.as_ref(),
-        };
-        for obj in objects {
-            into.merge(obj, &mut counts)?;
-        }
+        let (counts, kept) = self.merge_in(
+            &mut *cert_txn,
+            &mut *key_txn,
+            objects,
+            source_keys.zip(source_entry),
+            target,
+            &mut |_| {},
+        )?;
         let (key_row, cert_row) = merge_rows(&wait.id);
         key_txn.put_metadata(&key_row, wait.id.as_bytes(), None)?;
         cert_txn.put_metadata(&cert_row, wait.id.as_bytes(), None)?;
         key_txn.commit()?;
         cert_txn.commit()?;
+        self.forget_previous_records(&kept);
         crate::log::line(format_args!(
             "{}: merged update {:?}: {counts:?}",
             self.cfg.dir.display(),
@@ -489,11 +484,13 @@ impl Token {
     /// is not known before).
     fn copy_to_cert_db(&self, objects: Vec<Attrs>) -> Result<()> {
         let mut txn = self.cert.begin()?;
+        // Without keys no record is written, so none is kept aside.
         let mut target = MergeTarget {
             cert: &mut *txn,
             key: None,
             keys: None,
             entry: None,
+            kept: Vec::new(),
         };
         let mut counts = MergeCounts::default();
         for obj in objects {
@@ -529,11 +526,13 @@ impl Token {
             return Ok(());
         }
         let copied = private.len();
+        // Only key4.db objects come here: no cert9.db value changes.
         let mut target = MergeTarget {
             cert: &mut *cert_lock,
             key: Some(&mut *txn),
             keys: Some(keys),
             entry: Some(entry),
+            kept: Vec::new(),
         };
         let mut counts = MergeCounts::default();
         for obj in private {

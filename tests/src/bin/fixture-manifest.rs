@@ -16,9 +16,7 @@ use pkcs11_sys::*;
 use serde_json::{json, Value};
 use softoken::nss::*;
 use softoken_tests::raw::{as_ul, Raw};
-use softoken_tests::{class_name, run, sha1_hex, sha256_hex, trust_name};
-
-const NSS_SOFTOKEN: &str = "/usr/lib/x86_64-linux-gnu/libsoftokn3.so";
+use softoken_tests::{class_name, run, sha1_hex, sha256_hex, trust_name, NSS_SOFTOKEN};
 
 struct Args {
     dir: PathBuf,

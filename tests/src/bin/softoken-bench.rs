@@ -474,7 +474,7 @@ fn options() -> Options {
         o.modules
             .push(("softoken".into(), softoken_tests::module_path()));
         for (name, path) in [
-            ("NSS", "/usr/lib/x86_64-linux-gnu/libsoftokn3.so"),
+            ("NSS", softoken_tests::NSS_SOFTOKEN),
             ("SoftHSMv2", "/usr/lib/softhsm/libsofthsm2.so"),
         ] {
             if Path::new(path).exists() {

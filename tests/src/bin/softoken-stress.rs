@@ -7,6 +7,7 @@
 //!                                                   then "slowest MS"
 //!   softoken-stress destroy DIR PIN PREFIX FIRST LAST  "gone N" per set
 //!   softoken-stress setpin DIR OLD NEW                "changed"
+//!                                    (DIR as `dbm:DIR`: a legacy key3.db)
 //!   softoken-stress update DIR PIN   "ready" before the module opens a
 //!                                    directory of legacy files, "updated"
 //!                                    once C_Login copied them
@@ -15,6 +16,14 @@
 //!                                    files of SOURCE into it (Mode 3,
 //!                                    updateid "stress"), "merged" once
 //!                                    the two C_Logins did it
+//!   softoken-stress trust DIR PIN FIRST  sets the server-auth trust of
+//!                                    every trust object, alternately
+//!                                    TRUSTED_DELEGATOR and MUST_VERIFY from
+//!                                    change FIRST on, "ack N" per change
+//!   softoken-stress merge-db DIR SOURCE SOURCE_PIN PIN   "ready", then the
+//!                                    sql: database SOURCE merged into DIR
+//!                                    as `softoken-modutil merge` does it,
+//!                                    "merged" once done
 //!
 //! A key set N is an EC P-256 key pair (the public key in cert9.db with
 //! its integrity records, the private key in key4.db) and an AES key whose
@@ -25,8 +34,8 @@ use std::io::Write;
 
 use pkcs11_sys::*;
 use softoken_tests::raw::{ul, Raw, FALSE, TRUE};
-use softoken_tests::sql_params;
 use softoken_tests::stress::set_value;
+use softoken_tests::{dbm_params, sql_params};
 
 fn fail(what: &str, rv: CK_RV) -> ! {
     println!("error {what} {rv:#x}");
@@ -46,12 +55,17 @@ fn say(line: std::fmt::Arguments<'_>) {
 }
 
 /// A logged-in read-write session on the token of `dir`.
+/// The module's parameters for DIR, or for `dbm:DIR`.
+fn params(dir: &str) -> String {
+    match dir.strip_prefix("dbm:") {
+        Some(legacy) => dbm_params(std::path::Path::new(legacy)),
+        None => sql_params(std::path::Path::new(dir)),
+    }
+}
+
 fn session(dir: &str, pin: &str) -> (Raw, CK_SESSION_HANDLE) {
     let raw = Raw::load_path(&softoken_tests::module_path());
-    ok(
-        "C_Initialize",
-        raw.initialize(Some(&sql_params(std::path::Path::new(dir)))),
-    );
+    ok("C_Initialize", raw.initialize(Some(&params(dir))));
     let s = raw
         .open(raw.slots()[0], true)
         .unwrap_or_else(|rv| fail("C_OpenSession", rv));
@@ -175,6 +189,59 @@ fn main() {
                 ok("C_Login (target)", rv);
             }
             say(format_args!("merged"));
+        }
+        "trust" => {
+            use softoken::nss::{
+                CKA_TRUST_SERVER_AUTH, CKO_NSS_TRUST, CKT_NSS_MUST_VERIFY_TRUST,
+                CKT_NSS_TRUSTED_DELEGATOR,
+            };
+            let (raw, s) = session(arg(1), arg(2));
+            let trust = raw
+                .find(s, &[(CKA_CLASS, ul(CKO_NSS_TRUST))])
+                .unwrap_or_else(|rv| fail("C_FindObjects", rv));
+            for n in number(3).. {
+                let value = if n % 2 == 0 {
+                    CKT_NSS_TRUSTED_DELEGATOR
+                } else {
+                    CKT_NSS_MUST_VERIFY_TRUST
+                };
+                for h in &trust {
+                    ok(
+                        "C_SetAttributeValue",
+                        raw.set(s, *h, &[(CKA_TRUST_SERVER_AUTH, ul(value))]),
+                    );
+                }
+                say(format_args!("ack {n}"));
+            }
+        }
+        "merge-db" => {
+            use softoken::admin::Database;
+            say(format_args!("ready"));
+            let open = |dir: &str, extra: &str| {
+                Database::open(Some(&format!(
+                    "{}{extra}",
+                    sql_params(std::path::Path::new(dir))
+                )))
+                .unwrap_or_else(|e| {
+                    println!("error open {e:?}");
+                    std::process::exit(1)
+                })
+            };
+            let into = open(arg(1), "");
+            let from = open(arg(2), "readOnly");
+            for (db, pin) in [(&from, arg(3)), (&into, arg(4))] {
+                if let Err(rv) = db.login(pin.as_bytes()) {
+                    println!("error login {rv:?}");
+                    std::process::exit(1)
+                }
+            }
+            match into.merge_from(&from, &mut |_, _| {}) {
+                Ok(report) if report.skipped.is_empty() => say(format_args!("merged")),
+                other => {
+                    println!("error merge {other:?}");
+                    std::process::exit(1)
+                }
+            }
         }
         other => {
             eprintln!("softoken-stress: no command {other:?}");
