@@ -200,6 +200,7 @@ fn value(input: &mut Input) -> Vec<u8> {
             CKK_CHACHA20,
             CKK_DES3,
             CKK_DH,
+            CKK_DSA,
         ])),
         3 => input
             .pick(&[
@@ -446,6 +447,11 @@ const MECHS: &[CK_MECHANISM_TYPE] = &[
     CKM_DES3_ECB_ENCRYPT_DATA,
     CKM_DH_PKCS_KEY_PAIR_GEN,
     CKM_DH_PKCS_DERIVE,
+    // Not the parameter generations: a new group takes seconds (a safe
+    // prime for DH, longer), past the fuzzer's timeout, by design.
+    CKM_DSA_KEY_PAIR_GEN,
+    CKM_DSA,
+    CKM_DSA_SHA256,
 ];
 
 impl Mech {

@@ -235,7 +235,7 @@ fn slots_and_token_info() {
         );
         assert_eq!(mi.flags, CKF_DIGEST);
         assert_eq!(
-            (f.C_GetMechanismInfo.unwrap())(slot, CKM_DSA, &mut mi),
+            (f.C_GetMechanismInfo.unwrap())(slot, CKM_RIPEMD160_HMAC, &mut mi),
             CKR_MECHANISM_INVALID
         );
     }
@@ -1195,13 +1195,13 @@ fn random_and_operations_not_started() {
             (f.C_SignInit.unwrap())(s, &mut mech, 1),
             CKR_KEY_HANDLE_INVALID
         );
-        let mut dsa = CK_MECHANISM {
-            mechanism: CKM_DSA,
+        let mut ripemd = CK_MECHANISM {
+            mechanism: CKM_RIPEMD160_HMAC,
             pParameter: std::ptr::null_mut(),
             ulParameterLen: 0,
         };
         assert_eq!(
-            (f.C_SignInit.unwrap())(s, &mut dsa, 1),
+            (f.C_SignInit.unwrap())(s, &mut ripemd, 1),
             CKR_MECHANISM_INVALID
         );
         let mut len = 0;

@@ -2,7 +2,7 @@
 //! RFC 7919's ffdhe2048 group: both sides agree, NSS's softoken agrees with
 //! softoken in both directions (whole secrets and shortened ones), keys
 //! kept on the token are NSS's to use, and bad public values and groups
-//! are refused.
+//! are refused; and groups the token makes (CKM_DH_PKCS_PARAMETER_GEN).
 
 use std::process::Command;
 
@@ -197,4 +197,76 @@ fn dh_keys_on_the_token_are_nss_s_to_use() {
     report.login(b"fixture-pw").unwrap();
     let checked = report.check(&mut |_, _| {}).unwrap();
     assert!(checked.failures.is_empty(), "{checked:?}");
+}
+
+/// Shifts a big-endian number right by one bit.
+fn halved(n: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(n.len());
+    let mut carry = 0u8;
+    for b in n {
+        out.push((b >> 1) | carry);
+        carry = b << 7;
+    }
+    out
+}
+
+/// Whether OpenSSL finds a big-endian number prime.
+fn openssl_says_prime(n: &[u8]) -> bool {
+    let out = run(Command::new("openssl").args(["prime", "-hex", &hex::encode(n)]));
+    assert!(
+        out.contains("is prime") || out.contains("is not prime"),
+        "{out}"
+    );
+    !out.contains("not prime")
+}
+
+/// CKM_DH_PKCS_PARAMETER_GEN: a domain-parameter object holding a safe
+/// prime of the size asked and the generator 2; key pairs made in it agree.
+#[test]
+fn dh_groups_made_by_the_token() {
+    let (raw, s, _dir) = new_token_session();
+    let params = raw
+        .generate_key(s, CKM_DH_PKCS_PARAMETER_GEN, &[(CKA_PRIME_BITS, ul(1024))])
+        .unwrap();
+    let ulong = |t| softoken_tests::raw::as_ul(&raw.get(s, params, t).unwrap());
+    assert_eq!(ulong(CKA_CLASS), CKO_DOMAIN_PARAMETERS);
+    assert_eq!(ulong(CKA_KEY_TYPE), CKK_DH);
+    assert_eq!(ulong(CKA_PRIME_BITS), 1024);
+    assert_eq!(raw.get(s, params, CKA_LOCAL).unwrap(), TRUE);
+    let p = raw.get(s, params, CKA_PRIME).unwrap();
+    let g = raw.get(s, params, CKA_BASE).unwrap();
+    assert_eq!((p.len(), g.as_slice()), (128, &[2u8][..]));
+    assert!(openssl_says_prime(&p), "p is prime");
+    assert!(openssl_says_prime(&halved(&p)), "(p - 1) / 2 is prime");
+
+    let group = vec![(CKA_PRIME, p), (CKA_BASE, g)];
+    let private = [(CKA_DERIVE, TRUE.to_vec())];
+    let (a_public, a_private) = raw
+        .generate_key_pair(s, CKM_DH_PKCS_KEY_PAIR_GEN, &group, &private)
+        .unwrap();
+    let (b_public, b_private) = raw
+        .generate_key_pair(s, CKM_DH_PKCS_KEY_PAIR_GEN, &group, &private)
+        .unwrap();
+    let a_value = raw.get(s, a_public, CKA_VALUE).unwrap();
+    let b_value = raw.get(s, b_public, CKA_VALUE).unwrap();
+    assert_eq!(
+        agree(&raw, s, a_private, &b_value, None).unwrap(),
+        agree(&raw, s, b_private, &a_value, None).unwrap()
+    );
+
+    for (template, want) in [
+        (vec![], CKR_TEMPLATE_INCOMPLETE),
+        (vec![(CKA_PRIME_BITS, ul(512))], CKR_ATTRIBUTE_VALUE_INVALID),
+        (
+            vec![(CKA_PRIME_BITS, ul(8192))],
+            CKR_ATTRIBUTE_VALUE_INVALID,
+        ),
+        (vec![(CKA_PRIME_BITS, vec![1])], CKR_ATTRIBUTE_VALUE_INVALID),
+    ] {
+        assert_eq!(
+            raw.generate_key(s, CKM_DH_PKCS_PARAMETER_GEN, &template),
+            Err(want),
+            "{template:?}"
+        );
+    }
 }

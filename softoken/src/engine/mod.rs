@@ -11,16 +11,19 @@
 //!   PSS over a digest, the raw (X.509) operation, and encryption with
 //!   PKCS#1 v1.5 or OAEP padding (with a label). aws-lc's private-key
 //!   operations are constant-time and blinded.
-//! - Finite-field Diffie-Hellman (PKCS #3), which aws-lc-rs does not offer.
+//! - Finite-field Diffie-Hellman (PKCS #3) and DSA (FIPS 186-4), which
+//!   aws-lc-rs does not offer, on aws-lc's big numbers (`bn`).
 //! - The hashes aws-lc-rs does not offer (SHA-512/224, SHA3-224) and HMAC
 //!   over the SHA3 family, through EVP; AES-CMAC; AES-GCM with any IV
 //!   length and tag length; AES key wrap with AES-192 keys too.
 
 pub mod aead;
 pub mod aes;
+mod bn;
 pub mod chacha;
 pub mod des;
 pub mod dh;
+pub mod dsa;
 pub mod ec;
 pub mod hash;
 pub mod rc2;

@@ -1,6 +1,7 @@
 //! PKCS #3 Diffie-Hellman: key pairs in the group a public template names
 //! (CKA_PRIME, CKA_BASE: RFC 7919's FFDHE groups, or a caller's own), and
-//! CKM_DH_PKCS_DERIVE, whose parameter is the peer's public value.
+//! CKM_DH_PKCS_DERIVE, whose parameter is the peer's public value; new
+//! groups (CKM_DH_PKCS_PARAMETER_GEN).
 
 use pkcs11_sys::*;
 
@@ -10,6 +11,34 @@ use crate::nss::CKA_NSS_DB;
 use crate::object::attrs::Attrs;
 use crate::object::{Generated, Origin};
 use crate::rv::{Result, Rv};
+
+/// The prime size a domain-parameter template asks for (CKA_PRIME_BITS):
+/// DH's and DSA's parameter generations.
+pub fn template_prime_bits(template: &Attrs) -> Result<usize> {
+    match template.get(CKA_PRIME_BITS) {
+        Some(_) => Ok(template
+            .ulong(CKA_PRIME_BITS)
+            .ok_or(Rv::AttributeValueInvalid)? as usize),
+        None => Err(Rv::TemplateIncomplete),
+    }
+}
+
+/// CKM_DH_PKCS_PARAMETER_GEN: a domain-parameter object with a new group
+/// of CKA_PRIME_BITS bits.
+pub fn generate_parameters(mechanism: CK_MECHANISM_TYPE, template: &Attrs) -> Result<Generated> {
+    let bits = template_prime_bits(template)?;
+    let (p, g) = crate::engine::dh::generate_parameters(bits)?;
+    let mut values = Attrs::new();
+    values.set(CKA_PRIME, p);
+    values.set(CKA_BASE, g);
+    Ok(Generated {
+        class: CKO_DOMAIN_PARAMETERS,
+        key_type: CKK_DH,
+        mechanism,
+        values,
+        origin: Origin::Generated,
+    })
+}
 
 /// A new key pair in the public template's group; a CKA_VALUE_BITS in the
 /// private template sets the private value's length.
@@ -38,9 +67,7 @@ pub fn generate(
     let mut private = Attrs::new();
     private.set(CKA_PRIME, prime.to_vec());
     private.set(CKA_BASE, base.to_vec());
-    let bits = x
-        .first()
-        .map_or(0, |b| x.len() * 8 - b.leading_zeros() as usize);
+    let bits = crate::object::significant_bits(&x);
     private.set(CKA_VALUE_BITS, (bits as CK_ULONG).to_ne_bytes().to_vec());
     private.set(CKA_VALUE, x.to_vec());
     // NSS keeps the public value beside the private key.

@@ -9,6 +9,7 @@ pub mod curve25519;
 pub mod des;
 pub mod dh;
 pub mod digest;
+pub mod dsa;
 pub mod ec;
 pub mod hash;
 pub mod kdf;
@@ -72,6 +73,16 @@ pub enum Operation {
     DhKeyPairGen,
     /// PKCS #3 Diffie-Hellman key derivation.
     DhDerive,
+    /// A new PKCS #3 group: a domain-parameter object.
+    DhParameterGen,
+    /// A new DSA group: a domain-parameter object.
+    DsaParameterGen,
+    /// A DSA key pair in the public template's group.
+    DsaKeyPairGen,
+    /// DSA over the raw input (a caller's digest), or over its hash.
+    Dsa {
+        hash: Option<Hash>,
+    },
     /// An Ed25519 (Edwards) or X25519 (Montgomery) key pair.
     Curve25519KeyPairGen {
         key_type: CK_KEY_TYPE,
@@ -175,6 +186,16 @@ const fn ecdsa_mechanism(ty: CK_MECHANISM_TYPE, hash: Option<Hash>) -> Mechanism
         max_key_size: 521,
         flags: CKF_SIGN | CKF_VERIFY | EC_FLAGS,
         operation: Operation::Ecdsa { hash },
+    }
+}
+
+const fn dsa_mechanism(ty: CK_MECHANISM_TYPE, hash: Option<Hash>) -> Mechanism {
+    Mechanism {
+        ty,
+        min_key_size: 1024,
+        max_key_size: 3072,
+        flags: CKF_SIGN | CKF_VERIFY,
+        operation: Operation::Dsa { hash },
     }
 }
 
@@ -544,6 +565,37 @@ static MECHANISMS: &[Mechanism] = &[
         operation: Operation::DhDerive,
     },
     Mechanism {
+        ty: CKM_DH_PKCS_PARAMETER_GEN,
+        min_key_size: 1024,
+        max_key_size: 4096,
+        flags: CKF_GENERATE,
+        operation: Operation::DhParameterGen,
+    },
+    Mechanism {
+        ty: CKM_DSA_PARAMETER_GEN,
+        min_key_size: 1024,
+        max_key_size: 3072,
+        flags: CKF_GENERATE,
+        operation: Operation::DsaParameterGen,
+    },
+    Mechanism {
+        ty: CKM_DSA_KEY_PAIR_GEN,
+        min_key_size: 1024,
+        max_key_size: 3072,
+        flags: CKF_GENERATE_KEY_PAIR,
+        operation: Operation::DsaKeyPairGen,
+    },
+    dsa_mechanism(CKM_DSA, None),
+    dsa_mechanism(CKM_DSA_SHA1, Some(Hash::Sha1)),
+    dsa_mechanism(CKM_DSA_SHA224, Some(Hash::Sha224)),
+    dsa_mechanism(CKM_DSA_SHA256, Some(Hash::Sha256)),
+    dsa_mechanism(CKM_DSA_SHA384, Some(Hash::Sha384)),
+    dsa_mechanism(CKM_DSA_SHA512, Some(Hash::Sha512)),
+    dsa_mechanism(CKM_DSA_SHA3_224, Some(Hash::Sha3_224)),
+    dsa_mechanism(CKM_DSA_SHA3_256, Some(Hash::Sha3_256)),
+    dsa_mechanism(CKM_DSA_SHA3_384, Some(Hash::Sha3_384)),
+    dsa_mechanism(CKM_DSA_SHA3_512, Some(Hash::Sha3_512)),
+    Mechanism {
         ty: CKM_EC_EDWARDS_KEY_PAIR_GEN,
         min_key_size: 255,
         max_key_size: 255,
@@ -645,7 +697,7 @@ impl Mechanism {
     pub fn single_part_only(&self) -> bool {
         use crate::mechanism::rsa::Scheme;
         match self.operation {
-            Operation::Ecdsa { hash } => hash.is_none(),
+            Operation::Ecdsa { hash } | Operation::Dsa { hash } => hash.is_none(),
             Operation::Rsa(scheme) => matches!(
                 scheme,
                 Scheme::Pkcs1(None) | Scheme::Pss(None) | Scheme::X509 | Scheme::Oaep
@@ -802,6 +854,10 @@ pub fn sign_op(
             arg.no_param()?;
             crate::mechanism::ec::sign_op(key, hash)
         }
+        Operation::Dsa { hash } => {
+            arg.no_param()?;
+            crate::mechanism::dsa::sign_op(key, hash)
+        }
         Operation::Rsa(scheme) => crate::mechanism::rsa::sign_op(scheme, arg, key),
         Operation::Eddsa => crate::mechanism::curve25519::sign_op(arg, key),
         Operation::Mac {
@@ -830,6 +886,10 @@ pub fn verify_op(
             arg.no_param()?;
             crate::mechanism::ec::verify_op(key, hash)
         }
+        Operation::Dsa { hash } => {
+            arg.no_param()?;
+            crate::mechanism::dsa::verify_op(key, hash)
+        }
         Operation::Rsa(scheme) => crate::mechanism::rsa::verify_op(scheme, arg, key),
         Operation::Eddsa => crate::mechanism::curve25519::verify_op(arg, key),
         Operation::Mac {
@@ -855,6 +915,10 @@ pub fn generate_key_pair(
             arg.no_param()?;
             crate::mechanism::dh::generate(m.ty, public_template, private_template)
         }
+        Operation::DsaKeyPairGen => {
+            arg.no_param()?;
+            crate::mechanism::dsa::generate(m.ty, public_template)
+        }
         Operation::EcKeyPairGen => {
             arg.no_param()?;
             crate::mechanism::ec::generate(m.ty, public_template)
@@ -877,6 +941,14 @@ pub fn generate_key(arg: &MechanismArg, template: &Attrs) -> Result<Generated> {
     let key_type = match m.operation {
         Operation::SecretKeyGen { key_type } => key_type,
         Operation::Pbkdf2 => return crate::mechanism::kdf::pbkdf2_key(m.ty, arg, template),
+        Operation::DhParameterGen => {
+            arg.no_param()?;
+            return crate::mechanism::dh::generate_parameters(m.ty, template);
+        }
+        Operation::DsaParameterGen => {
+            arg.no_param()?;
+            return crate::mechanism::dsa::generate_parameters(m.ty, template);
+        }
         _ => return Err(Rv::MechanismInvalid),
     };
     arg.no_param()?;

@@ -1,8 +1,8 @@
 //! What a wrapped key is: a secret key's value, or a private key's PKCS#8
-//! PrivateKeyInfo (RSA, NIST EC, Ed25519, X25519); and the reverse, a key
+//! PrivateKeyInfo (RSA, NIST EC, Ed25519, X25519, DSA); and the reverse, a key
 //! object's attributes from unwrapped bytes.
 
-use der::asn1::{Any, BitString, ObjectIdentifier as Oid, OctetString};
+use der::asn1::{Any, BitString, ObjectIdentifier as Oid, OctetString, UintRef};
 use der::{Decode, Encode, Sequence};
 use pkcs11_sys::*;
 use zeroize::Zeroizing;
@@ -15,6 +15,7 @@ const RSA_ENCRYPTION: Oid = Oid::new_unwrap("1.2.840.113549.1.1.1");
 const EC_PUBLIC_KEY: Oid = Oid::new_unwrap("1.2.840.10045.2.1");
 const ED25519: Oid = Oid::new_unwrap("1.3.101.112");
 const X25519: Oid = Oid::new_unwrap("1.3.101.110");
+const DSA: Oid = Oid::new_unwrap("1.2.840.10040.4.1");
 
 #[derive(Sequence)]
 struct PrivateKeyInfo {
@@ -32,6 +33,14 @@ struct EcPrivateKey {
     parameters: Option<Oid>,
     #[asn1(context_specific = "1", optional = "true", tag_mode = "EXPLICIT")]
     public_key: Option<BitString>,
+}
+
+/// RFC 3279's Dss-Parms: DSA's group, the parameters of its algorithm.
+#[derive(Sequence)]
+struct DssParms<'a> {
+    p: UintRef<'a>,
+    q: UintRef<'a>,
+    g: UintRef<'a>,
 }
 
 fn encode<T: Encode>(value: &T) -> Result<Zeroizing<Vec<u8>>> {
@@ -113,6 +122,19 @@ pub fn key_bytes(key: &Attrs) -> Result<Zeroizing<Vec<u8>>> {
                         },
                         inner,
                     )
+                }
+                Some(CKK_DSA) => {
+                    let uint = |t| UintRef::new(get(t)?).map_err(|_| Rv::KeyNotWrappable);
+                    let group = DssParms {
+                        p: uint(CKA_PRIME)?,
+                        q: uint(CKA_SUBPRIME)?,
+                        g: uint(CKA_BASE)?,
+                    };
+                    let alg = AlgorithmIdentifier {
+                        oid: DSA,
+                        parameters: Some(Any::encode_from(&group).map_err(|_| Rv::GeneralError)?),
+                    };
+                    (alg, encode(&uint(CKA_VALUE)?)?)
                 }
                 _ => return Err(Rv::KeyNotWrappable),
             };
@@ -209,6 +231,20 @@ pub fn unwrapped_key(plaintext: &[u8], template: &Attrs) -> Result<Attrs> {
                     values.set_ulong(CKA_KEY_TYPE, key_type);
                     values.set(CKA_EC_PARAMS, params.to_vec());
                     values.set(CKA_VALUE, seed.as_bytes().to_vec());
+                }
+                DSA => {
+                    let any = info
+                        .algorithm
+                        .parameters
+                        .as_ref()
+                        .ok_or(Rv::WrappedKeyInvalid)?;
+                    let group: DssParms = any.decode_as().map_err(|_| Rv::WrappedKeyInvalid)?;
+                    let x = UintRef::from_der(inner).map_err(|_| Rv::WrappedKeyInvalid)?;
+                    values.set_ulong(CKA_KEY_TYPE, CKK_DSA);
+                    values.set(CKA_PRIME, group.p.as_bytes().to_vec());
+                    values.set(CKA_SUBPRIME, group.q.as_bytes().to_vec());
+                    values.set(CKA_BASE, group.g.as_bytes().to_vec());
+                    values.set(CKA_VALUE, x.as_bytes().to_vec());
                 }
                 _ => return Err(Rv::WrappedKeyInvalid),
             }

@@ -210,6 +210,41 @@ const DH_PRIVATE: &[Spec] = &[
     s(CKA_VALUE_BITS, Ulong, FIXED, D::None),
 ];
 
+const DSA_PUBLIC: &[Spec] = &[
+    s(CKA_PRIME, Bytes, REQUIRED | FIXED, D::None),
+    s(CKA_SUBPRIME, Bytes, REQUIRED | FIXED, D::None),
+    s(CKA_BASE, Bytes, REQUIRED | FIXED, D::None),
+    s(CKA_VALUE, Bytes, REQUIRED | FIXED, D::None),
+];
+
+const DSA_PRIVATE: &[Spec] = &[
+    s(CKA_PRIME, Bytes, REQUIRED | FIXED, D::None),
+    s(CKA_SUBPRIME, Bytes, REQUIRED | FIXED, D::None),
+    s(CKA_BASE, Bytes, REQUIRED | FIXED, D::None),
+    s(CKA_VALUE, Bytes, REQUIRED | FIXED | SENSITIVE, D::None),
+];
+
+// Domain parameters: a group kept for making key pairs in it later.
+const DOMAIN_PARAMETERS: &[Spec] = &[
+    s(CKA_PRIVATE, Bool, FIXED, D::Bool(false)),
+    s(CKA_KEY_TYPE, Ulong, REQUIRED | FIXED, D::None),
+    s(CKA_LOCAL, Bool, TOKEN_SET | FIXED, D::Bool(false)),
+];
+
+const DSA_DOMAIN: &[Spec] = &[
+    s(CKA_PRIME, Bytes, REQUIRED | FIXED, D::None),
+    s(CKA_SUBPRIME, Bytes, REQUIRED | FIXED, D::None),
+    s(CKA_BASE, Bytes, REQUIRED | FIXED, D::None),
+    s(CKA_PRIME_BITS, Ulong, TOKEN_SET | FIXED, D::None),
+    s(CKA_SUB_PRIME_BITS, Ulong, TOKEN_SET | FIXED, D::None),
+];
+
+const DH_DOMAIN: &[Spec] = &[
+    s(CKA_PRIME, Bytes, REQUIRED | FIXED, D::None),
+    s(CKA_BASE, Bytes, REQUIRED | FIXED, D::None),
+    s(CKA_PRIME_BITS, Ulong, TOKEN_SET | FIXED, D::None),
+];
+
 const NSS_TRUST: &[Spec] = &[
     s(CKA_PRIVATE, Bool, FIXED, D::Bool(false)),
     s(CKA_ISSUER, Bytes, 0, D::Empty),
@@ -313,6 +348,7 @@ fn groups(
                 Some(CKK_RSA) => Some(RSA_PUBLIC),
                 Some(CKK_EC | CKK_EC_EDWARDS | CKK_EC_MONTGOMERY) => Some(EC_PUBLIC),
                 Some(CKK_DH) => Some(DH_PUBLIC),
+                Some(CKK_DSA) => Some(DSA_PUBLIC),
                 _ => unknown()?,
             },
         ),
@@ -322,6 +358,15 @@ fn groups(
                 Some(CKK_RSA) => Some(RSA_PRIVATE),
                 Some(CKK_EC | CKK_EC_EDWARDS | CKK_EC_MONTGOMERY) => Some(EC_PRIVATE),
                 Some(CKK_DH) => Some(DH_PRIVATE),
+                Some(CKK_DSA) => Some(DSA_PRIVATE),
+                _ => unknown()?,
+            },
+        ),
+        CKO_DOMAIN_PARAMETERS => (
+            &[COMMON, DOMAIN_PARAMETERS],
+            match subtype {
+                Some(CKK_DSA) => Some(DSA_DOMAIN),
+                Some(CKK_DH) => Some(DH_DOMAIN),
                 _ => unknown()?,
             },
         ),
@@ -346,7 +391,9 @@ fn groups(
 fn subtype_attr(class: CK_OBJECT_CLASS) -> Option<CK_ATTRIBUTE_TYPE> {
     match class {
         CKO_CERTIFICATE => Some(CKA_CERTIFICATE_TYPE),
-        CKO_PUBLIC_KEY | CKO_PRIVATE_KEY | CKO_SECRET_KEY => Some(CKA_KEY_TYPE),
+        CKO_PUBLIC_KEY | CKO_PRIVATE_KEY | CKO_SECRET_KEY | CKO_DOMAIN_PARAMETERS => {
+            Some(CKA_KEY_TYPE)
+        }
         _ => None,
     }
 }
@@ -607,10 +654,20 @@ fn set_token_values(
         let len = obj.get(CKA_VALUE).map_or(0, <[u8]>::len);
         obj.set_ulong(CKA_VALUE_LEN, len as CK_ULONG);
     }
+    if class == CKO_DOMAIN_PARAMETERS {
+        obj.set_bool(CKA_LOCAL, matches!(made_by, Some((_, Origin::Generated))));
+        let bits = |t| significant_bits(obj.get(t).unwrap_or_default()) as CK_ULONG;
+        let (prime_bits, subprime_bits) = (bits(CKA_PRIME), bits(CKA_SUBPRIME));
+        obj.set_ulong(CKA_PRIME_BITS, prime_bits);
+        if subtype == Some(CKK_DSA) {
+            obj.set_ulong(CKA_SUB_PRIME_BITS, subprime_bits);
+        }
+    }
     Ok(())
 }
 
-fn significant_bits(be: &[u8]) -> usize {
+/// The number of significant bits of a big-endian number.
+pub fn significant_bits(be: &[u8]) -> usize {
     match be.iter().position(|&b| b != 0) {
         Some(i) => (be.len() - i - 1) * 8 + (8 - be[i].leading_zeros() as usize),
         None => 0,
