@@ -452,6 +452,11 @@ const MECHS: &[CK_MECHANISM_TYPE] = &[
     CKM_DSA_KEY_PAIR_GEN,
     CKM_DSA,
     CKM_DSA_SHA256,
+    CKM_TLS_PRE_MASTER_KEY_GEN,
+    CKM_TLS12_MASTER_KEY_DERIVE,
+    CKM_TLS12_MASTER_KEY_DERIVE_DH,
+    CKM_TLS12_KDF,
+    CKM_TLS_MAC,
 ];
 
 impl Mech {
@@ -490,6 +495,45 @@ impl Mech {
                     len,
                 ])
             }
+            CKM_TLS12_MASTER_KEY_DERIVE | CKM_TLS12_MASTER_KEY_DERIVE_DH => {
+                let (client, client_len) = buffer(input, &mut pointed);
+                let (server, server_len) = buffer(input, &mut pointed);
+                let version = if input.byte() % 2 == 0 {
+                    writable(2, &mut pointed)
+                } else {
+                    0
+                };
+                Some(vec![
+                    client,
+                    client_len,
+                    server,
+                    server_len,
+                    version,
+                    input.pick(&[CKM_SHA256, CKM_SHA384, CKM_TLS_PRF]),
+                ])
+            }
+            CKM_TLS12_KDF => {
+                let (label, label_len) = buffer(input, &mut pointed);
+                let (client, client_len) = buffer(input, &mut pointed);
+                let (server, server_len) = buffer(input, &mut pointed);
+                let (context, context_len) = buffer(input, &mut pointed);
+                Some(vec![
+                    input.pick(&[CKM_SHA256, CKM_SHA512, CKM_MD5]),
+                    label,
+                    label_len,
+                    client,
+                    client_len,
+                    server,
+                    server_len,
+                    context,
+                    context_len,
+                ])
+            }
+            CKM_TLS_MAC => Some(vec![
+                input.pick(&[CKM_SHA256, CKM_SHA384, CKM_TLS_PRF]),
+                input.pick(&[12, 0, 32, 1 << 20]),
+                input.pick(&[1, 2, 3]),
+            ]),
             CKM_ECDH1_DERIVE | CKM_ECDH1_COFACTOR_DERIVE => {
                 let (shared, shared_len) = buffer(input, &mut pointed);
                 let (public, public_len) = buffer(input, &mut pointed);

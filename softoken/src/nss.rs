@@ -25,6 +25,11 @@ pub const CKA_NSS_MODULE_SPEC: CK_ULONG = NSS_VENDOR + 24;
 pub const CKA_NSS_OVERRIDE_EXTENSIONS: CK_ULONG = NSS_VENDOR + 25;
 pub const CKA_NSS_SERVER_DISTRUST_AFTER: CK_ULONG = NSS_VENDOR + 35;
 pub const CKA_NSS_EMAIL_DISTRUST_AFTER: CK_ULONG = NSS_VENDOR + 36;
+/// NSS's TLS 1.2 extended master secret (RFC 7627), before PKCS#11 3.2
+/// numbered it; its parameter is CK_NSS_TLS_EXTENDED_MASTER_KEY_DERIVE_PARAMS
+/// (prfHashMechanism, pSessionHash, ulSessionHashLen, pVersion).
+pub const CKM_NSS_TLS_EXTENDED_MASTER_KEY_DERIVE: CK_ULONG = NSS_VENDOR + 25;
+pub const CKM_NSS_TLS_EXTENDED_MASTER_KEY_DERIVE_DH: CK_ULONG = NSS_VENDOR + 26;
 /// The public value NSS stores beside a private key (RSA modulus, EC point).
 pub const CKA_NSS_DB: CK_ULONG = 0xD5A0_DB00;
 

@@ -388,7 +388,20 @@ pub unsafe extern "C" fn C_DeriveKey(
                 out(phKey)?,
             )
         };
-        *handle = session::derive_key(&session, acc, token, arg, hBaseKey, attrs)?;
+        // A TLS master secret's parameter carries where the client's
+        // version goes (NULL: nowhere).
+        let version_out = match &arg.kdf {
+            Some(crate::mechanism::param::KdfParams::TlsMaster { version_out, .. }) => {
+                *version_out as *mut CK_VERSION
+            }
+            _ => std::ptr::null_mut(),
+        };
+        let (key, version) = session::derive_key(&session, acc, token, arg, hBaseKey, attrs)?;
+        *handle = key;
+        if let (Some(version), false) = (version, version_out.is_null()) {
+            // SAFETY: the caller's CK_VERSION, checked.
+            *unsafe { out(version_out)? } = version;
+        }
         Ok(())
     })
 }

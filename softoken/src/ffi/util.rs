@@ -5,8 +5,11 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use pkcs11_sys::*;
 
-use crate::mechanism::param::{param_word, DataParam, HkdfSalt, KdfParams};
+use crate::mechanism::param::{param_word, DataParam, HkdfSalt, KdfParams, TlsMasterSeed};
 use crate::module::{self, Module};
+use crate::nss::{
+    CKM_NSS_TLS_EXTENDED_MASTER_KEY_DERIVE, CKM_NSS_TLS_EXTENDED_MASTER_KEY_DERIVE_DH,
+};
 use crate::object::attrs::Attrs;
 use crate::rv::{Result, Rv};
 
@@ -179,6 +182,16 @@ pub unsafe fn mechanism(p: CK_MECHANISM_PTR) -> Result<crate::mechanism::param::
         CKM_PKCS5_PBKD2 => Some(unsafe { pbkdf2_params(param)? }),
         // SAFETY: as above.
         CKM_SP800_108_COUNTER_KDF => Some(unsafe { sp800_108_params(param)? }),
+        CKM_TLS12_MASTER_KEY_DERIVE | CKM_TLS12_MASTER_KEY_DERIVE_DH => {
+            // SAFETY: as above.
+            Some(unsafe { tls12_master_params(param)? })
+        }
+        CKM_NSS_TLS_EXTENDED_MASTER_KEY_DERIVE | CKM_NSS_TLS_EXTENDED_MASTER_KEY_DERIVE_DH => {
+            // SAFETY: as above.
+            Some(unsafe { tls_extended_master_params(param)? })
+        }
+        // SAFETY: as above.
+        CKM_TLS12_KDF => Some(unsafe { tls12_kdf_params(param)? }),
         _ => None,
     };
     Ok(crate::mechanism::param::MechanismArg {
@@ -372,6 +385,99 @@ unsafe fn sp800_108_params(param: &[u8]) -> Result<KdfParams> {
         });
     }
     Ok(KdfParams::Sp800_108 { prf: w(0)?, data })
+}
+
+/// The client's and the server's random of a CK_SSL3_RANDOM_DATA
+/// (pClientRandom, ulClientRandomLen, pServerRandom, ulServerRandomLen).
+///
+/// # Safety
+/// The structure's pointers are valid for the lengths it gives.
+unsafe fn tls_randoms(r: &CK_SSL3_RANDOM_DATA) -> Result<(Vec<u8>, Vec<u8>)> {
+    // SAFETY: the caller's buffers, of the lengths it gives.
+    unsafe {
+        Ok((
+            bytes(r.pClientRandom, r.ulClientRandomLen)?.to_vec(),
+            bytes(r.pServerRandom, r.ulServerRandomLen)?.to_vec(),
+        ))
+    }
+}
+
+/// A parameter structure of type `T` (plain data: words and pointers),
+/// copied out of the caller's bytes if it has exactly `T`'s size.
+fn param_struct<T: Copy>(param: &[u8]) -> Result<T> {
+    if param.len() != std::mem::size_of::<T>() {
+        return Err(Rv::MechanismParamInvalid);
+    }
+    // SAFETY: `param` has size_of::<T>() bytes, read unaligned; T is one of
+    // pkcs11-sys's C structures, for which any bytes are a value.
+    Ok(unsafe { std::ptr::read_unaligned(param.as_ptr() as *const T) })
+}
+
+/// CK_TLS12_MASTER_KEY_DERIVE_PARAMS (RandomInfo, pVersion,
+/// prfHashMechanism).
+///
+/// # Safety
+/// `param` holds the caller's structure, whose pointers are valid.
+unsafe fn tls12_master_params(param: &[u8]) -> Result<KdfParams> {
+    let p: CK_TLS12_MASTER_KEY_DERIVE_PARAMS = param_struct(param)?;
+    // SAFETY: this function's promise.
+    let (client_random, server_random) = unsafe { tls_randoms(&p.RandomInfo)? };
+    Ok(KdfParams::TlsMaster {
+        prf: p.prfHashMechanism,
+        seed: TlsMasterSeed::Randoms {
+            client_random,
+            server_random,
+        },
+        version_out: p.pVersion as CK_ULONG,
+    })
+}
+
+/// CK_NSS_TLS_EXTENDED_MASTER_KEY_DERIVE_PARAMS (prfHashMechanism,
+/// pSessionHash, ulSessionHashLen, pVersion).
+///
+/// # Safety
+/// `param` holds the caller's structure, whose pointers are valid.
+unsafe fn tls_extended_master_params(param: &[u8]) -> Result<KdfParams> {
+    if param.len() != 4 * std::mem::size_of::<CK_ULONG>() {
+        return Err(Rv::MechanismParamInvalid);
+    }
+    let w = |i| param_word(param, i);
+    // SAFETY: the caller's session hash, of the length it gives.
+    let session_hash = unsafe { bytes(w(1)? as *const u8, w(2)?)? }.to_vec();
+    Ok(KdfParams::TlsMaster {
+        prf: w(0)?,
+        seed: TlsMasterSeed::SessionHash(session_hash),
+        version_out: w(3)?,
+    })
+}
+
+/// CK_TLS_KDF_PARAMS (prfMechanism, pLabel, ulLabelLength, RandomInfo,
+/// pContextData, ulContextDataLength); a NULL context is no context.
+///
+/// # Safety
+/// `param` holds the caller's structure, whose pointers are valid.
+unsafe fn tls12_kdf_params(param: &[u8]) -> Result<KdfParams> {
+    let p: CK_TLS_KDF_PARAMS = param_struct(param)?;
+    // SAFETY: this function's promise: the caller's buffers, of the
+    // lengths it gives.
+    unsafe {
+        let (client_random, server_random) = tls_randoms(&p.RandomInfo)?;
+        let context = if p.pContextData.is_null() {
+            if p.ulContextDataLength != 0 {
+                return Err(Rv::MechanismParamInvalid);
+            }
+            None
+        } else {
+            Some(bytes(p.pContextData, p.ulContextDataLength)?.to_vec())
+        };
+        Ok(KdfParams::TlsKdf {
+            prf: p.prfMechanism,
+            label: bytes(p.pLabel, p.ulLabelLength)?.to_vec(),
+            client_random,
+            server_random,
+            context,
+        })
+    }
 }
 
 /// The shared data and the public data of CK_ECDH1_DERIVE_PARAMS (kdf,

@@ -19,6 +19,7 @@ pub mod param;
 pub mod pkcs8;
 pub mod point;
 pub mod rsa;
+pub mod tls;
 
 use once_cell::sync::Lazy;
 use pkcs11_sys::*;
@@ -95,6 +96,15 @@ pub enum Operation {
     Pbkdf2,
     /// NIST SP 800-108 in counter mode.
     Sp800_108,
+    /// A TLS pre-master secret for RSA key exchange: 48 bytes, the first
+    /// two the client's version (CKM_TLS_PRE_MASTER_KEY_GEN).
+    TlsPreMasterKeyGen,
+    /// A TLS 1.2 master secret (plain or extended; RSA or DH pre-master).
+    TlsMaster,
+    /// TLS 1.2's exporter (CKM_TLS12_KDF).
+    TlsKdf,
+    /// The Finished messages' MAC (CKM_TLS_MAC).
+    TlsMac,
     /// Derivation by combining keys and data, or by encrypting data.
     Combine(crate::mechanism::combine::Combination),
 }
@@ -196,6 +206,16 @@ const fn dsa_mechanism(ty: CK_MECHANISM_TYPE, hash: Option<Hash>) -> Mechanism {
         max_key_size: 3072,
         flags: CKF_SIGN | CKF_VERIFY,
         operation: Operation::Dsa { hash },
+    }
+}
+
+const fn tls_derive_mechanism(ty: CK_MECHANISM_TYPE, operation: Operation) -> Mechanism {
+    Mechanism {
+        ty,
+        min_key_size: 1,
+        max_key_size: MAX_SECRET_LEN,
+        flags: CKF_DERIVE,
+        operation,
     }
 }
 
@@ -678,6 +698,31 @@ static MECHANISMS: &[Mechanism] = &[
         operation: Operation::Sp800_108,
     },
     Mechanism {
+        ty: CKM_TLS_PRE_MASTER_KEY_GEN,
+        min_key_size: 48,
+        max_key_size: 48,
+        flags: CKF_GENERATE,
+        operation: Operation::TlsPreMasterKeyGen,
+    },
+    tls_derive_mechanism(CKM_TLS12_MASTER_KEY_DERIVE, Operation::TlsMaster),
+    tls_derive_mechanism(CKM_TLS12_MASTER_KEY_DERIVE_DH, Operation::TlsMaster),
+    tls_derive_mechanism(
+        crate::nss::CKM_NSS_TLS_EXTENDED_MASTER_KEY_DERIVE,
+        Operation::TlsMaster,
+    ),
+    tls_derive_mechanism(
+        crate::nss::CKM_NSS_TLS_EXTENDED_MASTER_KEY_DERIVE_DH,
+        Operation::TlsMaster,
+    ),
+    tls_derive_mechanism(CKM_TLS12_KDF, Operation::TlsKdf),
+    Mechanism {
+        ty: CKM_TLS_MAC,
+        min_key_size: 48,
+        max_key_size: 48,
+        flags: CKF_SIGN | CKF_VERIFY,
+        operation: Operation::TlsMac,
+    },
+    Mechanism {
         ty: CKM_EDDSA,
         min_key_size: 255,
         max_key_size: 255,
@@ -859,6 +904,7 @@ pub fn sign_op(
             crate::mechanism::dsa::sign_op(key, hash)
         }
         Operation::Rsa(scheme) => crate::mechanism::rsa::sign_op(scheme, arg, key),
+        Operation::TlsMac => crate::mechanism::tls::mac_sign_op(arg, key),
         Operation::Eddsa => crate::mechanism::curve25519::sign_op(arg, key),
         Operation::Mac {
             alg,
@@ -891,6 +937,7 @@ pub fn verify_op(
             crate::mechanism::dsa::verify_op(key, hash)
         }
         Operation::Rsa(scheme) => crate::mechanism::rsa::verify_op(scheme, arg, key),
+        Operation::TlsMac => crate::mechanism::tls::mac_verify_op(arg, key),
         Operation::Eddsa => crate::mechanism::curve25519::verify_op(arg, key),
         Operation::Mac {
             alg,
@@ -941,6 +988,9 @@ pub fn generate_key(arg: &MechanismArg, template: &Attrs) -> Result<Generated> {
     let key_type = match m.operation {
         Operation::SecretKeyGen { key_type } => key_type,
         Operation::Pbkdf2 => return crate::mechanism::kdf::pbkdf2_key(m.ty, arg, template),
+        Operation::TlsPreMasterKeyGen => {
+            return crate::mechanism::tls::pre_master_key(m.ty, arg, template);
+        }
         Operation::DhParameterGen => {
             arg.no_param()?;
             return crate::mechanism::dh::generate_parameters(m.ty, template);
@@ -1013,6 +1063,8 @@ pub fn derive_key(
         Operation::DhDerive => crate::mechanism::dh::derive(m.ty, &arg.param, base, template),
         Operation::Sp800_108 => kdf::sp800_108(m.ty, prf_of(arg)?, arg, base, template),
         Operation::Hkdf => crate::mechanism::kdf::hkdf(m.ty, arg, base, template),
+        Operation::TlsMaster => crate::mechanism::tls::master_key(arg, base, template),
+        Operation::TlsKdf => crate::mechanism::tls::kdf(arg, base, template),
         _ => Err(Rv::MechanismInvalid),
     }
 }

@@ -115,4 +115,31 @@ pub enum KdfParams {
         prf: CK_MECHANISM_TYPE,
         data: Vec<DataParam>,
     },
+    /// A TLS 1.2 master secret: from the two hellos' randoms (RFC 5246),
+    /// or from the session hash (RFC 7627's extended master secret).
+    /// `version_out` is the caller's CK_VERSION pointer (0: none), written
+    /// at the C boundary once the key is made.
+    TlsMaster {
+        prf: CK_MECHANISM_TYPE,
+        seed: TlsMasterSeed,
+        version_out: CK_ULONG,
+    },
+    /// CKM_TLS12_KDF: RFC 5705's exporter.
+    TlsKdf {
+        prf: CK_MECHANISM_TYPE,
+        label: Vec<u8>,
+        client_random: Vec<u8>,
+        server_random: Vec<u8>,
+        context: Option<Vec<u8>>,
+    },
+}
+
+/// What a TLS 1.2 master secret is computed over.
+#[derive(Clone, Debug)]
+pub enum TlsMasterSeed {
+    Randoms {
+        client_random: Vec<u8>,
+        server_random: Vec<u8>,
+    },
+    SessionHash(Vec<u8>),
 }

@@ -122,7 +122,9 @@ pub fn unwrap_key(
 }
 
 /// C_DeriveKey: an HKDF salt given as a key handle is that secret key's
-/// value; the derived key is stored by the template.
+/// value; the derived key is stored by the template. Returns its handle
+/// and, for a TLS master secret from an RSA pre-master secret, the
+/// client's version the caller asked for.
 pub fn derive_key(
     session: &SessionCell,
     acc: crate::token::Access,
@@ -130,7 +132,7 @@ pub fn derive_key(
     mut arg: MechanismArg,
     base_key: CK_OBJECT_HANDLE,
     template: crate::object::attrs::Attrs,
-) -> crate::rv::Result<CK_OBJECT_HANDLE> {
+) -> crate::rv::Result<(CK_OBJECT_HANDLE, Option<CK_VERSION>)> {
     if crate::mechanism::find(arg.ty)?.flags & CKF_DERIVE == 0 {
         return Err(Rv::MechanismInvalid);
     }
@@ -156,5 +158,6 @@ pub fn derive_key(
         _ => None,
     };
     let derived = crate::mechanism::derive_key(&arg, &base, other.as_deref(), &template)?;
-    token.store_generated(acc, template, derived)
+    let version = crate::mechanism::tls::client_version(arg.ty, &base);
+    Ok((token.store_generated(acc, template, derived)?, version))
 }
