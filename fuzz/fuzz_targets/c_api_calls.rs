@@ -456,6 +456,8 @@ const MECHS: &[CK_MECHANISM_TYPE] = &[
     CKM_TLS12_MASTER_KEY_DERIVE,
     CKM_TLS12_MASTER_KEY_DERIVE_DH,
     CKM_TLS12_KDF,
+    CKM_TLS12_KEY_AND_MAC_DERIVE,
+    CKM_TLS12_KEY_SAFE_DERIVE,
     CKM_TLS_MAC,
 ];
 
@@ -527,6 +529,31 @@ impl Mech {
                     server_len,
                     context,
                     context_len,
+                ])
+            }
+            CKM_TLS12_KEY_AND_MAC_DERIVE | CKM_TLS12_KEY_SAFE_DERIVE => {
+                let (client, client_len) = buffer(input, &mut pointed);
+                let (server, server_len) = buffer(input, &mut pointed);
+                // CK_SSL3_KEY_MAT_OUT: four handles the module writes, then
+                // two IV buffers of 64 bytes.
+                let ivs = [writable(64, &mut pointed), writable(64, &mut pointed)];
+                let returned: Vec<u8> = [0, 0, 0, 0, ivs[0], ivs[1]]
+                    .iter()
+                    .flat_map(|w: &u64| w.to_ne_bytes())
+                    .collect();
+                let at = returned.as_ptr() as u64;
+                pointed.push(returned);
+                Some(vec![
+                    input.pick(&[0, 160, 256, 7]),
+                    input.pick(&[0, 128, 256, 9]),
+                    input.pick(&[0, 32, 128, 12]),
+                    input.pick(&[0, 1]),
+                    client,
+                    client_len,
+                    server,
+                    server_len,
+                    at,
+                    input.pick(&[CKM_SHA256, CKM_SHA384, CKM_TLS_PRF]),
                 ])
             }
             CKM_TLS_MAC => Some(vec![

@@ -419,3 +419,198 @@ fn bad_tls_parameters_are_refused() {
         Err(CKR_MECHANISM_PARAM_INVALID)
     );
 }
+
+/// The four handles of CK_SSL3_KEY_MAT_OUT, and the client's and the
+/// server's IV.
+type KeyBlock = ([CK_OBJECT_HANDLE; 4], Vec<u8>, Vec<u8>);
+
+/// CKM_TLS12_KEY_AND_MAC_DERIVE(`mech`) from `master`: the four handles
+/// and the two IVs (`iv_len` bytes each).
+fn key_and_mac(
+    raw: &Raw,
+    s: CK_SESSION_HANDLE,
+    mech: CK_MECHANISM_TYPE,
+    master: CK_OBJECT_HANDLE,
+    (mac_len, key_len, iv_len): (usize, usize, usize),
+    template: &[(CK_ATTRIBUTE_TYPE, Vec<u8>)],
+) -> Result<KeyBlock, CK_RV> {
+    let mut client_iv = vec![0u8; iv_len];
+    let mut server_iv = vec![0u8; iv_len];
+    let mut returned = CK_SSL3_KEY_MAT_OUT {
+        hClientMacSecret: 0,
+        hServerMacSecret: 0,
+        hClientKey: 0,
+        hServerKey: 0,
+        pIVClient: client_iv.as_mut_ptr(),
+        pIVServer: server_iv.as_mut_ptr(),
+    };
+    let params = CK_TLS12_KEY_MAT_PARAMS {
+        ulMacSizeInBits: 8 * mac_len as CK_ULONG,
+        ulKeySizeInBits: 8 * key_len as CK_ULONG,
+        ulIVSizeInBits: 8 * iv_len as CK_ULONG,
+        bIsExport: 0,
+        RandomInfo: randoms(),
+        pReturnedKeyMaterial: &mut returned,
+        prfHashMechanism: CKM_SHA256,
+    };
+    let mut param = param_bytes(&params);
+    let mut m = CK_MECHANISM {
+        mechanism: mech,
+        pParameter: param.as_mut_ptr() as *mut _,
+        ulParameterLen: param.len() as CK_ULONG,
+    };
+    let mut tmpl: Vec<CK_ATTRIBUTE> = template
+        .iter()
+        .map(|(t, v)| CK_ATTRIBUTE {
+            type_: *t,
+            pValue: v.as_ptr() as *mut _,
+            ulValueLen: v.len() as CK_ULONG,
+        })
+        .collect();
+    // SAFETY: valid mechanism and template; phKey unused (NULL).
+    let rv = unsafe {
+        (raw.f().C_DeriveKey.unwrap())(
+            s,
+            &mut m,
+            master,
+            tmpl.as_mut_ptr(),
+            tmpl.len() as CK_ULONG,
+            std::ptr::null_mut(),
+        )
+    };
+    if rv != CKR_OK {
+        return Err(rv);
+    }
+    Ok((
+        [
+            returned.hClientMacSecret,
+            returned.hServerMacSecret,
+            returned.hClientKey,
+            returned.hServerKey,
+        ],
+        client_iv,
+        server_iv,
+    ))
+}
+
+/// The key block of a CBC suite with HMAC-SHA256 (MAC 32, AES-128 key 16,
+/// IV 16) and of an AEAD suite (no MAC, AES-256 key 32, IV 4), cut as RFC
+/// 5246 §6.3 says: OpenSSL's PRF gives the bytes, NSS's softoken the same
+/// keys; KEY_SAFE_DERIVE gives no IVs.
+#[test]
+fn tls12_key_block_matches_openssl_and_nss() {
+    let (raw, s, _dir) = new_token_session();
+    let (nss, ns, _nss_dir) = nss_session();
+    let master_value = [0x3c; 48];
+    let ours = secret(&raw, s, &master_value);
+    let theirs = secret(&nss, ns, &master_value);
+    let seed = [b"key expansion".as_slice(), &SERVER_RANDOM, &CLIENT_RANDOM].concat();
+    for (sizes, key_type) in [((32, 16, 16), CKK_AES), ((0, 32, 4), CKK_AES)] {
+        let (mac_len, key_len, iv_len) = sizes;
+        let block = openssl_prf(
+            "SHA256",
+            &master_value,
+            &seed,
+            2 * (mac_len + key_len + iv_len),
+        );
+        let template = vec![
+            (CKA_CLASS, ul(CKO_SECRET_KEY)),
+            (CKA_KEY_TYPE, ul(key_type)),
+            (CKA_VALUE_LEN, ul(key_len as CK_ULONG)),
+            (CKA_ENCRYPT, TRUE.to_vec()),
+            (CKA_SENSITIVE, FALSE.to_vec()),
+            (CKA_EXTRACTABLE, TRUE.to_vec()),
+        ];
+        let (keys, client_iv, server_iv) = key_and_mac(
+            &raw,
+            s,
+            CKM_TLS12_KEY_AND_MAC_DERIVE,
+            ours,
+            sizes,
+            &template,
+        )
+        .unwrap();
+        let (nss_keys, nss_client_iv, nss_server_iv) = key_and_mac(
+            &nss,
+            ns,
+            CKM_TLS12_KEY_AND_MAC_DERIVE,
+            theirs,
+            sizes,
+            &template,
+        )
+        .unwrap();
+        let lens = [mac_len, mac_len, key_len, key_len];
+        let mut at = 0;
+        for i in 0..4 {
+            let part = &block[at..at + lens[i]];
+            at += lens[i];
+            if lens[i] == 0 {
+                // NSS makes an empty MAC secret here; there is none.
+                assert_eq!(keys[i], CK_INVALID_HANDLE, "no MAC keys");
+                continue;
+            }
+            assert_eq!(raw.get(s, keys[i], CKA_VALUE).unwrap(), part, "key {i}");
+            assert_eq!(nss.get(ns, nss_keys[i], CKA_VALUE).unwrap(), part);
+        }
+        assert_eq!(
+            raw.get(s, keys[0].max(keys[2]), CKA_CLASS).unwrap(),
+            ul(CKO_SECRET_KEY)
+        );
+        if mac_len > 0 {
+            assert_eq!(raw.get(s, keys[0], CKA_SIGN).unwrap(), TRUE);
+            assert_eq!(
+                raw.get(s, keys[0], CKA_KEY_TYPE).unwrap(),
+                ul(CKK_GENERIC_SECRET)
+            );
+        }
+        assert_eq!(raw.get(s, keys[2], CKA_KEY_TYPE).unwrap(), ul(key_type));
+        assert_eq!(client_iv, &block[at..at + iv_len]);
+        assert_eq!(server_iv, &block[at + iv_len..at + 2 * iv_len]);
+        assert_eq!((nss_client_iv, nss_server_iv), (client_iv, server_iv));
+    }
+    // KEY_SAFE_DERIVE writes no IVs.
+    let template = vec![
+        (CKA_CLASS, ul(CKO_SECRET_KEY)),
+        (CKA_KEY_TYPE, ul(CKK_AES)),
+        (CKA_VALUE_LEN, ul(16)),
+    ];
+    let (keys, client_iv, _) = key_and_mac(
+        &raw,
+        s,
+        CKM_TLS12_KEY_SAFE_DERIVE,
+        ours,
+        (32, 16, 16),
+        &template,
+    )
+    .unwrap();
+    assert!(keys.iter().all(|h| *h != 0));
+    assert_eq!(client_iv, vec![0; 16]);
+    // A key length the template contradicts; a master secret of 47 bytes.
+    let mut wrong = template.clone();
+    wrong[2] = (CKA_VALUE_LEN, ul(32));
+    assert_eq!(
+        key_and_mac(
+            &raw,
+            s,
+            CKM_TLS12_KEY_AND_MAC_DERIVE,
+            ours,
+            (32, 16, 16),
+            &wrong
+        )
+        .err(),
+        Some(CKR_TEMPLATE_INCONSISTENT)
+    );
+    let short = secret(&raw, s, &[1; 47]);
+    assert_eq!(
+        key_and_mac(
+            &raw,
+            s,
+            CKM_TLS12_KEY_AND_MAC_DERIVE,
+            short,
+            (32, 16, 16),
+            &template
+        )
+        .err(),
+        Some(CKR_KEY_TYPE_INCONSISTENT)
+    );
+}

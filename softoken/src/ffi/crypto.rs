@@ -3,7 +3,7 @@
 use pkcs11_sys::*;
 
 use super::ptr::OutBuf;
-use super::util::{bytes, mechanism, out, template, with_module};
+use super::util::{bytes, items_mut, mechanism, out, template, with_module};
 use crate::mechanism;
 use crate::session::{self, decrypt_slot, encrypt_slot, Output, Session};
 
@@ -380,14 +380,40 @@ pub unsafe extern "C" fn C_DeriveKey(
 ) -> CK_RV {
     with_module(|m| {
         let (session, acc, token) = m.session_access(hSession)?;
-        // SAFETY: the caller's mechanism, template and handle location.
-        let (arg, attrs, handle) = unsafe {
+        // SAFETY: the caller's mechanism and template.
+        let (arg, attrs) = unsafe {
             (
                 mechanism(pMechanism)?,
                 template(pTemplate, ulAttributeCount)?,
-                out(phKey)?,
             )
         };
+        if let Some(crate::mechanism::param::KdfParams::TlsKeyMaterial {
+            iv_len, out: at, ..
+        }) = arg.kdf
+        {
+            // Its keys go into the parameter's CK_SSL3_KEY_MAT_OUT; phKey
+            // is unused.
+            // SAFETY: the caller's structure, checked.
+            let returned = unsafe { out(at as *mut CK_SSL3_KEY_MAT_OUT)? };
+            let (keys, client_iv, server_iv) =
+                session::derive_key_material(&session, acc, token, &arg, hBaseKey, &attrs)?;
+            [
+                returned.hClientMacSecret,
+                returned.hServerMacSecret,
+                returned.hClientKey,
+                returned.hServerKey,
+            ] = keys;
+            if iv_len > 0 {
+                // SAFETY: the caller's IV buffers, of the IV size it gave.
+                unsafe {
+                    items_mut(returned.pIVClient, iv_len)?.copy_from_slice(&client_iv);
+                    items_mut(returned.pIVServer, iv_len)?.copy_from_slice(&server_iv);
+                }
+            }
+            return Ok(());
+        }
+        // SAFETY: the caller's handle location.
+        let handle = unsafe { out(phKey)? };
         // A TLS master secret's parameter carries where the client's
         // version goes (NULL: nowhere).
         let version_out = match &arg.kdf {

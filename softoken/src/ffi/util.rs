@@ -192,6 +192,10 @@ pub unsafe fn mechanism(p: CK_MECHANISM_PTR) -> Result<crate::mechanism::param::
         }
         // SAFETY: as above.
         CKM_TLS12_KDF => Some(unsafe { tls12_kdf_params(param)? }),
+        CKM_TLS12_KEY_AND_MAC_DERIVE | CKM_TLS12_KEY_SAFE_DERIVE => {
+            // SAFETY: as above.
+            Some(unsafe { tls12_key_mat_params(param, m.mechanism == CKM_TLS12_KEY_SAFE_DERIVE)? })
+        }
         _ => None,
     };
     Ok(crate::mechanism::param::MechanismArg {
@@ -448,6 +452,39 @@ unsafe fn tls_extended_master_params(param: &[u8]) -> Result<KdfParams> {
         prf: w(0)?,
         seed: TlsMasterSeed::SessionHash(session_hash),
         version_out: w(3)?,
+    })
+}
+
+/// CK_TLS12_KEY_MAT_PARAMS (ulMacSizeInBits, ulKeySizeInBits,
+/// ulIVSizeInBits, bIsExport, RandomInfo, pReturnedKeyMaterial,
+/// prfHashMechanism); `safe` (KEY_SAFE_DERIVE) ignores the IV size, as the
+/// specification says. Sizes that are not whole bytes are refused.
+///
+/// # Safety
+/// `param` holds the caller's structure, whose pointers are valid.
+unsafe fn tls12_key_mat_params(param: &[u8], safe: bool) -> Result<KdfParams> {
+    let p: CK_TLS12_KEY_MAT_PARAMS = param_struct(param)?;
+    // SAFETY: this function's promise.
+    let (client_random, server_random) = unsafe { tls_randoms(&p.RandomInfo)? };
+    let bytes_of_bits = |bits: CK_ULONG| {
+        if !bits.is_multiple_of(8) || bits > 8 * 1024 {
+            return Err(Rv::MechanismParamInvalid);
+        }
+        Ok(bits as usize / 8)
+    };
+    Ok(KdfParams::TlsKeyMaterial {
+        prf: p.prfHashMechanism,
+        mac_len: bytes_of_bits(p.ulMacSizeInBits)?,
+        key_len: bytes_of_bits(p.ulKeySizeInBits)?,
+        iv_len: if safe {
+            0
+        } else {
+            bytes_of_bits(p.ulIVSizeInBits)?
+        },
+        export: p.bIsExport != 0,
+        client_random,
+        server_random,
+        out: p.pReturnedKeyMaterial as CK_ULONG,
     })
 }
 

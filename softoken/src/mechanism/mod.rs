@@ -101,6 +101,9 @@ pub enum Operation {
     TlsPreMasterKeyGen,
     /// A TLS 1.2 master secret (plain or extended; RSA or DH pre-master).
     TlsMaster,
+    /// TLS 1.2's key block: up to four keys and two IVs at once (C_DeriveKey
+    /// through `session::derive_key_material`).
+    TlsKeyMaterial,
     /// TLS 1.2's exporter (CKM_TLS12_KDF).
     TlsKdf,
     /// The Finished messages' MAC (CKM_TLS_MAC).
@@ -715,6 +718,8 @@ static MECHANISMS: &[Mechanism] = &[
         Operation::TlsMaster,
     ),
     tls_derive_mechanism(CKM_TLS12_KDF, Operation::TlsKdf),
+    tls_derive_mechanism(CKM_TLS12_KEY_AND_MAC_DERIVE, Operation::TlsKeyMaterial),
+    tls_derive_mechanism(CKM_TLS12_KEY_SAFE_DERIVE, Operation::TlsKeyMaterial),
     Mechanism {
         ty: CKM_TLS_MAC,
         min_key_size: 48,

@@ -124,6 +124,19 @@ pub enum KdfParams {
         seed: TlsMasterSeed,
         version_out: CK_ULONG,
     },
+    /// CKM_TLS12_KEY_AND_MAC_DERIVE (and KEY_SAFE_DERIVE, whose IV length
+    /// is zero): the key block's sizes in bytes, and `out`, the caller's
+    /// CK_SSL3_KEY_MAT_OUT pointer, filled at the C boundary.
+    TlsKeyMaterial {
+        prf: CK_MECHANISM_TYPE,
+        mac_len: usize,
+        key_len: usize,
+        iv_len: usize,
+        export: bool,
+        client_random: Vec<u8>,
+        server_random: Vec<u8>,
+        out: CK_ULONG,
+    },
     /// CKM_TLS12_KDF: RFC 5705's exporter.
     TlsKdf {
         prf: CK_MECHANISM_TYPE,

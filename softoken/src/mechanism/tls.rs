@@ -1,7 +1,8 @@
 //! TLS 1.2's derivations on the token: its PRF (RFC 5246 §5, P_hash over
 //! an HMAC), the master secret from the pre-master secret
 //! (CKM_TLS12_MASTER_KEY_DERIVE, its _DH form, and NSS's extended master
-//! secret of RFC 7627), the exporter of RFC 5705 (CKM_TLS12_KDF), and the
+//! secret of RFC 7627), the key block (CKM_TLS12_KEY_AND_MAC_DERIVE and
+//! KEY_SAFE_DERIVE), the exporter of RFC 5705 (CKM_TLS12_KDF), and the
 //! Finished messages' verify_data (CKM_TLS_MAC). The TLS 1.0/1.1 PRF
 //! (CKM_TLS_PRF, MD5 with SHA-1) is not offered.
 
@@ -195,6 +196,98 @@ pub fn client_version(mechanism: CK_MECHANISM_TYPE, base: &Attrs) -> Option<CK_V
             major: 0xff,
             minor: 0xff,
         },
+    })
+}
+
+/// What CKM_TLS12_KEY_AND_MAC_DERIVE makes: the keys to store, each
+/// with its template, in CK_SSL3_KEY_MAT_OUT's order (client MAC secret,
+/// server MAC secret, client key, server key; None where the cipher suite
+/// has none), and the two IVs.
+pub struct KeyMaterial {
+    pub keys: [Option<(Attrs, Generated)>; 4],
+    pub client_iv: Vec<u8>,
+    pub server_iv: Vec<u8>,
+}
+
+/// CKM_TLS12_KEY_AND_MAC_DERIVE: the key block PRF(master secret, "key
+/// expansion", server_random + client_random) cut into the MAC secrets
+/// (generic secrets that sign and verify), the write keys (of the
+/// template's type, as long as ulKeySizeInBits says) and the IVs, as RFC
+/// 5246 §6.3 orders them. Export suites are refused (TLS 1.2 has none).
+pub fn key_material(arg: &MechanismArg, base: &Attrs, template: &Attrs) -> Result<KeyMaterial> {
+    let Some(KdfParams::TlsKeyMaterial {
+        prf: alg,
+        mac_len,
+        key_len,
+        iv_len,
+        export,
+        client_random,
+        server_random,
+        ..
+    }) = &arg.kdf
+    else {
+        return Err(Rv::MechanismParamInvalid);
+    };
+    let alg = prf_hmac(*alg)?;
+    if *export || client_random.len() != RANDOM_LEN || server_random.len() != RANDOM_LEN {
+        return Err(Rv::MechanismParamInvalid);
+    }
+    let master = generic_secret(base)?;
+    if master.len() != SECRET_LEN {
+        return Err(Rv::KeyTypeInconsistent);
+    }
+    if *key_len > 0 && wanted_len(template, Some(*key_len))? != *key_len {
+        return Err(Rv::TemplateInconsistent);
+    }
+    let seed = [server_random.as_slice(), client_random].concat();
+    let block = prf(
+        alg,
+        master,
+        b"key expansion",
+        &seed,
+        2 * (mac_len + key_len + iv_len),
+    );
+    let mut parts: &[u8] = &block;
+    let mut take = |n: usize| {
+        let (part, rest) = parts.split_at(n);
+        parts = rest;
+        part.to_vec()
+    };
+    let origin = derived_origin(&[base]);
+    // The MAC secrets keep what the template says of storage and
+    // protection; their type and usages are a MAC key's.
+    let mut mac_template = Attrs::new();
+    for t in [CKA_TOKEN, CKA_PRIVATE, CKA_SENSITIVE, CKA_EXTRACTABLE] {
+        if let Some(v) = template.get(t) {
+            mac_template.set(t, v.to_vec());
+        }
+    }
+    mac_template.set_ulong(CKA_CLASS, CKO_SECRET_KEY);
+    mac_template.set_ulong(CKA_KEY_TYPE, CKK_GENERIC_SECRET);
+    mac_template.set_bool(CKA_SIGN, true);
+    mac_template.set_bool(CKA_VERIFY, true);
+    let mac_key = |value: Vec<u8>| -> Result<Option<(Attrs, Generated)>> {
+        if value.is_empty() {
+            return Ok(None);
+        }
+        let made = made(arg.ty, &mac_template, value, origin, false)?;
+        Ok(Some((mac_template.clone(), made)))
+    };
+    let client_mac = mac_key(take(*mac_len))?;
+    let server_mac = mac_key(take(*mac_len))?;
+    let write_key = |value: Vec<u8>| -> Result<Option<(Attrs, Generated)>> {
+        if value.is_empty() {
+            return Ok(None);
+        }
+        let made = made(arg.ty, template, value, origin, false)?;
+        Ok(Some((template.clone(), made)))
+    };
+    let client_key = write_key(take(*key_len))?;
+    let server_key = write_key(take(*key_len))?;
+    Ok(KeyMaterial {
+        keys: [client_mac, server_mac, client_key, server_key],
+        client_iv: take(*iv_len),
+        server_iv: take(*iv_len),
     })
 }
 

@@ -161,3 +161,38 @@ pub fn derive_key(
     let version = crate::mechanism::tls::client_version(arg.ty, &base);
     Ok((token.store_generated(acc, template, derived)?, version))
 }
+
+/// C_DeriveKey with CKM_TLS12_KEY_AND_MAC_DERIVE (or KEY_SAFE_DERIVE): the
+/// handles of the keys made, in CK_SSL3_KEY_MAT_OUT's order
+/// (CK_INVALID_HANDLE where the suite has none), and the client's and the
+/// server's IV. All the keys are stored, or none.
+pub fn derive_key_material(
+    session: &SessionCell,
+    acc: crate::token::Access,
+    token: &crate::token::Token,
+    arg: &MechanismArg,
+    base_key: CK_OBJECT_HANDLE,
+    template: &crate::object::attrs::Attrs,
+) -> crate::rv::Result<([CK_OBJECT_HANDLE; 4], Vec<u8>, Vec<u8>)> {
+    if crate::mechanism::find(arg.ty)?.flags & CKF_DERIVE == 0 {
+        return Err(Rv::MechanismInvalid);
+    }
+    let base = operation_key(session, token, base_key)?;
+    let material = crate::mechanism::tls::key_material(arg, &base, template)?;
+    let mut handles = [CK_INVALID_HANDLE; 4];
+    for (slot, key) in handles.iter_mut().zip(material.keys) {
+        let Some((key_template, generated)) = key else {
+            continue;
+        };
+        match token.store_generated(acc, key_template, generated) {
+            Ok(h) => *slot = h,
+            Err(e) => {
+                for h in handles.iter().filter(|h| **h != CK_INVALID_HANDLE) {
+                    let _ = token.destroy_object(acc, *h);
+                }
+                return Err(e);
+            }
+        }
+    }
+    Ok((handles, material.client_iv, material.server_iv))
+}

@@ -8,7 +8,7 @@ pub mod message;
 mod ops;
 mod recover;
 
-pub use keys::{derive_key, unwrap_key, wrap_key};
+pub use keys::{derive_key, derive_key_material, unwrap_key, wrap_key};
 pub use message::{MessageCipher, MessageSign};
 pub use ops::{
     cipher, cipher_final, cipher_update, decrypt_slot, deliver_signature, deliver_with, digest,
