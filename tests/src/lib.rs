@@ -101,6 +101,18 @@ pub fn nss_softoken(params: &str) -> NssSoftoken {
     NssSoftoken { raw, _turn: turn }
 }
 
+/// A read-write session of NSS's softoken on a new database of its own
+/// (certutil -N, empty password), kept while the directory lives.
+pub fn nss_session() -> (NssSoftoken, pkcs11_sys::CK_SESSION_HANDLE, TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    run(Command::new("certutil")
+        .args(["-N", "--empty-password", "-d"])
+        .arg(format!("sql:{}", dir.path().display())));
+    let nss = nss_softoken(&sql_params(dir.path()));
+    let s = nss.open(nss.slots()[1], true).unwrap();
+    (nss, s, dir)
+}
+
 /// Every object of a `sql:` database as NSS's own softoken shows it after
 /// login (read-only): per object, each attribute of a fixed list as its
 /// value in hex or the CK_RV NSS answers for it (absent, sensitive), so

@@ -85,12 +85,7 @@ fn dh_agrees_with_itself_and_with_nss() {
 
     // NSS's softoken: its pair in the same group, each side deriving with
     // the other's public value.
-    let nss_dir = tempfile::tempdir().unwrap();
-    run(Command::new("certutil")
-        .args(["-N", "--empty-password", "-d"])
-        .arg(format!("sql:{}", nss_dir.path().display())));
-    let nss = nss_softoken(&sql_params(nss_dir.path()));
-    let ns = nss.open(nss.slots()[1], true).unwrap();
+    let (nss, ns, _nss_dir) = nss_session();
     let (n_public, n_private) = pair(&nss, ns, false);
     let n_value = nss.get(ns, n_public, CKA_VALUE).unwrap();
     for len in [None, Some(32), Some(255)] {

@@ -5,8 +5,6 @@
 //! the token that NSS signs with, and bad groups and signatures refused.
 //! Wycheproof's vectors are in wycheproof.rs.
 
-use std::process::Command;
-
 use pkcs11_sys::*;
 use softoken::nss::CKA_NSS_DB;
 use softoken_tests::raw::{as_ul, ul, Raw, FALSE, TRUE};
@@ -90,17 +88,6 @@ fn sign_parts(
         out.truncate(len as usize);
         out
     }
-}
-
-/// An NSS softoken session on a new database of its own.
-fn nss_session() -> (NssSoftoken, CK_SESSION_HANDLE, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    run(Command::new("certutil")
-        .args(["-N", "--empty-password", "-d"])
-        .arg(format!("sql:{}", dir.path().display())));
-    let nss = nss_softoken(&sql_params(dir.path()));
-    let s = nss.open(nss.slots()[1], true).unwrap();
-    (nss, s, dir)
 }
 
 #[test]

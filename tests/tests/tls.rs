@@ -102,17 +102,6 @@ fn finished_mac(
     raw.sign(s, CKM_TLS_MAC, param_bytes(&params), master, handshake_hash)
 }
 
-/// An NSS softoken session on a new database of its own.
-fn nss_session() -> (NssSoftoken, CK_SESSION_HANDLE, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    run(Command::new("certutil")
-        .args(["-N", "--empty-password", "-d"])
-        .arg(format!("sql:{}", dir.path().display())));
-    let nss = nss_softoken(&sql_params(dir.path()));
-    let s = nss.open(nss.slots()[1], true).unwrap();
-    (nss, s, dir)
-}
-
 #[test]
 fn tls12_master_secret_finished_and_exporter_match_openssl_and_nss() {
     let (raw, s, _dir) = new_token_session();

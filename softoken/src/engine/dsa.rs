@@ -157,10 +157,20 @@ fn public_of(domain: &Domain, private: &[u8]) -> Result<Vec<u8>> {
 }
 
 /// A signature over `digest` (its leftmost bytes as long as q, as FIPS
-/// 186-4 has it) with the private value `private`: r || s.
-pub fn sign(domain: &Domain, private: &[u8], digest: &[u8]) -> Result<Vec<u8>> {
+/// 186-4 has it) with the private value `private`: r || s. `public` is
+/// the key's public value where the object keeps it (NSS's CKA_NSS_DB),
+/// else computed here.
+pub fn sign(
+    domain: &Domain,
+    private: &[u8],
+    public: Option<&[u8]>,
+    digest: &[u8],
+) -> Result<Vec<u8>> {
     super::secret::mark_stack();
-    let public = public_of(domain, private)?;
+    let public = match public {
+        Some(y) => y.to_vec(),
+        None => public_of(domain, private)?,
+    };
     let dsa = dsa(domain, Some(&public))?;
     let x = bignum(private)?;
     // SAFETY: a live DSA, which owns x on success.

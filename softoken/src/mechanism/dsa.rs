@@ -86,6 +86,8 @@ struct DsaKey {
     subprime: Vec<u8>,
     base: Vec<u8>,
     value: SecretVec,
+    /// A private key's public value, where NSS keeps it beside the key.
+    public: Option<Vec<u8>>,
 }
 
 impl DsaKey {
@@ -97,6 +99,7 @@ impl DsaKey {
             subprime: domain.subprime.to_vec(),
             base: domain.base.to_vec(),
             value: SecretVec::from(key.get(CKA_VALUE).ok_or(Rv::KeyTypeInconsistent)?.to_vec()),
+            public: key.get(CKA_NSS_DB).map(<[u8]>::to_vec),
         })
     }
 
@@ -126,7 +129,12 @@ impl SignOp for DsaOp {
         if digest.is_empty() {
             return Err(Rv::DataLenRange);
         }
-        crate::engine::dsa::sign(&self.key.domain(), &self.key.value, &digest)
+        crate::engine::dsa::sign(
+            &self.key.domain(),
+            &self.key.value,
+            self.key.public.as_deref(),
+            &digest,
+        )
     }
 }
 

@@ -68,6 +68,17 @@ pub fn prf(
     out
 }
 
+/// A pre-master or master secret's template: a generic secret of 48
+/// bytes, or silent on both.
+fn require_48_byte_generic_secret(template: &Attrs) -> Result<()> {
+    if template_key_type(template)? != CKK_GENERIC_SECRET
+        || wanted_len(template, Some(SECRET_LEN))? != SECRET_LEN
+    {
+        return Err(Rv::TemplateInconsistent);
+    }
+    Ok(())
+}
+
 /// CKM_TLS_PRE_MASTER_KEY_GEN: a client's pre-master secret for RSA key
 /// exchange, 48 bytes whose first two are the version its parameter (a
 /// CK_VERSION) gives, the rest random.
@@ -79,11 +90,7 @@ pub fn pre_master_key(
     let [major, minor] = arg.param[..] else {
         return Err(Rv::MechanismParamInvalid);
     };
-    if template_key_type(template)? != CKK_GENERIC_SECRET
-        || wanted_len(template, Some(SECRET_LEN))? != SECRET_LEN
-    {
-        return Err(Rv::TemplateInconsistent);
-    }
+    require_48_byte_generic_secret(template)?;
     let mut value = Zeroizing::new(vec![0u8; SECRET_LEN]);
     value[0] = major;
     value[1] = minor;
@@ -134,11 +141,7 @@ pub fn master_key(arg: &MechanismArg, base: &Attrs, template: &Attrs) -> Result<
     if takes_rsa_pre_master(arg.ty) && pre_master.len() != SECRET_LEN {
         return Err(Rv::KeyTypeInconsistent);
     }
-    if template_key_type(template)? != CKK_GENERIC_SECRET
-        || wanted_len(template, Some(SECRET_LEN))? != SECRET_LEN
-    {
-        return Err(Rv::TemplateInconsistent);
-    }
+    require_48_byte_generic_secret(template)?;
     let master = match seed {
         TlsMasterSeed::Randoms {
             client_random,
